@@ -1,0 +1,11 @@
+"""Which models the audit trail follows (django-auditlog): who changed what, and when."""
+
+from auditlog.registry import auditlog
+from django.apps import apps
+
+from .models import Role, User
+
+auditlog.register(User, exclude_fields=["password", "last_login"])
+auditlog.register(Role, m2m_fields={"departements", "communes"})
+for model_name in ("Region", "Departement", "EPCI", "Commune"):
+    auditlog.register(apps.get_model("communes", model_name), exclude_fields=["nom_recherche"])

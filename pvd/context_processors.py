@@ -1,0 +1,11 @@
+from django.conf import settings
+
+
+def portal(request) -> dict:
+    return {
+        "SITE_CONFIG": {
+            "site_title": "Petites villes de demain",
+            "site_tagline": "Le portail du programme, pour l'État et les collectivités",
+        },
+        "DEMO_MODE": settings.DEBUG,
+    }

@@ -1,0 +1,57 @@
+import django_filters
+from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
+
+from communes.models import Departement
+
+from .models import Role, User
+
+
+class UserFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label="Nom ou adresse électronique", method="search")
+    role = django_filters.ChoiceFilter(
+        label="Rôle", choices=Role.Kind.choices, field_name="roles__kind", distinct=True
+    )
+    departement = django_filters.ModelChoiceFilter(
+        label="Département",
+        queryset=Departement.objects.all(),
+        method="in_departement",
+    )
+
+    class Meta:
+        model = User
+        fields: list[str] = []
+
+    def search(self, queryset, name, value):
+        return queryset.filter(
+            Q(email__icontains=value) | Q(first_name__icontains=value) | Q(last_name__icontains=value)
+        )
+
+    def in_departement(self, queryset, name, value):
+        return queryset.filter(
+            Q(roles__departements=value) | Q(roles__communes__departement=value)
+        ).distinct()
+
+
+def audited_content_types(request):
+    return ContentType.objects.filter(
+        app_label__in=["pvd", "communes", "conventions", "actions"]
+    ).order_by("model")
+
+
+class LogEntryFilter(django_filters.FilterSet):
+    content_type = django_filters.ModelChoiceFilter(
+        label="Type d'objet", queryset=audited_content_types
+    )
+    actor = django_filters.CharFilter(
+        label="Auteur (adresse électronique)", field_name="actor__email", lookup_expr="icontains"
+    )
+    action = django_filters.ChoiceFilter(label="Action", choices=LogEntry.Action.choices)
+    date_min = django_filters.DateFilter(
+        label="Depuis le", field_name="timestamp", lookup_expr="date__gte"
+    )
+
+    class Meta:
+        model = LogEntry
+        fields: list[str] = []

@@ -1,0 +1,220 @@
+from functools import cached_property
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .perimeter import EMPTY, Perimeter
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("L'adresse électronique est obligatoire.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    """A person of the programme, who logs in with their e-mail address."""
+
+    username = None
+    email = models.EmailField("adresse électronique", unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    class Meta:
+        verbose_name = "utilisateur"
+        ordering = ["last_name", "first_name", "email"]
+
+    def __str__(self) -> str:
+        full_name = self.get_full_name()
+        return f"{full_name} <{self.email}>" if full_name else self.email
+
+    @cached_property
+    def perimeter(self) -> Perimeter:
+        if not self.is_active:
+            return EMPTY
+        roles = list(self.roles.all())
+        if not roles:
+            return EMPTY
+        role_ids = [r.pk for r in roles]
+        role_departements = list(
+            Role.departements.through.objects.filter(role_id__in=role_ids).values_list(
+                "role_id", "departement_id"
+            )
+        )
+        roles_with_departements = {role_id for role_id, _ in role_departements}
+        communes = set(
+            Role.communes.through.objects.filter(role_id__in=role_ids).values_list(
+                "commune_id", flat=True
+            )
+        )
+        return Perimeter(
+            national=any(r.kind == Role.Kind.NATIONAL for r in roles),
+            readonly_nation=any(
+                r.kind == Role.Kind.PARTENAIRE
+                and not r.region_id
+                and r.pk not in roles_with_departements
+                for r in roles
+            ),
+            region_codes=frozenset(r.region_id for r in roles if r.region_id),
+            departement_codes=frozenset(d for _, d in role_departements),
+            epci_sirens=frozenset(r.epci_id for r in roles if r.epci_id),
+            commune_codes=frozenset(communes),
+        )
+
+    @cached_property
+    def role_kinds(self) -> frozenset[str]:
+        return frozenset(self.roles.values_list("kind", flat=True)) if self.is_active else frozenset()
+
+    @property
+    def is_national(self) -> bool:
+        return Role.Kind.NATIONAL in self.role_kinds
+
+    @property
+    def is_prefecture(self) -> bool:
+        return Role.Kind.PREFECTURE in self.role_kinds
+
+    @property
+    def is_chef_de_projet(self) -> bool:
+        return Role.Kind.CHEF_PROJET in self.role_kinds
+
+    @property
+    def is_elu(self) -> bool:
+        return Role.Kind.ELU in self.role_kinds
+
+    @property
+    def is_partenaire(self) -> bool:
+        return Role.Kind.PARTENAIRE in self.role_kinds
+
+
+class Role(models.Model):
+    """A user's role in the programme and the territory it covers."""
+
+    class Kind(models.TextChoices):
+        NATIONAL = "national", "Équipe nationale (ANCT)"
+        PREFECTURE = "prefecture", "Préfecture"
+        CHEF_PROJET = "chef_projet", "Chef de projet"
+        ELU = "elu", "Élu"
+        PARTENAIRE = "partenaire", "Partenaire"
+
+    user = models.ForeignKey(
+        User, verbose_name="utilisateur", on_delete=models.CASCADE, related_name="roles"
+    )
+    kind = models.CharField("rôle", max_length=20, choices=Kind.choices)
+    fonction = models.CharField(
+        "fonction", max_length=150, blank=True, help_text="Par exemple : Maire, Sous-préfète."
+    )
+    organisation = models.CharField(
+        "organisme",
+        max_length=150,
+        blank=True,
+        help_text="Pour un partenaire : Banque des Territoires, Anah, Cerema…",
+    )
+    region = models.ForeignKey(
+        "communes.Region",
+        verbose_name="région",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    departements = models.ManyToManyField(
+        "communes.Departement", verbose_name="départements", blank=True, related_name="+"
+    )
+    epci = models.ForeignKey(
+        "communes.EPCI",
+        verbose_name="EPCI",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    communes = models.ManyToManyField(
+        "communes.Commune", verbose_name="communes", blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "rôle"
+        ordering = ["user", "kind"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} – {self.perimeter_label}"
+
+    @property
+    def perimeter_label(self) -> str:
+        if self.kind == self.Kind.NATIONAL:
+            return "France entière"
+        parts: list[str] = []
+        if self.region_id:
+            parts.append(str(self.region))
+        if self.pk:
+            parts += [str(d) for d in self.departements.all()]
+        if self.epci_id:
+            parts.append(str(self.epci))
+        if self.pk:
+            parts += [c.nom for c in self.communes.all()]
+        return ", ".join(parts) or "France entière"
+
+    def validate_perimeter(self, region, departements, epci, communes) -> None:
+        """Check that the perimeter fits the role (called by the role form)."""
+        kind = self.kind
+        errors = []
+        if kind == self.Kind.NATIONAL and (region or departements or epci or communes):
+            errors.append("L'équipe nationale voit tout le territoire : pas de périmètre.")
+        if kind == self.Kind.PREFECTURE and (not departements or region or epci or communes):
+            errors.append("Une préfecture couvre un ou plusieurs départements, et seulement eux.")
+        if kind == self.Kind.CHEF_PROJET and (not communes or region or departements or epci):
+            errors.append("Un chef de projet couvre une ou plusieurs communes, et seulement elles.")
+        if kind == self.Kind.ELU:
+            if region or departements or (bool(epci) == bool(communes)) or len(communes) > 1:
+                errors.append("Un élu représente une commune ou un EPCI (l'un des deux).")
+        if kind == self.Kind.PARTENAIRE:
+            if epci or communes or (region and departements):
+                errors.append(
+                    "Un partenaire lit la France entière, une région ou des départements."
+                )
+            if not self.organisation:
+                errors.append("Indiquez l'organisme du partenaire.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ImportRun(models.Model):
+    """One run of a reference-data importer: what it read and what it changed."""
+
+    kind = models.CharField("import", max_length=50)
+    files = models.TextField("fichiers")
+    started_at = models.DateTimeField("lancé le", auto_now_add=True)
+    created = models.PositiveIntegerField("créés", default=0)
+    updated = models.PositiveIntegerField("mis à jour", default=0)
+    unchanged = models.PositiveIntegerField("inchangés", default=0)
+    skipped = models.PositiveIntegerField("ignorés", default=0)
+    report = models.TextField("compte rendu", blank=True)
+
+    class Meta:
+        verbose_name = "import de données"
+        verbose_name_plural = "imports de données"
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} du {self.started_at:%d/%m/%Y %H:%M}"

@@ -1,0 +1,50 @@
+"""What a user may see: the union of the territorial perimeters of their roles."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+
+@dataclass(frozen=True)
+class Perimeter:
+    national: bool = False
+    readonly_nation: bool = False
+    region_codes: frozenset[str] = field(default_factory=frozenset)
+    departement_codes: frozenset[str] = field(default_factory=frozenset)
+    epci_sirens: frozenset[str] = field(default_factory=frozenset)
+    commune_codes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.national or self.readonly_nation
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.sees_everything
+            or self.region_codes
+            or self.departement_codes
+            or self.epci_sirens
+            or self.commune_codes
+        )
+
+    def commune_q(self, prefix: str = "") -> Q:
+        """A filter on communes (or on a relation to them, through `prefix`)."""
+        if self.sees_everything:
+            return Q()
+        q = Q(pk__in=[])
+        if prefix:
+            q = Q(**{f"{prefix}__in": []})
+        lookups = {
+            "departement__region_id__in": self.region_codes,
+            "departement_id__in": self.departement_codes,
+            "epci_id__in": self.epci_sirens,
+            "code__in": self.commune_codes,
+        }
+        for lookup, values in lookups.items():
+            if values:
+                q |= Q(**{f"{prefix}__{lookup}" if prefix else lookup: sorted(values)})
+        return q
+
+
+EMPTY = Perimeter()

@@ -1,0 +1,211 @@
+import logging
+
+from allauth.account.forms import ResetPasswordForm
+from auditlog.models import LogEntry
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
+from django_filters.views import FilterView
+
+from communes.models import EPCI, Commune, Departement, Region
+
+from .filters import LogEntryFilter, UserFilter
+from .forms import RoleForm, UserForm
+from .models import ImportRun, Role, User
+
+logger = logging.getLogger(__name__)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        logger.exception("Health check: the database does not answer")
+        return JsonResponse({"status": "erreur", "database": "indisponible"}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@method_decorator(login_not_required, name="dispatch")
+class PublicPageView(TemplateView):
+    """Accessibility statement, legal notice, privacy and site map: readable by anyone."""
+
+
+class HomeView(TemplateView):
+    template_name = "pvd/home.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        perimeter = user.perimeter
+        context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
+            "departements", "communes"
+        )
+        communes = Commune.objects.for_user(user)
+        if perimeter.sees_everything:
+            context["regions"] = Region.objects.annotate(
+                nb_departements=Count("departements", distinct=True),
+                nb_communes=Count("departements__communes", distinct=True),
+            )
+            context["totals"] = {
+                "communes": communes.count(),
+                "epci": EPCI.objects.count(),
+                "departements": Departement.objects.count(),
+                "regions": Region.objects.count(),
+            }
+        elif perimeter.departement_codes or perimeter.region_codes:
+            context["departements"] = (
+                Departement.objects.filter(
+                    Q(code__in=perimeter.departement_codes)
+                    | Q(region_id__in=perimeter.region_codes)
+                )
+                .select_related("region")
+                .annotate(
+                    nb_communes=Count("communes", distinct=True),
+                    nb_petites=Count(
+                        "communes", filter=Q(communes__population__lt=20000), distinct=True
+                    ),
+                    nb_epci=Count("communes__epci", distinct=True),
+                )
+            )
+        if perimeter.commune_codes or perimeter.epci_sirens:
+            context["communes"] = (
+                Commune.objects.filter(
+                    Q(code__in=perimeter.commune_codes) | Q(epci_id__in=perimeter.epci_sirens)
+                )
+                .select_related("departement", "epci")
+                .order_by("nom")
+            )
+        return context
+
+
+class NationalRequiredMixin:
+    """Pages of the national team: anybody else gets a 403."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_national:
+            raise PermissionDenied("Page réservée à l'équipe nationale de l'ANCT.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class UserListView(NationalRequiredMixin, FilterView):
+    filterset_class = UserFilter
+    template_name = "pvd/user_list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return User.objects.prefetch_related(
+            "roles__departements", "roles__communes", "roles__region", "roles__epci"
+        ).order_by("email")
+
+
+def send_activation_email(request: HttpRequest, user: User) -> None:
+    """A new account gets the password-reset mail, which lets its owner choose a password."""
+    form = ResetPasswordForm(data={"email": user.email})
+    if form.is_valid():
+        form.save(request)
+
+
+class UserCreateView(NationalRequiredMixin, CreateView):
+    model = User
+    form_class = UserForm
+    template_name = "pvd/user_form.html"
+
+    def form_valid(self, form):
+        form.instance.set_unusable_password()
+        response = super().form_valid(form)
+        send_activation_email(self.request, self.object)
+        messages.success(
+            self.request,
+            f"Compte créé. Un courriel a été envoyé à {self.object.email} pour choisir "
+            "un mot de passe. Ajoutez-lui maintenant un rôle.",
+        )
+        return response
+
+    def get_success_url(self) -> str:
+        return reverse("user-detail", args=[self.object.pk])
+
+
+class UserUpdateView(NationalRequiredMixin, UpdateView):
+    model = User
+    form_class = UserForm
+    template_name = "pvd/user_form.html"
+
+    def form_valid(self, form):
+        messages.success(self.request, "Compte mis à jour.")
+        return super().form_valid(form)
+
+    def get_success_url(self) -> str:
+        return reverse("user-detail", args=[self.object.pk])
+
+
+class UserDetailView(NationalRequiredMixin, DetailView):
+    model = User
+    template_name = "pvd/user_detail.html"
+    context_object_name = "account"
+
+    def get_queryset(self):
+        return User.objects.prefetch_related(
+            "roles__departements", "roles__communes", "roles__region", "roles__epci"
+        )
+
+
+class RoleCreateView(NationalRequiredMixin, CreateView):
+    model = Role
+    form_class = RoleForm
+    template_name = "pvd/role_form.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.account = get_object_or_404(User, pk=kwargs["user_pk"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["instance"] = Role(user=self.account)
+        return kwargs
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(account=self.account, **kwargs)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, f"Rôle ajouté : {self.object}.")
+        return response
+
+    def get_success_url(self) -> str:
+        return reverse("user-detail", args=[self.account.pk])
+
+
+@require_POST
+def role_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.is_national:
+        raise PermissionDenied("Seule l'équipe nationale gère les accès.")
+    role = get_object_or_404(Role.objects.select_related("user"), pk=pk)
+    role.delete()
+    messages.success(request, f"Rôle retiré à {role.user.email}.")
+    return redirect("user-detail", pk=role.user_id)
+
+
+class AuditLogView(NationalRequiredMixin, FilterView):
+    filterset_class = LogEntryFilter
+    template_name = "pvd/audit_log.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(imports=ImportRun.objects.all()[:20], **kwargs)
