@@ -1,0 +1,62 @@
+# Portail PVD: `make run` serves the demo, `make test` runs the whole suite.
+# Each target creates .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
+# The libraries WeasyPrint needs on Debian (https://doc.courtbouillon.org/weasyprint/stable/first_steps.html).
+DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+
+.PHONY: run test lint format check-system bench bench-import clean
+
+check-system:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 ou plus récent est nécessaire."; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		{ echo "Le module venv manque : sudo apt-get install python3-venv"; exit 1; }
+	@missing=""; for lib in libpango-1.0.so.0 libpangoft2-1.0.so.0 libharfbuzz-subset.so.0; do \
+		/sbin/ldconfig -p 2>/dev/null | grep -q "$$lib" || missing="$$missing $$lib"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Bibliothèques manquantes pour WeasyPrint :$$missing"; \
+		echo "Installez-les : sudo apt-get install $(DEBIAN_PACKAGES)"; exit 1; fi
+
+$(VENV)/.installed: pyproject.toml | check-system
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	@export DEBUG=$${DEBUG:-true}; \
+	$(MANAGE) migrate --no-input && \
+	if [ -d "$(REFERENCE_DATA_DIR)" ] && [ -z "$$SKIP_REFERENCE_IMPORT" ]; then \
+		$(MANAGE) import_territoires \
+			--cog $(REFERENCE_DATA_DIR)/insee_cog_communes_2024-01-01.csv \
+			--siren $(REFERENCE_DATA_DIR)/communes_epci_dep_reg_siren.csv \
+			--populations $(REFERENCE_DATA_DIR)/populations_communes.csv; \
+	fi && \
+	$(MANAGE) seed_demo && \
+	echo "" && echo "Portail PVD : http://127.0.0.1:8000" && \
+	$(MANAGE) runserver 127.0.0.1:8000
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(VENV)/.installed lint
+	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
+	$(VENV)/bin/pytest
+
+bench: bench-import
+
+bench-import: $(VENV)/.installed
+	DEBUG=true $(PY) bench/bench_import.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,241 @@
+"""Read a CSV file of reference data, and say precisely where it is wrong.
+
+Shared by every importer (territoires, ANCT PVD lists, ORT conventions…):
+
+- the file is opened as UTF-8, with or without a byte-order mark (``utf-8-sig``);
+- the delimiter is given, or found from the header line (the candidate that yields all
+  the required columns);
+- required columns are checked by NAME, never by position, so that extra columns or a
+  different column order are accepted;
+- each row comes with the number of the physical line where its record starts (the
+  ``line_num`` of the csv reader, counted before the record is read: a record with a
+  multi-line quoted cell is reported at its first line);
+- every problem raises :class:`ImportFileError`, whose French message names the file,
+  the line and the column, e.g.
+  « fichier communes_2024.csv, ligne 12, colonne « COM » : code INSEE invalide « 1A00 » ».
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+CANDIDATE_DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "virgule", ";": "point-virgule", "\t": "tabulation"}
+
+# Spaces that people and spreadsheets use as thousands separators in French numbers.
+_NUMBER_SPACES = re.compile(r"[\s\u00a0\u202f]")
+_INTEGER = re.compile(r"^\d+$")
+_GROUPED_INTEGER = re.compile(r"^\d{1,3}(?:[ \u00a0\u202f]\d{3})+$")
+
+
+def quote(value: object) -> str:
+    """« value », the French way of quoting a value in a message."""
+    return f"« {value} »"
+
+
+class ImportFileError(Exception):
+    """A file cannot be imported; the message says where (file, line, column) and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.column = column
+        super().__init__(str(self))
+
+    @property
+    def file_name(self) -> str | None:
+        return self.path.name if self.path is not None else None
+
+    def __str__(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(f"fichier {self.path.name}")
+        if self.line is not None:
+            where.append(f"ligne {self.line}")
+        if self.column is not None:
+            where.append(f"colonne {quote(self.column)}")
+        return f"{', '.join(where)} : {self.message}" if where else self.message
+
+
+class CsvRow:
+    """One record of a CSV file: its values by column name and where it comes from."""
+
+    __slots__ = ("path", "line", "values")
+
+    def __init__(self, path: Path, line: int, values: dict[str, str]) -> None:
+        self.path = path
+        self.line = line
+        self.values = values
+
+    def __repr__(self) -> str:
+        return f"<CsvRow {self.path.name}:{self.line} {self.values!r}>"
+
+    def __getitem__(self, column: str) -> str:
+        """The value of a column, stripped; '' when the column is empty."""
+        return self.values[column].strip()
+
+    def get(self, column: str, default: str = "") -> str:
+        value = self.values.get(column)
+        return default if value is None else value.strip()
+
+    def error(self, column: str | None, message: str) -> ImportFileError:
+        return ImportFileError(message, path=self.path, line=self.line, column=column)
+
+    def required(self, column: str) -> str:
+        """The stripped value of a column that must not be empty."""
+        value = self[column]
+        if not value:
+            raise self.error(column, "valeur obligatoire manquante")
+        return value
+
+    def matching(
+        self, column: str, pattern: re.Pattern[str], what: str, *, required: bool = True
+    ) -> str:
+        """The value of a column that must match a pattern ('' allowed if not required)."""
+        value = self.required(column) if required else self[column]
+        if value and not pattern.match(value):
+            raise self.error(column, f"{what} invalide {quote(value)}")
+        return value
+
+    def integer(self, column: str, what: str = "nombre entier", *, required: bool = True):
+        """A non-negative integer; accepts « 1234 » and « 1 234 » (French thousands)."""
+        value = self.required(column) if required else self[column]
+        if not value:
+            return None
+        if _INTEGER.match(value) or _GROUPED_INTEGER.match(value):
+            return int(_NUMBER_SPACES.sub("", value))
+        raise self.error(column, f"{what} invalide {quote(value)} : un nombre entier est attendu")
+
+    def text(self, column: str, max_length: int, *, required: bool = True) -> str:
+        """A text value no longer than the database column that will hold it."""
+        value = self.required(column) if required else self[column]
+        if len(value) > max_length:
+            raise self.error(
+                column, f"valeur trop longue ({len(value)} caractères, {max_length} au plus)"
+            )
+        return value
+
+
+def _open_error(path: Path, exc: OSError) -> ImportFileError:
+    reason = exc.strerror or exc.__class__.__name__
+    return ImportFileError(f"lecture impossible ({reason})", path=path)
+
+
+def _split_header(line: str, delimiter: str) -> list[str]:
+    return [name.strip() for name in next(csv.reader([line], delimiter=delimiter), [])]
+
+
+def _choose_delimiter(header_line: str, required: Sequence[str]) -> str:
+    """The candidate delimiter that gives all the required columns (else the widest)."""
+    best, best_found = CANDIDATE_DELIMITERS[0], -1
+    for delimiter in CANDIDATE_DELIMITERS:
+        names = set(_split_header(header_line, delimiter))
+        found = sum(1 for column in required if column in names)
+        if found == len(required):
+            return delimiter
+        if found > best_found or (found == best_found and len(names) > 1 and best_found <= 0):
+            best, best_found = delimiter, found
+    return best
+
+
+def read_rows(
+    path: str | Path,
+    required: Sequence[str],
+    *,
+    delimiter: str | None = None,
+) -> Iterator[CsvRow]:
+    """Yield the records of a CSV file as :class:`CsvRow`, checking its header first.
+
+    ``required`` are the column names the caller needs; other columns are ignored but
+    kept in ``row.values``. ``delimiter=None`` finds it from the header line. Blank lines
+    are skipped. A record with more or fewer fields than the header is an error.
+    """
+    path = Path(path)
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    with handle:
+        try:
+            header_line = handle.readline()
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                "encodage invalide : le fichier doit être enregistré en UTF-8", path=path, line=1
+            ) from exc
+        except OSError as exc:
+            raise _open_error(path, exc) from exc
+        if not header_line.strip():
+            raise ImportFileError(
+                "fichier vide : la ligne d'en-tête est absente "
+                f"(colonnes attendues : {', '.join(quote(c) for c in required)})",
+                path=path,
+                line=1,
+                column=required[0] if required else None,
+            )
+        if delimiter is None:
+            delimiter = _choose_delimiter(header_line, required)
+        header = _split_header(header_line, delimiter)
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise ImportFileError(
+                f"colonne obligatoire absente de l'en-tête "
+                f"(manquantes : {', '.join(quote(c) for c in missing)} ; "
+                f"séparateur {DELIMITER_NAMES.get(delimiter, quote(delimiter))} ; "
+                f"colonnes lues : {', '.join(quote(c) for c in header[:15])}"
+                f"{' …' if len(header) > 15 else ''})",
+                path=path,
+                line=1,
+                column=missing[0],
+            )
+        duplicated = sorted({c for c in required if header.count(c) > 1})
+        if duplicated:
+            raise ImportFileError(
+                "colonne présente plusieurs fois dans l'en-tête",
+                path=path,
+                line=1,
+                column=duplicated[0],
+            )
+
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        width = len(header)
+        # line_num counts the lines read so far; the header line was read by hand.
+        previous = 1
+        while True:
+            start = previous + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise ImportFileError(
+                    "encodage invalide : le fichier doit être enregistré en UTF-8",
+                    path=path,
+                    line=start,
+                ) from exc
+            except csv.Error as exc:
+                raise ImportFileError(
+                    f"ligne CSV illisible ({exc})", path=path, line=reader.line_num + 1
+                ) from exc
+            previous = reader.line_num + 1
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if len(fields) != width:
+                if len(fields) < width:
+                    column = header[len(fields)]
+                    detail = f"{len(fields)} champs au lieu de {width} : ligne incomplète"
+                else:
+                    column = None
+                    detail = f"{len(fields)} champs au lieu de {width} : séparateur en trop ?"
+                raise ImportFileError(detail, path=path, line=start, column=column)
+            yield CsvRow(path, start, dict(zip(header, fields, strict=True)))

@@ -1,0 +1,137 @@
+import pytest
+from auditlog.models import LogEntry
+from django.core import mail
+from django.urls import reverse
+
+from pvd.models import Role, User
+
+pytestmark = pytest.mark.django_db
+
+READ_ONLY_OR_LOCAL = ["prefecture_36", "cdp_ussel", "elu_ussel", "partenaire", "sans_role"]
+
+
+def test_national_lists_accounts(client_for, national, prefecture_36):
+    response = client_for(national).get(reverse("user-list"), {"q": "prefecture"})
+    assert response.status_code == 200
+    assert "prefecture-36@test.pvd.fr" in response.content.decode()
+
+
+@pytest.mark.parametrize("who", READ_ONLY_OR_LOCAL)
+@pytest.mark.parametrize("url_name", ["user-list", "user-create", "audit-log"])
+def test_other_roles_get_403_on_access_pages(request, client_for, who, url_name):
+    user = request.getfixturevalue(who)
+    assert client_for(user).get(reverse(url_name)).status_code == 403
+
+
+@pytest.mark.parametrize("who", READ_ONLY_OR_LOCAL)
+def test_other_roles_cannot_remove_a_role(request, client_for, who, cdp_ussel):
+    user = request.getfixturevalue(who)
+    role = cdp_ussel.roles.get()
+    response = client_for(user).post(reverse("role-delete", args=[role.pk]))
+    assert response.status_code == 403
+    assert Role.objects.filter(pk=role.pk).exists()
+
+
+@pytest.mark.parametrize("who", READ_ONLY_OR_LOCAL)
+def test_other_roles_cannot_add_a_role(request, client_for, who, cdp_ussel):
+    user = request.getfixturevalue(who)
+    response = client_for(user).post(
+        reverse("role-create", args=[cdp_ussel.pk]), {"kind": "national"}
+    )
+    assert response.status_code == 403
+    assert cdp_ussel.roles.count() == 1
+
+
+def test_national_creates_an_account_which_gets_an_email(client_for, national):
+    response = client_for(national).post(
+        reverse("user-create"),
+        {"email": "Nouvelle.Agente@Correze.gouv.fr", "first_name": "Léa", "last_name": "Dupont",
+         "is_active": "on"},
+    )
+    user = User.objects.get(email="nouvelle.agente@correze.gouv.fr")
+    assert response.status_code == 302
+    assert not user.has_usable_password()
+    assert mail.outbox and mail.outbox[0].to == ["nouvelle.agente@correze.gouv.fr"]
+
+
+def test_duplicate_email_is_refused(client_for, national, prefecture_36):
+    response = client_for(national).post(
+        reverse("user-create"), {"email": "PREFECTURE-36@test.pvd.fr", "is_active": "on"}
+    )
+    assert response.status_code == 200
+    assert "existe déjà" in response.content.decode()
+    assert User.objects.filter(email__iexact="prefecture-36@test.pvd.fr").count() == 1
+
+
+def test_national_gives_a_prefecture_role(client_for, national, sans_role):
+    response = client_for(national).post(
+        reverse("role-create", args=[sans_role.pk]),
+        {"kind": "prefecture", "departements": ["19"], "fonction": "Sous-préfète d'Ussel"},
+    )
+    assert response.status_code == 302
+    role = sans_role.roles.get()
+    assert list(role.departements.values_list("code", flat=True)) == ["19"]
+    fresh = User.objects.get(pk=sans_role.pk)
+    assert fresh.perimeter.departement_codes == {"19"}
+
+
+def test_national_gives_a_chef_de_projet_role_by_insee_codes(client_for, national, sans_role):
+    response = client_for(national).post(
+        reverse("role-create", args=[sans_role.pk]),
+        {"kind": "chef_projet", "commune_codes": "19028, 19148"},
+    )
+    assert response.status_code == 302
+    assert set(sans_role.roles.get().communes.values_list("code", flat=True)) == {"19028", "19148"}
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"kind": "prefecture"}, "départements"),
+        ({"kind": "chef_projet", "commune_codes": "19275, 99999"}, "Codes INSEE inconnus : 99999"),
+        ({"kind": "elu", "commune_codes": "19275", "epci_siren": "200066744"}, "l'un des deux"),
+        ({"kind": "elu", "epci_siren": "123456789"}, "Aucun EPCI"),
+        ({"kind": "partenaire"}, "organisme"),
+        ({"kind": "national", "departements": ["36"]}, "pas de périmètre"),
+    ],
+)
+def test_inconsistent_roles_are_refused_and_nothing_is_saved(
+    client_for, national, sans_role, data, message
+):
+    response = client_for(national).post(reverse("role-create", args=[sans_role.pk]), data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not sans_role.roles.exists()
+
+
+def test_national_removes_a_role(client_for, national, cdp_ussel):
+    role = cdp_ussel.roles.get()
+    response = client_for(national).post(reverse("role-delete", args=[role.pk]))
+    assert response.status_code == 302
+    assert not cdp_ussel.roles.exists()
+
+
+def test_unknown_account_is_404(client_for, national):
+    assert client_for(national).get(reverse("user-detail", args=[999999])).status_code == 404
+
+
+def test_changes_are_in_the_audit_trail_with_their_author(client_for, national, sans_role):
+    client = client_for(national)
+    client.post(
+        reverse("role-create", args=[sans_role.pk]), {"kind": "prefecture", "departements": ["36"]}
+    )
+    entry = LogEntry.objects.get_for_model(Role).latest("timestamp")
+    assert entry.actor == national
+    assert entry.action == LogEntry.Action.CREATE
+    page = client.get(reverse("audit-log")).content.decode()
+    assert national.email in page
+
+
+def test_commune_change_is_audited(territoires):
+    from communes.models import Commune
+
+    commune = Commune.objects.get(code="19275")
+    commune.population = 9800
+    commune.save()
+    entry = LogEntry.objects.get_for_object(commune).latest("timestamp")
+    assert entry.changes_dict["population"] == ["9736", "9800"]

@@ -1,0 +1,68 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pvd.tasks import ping
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-1f9c2e7b5a4d3c8e9f0a",
+    "ALLOWED_HOSTS": "pvd.anct.gouv.fr",
+}
+
+
+def test_check_deploy_is_clean_with_production_values():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_debug_must_be_a_real_boolean():
+    result = run_manage("check", **{**PRODUCTION, "DEBUG": "peut-être"})
+    assert result.returncode != 0
+    assert "is not a boolean" in result.stderr
+
+
+def test_secret_key_is_required_in_production():
+    result = run_manage("check", **{**PRODUCTION, "SECRET_KEY": ""})
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_ping_task_runs_in_process():
+    assert ping.delay("bonjour").get(timeout=5) == "bonjour"
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_ping_task_goes_through_a_real_worker_and_redis(settings):
+    from celery.contrib.testing.worker import start_worker
+
+    from pvd.celery import app
+
+    app.conf.task_always_eager = False
+    try:
+        with start_worker(app, perform_ping_check=False, loglevel="WARNING"):
+            result = ping.delay("par le courtier Redis")
+            assert result.get(timeout=20) == "par le courtier Redis"
+            assert app.conf.broker_url.startswith("redis://")
+    finally:
+        app.conf.task_always_eager = True
