@@ -55,8 +55,13 @@ test: $(VENV)/.installed lint
 
 bench: bench-import
 
+# Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
+
 bench-import: $(VENV)/.installed
-	DEBUG=true $(PY) bench/bench_import.py
+	@$(PY) bench/ensure_database.py "$(BENCH_DATABASE_URL)"
+	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/bench_import.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache

@@ -173,3 +173,244 @@ class Commune(models.Model):
         if kwargs.get("update_fields") and "nom" in kwargs["update_fields"]:
             kwargs["update_fields"] = {*kwargs["update_fields"], "nom_recherche"}
         super().save(*args, **kwargs)
+
+
+class BeneficiaireQuerySet(models.QuerySet):
+    def for_user(self, user) -> "BeneficiaireQuerySet":
+        perimeter = user.perimeter
+        if perimeter.sees_everything:
+            return self
+        membres = MembreBeneficiaire.objects.filter(beneficiaire=OuterRef("pk")).filter(
+            perimeter.commune_q("commune")
+        )
+        return self.filter(Q(pk__in=perimeter.beneficiaire_ids) | Exists(membres))
+
+    def actifs(self) -> "BeneficiaireQuerySet":
+        return self.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+
+
+class Beneficiaire(models.Model):
+    """A PVD "dossier": one or more communes with their EPCI, which signs the conventions."""
+
+    class Statut(models.TextChoices):
+        CANDIDAT = "candidat", "Candidat"
+        LAUREAT = "laureat", "Lauréat"
+        NON_RETENU = "non_retenu", "Non retenu"
+        RETIRE = "retire", "Retiré (sorti du programme)"
+
+    STATUTS_ACTIFS = (Statut.CANDIDAT, Statut.LAUREAT)
+    TRANSITIONS = {
+        Statut.CANDIDAT: (Statut.LAUREAT, Statut.NON_RETENU, Statut.RETIRE),
+        Statut.LAUREAT: (Statut.RETIRE,),
+        Statut.NON_RETENU: (),
+        Statut.RETIRE: (),
+    }
+
+    nom = models.CharField("nom", max_length=250, help_text="Par exemple : Ussel – La Courtine.")
+    epci = models.ForeignKey(
+        EPCI,
+        verbose_name="EPCI",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="beneficiaires",
+    )
+    departement = models.ForeignKey(
+        Departement,
+        verbose_name="département de référence",
+        on_delete=models.PROTECT,
+        related_name="beneficiaires",
+    )
+    statut = models.CharField(
+        "statut", max_length=20, choices=Statut.choices, default=Statut.CANDIDAT
+    )
+    communes = models.ManyToManyField(
+        Commune, through="MembreBeneficiaire", related_name="beneficiaires"
+    )
+    motif_epci_multiples = models.TextField(
+        "motif (communes de plusieurs EPCI)",
+        blank=True,
+        help_text="Obligatoire quand les communes n'appartiennent pas au même EPCI.",
+    )
+    justification_population = models.TextField(
+        "justification (commune de 20 000 habitants ou plus)", blank=True
+    )
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
+    updated_at = models.DateTimeField("modifié le", auto_now=True)
+
+    objects = BeneficiaireQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "bénéficiaire PVD"
+        verbose_name_plural = "bénéficiaires PVD"
+        ordering = ["nom"]
+        indexes = [models.Index(fields=["departement", "statut"])]
+
+    def __str__(self) -> str:
+        return self.nom
+
+    @property
+    def is_active(self) -> bool:
+        return self.statut in self.STATUTS_ACTIFS
+
+    def can_edit(self, user) -> bool:
+        perimeter = user.perimeter
+        return perimeter.national or self.departement_id in perimeter.prefecture_departement_codes
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return self.TRANSITIONS[self.Statut(self.statut)]
+
+    def enregistrer_proposition(
+        self, *, by, reference: str = "Proposition enregistrée sur le portail", date=None
+    ) -> "DecisionStatut":
+        """The first entry of the decision history: how the beneficiary came in."""
+        from django.utils import timezone
+
+        return DecisionStatut.objects.create(
+            beneficiaire=self,
+            ancien_statut="",
+            nouveau_statut=self.statut,
+            decided_by=by,
+            date_decision=date or timezone.localdate(),
+            reference=reference,
+        )
+
+    def change_statut(
+        self,
+        nouveau: str,
+        *,
+        by,
+        date_decision,
+        reference: str,
+        motif: str = "",
+        document=None,
+    ) -> "DecisionStatut":
+        """Record a decision and apply it; communes leave the programme with their dossier."""
+        from django.core.exceptions import ValidationError
+        from django.db import transaction
+
+        if nouveau not in self.allowed_transitions():
+            raise ValidationError(
+                f"Un bénéficiaire « {self.get_statut_display()} » ne peut pas passer au statut "
+                f"« {self.Statut(nouveau).label} »."
+            )
+        with transaction.atomic():
+            decision = DecisionStatut.objects.create(
+                beneficiaire=self,
+                ancien_statut=self.statut,
+                nouveau_statut=nouveau,
+                decided_by=by,
+                date_decision=date_decision,
+                reference=reference,
+                motif=motif,
+                document=document or "",
+            )
+            self.statut = nouveau
+            self.save(update_fields=["statut", "updated_at"])
+            if nouveau not in self.STATUTS_ACTIFS:
+                for membre in self.membres.filter(actif=True):
+                    membre.actif = False
+                    membre.save(update_fields=["actif"])
+        return decision
+
+
+class MembreBeneficiaire(models.Model):
+    """A commune's membership of a beneficiary; inactive once it left the programme."""
+
+    beneficiaire = models.ForeignKey(
+        Beneficiaire, verbose_name="bénéficiaire", on_delete=models.CASCADE, related_name="membres"
+    )
+    commune = models.ForeignKey(
+        Commune, verbose_name="commune", on_delete=models.PROTECT, related_name="membres"
+    )
+    actif = models.BooleanField("actif", default=True)
+    date_signature = models.DateField(
+        "date de signature de la convention (liste ANCT)", null=True, blank=True
+    )
+    created_at = models.DateTimeField("ajoutée le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "commune du bénéficiaire"
+        verbose_name_plural = "communes du bénéficiaire"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["commune"],
+                condition=Q(actif=True),
+                name="commune_in_one_active_beneficiaire",
+                violation_error_message="Cette commune fait déjà partie d'un bénéficiaire actif.",
+            ),
+            models.UniqueConstraint(
+                fields=["beneficiaire", "commune"], name="commune_once_per_beneficiaire"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.commune} dans {self.beneficiaire}"
+
+
+class IdentifiantPVD(models.Model):
+    """ANCT's id_pvd of a commune, per published list (ANCT renumbered them in 2023)."""
+
+    commune = models.ForeignKey(
+        Commune, verbose_name="commune", on_delete=models.CASCADE, related_name="identifiants_pvd"
+    )
+    id_pvd = models.CharField("identifiant PVD", max_length=30, db_index=True)
+    date_liste = models.DateField("date de la liste ANCT")
+
+    class Meta:
+        verbose_name = "identifiant PVD"
+        verbose_name_plural = "identifiants PVD"
+        ordering = ["commune", "-date_liste"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["commune", "date_liste"], name="one_id_pvd_per_commune_and_list"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id_pvd} ({self.date_liste:%d/%m/%Y})"
+
+
+def decision_upload_to(instance: "DecisionStatut", filename: str) -> str:
+    return f"decisions/{instance.beneficiaire_id}/{filename}"
+
+
+class DecisionStatut(models.Model):
+    """A status change of a beneficiary, with who decided, when and on what basis."""
+
+    beneficiaire = models.ForeignKey(
+        Beneficiaire,
+        verbose_name="bénéficiaire",
+        on_delete=models.CASCADE,
+        related_name="decisions",
+    )
+    ancien_statut = models.CharField(
+        "ancien statut", max_length=20, choices=Beneficiaire.Statut.choices, blank=True
+    )
+    nouveau_statut = models.CharField(
+        "nouveau statut", max_length=20, choices=Beneficiaire.Statut.choices
+    )
+    decided_by = models.ForeignKey(
+        "pvd.User",
+        verbose_name="décidé par",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    date_decision = models.DateField("date de la décision")
+    reference = models.CharField(
+        "référence de la décision",
+        max_length=250,
+        help_text="Arrêté ou courrier, par exemple : arrêté préfectoral n° 2021-045.",
+    )
+    document = models.FileField("décision (PDF)", upload_to=decision_upload_to, blank=True)
+    motif = models.TextField("motif", blank=True)
+    created_at = models.DateTimeField("enregistrée le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "décision"
+        ordering = ["-date_decision", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_nouveau_statut_display()} – {self.reference}"

@@ -1,8 +1,23 @@
-from django.views.generic import DetailView
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from .filters import CommuneFilter
-from .models import Commune
+from . import exports
+from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
+from .forms import BeneficiaireForm, DecisionForm
+from .models import (
+    Beneficiaire,
+    Commune,
+    DecisionStatut,
+    Departement,
+    IdentifiantPVD,
+    MembreBeneficiaire,
+)
 
 
 class CommuneListView(FilterView):
@@ -15,6 +30,12 @@ class CommuneListView(FilterView):
 
     def get_filterset_kwargs(self, filterset_class):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
+
+
+def active_membership(field: str):
+    return Subquery(
+        MembreBeneficiaire.objects.filter(commune=OuterRef("pk"), actif=True).values(field)[:1]
+    )
 
 
 class CommuneDetailView(DetailView):
@@ -35,4 +56,245 @@ class CommuneDetailView(DetailView):
                 .exclude(pk=commune.pk)
                 .only("code", "nom", "population")
             )
+        context["membres"] = commune.membres.select_related("beneficiaire").order_by(
+            "-actif", "-created_at"
+        )
+        context["identifiants_pvd"] = commune.identifiants_pvd.all()
         return context
+
+
+def beneficiaires_for(user):
+    """The beneficiaries a user sees, with what lists and exports show of them."""
+    actifs = MembreBeneficiaire.objects.filter(actif=True).select_related("commune")
+    counted = Q(membres__actif=True) | ~Q(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    return (
+        Beneficiaire.objects.for_user(user)
+        .select_related("departement__region", "epci")
+        .annotate(
+            population_totale=Coalesce(
+                Sum("membres__commune__population", filter=counted), 0, output_field=IntegerField()
+            )
+        )
+        .prefetch_related(
+            Prefetch(
+                "membres",
+                queryset=actifs.order_by("-commune__population").prefetch_related(
+                    Prefetch("commune__identifiants_pvd", queryset=IdentifiantPVD.objects.all())
+                ),
+                to_attr="membres_actifs",
+            )
+        )
+    )
+
+
+class BeneficiaireListView(FilterView):
+    filterset_class = BeneficiaireFilter
+    template_name = "communes/beneficiaire_list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return beneficiaires_for(self.request.user).order_by("nom")
+
+    def get_filterset_kwargs(self, filterset_class):
+        return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
+
+    def get(self, request, *args, **kwargs):
+        export = request.GET.get("export")
+        if export not in ("csv", "xlsx"):
+            return super().get(request, *args, **kwargs)
+        filterset = self.get_filterset(self.get_filterset_class())
+        if not filterset.is_valid():
+            return super().get(request, *args, **kwargs)
+        columns = [c for c in request.GET.getlist("colonnes") if c in exports.COLUMNS]
+        columns = columns or exports.DEFAULT_COLUMNS
+        respond = exports.csv_response if export == "csv" else exports.xlsx_response
+        return respond(filterset.qs, columns, "beneficiaires-pvd")
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            export_columns=[(key, label) for key, (label, _) in exports.COLUMNS.items()],
+            default_columns=exports.DEFAULT_COLUMNS,
+            can_propose=self.request.user.perimeter.national
+            or bool(self.request.user.perimeter.prefecture_departement_codes),
+            **kwargs,
+        )
+
+
+class BeneficiaireDetailView(DetailView):
+    template_name = "communes/beneficiaire_detail.html"
+
+    def get_queryset(self):
+        return beneficiaires_for(self.request.user)
+
+    def get_context_data(self, **kwargs):
+        beneficiaire = self.object
+        return super().get_context_data(
+            anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
+            decisions=beneficiaire.decisions.select_related("decided_by"),
+            can_edit=beneficiaire.can_edit(self.request.user),
+            decision_form=DecisionForm(beneficiaire=beneficiaire)
+            if beneficiaire.allowed_transitions()
+            else None,
+            **kwargs,
+        )
+
+
+def require_selection_right(user, departement: Departement | None = None) -> None:
+    perimeter = user.perimeter
+    if perimeter.national:
+        return
+    if departement is None and perimeter.prefecture_departement_codes:
+        return
+    if departement is not None and departement.code in perimeter.prefecture_departement_codes:
+        return
+    raise PermissionDenied("La sélection des communes revient à la préfecture du département.")
+
+
+class BeneficiaireCreateView(CreateView):
+    form_class = BeneficiaireForm
+    template_name = "communes/beneficiaire_form.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        require_selection_right(request.user)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_initial(self):
+        codes = self.request.GET.getlist("communes")
+        return {"commune_codes": ", ".join(codes)} if codes else {}
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, f"Bénéficiaire « {self.object.nom} » proposé.")
+        return response
+
+    def get_success_url(self) -> str:
+        return reverse("communes:beneficiaire-detail", args=[self.object.pk])
+
+
+class DecisionCreateView(FormView):
+    form_class = DecisionForm
+    template_name = "communes/decision_form.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.beneficiaire = get_object_or_404(
+            Beneficiaire.objects.for_user(request.user), pk=kwargs["pk"]
+        )
+        if not self.beneficiaire.can_edit(request.user):
+            raise PermissionDenied("Seule la préfecture du département décide du statut.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+
+    def form_valid(self, form):
+        if not self.beneficiaire.allowed_transitions():
+            form.add_error(None, "Ce bénéficiaire n'a plus de décision possible.")
+            return self.form_invalid(form)
+        decision = form.save(self.request.user)
+        messages.success(
+            self.request,
+            f"Décision enregistrée : {decision.get_nouveau_statut_display()}.",
+        )
+        return redirect("communes:beneficiaire-detail", pk=self.beneficiaire.pk)
+
+
+class DecisionDocumentView(DetailView):
+    """The signed decision, served only to those who see the beneficiary."""
+
+    def get_queryset(self):
+        return DecisionStatut.objects.filter(
+            beneficiaire__in=Beneficiaire.objects.for_user(self.request.user)
+        ).exclude(document="")
+
+    def render_to_response(self, context, **kwargs):
+        from django.http import FileResponse
+
+        decision = self.object
+        return FileResponse(
+            decision.document.open("rb"),
+            as_attachment=True,
+            filename=f"decision-{decision.pk}.pdf",
+            content_type="application/pdf",
+        )
+
+
+class SelectionView(FilterView):
+    filterset_class = SelectionFilter
+    template_name = "communes/selection.html"
+    paginate_by = 50
+
+    def dispatch(self, request, *args, **kwargs):
+        self.departement = get_object_or_404(
+            Departement.objects.for_user(request.user).select_related("region"),
+            code=kwargs["code"],
+        )
+        require_selection_right(request.user, self.departement)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return (
+            Commune.objects.filter(departement=self.departement)
+            .select_related("epci")
+            .annotate(
+                beneficiaire_actif=active_membership("beneficiaire_id"),
+                beneficiaire_nom=active_membership("beneficiaire__nom"),
+                beneficiaire_statut=active_membership("beneficiaire__statut"),
+            )
+        )
+
+    def get_filterset_kwargs(self, filterset_class):
+        kwargs = super().get_filterset_kwargs(filterset_class)
+        return {**kwargs, "departement": self.departement}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(departement=self.departement, **kwargs)
+
+
+class SyntheseView(TemplateView):
+    """Counts per département and région: the national picture."""
+
+    template_name = "communes/synthese.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.perimeter.sees_everything:
+            raise PermissionDenied("La synthèse nationale est réservée à l'équipe nationale.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        statuts = Beneficiaire.Statut
+        par_statut = {
+            s.value: Count("beneficiaires", filter=Q(beneficiaires__statut=s), distinct=True)
+            for s in statuts
+        }
+        communes = (
+            MembreBeneficiaire.objects.filter(actif=True, beneficiaire__departement=OuterRef("pk"))
+            .values("beneficiaire__departement")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        departements = (
+            Departement.objects.select_related("region")
+            .annotate(**par_statut)
+            .annotate(nb_communes_pvd=Coalesce(Subquery(communes, output_field=IntegerField()), 0))
+            .order_by("region__nom", "code")
+        )
+        regions: dict[str, dict] = {}
+        totals = dict.fromkeys([*(s.value for s in statuts), "nb_communes_pvd"], 0)
+        for dep in departements:
+            region = regions.setdefault(
+                dep.region_id,
+                {"region": dep.region, "departements": [], **dict.fromkeys(totals, 0)},
+            )
+            region["departements"].append(dep)
+            for key in totals:
+                region[key] += getattr(dep, key)
+                totals[key] += getattr(dep, key)
+        return super().get_context_data(
+            regions=list(regions.values()), totals=totals, statuts=statuts, **kwargs
+        )

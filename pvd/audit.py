@@ -7,5 +7,14 @@ from .models import Role, User
 
 auditlog.register(User, exclude_fields=["password", "last_login"])
 auditlog.register(Role, m2m_fields={"departements", "communes"})
-for model_name in ("Region", "Departement", "EPCI", "Commune"):
+for model_name in (
+    "Region",
+    "Departement",
+    "EPCI",
+    "Commune",
+    "Beneficiaire",
+    "MembreBeneficiaire",
+    "IdentifiantPVD",
+    "DecisionStatut",
+):
     auditlog.register(apps.get_model("communes", model_name), exclude_fields=["nom_recherche"])

@@ -25,7 +25,9 @@ class UserFilter(django_filters.FilterSet):
 
     def search(self, queryset, name, value):
         return queryset.filter(
-            Q(email__icontains=value) | Q(first_name__icontains=value) | Q(last_name__icontains=value)
+            Q(email__icontains=value)
+            | Q(first_name__icontains=value)
+            | Q(last_name__icontains=value)
         )
 
     def in_departement(self, queryset, name, value):

@@ -2,7 +2,7 @@ from allauth.account import forms as allauth_forms
 from django import forms
 from dsfr.forms import DsfrBaseForm
 
-from communes.models import EPCI, Commune, Departement, Region
+from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Region
 
 from .models import Role, User
 
@@ -67,9 +67,47 @@ class RoleForm(DsfrBaseForm, forms.ModelForm):
         "Exemple : 19275, 23067",
     )
 
+    beneficiaire_codes = CodesField(
+        label="Bénéficiaires PVD (code INSEE d'une de leurs communes)",
+        required=False,
+        help_text="Pour un chef de projet : le code d'une commune de chaque bénéficiaire suivi. "
+        "Exemple : 19275 pour « Ussel – La Courtine ».",
+    )
+
     class Meta:
         model = Role
         fields = ["kind", "fonction", "organisation", "region", "departements"]
+
+    field_order = [
+        "kind",
+        "fonction",
+        "organisation",
+        "region",
+        "departements",
+        "beneficiaire_codes",
+        "commune_codes",
+        "epci_siren",
+    ]
+
+    def clean_beneficiaire_codes(self) -> list:
+        from communes.models import Beneficiaire
+
+        codes = self.cleaned_data["beneficiaire_codes"]
+        found = {
+            m.commune_id: m.beneficiaire
+            for m in MembreBeneficiaire.objects.filter(
+                commune_id__in=codes,
+                actif=True,
+                beneficiaire__statut__in=Beneficiaire.STATUTS_ACTIFS,
+            ).select_related("beneficiaire")
+        }
+        missing = [c for c in codes if c not in found]
+        if missing:
+            raise forms.ValidationError(
+                "Aucun bénéficiaire PVD actif ne comprend : %(codes)s.",
+                params={"codes": ", ".join(missing)},
+            )
+        return list({b.pk: b for b in found.values()}.values())
 
     def clean_epci_siren(self):
         siren = self.cleaned_data["epci_siren"].strip()
@@ -101,6 +139,7 @@ class RoleForm(DsfrBaseForm, forms.ModelForm):
             departements=list(cleaned.get("departements") or []),
             epci=cleaned.get("epci_siren"),
             communes=cleaned.get("commune_codes") or [],
+            beneficiaires=cleaned.get("beneficiaire_codes") or [],
         )
         return cleaned
 
@@ -110,4 +149,5 @@ class RoleForm(DsfrBaseForm, forms.ModelForm):
         role.save()
         role.departements.set(self.cleaned_data.get("departements") or [])
         role.communes.set(self.cleaned_data.get("commune_codes") or [])
+        role.beneficiaires.set(self.cleaned_data.get("beneficiaire_codes") or [])
         return role

@@ -67,6 +67,20 @@ class User(AbstractUser):
                 "commune_id", flat=True
             )
         )
+        beneficiaires = set(
+            Role.beneficiaires.through.objects.filter(role_id__in=role_ids).values_list(
+                "beneficiaire_id", flat=True
+            )
+        )
+        if beneficiaires:
+            from communes.models import MembreBeneficiaire
+
+            communes |= set(
+                MembreBeneficiaire.objects.filter(
+                    beneficiaire_id__in=beneficiaires, actif=True
+                ).values_list("commune_id", flat=True)
+            )
+        prefecture_roles = {r.pk for r in roles if r.kind == Role.Kind.PREFECTURE}
         return Perimeter(
             national=any(r.kind == Role.Kind.NATIONAL for r in roles),
             readonly_nation=any(
@@ -79,11 +93,17 @@ class User(AbstractUser):
             departement_codes=frozenset(d for _, d in role_departements),
             epci_sirens=frozenset(r.epci_id for r in roles if r.epci_id),
             commune_codes=frozenset(communes),
+            prefecture_departement_codes=frozenset(
+                d for role_id, d in role_departements if role_id in prefecture_roles
+            ),
+            beneficiaire_ids=frozenset(beneficiaires),
         )
 
     @cached_property
     def role_kinds(self) -> frozenset[str]:
-        return frozenset(self.roles.values_list("kind", flat=True)) if self.is_active else frozenset()
+        return (
+            frozenset(self.roles.values_list("kind", flat=True)) if self.is_active else frozenset()
+        )
 
     @property
     def is_national(self) -> bool:
@@ -151,6 +171,12 @@ class Role(models.Model):
     communes = models.ManyToManyField(
         "communes.Commune", verbose_name="communes", blank=True, related_name="+"
     )
+    beneficiaires = models.ManyToManyField(
+        "communes.Beneficiaire",
+        verbose_name="bénéficiaires PVD",
+        blank=True,
+        related_name="roles",
+    )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
 
     class Meta:
@@ -172,24 +198,39 @@ class Role(models.Model):
         if self.epci_id:
             parts.append(str(self.epci))
         if self.pk:
+            parts += [b.nom for b in self.beneficiaires.all()]
             parts += [c.nom for c in self.communes.all()]
         return ", ".join(parts) or "France entière"
 
-    def validate_perimeter(self, region, departements, epci, communes) -> None:
+    def validate_perimeter(self, region, departements, epci, communes, beneficiaires=()) -> None:
         """Check that the perimeter fits the role (called by the role form)."""
         kind = self.kind
         errors = []
-        if kind == self.Kind.NATIONAL and (region or departements or epci or communes):
+        territorial = region or departements or epci or communes
+        if kind == self.Kind.NATIONAL and (territorial or beneficiaires):
             errors.append("L'équipe nationale voit tout le territoire : pas de périmètre.")
-        if kind == self.Kind.PREFECTURE and (not departements or region or epci or communes):
+        if kind == self.Kind.PREFECTURE and (
+            not departements or region or epci or communes or beneficiaires
+        ):
             errors.append("Une préfecture couvre un ou plusieurs départements, et seulement eux.")
-        if kind == self.Kind.CHEF_PROJET and (not communes or region or departements or epci):
-            errors.append("Un chef de projet couvre une ou plusieurs communes, et seulement elles.")
+        if kind == self.Kind.CHEF_PROJET and (
+            not (communes or beneficiaires) or region or departements or epci
+        ):
+            errors.append(
+                "Un chef de projet travaille pour un ou plusieurs bénéficiaires PVD "
+                "(ou des communes), et seulement eux."
+            )
         if kind == self.Kind.ELU:
-            if region or departements or (bool(epci) == bool(communes)) or len(communes) > 1:
+            if (
+                region
+                or departements
+                or beneficiaires
+                or (bool(epci) == bool(communes))
+                or len(communes) > 1
+            ):
                 errors.append("Un élu représente une commune ou un EPCI (l'un des deux).")
         if kind == self.Kind.PARTENAIRE:
-            if epci or communes or (region and departements):
+            if epci or communes or beneficiaires or (region and departements):
                 errors.append(
                     "Un partenaire lit la France entière, une région ou des départements."
                 )

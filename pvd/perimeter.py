@@ -13,6 +13,10 @@ class Perimeter:
     departement_codes: frozenset[str] = field(default_factory=frozenset)
     epci_sirens: frozenset[str] = field(default_factory=frozenset)
     commune_codes: frozenset[str] = field(default_factory=frozenset)
+    # Where the user acts for the State (préfecture): the other sets are read-only.
+    prefecture_departement_codes: frozenset[str] = field(default_factory=frozenset)
+    # Beneficiaries the user works for (chef de projet); their communes are in commune_codes.
+    beneficiaire_ids: frozenset[int] = field(default_factory=frozenset)
 
     @property
     def sees_everything(self) -> bool:

@@ -88,6 +88,7 @@ TEMPLATES = [
     },
 ]
 FORM_RENDERER = "dsfr.forms.DsfrDjangoTemplates"
+DSFR_MARK_OPTIONAL_FIELDS = True
 
 # Embedded default: a SQLite file next to manage.py. Production and CI: PostgreSQL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
@@ -186,7 +187,9 @@ CELERY_BEAT_SCHEDULE = {
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Portail PVD <ne-pas-repondre@pvd.example>")
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="Portail PVD <ne-pas-repondre@pvd.example>"
+)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Production hardening (python manage.py check --deploy reports no issue with these).

@@ -3,7 +3,6 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-1234567890")
-os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 from pvd.settings import *  # noqa: E402,F403
 from pvd.settings import REDIS_URL  # noqa: E402
@@ -18,6 +17,7 @@ STORAGES = {
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0

@@ -8,14 +8,24 @@ public = views.PublicPageView.as_view
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("accessibilite/", public(template_name="pvd/public/accessibilite.html"), name="accessibilite"),
-    path("mentions-legales/", public(template_name="pvd/public/mentions_legales.html"), name="mentions-legales"),
+    path(
+        "accessibilite/",
+        public(template_name="pvd/public/accessibilite.html"),
+        name="accessibilite",
+    ),
+    path(
+        "mentions-legales/",
+        public(template_name="pvd/public/mentions_legales.html"),
+        name="mentions-legales",
+    ),
     path(
         "donnees-personnelles/",
         public(template_name="pvd/public/donnees_personnelles.html"),
         name="donnees-personnelles",
     ),
-    path("plan-du-site/", public(template_name="pvd/public/plan_du_site.html"), name="plan-du-site"),
+    path(
+        "plan-du-site/", public(template_name="pvd/public/plan_du_site.html"), name="plan-du-site"
+    ),
     path("acces/", views.UserListView.as_view(), name="user-list"),
     path("acces/nouveau/", views.UserCreateView.as_view(), name="user-create"),
     path("acces/<int:pk>/", views.UserDetailView.as_view(), name="user-detail"),
@@ -23,7 +33,7 @@ urlpatterns = [
     path("acces/<int:user_pk>/roles/nouveau/", views.RoleCreateView.as_view(), name="role-create"),
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
-    path("communes/", include("communes.urls")),
+    path("", include("communes.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

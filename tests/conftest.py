@@ -58,9 +58,11 @@ def prefecture_19(territoires):
 
 @pytest.fixture
 def cdp_ussel(territoires):
-    return user_with_role(
-        "cdp-ussel@test.pvd.fr", Role.Kind.CHEF_PROJET, communes=["19275", "23067"]
-    )
+    from communes.models import Beneficiaire
+
+    user = user_with_role("cdp-ussel@test.pvd.fr", Role.Kind.CHEF_PROJET)
+    user.roles.get().beneficiaires.set([Beneficiaire.objects.get(nom="Ussel – La Courtine")])
+    return user
 
 
 @pytest.fixture
@@ -85,6 +87,20 @@ def sans_role(territoires):
     from tests.factories import UserFactory
 
     return UserFactory(email="nouveau@test.pvd.fr")
+
+
+@pytest.fixture
+def ussel_la_courtine(territoires):
+    from communes.models import Beneficiaire
+
+    return Beneficiaire.objects.get(nom="Ussel – La Courtine")
+
+
+@pytest.fixture
+def le_blanc(territoires):
+    from communes.models import Beneficiaire
+
+    return Beneficiaire.objects.get(nom="Le Blanc")
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 Shared by every importer (territoires, ANCT PVD lists, ORT conventions…):
 
-- the file is opened as UTF-8, with or without a byte-order mark (``utf-8-sig``);
+- the file is read as UTF-8, with or without a byte-order mark (``utf-8-sig``), line by
+  line so that an encoding error is reported at its line;
 - the delimiter is given, or found from the header line (the candidate that yields all
   the required columns);
 - required columns are checked by NAME, never by position, so that extra columns or a
@@ -21,14 +22,15 @@ import csv
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 CANDIDATE_DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "virgule", ";": "point-virgule", "\t": "tabulation"}
 
 # Spaces that people and spreadsheets use as thousands separators in French numbers.
 _NUMBER_SPACES = re.compile(r"[\s\u00a0\u202f]")
-_INTEGER = re.compile(r"^\d+$")
-_GROUPED_INTEGER = re.compile(r"^\d{1,3}(?:[ \u00a0\u202f]\d{3})+$")
+_INTEGER = re.compile(r"^\d+$", re.ASCII)
+_GROUPED_INTEGER = re.compile(r"^\d{1,3}(?:[ \u00a0\u202f]\d{3})+$", re.ASCII)
 
 
 def quote(value: object) -> str:
@@ -108,7 +110,9 @@ class CsvRow:
             raise self.error(column, f"{what} invalide {quote(value)}")
         return value
 
-    def integer(self, column: str, what: str = "nombre entier", *, required: bool = True):
+    def integer(
+        self, column: str, what: str = "nombre entier", *, required: bool = True
+    ) -> int | None:
         """A non-negative integer; accepts « 1234 » and « 1 234 » (French thousands)."""
         value = self.required(column) if required else self[column]
         if not value:
@@ -127,9 +131,22 @@ class CsvRow:
         return value
 
 
-def _open_error(path: Path, exc: OSError) -> ImportFileError:
-    reason = exc.strerror or exc.__class__.__name__
-    return ImportFileError(f"lecture impossible ({reason})", path=path)
+def _decoded_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
+    """The lines of a file opened in binary mode, decoded one by one.
+
+    Decoding line by line (instead of opening the file in text mode) lets an encoding
+    error be reported at its exact line. ``utf-8-sig`` drops the byte-order mark that
+    spreadsheets put at the start of a UTF-8 file.
+    """
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                "encodage invalide : le fichier doit être enregistré en UTF-8",
+                path=path,
+                line=number,
+            ) from exc
 
 
 def _split_header(line: str, delimiter: str) -> list[str]:
@@ -137,16 +154,13 @@ def _split_header(line: str, delimiter: str) -> list[str]:
 
 
 def _choose_delimiter(header_line: str, required: Sequence[str]) -> str:
-    """The candidate delimiter that gives all the required columns (else the widest)."""
-    best, best_found = CANDIDATE_DELIMITERS[0], -1
-    for delimiter in CANDIDATE_DELIMITERS:
-        names = set(_split_header(header_line, delimiter))
-        found = sum(1 for column in required if column in names)
-        if found == len(required):
-            return delimiter
-        if found > best_found or (found == best_found and len(names) > 1 and best_found <= 0):
-            best, best_found = delimiter, found
-    return best
+    """The candidate that gives all the required columns, else the one that gives most."""
+
+    def score(delimiter: str) -> tuple[int, int]:
+        names = _split_header(header_line, delimiter)
+        return sum(1 for column in required if column in names), len(names)
+
+    return max(CANDIDATE_DELIMITERS, key=score)
 
 
 def read_rows(
@@ -163,18 +177,15 @@ def read_rows(
     """
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+        handle = open(path, "rb")
     except OSError as exc:
-        raise _open_error(path, exc) from exc
+        raise ImportFileError(f"lecture impossible ({exc.strerror or exc})", path=path) from exc
     with handle:
+        lines = _decoded_lines(handle, path)
         try:
-            header_line = handle.readline()
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                "encodage invalide : le fichier doit être enregistré en UTF-8", path=path, line=1
-            ) from exc
-        except OSError as exc:
-            raise _open_error(path, exc) from exc
+            header_line = next(lines, "")
+        except OSError as exc:  # e.g. a directory on some systems
+            raise ImportFileError(f"lecture impossible ({exc.strerror or exc})", path=path) from exc
         if not header_line.strip():
             raise ImportFileError(
                 "fichier vide : la ligne d'en-tête est absente "
@@ -198,7 +209,7 @@ def read_rows(
                 line=1,
                 column=missing[0],
             )
-        duplicated = sorted({c for c in required if header.count(c) > 1})
+        duplicated = [c for c in required if header.count(c) > 1]
         if duplicated:
             raise ImportFileError(
                 "colonne présente plusieurs fois dans l'en-tête",
@@ -207,9 +218,9 @@ def read_rows(
                 column=duplicated[0],
             )
 
-        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
         width = len(header)
-        # line_num counts the lines read so far; the header line was read by hand.
+        # reader.line_num counts the lines the reader consumed: the header is line 1.
         previous = 1
         while True:
             start = previous + 1
@@ -217,12 +228,6 @@ def read_rows(
                 fields = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise ImportFileError(
-                    "encodage invalide : le fichier doit être enregistré en UTF-8",
-                    path=path,
-                    line=start,
-                ) from exc
             except csv.Error as exc:
                 raise ImportFileError(
                     f"ligne CSV illisible ({exc})", path=path, line=reader.line_num + 1

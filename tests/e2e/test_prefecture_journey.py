@@ -8,9 +8,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def demo_prefecture(territoires):
-    return user_with_role(
-        "prefecture-36@demo.pvd.fr", Role.Kind.PREFECTURE, departements=["36"]
-    )
+    return user_with_role("prefecture-36@demo.pvd.fr", Role.Kind.PREFECTURE, departements=["36"])
 
 
 def test_prefecture_searches_communes_of_its_departement(login, demo_prefecture):

@@ -100,7 +100,11 @@ def test_password_reset_sends_an_email(client, prefecture_36):
 def test_nobody_can_sign_up(client):
     response = client.post(
         reverse("account_signup"),
-        {"email": "intrus@example.fr", "password1": "Tr3s-long-mdp!", "password2": "Tr3s-long-mdp!"},
+        {
+            "email": "intrus@example.fr",
+            "password1": "Tr3s-long-mdp!",
+            "password2": "Tr3s-long-mdp!",
+        },
     )
     from pvd.models import User
 

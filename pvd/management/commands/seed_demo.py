@@ -1,11 +1,20 @@
 import json
+from datetime import date
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from communes.models import EPCI, Commune, Departement, Region
+from communes.models import (
+    EPCI,
+    Beneficiaire,
+    Commune,
+    Departement,
+    IdentifiantPVD,
+    MembreBeneficiaire,
+    Region,
+)
 from pvd.models import Role, User
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "demo_territoires.json"
@@ -44,6 +53,7 @@ class Command(BaseCommand):
                     "population": row["population"],
                 },
             )
+        self.seed_beneficiaires(facts)
         self.stdout.write(
             f"Territoires de démonstration : {len(facts['communes'])} communes, "
             f"{len(facts['epci'])} EPCI, {len(facts['departements'])} départements."
@@ -55,6 +65,38 @@ class Command(BaseCommand):
         for row in facts["accounts"]:
             self.seed_account(row)
             self.stdout.write(f"  {row['email']:<30} {row['fonction']}")
+
+    def seed_beneficiaires(self, facts: dict) -> None:
+        for date_liste, ids in facts["identifiants_pvd"].items():
+            for code, id_pvd in ids.items():
+                IdentifiantPVD.objects.update_or_create(
+                    commune_id=code,
+                    date_liste=date.fromisoformat(date_liste),
+                    defaults={"id_pvd": id_pvd},
+                )
+        decision = facts["decision_laureat"]
+        date_decision = date.fromisoformat(decision["date"])
+        for row in facts["beneficiaires"]:
+            taken = MembreBeneficiaire.objects.filter(commune_id__in=row["communes"], actif=True)
+            if taken.exists():
+                continue  # already in the programme (a previous run, or an ANCT import)
+            communes = list(Commune.objects.filter(code__in=row["communes"]))
+            main = max(communes, key=lambda c: c.population or 0)
+            beneficiaire = Beneficiaire.objects.create(
+                nom=row["nom"],
+                epci_id=main.epci_id,
+                departement_id=main.departement_id,
+                statut=Beneficiaire.Statut.CANDIDAT,
+            )
+            for commune in communes:
+                MembreBeneficiaire.objects.create(beneficiaire=beneficiaire, commune=commune)
+            beneficiaire.enregistrer_proposition(by=None, date=date_decision)
+            beneficiaire.change_statut(
+                Beneficiaire.Statut.LAUREAT,
+                by=None,
+                date_decision=date_decision,
+                reference=decision["reference"],
+            )
 
     def seed_account(self, row: dict) -> None:
         user, created = User.objects.get_or_create(
@@ -71,3 +113,6 @@ class Command(BaseCommand):
         )
         role.departements.set(row.get("departements", []))
         role.communes.set(row.get("communes", []))
+        role.beneficiaires.set(
+            Beneficiaire.objects.filter(nom__in=row.get("beneficiaires", [])).actifs()
+        )

@@ -1,0 +1,16 @@
+"""Create the benchmark's PostgreSQL database when it does not exist yet."""
+
+import sys
+from urllib.parse import urlparse
+
+import psycopg
+
+url = urlparse(sys.argv[1])
+if url.scheme.startswith("postgres"):
+    name = url.path.lstrip("/")
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+            print(f"Base {name} créée.")

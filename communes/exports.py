@@ -1,0 +1,90 @@
+"""Exports of the beneficiaries list: CSV streamed row by row, XLSX in write-only mode."""
+
+import csv
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils import timezone
+from openpyxl import Workbook
+
+from .models import Beneficiaire
+
+
+def _communes(b: Beneficiaire) -> list:
+    return [m.commune for m in b.membres_actifs]
+
+
+def _last_id_pvd(commune) -> str:
+    ids = list(commune.identifiants_pvd.all())
+    return ids[0].id_pvd if ids else ""
+
+
+COLUMNS: dict[str, tuple[str, Callable[[Beneficiaire], object]]] = {
+    "id": ("Identifiant portail", lambda b: b.pk),
+    "nom": ("Bénéficiaire", lambda b: b.nom),
+    "statut": ("Statut", lambda b: b.get_statut_display()),
+    "region": ("Région", lambda b: b.departement.region.nom),
+    "departement_code": ("Code département", lambda b: b.departement_id),
+    "departement": ("Département", lambda b: b.departement.nom),
+    "epci_siren": ("SIREN EPCI", lambda b: b.epci_id or ""),
+    "epci": ("EPCI", lambda b: b.epci.nom if b.epci_id else ""),
+    "communes": ("Communes", lambda b: ", ".join(c.nom for c in _communes(b))),
+    "codes_insee": ("Codes INSEE", lambda b: ", ".join(c.code for c in _communes(b))),
+    "id_pvd": ("Identifiants PVD", lambda b: ", ".join(_last_id_pvd(c) for c in _communes(b))),
+    "nb_communes": ("Nombre de communes", lambda b: len(_communes(b))),
+    "population": ("Population municipale", lambda b: b.population_totale or 0),
+    "cree_le": ("Créé le", lambda b: timezone.localtime(b.created_at).date()),
+}
+DEFAULT_COLUMNS = [
+    "nom",
+    "statut",
+    "departement_code",
+    "departement",
+    "epci",
+    "communes",
+    "codes_insee",
+    "population",
+]
+
+
+def rows(queryset, columns: list[str]) -> Iterator[list]:
+    yield [COLUMNS[c][0] for c in columns]
+    for beneficiaire in queryset.iterator(chunk_size=500):
+        yield [COLUMNS[c][1](beneficiaire) for c in columns]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(data: Iterable[list]) -> Iterator[str]:
+    yield "\ufeff"  # lets Excel read the file as UTF-8
+    writer = csv.writer(_Echo(), delimiter=";")
+    for row in data:
+        yield writer.writerow(row)
+
+
+def csv_response(queryset, columns: list[str], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        _csv_lines(rows(queryset, columns)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+def xlsx_response(queryset, columns: list[str], filename: str) -> FileResponse:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Bénéficiaires PVD")
+    for row in rows(queryset, columns):
+        sheet.append(row)
+    output = tempfile.TemporaryFile()
+    workbook.save(output)
+    output.seek(0)
+    return FileResponse(
+        output,
+        as_attachment=True,
+        filename=f"{filename}.xlsx",
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
