@@ -11,12 +11,17 @@ from .models import Role, User
 class UserFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label="Nom ou adresse électronique", method="search")
     role = django_filters.ChoiceFilter(
-        label="Rôle", choices=Role.Kind.choices, field_name="roles__kind", distinct=True
+        label="Rôle",
+        choices=Role.Kind.choices,
+        field_name="roles__kind",
+        distinct=True,
+        empty_label="Tous",
     )
     departement = django_filters.ModelChoiceFilter(
         label="Département",
         queryset=Departement.objects.all(),
         method="in_departement",
+        empty_label="Tous",
     )
 
     class Meta:
@@ -44,12 +49,20 @@ def audited_content_types(request):
 
 class LogEntryFilter(django_filters.FilterSet):
     content_type = django_filters.ModelChoiceFilter(
-        label="Type d'objet", queryset=audited_content_types
+        label="Type d'objet", queryset=audited_content_types, empty_label="Tous"
     )
     actor = django_filters.CharFilter(
         label="Auteur (adresse électronique)", field_name="actor__email", lookup_expr="icontains"
     )
-    action = django_filters.ChoiceFilter(label="Action", choices=LogEntry.Action.choices)
+    action = django_filters.ChoiceFilter(
+        label="Action",
+        choices=[
+            (LogEntry.Action.CREATE, "Création"),
+            (LogEntry.Action.UPDATE, "Modification"),
+            (LogEntry.Action.DELETE, "Suppression"),
+        ],
+        empty_label="Toutes",
+    )
     date_min = django_filters.DateFilter(
         label="Depuis le", field_name="timestamp", lookup_expr="date__gte"
     )

@@ -7,12 +7,25 @@ from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Regi
 from .models import Role, User
 
 
+def _plain_email_field(form) -> None:
+    field = form.fields.get("login") or form.fields.get("email")
+    field.label = "Adresse électronique"
+    field.widget.attrs.pop("placeholder", None)
+    # DsfrBaseForm built the bound fields already: rebuild them with the new label.
+    form._bound_fields_cache.clear()
+
+
 class LoginForm(DsfrBaseForm, allauth_forms.LoginForm):
-    pass
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _plain_email_field(self)
+        self.fields["password"].widget.attrs.pop("placeholder", None)
 
 
 class ResetPasswordForm(DsfrBaseForm, allauth_forms.ResetPasswordForm):
-    pass
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _plain_email_field(self)
 
 
 class ResetPasswordKeyForm(DsfrBaseForm, allauth_forms.ResetPasswordKeyForm):
@@ -46,7 +59,10 @@ class CodesField(forms.CharField):
 
 class RoleForm(DsfrBaseForm, forms.ModelForm):
     region = forms.ModelChoiceField(
-        Region.objects.all(), label="Région", required=False, empty_label="—"
+        Region.objects.all(),
+        label="Région",
+        required=False,
+        empty_label="Aucune (France entière ou départements)",
     )
     departements = forms.ModelMultipleChoiceField(
         Departement.objects.all(),

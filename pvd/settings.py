@@ -205,6 +205,12 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
 AUDITLOG_INCLUDE_ALL_MODELS = False
+# Flash messages live in the session: no extra cookie (see the privacy page).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Shown on the public pages (legal notice, privacy, accessibility).
+CONTACT_EMAIL = env.str("CONTACT_EMAIL", default="")
+HOSTING_NOTICE = env.str("HOSTING_NOTICE", default="")
 
 LOGGING = {
     "version": 1,

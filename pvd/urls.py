@@ -34,6 +34,8 @@ urlpatterns = [
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
     path("", include("communes.urls")),
+    # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
+    path("accounts/email/", views.not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -90,6 +90,10 @@ class HomeView(TemplateView):
                 .order_by("nom")
             )
         return context
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    raise Http404
 
 
 class NationalRequiredMixin:

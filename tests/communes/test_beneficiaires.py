@@ -147,9 +147,7 @@ def test_commune_of_another_departement_is_refused(client_for, prefecture_36, is
     before = Beneficiaire.objects.count()
     CommuneFactory(code="19031", nom="Chamberet", departement_id="19")
     response = client_for(prefecture_36).post(CREATE, {"commune_codes": "36088, 19031"})
-    assert_refused(
-        response, "Chamberet (Corrèze (19)) n'est pas dans votre département", before
-    )
+    assert_refused(response, "Chamberet (Corrèze (19)) n'est pas dans votre département", before)
 
 
 def test_unknown_code_is_refused(client_for, prefecture_36):
