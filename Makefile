@@ -9,7 +9,7 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 # The libraries WeasyPrint needs on Debian (https://doc.courtbouillon.org/weasyprint/stable/first_steps.html).
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
-.PHONY: run test lint format check-system bench bench-import clean
+.PHONY: run test lint format check-system bench bench-import bench-beneficiaires clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,7 +53,7 @@ test: $(VENV)/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: bench-import
+bench: bench-import bench-beneficiaires
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -65,3 +65,10 @@ bench-import: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache
+
+BENCH_PVD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_programme
+
+bench-beneficiaires: $(VENV)/.installed
+	@$(PY) bench/ensure_database.py "$(BENCH_PVD_DATABASE_URL)"
+	DEBUG=true DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DEBUG=true DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(PY) bench/bench_beneficiaires.py
