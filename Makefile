@@ -32,12 +32,10 @@ run: $(VENV)/.installed
 	@export DEBUG=$${DEBUG:-true}; \
 	$(MANAGE) migrate --no-input && \
 	if [ -d "$(REFERENCE_DATA_DIR)" ] && [ -z "$$SKIP_REFERENCE_IMPORT" ]; then \
-		$(MANAGE) import_territoires \
-			--cog $(REFERENCE_DATA_DIR)/insee_cog_communes_2024-01-01.csv \
-			--siren $(REFERENCE_DATA_DIR)/communes_epci_dep_reg_siren.csv \
-			--populations $(REFERENCE_DATA_DIR)/populations_communes.csv; \
+		$(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; \
+	else \
+		$(MANAGE) seed_demo; \
 	fi && \
-	$(MANAGE) seed_demo && \
 	echo "" && echo "Portail PVD : http://127.0.0.1:8000" && \
 	$(MANAGE) runserver 127.0.0.1:8000
 

@@ -147,6 +147,11 @@ class DecisionForm(DsfrBaseForm, forms.Form):
         value = self.cleaned_data["date_decision"]
         if value > timezone.localdate():
             raise forms.ValidationError("La date de la décision ne peut pas être dans le futur.")
+        last = self.beneficiaire.decisions.order_by("-date_decision").first()
+        if last and value < last.date_decision:
+            raise forms.ValidationError(
+                f"La décision ne peut pas précéder la précédente, du {last.date_decision:%d/%m/%Y}."
+            )
         return value
 
     def clean(self):

@@ -835,7 +835,25 @@ def _create_beneficiaires(plan: Plan) -> None:
     DecisionStatut.objects.bulk_create(decisions, batch_size=BATCH_SIZE)
 
 
-def import_pvd(path: str | Path, date_liste: date | None = None) -> Report:
+# A national list that makes more than this share of the programme leave is probably a
+# partial file (one région, one département): the import stops unless told to go on.
+SEUIL_SORTIES = 0.10
+
+
+def check_departures(plan: Plan, force: bool) -> None:
+    actifs = MembreBeneficiaire.objects.filter(
+        actif=True, beneficiaire__statut__in=Beneficiaire.STATUTS_ACTIFS
+    ).count()
+    if force or not actifs or len(plan.sorties) <= SEUIL_SORTIES * actifs:
+        return
+    raise PvdImportError(
+        f"Cette liste ferait sortir du programme {len(plan.sorties)} communes sur {actifs} "
+        f"({len(plan.sorties) / actifs:.0%}). Est-ce bien une liste nationale complète ? "
+        "Relancez avec --force si ces sorties sont voulues."
+    )
+
+
+def import_pvd(path: str | Path, date_liste: date | None = None, force: bool = False) -> Report:
     """Read and check the file, then apply it all or nothing.
 
     Raises :class:`ImportFileError` (a fault of the file) or :class:`PvdImportError`
@@ -847,4 +865,5 @@ def import_pvd(path: str | Path, date_liste: date | None = None) -> Report:
     date_liste, date_source = resolve_date(liste, date_liste)
     with transaction.atomic():
         plan = build_plan(liste, date_liste, date_source)
+        check_departures(plan, force)
         return apply_plan(plan)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 LIST = reverse("communes:beneficiaire-list")
 CREATE = reverse("communes:beneficiaire-create")
+TODAY = date.today().isoformat()
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -208,7 +209,7 @@ def test_prefecture_makes_a_candidate_laureat_with_the_signed_decision(
         client_for(prefecture_36),
         candidat,
         nouveau_statut="laureat",
-        date_decision="2024-03-01",
+        date_decision=TODAY,
         reference="Arrêté préfectoral n° 2024-12",
         document=SimpleUploadedFile("arrete.pdf", PDF, content_type="application/pdf"),
     )
@@ -232,7 +233,7 @@ def test_decision_document_is_404_for_another_territory(
         client_for(prefecture_36),
         candidat,
         nouveau_statut="laureat",
-        date_decision="2024-03-01",
+        date_decision=TODAY,
         reference="Arrêté",
         document=SimpleUploadedFile("arrete.pdf", PDF),
     )
@@ -249,6 +250,7 @@ def test_decision_document_is_404_for_another_territory(
             "pas un PDF valide",
         ),
         ({"date_decision": (date.today() + timedelta(days=3)).isoformat()}, "futur"),
+        ({"date_decision": "2019-01-01"}, "ne peut pas précéder la précédente"),
         ({"nouveau_statut": "non_retenu"}, "Indiquez le motif"),
         ({"nouveau_statut": "inconnu"}, "Sélectionnez un choix valide"),
         ({"reference": ""}, "Ce champ est obligatoire"),
@@ -257,7 +259,7 @@ def test_decision_document_is_404_for_another_territory(
 def test_bad_decisions_are_refused_and_change_nothing(
     client_for, prefecture_36, candidat, data, message
 ):
-    payload = {"nouveau_statut": "laureat", "date_decision": "2024-03-01", "reference": "Arrêté"}
+    payload = {"nouveau_statut": "laureat", "date_decision": TODAY, "reference": "Arrêté"}
     response = decide(client_for(prefecture_36), candidat, **{**payload, **data})
     assert response.status_code == 200
     assert message in html.unescape(response.content.decode())
@@ -272,7 +274,7 @@ def test_huge_document_is_refused(client_for, prefecture_36, candidat):
         client_for(prefecture_36),
         candidat,
         nouveau_statut="laureat",
-        date_decision="2024-03-01",
+        date_decision=TODAY,
         reference="Arrêté",
         document=big,
     )

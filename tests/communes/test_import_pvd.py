@@ -654,3 +654,26 @@ def test_real_national_lists():
     last = ImportRun.objects.latest("pk")
     assert (last.created, last.updated, last.unchanged) == (0, 0, 1_653)
     assert first_run < 30 and second_list < 30, (first_run, second_list)
+
+
+def test_a_partial_list_is_refused_unless_forced(territoires, tmp_path):
+    """A list with only the Indre would make Haute-Corrèze leave: probably a partial file."""
+    from django.core.management import CommandError, call_command
+
+    from communes.models import MembreBeneficiaire
+
+    path = tmp_path / "partielle.csv"
+    rows = ["insee_com,lib_com,id_pvd,date_signature"]
+    rows += [f"{code},X,pvd-24-36-{i},2021-06-01" for i, code in enumerate(INDRE_CODES, 1)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="--force"):
+        call_command("import_pvd", str(path), date_liste="2024-01-02", stdout=io.StringIO())
+    assert MembreBeneficiaire.objects.filter(actif=True).count() == 20
+    call_command("import_pvd", str(path), date_liste="2024-01-02", force=True, stdout=io.StringIO())
+    assert MembreBeneficiaire.objects.filter(actif=True).count() == 16
+
+
+INDRE_CODES = [
+    "36001", "36005", "36006", "36031", "36034", "36045", "36063", "36046",
+    "36018", "36093", "36141", "36192", "36208", "36228", "36230", "36241",
+]  # fmt: skip

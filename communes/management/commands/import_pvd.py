@@ -31,9 +31,15 @@ class Command(BaseCommand):
             ),
         )
 
-    def handle(self, *args, file, date_liste=None, **options):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="accepter qu'une liste fasse sortir plus de 10 %% des communes du programme",
+        )
+
+    def handle(self, *args, file, date_liste=None, force=False, **options):
         try:
-            report = import_pvd(file, _parse_date(date_liste))
+            report = import_pvd(file, _parse_date(date_liste), force=force)
         except (ImportFileError, PvdImportError) as exc:
             raise CommandError(f"Import annulé, base inchangée. {exc}") from exc
         self.stdout.write(report.render())

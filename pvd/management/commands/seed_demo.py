@@ -3,6 +3,7 @@ from datetime import date
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -15,7 +16,7 @@ from communes.models import (
     MembreBeneficiaire,
     Region,
 )
-from pvd.models import Role, User
+from pvd.models import ImportRun, Role, User
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "demo_territoires.json"
 DEMO_PASSWORD = "pvd-demo"
@@ -27,9 +28,38 @@ class Command(BaseCommand):
         "les comptes de démonstration. Peut être relancée sans risque."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reference-data",
+            metavar="DIR",
+            help="Dossier des fichiers officiels : importe d'abord tout le référentiel national "
+            "et les listes ANCT (une seule fois pour les listes).",
+        )
+
+    def handle(self, *args, reference_data=None, **options) -> None:
+        if reference_data:
+            self.import_reference_data(Path(reference_data))
+        self.seed(json.loads(FIXTURE.read_text(encoding="utf-8")))
+
+    def import_reference_data(self, directory: Path) -> None:
+        call_command(
+            "import_territoires",
+            cog=str(directory / "insee_cog_communes_2024-01-01.csv"),
+            siren=str(directory / "communes_epci_dep_reg_siren.csv"),
+            populations=str(directory / "populations_communes.csv"),
+            stdout=self.stdout,
+        )
+        if ImportRun.objects.filter(kind="pvd").exists():
+            self.stdout.write("Listes ANCT déjà importées.")
+            return
+        for name in (
+            "anct_pvd_communes_2021-01-22_redacted.csv",
+            "anct_ngeo_programmes_cog2023.csv",
+        ):
+            call_command("import_pvd", str(directory / name), stdout=self.stdout)
+
     @transaction.atomic
-    def handle(self, *args, **options) -> None:
-        facts = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    def seed(self, facts: dict) -> None:
         for row in facts["regions"]:
             Region.objects.update_or_create(code=row["code"], defaults=row)
         for row in facts["departements"]:
