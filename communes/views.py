@@ -128,7 +128,10 @@ class BeneficiaireDetailView(DetailView):
 
     def get_context_data(self, **kwargs):
         beneficiaire = self.object
+        codes = [m.commune_id for m in beneficiaire.membres.all()]
+        visibles = Commune.objects.for_user(self.request.user).filter(code__in=codes)
         return super().get_context_data(
+            communes_visibles=set(visibles.values_list("code", flat=True)),
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
             decisions=beneficiaire.decisions.select_related("decided_by"),
             can_edit=beneficiaire.can_edit(self.request.user),
@@ -273,8 +276,10 @@ class SyntheseView(TemplateView):
             for s in statuts
         }
         communes = (
-            MembreBeneficiaire.objects.filter(actif=True, beneficiaire__departement=OuterRef("pk"))
-            .values("beneficiaire__departement")
+            # Communes count where they are (La Courtine in the Creuse), beneficiaries where
+            # their dossier is followed (Ussel – La Courtine in the Corrèze).
+            MembreBeneficiaire.objects.filter(actif=True, commune__departement=OuterRef("pk"))
+            .values("commune__departement")
             .annotate(n=Count("pk"))
             .values("n")
         )

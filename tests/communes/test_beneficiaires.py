@@ -364,6 +364,23 @@ def test_synthese_counts_per_departement_and_region(client_for, national):
     regions = {r["region"].code: r for r in response.context["regions"]}
     assert regions["24"]["laureat"] == 16
     assert regions["75"]["nb_communes_pvd"] == 4
+    departements = {d.code: d for r in regions.values() for d in r["departements"]}
+    # La Courtine counts in the Creuse; its dossier is followed from the Corrèze.
+    assert departements["23"].nb_communes_pvd == 1
+    assert departements["23"].laureat == 0
+    assert departements["19"].laureat == 2
+
+
+def test_member_communes_outside_the_perimeter_are_not_links(
+    client_for, prefecture_19, ussel_la_courtine
+):
+    response = client_for(prefecture_19).get(
+        reverse("communes:beneficiaire-detail", args=[ussel_la_courtine.pk])
+    )
+    content = response.content.decode()
+    assert reverse("communes:detail", args=["19275"]) in content
+    assert reverse("communes:detail", args=["23067"]) not in content
+    assert "La Courtine" in content
 
 
 @pytest.mark.parametrize("who", ["prefecture_36", "cdp_ussel", "elu_ussel"])
