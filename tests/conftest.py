@@ -112,3 +112,16 @@ def client_for(client):
         return client
 
     return login
+
+
+def count_queries(request_page) -> int:
+    """SQL queries issued by one call, counted before anything else touches the log."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as context:
+        response = request_page()
+    assert response.status_code == 200
+    count = len(context)
+    assert count > 0
+    return count

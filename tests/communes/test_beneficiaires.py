@@ -5,12 +5,11 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import load_workbook
 
 from communes.models import Beneficiaire, Commune, DecisionStatut, Departement, MembreBeneficiaire
+from tests.conftest import count_queries
 from tests.factories import CommuneFactory, EPCIFactory
 
 pytestmark = pytest.mark.django_db
@@ -414,27 +413,23 @@ def test_xlsx_export_follows_the_filters(client_for, national):
 def test_list_query_count_does_not_grow(client_for, national):
     client = client_for(national)
     client.get(LIST)
-    with CaptureQueriesContext(connection) as small:
-        client.get(LIST)
+    small = count_queries(lambda: client.get(LIST))
     dep = Departement.objects.get(code="23")
     for i in range(30):
         commune = CommuneFactory(departement=dep)
         b = Beneficiaire.objects.create(nom=f"Test {i}", departement=dep, epci=commune.epci)
         MembreBeneficiaire.objects.create(beneficiaire=b, commune=commune)
-    with CaptureQueriesContext(connection) as large:
-        client.get(LIST)
-    assert len(large) == len(small)
+    large = count_queries(lambda: client.get(LIST))
+    assert large == small
 
 
 def test_selection_query_count_does_not_grow(client_for, prefecture_36):
     client = client_for(prefecture_36)
     client.get(selection("36"))
-    with CaptureQueriesContext(connection) as small:
-        client.get(selection("36"))
+    small = count_queries(lambda: client.get(selection("36")))
     CommuneFactory.create_batch(30, departement=Departement.objects.get(code="36"), population=500)
-    with CaptureQueriesContext(connection) as large:
-        client.get(selection("36"))
-    assert len(large) == len(small)
+    large = count_queries(lambda: client.get(selection("36")))
+    assert large == small
 
 
 def test_commune_page_shows_its_beneficiary(client_for, elu_ussel):

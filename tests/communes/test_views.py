@@ -1,9 +1,8 @@
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from communes.models import EPCI, Commune, Departement, Region
+from tests.conftest import count_queries
 from tests.factories import CommuneFactory
 
 pytestmark = pytest.mark.django_db
@@ -88,13 +87,11 @@ def test_list_is_paginated_and_keeps_filters(client_for, national):
 def test_commune_list_query_count_does_not_grow(client_for, national):
     client = client_for(national)
     client.get(reverse("communes:list"))  # warm the session and caches
-    with CaptureQueriesContext(connection) as small:
-        client.get(reverse("communes:list"))
+    small = count_queries(lambda: client.get(reverse("communes:list")))
     dep = Departement.objects.get(code="19")
     CommuneFactory.create_batch(40, departement=dep)
-    with CaptureQueriesContext(connection) as large:
-        client.get(reverse("communes:list"))
-    assert len(large) == len(small)
+    large = count_queries(lambda: client.get(reverse("communes:list")))
+    assert large == small
 
 
 @pytest.mark.parametrize(
