@@ -371,6 +371,11 @@ class IdentifiantPVD(models.Model):
         return f"{self.id_pvd} ({self.date_liste:%d/%m/%Y})"
 
 
+class DecisionStatutQuerySet(models.QuerySet):
+    def for_user(self, user) -> "DecisionStatutQuerySet":
+        return self.filter(beneficiaire__in=Beneficiaire.objects.for_user(user))
+
+
 def decision_upload_to(instance: "DecisionStatut", filename: str) -> str:
     return f"decisions/{instance.beneficiaire_id}/{filename}"
 
@@ -407,6 +412,8 @@ class DecisionStatut(models.Model):
     document = models.FileField("décision (PDF)", upload_to=decision_upload_to, blank=True)
     motif = models.TextField("motif", blank=True)
     created_at = models.DateTimeField("enregistrée le", auto_now_add=True)
+
+    objects = DecisionStatutQuerySet.as_manager()
 
     class Meta:
         verbose_name = "décision"

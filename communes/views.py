@@ -211,9 +211,7 @@ class DecisionDocumentView(DetailView):
     """The signed decision, served only to those who see the beneficiary."""
 
     def get_queryset(self):
-        return DecisionStatut.objects.filter(
-            beneficiaire__in=Beneficiaire.objects.for_user(self.request.user)
-        ).exclude(document="")
+        return DecisionStatut.objects.for_user(self.request.user).exclude(document="")
 
     def render_to_response(self, context, **kwargs):
         from django.http import FileResponse
