@@ -1,5 +1,6 @@
 """Settings of the Portail PVD, read from the environment (see .env.example)."""
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -88,7 +89,9 @@ TEMPLATES = [
     },
 ]
 FORM_RENDERER = "dsfr.forms.DsfrDjangoTemplates"
+# Mark optional fields, as the DSFR now advises (django-dsfr's next major default).
 DSFR_MARK_OPTIONAL_FIELDS = True
+warnings.filterwarnings("ignore", message="Transitional Django setting DSFR_MARK_OPTIONAL_FIELDS")
 
 # Embedded default: a SQLite file next to manage.py. Production and CI: PostgreSQL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
