@@ -18,3 +18,12 @@ for model_name in (
     "DecisionStatut",
 ):
     auditlog.register(apps.get_model("communes", model_name), exclude_fields=["nom_recherche"])
+
+for model_name in (
+    "Convention",
+    "Partie",
+    "SecteurIntervention",
+    "DocumentConvention",
+    "ScanSigne",
+):
+    auditlog.register(apps.get_model("conventions", model_name))

@@ -1,0 +1,425 @@
+import hashlib
+from datetime import date
+
+from dateutil.relativedelta import relativedelta
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from communes.models import EPCI, Beneficiaire, Commune
+
+DELAI_CONVENTION_CADRE = relativedelta(months=18)
+ALERTE_ECHEANCE = relativedelta(months=3)
+
+
+class ConventionQuerySet(models.QuerySet):
+    def for_user(self, user) -> "ConventionQuerySet":
+        return self.filter(beneficiaire__in=Beneficiaire.objects.for_user(user))
+
+    def signees(self) -> "ConventionQuerySet":
+        return self.filter(statut__in=Convention.STATUTS_SIGNES)
+
+
+class Convention(models.Model):
+    class Type(models.TextChoices):
+        ADHESION = "adhesion", "Convention d'adhésion"
+        CADRE = "cadre", "Convention-cadre PVD valant ORT"
+        AVENANT = "avenant", "Avenant"
+
+    class Statut(models.TextChoices):
+        BROUILLON = "brouillon", "Brouillon"
+        EN_SIGNATURE = "en_signature", "En signature"
+        SIGNEE = "signee", "Signée"
+        MODIFIEE = "modifiee", "Modifiée par avenant"
+        ECHUE = "echue", "Échue"
+        RESILIEE = "resiliee", "Résiliée"
+
+    class Source(models.TextChoices):
+        PORTAIL = "portail", "Saisie sur le portail"
+        IMPORT_ORT = "import_ort", "Suivi national des ORT"
+
+    STATUTS_MODIFIABLES = (Statut.BROUILLON, Statut.EN_SIGNATURE)
+    STATUTS_SIGNES = (Statut.SIGNEE, Statut.MODIFIEE, Statut.ECHUE, Statut.RESILIEE)
+
+    beneficiaire = models.ForeignKey(
+        Beneficiaire,
+        verbose_name="bénéficiaire",
+        on_delete=models.PROTECT,
+        related_name="conventions",
+    )
+    type = models.CharField("type", max_length=20, choices=Type.choices)
+    convention_modifiee = models.ForeignKey(
+        "self",
+        verbose_name="convention modifiée",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="avenants",
+        help_text="Pour un avenant : la convention qu'il modifie.",
+    )
+    titre = models.CharField("titre", max_length=300)
+    objet = models.TextField("objet", blank=True)
+    statut = models.CharField(
+        "statut", max_length=20, choices=Statut.choices, default=Statut.BROUILLON
+    )
+    date_redaction = models.DateField("date de rédaction", default=timezone.localdate)
+    date_envoi_signature = models.DateField("envoyée pour signature le", null=True, blank=True)
+    date_signature = models.DateField(
+        "date de signature",
+        null=True,
+        blank=True,
+        help_text="La date de la dernière signature des signataires.",
+    )
+    date_signature_prevue = models.CharField(
+        "signature envisagée",
+        max_length=200,
+        blank=True,
+        help_text="Texte libre du suivi national, par exemple « 4e trimestre 2023 ».",
+    )
+    date_entree_vigueur = models.DateField("entrée en vigueur", null=True, blank=True)
+    duree_annees = models.PositiveSmallIntegerField("durée (années)", null=True, blank=True)
+    date_fin = models.DateField("date de fin", null=True, blank=True)
+    source = models.CharField(
+        "origine", max_length=20, choices=Source.choices, default=Source.PORTAIL
+    )
+    created_by = models.ForeignKey(
+        "pvd.User",
+        verbose_name="créée par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    updated_at = models.DateTimeField("modifiée le", auto_now=True)
+
+    objects = ConventionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "convention"
+        ordering = ["beneficiaire", "date_redaction", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(type="avenant", convention_modifiee__isnull=False)
+                | (~Q(type="avenant") & Q(convention_modifiee__isnull=True)),
+                name="avenant_points_to_its_convention",
+                violation_error_message="Un avenant, et lui seul, modifie une convention.",
+            ),
+            models.CheckConstraint(
+                condition=Q(date_fin__isnull=True)
+                | Q(date_entree_vigueur__isnull=True)
+                | Q(date_fin__gte=models.F("date_entree_vigueur")),
+                name="convention_ends_after_it_starts",
+                violation_error_message="La date de fin précède l'entrée en vigueur.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.titre
+
+    @property
+    def is_editable(self) -> bool:
+        return self.statut in self.STATUTS_MODIFIABLES
+
+    def can_edit(self, user) -> bool:
+        """Chefs de projet of the beneficiary, its préfecture and national staff draft it."""
+        perimeter = user.perimeter
+        return (
+            perimeter.national
+            or self.beneficiaire_id in perimeter.beneficiaire_ids
+            or self.beneficiaire.departement_id in perimeter.prefecture_departement_codes
+        )
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.type == self.Type.AVENANT:
+            if not self.convention_modifiee_id:
+                errors["convention_modifiee"] = "Indiquez la convention que cet avenant modifie."
+            elif self.convention_modifiee.beneficiaire_id != self.beneficiaire_id:
+                errors["convention_modifiee"] = (
+                    "Un avenant ne peut modifier qu'une convention du même bénéficiaire."
+                )
+            elif self.convention_modifiee.statut not in self.STATUTS_SIGNES:
+                errors["convention_modifiee"] = (
+                    "Seule une convention signée se modifie par avenant."
+                )
+        elif self.convention_modifiee_id:
+            errors["convention_modifiee"] = "Seul un avenant modifie une autre convention."
+        if self.date_fin and self.date_entree_vigueur and self.date_fin < self.date_entree_vigueur:
+            errors["date_fin"] = "La date de fin ne peut pas précéder l'entrée en vigueur."
+        if errors:
+            raise ValidationError(errors)
+
+    def compute_date_fin(self) -> None:
+        if self.date_entree_vigueur and self.duree_annees and not self.date_fin:
+            self.date_fin = self.date_entree_vigueur + relativedelta(years=self.duree_annees)
+
+    # State changes -------------------------------------------------------------------
+
+    def perimeter_errors(self) -> list[str]:
+        if self.type != self.Type.CADRE:
+            return []
+        if not self.secteurs.filter(centre_ville_principale=True).exists():
+            return [
+                "Le périmètre de l'ORT doit comprendre le centre-ville de la ville principale "
+                "de l'EPCI (article L303-2 du code de la construction et de l'habitation)."
+            ]
+        return []
+
+    def signature_errors(self) -> list[str]:
+        errors = []
+        signataires = list(self.parties.filter(role=Partie.Role.SIGNATAIRE))
+        if not signataires:
+            errors.append("La convention n'a aucun signataire.")
+        errors += [
+            f"Il manque la date de signature de : {p}." for p in signataires if not p.date_signature
+        ]
+        return errors + self.perimeter_errors()
+
+    def mark_sent(self, *, on: date | None = None) -> None:
+        if self.statut != self.Statut.BROUILLON:
+            raise ValidationError("Seul un brouillon peut être envoyé pour signature.")
+        errors = self.perimeter_errors()
+        if not self.parties.filter(role=Partie.Role.SIGNATAIRE).exists():
+            errors.append("Ajoutez au moins un signataire avant l'envoi.")
+        if errors:
+            raise ValidationError(errors)
+        self.statut = self.Statut.EN_SIGNATURE
+        self.date_envoi_signature = on or timezone.localdate()
+        self.save(update_fields=["statut", "date_envoi_signature", "updated_at"])
+
+    def mark_signed(self) -> None:
+        """Signed once every signataire has signed: the last signature dates the convention."""
+        if self.statut not in self.STATUTS_MODIFIABLES:
+            raise ValidationError("Cette convention est déjà signée : elle évolue par avenant.")
+        errors = self.signature_errors()
+        if errors:
+            raise ValidationError(errors)
+        with transaction.atomic():
+            self.statut = self.Statut.SIGNEE
+            self.date_signature = max(
+                p.date_signature for p in self.parties.filter(role=Partie.Role.SIGNATAIRE)
+            )
+            if not self.date_entree_vigueur:
+                self.date_entree_vigueur = self.date_signature
+            self.compute_date_fin()
+            self.save(
+                update_fields=[
+                    "statut",
+                    "date_signature",
+                    "date_entree_vigueur",
+                    "date_fin",
+                    "updated_at",
+                ]
+            )
+            if self.type == self.Type.AVENANT:
+                amended = self.convention_modifiee
+                if amended.statut == self.Statut.SIGNEE:
+                    amended.statut = self.Statut.MODIFIEE
+                    amended.save(update_fields=["statut", "updated_at"])
+
+    def resilier(self, *, on: date) -> None:
+        if self.statut not in (self.Statut.SIGNEE, self.Statut.MODIFIEE):
+            raise ValidationError("Seule une convention signée peut être résiliée.")
+        self.statut = self.Statut.RESILIEE
+        self.date_fin = on
+        self.save(update_fields=["statut", "date_fin", "updated_at"])
+
+    def latest_document(self):
+        return self.documents.filter(statut=DocumentConvention.Statut.PRET).first()
+
+
+class Partie(models.Model):
+    """A party to a convention: signatory, or named « en présence de »."""
+
+    class Nature(models.TextChoices):
+        COMMUNE = "commune", "Commune"
+        EPCI = "epci", "EPCI"
+        ETAT = "etat", "État (préfet)"
+        PARTENAIRE = "partenaire", "Partenaire"
+
+    class Role(models.TextChoices):
+        SIGNATAIRE = "signataire", "Signataire"
+        EN_PRESENCE = "en_presence", "En présence de"
+
+    PARTENAIRES = [
+        "Agence nationale de la cohésion des territoires (ANCT)",
+        "Banque des Territoires",
+        "Agence nationale de l'habitat (Anah)",
+        "Cerema",
+        "Ademe",
+        "Région",
+        "Département",
+        "Établissement public foncier (EPF)",
+        "CAUE",
+        "Action Logement",
+    ]
+
+    convention = models.ForeignKey(
+        Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="parties"
+    )
+    nature = models.CharField("nature", max_length=20, choices=Nature.choices)
+    commune = models.ForeignKey(
+        Commune, verbose_name="commune", on_delete=models.PROTECT, null=True, blank=True
+    )
+    epci = models.ForeignKey(
+        EPCI, verbose_name="EPCI", on_delete=models.PROTECT, null=True, blank=True
+    )
+    nom_partenaire = models.CharField(
+        "partenaire", max_length=200, blank=True, help_text="Par exemple : Banque des Territoires."
+    )
+    role = models.CharField("rôle", max_length=20, choices=Role.choices)
+    representant = models.CharField(
+        "représentant",
+        max_length=200,
+        blank=True,
+        help_text="Nom et qualité, par exemple : Mme Élise Maire, maire d'Ussel.",
+    )
+    date_deliberation = models.DateField(
+        "date de la délibération",
+        null=True,
+        blank=True,
+        help_text="Pour une collectivité : la délibération qui autorise la signature.",
+    )
+    date_signature = models.DateField("signée le", null=True, blank=True)
+    ordre = models.PositiveSmallIntegerField("ordre", default=0)
+
+    class Meta:
+        verbose_name = "partie"
+        ordering = ["convention", "role", "ordre", "pk"]
+
+    def __str__(self) -> str:
+        if self.nature == self.Nature.COMMUNE and self.commune_id:
+            return f"Commune de {self.commune.nom}"
+        if self.nature == self.Nature.EPCI and self.epci_id:
+            return self.epci.nom
+        if self.nature == self.Nature.ETAT:
+            return "L'État, représenté par le préfet"
+        return self.nom_partenaire
+
+    @property
+    def is_collectivite(self) -> bool:
+        return self.nature in (self.Nature.COMMUNE, self.Nature.EPCI)
+
+    def clean(self) -> None:
+        errors = {}
+        if self.nature == self.Nature.COMMUNE and not self.commune_id:
+            errors["commune"] = "Choisissez la commune."
+        if self.nature == self.Nature.EPCI and not self.epci_id:
+            errors["epci"] = "Choisissez l'EPCI."
+        if self.nature == self.Nature.PARTENAIRE and not self.nom_partenaire.strip():
+            errors["nom_partenaire"] = "Indiquez le partenaire."
+        if self.date_signature and self.role != self.Role.SIGNATAIRE:
+            errors["date_signature"] = "Seul un signataire signe la convention."
+        if self.date_deliberation and not self.is_collectivite:
+            errors["date_deliberation"] = "Seule une collectivité délibère."
+        if errors:
+            raise ValidationError(errors)
+
+
+class SecteurIntervention(models.Model):
+    """A named secteur d'intervention of an ORT, in one commune."""
+
+    convention = models.ForeignKey(
+        Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="secteurs"
+    )
+    commune = models.ForeignKey(Commune, verbose_name="commune", on_delete=models.PROTECT)
+    nom = models.CharField("nom du secteur", max_length=200)
+    description = models.TextField("description", blank=True)
+    centre_ville_principale = models.BooleanField(
+        "centre-ville de la ville principale de l'EPCI",
+        default=False,
+        help_text="Obligatoire dans toute ORT : au moins un secteur doit l'être.",
+    )
+
+    class Meta:
+        verbose_name = "secteur d'intervention"
+        verbose_name_plural = "secteurs d'intervention"
+        ordering = ["convention", "commune__nom", "nom"]
+
+    def __str__(self) -> str:
+        return f"{self.nom} ({self.commune.nom})"
+
+
+def document_upload_to(instance: "DocumentConvention", filename: str) -> str:
+    return f"conventions/{instance.convention_id}/generees/{filename}"
+
+
+class DocumentConvention(models.Model):
+    """One generated PDF of a convention: each generation is a new version."""
+
+    class Statut(models.TextChoices):
+        EN_COURS = "en_cours", "En cours"
+        PRET = "pret", "Prêt"
+        ECHEC = "echec", "Échec"
+
+    convention = models.ForeignKey(
+        Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="documents"
+    )
+    version = models.PositiveIntegerField("version")
+    pdfa = models.BooleanField("PDF/A (archivage)", default=False)
+    statut = models.CharField(
+        "statut", max_length=20, choices=Statut.choices, default=Statut.EN_COURS
+    )
+    fichier = models.FileField("fichier", upload_to=document_upload_to, blank=True)
+    sha256 = models.CharField("empreinte SHA-256", max_length=64, blank=True)
+    erreur = models.TextField("erreur", blank=True)
+    requested_by = models.ForeignKey(
+        "pvd.User",
+        verbose_name="demandée par",
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField("demandée le", auto_now_add=True)
+    generated_at = models.DateTimeField("générée le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "version générée"
+        verbose_name_plural = "versions générées"
+        ordering = ["convention", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["convention", "version"], name="one_number_per_generated_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.convention} – version {self.version}"
+
+
+def scan_upload_to(instance: "ScanSigne", filename: str) -> str:
+    return f"conventions/{instance.convention_id}/signees/{filename}"
+
+
+class ScanSigne(models.Model):
+    """The signed convention, scanned: the legal record."""
+
+    convention = models.ForeignKey(
+        Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="scans"
+    )
+    fichier = models.FileField("fichier", upload_to=scan_upload_to)
+    nom_original = models.CharField("nom du fichier déposé", max_length=255)
+    taille = models.PositiveIntegerField("taille (octets)")
+    sha256 = models.CharField("empreinte SHA-256", max_length=64)
+    uploaded_by = models.ForeignKey(
+        "pvd.User", verbose_name="déposé par", on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField("déposé le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "convention signée (scan)"
+        verbose_name_plural = "conventions signées (scans)"
+        ordering = ["convention", "-uploaded_at"]
+
+    def __str__(self) -> str:
+        return self.nom_original
+
+
+def sha256_of(upload) -> str:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
