@@ -124,13 +124,22 @@ class BeneficiaireDetailView(DetailView):
     template_name = "communes/beneficiaire_detail.html"
 
     def get_queryset(self):
-        return beneficiaires_for(self.request.user)
+        from conventions.echeances import with_echeances
+
+        return with_echeances(beneficiaires_for(self.request.user))
 
     def get_context_data(self, **kwargs):
         beneficiaire = self.object
         codes = [m.commune_id for m in beneficiaire.membres.all()]
         visibles = Commune.objects.for_user(self.request.user).filter(code__in=codes)
+        from conventions.echeances import Echeance
+        from conventions.models import Convention
+
         return super().get_context_data(
+            conventions=beneficiaire.conventions.select_related("convention_modifiee"),
+            echeance=Echeance.of(beneficiaire),
+            can_draft=Convention(beneficiaire=beneficiaire).can_edit(self.request.user),
+            convention_types=Convention.Type.choices,
             communes_visibles=set(visibles.values_list("code", flat=True)),
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
             decisions=beneficiaire.decisions.select_related("decided_by"),

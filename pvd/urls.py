@@ -34,6 +34,7 @@ urlpatterns = [
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
     path("", include("communes.urls")),
+    path("conventions/", include("conventions.urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     path("accounts/", include("allauth.urls")),

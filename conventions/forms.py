@@ -1,0 +1,182 @@
+from django import forms
+from django.forms import inlineformset_factory
+from dsfr.forms import DsfrBaseForm
+
+from communes.models import EPCI, Commune
+from pvd.files import validate_pdf
+
+from .models import Convention, Partie, ScanSigne, SecteurIntervention, sha256_of
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+TITRES = {
+    Convention.Type.ADHESION: "Convention d'adhésion au programme Petites villes de demain",
+    Convention.Type.CADRE: "Convention-cadre Petites villes de demain valant ORT",
+    Convention.Type.AVENANT: "Avenant",
+}
+
+
+class ConventionForm(DsfrBaseForm, forms.ModelForm):
+    class Meta:
+        model = Convention
+        fields = [
+            "type",
+            "convention_modifiee",
+            "titre",
+            "objet",
+            "date_redaction",
+            "date_entree_vigueur",
+            "duree_annees",
+            "date_fin",
+        ]
+        widgets = {
+            "objet": forms.Textarea(attrs={"rows": 4}),
+            "date_redaction": DATE,
+            "date_entree_vigueur": DATE,
+            "date_fin": DATE,
+        }
+
+    def __init__(self, *args, beneficiaire, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.beneficiaire = beneficiaire
+        self.fields["convention_modifiee"].queryset = beneficiaire.conventions.signees().exclude(
+            type=Convention.Type.AVENANT
+        )
+        self.fields["convention_modifiee"].empty_label = "—"
+        self.fields["titre"].required = False
+        self.fields["titre"].help_text = "Laissé vide, il est formé du type et du bénéficiaire."
+        if self.instance.pk:
+            # The kind of a convention is chosen once, at its creation.
+            del self.fields["type"]
+            if self.instance.type != Convention.Type.AVENANT:
+                del self.fields["convention_modifiee"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("titre"):
+            kind = cleaned.get("type") or self.instance.type
+            if kind:
+                self.instance.titre = f"{TITRES[kind]} – {self.instance.beneficiaire.nom}"
+                cleaned["titre"] = self.instance.titre
+        return cleaned
+
+    def _post_clean(self):
+        super()._post_clean()
+        self.instance.compute_date_fin()
+
+
+def default_parties(convention: Convention) -> list[Partie]:
+    """The usual signatories: the communes, their EPCI and the État."""
+    beneficiaire = convention.beneficiaire
+    communes = [
+        m.commune for m in beneficiaire.membres.filter(actif=True).select_related("commune")
+    ]
+    parties = [
+        Partie(convention=convention, nature=Partie.Nature.COMMUNE, commune=c, ordre=i)
+        for i, c in enumerate(sorted(communes, key=lambda c: -(c.population or 0)))
+    ]
+    if beneficiaire.epci_id:
+        parties.append(
+            Partie(
+                convention=convention, nature=Partie.Nature.EPCI, epci=beneficiaire.epci, ordre=50
+            )
+        )
+    parties.append(Partie(convention=convention, nature=Partie.Nature.ETAT, ordre=60))
+    for partie in parties:
+        partie.role = Partie.Role.SIGNATAIRE
+    return parties
+
+
+class PartieForm(DsfrBaseForm, forms.ModelForm):
+    class Meta:
+        model = Partie
+        fields = [
+            "nature",
+            "commune",
+            "epci",
+            "nom_partenaire",
+            "role",
+            "representant",
+            "date_deliberation",
+            "date_signature",
+            "ordre",
+        ]
+        widgets = {"date_deliberation": DATE, "date_signature": DATE}
+
+    def __init__(self, *args, convention: Convention, **kwargs):
+        super().__init__(*args, **kwargs)
+        beneficiaire = convention.beneficiaire
+        self.fields["commune"].queryset = Commune.objects.filter(
+            membres__beneficiaire=beneficiaire
+        ).distinct()
+        self.fields["epci"].queryset = EPCI.objects.filter(
+            communes__membres__beneficiaire=beneficiaire
+        ).distinct()
+        self.fields["nom_partenaire"].widget.attrs["list"] = "partenaires"
+
+
+class BasePartieFormSet(forms.BaseInlineFormSet):
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "convention": self.instance}
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if not any(f.cleaned_data.get("role") == Partie.Role.SIGNATAIRE for f in kept):
+            raise forms.ValidationError("Une convention a au moins un signataire.")
+
+
+PartieFormSet = inlineformset_factory(
+    Convention, Partie, form=PartieForm, formset=BasePartieFormSet, extra=2, can_delete=True
+)
+
+
+class SecteurForm(DsfrBaseForm, forms.ModelForm):
+    class Meta:
+        model = SecteurIntervention
+        fields = ["commune", "nom", "description", "centre_ville_principale"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, convention: Convention, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["commune"].queryset = Commune.objects.filter(
+            membres__beneficiaire=convention.beneficiaire
+        ).distinct()
+
+
+class BaseSecteurFormSet(forms.BaseInlineFormSet):
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "convention": self.instance}
+
+
+SecteurFormSet = inlineformset_factory(
+    Convention,
+    SecteurIntervention,
+    form=SecteurForm,
+    formset=BaseSecteurFormSet,
+    extra=2,
+    can_delete=True,
+)
+
+
+class ScanForm(DsfrBaseForm, forms.Form):
+    fichier = forms.FileField(
+        label="Convention signée (PDF, 20 Mo au plus)", validators=[validate_pdf]
+    )
+
+    def save(self, convention: Convention, user) -> ScanSigne:
+        upload = self.cleaned_data["fichier"]
+        return ScanSigne.objects.create(
+            convention=convention,
+            fichier=upload,
+            nom_original=upload.name[:255],
+            taille=upload.size,
+            sha256=sha256_of(upload),
+            uploaded_by=user,
+        )
+
+
+class ResiliationForm(DsfrBaseForm, forms.Form):
+    date = forms.DateField(label="Date de la résiliation", widget=DATE)

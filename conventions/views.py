@@ -1,0 +1,296 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django.views.generic import CreateView, DetailView, FormView, ListView, UpdateView
+from django_filters.views import FilterView
+
+from communes.models import Beneficiaire
+
+from . import echeances, pdf
+from .filters import ConventionFilter
+from .forms import (
+    ConventionForm,
+    PartieFormSet,
+    ResiliationForm,
+    ScanForm,
+    SecteurFormSet,
+    default_parties,
+)
+from .models import Convention, DocumentConvention, Partie, ScanSigne
+
+
+def can_draft(user, beneficiaire: Beneficiaire) -> bool:
+    return Convention(beneficiaire=beneficiaire).can_edit(user)
+
+
+class ConventionListView(FilterView):
+    filterset_class = ConventionFilter
+    template_name = "conventions/convention_list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return (
+            Convention.objects.for_user(self.request.user)
+            .select_related("beneficiaire__departement", "convention_modifiee")
+            .order_by("beneficiaire__nom", "date_redaction")
+        )
+
+    def get_filterset_kwargs(self, filterset_class):
+        return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
+
+
+class EcheancesView(ListView):
+    """Beneficiaries whose convention-cadre is late or due within three months."""
+
+    template_name = "conventions/echeances.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        beneficiaires = Beneficiaire.objects.for_user(self.request.user).actifs()
+        return echeances.a_surveiller(beneficiaires.select_related("departement", "epci"))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["lignes"] = [(b, echeances.Echeance.of(b)) for b in context["object_list"]]
+        return context
+
+
+class BeneficiaireMixin:
+    """Views under a beneficiary: 404 outside the perimeter, 403 for read-only roles."""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.beneficiaire = get_object_or_404(
+            Beneficiaire.objects.for_user(request.user), pk=kwargs["beneficiaire_pk"]
+        )
+        if not can_draft(request.user, self.beneficiaire):
+            raise PermissionDenied(
+                "Vous ne pouvez que consulter les conventions de ce bénéficiaire."
+            )
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ConventionCreateView(BeneficiaireMixin, CreateView):
+    form_class = ConventionForm
+    template_name = "conventions/convention_form.html"
+
+    def get_initial(self):
+        return {"type": self.request.GET.get("type", Convention.Type.ADHESION)}
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+
+    @transaction.atomic
+    def form_valid(self, form):
+        form.instance.created_by = self.request.user
+        response = super().form_valid(form)
+        for partie in default_parties(self.object):
+            partie.save()
+        messages.success(
+            self.request,
+            "Convention créée, avec les communes, l'EPCI et l'État comme signataires. "
+            "Complétez les parties et leurs représentants.",
+        )
+        return response
+
+    def get_success_url(self) -> str:
+        return reverse("conventions:detail", args=[self.object.pk])
+
+
+READ, WRITE, DRAFT = "read", "write", "draft"
+
+
+def get_convention(request: HttpRequest, pk: int, access: str = READ) -> Convention:
+    """404 outside the perimeter; 403 to write for read-only roles, or to redraft once signed."""
+    convention = get_object_or_404(
+        Convention.objects.for_user(request.user).select_related("beneficiaire"), pk=pk
+    )
+    if access in (WRITE, DRAFT) and not convention.can_edit(request.user):
+        raise PermissionDenied("Vous ne pouvez que consulter cette convention.")
+    if access == DRAFT and not convention.is_editable:
+        raise PermissionDenied(
+            "Cette convention est signée : elle ne se modifie plus que par avenant."
+        )
+    return convention
+
+
+class ConventionMixin:
+    access = DRAFT
+
+    def get_convention(self) -> Convention:
+        return get_convention(self.request, self.kwargs["pk"], self.access)
+
+
+class ConventionDetailView(ConventionMixin, DetailView):
+    template_name = "conventions/convention_detail.html"
+    access = READ
+
+    def get_object(self, queryset=None):
+        return self.get_convention()
+
+    def get_context_data(self, **kwargs):
+        convention = self.object
+        user = self.request.user
+        return super().get_context_data(
+            parties=convention.parties.select_related("commune", "epci"),
+            secteurs=convention.secteurs.select_related("commune"),
+            documents=convention.documents.select_related("requested_by"),
+            scans=convention.scans.select_related("uploaded_by"),
+            avenants=convention.avenants.all(),
+            can_edit=convention.can_edit(user),
+            signature_errors=convention.signature_errors() if convention.is_editable else [],
+            scan_form=ScanForm(),
+            resiliation_form=ResiliationForm(),
+            **kwargs,
+        )
+
+
+class ConventionUpdateView(ConventionMixin, UpdateView):
+    form_class = ConventionForm
+    template_name = "conventions/convention_form.html"
+
+    def get_object(self, queryset=None):
+        return self.get_convention()
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "beneficiaire": self.object.beneficiaire}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(beneficiaire=self.object.beneficiaire, **kwargs)
+
+    def form_valid(self, form):
+        messages.success(self.request, "Convention mise à jour.")
+        return super().form_valid(form)
+
+    def get_success_url(self) -> str:
+        return reverse("conventions:detail", args=[self.object.pk])
+
+
+class FormSetView(ConventionMixin, FormView):
+    """Edit the parties or the ORT sectors of a convention, several rows at once."""
+
+    formset_class = None
+    template_name = "conventions/formset.html"
+    title = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.convention = self.get_convention()
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form(self, form_class=None):
+        return self.formset_class(**self.get_form_kwargs(), instance=self.convention)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            convention=self.convention,
+            title=self.title,
+            partenaires=Partie.PARTENAIRES,
+            **kwargs,
+        )
+
+    def form_valid(self, form):
+        form.save()
+        messages.success(self.request, f"{self.title} : modifications enregistrées.")
+        return redirect("conventions:detail", pk=self.convention.pk)
+
+
+class PartiesView(FormSetView):
+    formset_class = PartieFormSet
+    title = "Parties"
+
+
+class SecteursView(FormSetView):
+    formset_class = SecteurFormSet
+    title = "Périmètre de l'ORT : secteurs d'intervention"
+
+
+@require_POST
+def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    convention = get_convention(request, pk, WRITE)
+    try:
+        if action == "envoyer":
+            convention.mark_sent()
+            messages.success(request, "Convention envoyée pour signature.")
+        elif action == "signer":
+            convention.mark_signed()
+            messages.success(request, "Convention signée.")
+        elif action == "resilier":
+            form = ResiliationForm(request.POST)
+            if not form.is_valid():
+                raise ValidationError("Indiquez une date de résiliation valide.")
+            convention.resilier(on=form.cleaned_data["date"])
+            messages.success(request, "Convention résiliée.")
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    return redirect("conventions:detail", pk=convention.pk)
+
+
+@require_POST
+def generate(request: HttpRequest, pk: int) -> HttpResponse:
+    convention = get_convention(request, pk, WRITE)
+    document = pdf.request_generation(
+        convention, request.user, pdfa=request.POST.get("pdfa") == "1"
+    )
+    messages.info(request, f"Génération de la version {document.version} en cours.")
+    return redirect("conventions:detail", pk=convention.pk)
+
+
+def documents(request: HttpRequest, pk: int) -> HttpResponse:
+    """The generated versions, polled by the detail page while one is being generated."""
+    convention = get_convention(request, pk)
+    return render(
+        request,
+        "conventions/includes/documents.html",
+        {
+            "convention": convention,
+            "documents": convention.documents.select_related("requested_by"),
+        },
+    )
+
+
+def download_document(request: HttpRequest, pk: int) -> FileResponse:
+    document = get_object_or_404(
+        DocumentConvention.objects.filter(
+            convention__in=Convention.objects.for_user(request.user),
+            statut=DocumentConvention.Statut.PRET,
+        ),
+        pk=pk,
+    )
+    return FileResponse(
+        document.fichier.open("rb"),
+        as_attachment=True,
+        filename=f"convention-{document.convention_id}-v{document.version}.pdf",
+        content_type="application/pdf",
+    )
+
+
+@require_POST
+def upload_scan(request: HttpRequest, pk: int) -> HttpResponse:
+    convention = get_convention(request, pk, WRITE)
+    form = ScanForm(request.POST, request.FILES)
+    if form.is_valid():
+        form.save(convention, request.user)
+        messages.success(request, "Convention signée déposée.")
+    else:
+        for error in form.errors.get("fichier", []):
+            messages.error(request, f"Fichier refusé : {error}")
+    return redirect("conventions:detail", pk=convention.pk)
+
+
+def download_scan(request: HttpRequest, pk: int) -> FileResponse:
+    scan = get_object_or_404(
+        ScanSigne.objects.filter(convention__in=Convention.objects.for_user(request.user)), pk=pk
+    )
+    return FileResponse(
+        scan.fichier.open("rb"),
+        as_attachment=True,
+        filename=f"convention-{scan.convention_id}-signee-{scan.pk}.pdf",
+        content_type="application/pdf",
+    )
