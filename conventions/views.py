@@ -10,7 +10,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 
-from . import echeances, pdf
+from . import echeances
 from .filters import ConventionFilter
 from .forms import (
     ConventionForm,
@@ -235,7 +235,9 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @require_POST
 def generate(request: HttpRequest, pk: int) -> HttpResponse:
     convention = get_convention(request, pk, WRITE)
-    document = pdf.request_generation(
+    from .pdf import request_generation
+
+    document = request_generation(
         convention, request.user, pdfa=request.POST.get("pdfa") == "1"
     )
     messages.info(request, f"Génération de la version {document.version} en cours.")

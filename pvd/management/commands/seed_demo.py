@@ -24,8 +24,9 @@ DEMO_PASSWORD = "pvd-demo"
 
 class Command(BaseCommand):
     help = (
-        "Charge les territoires de démonstration (Indre, Haute-Corrèze) et, si DEBUG est actif, "
-        "les comptes de démonstration. Peut être relancée sans risque."
+        "Charge les territoires de démonstration (Indre, Haute-Corrèze) et leurs bénéficiaires ; "
+        "si DEBUG est actif, les comptes et les conventions de démonstration. "
+        "Peut être relancée sans risque."
     )
 
     def add_arguments(self, parser):
@@ -89,8 +90,10 @@ class Command(BaseCommand):
             f"{len(facts['epci'])} EPCI, {len(facts['departements'])} départements."
         )
         if not settings.DEBUG:
-            self.stdout.write("DEBUG est désactivé : aucun compte de démonstration n'est créé.")
+            self.stdout.write("DEBUG est désactivé : ni compte ni convention de démonstration.")
             return
+        # Illustrative documents, like the accounts: only on a demonstration instance.
+        self.seed_conventions(facts["conventions"])
         self.stdout.write(f"Comptes de démonstration (mot de passe : {DEMO_PASSWORD}) :")
         for row in facts["accounts"]:
             self.seed_account(row)
@@ -127,6 +130,39 @@ class Command(BaseCommand):
                 date_decision=date_decision,
                 reference=decision["reference"],
             )
+
+    def seed_conventions(self, facts: dict) -> None:
+        """A signed adhésion and convention-cadre for each demo beneficiary."""
+        from conventions.forms import TITRES, default_parties
+        from conventions.models import Convention, SecteurIntervention
+
+        for code, cadre_date in facts["cadre"].items():
+            beneficiaire = Beneficiaire.objects.actifs().filter(communes__code=code).first()
+            if beneficiaire is None or beneficiaire.conventions.exists():
+                continue
+            for kind, signed in (
+                (Convention.Type.ADHESION, date.fromisoformat(facts["adhesion"])),
+                (Convention.Type.CADRE, date.fromisoformat(cadre_date)),
+            ):
+                convention = Convention.objects.create(
+                    beneficiaire=beneficiaire,
+                    type=kind,
+                    titre=f"{TITRES[kind]} – {beneficiaire.nom}",
+                    date_redaction=signed,
+                    duree_annees=5 if kind == Convention.Type.CADRE else None,
+                )
+                for partie in default_parties(convention):
+                    partie.date_signature = signed
+                    partie.save()
+                if kind == Convention.Type.CADRE:
+                    main = convention.parties.filter(nature="commune").first().commune
+                    SecteurIntervention.objects.create(
+                        convention=convention,
+                        commune=main,
+                        nom=f"Centre-ville de {main.nom}",
+                        centre_ville_principale=True,
+                    )
+                convention.mark_signed()
 
     def seed_account(self, row: dict) -> None:
         user, created = User.objects.get_or_create(

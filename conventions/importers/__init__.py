@@ -1,0 +1,1 @@
+"""Importers of convention data: the national ORT tracking file (``ort``)."""
