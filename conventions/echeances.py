@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -13,11 +13,16 @@ from communes.models import MembreBeneficiaire
 from .models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 
 
+def _signees(type_: str):
+    return Convention.objects.filter(
+        beneficiaire=OuterRef("pk"), type=type_, statut__in=Convention.STATUTS_SIGNES
+    )
+
+
 def _signed(type_: str):
     return Subquery(
-        Convention.objects.filter(
-            beneficiaire=OuterRef("pk"), type=type_, statut__in=Convention.STATUTS_SIGNES
-        )
+        _signees(type_)
+        .exclude(date_signature=None)
         .order_by("date_signature")
         .values("date_signature")[:1]
     )
@@ -37,6 +42,8 @@ def with_echeances(beneficiaires: QuerySet) -> QuerySet:
     )
     return beneficiaires.annotate(
         date_adhesion=Coalesce(_signed(Convention.Type.ADHESION), liste),
+        # Signed, even when the national tracking does not give the date.
+        cadre_signee=Exists(_signees(Convention.Type.CADRE)),
         date_cadre=_signed(Convention.Type.CADRE),
     )
 
@@ -47,7 +54,7 @@ def a_surveiller(beneficiaires: QuerySet, today: date | None = None) -> QuerySet
     limite = today + ALERTE_ECHEANCE - DELAI_CONVENTION_CADRE
     return (
         with_echeances(beneficiaires)
-        .filter(date_cadre__isnull=True, date_adhesion__lte=limite)
+        .filter(cadre_signee=False, date_adhesion__lte=limite)
         .order_by("date_adhesion", "nom")
     )
 
@@ -55,6 +62,7 @@ def a_surveiller(beneficiaires: QuerySet, today: date | None = None) -> QuerySet
 @dataclass(frozen=True)
 class Echeance:
     date_adhesion: date | None
+    cadre_signee: bool
     date_cadre: date | None
     today: date
 
@@ -62,7 +70,10 @@ class Echeance:
     def of(cls, beneficiaire, today: date | None = None) -> "Echeance":
         """From a beneficiary annotated by `with_echeances`."""
         return cls(
-            beneficiaire.date_adhesion, beneficiaire.date_cadre, today or timezone.localdate()
+            beneficiaire.date_adhesion,
+            beneficiaire.cadre_signee,
+            beneficiaire.date_cadre,
+            today or timezone.localdate(),
         )
 
     @property
@@ -78,7 +89,7 @@ class Echeance:
 
     @property
     def en_retard(self) -> bool:
-        return bool(self.date_limite and not self.date_cadre and self.date_limite < self.today)
+        return bool(self.date_limite and not self.cadre_signee and self.date_limite < self.today)
 
     @property
     def signee_en_retard(self) -> bool:
@@ -88,6 +99,6 @@ class Echeance:
     def proche(self) -> bool:
         return bool(
             self.date_limite
-            and not self.date_cadre
+            and not self.cadre_signee
             and self.today <= self.date_limite <= self.today + ALERTE_ECHEANCE
         )

@@ -237,9 +237,7 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
     convention = get_convention(request, pk, WRITE)
     from .pdf import request_generation
 
-    document = request_generation(
-        convention, request.user, pdfa=request.POST.get("pdfa") == "1"
-    )
+    document = request_generation(convention, request.user, pdfa=request.POST.get("pdfa") == "1")
     messages.info(request, f"Génération de la version {document.version} en cours.")
     return redirect("conventions:detail", pk=convention.pk)
 

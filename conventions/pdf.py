@@ -1,0 +1,536 @@
+"""The PDF of a convention: template → WeasyPrint bytes, and its generated versions.
+
+``render_pdf`` is a plain function; ``generate_document`` stores one requested version
+(called by the Celery task); ``request_generation`` numbers a new version and queues it.
+"""
+
+import hashlib
+import logging
+import mimetypes
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Max
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from communes.models import EPCI, Commune
+
+from .models import Convention, DocumentConvention, Partie
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = "conventions/pdf/convention.html"
+# PDF/A-2b: fonts embedded, sRGB output intent, XMP metadata. A-3 would only add the
+# right to embed arbitrary files, which a convention does not need.
+PDFA_VARIANT = "pdf/a-2b"
+# The renderer addresses static files under an origin that can never resolve (.invalid,
+# RFC 2606); the fetcher serves them from disk and nothing is ever downloaded.
+STATIC_ORIGIN = "https://static.portail-pvd.invalid/"
+# Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
+TRANSIENT_ERRORS = (OSError, ConnectionError)
+CONTENT_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".svg": "image/svg+xml",
+}
+MOIS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+class PdfRenderingError(ValueError):
+    """The document cannot be rendered as it should be (not worth a retry)."""
+
+
+class RefusedURL(ValueError):
+    """The PDF renderer reads the project's static files and nothing else."""
+
+
+# Static files -------------------------------------------------------------------------
+
+
+def static_base_url() -> str:
+    return urljoin(STATIC_ORIGIN, settings.STATIC_URL)
+
+
+class StaticFilesURLFetcher(URLFetcher):
+    """Serves the project's static files (through the staticfiles finders) and data: URLs.
+
+    Every other URL (http, https, file, ftp…) is refused: rendering never touches the
+    network nor the rest of the disk. Static files are looked up by their plain name:
+    the PDF template must not use ``{% static %}``, whose hashed names (manifest storage)
+    exist only after collectstatic.
+    """
+
+    def __init__(self, base_url: str | None = None) -> None:
+        # data: URLs are decoded by urllib's DataHandler: no network involved.
+        super().__init__(allowed_protocols=("data",))
+        self.base_url = base_url or static_base_url()
+        self.missing: list[str] = []
+
+    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+        if url[:5].lower() == "data:":
+            return super().fetch(url, headers)
+        path = self.static_path(url)
+        if path is None:
+            raise RefusedURL(f"Ressource refusée par le générateur de PDF : {url}")
+        try:
+            found = finders.find(path)
+        except SuspiciousFileOperation as exc:
+            raise RefusedURL(f"Ressource refusée par le générateur de PDF : {url}") from exc
+        if not found:
+            self.missing.append(path)
+            raise FileNotFoundError(f"Fichier statique introuvable : {path}")
+        found = Path(found)
+        content_type = CONTENT_TYPES.get(found.suffix.lower()) or (
+            mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+        )
+        return URLFetcherResponse(url, found.read_bytes(), {"Content-Type": content_type})
+
+    def static_path(self, url: str) -> str | None:
+        """The static file's relative path, or None when the URL is not under STATIC_URL."""
+        base, target = urlsplit(self.base_url), urlsplit(url)
+        same_origin = (target.scheme.lower(), target.netloc.lower()) == (
+            base.scheme.lower(),
+            base.netloc.lower(),
+        )
+        if not same_origin or not target.path.startswith(base.path):
+            return None
+        relative = posixpath.normpath(unquote(target.path[len(base.path) :]))
+        if relative in ("", ".", "..") or relative.startswith(("../", "/")):
+            return None
+        return relative
+
+
+# Words of the document ------------------------------------------------------------------
+
+
+def date_longue(value: date | None) -> str:
+    """« 1er mars 2024 », as written in French official documents."""
+    if not value:
+        return ""
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {MOIS[value.month - 1]} {value.year}"
+
+
+def de_commune(nom: str) -> str:
+    """« de La Courtine », « d'Ussel », « du Blanc », « des Sables-d'Olonne »."""
+    if nom.startswith("Le "):
+        return f"du {nom[3:]}"
+    if nom.startswith("Les "):
+        return f"des {nom[4:]}"
+    if nom[:1].upper() in "AEIOUYÂÉÈÊÎÔ":
+        return f"d'{nom}"
+    return f"de {nom}"
+
+
+EPCI_PREFIXES = {
+    "CC ": "Communauté de communes ",
+    "CA ": "Communauté d'agglomération ",
+    "CU ": "Communauté urbaine ",
+}
+
+
+def nom_epci(epci: EPCI) -> str:
+    """The EPCI's name with its nature spelt out, as in a deed (« CC … » → « Communauté … »)."""
+    for short, long in EPCI_PREFIXES.items():
+        if epci.nom.startswith(short):
+            return long + epci.nom[len(short) :]
+    return epci.nom
+
+
+def designation_epci(epci: EPCI) -> str:
+    """The EPCI inside a sentence: « la communauté de communes … »."""
+    nom = nom_epci(epci)
+    if nom.startswith(("Communauté", "Métropole")):
+        return f"la {nom[0].lower()}{nom[1:]}"
+    return nom
+
+
+def nom_commune(commune: Commune) -> str:
+    return f"Commune {de_commune(commune.nom)}"
+
+
+@dataclass(frozen=True, eq=False)
+class PartieTexte:
+    """A party as the document names it."""
+
+    nom: str
+    designation: str  # inside a sentence: « la commune d'Ussel », « l'État »
+    nature: str
+    representant: str
+    represente_par: str  # « représentée par Mme …, maire d'Ussel »
+    deliberation: str
+    lieu: str
+    signee_le: str
+    is_collectivite: bool
+
+
+# Partners whose name is feminine (« la Banque des Territoires, représentée par… »).
+NOMS_FEMININS = {
+    "Agence",
+    "Ademe",
+    "Anah",
+    "Association",
+    "Banque",
+    "Caisse",
+    "Chambre",
+    "Collectivité",
+    "Communauté",
+    "Direction",
+    "Fédération",
+    "Métropole",
+    "Région",
+    "Société",
+}
+
+
+def partie_texte(partie: Partie) -> PartieTexte:
+    deliberation = ""
+    if partie.nature == Partie.Nature.COMMUNE and partie.commune_id:
+        nom, lieu = nom_commune(partie.commune), partie.commune.nom
+        designation = f"la commune {de_commune(partie.commune.nom)}"
+        conseil = "conseil municipal"
+    elif partie.nature == Partie.Nature.EPCI and partie.epci_id:
+        nom, lieu = nom_epci(partie.epci), ""
+        designation = designation_epci(partie.epci)
+        metropole = partie.epci.nature == EPCI.Nature.METROPOLE
+        conseil = "conseil de la métropole" if metropole else "conseil communautaire"
+    elif partie.nature == Partie.Nature.ETAT:
+        nom, designation, lieu, conseil = "L'État", "l'État", "", ""
+    else:
+        nom, lieu, conseil = partie.nom_partenaire, "", ""
+        designation = nom
+    if partie.date_deliberation and conseil:
+        deliberation = f"délibération du {conseil} du {date_longue(partie.date_deliberation)}"
+    representant = partie.representant.strip()
+    if not representant and partie.nature == Partie.Nature.ETAT:
+        representant = "le préfet de département, délégué territorial de l'ANCT"
+    feminin = partie.is_collectivite or nom.split(" ", 1)[0] in NOMS_FEMININS
+    represente_par = ""
+    if representant:
+        represente_par = f"représenté{'e' if feminin else ''} par {representant}"
+    return PartieTexte(
+        nom=nom,
+        designation=designation,
+        nature=partie.nature,
+        representant=representant,
+        represente_par=represente_par,
+        deliberation=deliberation,
+        lieu=lieu,
+        signee_le=date_longue(partie.date_signature),
+        is_collectivite=partie.is_collectivite,
+    )
+
+
+TITRES = {
+    Convention.Type.ADHESION: "Convention d'adhésion au programme Petites villes de demain",
+    Convention.Type.CADRE: (
+        "Convention-cadre Petites villes de demain valant opération de revitalisation de territoire"
+    ),
+}
+TITRES_COURTS = {
+    Convention.Type.ADHESION: "Convention d'adhésion PVD",
+    Convention.Type.CADRE: "Convention-cadre PVD valant ORT",
+}
+
+
+def numero_avenant(avenant: Convention) -> int:
+    ordered = avenant.convention_modifiee.avenants.order_by("date_redaction", "pk")
+    return list(ordered.values_list("pk", flat=True)).index(avenant.pk) + 1
+
+
+def titres(convention: Convention) -> tuple[str, str]:
+    """The full title and the short one (running header)."""
+    if convention.type != Convention.Type.AVENANT:
+        return TITRES[convention.type], TITRES_COURTS[convention.type]
+    modifiee = convention.convention_modifiee
+    numero = numero_avenant(convention)
+    modifie = TITRES[modifiee.type]
+    titre = f"Avenant n° {numero} à la {modifie[0].lower()}{modifie[1:]}"
+    if modifiee.date_signature:
+        titre += f" signée le {date_longue(modifiee.date_signature)}"
+    return titre, f"Avenant n° {numero} – {TITRES_COURTS[modifiee.type]}"
+
+
+def enumeration(parties: list[PartieTexte]) -> str:
+    """« la commune d'Ussel, la commune de La Courtine et l'État »."""
+    noms = [p.designation for p in parties]
+    if len(noms) < 2:
+        return "".join(noms)
+    return f"{', '.join(noms[:-1])} et {noms[-1]}"
+
+
+def communes_retenues(communes: list[Commune]) -> str:
+    """« Les communes d'Ussel et de La Courtine ont été retenues »."""
+    if not communes:
+        return "Le territoire a été retenu"
+    noms = [de_commune(c.nom) for c in communes]
+    if len(noms) == 1:
+        return f"La commune {noms[0]} a été retenue"
+    return f"Les communes {', '.join(noms[:-1])} et {noms[-1]} ont été retenues"
+
+
+def etat_document(convention: Convention) -> str:
+    if convention.statut == Convention.Statut.BROUILLON:
+        return f"Projet établi le {date_longue(convention.date_redaction)}"
+    if convention.statut == Convention.Statut.EN_SIGNATURE:
+        return "Version soumise à la signature des parties"
+    if convention.date_signature:
+        return f"Signée le {date_longue(convention.date_signature)}"
+    return convention.get_statut_display()
+
+
+# Annexed plan d'action ------------------------------------------------------------------
+
+
+def annex_fiches(convention: Convention) -> list:
+    """The fiches action annexed to the convention.
+
+    Each item has ``reference``, ``titre``, ``axe``, ``maitre_ouvrage``, ``cout_total`` and
+    ``financements``, a list of (funder name, amount). The plan d'action is not kept in the
+    portal yet: the annex says where it is managed.
+    """
+    return []
+
+
+MAX_COLONNES_FINANCEURS = 6
+
+
+def maquette_financiere(fiches: list) -> dict | None:
+    """Amounts per fiche and funder: the main funders as columns, the others grouped."""
+    if not fiches:
+        return None
+    par_fiche = []
+    totaux: dict[str, Decimal] = defaultdict(Decimal)
+    for fiche in fiches:
+        montants: dict[str, Decimal] = defaultdict(Decimal)
+        for financeur, montant in fiche.financements:
+            montants[financeur] += Decimal(montant or 0)
+            totaux[financeur] += Decimal(montant or 0)
+        par_fiche.append(montants)
+    classes = sorted(totaux, key=lambda nom: (-totaux[nom], nom))
+    if len(classes) > MAX_COLONNES_FINANCEURS:
+        colonnes = classes[: MAX_COLONNES_FINANCEURS - 1]
+    else:
+        colonnes = classes
+    avec_autres = len(colonnes) < len(classes)
+    lignes = []
+    for fiche, montants in zip(fiches, par_fiche, strict=True):
+        autres = sum((v for k, v in montants.items() if k not in colonnes), Decimal(0))
+        lignes.append(
+            {
+                "fiche": fiche,
+                "montants": [montants.get(nom) for nom in colonnes],
+                "autres": autres or None,
+                "total": sum(montants.values(), Decimal(0)),
+            }
+        )
+    total_finance = sum(totaux.values(), Decimal(0))
+    total_autres = sum((totaux[n] for n in classes if n not in colonnes), Decimal(0))
+    cout_total = sum((Decimal(f.cout_total or 0) for f in fiches), Decimal(0))
+    return {
+        "financeurs": colonnes,
+        "avec_autres": avec_autres,
+        "lignes": lignes,
+        "totaux": [totaux[nom] for nom in colonnes],
+        "total_autres": total_autres,
+        "part_autres": round(100 * total_autres / total_finance) if total_finance else 0,
+        "total_finance": total_finance,
+        "cout_total": cout_total,
+        "parts": [
+            round(100 * totaux[nom] / total_finance) if total_finance else 0 for nom in colonnes
+        ],
+    }
+
+
+# Rendering --------------------------------------------------------------------------------
+
+
+def convention_context(convention: Convention, fiches: list) -> dict:
+    beneficiaire = convention.beneficiaire
+    membres = beneficiaire.membres.filter(actif=True).select_related("commune__departement")
+    communes = sorted((m.commune for m in membres), key=lambda c: (-(c.population or 0), c.nom))
+    parties = list(convention.parties.select_related("commune", "epci").order_by("ordre", "pk"))
+    signataires = [partie_texte(p) for p in parties if p.role == Partie.Role.SIGNATAIRE]
+    en_presence = [partie_texte(p) for p in parties if p.role == Partie.Role.EN_PRESENCE]
+    collectivites = [p for p in signataires if p.is_collectivite]
+    partenaires = [p for p in signataires if p.nature == Partie.Nature.PARTENAIRE]
+    entre = collectivites or signataires[:1]
+    titre, titre_court = titres(convention)
+    secteurs = list(
+        convention.secteurs.select_related("commune").order_by("commune__nom", "nom", "pk")
+    )
+    return {
+        "convention": convention,
+        "beneficiaire": beneficiaire,
+        "communes": communes,
+        "communes_retenues": communes_retenues(communes),
+        "epci": beneficiaire.epci,
+        "nom_epci": nom_epci(beneficiaire.epci) if beneficiaire.epci_id else "",
+        "epci_designation": designation_epci(beneficiaire.epci) if beneficiaire.epci_id else "",
+        "departement": beneficiaire.departement,
+        "titre": titre,
+        "titre_court": titre_court,
+        "etat_document": etat_document(convention),
+        "is_cadre": convention.type == Convention.Type.CADRE,
+        "is_adhesion": convention.type == Convention.Type.ADHESION,
+        "is_avenant": convention.type == Convention.Type.AVENANT,
+        "signataires": signataires,
+        "en_presence": en_presence,
+        # « ENTRE » the collectivités « ET » the other signatories, as in ANCT's model.
+        "entre": entre,
+        "et": [p for p in signataires if p not in entre],
+        "collectivites": collectivites,
+        "collectivites_enumeration": enumeration(collectivites),
+        "etat_signataire": any(p.nature == Partie.Nature.ETAT for p in signataires),
+        "partenaires": partenaires,
+        "partenaires_enumeration": enumeration(partenaires),
+        "secteurs": secteurs,
+        "modifiee": convention.convention_modifiee,
+        "modifiee_signee_le": date_longue(
+            convention.convention_modifiee and convention.convention_modifiee.date_signature
+        ),
+        "entree_vigueur": date_longue(convention.date_entree_vigueur),
+        "date_fin": date_longue(convention.date_fin),
+        "fiches": fiches,
+        "maquette": maquette_financiere(fiches),
+        "genere_le": timezone.now().replace(microsecond=0).isoformat(),
+    }
+
+
+NBSP = "\u00a0"
+# French typography: no line break inside « » nor before ; : ! ? (Marianne has no U+202F,
+# so the plain no-break space is used).
+ESPACES_INSECABLES = [
+    ("« ", "«" + NBSP),
+    (" »", NBSP + "»"),
+    (" ;", NBSP + ";"),
+    (" :", NBSP + ":"),
+    (" ?", NBSP + "?"),
+    (" !", NBSP + "!"),
+]
+
+
+def typographie(html: str) -> str:
+    for espace, insecable in ESPACES_INSECABLES:
+        html = html.replace(espace, insecable)
+    return html
+
+
+def render_pdf(convention: Convention, *, pdfa: bool = False, fiches: list | None = None) -> bytes:
+    """The convention as a PDF; ``fiches`` replaces the annexed plan d'action (benchmarks)."""
+    if fiches is None:
+        fiches = annex_fiches(convention)
+    with translation.override("fr"):
+        html = typographie(render_to_string(TEMPLATE, convention_context(convention, fiches)))
+    fetcher = StaticFilesURLFetcher()
+    document = HTML(string=html, base_url=fetcher.base_url, url_fetcher=fetcher)
+    options = {"pdf_variant": PDFA_VARIANT} if pdfa else {}
+    content = document.write_pdf(**options)
+    if fetcher.missing:
+        # WeasyPrint would silently drop a missing stylesheet or font: refuse the result.
+        raise PdfRenderingError(f"Fichiers statiques introuvables : {', '.join(fetcher.missing)}")
+    return content
+
+
+# Generated versions ---------------------------------------------------------------------------
+
+
+def document_filename(document: DocumentConvention) -> str:
+    return f"convention-{document.convention_id}-v{document.version}.pdf"
+
+
+def mark_failed(document_id: int, message: str) -> None:
+    """Only a version still being generated can fail: a ready one stays ready."""
+    DocumentConvention.objects.filter(
+        pk=document_id, statut=DocumentConvention.Statut.EN_COURS
+    ).update(statut=DocumentConvention.Statut.ECHEC, erreur=message)
+
+
+def generate_document(document_id: int) -> None:
+    """Render and store a requested version; running it again changes nothing."""
+    document = (
+        DocumentConvention.objects.select_related("convention__beneficiaire")
+        .filter(pk=document_id)
+        .first()
+    )
+    if document is None or document.statut != DocumentConvention.Statut.EN_COURS:
+        return
+    try:
+        content = render_pdf(document.convention, pdfa=document.pdfa)
+    except TRANSIENT_ERRORS:
+        raise  # the task retries
+    except Exception as exc:
+        logger.exception("PDF rendering failed for document %s", document_id)
+        mark_failed(
+            document_id,
+            f"La génération du PDF a échoué ({type(exc).__name__} : {str(exc)[:300]}). "
+            "La version précédente reste disponible ; relancez la génération ou signalez "
+            "le problème à l'équipe du portail.",
+        )
+        return
+    with transaction.atomic():
+        document = DocumentConvention.objects.select_for_update().get(pk=document_id)
+        if document.statut != DocumentConvention.Statut.EN_COURS:
+            return  # another run of the task got there first
+        name = document_filename(document)
+        field = document.fichier
+        # A run that stopped after writing the file left it behind: replace it, so that the
+        # version keeps its plain name and no orphan file piles up.
+        path = field.field.generate_filename(document, name)
+        if field.storage.exists(path):
+            field.storage.delete(path)
+        field.save(name, ContentFile(content), save=False)
+        document.sha256 = hashlib.sha256(content).hexdigest()
+        document.generated_at = timezone.now()
+        document.statut = DocumentConvention.Statut.PRET
+        document.erreur = ""
+        document.save(update_fields=["fichier", "sha256", "generated_at", "statut", "erreur"])
+
+
+def request_generation(convention: Convention, user, *, pdfa: bool = False) -> DocumentConvention:
+    """Number the next version and queue its generation once the transaction commits."""
+    from .tasks import generate_convention_pdf
+
+    with transaction.atomic():
+        # Locking the convention serialises concurrent requests (a double click): each one
+        # reads the highest number only after the previous one has committed its row.
+        Convention.objects.select_for_update().only("pk").get(pk=convention.pk)
+        last = convention.documents.aggregate(last=Max("version"))["last"] or 0
+        document = DocumentConvention.objects.create(
+            convention=convention,
+            version=last + 1,
+            pdfa=pdfa,
+            statut=DocumentConvention.Statut.EN_COURS,
+            requested_by=user,
+        )
+        generate_convention_pdf.delay_on_commit(document.pk)
+    return document

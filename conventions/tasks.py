@@ -1,0 +1,28 @@
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+
+from .pdf import TRANSIENT_ERRORS, generate_document, mark_failed
+
+
+class ConventionPdfTask(DjangoTask):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        # Retries exhausted (or an unexpected error): the page must stop saying « en cours ».
+        document_id = args[0] if args else kwargs.get("document_id")
+        if document_id is not None:
+            mark_failed(
+                document_id,
+                "La génération du PDF a échoué après plusieurs tentatives "
+                f"({type(exc).__name__}). La version précédente reste disponible ; "
+                "relancez la génération plus tard.",
+            )
+
+
+@shared_task(
+    base=ConventionPdfTask,
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+)
+def generate_convention_pdf(document_id: int) -> None:
+    generate_document(document_id)
