@@ -9,7 +9,7 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 # The libraries WeasyPrint needs on Debian (https://doc.courtbouillon.org/weasyprint/stable/first_steps.html).
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
-.PHONY: run test lint format check-system bench bench-import bench-beneficiaires clean
+.PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -51,7 +51,7 @@ test: $(VENV)/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: bench-import bench-beneficiaires
+bench: bench-import bench-beneficiaires bench-pdf
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -60,6 +60,13 @@ bench-import: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/bench_import.py
+
+BENCH_PDF_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_pdf
+
+bench-pdf: $(VENV)/.installed
+	@$(PY) bench/ensure_database.py "$(BENCH_PDF_DATABASE_URL)"
+	DEBUG=true DATABASE_URL="$(BENCH_PDF_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DEBUG=true LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PDF_DATABASE_URL)" $(PY) bench/bench_pdf.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache

@@ -139,7 +139,6 @@ class BeneficiaireDetailView(DetailView):
             conventions=beneficiaire.conventions.select_related("convention_modifiee"),
             echeance=Echeance.of(beneficiaire),
             can_draft=Convention(beneficiaire=beneficiaire).can_edit(self.request.user),
-            convention_types=Convention.Type.choices,
             communes_visibles=set(visibles.values_list("code", flat=True)),
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
             decisions=beneficiaire.decisions.select_related("decided_by"),

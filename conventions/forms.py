@@ -1,5 +1,6 @@
 from django import forms
 from django.forms import inlineformset_factory
+from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune
@@ -178,5 +179,16 @@ class ScanForm(DsfrBaseForm, forms.Form):
         )
 
 
-class ResiliationForm(DsfrBaseForm, forms.Form):
-    date = forms.DateField(label="Date de la résiliation", widget=DATE)
+class DateForm(DsfrBaseForm, forms.Form):
+    date = forms.DateField(label="Date", widget=DATE)
+
+    def __init__(self, *args, label: str = "Date", required: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["date"].label = label
+        self.fields["date"].required = required
+
+    def clean_date(self):
+        value = self.cleaned_data["date"]
+        if value and value > timezone.localdate():
+            raise forms.ValidationError("La date ne peut pas être dans le futur.")
+        return value

@@ -219,6 +219,16 @@ class Convention(models.Model):
                     amended.statut = self.Statut.MODIFIEE
                     amended.save(update_fields=["statut", "updated_at"])
 
+    def complete_signature_date(self, on: date) -> None:
+        """A convention known to be signed (national tracking) whose date was missing."""
+        if self.statut not in self.STATUTS_SIGNES or self.date_signature:
+            raise ValidationError("Seule une convention signée sans date peut être datée.")
+        self.date_signature = on
+        if not self.date_entree_vigueur:
+            self.date_entree_vigueur = on
+        self.compute_date_fin()
+        self.save(update_fields=["date_signature", "date_entree_vigueur", "date_fin", "updated_at"])
+
     def resilier(self, *, on: date) -> None:
         if self.statut not in (self.Statut.SIGNEE, self.Statut.MODIFIEE):
             raise ValidationError("Seule une convention signée peut être résiliée.")
@@ -287,7 +297,8 @@ class Partie(models.Model):
 
     class Meta:
         verbose_name = "partie"
-        ordering = ["convention", "role", "ordre", "pk"]
+        # Signataires first (« signataire » sorts after « en_presence »), then their order.
+        ordering = ["convention", "-role", "ordre", "pk"]
 
     def __str__(self) -> str:
         if self.nature == self.Nature.COMMUNE and self.commune_id:

@@ -436,6 +436,7 @@ ESPACES_INSECABLES = [
     (" :", NBSP + ":"),
     (" ?", NBSP + "?"),
     (" !", NBSP + "!"),
+    ("n° ", "n°" + NBSP),
 ]
 
 

@@ -26,3 +26,23 @@ class ConventionPdfTask(DjangoTask):
 )
 def generate_convention_pdf(document_id: int) -> None:
     generate_document(document_id)
+
+
+@shared_task
+def fail_stalled_generations() -> int:
+    """A worker killed mid-render never reports: after 30 minutes, say it failed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import DocumentConvention
+
+    stalled = DocumentConvention.objects.filter(
+        statut=DocumentConvention.Statut.EN_COURS,
+        requested_at__lt=timezone.now() - timedelta(minutes=30),
+    )
+    return stalled.update(
+        statut=DocumentConvention.Statut.ECHEC,
+        erreur="La génération n'a pas abouti (interrompue). "
+        "La version précédente reste disponible ; relancez la génération.",
+    )

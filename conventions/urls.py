@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:pk>/secteurs/", views.SecteursView.as_view(), name="secteurs"),
     path("<int:pk>/envoyer/", views.change_state, {"action": "envoyer"}, name="envoyer"),
     path("<int:pk>/signer/", views.change_state, {"action": "signer"}, name="signer"),
+    path("<int:pk>/dater/", views.change_state, {"action": "dater"}, name="dater"),
     path("<int:pk>/resilier/", views.change_state, {"action": "resilier"}, name="resilier"),
     path("<int:pk>/generer/", views.generate, name="generate"),
     path("<int:pk>/documents/", views.documents, name="documents"),

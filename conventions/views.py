@@ -14,8 +14,8 @@ from . import echeances
 from .filters import ConventionFilter
 from .forms import (
     ConventionForm,
+    DateForm,
     PartieFormSet,
-    ResiliationForm,
     ScanForm,
     SecteurFormSet,
     default_parties,
@@ -146,7 +146,9 @@ class ConventionDetailView(ConventionMixin, DetailView):
             can_edit=convention.can_edit(user),
             signature_errors=convention.signature_errors() if convention.is_editable else [],
             scan_form=ScanForm(),
-            resiliation_form=ResiliationForm(),
+            resiliation_form=DateForm(label="Date de la résiliation"),
+            envoi_form=DateForm(label="Envoyée le", required=False),
+            datation_form=DateForm(label="Date de signature"),
             **kwargs,
         )
 
@@ -212,19 +214,24 @@ class SecteursView(FormSetView):
 
 @require_POST
 def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Send for signature, mark signed, date a signature, terminate: each with its date."""
     convention = get_convention(request, pk, WRITE)
+    form = DateForm(request.POST, required=action in ("dater", "resilier"))
     try:
+        if not form.is_valid():
+            raise ValidationError([f"Date : {e}" for e in form.errors.get("date", [])])
+        on = form.cleaned_data.get("date")
         if action == "envoyer":
-            convention.mark_sent()
+            convention.mark_sent(on=on)
             messages.success(request, "Convention envoyée pour signature.")
         elif action == "signer":
             convention.mark_signed()
             messages.success(request, "Convention signée.")
+        elif action == "dater":
+            convention.complete_signature_date(on)
+            messages.success(request, "Date de signature enregistrée.")
         elif action == "resilier":
-            form = ResiliationForm(request.POST)
-            if not form.is_valid():
-                raise ValidationError("Indiquez une date de résiliation valide.")
-            convention.resilier(on=form.cleaned_data["date"])
+            convention.resilier(on=on)
             messages.success(request, "Convention résiliée.")
     except ValidationError as error:
         for message in error.messages:

@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "pvd.middleware.HtmxLoginRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "pvd.urls"
@@ -186,6 +187,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pvd.tasks.clear_expired_sessions",
         "schedule": 24 * 60 * 60,
     },
+    "fail-stalled-pdf-generations": {
+        "task": "conventions.tasks.fail_stalled_generations",
+        "schedule": 15 * 60,
+    },
 }
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -220,6 +225,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # WeasyPrint and fontTools describe every font they load: keep their warnings only.
+    "loggers": {
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }
 
 # Where `make run`/`seed_demo` look for the official files when they are present.

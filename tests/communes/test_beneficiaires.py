@@ -159,7 +159,9 @@ def test_unknown_code_is_refused(client_for, prefecture_36):
 def test_communes_of_different_epci_need_confirmation_and_reason(
     client_for, prefecture_36, issoudun
 ):
-    other = CommuneFactory(code="36100", nom="Mézières-en-Brenne", departement_id="36")
+    other = CommuneFactory(
+        code="36100", nom="Mézières-en-Brenne", departement_id="36", population=1000
+    )
     client = client_for(prefecture_36)
     before = Beneficiaire.objects.count()
     response = client.post(CREATE, {"commune_codes": "36088, 36100"})

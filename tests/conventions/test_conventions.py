@@ -337,3 +337,56 @@ def test_beneficiary_page_shows_due_date_and_months(client_for, cdp_ussel, ussel
     assert echeance.mois_restants == 6
     expected = echeance.date_limite.strftime("%d/%m/%Y")
     assert expected in page(client_for(cdp_ussel), url)
+
+
+def test_sent_for_signature_on_a_given_date(client_for, cdp_ussel, cadre_ussel):
+    SecteurIntervention.objects.create(
+        convention=cadre_ussel, commune_id="19275", nom="Centre", centre_ville_principale=True
+    )
+    url = reverse("conventions:envoyer", args=[cadre_ussel.pk])
+    client_for(cdp_ussel).post(url, {"date": "2022-09-01"})
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.statut == Convention.Statut.EN_SIGNATURE
+    assert cadre_ussel.date_envoi_signature == date(2022, 9, 1)
+
+
+def test_a_signed_convention_without_date_gets_its_date(client_for, prefecture_19, cadre_ussel):
+    Convention.objects.filter(pk=cadre_ussel.pk).update(statut="signee", duree_annees=6)
+    client = client_for(prefecture_19)
+    future = (timezone.localdate() + relativedelta(days=2)).isoformat()
+    client.post(reverse("conventions:dater", args=[cadre_ussel.pk]), {"date": future})
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature is None
+    client.post(reverse("conventions:dater", args=[cadre_ussel.pk]), {"date": "2022-10-18"})
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature == date(2022, 10, 18)
+    assert cadre_ussel.date_fin == date(2028, 10, 18)
+    # Once dated, the date is part of the signed record: it is not changed again.
+    client.post(reverse("conventions:dater", args=[cadre_ussel.pk]), {"date": "2022-10-20"})
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature == date(2022, 10, 18)
+
+
+def test_expired_session_during_polling_reloads_on_the_login_page(client, cadre_ussel):
+    response = client.get(
+        reverse("conventions:documents", args=[cadre_ussel.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 204
+    assert response["HX-Redirect"].startswith(reverse("account_login"))
+
+
+def test_stalled_generations_are_marked_failed(cadre_ussel):
+    from datetime import timedelta
+
+    from conventions.models import DocumentConvention
+    from conventions.tasks import fail_stalled_generations
+
+    old = DocumentConvention.objects.create(convention=cadre_ussel, version=1)
+    recent = DocumentConvention.objects.create(convention=cadre_ussel, version=2)
+    DocumentConvention.objects.filter(pk=old.pk).update(
+        requested_at=timezone.now() - timedelta(hours=1)
+    )
+    assert fail_stalled_generations() == 1
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert old.statut == "echec" and recent.statut == "en_cours"
