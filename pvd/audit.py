@@ -27,3 +27,13 @@ for model_name in (
     "ScanSigne",
 ):
     auditlog.register(apps.get_model("conventions", model_name))
+
+for model_name in (
+    "Axe",
+    "FicheAction",
+    "LigneFinancement",
+    "Indicateur",
+    "Mesure",
+    "PointAvancement",
+):
+    auditlog.register(apps.get_model("actions", model_name))

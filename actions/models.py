@@ -1,0 +1,344 @@
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from communes.models import Beneficiaire, Commune
+
+AXES_ORT = [
+    "Habitat",
+    "Développement économique et commercial",
+    "Mobilité et connexions",
+    "Formes urbaines, espaces publics et patrimoine",
+    "Équipements et services publics",
+]
+AXE_TRANSVERSAL = "Transition écologique"
+
+# The catalogue of funders is seeded by migration 0002 and managed afterwards.
+
+
+class Financeur(models.Model):
+    """The managed catalogue of funders."""
+
+    nom = models.CharField("nom", max_length=100, unique=True)
+    description = models.CharField("description", max_length=200, blank=True)
+    ordre = models.PositiveSmallIntegerField("ordre", default=0)
+    actif = models.BooleanField("proposé dans les formulaires", default=True)
+
+    class Meta:
+        verbose_name = "financeur"
+        ordering = ["ordre", "nom"]
+
+    def __str__(self) -> str:
+        return self.nom
+
+
+class Axe(models.Model):
+    beneficiaire = models.ForeignKey(
+        Beneficiaire, verbose_name="bénéficiaire", on_delete=models.CASCADE, related_name="axes"
+    )
+    numero = models.PositiveSmallIntegerField("numéro")
+    nom = models.CharField("nom", max_length=200)
+    transversal = models.BooleanField("axe transversal", default=False)
+
+    class Meta:
+        verbose_name = "axe"
+        ordering = ["beneficiaire", "numero"]
+        constraints = [
+            models.UniqueConstraint(fields=["beneficiaire", "numero"], name="axe_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.numero}. {self.nom}"
+
+
+def ensure_axes(beneficiaire: Beneficiaire) -> None:
+    """Seed a plan with the five usual ORT axes and the transversal one."""
+    if beneficiaire.axes.exists():
+        return
+    Axe.objects.bulk_create(
+        [Axe(beneficiaire=beneficiaire, numero=i, nom=nom) for i, nom in enumerate(AXES_ORT, 1)]
+        + [
+            Axe(
+                beneficiaire=beneficiaire,
+                numero=len(AXES_ORT) + 1,
+                nom=AXE_TRANSVERSAL,
+                transversal=True,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+class FicheActionQuerySet(models.QuerySet):
+    def for_user(self, user) -> "FicheActionQuerySet":
+        return self.filter(beneficiaire__in=Beneficiaire.objects.for_user(user))
+
+    def en_retard(self, today=None) -> "FicheActionQuerySet":
+        """Planned to end, not delivered nor abandoned."""
+        today = today or timezone.localdate()
+        return self.filter(date_fin_prevue__lt=today).exclude(
+            Q(maturite__in=[FicheAction.Maturite.LIVREE, FicheAction.Maturite.ABANDONNEE])
+            | Q(avancement=FicheAction.Avancement.ACHEVEE)
+        )
+
+    def with_financement(self) -> "FicheActionQuerySet":
+        return self.annotate(
+            finance=models.functions.Coalesce(
+                Sum("financements__montant"), Decimal("0"), output_field=models.DecimalField()
+            )
+        )
+
+
+class FicheAction(models.Model):
+    class MaitreOuvrage(models.TextChoices):
+        COMMUNE = "commune", "Commune"
+        EPCI = "epci", "EPCI"
+        SEM = "sem", "SEM / SPL"
+        BAILLEUR = "bailleur", "Bailleur social"
+        ETAT = "etat", "État ou établissement public"
+        PRIVE = "prive", "Privé"
+        AUTRE = "autre", "Autre"
+
+    class Maturite(models.TextChoices):
+        IDEE = "idee", "Idée"
+        MATURATION = "maturation", "En maturation"
+        PRETE = "prete", "Prête"
+        ENGAGEE = "engagee", "Engagée"
+        LIVREE = "livree", "Livrée"
+        ABANDONNEE = "abandonnee", "Abandonnée"
+
+    class Avancement(models.TextChoices):
+        NON_COMMENCEE = "non_commencee", "Non commencée"
+        ETUDE = "etude", "Étude"
+        DEMARRAGE = "demarrage", "Démarrage"
+        OPERATIONNELLE = "operationnelle", "Opérationnelle"
+        ACHEVEE = "achevee", "Achevée"
+
+    class Priorite(models.TextChoices):
+        HAUTE = "1", "Haute"
+        MOYENNE = "2", "Moyenne"
+        BASSE = "3", "Basse"
+
+    class Nature(models.TextChoices):
+        INVESTISSEMENT = "investissement", "Investissement"
+        FONCTIONNEMENT = "fonctionnement", "Fonctionnement"
+
+    beneficiaire = models.ForeignKey(
+        Beneficiaire, verbose_name="bénéficiaire", on_delete=models.CASCADE, related_name="fiches"
+    )
+    reference = models.CharField("référence", max_length=20, help_text="Par exemple : 2.3")
+    titre = models.CharField("titre", max_length=300)
+    axe = models.ForeignKey(
+        Axe, verbose_name="axe", on_delete=models.PROTECT, related_name="fiches"
+    )
+    description = models.TextField("description", blank=True)
+    objectifs = models.TextField("objectifs", blank=True)
+    communes = models.ManyToManyField(Commune, verbose_name="communes concernées", blank=True)
+    secteur = models.CharField("secteur d'intervention", max_length=200, blank=True)
+    maitre_ouvrage_type = models.CharField(
+        "type de maître d'ouvrage", max_length=20, choices=MaitreOuvrage.choices, blank=True
+    )
+    maitre_ouvrage = models.CharField("maître d'ouvrage", max_length=200, blank=True)
+    partenaires = models.CharField("partenaires", max_length=500, blank=True)
+    referent = models.CharField("référent", max_length=200, blank=True)
+    date_debut_prevue = models.DateField("début prévu", null=True, blank=True)
+    date_fin_prevue = models.DateField("fin prévue", null=True, blank=True)
+    date_debut_reelle = models.DateField("début réel", null=True, blank=True)
+    date_fin_reelle = models.DateField("fin réelle", null=True, blank=True)
+    jalons = models.TextField(
+        "jalons", blank=True, help_text="Étude, consultation, travaux, livraison…"
+    )
+    maturite = models.CharField(
+        "maturité", max_length=20, choices=Maturite.choices, default=Maturite.IDEE
+    )
+    avancement = models.CharField(
+        "avancement", max_length=20, choices=Avancement.choices, default=Avancement.NON_COMMENCEE
+    )
+    priorite = models.CharField(
+        "priorité", max_length=1, choices=Priorite.choices, default=Priorite.MOYENNE
+    )
+    budget_vert = models.BooleanField(
+        "budget vert", default=False, help_text="Action favorable à l'environnement."
+    )
+    cout_total = models.DecimalField(
+        "coût total (€ HT)",
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+    )
+    nature = models.CharField(
+        "nature de la dépense",
+        max_length=20,
+        choices=Nature.choices,
+        default=Nature.INVESTISSEMENT,
+    )
+    version = models.PositiveIntegerField("version", default=1, editable=False)
+    updated_by = models.ForeignKey(
+        "pvd.User",
+        verbose_name="modifiée par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    updated_at = models.DateTimeField("modifiée le", auto_now=True)
+
+    objects = FicheActionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "fiche action"
+        verbose_name_plural = "fiches action"
+        ordering = ["beneficiaire", "axe__numero", "reference"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["beneficiaire", "reference"],
+                name="fiche_reference_unique",
+                violation_error_message="Une fiche de ce plan porte déjà cette référence.",
+            ),
+        ]
+        indexes = [models.Index(fields=["beneficiaire", "axe"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference} – {self.titre}"
+
+    def can_edit(self, user) -> bool:
+        return can_edit_plan(user, self.beneficiaire)
+
+    def clean(self) -> None:
+        errors = {}
+        if (
+            self.axe_id
+            and self.beneficiaire_id
+            and self.axe.beneficiaire_id != self.beneficiaire_id
+        ):
+            errors["axe"] = "Cet axe appartient au plan d'un autre bénéficiaire."
+        for debut, fin in (
+            ("date_debut_prevue", "date_fin_prevue"),
+            ("date_debut_reelle", "date_fin_reelle"),
+        ):
+            if (
+                getattr(self, debut)
+                and getattr(self, fin)
+                and getattr(self, fin) < getattr(self, debut)
+            ):
+                errors[fin] = "La fin ne peut pas précéder le début."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def en_retard(self) -> bool:
+        return bool(
+            self.date_fin_prevue
+            and self.date_fin_prevue < timezone.localdate()
+            and self.maturite not in (self.Maturite.LIVREE, self.Maturite.ABANDONNEE)
+            and self.avancement != self.Avancement.ACHEVEE
+        )
+
+
+def can_edit_plan(user, beneficiaire: Beneficiaire) -> bool:
+    """The chefs de projet of the beneficiary keep its plan; national staff may too."""
+    perimeter = user.perimeter
+    return perimeter.national or beneficiaire.pk in perimeter.beneficiaire_ids
+
+
+class LigneFinancement(models.Model):
+    class Statut(models.TextChoices):
+        PREVU = "prevu", "Prévu"
+        SOLLICITE = "sollicite", "Sollicité"
+        NOTIFIE = "notifie", "Notifié"
+        VERSE = "verse", "Versé"
+
+    fiche = models.ForeignKey(
+        FicheAction, verbose_name="fiche", on_delete=models.CASCADE, related_name="financements"
+    )
+    financeur = models.ForeignKey(Financeur, verbose_name="financeur", on_delete=models.PROTECT)
+    dispositif = models.CharField(
+        "dispositif", max_length=200, blank=True, help_text="Par exemple : DSIL 2024."
+    )
+    montant = models.DecimalField(
+        "montant (€)", max_digits=14, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+    statut = models.CharField("statut", max_length=20, choices=Statut.choices, default=Statut.PREVU)
+    date_decision = models.DateField("date de la décision", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ligne de financement"
+        verbose_name_plural = "plan de financement"
+        ordering = ["fiche", "financeur__ordre", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.financeur} : {self.montant} €"
+
+
+class Indicateur(models.Model):
+    class Type(models.TextChoices):
+        REALISATION = "realisation", "Réalisation"
+        RESULTAT = "resultat", "Résultat"
+
+    fiche = models.ForeignKey(
+        FicheAction, verbose_name="fiche", on_delete=models.CASCADE, related_name="indicateurs"
+    )
+    type = models.CharField("type", max_length=20, choices=Type.choices)
+    libelle = models.CharField("indicateur", max_length=300)
+    unite = models.CharField("unité", max_length=50, help_text="Par exemple : logements, m², %")
+    cible = models.DecimalField("cible", max_digits=14, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        verbose_name = "indicateur"
+        ordering = ["fiche", "type", "pk"]
+
+    def __str__(self) -> str:
+        return self.libelle
+
+
+class Mesure(models.Model):
+    indicateur = models.ForeignKey(
+        Indicateur, verbose_name="indicateur", on_delete=models.CASCADE, related_name="mesures"
+    )
+    date = models.DateField("date")
+    valeur = models.DecimalField("valeur", max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = "mesure"
+        ordering = ["indicateur", "-date"]
+
+    def __str__(self) -> str:
+        return f"{self.valeur} au {self.date:%d/%m/%Y}"
+
+
+def piece_upload_to(instance: "PointAvancement", filename: str) -> str:
+    return f"actions/{instance.fiche_id}/{filename}"
+
+
+class PointAvancement(models.Model):
+    """A dated entry of a fiche's progress journal."""
+
+    fiche = models.ForeignKey(
+        FicheAction, verbose_name="fiche", on_delete=models.CASCADE, related_name="points"
+    )
+    date = models.DateField("date", default=timezone.localdate)
+    texte = models.TextField("point d'avancement")
+    nouvel_avancement = models.CharField(
+        "nouvel avancement", max_length=20, choices=FicheAction.Avancement.choices, blank=True
+    )
+    piece_jointe = models.FileField("pièce jointe (PDF)", upload_to=piece_upload_to, blank=True)
+    auteur = models.ForeignKey(
+        "pvd.User", verbose_name="auteur", on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField("enregistré le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "point d'avancement"
+        verbose_name_plural = "points d'avancement"
+        ordering = ["fiche", "-date", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.fiche.reference} – {self.date:%d/%m/%Y}"
