@@ -9,7 +9,8 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 # The libraries WeasyPrint needs on Debian (https://doc.courtbouillon.org/weasyprint/stable/first_steps.html).
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
-.PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf clean
+.PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf \
+	bench-actions-data bench-plan bench-actions-export clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -51,7 +52,7 @@ test: $(VENV)/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: bench-import bench-beneficiaires bench-pdf
+bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -67,6 +68,20 @@ bench-pdf: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_PDF_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_PDF_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DEBUG=true LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PDF_DATABASE_URL)" $(PY) bench/bench_pdf.py
+
+# Action plans at national scale: 1,650 beneficiaries × 50 fiches, generated once.
+BENCH_ACTIONS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_actions
+
+bench-actions-data: $(VENV)/.installed
+	@$(PY) bench/ensure_database.py "$(BENCH_ACTIONS_DATABASE_URL)"
+	DEBUG=true DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DEBUG=true DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(MANAGE) generate_bench_data
+
+bench-plan: bench-actions-data
+	DEBUG=true LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_plan.py
+
+bench-actions-export: bench-actions-data
+	DEBUG=true LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_actions_export.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache

@@ -342,3 +342,79 @@ class PointAvancement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fiche.reference} – {self.date:%d/%m/%Y}"
+
+
+class ExportPlanQuerySet(models.QuerySet):
+    def for_user(self, user) -> "ExportPlanQuerySet":
+        """The requester sees their exports; national staff see them all."""
+        if user.perimeter.national:
+            return self
+        return self.filter(requested_by=user)
+
+
+class ExportPlan(models.Model):
+    """A workbook of fiches (France entière or one département) built by a Celery task."""
+
+    class Statut(models.TextChoices):
+        EN_COURS = "en_cours", "En cours"
+        PRET = "pret", "Prêt"
+        ECHEC = "echec", "Échec"
+
+    class Perimetre(models.TextChoices):
+        NATIONAL = "national", "France entière"
+        DEPARTEMENT = "departement", "Département"
+
+    perimetre = models.CharField("périmètre", max_length=20, choices=Perimetre.choices)
+    departement = models.ForeignKey(
+        "communes.Departement",
+        verbose_name="département",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    statut = models.CharField(
+        "statut", max_length=20, choices=Statut.choices, default=Statut.EN_COURS
+    )
+    lignes_faites = models.PositiveIntegerField("lignes écrites", default=0)
+    lignes_total = models.PositiveIntegerField("lignes à écrire", default=0)
+    fichier = models.FileField("fichier", upload_to="exports/actions/", blank=True)
+    erreur = models.TextField("erreur", blank=True)
+    requested_by = models.ForeignKey(
+        "pvd.User",
+        verbose_name="demandé par",
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField("demandé le", auto_now_add=True)
+    finished_at = models.DateTimeField("terminé le", null=True, blank=True)
+
+    objects = ExportPlanQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "export des fiches action"
+        verbose_name_plural = "exports des fiches action"
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(perimetre="national", departement__isnull=True)
+                | Q(perimetre="departement", departement__isnull=False),
+                name="export_departement_matches_perimetre",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Export des fiches action – {self.libelle}"
+
+    @property
+    def libelle(self) -> str:
+        if self.perimetre == self.Perimetre.DEPARTEMENT and self.departement_id:
+            return str(self.departement)
+        return "France entière"
+
+    @property
+    def pourcentage(self) -> int:
+        if not self.lignes_total:
+            return 100 if self.statut == self.Statut.PRET else 0
+        return min(100, self.lignes_faites * 100 // self.lignes_total)

@@ -20,12 +20,13 @@ from django.contrib.staticfiles import finders
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from actions.models import FicheAction, LigneFinancement
 from communes.models import EPCI, Commune
 
 from .models import Convention, DocumentConvention, Partie
@@ -311,14 +312,52 @@ def etat_document(convention: Convention) -> str:
 # Annexed plan d'action ------------------------------------------------------------------
 
 
-def annex_fiches(convention: Convention) -> list:
-    """The fiches action annexed to the convention.
+@dataclass(frozen=True)
+class FicheAnnexe:
+    """A fiche action as the annex prints it."""
 
-    Each item has ``reference``, ``titre``, ``axe``, ``maitre_ouvrage``, ``cout_total`` and
-    ``financements``, a list of (funder name, amount). The plan d'action is not kept in the
-    portal yet: the annex says where it is managed.
+    reference: str
+    titre: str
+    axe: str
+    maitre_ouvrage: str
+    cout_total: Decimal | None
+    financements: list[tuple[str, Decimal]]
+
+
+def ordre_reference(reference: str) -> tuple:
+    """« 1.2 » before « 1.10 »: numbers compare as numbers."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in reference.replace("-", ".").split(".")
+    )
+
+
+def annex_fiches(convention: Convention) -> list[FicheAnnexe]:
+    """The beneficiary's plan d'action, by axis and reference, in two queries.
+
+    Abandoned actions are left out: the annex shows the plan the parties commit to.
     """
-    return []
+    fiches = (
+        FicheAction.objects.filter(beneficiaire_id=convention.beneficiaire_id)
+        .exclude(maturite=FicheAction.Maturite.ABANDONNEE)
+        .select_related("axe")
+        .prefetch_related(
+            Prefetch("financements", queryset=LigneFinancement.objects.select_related("financeur"))
+        )
+    )
+    return [
+        FicheAnnexe(
+            reference=fiche.reference,
+            titre=fiche.titre,
+            axe=str(fiche.axe),
+            maitre_ouvrage=fiche.maitre_ouvrage or fiche.get_maitre_ouvrage_type_display(),
+            cout_total=fiche.cout_total,
+            financements=[
+                (ligne.financeur.nom, ligne.montant) for ligne in fiche.financements.all()
+            ],
+        )
+        for fiche in sorted(fiches, key=lambda f: (f.axe.numero, ordre_reference(f.reference)))
+    ]
 
 
 MAX_COLONNES_FINANCEURS = 6

@@ -191,6 +191,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conventions.tasks.fail_stalled_generations",
         "schedule": 15 * 60,
     },
+    "purge-actions-exports": {
+        "task": "actions.tasks.purge_exports",
+        "schedule": 60 * 60,
+    },
 }
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -35,6 +35,7 @@ urlpatterns = [
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
     path("", include("communes.urls")),
     path("conventions/", include("conventions.urls")),
+    path("actions/", include("actions.urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     path("accounts/", include("allauth.urls")),

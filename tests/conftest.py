@@ -38,7 +38,12 @@ def _block_network(monkeypatch):
 @pytest.fixture
 def territoires(db):
     """The 20 demo communes, their EPCI, départements and régions (DOMAIN.md §11)."""
+    from actions.catalogue import seed_financeurs
+    from actions.models import Financeur
+
     call_command("seed_demo", stdout=open(os.devnull, "w"))
+    # Transactional tests flush the tables, data migrations included: seed the catalogue again.
+    seed_financeurs(Financeur)
 
 
 @pytest.fixture

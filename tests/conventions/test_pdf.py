@@ -346,3 +346,97 @@ def test_generation_goes_through_a_real_worker_and_redis(cadre, cdp_ussel):
     assert len(reader.pages) >= 3
     assert "Ussel" in text
     assert "Article 1" in text
+
+
+# Annexed plan d'action, from the portal ------------------------------------------------------
+
+
+@pytest.fixture
+def plan_ussel(cadre):
+    """Four fiches of Ussel – La Courtine's plan, one of them abandoned."""
+    from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
+
+    beneficiaire = cadre.beneficiaire
+    ensure_axes(beneficiaire)
+    axes = {axe.numero: axe for axe in beneficiaire.axes.all()}
+    financeurs = {f.nom: f for f in Financeur.objects.all()}
+    rows = [
+        (
+            "3.1",
+            3,
+            "Voie verte de la Diège",
+            1_000_000,
+            [("Fonds vert", 300_000), ("Région", 200_000)],
+        ),
+        (
+            "1.10",
+            1,
+            "Réhabilitation de l'îlot des Tanneurs",
+            500_000,
+            [("Anah", 150_000), ("Région", 50_000)],
+        ),
+        ("1.2", 1, "OPAH-RU multisite", 800_000, [("Anah", 400_000), ("Autofinancement", 100_000)]),
+        ("2.1", 2, "Transformation de l'ancien tribunal", 900_000, [("DETR", 90_000)]),
+    ]
+    for reference, axe, titre, cout, lignes in rows:
+        fiche = FicheAction.objects.create(
+            beneficiaire=beneficiaire,
+            axe=axes[axe],
+            reference=reference,
+            titre=titre,
+            maitre_ouvrage="Commune d'Ussel",
+            cout_total=Decimal(cout),
+            maturite="abandonnee" if reference == "2.1" else "engagee",
+        )
+        for nom, montant in lignes:
+            LigneFinancement.objects.create(
+                fiche=fiche, financeur=financeurs[nom], montant=Decimal(montant)
+            )
+    return cadre
+
+
+def test_annex_lists_the_plan_by_axis_and_reference_without_abandoned_actions(plan_ussel):
+    fiches = pdf.annex_fiches(plan_ussel)
+
+    assert [f.reference for f in fiches] == ["1.2", "1.10", "3.1"]
+    assert fiches[0].axe == "1. Habitat"
+    assert fiches[2].financements == [("Fonds vert", 300_000), ("Région", 200_000)]
+
+    maquette = pdf.maquette_financiere(fiches)
+    assert maquette["financeurs"] == ["Anah", "Fonds vert", "Région", "Autofinancement"]
+    assert maquette["totaux"] == [550_000, 300_000, 250_000, 100_000]
+    assert (maquette["cout_total"], maquette["total_finance"]) == (2_300_000, 1_200_000)
+
+
+def test_annex_reads_the_plan_in_a_fixed_number_of_queries(plan_ussel, django_assert_num_queries):
+    with django_assert_num_queries(2):  # fiches with their axis, then lines with their funder
+        pdf.annex_fiches(plan_ussel)
+
+
+def test_convention_pdf_annexes_the_beneficiary_plan(plan_ussel):
+    _, text = read(render_pdf(plan_ussel))
+    text = text.replace("\u00a0", " ").replace("\u202f", " ")
+
+    assert "Le plan d'action comprend 3 fiches action" in text
+    assert "Voie verte de la Diège" in text
+    assert "Transformation de l'ancien tribunal" not in text
+    assert "Maquette financière" in text
+    assert "Fonds vert" in text
+    assert "Total 2 300 000 550 000 300 000 250 000 100 000 1 200 000" in text
+
+
+def test_avenant_and_adhesion_annex_the_same_plan(plan_ussel):
+    avenant = Convention.objects.create(
+        beneficiaire=plan_ussel.beneficiaire,
+        type=Convention.Type.AVENANT,
+        convention_modifiee=plan_ussel,
+        titre="Avenant n° 1",
+    )
+    adhesion = Convention.objects.create(
+        beneficiaire=plan_ussel.beneficiaire, type=Convention.Type.ADHESION, titre="Adhésion"
+    )
+
+    for convention in (avenant, adhesion):
+        assert [f.titre for f in pdf.annex_fiches(convention)][-1] == "Voie verte de la Diège"
+    _, text = read(render_pdf(avenant))
+    assert "OPAH-RU multisite" in text

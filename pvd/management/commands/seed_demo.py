@@ -1,5 +1,6 @@
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -7,6 +8,15 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from actions.models import (
+    FicheAction,
+    Financeur,
+    Indicateur,
+    LigneFinancement,
+    Mesure,
+    PointAvancement,
+    ensure_axes,
+)
 from communes.models import (
     EPCI,
     Beneficiaire,
@@ -18,14 +28,17 @@ from communes.models import (
 )
 from pvd.models import ImportRun, Role, User
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "demo_territoires.json"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURE = FIXTURES / "demo_territoires.json"
+PLANS = FIXTURES / "demo_plans.json"
 DEMO_PASSWORD = "pvd-demo"
 
 
 class Command(BaseCommand):
     help = (
         "Charge les territoires de démonstration (Indre, Haute-Corrèze) et leurs bénéficiaires ; "
-        "si DEBUG est actif, les comptes et les conventions de démonstration. "
+        "si DEBUG est actif, les comptes, les conventions et les plans d'action de "
+        "démonstration. "
         "Peut être relancée sans risque."
     )
 
@@ -90,7 +103,9 @@ class Command(BaseCommand):
             f"{len(facts['epci'])} EPCI, {len(facts['departements'])} départements."
         )
         if not settings.DEBUG:
-            self.stdout.write("DEBUG est désactivé : ni compte ni convention de démonstration.")
+            self.stdout.write(
+                "DEBUG est désactivé : ni compte, ni convention, ni plan d'action de démonstration."
+            )
             return
         # Illustrative documents, like the accounts: only on a demonstration instance.
         self.seed_conventions(facts["conventions"])
@@ -98,6 +113,8 @@ class Command(BaseCommand):
         for row in facts["accounts"]:
             self.seed_account(row)
             self.stdout.write(f"  {row['email']:<30} {row['fonction']}")
+        # After the accounts: the progress journal is written by the demo chef de projet.
+        self.seed_plans(json.loads(PLANS.read_text(encoding="utf-8"))["plans"])
 
     def seed_beneficiaires(self, facts: dict) -> None:
         for date_liste, ids in facts["identifiants_pvd"].items():
@@ -182,3 +199,71 @@ class Command(BaseCommand):
         role.beneficiaires.set(
             Beneficiaire.objects.filter(nom__in=row.get("beneficiaires", [])).actifs()
         )
+
+    def seed_plans(self, plans: list[dict]) -> None:
+        """Illustrative plans d'action; a plan that already has fiches is left alone."""
+        financeurs = {f.nom: f for f in Financeur.objects.all()}
+        for plan in plans:
+            beneficiaire = Beneficiaire.objects.actifs().filter(nom=plan["beneficiaire"]).first()
+            if beneficiaire is None or beneficiaire.fiches.exists():
+                continue
+            ensure_axes(beneficiaire)
+            axes = {axe.numero: axe for axe in beneficiaire.axes.all()}
+            for row in plan["fiches"]:
+                self.seed_fiche(beneficiaire, axes, financeurs, row)
+            self.stdout.write(
+                f"Plan d'action de démonstration : {beneficiaire.nom} "
+                f"({len(plan['fiches'])} fiches action)."
+            )
+
+    def seed_fiche(
+        self, beneficiaire: Beneficiaire, axes: dict, financeurs: dict, row: dict
+    ) -> None:
+        fields = {
+            key: date.fromisoformat(value) if key.startswith("date_") else value
+            for key, value in row.items()
+            if key not in {"axe", "communes", "financements", "indicateurs", "points"}
+        }
+        fields["cout_total"] = Decimal(str(fields["cout_total"]))
+        fiche = FicheAction(beneficiaire=beneficiaire, axe=axes[row["axe"]], **fields)
+        fiche.full_clean()
+        fiche.save()
+        fiche.communes.set(row.get("communes", []))
+        for ligne in row.get("financements", []):
+            financeur = financeurs.get(ligne["financeur"])
+            if financeur is None:
+                continue  # renamed in the managed catalogue since
+            LigneFinancement.objects.create(
+                fiche=fiche,
+                financeur=financeur,
+                dispositif=ligne.get("dispositif", ""),
+                montant=Decimal(str(ligne["montant"])),
+                statut=ligne["statut"],
+                date_decision=ligne.get("date_decision")
+                and date.fromisoformat(ligne["date_decision"]),
+            )
+        for indicateur_row in row.get("indicateurs", []):
+            indicateur = Indicateur.objects.create(
+                fiche=fiche,
+                type=indicateur_row["type"],
+                libelle=indicateur_row["libelle"],
+                unite=indicateur_row["unite"],
+                cible=Decimal(str(indicateur_row["cible"])),
+            )
+            for mesure in indicateur_row.get("mesures", []):
+                Mesure.objects.create(
+                    indicateur=indicateur,
+                    date=date.fromisoformat(mesure["date"]),
+                    valeur=Decimal(str(mesure["valeur"])),
+                )
+        for point in row.get("points", []):
+            auteur = User.objects.filter(email=point["auteur"]).first()
+            if auteur is None:
+                continue
+            PointAvancement.objects.create(
+                fiche=fiche,
+                date=date.fromisoformat(point["date"]),
+                texte=point["texte"],
+                nouvel_avancement=point.get("nouvel_avancement", ""),
+                auteur=auteur,
+            )

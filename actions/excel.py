@@ -1,0 +1,711 @@
+"""The import of a plan d'action from its Excel workbook (built by excel_template.py).
+
+``open_workbook`` refuses anything but a real XLSX; ``read_workbook`` checks every row of
+both sheets and collects every error; ``apply_import`` writes the rows in one transaction,
+and is only called when there is no error at all.
+"""
+
+import logging
+import re
+import unicodedata
+import zipfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from openpyxl import Workbook, load_workbook
+from openpyxl.utils.datetime import from_excel
+
+from communes.models import Beneficiaire
+
+from .models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
+
+logger = logging.getLogger(__name__)
+
+MAX_SIZE = 10 * 1024 * 1024
+# A 10 MB zip can inflate a thousandfold: refuse what no plan d'action could ever weigh.
+MAX_UNCOMPRESSED_SIZE = 200 * 1024 * 1024
+MAX_FICHES = 2_000
+MAX_FINANCEMENTS = 10_000
+MAX_MONTANT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
+CENTIME = Decimal("0.01")
+
+FICHES = "Fiches"
+FINANCEMENTS = "Financements"
+
+NBSP = "\u00a0"
+
+CHOIX = {
+    "maitre_ouvrage_type": tuple(FicheAction.MaitreOuvrage.choices),
+    "maturite": tuple(FicheAction.Maturite.choices),
+    "avancement": tuple(FicheAction.Avancement.choices),
+    "priorite": tuple(FicheAction.Priorite.choices),
+    "nature": tuple(FicheAction.Nature.choices),
+    "statut": tuple(LigneFinancement.Statut.choices),
+}
+
+
+@dataclass(frozen=True)
+class Colonne:
+    titre: str
+    champ: str
+    type: str  # texte, reference, axe, choix, date, montant, booleen, financeur
+    largeur: int
+    aide: str
+    obligatoire: bool = False
+    longueur: int = 0
+
+    @property
+    def choix(self) -> tuple:
+        return CHOIX.get(self.champ, ())
+
+    @property
+    def liste(self) -> str:
+        """The drop-down list of the column, if it has one."""
+        return self.champ if self.type in ("axe", "choix", "booleen", "financeur") else ""
+
+
+AIDE_REFERENCE = (
+    "Par exemple 2.3. Identifie la fiche dans le plan : un nouvel import met à jour la fiche "
+    "de même référence."
+)
+# fmt: off
+COLONNES_FICHES = [
+    Colonne("Référence", "reference", "reference", 12, AIDE_REFERENCE, True, longueur=20),
+    Colonne("Titre", "titre", "texte", 45, "L'intitulé de l'action.", True, longueur=300),
+    Colonne("Axe", "axe", "axe", 36, "Un axe du plan, choisi dans la liste.", True),
+    Colonne("Description", "description", "texte", 50, "Le contenu de l'action."),
+    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus."),
+    Colonne("Maître d'ouvrage (type)", "maitre_ouvrage_type", "choix", 24,
+            "Commune, EPCI, SEM / SPL, bailleur social…"),
+    Colonne("Maître d'ouvrage (nom)", "maitre_ouvrage", "texte", 30,
+            "Par exemple : Commune d'Ussel.", longueur=200),
+    Colonne("Partenaires", "partenaires", "texte", 30, "Les partenaires.", longueur=500),
+    Colonne("Référent", "referent", "texte", 25, "La personne à contacter.", longueur=200),
+    Colonne("Début prévu", "date_debut_prevue", "date", 13, "Une date (JJ/MM/AAAA)."),
+    Colonne("Fin prévue", "date_fin_prevue", "date", 13, "Une date, après le début prévu."),
+    Colonne("Début réel", "date_debut_reelle", "date", 13, "Une date (JJ/MM/AAAA)."),
+    Colonne("Fin réelle", "date_fin_reelle", "date", 13, "Une date, après le début réel."),
+    Colonne("Maturité", "maturite", "choix", 16, "Idée, en maturation, prête… (vide : idée)."),
+    Colonne("Avancement", "avancement", "choix", 18,
+            "Non commencée, étude, démarrage… (vide : non commencée)."),
+    Colonne("Priorité", "priorite", "choix", 12, "Haute, moyenne ou basse (vide : moyenne)."),
+    Colonne("Budget vert", "budget_vert", "booleen", 12,
+            "oui si l'action est favorable à l'environnement (vide : non)."),
+    Colonne("Coût total HT", "cout_total", "montant", 17,
+            "En euros hors taxes, par exemple 120000 ou 120 000,50."),
+    Colonne("Nature", "nature", "choix", 16,
+            "Investissement ou fonctionnement (vide : investissement)."),
+]
+COLONNES_FINANCEMENTS = [
+    Colonne("Référence de la fiche", "reference", "reference", 14,
+            "La référence d'une fiche de la feuille Fiches ou du plan.", True, longueur=20),
+    Colonne("Financeur", "financeur", "financeur", 26,
+            "Un financeur du catalogue, choisi dans la liste.", True),
+    Colonne("Dispositif", "dispositif", "texte", 30, "Par exemple : DSIL 2024.", longueur=200),
+    Colonne("Montant", "montant", "montant", 16, "En euros.", True),
+    Colonne("Statut", "statut", "choix", 14,
+            "Prévu, sollicité, notifié ou versé (vide : prévu)."),
+    Colonne("Date de décision", "date_decision", "date", 16, "Une date (JJ/MM/AAAA)."),
+]
+# fmt: on
+
+DATES = [
+    ("date_debut_prevue", "date_fin_prevue", "le début prévu", "la fin prévue"),
+    ("date_debut_reelle", "date_fin_reelle", "le début réel", "la fin réelle"),
+]
+
+
+# Words and numbers --------------------------------------------------------------------------
+
+
+def cle(text: str) -> str:
+    """A name as compared: no accents, no case, single spaces, plain apostrophes."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    text = text.replace("’", "'").rstrip("* ").lower()
+    return " ".join(text.split())
+
+
+def euros(value: Decimal) -> str:
+    """« 350 000 € », « 1 250,50 € »."""
+    entier, _, centimes = f"{Decimal(value).quantize(CENTIME):,.2f}".partition(".")
+    texte = entier.replace(",", NBSP)
+    if centimes != "00":
+        texte += f",{centimes}"
+    return f"{texte}{NBSP}€"
+
+
+def date_fr(value: date) -> str:
+    return f"{value:%d/%m/%Y}"
+
+
+def texte_de(value) -> str:
+    """A cell as text: 3.0 typed in a cell is « 3 »."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return date_fr(value.date()) if value.time() == datetime.min.time() else str(value)
+    if isinstance(value, date):
+        return date_fr(value)
+    return str(value).strip()
+
+
+def tri_naturel(reference: str) -> tuple:
+    """« 1.2 » before « 1.10 »."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", reference)
+        if part
+    )
+
+
+class ValeurInvalide(ValueError):
+    """A cell that cannot be read: the message says why, in French."""
+
+
+def lire_texte(value, longueur: int = 0) -> str:
+    text = texte_de(value)
+    if longueur and len(text) > longueur:
+        raise ValeurInvalide(f"texte trop long ({len(text)} caractères, {longueur} au plus)")
+    return text
+
+
+SEPARATEURS = re.compile(r"[\s\u00a0\u202f']")
+
+
+def lire_montant(value) -> Decimal | None:
+    """A number, or a text in French writing: « 120 000,50 », « 120 000 € »."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or isinstance(value, datetime | date):
+        raise ValeurInvalide(f"« {texte_de(value)} » n'est pas un montant")
+    if isinstance(value, int | float | Decimal):
+        amount = Decimal(str(value))
+    else:
+        text = SEPARATEURS.sub("", str(value)).replace("€", "").upper().replace("EUROS", "")
+        text = text.replace("EUR", "")
+        if "," in text:
+            text = text.replace(".", "").replace(",", ".")
+        elif text.count(".") > 1:
+            text = text.replace(".", "")
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            amount = None
+        if amount is None or not re.fullmatch(r"[+-]?\d+(\.\d+)?", text):
+            raise ValeurInvalide(f"« {value} » n'est pas un montant") from None
+    if not amount.is_finite():
+        raise ValeurInvalide(f"« {value} » n'est pas un montant")
+    amount = amount.quantize(CENTIME, rounding=ROUND_HALF_UP)
+    if amount < 0:
+        raise ValeurInvalide(f"montant négatif ({euros(amount)})")
+    if amount > MAX_MONTANT:
+        raise ValeurInvalide(f"montant trop élevé ({euros(amount)})")
+    return amount
+
+
+DATE_FR = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+DATE_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+PREMIERE_ANNEE, DERNIERE_ANNEE = 1950, 2100
+
+
+def lire_date(value) -> date | None:
+    """An Excel date, or a text « JJ/MM/AAAA » (or « AAAA-MM-JJ »)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    found = None
+    if isinstance(value, datetime):
+        found = value.date()
+    elif isinstance(value, date):
+        found = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        # A date the cell does not display as one: Excel's serial number of days.
+        if 18_264 <= value <= 73_415:  # 1950-01-01 … 2100-12-31
+            found = from_excel(value).date()
+    else:
+        text = str(value).strip()
+        match = DATE_FR.fullmatch(text)
+        parts = (match[3], match[2], match[1]) if match else None
+        if not match and (match := DATE_ISO.fullmatch(text)):
+            parts = (match[1], match[2], match[3])
+        if parts:
+            try:
+                found = date(*(int(p) for p in parts))
+            except ValueError:
+                found = None
+    if found is None:
+        raise ValeurInvalide(f"« {texte_de(value)} » n'est pas une date (JJ/MM/AAAA)")
+    if not PREMIERE_ANNEE <= found.year <= DERNIERE_ANNEE:
+        raise ValeurInvalide(
+            f"date hors de la période {PREMIERE_ANNEE}–{DERNIERE_ANNEE} ({date_fr(found)})"
+        )
+    return found
+
+
+def lire_choix(value, choices: tuple) -> str | None:
+    text = texte_de(value)
+    if not text:
+        return None
+    known = {}
+    for key, label in choices:
+        known[cle(label)] = key
+        known[cle(key)] = key
+    if cle(text) in known:
+        return known[cle(text)]
+    labels = ", ".join(label for _, label in choices)
+    raise ValeurInvalide(f"valeur inconnue « {text} » (valeurs possibles : {labels})")
+
+
+OUI = {"oui", "o", "x", "vrai", "true", "1", "yes"}
+NON = {"non", "n", "faux", "false", "0", "no", ""}
+
+
+def lire_booleen(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = cle(texte_de(value))
+    if text in OUI:
+        return True
+    if text in NON:
+        return False
+    raise ValeurInvalide(f"valeur inconnue « {texte_de(value)} » (oui ou non)")
+
+
+# Reading a workbook ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Erreur:
+    feuille: str
+    ligne: int | None
+    colonne: str | None
+    message: str
+
+    def __str__(self) -> str:
+        lieu = [f"Feuille {self.feuille}"]
+        if self.ligne:
+            lieu.append(f"ligne {self.ligne}")
+        if self.colonne:
+            lieu.append(f"colonne « {self.colonne} »")
+        return f"{', '.join(lieu)} : {self.message}"
+
+
+@dataclass
+class Ligne:
+    """A row of a sheet, read: its number in Excel and the values of the columns present."""
+
+    numero: int
+    valeurs: dict
+    valide: bool = True
+
+
+@dataclass
+class Lecture:
+    fiches: list[Ligne] = field(default_factory=list)
+    financements: list[Ligne] = field(default_factory=list)
+    erreurs: list[Erreur] = field(default_factory=list)
+    # Which optional columns the Fiches sheet has: an absent column leaves its field alone.
+    champs_fiches: set[str] = field(default_factory=set)
+
+
+class Plan:
+    """What rows are checked against: the plan's axes, its fiches and the funders."""
+
+    def __init__(self, beneficiaire: Beneficiaire) -> None:
+        ensure_axes(beneficiaire)
+        self.beneficiaire = beneficiaire
+        self.axes = list(beneficiaire.axes.order_by("numero"))
+        self.financeurs = list(Financeur.objects.all())
+        self.fiches = {f.reference: f for f in beneficiaire.fiches.all()}
+
+    def axe(self, value) -> Axe:
+        text = texte_de(value)
+        match = re.fullmatch(r"(\d+)\s*(?:[.)\-–:]\s*.*)?", text)
+        if match:
+            for axe in self.axes:
+                if axe.numero == int(match[1]):
+                    return axe
+        for axe in self.axes:
+            if cle(axe.nom) == cle(text) or cle(str(axe)) == cle(text):
+                return axe
+        noms = ", ".join(str(a) for a in self.axes)
+        raise ValeurInvalide(f"axe inconnu « {text} » (axes du plan : {noms})")
+
+    def financeur(self, value) -> Financeur:
+        text = texte_de(value)
+        for financeur in self.financeurs:
+            if cle(financeur.nom) == cle(text):
+                return financeur
+        noms = ", ".join(f.nom for f in self.financeurs if f.actif)
+        raise ValeurInvalide(f"financeur inconnu « {text} » (financeurs du catalogue : {noms})")
+
+    def lire(self, colonne: Colonne, value):
+        if colonne.type in ("reference", "texte"):
+            return lire_texte(value, colonne.longueur)
+        if colonne.type == "date":
+            return lire_date(value)
+        if colonne.type == "montant":
+            return lire_montant(value)
+        if colonne.type == "choix":
+            return lire_choix(value, colonne.choix)
+        if colonne.type == "booleen":
+            return lire_booleen(value)
+        if texte_de(value) == "":
+            return None
+        if colonne.type == "axe":
+            return self.axe(value)
+        return self.financeur(value)
+
+
+class FichierRefuse(ValidationError):
+    pass
+
+
+def open_workbook(upload) -> Workbook:
+    """The uploaded workbook, read-only; refuses anything but a real XLSX of 10 MB at most."""
+    if upload.size > MAX_SIZE:
+        raise FichierRefuse(
+            f"Le fichier pèse {filesizeformat(upload.size)} : la limite est de "
+            f"{filesizeformat(MAX_SIZE)}."
+        )
+    upload.seek(0)
+    head = upload.read(8)
+    upload.seek(0)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise FichierRefuse(
+            "Ce fichier est au format Excel 97-2003 (.xls) : enregistrez-le au format "
+            "« Classeur Excel (.xlsx) » puis déposez-le à nouveau."
+        )
+    refus = FichierRefuse(
+        "Ce fichier n'est pas un classeur Excel (.xlsx) valide. Déposez le modèle téléchargé "
+        "sur cette page, complété et enregistré au format .xlsx."
+    )
+    if not head.startswith(b"PK\x03\x04"):
+        raise refus
+    try:
+        with zipfile.ZipFile(upload) as archive:
+            names = set(archive.namelist())
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise refus from None
+    if "xl/workbook.xml" not in names:
+        raise refus
+    if inflated > MAX_UNCOMPRESSED_SIZE:
+        raise FichierRefuse("Ce classeur est trop volumineux une fois décompressé.")
+    upload.seek(0)
+    try:
+        return load_workbook(upload, read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds of errors on a damaged file
+        raise refus from None
+
+
+def _vide(row: tuple) -> bool:
+    return all(v is None or (isinstance(v, str) and not v.strip()) for v in row)
+
+
+def _lire_feuille(
+    workbook, nom: str, colonnes: list[Colonne], plan: Plan, lecture: Lecture, limite: int
+) -> tuple[list[Ligne], set[str]]:
+    if nom not in workbook.sheetnames:
+        lecture.erreurs.append(
+            Erreur(nom, None, None, "feuille absente du classeur (partez du modèle à jour)")
+        )
+        return [], set()
+    rows = workbook[nom].iter_rows(values_only=True)
+    entetes = next(rows, None) or ()
+    positions = {cle(texte_de(v)): i for i, v in reversed(list(enumerate(entetes))) if v}
+    presentes = [(c, positions[cle(c.titre)]) for c in colonnes if cle(c.titre) in positions]
+    for colonne in colonnes:
+        if colonne.obligatoire and cle(colonne.titre) not in positions:
+            lecture.erreurs.append(
+                Erreur(nom, 1, colonne.titre, "colonne absente de la ligne d'en-tête")
+            )
+    if any(c.obligatoire and cle(c.titre) not in positions for c in colonnes):
+        return [], set()
+    lignes = []
+    for numero, row in enumerate(rows, start=2):
+        if _vide(row):
+            continue
+        if len(lignes) == limite:
+            lecture.erreurs.append(
+                Erreur(nom, numero, None, f"trop de lignes ({limite} au plus par import)")
+            )
+            break
+        ligne = Ligne(numero, {})
+        for colonne, position in presentes:
+            value = row[position] if position < len(row) else None
+            try:
+                ligne.valeurs[colonne.champ] = plan.lire(colonne, value)
+            except ValeurInvalide as error:
+                lecture.erreurs.append(Erreur(nom, numero, colonne.titre, str(error)))
+                ligne.valide = False
+                continue
+            if colonne.obligatoire and ligne.valeurs[colonne.champ] in ("", None):
+                lecture.erreurs.append(Erreur(nom, numero, colonne.titre, "valeur obligatoire"))
+                ligne.valide = False
+        lignes.append(ligne)
+    return lignes, {c.champ for c, _ in presentes}
+
+
+def read_workbook(workbook, beneficiaire: Beneficiaire) -> Lecture:
+    """Every row of both sheets, checked; ``erreurs`` lists every problem found."""
+    plan = Plan(beneficiaire)
+    lecture = Lecture()
+    feuilles = [
+        (FICHES, COLONNES_FICHES, MAX_FICHES),
+        (FINANCEMENTS, COLONNES_FINANCEMENTS, MAX_FINANCEMENTS),
+    ]
+    lues = []
+    try:
+        for nom, colonnes, limite in feuilles:
+            try:
+                lues.append(_lire_feuille(workbook, nom, colonnes, plan, lecture, limite))
+            except Exception:  # openpyxl parses each sheet lazily: its XML may be damaged
+                logger.warning("Unreadable sheet %s in a workbook", nom, exc_info=True)
+                message = "feuille illisible : enregistrez à nouveau le classeur au format .xlsx"
+                lecture.erreurs.append(Erreur(nom, None, None, message))
+                lues.append(([], set()))
+    finally:
+        workbook.close()
+    (lecture.fiches, lecture.champs_fiches), (lecture.financements, _) = lues
+    _verifier(lecture, plan)
+    lecture.erreurs.sort(key=lambda e: (e.feuille != FICHES, e.ligne or 0))
+    return lecture
+
+
+def _verifier(lecture: Lecture, plan: Plan) -> None:
+    """The checks across rows: dates, duplicates, references, financing over the cost."""
+    colonnes = {c.champ: c.titre for c in COLONNES_FICHES}
+    premieres: dict[str, int] = {}
+    for ligne in lecture.fiches:
+        valeurs = ligne.valeurs
+        for debut, fin, nom_debut, nom_fin in DATES:
+            if valeurs.get(debut) and valeurs.get(fin) and valeurs[fin] < valeurs[debut]:
+                lecture.erreurs.append(
+                    Erreur(
+                        FICHES,
+                        ligne.numero,
+                        colonnes[fin],
+                        f"{nom_fin} ({date_fr(valeurs[fin])}) précède {nom_debut} "
+                        f"({date_fr(valeurs[debut])})",
+                    )
+                )
+                ligne.valide = False
+        reference = valeurs.get("reference")
+        if not reference:
+            continue
+        if reference in premieres:
+            lecture.erreurs.append(
+                Erreur(
+                    FICHES,
+                    ligne.numero,
+                    "Référence",
+                    f"référence « {reference} » en double (déjà ligne {premieres[reference]})",
+                )
+            )
+            ligne.valide = False
+        else:
+            premieres[reference] = ligne.numero
+
+    fiches_feuille = {
+        ligne.valeurs["reference"]: ligne
+        for ligne in lecture.fiches
+        if ligne.valeurs.get("reference")
+    }
+    totaux: dict[str, Decimal] = defaultdict(Decimal)
+    incertains: set[str] = set()
+    premiere_ligne: dict[str, int] = {}
+    for ligne in lecture.financements:
+        reference = ligne.valeurs.get("reference")
+        if not reference:
+            continue
+        if reference not in fiches_feuille and reference not in plan.fiches:
+            lecture.erreurs.append(
+                Erreur(
+                    FINANCEMENTS,
+                    ligne.numero,
+                    "Référence de la fiche",
+                    f"la fiche « {reference} » n'est ni dans la feuille Fiches ni dans le plan",
+                )
+            )
+            ligne.valide = False
+            continue
+        premiere_ligne.setdefault(reference, ligne.numero)
+        if ligne.valeurs.get("montant") is None:
+            incertains.add(reference)  # its amount has an error of its own
+        else:
+            totaux[reference] += ligne.valeurs["montant"]
+
+    for reference, total in totaux.items():
+        if reference in incertains:
+            continue
+        ligne = fiches_feuille.get(reference)
+        if ligne is not None and "cout_total" in lecture.champs_fiches:
+            cout = ligne.valeurs.get("cout_total")  # absent when the cell has an error
+        else:
+            cout = plan.fiches[reference].cout_total if reference in plan.fiches else None
+        if cout is not None and total > cout:
+            message = f"le plan de financement ({euros(total)}) dépasse le coût ({euros(cout)})"
+            if ligne is not None:
+                lecture.erreurs.append(
+                    Erreur(FICHES, ligne.numero, "Coût total HT", f"{message} de la fiche")
+                )
+            else:
+                lecture.erreurs.append(
+                    Erreur(
+                        FINANCEMENTS,
+                        premiere_ligne[reference],
+                        "Montant",
+                        f"{message} de la fiche « {reference} »",
+                    )
+                )
+
+
+# Writing the rows ------------------------------------------------------------------------
+
+
+def nombre(n: int, singulier: str, pluriel: str) -> str:
+    """French agreement: « 0 fiche », « 1 fiche », « 2 fiches »."""
+    return f"{n} {singulier if n < 2 else pluriel}"
+
+
+@dataclass
+class Bilan:
+    creees: list[str] = field(default_factory=list)
+    modifiees: list[str] = field(default_factory=list)
+    inchangees: list[str] = field(default_factory=list)
+    absentes: list[FicheAction] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return ", ".join(
+            [
+                nombre(len(self.creees), "fiche créée", "fiches créées"),
+                nombre(len(self.modifiees), "mise à jour", "mises à jour"),
+                nombre(len(self.inchangees), "inchangée", "inchangées"),
+            ]
+        )
+
+
+DEFAUTS = {
+    "maturite": FicheAction.Maturite.IDEE,
+    "avancement": FicheAction.Avancement.NON_COMMENCEE,
+    "priorite": FicheAction.Priorite.MOYENNE,
+    "nature": FicheAction.Nature.INVESTISSEMENT,
+    "maitre_ouvrage_type": "",
+}
+
+
+def _valeurs_fiche(ligne: Ligne) -> dict:
+    valeurs = dict(ligne.valeurs)
+    for champ, defaut in DEFAUTS.items():
+        if champ in valeurs and valeurs[champ] is None:
+            valeurs[champ] = defaut
+    return valeurs
+
+
+def _cle_financement(ligne) -> tuple:
+    if isinstance(ligne, LigneFinancement):
+        return (
+            ligne.financeur_id,
+            ligne.dispositif,
+            ligne.montant,
+            ligne.statut,
+            ligne.date_decision,
+        )
+    v = ligne.valeurs
+    return (
+        v["financeur"].pk,
+        v.get("dispositif", ""),
+        v["montant"],
+        v.get("statut") or LigneFinancement.Statut.PREVU,
+        v.get("date_decision"),
+    )
+
+
+@transaction.atomic
+def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
+    """Create or update the fiches by reference; replace the financing lines they are given."""
+    assert not lecture.erreurs, "an import with errors writes nothing"
+    existantes = {
+        f.reference: f
+        for f in FicheAction.objects.select_for_update()
+        .filter(beneficiaire=beneficiaire)
+        .prefetch_related("financements")
+    }
+    financements: dict[str, list[Ligne]] = defaultdict(list)
+    for ligne in lecture.financements:
+        financements[ligne.valeurs["reference"]].append(ligne)
+    bilan = Bilan()
+    traitees = set()
+    for ligne in lecture.fiches:
+        valeurs = _valeurs_fiche(ligne)
+        reference = valeurs.pop("reference")
+        traitees.add(reference)
+        fiche = existantes.get(reference)
+        if fiche is None:
+            fiche = FicheAction(beneficiaire=beneficiaire, reference=reference, updated_by=user)
+            for champ, valeur in valeurs.items():
+                setattr(fiche, champ, valeur)
+            fiche.save()
+            _remplacer_financements(fiche, financements[reference])
+            bilan.creees.append(reference)
+            continue
+        modifiee = False
+        for champ, valeur in valeurs.items():
+            if champ == "axe":
+                modifiee |= fiche.axe_id != valeur.pk
+            else:
+                modifiee |= getattr(fiche, champ) != valeur
+            setattr(fiche, champ, valeur)
+        if _enregistrer(fiche, modifiee, financements[reference], user):
+            bilan.modifiees.append(reference)
+        else:
+            bilan.inchangees.append(reference)
+    # Fiches of the plan that only appear in the Financements sheet: their plan is replaced.
+    for reference, lignes in financements.items():
+        if reference not in traitees:
+            traitees.add(reference)
+            if _enregistrer(existantes[reference], False, lignes, user):
+                bilan.modifiees.append(reference)
+            else:
+                bilan.inchangees.append(reference)
+    bilan.absentes = sorted(
+        (f for ref, f in existantes.items() if ref not in traitees),
+        key=lambda f: tri_naturel(f.reference),
+    )
+    return bilan
+
+
+def _enregistrer(fiche: FicheAction, modifiee: bool, lignes: list[Ligne], user) -> bool:
+    avant = Counter(_cle_financement(lf) for lf in fiche.financements.all())
+    apres = Counter(_cle_financement(ligne) for ligne in lignes)
+    if not modifiee and avant == apres:
+        return False
+    fiche.version += 1
+    fiche.updated_by = user
+    fiche.save()
+    if avant != apres:
+        _remplacer_financements(fiche, lignes)
+    return True
+
+
+def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne]) -> None:
+    # One save per line (not bulk_create): the audit trail records each of them.
+    for ancienne in fiche.financements.all():
+        ancienne.delete()
+    for ligne in lignes:
+        v = ligne.valeurs
+        LigneFinancement.objects.create(
+            fiche=fiche,
+            financeur=v["financeur"],
+            dispositif=v.get("dispositif", ""),
+            montant=v["montant"],
+            statut=v.get("statut") or LigneFinancement.Statut.PREVU,
+            date_decision=v.get("date_decision"),
+        )

@@ -1,0 +1,439 @@
+"""Exports of fiches action: CSV streamed row by row, XLSX in write-only mode (a sheet of
+fiches, a sheet of financing lines), and the large workbooks built by a Celery task.
+
+Rows are read with ``values_list`` and ``iterator()``: memory stays flat whatever the number
+of fiches, and the amount financed comes from an annotation, not from a query per fiche.
+"""
+
+import csv
+import io
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from decimal import Decimal
+
+from django.core.files import File
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from communes.models import Beneficiaire, Departement
+
+from .models import ExportPlan, FicheAction, LigneFinancement
+
+logger = logging.getLogger(__name__)
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHUNK_SIZE = 2_000
+PROGRESS_EVERY = 500
+# Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
+TRANSIENT_ERRORS = (OSError, ConnectionError)
+
+MAITRE_OUVRAGE = dict(FicheAction.MaitreOuvrage.choices)
+MATURITE = dict(FicheAction.Maturite.choices)
+AVANCEMENT = dict(FicheAction.Avancement.choices)
+PRIORITE = dict(FicheAction.Priorite.choices)
+NATURE = dict(FicheAction.Nature.choices)
+STATUT = dict(LigneFinancement.Statut.choices)
+
+FICHE_FIELDS = (
+    "beneficiaire__nom",
+    "beneficiaire__departement_id",
+    "beneficiaire__departement__nom",
+    "reference",
+    "titre",
+    "axe__numero",
+    "axe__nom",
+    "maitre_ouvrage_type",
+    "maitre_ouvrage",
+    "maturite",
+    "avancement",
+    "priorite",
+    "budget_vert",
+    "nature",
+    "date_debut_prevue",
+    "date_fin_prevue",
+    "date_debut_reelle",
+    "date_fin_reelle",
+    "cout_total",
+    "finance",
+)
+FICHE_HEADERS = [
+    "Bénéficiaire",
+    "Code département",
+    "Département",
+    "Référence",
+    "Titre",
+    "Axe",
+    "Type de maître d'ouvrage",
+    "Maître d'ouvrage",
+    "Maturité",
+    "Avancement",
+    "Priorité",
+    "Budget vert",
+    "Nature",
+    "Début prévu",
+    "Fin prévue",
+    "Début réel",
+    "Fin réelle",
+    "Coût total HT (€)",
+    "Total financé (€)",
+    "Reste à financer (€)",
+]
+FICHE_WIDTHS = [30, 10, 18, 10, 50, 36, 22, 28, 14, 16, 10, 10, 16, 12, 12, 12, 12, 16, 16, 16]
+
+LIGNE_FIELDS = (
+    "fiche__beneficiaire__nom",
+    "fiche__beneficiaire__departement_id",
+    "fiche__reference",
+    "fiche__titre",
+    "financeur__nom",
+    "dispositif",
+    "montant",
+    "fiche__cout_total",
+    "statut",
+    "date_decision",
+)
+LIGNE_HEADERS = [
+    "Bénéficiaire",
+    "Code département",
+    "Référence de la fiche",
+    "Titre de la fiche",
+    "Financeur",
+    "Dispositif",
+    "Montant (€)",
+    "Part du coût (%)",
+    "Statut",
+    "Date de décision",
+]
+LIGNE_WIDTHS = [30, 10, 12, 50, 24, 28, 16, 12, 12, 14]
+
+
+# Who exports what ----------------------------------------------------------------------------
+
+
+def can_export_national(user) -> bool:
+    """National staff and the partners who read the whole country."""
+    return user.perimeter.sees_everything
+
+
+def can_export_departement(user, code: str) -> bool:
+    """National readers, and a préfecture for its own départements."""
+    perimeter = user.perimeter
+    return perimeter.sees_everything or code in perimeter.prefecture_departement_codes
+
+
+def departements_exportables(user) -> QuerySet:
+    if can_export_national(user):
+        return Departement.objects.all()
+    return Departement.objects.filter(code__in=user.perimeter.prefecture_departement_codes)
+
+
+def can_see_export(user, export: ExportPlan) -> bool:
+    """Only the requester (still allowed to export that scope) or national staff."""
+    if user.perimeter.national:
+        return True
+    if export.requested_by_id != user.pk:
+        return False
+    if export.perimetre == ExportPlan.Perimetre.NATIONAL:
+        return can_export_national(user)
+    return can_export_departement(user, export.departement_id)
+
+
+# Rows ---------------------------------------------------------------------------------------
+
+
+def fiches_for(user, **filters) -> QuerySet:
+    return (
+        FicheAction.objects.for_user(user)
+        .filter(**filters)
+        .with_financement()
+        .order_by(
+            "beneficiaire__departement_id",
+            "beneficiaire__nom",
+            "beneficiaire_id",
+            "axe__numero",
+            "reference",
+        )
+    )
+
+
+def lignes_for(user, **filters) -> QuerySet:
+    return (
+        LigneFinancement.objects.filter(fiche__beneficiaire__in=Beneficiaire.objects.for_user(user))
+        .filter(**filters)
+        .order_by(
+            "fiche__beneficiaire__departement_id",
+            "fiche__beneficiaire__nom",
+            "fiche__beneficiaire_id",
+            "fiche__axe__numero",
+            "fiche__reference",
+            "financeur__ordre",
+            "pk",
+        )
+    )
+
+
+def _same(value):
+    return value
+
+
+def csv_amount(value: Decimal | None) -> str:
+    """What French Excel reads back as a number: « 1234,50 »."""
+    return "" if value is None else f"{value:.2f}".replace(".", ",")
+
+
+def csv_date(value: date | None) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def fiche_rows(fiches: QuerySet, amount=_same, day=_same) -> Iterator[list]:
+    """One row per fiche; ``amount`` and ``day`` format the amounts and dates (for CSV)."""
+    for (
+        beneficiaire,
+        code,
+        departement,
+        reference,
+        titre,
+        axe_numero,
+        axe_nom,
+        mo_type,
+        mo,
+        maturite,
+        avancement,
+        priorite,
+        budget_vert,
+        nature,
+        debut_prevu,
+        fin_prevue,
+        debut_reel,
+        fin_reelle,
+        cout,
+        finance,
+    ) in fiches.values_list(*FICHE_FIELDS).iterator(chunk_size=CHUNK_SIZE):
+        yield [
+            beneficiaire,
+            code,
+            departement,
+            reference,
+            titre,
+            f"{axe_numero}. {axe_nom}",
+            MAITRE_OUVRAGE.get(mo_type, ""),
+            mo,
+            MATURITE.get(maturite, maturite),
+            AVANCEMENT.get(avancement, avancement),
+            PRIORITE.get(priorite, priorite),
+            "oui" if budget_vert else "non",
+            NATURE.get(nature, nature),
+            day(debut_prevu),
+            day(fin_prevue),
+            day(debut_reel),
+            day(fin_reelle),
+            amount(cout),
+            amount(finance),
+            amount(None if cout is None else cout - finance),
+        ]
+
+
+def ligne_rows(lignes: QuerySet) -> Iterator[list]:
+    for (
+        beneficiaire,
+        code,
+        reference,
+        titre,
+        financeur,
+        dispositif,
+        montant,
+        cout,
+        statut,
+        date_decision,
+    ) in lignes.values_list(*LIGNE_FIELDS).iterator(chunk_size=CHUNK_SIZE):
+        part = round(Decimal(100) * montant / cout, 1) if cout else None
+        yield [
+            beneficiaire,
+            code,
+            reference,
+            titre,
+            financeur,
+            dispositif,
+            montant,
+            part,
+            STATUT.get(statut, statut),
+            date_decision,
+        ]
+
+
+# CSV ----------------------------------------------------------------------------------------
+
+
+CSV_BATCH = 500  # rows per chunk sent: fewer, larger writes than one per row
+
+
+def _csv_lines(rows: Iterable[list]) -> Iterator[str]:
+    buffer = io.StringIO()
+    buffer.write("\ufeff")  # lets Excel read the file as UTF-8
+    writer = csv.writer(buffer, delimiter=";")
+    writer.writerow(FICHE_HEADERS)
+    for count, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if count % CSV_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def csv_response(fiches: QuerySet, filename: str) -> StreamingHttpResponse:
+    rows = fiche_rows(fiches, amount=csv_amount, day=csv_date)
+    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+# XLSX ---------------------------------------------------------------------------------------
+
+
+def _header(sheet, headers: list[str], widths: list[int]) -> None:
+    font = Font(bold=True, color="FFFFFF")
+    fill = PatternFill("solid", fgColor="000091")
+    for i, width in enumerate(widths):
+        sheet.column_dimensions[get_column_letter(i + 1)].width = width
+    sheet.freeze_panes = "A2"
+    cells = []
+    for title in headers:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font, cell.fill = font, fill
+        cells.append(cell)
+    sheet.append(cells)
+
+
+def write_workbook(
+    fiches: QuerySet,
+    lignes: QuerySet,
+    output,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Both sheets into ``output``; ``progress`` is told the rows written every 500 rows."""
+    workbook = Workbook(write_only=True)
+    written = 0
+    for title, headers, widths, rows in (
+        ("Fiches action", FICHE_HEADERS, FICHE_WIDTHS, fiche_rows(fiches)),
+        ("Financements", LIGNE_HEADERS, LIGNE_WIDTHS, ligne_rows(lignes)),
+    ):
+        sheet = workbook.create_sheet(title)
+        _header(sheet, headers, widths)
+        for row in rows:
+            sheet.append(row)
+            written += 1
+            if progress and written % PROGRESS_EVERY == 0:
+                progress(written)
+    workbook.save(output)
+    return written
+
+
+def xlsx_response(fiches: QuerySet, lignes: QuerySet, filename: str) -> FileResponse:
+    output = tempfile.TemporaryFile()
+    write_workbook(fiches, lignes, output)
+    output.seek(0)
+    return FileResponse(
+        output, as_attachment=True, filename=f"{filename}.xlsx", content_type=XLSX_CONTENT_TYPE
+    )
+
+
+def filename(prefix: str) -> str:
+    return f"{prefix}-{timezone.localdate():%Y-%m-%d}"
+
+
+# Workbooks built by a task --------------------------------------------------------------------
+
+
+def request_export(user, departement: Departement | None = None) -> ExportPlan:
+    """Record the request and queue the workbook once the transaction commits."""
+    from .tasks import build_export_plan
+
+    with transaction.atomic():
+        export = ExportPlan.objects.create(
+            perimetre=(
+                ExportPlan.Perimetre.DEPARTEMENT if departement else ExportPlan.Perimetre.NATIONAL
+            ),
+            departement=departement,
+            requested_by=user,
+        )
+        build_export_plan.delay_on_commit(export.pk)
+    return export
+
+
+def export_filename(export: ExportPlan) -> str:
+    scope = f"departement-{export.departement_id}" if export.departement_id else "france"
+    return f"fiches-action-{scope}-{export.requested_at:%Y-%m-%d}-{export.pk}.xlsx"
+
+
+def mark_failed(export_id: int, message: str) -> None:
+    """Only an export still in progress can fail: a ready one stays ready."""
+    ExportPlan.objects.filter(pk=export_id, statut=ExportPlan.Statut.EN_COURS).update(
+        statut=ExportPlan.Statut.ECHEC, erreur=message, finished_at=timezone.now()
+    )
+
+
+def build_export(export_id: int) -> None:
+    """Write and store a requested workbook; running it again changes nothing."""
+    export = ExportPlan.objects.select_related("requested_by").filter(pk=export_id).first()
+    if export is None or export.statut != ExportPlan.Statut.EN_COURS:
+        return
+    user = export.requested_by
+    if user is None or not can_see_export(user, export):
+        mark_failed(export_id, "Le demandeur n'a plus le droit de faire cet export.")
+        return
+    filters = (
+        {"beneficiaire__departement_id": export.departement_id} if export.departement_id else {}
+    )
+    fiches = fiches_for(user, **filters)
+    lignes = lignes_for(user, **{f"fiche__{k}": v for k, v in filters.items()})
+    total = fiches.count() + lignes.count()
+    pending = ExportPlan.objects.filter(pk=export_id, statut=ExportPlan.Statut.EN_COURS)
+    pending.update(lignes_total=total, lignes_faites=0)
+    with tempfile.TemporaryFile() as output:
+        try:
+            write_workbook(fiches, lignes, output, lambda done: pending.update(lignes_faites=done))
+        except TRANSIENT_ERRORS:
+            raise  # the task retries
+        except Exception as exc:
+            logger.exception("Export %s failed", export_id)
+            mark_failed(
+                export_id,
+                f"L'export a échoué ({type(exc).__name__} : {str(exc)[:300]}). "
+                "Relancez-le ou signalez le problème à l'équipe du portail.",
+            )
+            return
+        output.seek(0)
+        with transaction.atomic():
+            export = ExportPlan.objects.select_for_update().get(pk=export_id)
+            if export.statut != ExportPlan.Statut.EN_COURS:
+                return  # another run of the task got there first
+            name = export_filename(export)
+            field = export.fichier
+            # A run that stopped after writing the file left it behind: replace it.
+            path = field.field.generate_filename(export, name)
+            if field.storage.exists(path):
+                field.storage.delete(path)
+            field.save(name, File(output, name=name), save=False)
+            export.statut = ExportPlan.Statut.PRET
+            export.lignes_total = export.lignes_faites = total
+            export.finished_at = timezone.now()
+            export.erreur = ""
+            export.save(
+                update_fields=[
+                    "fichier",
+                    "statut",
+                    "lignes_total",
+                    "lignes_faites",
+                    "finished_at",
+                    "erreur",
+                ]
+            )

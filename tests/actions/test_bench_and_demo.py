@@ -1,0 +1,131 @@
+from io import StringIO
+
+import pytest
+from auditlog.models import LogEntry
+from django.core.management import CommandError, call_command
+
+from actions.models import Axe, FicheAction, Indicateur, LigneFinancement, PointAvancement
+from communes.models import Beneficiaire, Commune, Region
+
+pytestmark = pytest.mark.django_db
+
+Maturite = FicheAction.Maturite
+
+
+def generate(**options) -> str:
+    out = StringIO()
+    call_command("generate_bench_data", stdout=out, **options)
+    return out.getvalue()
+
+
+def bench_beneficiaires():
+    return Beneficiaire.objects.filter(departement__region_id="XX")
+
+
+def assert_financing_within_cost(fiches) -> None:
+    for fiche in fiches.with_financement():
+        assert fiche.finance <= fiche.cout_total, fiche
+
+
+# Bench data ---------------------------------------------------------------------------------
+
+
+def test_bench_data_has_the_requested_size(settings):
+    settings.DEBUG = True
+
+    generate(beneficiaires=3, fiches=4, lignes=2)
+
+    beneficiaires = bench_beneficiaires()
+    assert beneficiaires.count() == 3
+    assert set(beneficiaires.values_list("statut", flat=True)) == {"laureat"}
+    for beneficiaire in beneficiaires:
+        (membre,) = beneficiaire.membres.all()
+        assert membre.actif and membre.commune.code.startswith("X")
+        assert [a.numero for a in beneficiaire.axes.all()] == [1, 2, 3, 4, 5, 6]
+    fiches = FicheAction.objects.filter(beneficiaire__in=beneficiaires)
+    assert fiches.count() == 12
+    assert LigneFinancement.objects.filter(fiche__in=fiches).count() == 24
+    assert Indicateur.objects.filter(fiche__in=fiches).count() == 12
+    for fiche in fiches:
+        assert fiche.axe.beneficiaire_id == fiche.beneficiaire_id
+        assert fiche.axe.numero == int(fiche.reference.split(".")[0])
+        assert 50_000 <= fiche.cout_total <= 3_000_000
+        assert fiche.financements.values("financeur").distinct().count() == 2
+    assert_financing_within_cost(fiches)
+    # Written in bulk: nothing in the audit trail.
+    assert not LogEntry.objects.exists()
+
+
+def test_bench_data_is_written_once_and_reset_on_request(settings, territoires):
+    settings.DEBUG = True
+    generate(beneficiaires=3, fiches=2, lignes=1)
+    titres = list(FicheAction.objects.values_list("reference", "titre", "cout_total"))
+
+    assert "déjà présentes" in generate(beneficiaires=3, fiches=2, lignes=1)
+    assert bench_beneficiaires().count() == 3
+
+    generate(beneficiaires=3, fiches=2, lignes=1, reset=True)
+    assert list(FicheAction.objects.values_list("reference", "titre", "cout_total")) == titres
+
+    generate(beneficiaires=0, reset=True)
+    assert not bench_beneficiaires().exists()
+    assert not Commune.objects.filter(code__startswith="X").exists()
+    assert not Region.objects.filter(code="XX").exists()
+    assert not Axe.objects.exists()
+    # The real territories are left alone.
+    assert Beneficiaire.objects.count() == 18
+
+
+def test_bench_data_refuses_a_base_without_debug(settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="DEBUG est désactivé"):
+        generate(beneficiaires=1)
+    assert not Beneficiaire.objects.exists()
+
+    generate(beneficiaires=1, fiches=1, lignes=1, yes_i_know=True)
+    assert bench_beneficiaires().count() == 1
+
+
+# Demo plans ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nom", ["Ussel – La Courtine", "Le Blanc"])
+def test_demo_instance_gets_a_credible_plan(settings, nom):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=StringIO())
+
+    fiches = FicheAction.objects.filter(beneficiaire__nom=nom)
+    assert 14 <= fiches.count() <= 18
+    assert fiches.values("axe__numero").distinct().count() >= 5
+    assert fiches.values("maturite").distinct().count() >= 4
+    assert fiches.values("avancement").distinct().count() >= 4
+    lignes = LigneFinancement.objects.filter(fiche__in=fiches)
+    assert lignes.values("financeur").distinct().count() >= 3
+    assert fiches.en_retard().exists()
+    assert fiches.filter(maturite=Maturite.LIVREE).exists()
+    assert fiches.filter(date_debut_prevue__year=2021).exists()
+    assert fiches.filter(date_fin_prevue__year=2028).exists()
+    assert Indicateur.objects.filter(fiche__in=fiches, mesures__isnull=False).exists()
+    assert_financing_within_cost(fiches)
+    for fiche in fiches:
+        fiche.full_clean()
+
+
+def test_demo_plans_are_seeded_once_with_a_progress_journal(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=StringIO())
+    counts = (FicheAction.objects.count(), LigneFinancement.objects.count())
+
+    call_command("seed_demo", stdout=StringIO())
+
+    assert (FicheAction.objects.count(), LigneFinancement.objects.count()) == counts
+    points = PointAvancement.objects.filter(fiche__beneficiaire__nom="Ussel – La Courtine")
+    assert points.count() >= 2
+    assert {p.auteur.email for p in points} == {"cdp-ussel@demo.pvd.fr"}
+
+
+def test_production_instance_gets_no_demo_plan(settings):
+    settings.DEBUG = False
+    call_command("seed_demo", stdout=StringIO())
+    assert not FicheAction.objects.exists()
