@@ -78,10 +78,10 @@ bench-actions-data: $(VENV)/.installed
 	DEBUG=true DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(MANAGE) generate_bench_data
 
 bench-plan: bench-actions-data
-	DEBUG=true LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_plan.py
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_plan.py
 
 bench-actions-export: bench-actions-data
-	DEBUG=true LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_actions_export.py
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_actions_export.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache
@@ -91,4 +91,4 @@ BENCH_PVD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_programme
 bench-beneficiaires: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_PVD_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
-	DEBUG=true DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(PY) bench/bench_beneficiaires.py
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(PY) bench/bench_beneficiaires.py

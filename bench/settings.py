@@ -1,0 +1,17 @@
+"""Production-like settings for the page benchmarks: DEBUG off (no template debug
+information), static files without the manifest (no collectstatic needed), plain HTTP."""
+
+import os
+
+os.environ["DEBUG"] = "false"
+os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-never-used-in-production-0123456789")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+
+from pvd.settings import *  # noqa: E402,F403
+
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
