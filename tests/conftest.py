@@ -18,6 +18,11 @@ def pytest_configure(config):
             raise pytest.UsageError(f"CI must run on PostgreSQL, not {engine}.")
         if not os.environ.get("REDIS_URL"):
             raise pytest.UsageError("CI must run with REDIS_URL set (real Redis broker).")
+        # The tests on the official files skip without them: in CI they must run.
+        if not settings.REFERENCE_DATA_DIR.is_dir():
+            raise pytest.UsageError(
+                f"CI must run with the official files in {settings.REFERENCE_DATA_DIR}."
+            )
 
 
 _real_connect = socket.socket.connect
