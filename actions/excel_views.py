@@ -11,12 +11,15 @@ from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 from dsfr.forms import DsfrBaseForm
 
-from communes.models import Beneficiaire, Departement
+from communes.models import Departement
+from communes.views import get_beneficiaire
+from pvd import policy
 
 from . import exports
 from .excel import MAX_SIZE, apply_import, open_workbook, read_workbook
 from .excel_template import template_workbook
-from .models import ExportPlan, can_edit_plan
+from .models import ExportPlan
+from .views import PLAN_READ_ONLY
 
 
 class ImportForm(DsfrBaseForm, forms.Form):
@@ -32,16 +35,6 @@ class ImportForm(DsfrBaseForm, forms.Form):
         return upload
 
 
-def get_beneficiaire(request: HttpRequest, pk: int, edit: bool = False) -> Beneficiaire:
-    """404 outside the perimeter; 403 to change the plan for read-only roles."""
-    beneficiaire = get_object_or_404(
-        Beneficiaire.objects.for_user(request.user).select_related("departement"), pk=pk
-    )
-    if edit and not can_edit_plan(request.user, beneficiaire):
-        raise PermissionDenied("Vous ne pouvez que consulter le plan d'action de ce bénéficiaire.")
-    return beneficiaire
-
-
 def excel(request: HttpRequest, pk: int) -> HttpResponse:
     beneficiaire = get_beneficiaire(request, pk)
     return render(
@@ -49,7 +42,7 @@ def excel(request: HttpRequest, pk: int) -> HttpResponse:
         "actions/excel.html",
         {
             "beneficiaire": beneficiaire,
-            "can_edit": can_edit_plan(request.user, beneficiaire),
+            "can_edit": policy.may_edit_plan(request.user, beneficiaire),
             "nb_fiches": beneficiaire.fiches.count(),
             "form": ImportForm(),
         },
@@ -73,7 +66,9 @@ class ExcelImportView(FormView):
     template_name = "actions/excel_import.html"
 
     def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_beneficiaire(request, kwargs["pk"], edit=True)
+        self.beneficiaire = get_beneficiaire(
+            request, kwargs["pk"], policy.may_edit_plan, PLAN_READ_ONLY
+        )
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -101,7 +96,7 @@ def export_plan(request: HttpRequest, pk: int, format: str) -> HttpResponse:
 
 def get_departement(request: HttpRequest, code: str) -> Departement:
     departement = get_object_or_404(Departement, code=code)
-    if not exports.can_export_departement(request.user, departement.code):
+    if not policy.may_export(request.user, departement.code):
         raise PermissionDenied("Vous ne pouvez pas exporter les fiches de ce département.")
     return departement
 
@@ -122,7 +117,7 @@ def export_departement(request: HttpRequest) -> HttpResponse:
 
 
 def require_national_export(request: HttpRequest) -> None:
-    if not exports.can_export_national(request.user):
+    if not policy.may_export(request.user, policy.NATIONAL):
         raise PermissionDenied("L'export national est réservé à l'équipe nationale.")
 
 
@@ -148,8 +143,8 @@ def export_list(request: HttpRequest) -> HttpResponse:
             "exports": ExportPlan.objects.filter(requested_by=request.user).select_related(
                 "departement"
             )[:50],
-            "can_export_national": exports.can_export_national(request.user),
-            "departements": exports.departements_exportables(request.user),
+            "can_export_national": policy.may_export(request.user, policy.NATIONAL),
+            "departements": policy.exportable_departements(request.user, Departement.objects.all()),
         },
     )
 
@@ -160,7 +155,7 @@ def get_export(request: HttpRequest, pk: int) -> ExportPlan:
         ExportPlan.objects.for_user(request.user).select_related("departement", "requested_by"),
         pk=pk,
     )
-    if not exports.can_see_export(request.user, export):
+    if not policy.may_see_export(request.user, export):
         raise PermissionDenied("Vous n'avez plus le droit de consulter cet export.")
     return export
 

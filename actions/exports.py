@@ -24,6 +24,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from communes.models import Beneficiaire, Departement
+from pvd import policy
 
 from .models import ExportPlan, FicheAction, LigneFinancement
 
@@ -113,37 +114,6 @@ LIGNE_HEADERS = [
     "Date de décision",
 ]
 LIGNE_WIDTHS = [30, 10, 12, 50, 24, 28, 16, 12, 12, 14]
-
-
-# Who exports what ----------------------------------------------------------------------------
-
-
-def can_export_national(user) -> bool:
-    """National staff and the partners who read the whole country."""
-    return user.perimeter.sees_everything
-
-
-def can_export_departement(user, code: str) -> bool:
-    """National readers, and a préfecture for its own départements."""
-    perimeter = user.perimeter
-    return perimeter.sees_everything or code in perimeter.prefecture_departement_codes
-
-
-def departements_exportables(user) -> QuerySet:
-    if can_export_national(user):
-        return Departement.objects.all()
-    return Departement.objects.filter(code__in=user.perimeter.prefecture_departement_codes)
-
-
-def can_see_export(user, export: ExportPlan) -> bool:
-    """Only the requester (still allowed to export that scope) or national staff."""
-    if user.perimeter.national:
-        return True
-    if export.requested_by_id != user.pk:
-        return False
-    if export.perimetre == ExportPlan.Perimetre.NATIONAL:
-        return can_export_national(user)
-    return can_export_departement(user, export.departement_id)
 
 
 # Rows ---------------------------------------------------------------------------------------
@@ -387,7 +357,7 @@ def build_export(export_id: int) -> None:
     if export is None or export.statut != ExportPlan.Statut.EN_COURS:
         return
     user = export.requested_by
-    if user is None or not can_see_export(user, export):
+    if user is None or not policy.may_see_export(user, export):
         mark_failed(export_id, "Le demandeur n'a plus le droit de faire cet export.")
         return
     filters = (

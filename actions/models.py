@@ -7,6 +7,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
+from pvd import policy
 
 AXES_ORT = [
     "Habitat",
@@ -210,7 +211,7 @@ class FicheAction(models.Model):
         return f"{self.reference} – {self.titre}"
 
     def can_edit(self, user) -> bool:
-        return can_edit_plan(user, self.beneficiaire)
+        return policy.may_edit_plan(user, self.beneficiaire)
 
     def clean(self) -> None:
         errors = {}
@@ -241,12 +242,6 @@ class FicheAction(models.Model):
             and self.maturite not in (self.Maturite.LIVREE, self.Maturite.ABANDONNEE)
             and self.avancement != self.Avancement.ACHEVEE
         )
-
-
-def can_edit_plan(user, beneficiaire: Beneficiaire) -> bool:
-    """The chefs de projet of the beneficiary keep its plan; national staff may too."""
-    perimeter = user.perimeter
-    return perimeter.national or beneficiaire.pk in perimeter.beneficiaire_ids
 
 
 class LigneFinancement(models.Model):
@@ -347,7 +342,7 @@ class PointAvancement(models.Model):
 class ExportPlanQuerySet(models.QuerySet):
     def for_user(self, user) -> "ExportPlanQuerySet":
         """The requester sees their exports; national staff see them all."""
-        if user.perimeter.national:
+        if policy.is_national(user):
             return self
         return self.filter(requested_by=user)
 

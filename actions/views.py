@@ -28,6 +28,8 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
+from communes.views import get_beneficiaire
+from pvd import policy
 from pvd.views import NationalRequiredMixin
 
 from .filters import FicheFilter, PlanFilter
@@ -46,7 +48,6 @@ from .models import (
     Financeur,
     LigneFinancement,
     PointAvancement,
-    can_edit_plan,
     ensure_axes,
 )
 
@@ -232,14 +233,7 @@ def natural_key(fiche: FicheAction) -> tuple:
 READ, WRITE = "read", "write"
 
 
-def get_beneficiaire(request: HttpRequest, pk: int, access: str = READ) -> Beneficiaire:
-    """404 outside the perimeter; 403 to write for those who only read the plan."""
-    beneficiaire = get_object_or_404(
-        Beneficiaire.objects.for_user(request.user).select_related("departement"), pk=pk
-    )
-    if access == WRITE and not can_edit_plan(request.user, beneficiaire):
-        raise PermissionDenied("Vous ne pouvez que consulter le plan d'action de ce bénéficiaire.")
-    return beneficiaire
+PLAN_READ_ONLY = "Vous ne pouvez que consulter le plan d'action de ce bénéficiaire."
 
 
 def get_fiche(request: HttpRequest, pk: int, access: str = READ) -> FicheAction:
@@ -260,8 +254,9 @@ class PlanMixin:
     access = WRITE
 
     def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_beneficiaire(request, kwargs["pk"], self.access)
-        self.can_edit = can_edit_plan(request.user, self.beneficiaire)
+        may = policy.may_edit_plan if self.access == WRITE else None
+        self.beneficiaire = get_beneficiaire(request, kwargs["pk"], may, PLAN_READ_ONLY)
+        self.can_edit = policy.may_edit_plan(request.user, self.beneficiaire)
         if self.can_edit:
             ensure_axes(self.beneficiaire)
         return super().dispatch(request, *args, **kwargs)
@@ -376,9 +371,9 @@ class FicheDetailView(DetailView):
         ]
         cout = fiche.cout_total
         audit_url = None
-        if user.is_national:
+        if policy.may_read_audit_log(user):
             content_type = ContentType.objects.get_for_model(FicheAction)
-            audit_url = f"{reverse('audit-log')}?content_type={content_type.pk}"
+            audit_url = f"{reverse('pvd:audit-log')}?content_type={content_type.pk}"
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
             communes=fiche.communes.all(),
@@ -507,6 +502,7 @@ def piece_jointe(request: HttpRequest, pk: int) -> FileResponse:
 
 
 class FinanceurListView(NationalRequiredMixin, ListView):
+    allowed = staticmethod(policy.may_manage_funders)
     template_name = "actions/financeur_list.html"
 
     def get_queryset(self):
@@ -516,6 +512,7 @@ class FinanceurListView(NationalRequiredMixin, ListView):
 
 
 class FinanceurFormMixin(NationalRequiredMixin):
+    allowed = staticmethod(policy.may_manage_funders)
     model = Financeur
     form_class = FinanceurForm
     template_name = "actions/financeur_form.html"
@@ -542,7 +539,7 @@ class FinanceurUpdateView(FinanceurFormMixin, UpdateView):
 
 @require_POST
 def financeur_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    if not request.user.is_national:
+    if not policy.may_manage_funders(request.user):
         raise PermissionDenied("Page réservée à l'équipe nationale de l'ANCT.")
     financeur = get_object_or_404(Financeur, pk=pk)
     lignes = financeur.lignefinancement_set.count()

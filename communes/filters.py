@@ -3,9 +3,16 @@ from django import forms
 from django.db.models import Q
 from django.http import QueryDict
 
-from .models import EPCI, Beneficiaire, Commune, Departement, MembreBeneficiaire, Region, normalize
-
-SEUIL_POPULATION = 20000
+from .models import (
+    EPCI,
+    SEUIL_POPULATION,
+    Beneficiaire,
+    Commune,
+    Departement,
+    MembreBeneficiaire,
+    Region,
+    normalize,
+)
 
 
 class CommuneFilter(django_filters.FilterSet):

@@ -5,12 +5,11 @@ from django.db import transaction
 from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
+from pvd import policy
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 
-from .models import Beneficiaire, Commune, MembreBeneficiaire
-
-SEUIL_POPULATION = 20000
+from .models import SEUIL_POPULATION, Beneficiaire, Commune, MembreBeneficiaire
 
 
 class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
@@ -53,16 +52,10 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
         unknown = [c for c in codes if c not in communes]
         if unknown:
             errors.append(f"Codes INSEE inconnus : {', '.join(unknown)}.")
-        perimeter = self.user.perimeter
-        if not perimeter.national:
-            outside = [
-                c
-                for c in communes.values()
-                if c.departement_id not in perimeter.prefecture_departement_codes
-            ]
-            errors += [
-                f"{c.nom} ({c.departement}) n'est pas dans votre département." for c in outside
-            ]
+        outside = [
+            c for c in communes.values() if not policy.may_select(self.user, c.departement_id)
+        ]
+        errors += [f"{c.nom} ({c.departement}) n'est pas dans votre département." for c in outside]
         taken = MembreBeneficiaire.objects.filter(
             commune__in=communes.values(),
             actif=True,

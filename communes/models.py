@@ -1,7 +1,12 @@
 import unicodedata
 
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+# The programme aims at communes below this population; a larger one needs a reason.
+SEUIL_POPULATION = 20_000
 
 
 def normalize(text: str) -> str:
@@ -253,10 +258,6 @@ class Beneficiaire(models.Model):
     def is_active(self) -> bool:
         return self.statut in self.STATUTS_ACTIFS
 
-    def can_edit(self, user) -> bool:
-        perimeter = user.perimeter
-        return perimeter.national or self.departement_id in perimeter.prefecture_departement_codes
-
     def allowed_transitions(self) -> tuple[str, ...]:
         return self.TRANSITIONS[self.Statut(self.statut)]
 
@@ -264,7 +265,6 @@ class Beneficiaire(models.Model):
         self, *, by, reference: str = "Proposition enregistrée sur le portail", date=None
     ) -> "DecisionStatut":
         """The first entry of the decision history: how the beneficiary came in."""
-        from django.utils import timezone
 
         return DecisionStatut.objects.create(
             beneficiaire=self,
@@ -286,8 +286,6 @@ class Beneficiaire(models.Model):
         document=None,
     ) -> "DecisionStatut":
         """Record a decision and apply it; communes leave the programme with their dossier."""
-        from django.core.exceptions import ValidationError
-        from django.db import transaction
 
         if nouveau not in self.allowed_transitions():
             raise ValidationError(

@@ -1,11 +1,18 @@
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
+
+from conventions.echeances import Echeance, with_echeances
+from pvd import policy
+from pvd.models import User
 
 from . import exports
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
@@ -18,6 +25,21 @@ from .models import (
     IdentifiantPVD,
     MembreBeneficiaire,
 )
+
+
+def get_beneficiaire(
+    request: HttpRequest,
+    pk: int,
+    may: Callable[[User, Beneficiaire], bool] | None = None,
+    denied: str = "",
+) -> Beneficiaire:
+    """404 outside the perimeter; 403 when `may`, a policy question, says no."""
+    beneficiaire = get_object_or_404(
+        Beneficiaire.objects.for_user(request.user).select_related("departement"), pk=pk
+    )
+    if may is not None and not may(request.user, beneficiaire):
+        raise PermissionDenied(denied)
+    return beneficiaire
 
 
 class CommuneListView(FilterView):
@@ -114,8 +136,7 @@ class BeneficiaireListView(FilterView):
         return super().get_context_data(
             export_columns=[(key, label) for key, (label, _) in exports.COLUMNS.items()],
             default_columns=exports.DEFAULT_COLUMNS,
-            can_propose=self.request.user.perimeter.national
-            or bool(self.request.user.perimeter.prefecture_departement_codes),
+            can_propose=policy.may_select(self.request.user),
             **kwargs,
         )
 
@@ -124,25 +145,20 @@ class BeneficiaireDetailView(DetailView):
     template_name = "communes/beneficiaire_detail.html"
 
     def get_queryset(self):
-        from conventions.echeances import with_echeances
-
         return with_echeances(beneficiaires_for(self.request.user))
 
     def get_context_data(self, **kwargs):
         beneficiaire = self.object
         codes = [m.commune_id for m in beneficiaire.membres.all()]
         visibles = Commune.objects.for_user(self.request.user).filter(code__in=codes)
-        from conventions.echeances import Echeance
-        from conventions.models import Convention
-
         return super().get_context_data(
             conventions=beneficiaire.conventions.select_related("convention_modifiee"),
             echeance=Echeance.of(beneficiaire),
-            can_draft=Convention(beneficiaire=beneficiaire).can_edit(self.request.user),
+            can_draft=policy.may_draft_convention(self.request.user, beneficiaire),
             communes_visibles=set(visibles.values_list("code", flat=True)),
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
             decisions=beneficiaire.decisions.select_related("decided_by"),
-            can_edit=beneficiaire.can_edit(self.request.user),
+            can_decide=policy.may_decide(self.request.user, beneficiaire),
             decision_form=DecisionForm(beneficiaire=beneficiaire)
             if beneficiaire.allowed_transitions()
             else None,
@@ -151,14 +167,8 @@ class BeneficiaireDetailView(DetailView):
 
 
 def require_selection_right(user, departement: Departement | None = None) -> None:
-    perimeter = user.perimeter
-    if perimeter.national:
-        return
-    if departement is None and perimeter.prefecture_departement_codes:
-        return
-    if departement is not None and departement.code in perimeter.prefecture_departement_codes:
-        return
-    raise PermissionDenied("La sélection des communes revient à la préfecture du département.")
+    if not policy.may_select(user, departement.code if departement else None):
+        raise PermissionDenied("La sélection des communes revient à la préfecture du département.")
 
 
 class BeneficiaireCreateView(CreateView):
@@ -190,11 +200,12 @@ class DecisionCreateView(FormView):
     template_name = "communes/decision_form.html"
 
     def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_object_or_404(
-            Beneficiaire.objects.for_user(request.user), pk=kwargs["pk"]
+        self.beneficiaire = get_beneficiaire(
+            request,
+            kwargs["pk"],
+            policy.may_decide,
+            "Seule la préfecture du département décide du statut.",
         )
-        if not self.beneficiaire.can_edit(request.user):
-            raise PermissionDenied("Seule la préfecture du département décide du statut.")
         return super().dispatch(request, *args, **kwargs)
 
     def get_form_kwargs(self):
@@ -222,8 +233,6 @@ class DecisionDocumentView(DetailView):
         return DecisionStatut.objects.for_user(self.request.user).exclude(document="")
 
     def render_to_response(self, context, **kwargs):
-        from django.http import FileResponse
-
         decision = self.object
         return FileResponse(
             decision.document.open("rb"),
@@ -271,7 +280,7 @@ class SyntheseView(TemplateView):
     template_name = "communes/synthese.html"
 
     def dispatch(self, request, *args, **kwargs):
-        if not request.user.perimeter.sees_everything:
+        if not policy.may_see_synthese(request.user):
             raise PermissionDenied("La synthèse nationale est réservée à l'équipe nationale.")
         return super().dispatch(request, *args, **kwargs)
 

@@ -4,17 +4,13 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune
+from pvd import policy
 from pvd.files import validate_pdf
+from pvd.models import User
 
 from .models import Convention, Partie, ScanSigne, SecteurIntervention, sha256_of
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-
-TITRES = {
-    Convention.Type.ADHESION: "Convention d'adhésion au programme Petites villes de demain",
-    Convention.Type.CADRE: "Convention-cadre Petites villes de demain valant ORT",
-    Convention.Type.AVENANT: "Avenant",
-}
 
 
 class ConventionForm(DsfrBaseForm, forms.ModelForm):
@@ -57,7 +53,7 @@ class ConventionForm(DsfrBaseForm, forms.ModelForm):
         if not cleaned.get("titre"):
             kind = cleaned.get("type") or self.instance.type
             if kind:
-                self.instance.titre = f"{TITRES[kind]} – {self.instance.beneficiaire.nom}"
+                self.instance.titre = Convention.titre_par_defaut(kind, self.instance.beneficiaire)
                 cleaned["titre"] = self.instance.titre
         return cleaned
 
@@ -104,9 +100,23 @@ class PartieForm(DsfrBaseForm, forms.ModelForm):
         ]
         widgets = {"date_deliberation": DATE, "date_signature": DATE}
 
-    def __init__(self, *args, convention: Convention, **kwargs):
+    def __init__(self, *args, convention: Convention, user: User, **kwargs):
         super().__init__(*args, **kwargs)
         beneficiaire = convention.beneficiaire
+        if self.instance.pk and self.instance.is_etat:
+            if not policy.may_set_state_party(user, convention):
+                self.fields["nature"].disabled = self.fields["role"].disabled = True
+            if not policy.may_record_signature(user, convention, self.instance):
+                self.fields["date_signature"].disabled = True
+                self.fields[
+                    "date_signature"
+                ].help_text = "La signature de l'État est enregistrée par la préfecture."
+        elif not policy.may_set_state_party(user, convention):
+            self.fields["nature"].choices = [
+                choice
+                for choice in self.fields["nature"].choices
+                if choice[0] != Partie.Nature.ETAT
+            ]
         self.fields["commune"].queryset = Commune.objects.filter(
             membres__beneficiaire=beneficiaire
         ).distinct()
@@ -117,13 +127,23 @@ class PartieForm(DsfrBaseForm, forms.ModelForm):
 
 
 class BasePartieFormSet(forms.BaseInlineFormSet):
+    def __init__(self, *args, user: User, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+
     def get_form_kwargs(self, index):
-        return {**super().get_form_kwargs(index), "convention": self.instance}
+        return {**super().get_form_kwargs(index), "convention": self.instance, "user": self.user}
 
     def clean(self):
         super().clean()
         if any(self.errors):
             return
+        removes_state = any(f.instance.pk and f.instance.is_etat for f in self.deleted_forms)
+        if removes_state and not policy.may_set_state_party(self.user, self.instance):
+            raise forms.ValidationError(
+                "Seule la préfecture du département ou l'équipe nationale retire l'État des "
+                "parties."
+            )
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         if not any(f.cleaned_data.get("role") == Partie.Role.SIGNATAIRE for f in kept):
             raise forms.ValidationError("Une convention a au moins un signataire.")
@@ -177,6 +197,23 @@ class ScanForm(DsfrBaseForm, forms.Form):
             sha256=sha256_of(upload),
             uploaded_by=user,
         )
+
+
+class ResiliationForm(DsfrBaseForm, forms.Form):
+    date = forms.DateField(label="Date de la résiliation", widget=DATE)
+    motif = forms.CharField(
+        label="Motif de la résiliation",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Il est conservé et affiché sur la page de la convention.",
+        error_messages={"required": "Indiquez le motif de la résiliation."},
+    )
+
+    def clean_date(self):
+        value = self.cleaned_data["date"]
+        if value > timezone.localdate():
+            raise forms.ValidationError("La date ne peut pas être dans le futur.")
+        return value
 
 
 class DateForm(DsfrBaseForm, forms.Form):

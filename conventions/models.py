@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
+from pvd import policy
 
 DELAI_CONVENTION_CADRE = relativedelta(months=18)
 ALERTE_ECHEANCE = relativedelta(months=3)
@@ -80,6 +81,7 @@ class Convention(models.Model):
     date_entree_vigueur = models.DateField("entrée en vigueur", null=True, blank=True)
     duree_annees = models.PositiveSmallIntegerField("durée (années)", null=True, blank=True)
     date_fin = models.DateField("date de fin", null=True, blank=True)
+    motif_resiliation = models.TextField("motif de la résiliation", blank=True)
     source = models.CharField(
         "origine", max_length=20, choices=Source.choices, default=Source.PORTAIL
     )
@@ -123,13 +125,11 @@ class Convention(models.Model):
         return self.statut in self.STATUTS_MODIFIABLES
 
     def can_edit(self, user) -> bool:
-        """Chefs de projet of the beneficiary, its préfecture and national staff draft it."""
-        perimeter = user.perimeter
-        return (
-            perimeter.national
-            or self.beneficiaire_id in perimeter.beneficiaire_ids
-            or self.beneficiaire.departement_id in perimeter.prefecture_departement_codes
-        )
+        return policy.may_edit_convention(user, self)
+
+    @staticmethod
+    def titre_par_defaut(kind: str, beneficiaire: Beneficiaire) -> str:
+        return f"{TITRES[kind]} – {beneficiaire.nom}"
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -175,6 +175,10 @@ class Convention(models.Model):
         errors += [
             f"Il manque la date de signature de : {p}." for p in signataires if not p.date_signature
         ]
+        if not self.scans.exists():
+            errors.append(
+                "Déposez la convention signée (scan) : c'est elle qui fait foi de la signature."
+            )
         return errors + self.perimeter_errors()
 
     def mark_sent(self, *, on: date | None = None) -> None:
@@ -229,15 +233,39 @@ class Convention(models.Model):
         self.compute_date_fin()
         self.save(update_fields=["date_signature", "date_entree_vigueur", "date_fin", "updated_at"])
 
-    def resilier(self, *, on: date) -> None:
-        if self.statut not in (self.Statut.SIGNEE, self.Statut.MODIFIEE):
+    @property
+    def is_resiliable(self) -> bool:
+        return self.statut in (self.Statut.SIGNEE, self.Statut.MODIFIEE)
+
+    def resilier(self, *, on: date, motif: str) -> None:
+        """Terminated early: its end becomes that date, and the reason is kept."""
+        if not self.is_resiliable:
             raise ValidationError("Seule une convention signée peut être résiliée.")
+        if not motif.strip():
+            raise ValidationError("Indiquez le motif de la résiliation.")
         self.statut = self.Statut.RESILIEE
         self.date_fin = on
-        self.save(update_fields=["statut", "date_fin", "updated_at"])
+        self.motif_resiliation = motif.strip()
+        self.save(update_fields=["statut", "date_fin", "motif_resiliation", "updated_at"])
 
     def latest_document(self):
         return self.documents.filter(statut=DocumentConvention.Statut.PRET).first()
+
+
+# The titles of each kind of convention: in full (the PDF's heading, a convention's default
+# name) and short (the PDF's running header).
+TITRES = {
+    Convention.Type.ADHESION: "Convention d'adhésion au programme Petites villes de demain",
+    Convention.Type.CADRE: (
+        "Convention-cadre Petites villes de demain valant opération de revitalisation de territoire"
+    ),
+    Convention.Type.AVENANT: "Avenant",
+}
+TITRES_COURTS = {
+    Convention.Type.ADHESION: "Convention d'adhésion PVD",
+    Convention.Type.CADRE: "Convention-cadre PVD valant ORT",
+    Convention.Type.AVENANT: "Avenant",
+}
 
 
 class Partie(models.Model):
@@ -308,6 +336,10 @@ class Partie(models.Model):
         if self.nature == self.Nature.ETAT:
             return "L'État, représenté par le préfet"
         return self.nom_partenaire
+
+    @property
+    def is_etat(self) -> bool:
+        return self.nature == self.Nature.ETAT
 
     @property
     def is_collectivite(self) -> bool:

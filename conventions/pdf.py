@@ -29,7 +29,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from actions.models import FicheAction, LigneFinancement
 from communes.models import EPCI, Commune
 
-from .models import Convention, DocumentConvention, Partie
+from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
 
 logger = logging.getLogger(__name__)
 
@@ -249,18 +249,6 @@ def partie_texte(partie: Partie) -> PartieTexte:
         signee_le=date_longue(partie.date_signature),
         is_collectivite=partie.is_collectivite,
     )
-
-
-TITRES = {
-    Convention.Type.ADHESION: "Convention d'adhésion au programme Petites villes de demain",
-    Convention.Type.CADRE: (
-        "Convention-cadre Petites villes de demain valant opération de revitalisation de territoire"
-    ),
-}
-TITRES_COURTS = {
-    Convention.Type.ADHESION: "Convention d'adhésion PVD",
-    Convention.Type.CADRE: "Convention-cadre PVD valant ORT",
-}
 
 
 def numero_avenant(avenant: Convention) -> int:

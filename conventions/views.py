@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -9,6 +11,9 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
+from communes.views import get_beneficiaire
+from pvd import policy
+from pvd.models import User
 
 from . import echeances
 from .filters import ConventionFilter
@@ -16,15 +21,16 @@ from .forms import (
     ConventionForm,
     DateForm,
     PartieFormSet,
+    ResiliationForm,
     ScanForm,
     SecteurFormSet,
     default_parties,
 )
 from .models import Convention, DocumentConvention, Partie, ScanSigne
+from .pdf import request_generation
 
-
-def can_draft(user, beneficiaire: Beneficiaire) -> bool:
-    return Convention(beneficiaire=beneficiaire).can_edit(user)
+READ_ONLY = "Vous ne pouvez que consulter cette convention."
+STATE_ONLY = "Cette action revient à la préfecture du département ou à l'équipe nationale."
 
 
 class ConventionListView(FilterView):
@@ -63,13 +69,12 @@ class BeneficiaireMixin:
     """Views under a beneficiary: 404 outside the perimeter, 403 for read-only roles."""
 
     def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_object_or_404(
-            Beneficiaire.objects.for_user(request.user), pk=kwargs["beneficiaire_pk"]
+        self.beneficiaire = get_beneficiaire(
+            request,
+            kwargs["beneficiaire_pk"],
+            policy.may_draft_convention,
+            "Vous ne pouvez que consulter les conventions de ce bénéficiaire.",
         )
-        if not can_draft(request.user, self.beneficiaire):
-            raise PermissionDenied(
-                "Vous ne pouvez que consulter les conventions de ce bénéficiaire."
-            )
         return super().dispatch(request, *args, **kwargs)
 
 
@@ -103,17 +108,24 @@ class ConventionCreateView(BeneficiaireMixin, CreateView):
         return reverse("conventions:detail", args=[self.object.pk])
 
 
-READ, WRITE, DRAFT = "read", "write", "draft"
+MayConvention = Callable[[User, Convention], bool]
 
 
-def get_convention(request: HttpRequest, pk: int, access: str = READ) -> Convention:
-    """404 outside the perimeter; 403 to write for read-only roles, or to redraft once signed."""
+def get_convention(
+    request: HttpRequest,
+    pk: int,
+    may: MayConvention | None = None,
+    denied: str = READ_ONLY,
+    editable: bool = False,
+) -> Convention:
+    """404 outside the perimeter; 403 when `may`, a policy question, says no, or to redraft
+    a signed convention."""
     convention = get_object_or_404(
         Convention.objects.for_user(request.user).select_related("beneficiaire"), pk=pk
     )
-    if access in (WRITE, DRAFT) and not convention.can_edit(request.user):
-        raise PermissionDenied("Vous ne pouvez que consulter cette convention.")
-    if access == DRAFT and not convention.is_editable:
+    if may is not None and not may(request.user, convention):
+        raise PermissionDenied(denied)
+    if editable and not convention.is_editable:
         raise PermissionDenied(
             "Cette convention est signée : elle ne se modifie plus que par avenant."
         )
@@ -121,15 +133,20 @@ def get_convention(request: HttpRequest, pk: int, access: str = READ) -> Convent
 
 
 class ConventionMixin:
-    access = DRAFT
+    """Pages of one convention: by default, to redraft it."""
+
+    may: MayConvention | None = staticmethod(policy.may_edit_convention)
+    denied = READ_ONLY
+    editable = True
 
     def get_convention(self) -> Convention:
-        return get_convention(self.request, self.kwargs["pk"], self.access)
+        return get_convention(self.request, self.kwargs["pk"], self.may, self.denied, self.editable)
 
 
 class ConventionDetailView(ConventionMixin, DetailView):
     template_name = "conventions/convention_detail.html"
-    access = READ
+    may = None
+    editable = False
 
     def get_object(self, queryset=None):
         return self.get_convention()
@@ -143,10 +160,10 @@ class ConventionDetailView(ConventionMixin, DetailView):
             documents=convention.documents.select_related("requested_by"),
             scans=convention.scans.select_related("uploaded_by"),
             avenants=convention.avenants.all(),
-            can_edit=convention.can_edit(user),
-            signature_errors=convention.signature_errors() if convention.is_editable else [],
+            signature_errors=convention.signature_errors()
+            if convention.is_editable and policy.may_mark_signed(user, convention)
+            else [],
             scan_form=ScanForm(),
-            resiliation_form=DateForm(label="Date de la résiliation"),
             envoi_form=DateForm(label="Envoyée le", required=False),
             datation_form=DateForm(label="Date de signature"),
             **kwargs,
@@ -206,17 +223,31 @@ class PartiesView(FormSetView):
     formset_class = PartieFormSet
     title = "Parties"
 
+    def get_form(self, form_class=None):
+        return self.formset_class(
+            **self.get_form_kwargs(), instance=self.convention, user=self.request.user
+        )
+
 
 class SecteursView(FormSetView):
     formset_class = SecteurFormSet
     title = "Périmètre de l'ORT : secteurs d'intervention"
 
 
+# Each state change: who may do it (a policy question), and whether it needs a date.
+STATE_CHANGES: dict[str, tuple[MayConvention, str, bool]] = {
+    "envoyer": (policy.may_send_for_signature, READ_ONLY, False),
+    "signer": (policy.may_mark_signed, STATE_ONLY, False),
+    "dater": (policy.may_date_signature, STATE_ONLY, True),
+}
+
+
 @require_POST
 def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """Send for signature, mark signed, date a signature, terminate: each with its date."""
-    convention = get_convention(request, pk, WRITE)
-    form = DateForm(request.POST, required=action in ("dater", "resilier"))
+    """Send for signature, mark signed, date a signature: each with its date."""
+    may, denied, date_required = STATE_CHANGES[action]
+    convention = get_convention(request, pk, may, denied)
+    form = DateForm(request.POST, required=date_required)
     try:
         if not form.is_valid():
             raise ValidationError([f"Date : {e}" for e in form.errors.get("date", [])])
@@ -230,20 +261,44 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         elif action == "dater":
             convention.complete_signature_date(on)
             messages.success(request, "Date de signature enregistrée.")
-        elif action == "resilier":
-            convention.resilier(on=on)
-            messages.success(request, "Convention résiliée.")
     except ValidationError as error:
         for message in error.messages:
             messages.error(request, message)
     return redirect("conventions:detail", pk=convention.pk)
 
 
+class ResiliationView(ConventionMixin, FormView):
+    """Terminate a signed convention: a page says what it does and asks why."""
+
+    form_class = ResiliationForm
+    template_name = "conventions/resiliation.html"
+    may = staticmethod(policy.may_terminate)
+    denied = STATE_ONLY
+    editable = False
+
+    def dispatch(self, request, *args, **kwargs):
+        self.convention = self.get_convention()
+        if not self.convention.is_resiliable:
+            messages.error(request, "Seule une convention signée peut être résiliée.")
+            return redirect("conventions:detail", pk=self.convention.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(convention=self.convention, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            self.convention.resilier(on=form.cleaned_data["date"], motif=form.cleaned_data["motif"])
+        except ValidationError as error:
+            form.add_error(None, error)
+            return self.form_invalid(form)
+        messages.success(self.request, "Convention résiliée.")
+        return redirect("conventions:detail", pk=self.convention.pk)
+
+
 @require_POST
 def generate(request: HttpRequest, pk: int) -> HttpResponse:
-    convention = get_convention(request, pk, WRITE)
-    from .pdf import request_generation
-
+    convention = get_convention(request, pk, policy.may_edit_convention)
     document = request_generation(convention, request.user, pdfa=request.POST.get("pdfa") == "1")
     messages.info(request, f"Génération de la version {document.version} en cours.")
     return redirect("conventions:detail", pk=convention.pk)
@@ -280,7 +335,7 @@ def download_document(request: HttpRequest, pk: int) -> FileResponse:
 
 @require_POST
 def upload_scan(request: HttpRequest, pk: int) -> HttpResponse:
-    convention = get_convention(request, pk, WRITE)
+    convention = get_convention(request, pk, policy.may_upload_scan)
     form = ScanForm(request.POST, request.FILES)
     if form.is_valid():
         form.save(convention, request.user)

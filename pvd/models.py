@@ -1,8 +1,13 @@
+from collections import defaultdict
 from functools import cached_property
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Cast
+
+from communes.models import MembreBeneficiaire
 
 from .perimeter import EMPTY, Perimeter
 
@@ -50,80 +55,66 @@ class User(AbstractUser):
 
     @cached_property
     def perimeter(self) -> Perimeter:
+        """Computed once per request (the request's user object), in one query."""
         if not self.is_active:
             return EMPTY
-        roles = list(self.roles.all())
-        if not roles:
+        kinds: dict[int, str] = {}
+        territories: dict[str, set[tuple[int, str]]] = defaultdict(set)
+        for role_id, kind, what, code in territory_rows(self):
+            kinds[role_id] = kind
+            if code is not None:
+                territories[what].add((role_id, code))
+        if not kinds:
             return EMPTY
-        role_ids = [r.pk for r in roles]
-        role_departements = list(
-            Role.departements.through.objects.filter(role_id__in=role_ids).values_list(
-                "role_id", "departement_id"
-            )
-        )
-        roles_with_departements = {role_id for role_id, _ in role_departements}
-        communes = set(
-            Role.communes.through.objects.filter(role_id__in=role_ids).values_list(
-                "commune_id", flat=True
-            )
-        )
-        beneficiaires = set(
-            Role.beneficiaires.through.objects.filter(role_id__in=role_ids).values_list(
-                "beneficiaire_id", flat=True
-            )
-        )
-        if beneficiaires:
-            from communes.models import MembreBeneficiaire
 
-            communes |= set(
-                MembreBeneficiaire.objects.filter(
-                    beneficiaire_id__in=beneficiaires, actif=True
-                ).values_list("commune_id", flat=True)
-            )
-        prefecture_roles = {r.pk for r in roles if r.kind == Role.Kind.PREFECTURE}
+        def codes(what: str, kind: str | None = None) -> frozenset[str]:
+            return frozenset(c for r, c in territories[what] if kind in (None, kinds[r]))
+
+        with_area = {r for what in ("region", "departement") for r, _ in territories[what]}
         return Perimeter(
-            national=any(r.kind == Role.Kind.NATIONAL for r in roles),
+            national=Role.Kind.NATIONAL in kinds.values(),
             readonly_nation=any(
-                r.kind == Role.Kind.PARTENAIRE
-                and not r.region_id
-                and r.pk not in roles_with_departements
-                for r in roles
+                kind == Role.Kind.PARTENAIRE and r not in with_area for r, kind in kinds.items()
             ),
-            region_codes=frozenset(r.region_id for r in roles if r.region_id),
-            departement_codes=frozenset(d for _, d in role_departements),
-            epci_sirens=frozenset(r.epci_id for r in roles if r.epci_id),
-            commune_codes=frozenset(communes),
-            prefecture_departement_codes=frozenset(
-                d for role_id, d in role_departements if role_id in prefecture_roles
-            ),
-            beneficiaire_ids=frozenset(beneficiaires),
+            region_codes=codes("region"),
+            departement_codes=codes("departement"),
+            epci_sirens=codes("epci"),
+            commune_codes=codes("commune"),
+            prefecture_departement_codes=codes("departement", Role.Kind.PREFECTURE),
+            beneficiaire_ids=frozenset(int(c) for c in codes("beneficiaire")),
         )
 
-    @cached_property
-    def role_kinds(self) -> frozenset[str]:
+
+def territory_rows(user: User) -> models.QuerySet:
+    """(role id, role kind, what, code) for every territory of the user's roles, the active
+    communes of their beneficiaries included: the whole perimeter in one UNION query."""
+
+    def rows(queryset, role: str, what: str, code: str | None):
         return (
-            frozenset(self.roles.values_list("kind", flat=True)) if self.is_active else frozenset()
+            queryset.order_by()
+            .annotate(
+                r=F(role),
+                k=F("kind") if role == "pk" else F(f"{role}__kind"),
+                w=Value(what),
+                c=Cast(code, models.CharField()) if code else Value(None, models.CharField()),
+            )
+            .values_list("r", "k", "w", "c")
         )
 
-    @property
-    def is_national(self) -> bool:
-        return Role.Kind.NATIONAL in self.role_kinds
-
-    @property
-    def is_prefecture(self) -> bool:
-        return Role.Kind.PREFECTURE in self.role_kinds
-
-    @property
-    def is_chef_de_projet(self) -> bool:
-        return Role.Kind.CHEF_PROJET in self.role_kinds
-
-    @property
-    def is_elu(self) -> bool:
-        return Role.Kind.ELU in self.role_kinds
-
-    @property
-    def is_partenaire(self) -> bool:
-        return Role.Kind.PARTENAIRE in self.role_kinds
+    roles = Role.objects.filter(user=user)
+    links = [
+        (Role.departements.through, "departement", "departement_id"),
+        (Role.communes.through, "commune", "commune_id"),
+        (Role.beneficiaires.through, "beneficiaire", "beneficiaire_id"),
+    ]
+    membres = MembreBeneficiaire.objects.filter(actif=True, beneficiaire__roles__user=user)
+    return rows(roles, "pk", "role", None).union(
+        rows(roles.filter(region__isnull=False), "pk", "region", "region_id"),
+        rows(roles.filter(epci__isnull=False), "pk", "epci", "epci_id"),
+        *(rows(t.objects.filter(role__user=user), "role", what, c) for t, what, c in links),
+        rows(membres, "beneficiaire__roles", "commune", "commune_id"),
+        all=True,
+    )
 
 
 class Role(models.Model):

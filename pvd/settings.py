@@ -116,7 +116,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "pvd:home"
 
 # django-allauth: e-mail login, accounts are opened by ANCT (no self sign-up).
 ACCOUNT_LOGIN_METHODS = {"email"}

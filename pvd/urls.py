@@ -5,7 +5,8 @@ from . import views
 
 public = views.PublicPageView.as_view
 
-urlpatterns = [
+# The core app's pages, under the « pvd » namespace (this module is also the root URLconf).
+pvd_patterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
     path(
@@ -33,6 +34,10 @@ urlpatterns = [
     path("acces/<int:user_pk>/roles/nouveau/", views.RoleCreateView.as_view(), name="role-create"),
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
+]
+
+urlpatterns = [
+    path("", include((pvd_patterns, "pvd"))),
     path("", include("communes.urls")),
     path("conventions/", include("conventions.urls")),
     path("actions/", include("actions.urls")),

@@ -16,8 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
 from django_filters.views import FilterView
 
-from communes.models import EPCI, Commune, Departement, Region
+from communes.models import EPCI, SEUIL_POPULATION, Commune, Departement, Region
 
+from . import policy
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
 from .models import ImportRun, Role, User
@@ -76,7 +77,9 @@ class HomeView(TemplateView):
                 .annotate(
                     nb_communes=Count("communes", distinct=True),
                     nb_petites=Count(
-                        "communes", filter=Q(communes__population__lt=20000), distinct=True
+                        "communes",
+                        filter=Q(communes__population__lt=SEUIL_POPULATION),
+                        distinct=True,
                     ),
                     nb_epci=Count("communes__epci", distinct=True),
                 )
@@ -97,10 +100,12 @@ def not_found(request: HttpRequest) -> HttpResponse:
 
 
 class NationalRequiredMixin:
-    """Pages of the national team: anybody else gets a 403."""
+    """Pages of the national team: 403 unless the policy's `allowed` says yes."""
+
+    allowed = staticmethod(policy.may_manage_access)
 
     def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_national:
+        if not self.allowed(request.user):
             raise PermissionDenied("Page réservée à l'équipe nationale de l'ANCT.")
         return super().dispatch(request, *args, **kwargs)
 
@@ -140,7 +145,7 @@ class UserCreateView(NationalRequiredMixin, CreateView):
         return response
 
     def get_success_url(self) -> str:
-        return reverse("user-detail", args=[self.object.pk])
+        return reverse("pvd:user-detail", args=[self.object.pk])
 
 
 class UserUpdateView(NationalRequiredMixin, UpdateView):
@@ -153,7 +158,7 @@ class UserUpdateView(NationalRequiredMixin, UpdateView):
         return super().form_valid(form)
 
     def get_success_url(self) -> str:
-        return reverse("user-detail", args=[self.object.pk])
+        return reverse("pvd:user-detail", args=[self.object.pk])
 
 
 class UserDetailView(NationalRequiredMixin, DetailView):
@@ -190,20 +195,21 @@ class RoleCreateView(NationalRequiredMixin, CreateView):
         return response
 
     def get_success_url(self) -> str:
-        return reverse("user-detail", args=[self.account.pk])
+        return reverse("pvd:user-detail", args=[self.account.pk])
 
 
 @require_POST
 def role_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    if not request.user.is_national:
+    if not policy.may_manage_access(request.user):
         raise PermissionDenied("Seule l'équipe nationale gère les accès.")
     role = get_object_or_404(Role.objects.select_related("user"), pk=pk)
     role.delete()
     messages.success(request, f"Rôle retiré à {role.user.email}.")
-    return redirect("user-detail", pk=role.user_id)
+    return redirect("pvd:user-detail", pk=role.user_id)
 
 
 class AuditLogView(NationalRequiredMixin, FilterView):
+    allowed = staticmethod(policy.may_read_audit_log)
     filterset_class = LogEntryFilter
     template_name = "pvd/audit_log.html"
     paginate_by = 50

@@ -52,6 +52,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from communes.models import (
+    SEUIL_POPULATION,
     Beneficiaire,
     Commune,
     DecisionStatut,
@@ -68,7 +69,6 @@ from .territoires import fmt
 IMPORT_KIND = "pvd"
 REPORT_EXAMPLES = 20
 BATCH_SIZE = 1000
-SEUIL_POPULATION = 20_000  # as in the beneficiary form: a larger commune needs a reason
 
 ID_PVD_MAX_LENGTH = IdentifiantPVD._meta.get_field("id_pvd").max_length
 NOM_MAX_LENGTH = Beneficiaire._meta.get_field("nom").max_length

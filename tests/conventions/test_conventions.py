@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from communes.models import Beneficiaire
 from conventions.models import Convention, Partie, ScanSigne, SecteurIntervention
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,27 +21,20 @@ def page(client, url) -> str:
     return html.unescape(client.get(url).content.decode())
 
 
-@pytest.fixture
-def cadre_ussel(ussel_la_courtine):
-    convention = Convention.objects.create(
-        beneficiaire=ussel_la_courtine,
-        type=Convention.Type.CADRE,
-        titre="Convention-cadre PVD valant ORT – Ussel – La Courtine",
-    )
-    Partie.objects.create(
-        convention=convention, nature="commune", commune_id="19275", role="signataire"
-    )
-    Partie.objects.create(convention=convention, nature="etat", role="signataire")
-    Partie.objects.create(
+def attach_scan(convention) -> ScanSigne:
+    """The signed convention, scanned: needed before it is marked signed."""
+    return ScanSigne.objects.create(
         convention=convention,
-        nature="partenaire",
-        nom_partenaire="Banque des Territoires",
-        role="en_presence",
+        fichier=SimpleUploadedFile("signee.pdf", PDF, content_type="application/pdf"),
+        nom_original="signee.pdf",
+        taille=len(PDF),
+        sha256="0" * 64,
+        uploaded_by=UserFactory(email="depot@test.pvd.fr"),
     )
-    return convention
 
 
 def sign_all(convention, on=date(2022, 10, 18)):
+    attach_scan(convention)
     convention.parties.filter(role="signataire").update(date_signature=on)
     SecteurIntervention.objects.get_or_create(
         convention=convention,
@@ -96,6 +90,7 @@ def test_an_avenant_marks_the_convention_modified(client_for, cdp_ussel, cadre_u
     avenant = Convention.objects.get(type="avenant")
     assert avenant.convention_modifiee == cadre_ussel
     avenant.parties.filter(role="signataire").update(date_signature=date(2024, 3, 1))
+    attach_scan(avenant)
     avenant.mark_signed()
     cadre_ussel.refresh_from_db()
     assert cadre_ussel.statut == Convention.Statut.MODIFIEE
@@ -146,10 +141,14 @@ def test_creation_proposes_the_usual_signatories(client_for, cdp_ussel, ussel_la
     assert convention.created_by == cdp_ussel
 
 
-def test_signed_through_the_page_or_refused_with_the_reasons(client_for, cdp_ussel, cadre_ussel):
-    client = client_for(cdp_ussel)
+def test_signed_through_the_page_or_refused_with_the_reasons(
+    client_for, prefecture_19, cadre_ussel
+):
+    client = client_for(prefecture_19)
     response = client.post(reverse("conventions:signer", args=[cadre_ussel.pk]), follow=True)
-    assert "Il manque la date de signature" in html.unescape(response.content.decode())
+    content = html.unescape(response.content.decode())
+    assert "Il manque la date de signature" in content
+    assert "Déposez la convention signée (scan)" in content
     sign_all(cadre_ussel)
     client.post(reverse("conventions:signer", args=[cadre_ussel.pk]))
     cadre_ussel.refresh_from_db()
@@ -170,8 +169,9 @@ def test_a_signed_convention_is_no_longer_edited(client_for, cdp_ussel, cadre_us
     assert cadre_ussel.titre != "Autre titre"
 
 
-def test_parties_formset_needs_a_signatory(client_for, cdp_ussel, cadre_ussel):
-    client = client_for(cdp_ussel)
+def test_parties_formset_needs_a_signatory(client_for, prefecture_19, cadre_ussel):
+    # The préfecture: only the State may demote the État (see test_convention_rights).
+    client = client_for(prefecture_19)
     url = reverse("conventions:parties", args=[cadre_ussel.pk])
     parties = list(cadre_ussel.parties.all())
     data = {
@@ -299,6 +299,7 @@ def adhesion(beneficiaire, signed_on):
     )
     Partie.objects.create(convention=convention, nature="etat", role="signataire",
                           date_signature=signed_on)  # fmt: skip
+    attach_scan(convention)
     convention.mark_signed()
     return convention
 

@@ -13,13 +13,13 @@ READ_ONLY_OR_LOCAL = ["prefecture_36", "cdp_ussel", "elu_ussel", "partenaire", "
 
 
 def test_national_lists_accounts(client_for, national, prefecture_36):
-    response = client_for(national).get(reverse("user-list"), {"q": "prefecture"})
+    response = client_for(national).get(reverse("pvd:user-list"), {"q": "prefecture"})
     assert response.status_code == 200
     assert "prefecture-36@test.pvd.fr" in response.content.decode()
 
 
 @pytest.mark.parametrize("who", READ_ONLY_OR_LOCAL)
-@pytest.mark.parametrize("url_name", ["user-list", "user-create", "audit-log"])
+@pytest.mark.parametrize("url_name", ["pvd:user-list", "pvd:user-create", "pvd:audit-log"])
 def test_other_roles_get_403_on_access_pages(request, client_for, who, url_name):
     user = request.getfixturevalue(who)
     assert client_for(user).get(reverse(url_name)).status_code == 403
@@ -29,7 +29,7 @@ def test_other_roles_get_403_on_access_pages(request, client_for, who, url_name)
 def test_other_roles_cannot_remove_a_role(request, client_for, who, cdp_ussel):
     user = request.getfixturevalue(who)
     role = cdp_ussel.roles.get()
-    response = client_for(user).post(reverse("role-delete", args=[role.pk]))
+    response = client_for(user).post(reverse("pvd:role-delete", args=[role.pk]))
     assert response.status_code == 403
     assert Role.objects.filter(pk=role.pk).exists()
 
@@ -38,7 +38,7 @@ def test_other_roles_cannot_remove_a_role(request, client_for, who, cdp_ussel):
 def test_other_roles_cannot_add_a_role(request, client_for, who, cdp_ussel):
     user = request.getfixturevalue(who)
     response = client_for(user).post(
-        reverse("role-create", args=[cdp_ussel.pk]), {"kind": "national"}
+        reverse("pvd:role-create", args=[cdp_ussel.pk]), {"kind": "national"}
     )
     assert response.status_code == 403
     assert cdp_ussel.roles.count() == 1
@@ -46,7 +46,7 @@ def test_other_roles_cannot_add_a_role(request, client_for, who, cdp_ussel):
 
 def test_national_creates_an_account_which_gets_an_email(client_for, national):
     response = client_for(national).post(
-        reverse("user-create"),
+        reverse("pvd:user-create"),
         {
             "email": "Nouvelle.Agente@Correze.gouv.fr",
             "first_name": "Léa",
@@ -62,7 +62,7 @@ def test_national_creates_an_account_which_gets_an_email(client_for, national):
 
 def test_duplicate_email_is_refused(client_for, national, prefecture_36):
     response = client_for(national).post(
-        reverse("user-create"), {"email": "PREFECTURE-36@test.pvd.fr", "is_active": "on"}
+        reverse("pvd:user-create"), {"email": "PREFECTURE-36@test.pvd.fr", "is_active": "on"}
     )
     assert response.status_code == 200
     assert "existe déjà" in response.content.decode()
@@ -71,7 +71,7 @@ def test_duplicate_email_is_refused(client_for, national, prefecture_36):
 
 def test_national_gives_a_prefecture_role(client_for, national, sans_role):
     response = client_for(national).post(
-        reverse("role-create", args=[sans_role.pk]),
+        reverse("pvd:role-create", args=[sans_role.pk]),
         {"kind": "prefecture", "departements": ["19"], "fonction": "Sous-préfète d'Ussel"},
     )
     assert response.status_code == 302
@@ -83,7 +83,7 @@ def test_national_gives_a_prefecture_role(client_for, national, sans_role):
 
 def test_national_gives_a_chef_de_projet_role_by_insee_codes(client_for, national, sans_role):
     response = client_for(national).post(
-        reverse("role-create", args=[sans_role.pk]),
+        reverse("pvd:role-create", args=[sans_role.pk]),
         {"kind": "chef_projet", "commune_codes": "19028, 19148"},
     )
     assert response.status_code == 302
@@ -104,7 +104,7 @@ def test_national_gives_a_chef_de_projet_role_by_insee_codes(client_for, nationa
 def test_inconsistent_roles_are_refused_and_nothing_is_saved(
     client_for, national, sans_role, data, message
 ):
-    response = client_for(national).post(reverse("role-create", args=[sans_role.pk]), data)
+    response = client_for(national).post(reverse("pvd:role-create", args=[sans_role.pk]), data)
     assert response.status_code == 200
     assert message in html.unescape(response.content.decode())
     assert not sans_role.roles.exists()
@@ -112,24 +112,25 @@ def test_inconsistent_roles_are_refused_and_nothing_is_saved(
 
 def test_national_removes_a_role(client_for, national, cdp_ussel):
     role = cdp_ussel.roles.get()
-    response = client_for(national).post(reverse("role-delete", args=[role.pk]))
+    response = client_for(national).post(reverse("pvd:role-delete", args=[role.pk]))
     assert response.status_code == 302
     assert not cdp_ussel.roles.exists()
 
 
 def test_unknown_account_is_404(client_for, national):
-    assert client_for(national).get(reverse("user-detail", args=[999999])).status_code == 404
+    assert client_for(national).get(reverse("pvd:user-detail", args=[999999])).status_code == 404
 
 
 def test_changes_are_in_the_audit_trail_with_their_author(client_for, national, sans_role):
     client = client_for(national)
     client.post(
-        reverse("role-create", args=[sans_role.pk]), {"kind": "prefecture", "departements": ["36"]}
+        reverse("pvd:role-create", args=[sans_role.pk]),
+        {"kind": "prefecture", "departements": ["36"]},
     )
     role = sans_role.roles.get()
     entry = LogEntry.objects.get_for_object(role).get(action=LogEntry.Action.CREATE)
     assert entry.actor == national
-    page = client.get(reverse("audit-log")).content.decode()
+    page = client.get(reverse("pvd:audit-log")).content.decode()
     assert national.email in page
 
 

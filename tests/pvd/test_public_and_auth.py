@@ -7,7 +7,12 @@ from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC_PAGES = ["accessibilite", "mentions-legales", "donnees-personnelles", "plan-du-site"]
+PUBLIC_PAGES = [
+    "pvd:accessibilite",
+    "pvd:mentions-legales",
+    "pvd:donnees-personnelles",
+    "pvd:plan-du-site",
+]
 
 
 def test_login_page_is_reachable_anonymously(client):
@@ -23,7 +28,7 @@ def test_legal_pages_are_public(client, name):
 
 
 def test_accessibility_page_states_conformity(client):
-    content = client.get(reverse("accessibilite")).content.decode()
+    content = client.get(reverse("pvd:accessibilite")).content.decode()
     assert "non conforme" in content
 
 

@@ -26,6 +26,8 @@ from communes.models import (
     MembreBeneficiaire,
     Region,
 )
+from conventions.forms import default_parties
+from conventions.models import Convention, SecteurIntervention
 from pvd.models import ImportRun, Role, User
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -150,9 +152,6 @@ class Command(BaseCommand):
 
     def seed_conventions(self, facts: dict) -> None:
         """A signed adhésion and convention-cadre for each demo beneficiary."""
-        from conventions.forms import TITRES, default_parties
-        from conventions.models import Convention, SecteurIntervention
-
         for code, cadre_date in facts["cadre"].items():
             beneficiaire = Beneficiaire.objects.actifs().filter(communes__code=code).first()
             if beneficiaire is None or beneficiaire.conventions.exists():
@@ -161,10 +160,12 @@ class Command(BaseCommand):
                 (Convention.Type.ADHESION, date.fromisoformat(facts["adhesion"])),
                 (Convention.Type.CADRE, date.fromisoformat(cadre_date)),
             ):
+                # Signed on paper before the portal, like the nationally tracked ones.
                 convention = Convention.objects.create(
                     beneficiaire=beneficiaire,
                     type=kind,
-                    titre=f"{TITRES[kind]} – {beneficiaire.nom}",
+                    titre=Convention.titre_par_defaut(kind, beneficiaire),
+                    statut=Convention.Statut.SIGNEE,
                     date_redaction=signed,
                     duree_annees=5 if kind == Convention.Type.CADRE else None,
                 )
@@ -179,7 +180,7 @@ class Command(BaseCommand):
                         nom=f"Centre-ville de {main.nom}",
                         centre_ville_principale=True,
                     )
-                convention.mark_signed()
+                convention.complete_signature_date(signed)
 
     def seed_account(self, row: dict) -> None:
         user, created = User.objects.get_or_create(

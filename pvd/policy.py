@@ -1,0 +1,175 @@
+"""Who may do what: every write and action right, by name, over the user's perimeter.
+
+Reading is `Model.objects.for_user(user)`; this module answers everything else. Models,
+views, forms, exports and templates (`{% may %}`, pvd/templatetags/policy.py) ask it; none
+re-derives a rule from role codes. Each function says who, never when: a convention's
+status is checked by the model method that changes it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from actions.models import ExportPlan
+    from communes.models import Beneficiaire
+    from conventions.models import Convention, Partie
+    from pvd.models import User
+
+
+# Who the user is -----------------------------------------------------------------------------
+
+
+def is_national(user: User) -> bool:
+    """The ANCT national team: every right, everywhere."""
+    return user.perimeter.national
+
+
+def sees_everything(user: User) -> bool:
+    """National staff, and the partners who read the whole country."""
+    return user.perimeter.sees_everything
+
+
+def acts_for_state(user: User, departement_code: str) -> bool:
+    """The préfecture of that département, or national staff."""
+    perimeter = user.perimeter
+    return perimeter.national or departement_code in perimeter.prefecture_departement_codes
+
+
+def _works_for(user: User, beneficiaire: Beneficiaire) -> bool:
+    return beneficiaire.pk in user.perimeter.beneficiaire_ids
+
+
+# Selection and decisions ---------------------------------------------------------------------
+
+
+def may_select(user: User, departement_code: str | None = None) -> bool:
+    """Propose beneficiaries in that département (None: in at least one)."""
+    if departement_code is None:
+        return is_national(user) or bool(user.perimeter.prefecture_departement_codes)
+    return acts_for_state(user, departement_code)
+
+
+def may_decide(user: User, beneficiaire: Beneficiaire) -> bool:
+    """Record the State's decisions on a beneficiary's status."""
+    return acts_for_state(user, beneficiaire.departement_id)
+
+
+def may_see_synthese(user: User) -> bool:
+    """The national picture: for those who read the whole country."""
+    return sees_everything(user)
+
+
+# Conventions ---------------------------------------------------------------------------------
+
+
+def may_draft_convention(user: User, beneficiaire: Beneficiaire) -> bool:
+    """Its chefs de projet, its préfecture and national staff write its conventions."""
+    return _works_for(user, beneficiaire) or acts_for_state(user, beneficiaire.departement_id)
+
+
+def may_edit_convention(user: User, convention: Convention) -> bool:
+    """Edit the text, the parties and the ORT perimeter, generate the PDF, file the scan."""
+    return may_draft_convention(user, convention.beneficiaire)
+
+
+def may_send_for_signature(user: User, convention: Convention) -> bool:
+    """Send the draft to the signatories: its drafters."""
+    return may_edit_convention(user, convention)
+
+
+def may_upload_scan(user: User, convention: Convention) -> bool:
+    """File the signed convention, scanned: its drafters."""
+    return may_edit_convention(user, convention)
+
+
+def _acts_for_state_on(user: User, convention: Convention) -> bool:
+    # The État's side of a convention: its préfecture or national staff.
+    return acts_for_state(user, convention.beneficiaire.departement_id)
+
+
+def may_set_state_party(user: User, convention: Convention) -> bool:
+    """Add, remove, or change the role of the État among the parties."""
+    return _acts_for_state_on(user, convention)
+
+
+def may_record_signature(user: User, convention: Convention, partie: Partie) -> bool:
+    """The collectivités' dates by the drafters; the État's by the State only."""
+    if partie.is_etat:
+        return _acts_for_state_on(user, convention)
+    return may_edit_convention(user, convention)
+
+
+def may_mark_signed(user: User, convention: Convention) -> bool:
+    """Declare it signed (the État signs last): the State only."""
+    return _acts_for_state_on(user, convention)
+
+
+def may_date_signature(user: User, convention: Convention) -> bool:
+    """Complete the date of a convention known to be signed (national tracking)."""
+    return _acts_for_state_on(user, convention)
+
+
+def may_terminate(user: User, convention: Convention) -> bool:
+    """Terminate a signed convention (« résilier »): the State only."""
+    return _acts_for_state_on(user, convention)
+
+
+# Action plans and exports --------------------------------------------------------------------
+
+
+def may_edit_plan(user: User, beneficiaire: Beneficiaire) -> bool:
+    """The chefs de projet of the beneficiary keep its plan; national staff may too."""
+    return is_national(user) or _works_for(user, beneficiaire)
+
+
+NATIONAL = None  # the scope of may_export for the whole country
+
+
+def may_export(user: User, departement_code: str | None = NATIONAL) -> bool:
+    """France entière: national readers; a département: them and its préfecture."""
+    perimeter = user.perimeter
+    if perimeter.sees_everything:
+        return True
+    return departement_code is not NATIONAL and (
+        departement_code in perimeter.prefecture_departement_codes
+    )
+
+
+def may_export_somewhere(user: User) -> bool:
+    """Open the exports page: France entière or at least one département."""
+    return sees_everything(user) or bool(user.perimeter.prefecture_departement_codes)
+
+
+def exportable_departements(user: User, departements: QuerySet) -> QuerySet:
+    """The départements, among those given, whose fiches the user may export."""
+    if may_export(user, NATIONAL):
+        return departements
+    return departements.filter(code__in=user.perimeter.prefecture_departement_codes)
+
+
+def may_see_export(user: User, export: ExportPlan) -> bool:
+    """Only the requester (still allowed to export that scope) or national staff."""
+    if is_national(user):
+        return True
+    return export.requested_by_id == user.pk and may_export(user, export.departement_id)
+
+
+# National administration ---------------------------------------------------------------------
+
+
+def may_manage_access(user: User) -> bool:
+    """Create accounts and give or take roles."""
+    return is_national(user)
+
+
+def may_manage_funders(user: User) -> bool:
+    """Keep the catalogue of funders."""
+    return is_national(user)
+
+
+def may_read_audit_log(user: User) -> bool:
+    """Read the journal of every change."""
+    return is_national(user)
