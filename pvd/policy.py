@@ -27,13 +27,13 @@ def is_national(user: User) -> bool:
     return user.perimeter.national
 
 
-def sees_everything(user: User) -> bool:
-    """National staff, and the partners who read the whole country."""
+def _sees_everything(user: User) -> bool:
+    # National staff, and the partners who read the whole country.
     return user.perimeter.sees_everything
 
 
-def acts_for_state(user: User, departement_code: str) -> bool:
-    """The préfecture of that département, or national staff."""
+def _acts_for_state(user: User, departement_code: str) -> bool:
+    # The préfecture of that département, or national staff.
     perimeter = user.perimeter
     return perimeter.national or departement_code in perimeter.prefecture_departement_codes
 
@@ -49,17 +49,17 @@ def may_select(user: User, departement_code: str | None = None) -> bool:
     """Propose beneficiaries in that département (None: in at least one)."""
     if departement_code is None:
         return is_national(user) or bool(user.perimeter.prefecture_departement_codes)
-    return acts_for_state(user, departement_code)
+    return _acts_for_state(user, departement_code)
 
 
 def may_decide(user: User, beneficiaire: Beneficiaire) -> bool:
     """Record the State's decisions on a beneficiary's status."""
-    return acts_for_state(user, beneficiaire.departement_id)
+    return _acts_for_state(user, beneficiaire.departement_id)
 
 
 def may_see_synthese(user: User) -> bool:
     """The national picture: for those who read the whole country."""
-    return sees_everything(user)
+    return _sees_everything(user)
 
 
 # Conventions ---------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ def may_see_synthese(user: User) -> bool:
 
 def may_draft_convention(user: User, beneficiaire: Beneficiaire) -> bool:
     """Its chefs de projet, its préfecture and national staff write its conventions."""
-    return _works_for(user, beneficiaire) or acts_for_state(user, beneficiaire.departement_id)
+    return _works_for(user, beneficiaire) or _acts_for_state(user, beneficiaire.departement_id)
 
 
 def may_edit_convention(user: User, convention: Convention) -> bool:
@@ -87,7 +87,7 @@ def may_upload_scan(user: User, convention: Convention) -> bool:
 
 def _acts_for_state_on(user: User, convention: Convention) -> bool:
     # The État's side of a convention: its préfecture or national staff.
-    return acts_for_state(user, convention.beneficiaire.departement_id)
+    return _acts_for_state(user, convention.beneficiaire.departement_id)
 
 
 def may_set_state_party(user: User, convention: Convention) -> bool:
@@ -140,7 +140,7 @@ def may_export(user: User, departement_code: str | None = NATIONAL) -> bool:
 
 def may_export_somewhere(user: User) -> bool:
     """Open the exports page: France entière or at least one département."""
-    return sees_everything(user) or bool(user.perimeter.prefecture_departement_codes)
+    return _sees_everything(user) or bool(user.perimeter.prefecture_departement_codes)
 
 
 def exportable_departements(user: User, departements: QuerySet) -> QuerySet:

@@ -1,0 +1,167 @@
+"""The rights policy as one table: question × territory → the roles of the cast who may.
+
+Each row names a question of pvd/policy.py, the territory or object it is asked about, and
+the roles that get « yes »; every other role of the cast must get « no ». A new question
+must get its rows here (test_the_table_asks_every_question).
+"""
+
+import inspect
+
+import pytest
+
+from actions.models import ExportPlan
+from communes.models import Beneficiaire
+from conventions.models import Convention, Partie
+from pvd import policy
+
+pytestmark = pytest.mark.django_db
+
+CAST = [
+    "national",
+    "prefecture_36",
+    "prefecture_19",
+    "cdp_ussel",
+    "elu_ussel",
+    "elu_epci",
+    "partenaire",
+    "sans_role",
+]
+NATIONAL = {"national"}
+STATE_19 = {"national", "prefecture_19"}  # Ussel – La Courtine is followed in the Corrèze
+STATE_36 = {"national", "prefecture_36"}  # Le Blanc is in the Indre
+USSEL_DRAFTERS = STATE_19 | {"cdp_ussel"}
+NATION_READERS = {"national", "partenaire"}  # the partner reads the whole country
+
+
+def export(user, departement: str | None, mine: bool = True) -> ExportPlan:
+    return ExportPlan(
+        perimetre="departement" if departement else "national",
+        departement_id=departement,
+        requested_by_id=user.pk if mine else -1,
+    )
+
+
+# (question, territory, arguments after the user, who may)
+TABLE = [
+    ("is_national", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_select", "un département", lambda u, lb, user: (), STATE_19 | STATE_36),
+    ("may_select", "19", lambda u, lb, user: ("19",), STATE_19),
+    ("may_select", "36", lambda u, lb, user: ("36",), STATE_36),
+    ("may_decide", "Ussel", lambda u, lb, user: (u,), STATE_19),
+    ("may_decide", "Le Blanc", lambda u, lb, user: (lb,), STATE_36),
+    ("may_see_synthese", "France", lambda u, lb, user: (), NATION_READERS),
+    ("may_draft_convention", "Ussel", lambda u, lb, user: (u,), USSEL_DRAFTERS),
+    ("may_draft_convention", "Le Blanc", lambda u, lb, user: (lb,), STATE_36),
+    (
+        "may_edit_convention",
+        "Ussel",
+        lambda u, lb, user: (Convention(beneficiaire=u),),
+        USSEL_DRAFTERS,
+    ),
+    (
+        "may_edit_convention",
+        "Le Blanc",
+        lambda u, lb, user: (Convention(beneficiaire=lb),),
+        STATE_36,
+    ),
+    (
+        "may_send_for_signature",
+        "Ussel",
+        lambda u, lb, user: (Convention(beneficiaire=u),),
+        USSEL_DRAFTERS,
+    ),
+    ("may_upload_scan", "Ussel", lambda u, lb, user: (Convention(beneficiaire=u),), USSEL_DRAFTERS),
+    ("may_set_state_party", "Ussel", lambda u, lb, user: (Convention(beneficiaire=u),), STATE_19),
+    (
+        "may_record_signature",
+        "Ussel, la commune",
+        lambda u, lb, user: (Convention(beneficiaire=u), Partie(nature=Partie.Nature.COMMUNE)),
+        USSEL_DRAFTERS,
+    ),
+    (
+        "may_record_signature",
+        "Ussel, l'État",
+        lambda u, lb, user: (Convention(beneficiaire=u), Partie(nature=Partie.Nature.ETAT)),
+        STATE_19,
+    ),
+    (
+        "may_record_signature",
+        "Le Blanc, la commune",
+        lambda u, lb, user: (
+            Convention(beneficiaire=lb),
+            Partie(nature=Partie.Nature.COMMUNE),
+        ),
+        STATE_36,
+    ),
+    ("may_mark_signed", "Ussel", lambda u, lb, user: (Convention(beneficiaire=u),), STATE_19),
+    (
+        "may_mark_signed",
+        "Le Blanc",
+        lambda u, lb, user: (Convention(beneficiaire=lb),),
+        STATE_36,
+    ),
+    ("may_date_signature", "Ussel", lambda u, lb, user: (Convention(beneficiaire=u),), STATE_19),
+    ("may_terminate", "Ussel", lambda u, lb, user: (Convention(beneficiaire=u),), STATE_19),
+    (
+        "may_terminate",
+        "Le Blanc",
+        lambda u, lb, user: (Convention(beneficiaire=lb),),
+        STATE_36,
+    ),
+    ("may_edit_plan", "Ussel", lambda u, lb, user: (u,), {"national", "cdp_ussel"}),
+    ("may_edit_plan", "Le Blanc", lambda u, lb, user: (lb,), NATIONAL),
+    ("may_export", "France", lambda u, lb, user: (policy.NATIONAL,), NATION_READERS),
+    ("may_export", "19", lambda u, lb, user: ("19",), NATION_READERS | {"prefecture_19"}),
+    ("may_export", "36", lambda u, lb, user: ("36",), NATION_READERS | {"prefecture_36"}),
+    (
+        "may_export_somewhere",
+        "—",
+        lambda u, lb, user: (),
+        NATION_READERS | {"prefecture_19", "prefecture_36"},
+    ),
+    (
+        "may_see_export",
+        "own, France",
+        lambda u, lb, user: (export(user, None),),
+        NATION_READERS,
+    ),
+    (
+        "may_see_export",
+        "own, 19",
+        lambda u, lb, user: (export(user, "19"),),
+        NATION_READERS | {"prefecture_19"},
+    ),
+    (
+        "may_see_export",
+        "another's, 19",
+        lambda u, lb, user: (export(user, "19", mine=False),),
+        NATIONAL,
+    ),
+    ("may_manage_access", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_manage_funders", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_read_audit_log", "—", lambda u, lb, user: (), NATIONAL),
+]
+
+
+def test_the_table_asks_every_question():
+    questions = {
+        name
+        for name, function in inspect.getmembers(policy, inspect.isfunction)
+        if name.startswith(("may_", "is_")) and function.__module__ == policy.__name__
+    }
+    assert questions == {question for question, *_ in TABLE}
+    assert all(who <= set(CAST) for *_, who in TABLE)
+
+
+@pytest.mark.parametrize("role", CAST)
+def test_policy_table(request, role):
+    user = request.getfixturevalue(role)
+    ussel = Beneficiaire.objects.get(nom="Ussel – La Courtine")
+    le_blanc = Beneficiaire.objects.get(nom="Le Blanc")
+    wrong = [
+        f"{question} ({territory}): {'yes' if not allowed else 'no'} expected"
+        for question, territory, arguments, who in TABLE
+        if (allowed := getattr(policy, question)(user, *arguments(ussel, le_blanc, user)))
+        != (role in who)
+    ]
+    assert wrong == []

@@ -1,0 +1,20 @@
+"""What every logged-in page pays before its own work: session, user, roles and perimeter."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("who", ["cdp_ussel", "prefecture_19", "national"])
+def test_a_simple_page_costs_three_queries(request, client_for, who):
+    client = client_for(request.getfixturevalue(who))
+    url = reverse("pvd:plan-du-site")
+    client.get(url)  # anything done once per process (content types, caches) is done
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    assert "Se déconnecter" in response.content.decode()  # the logged-in header was rendered
+    assert len(queries) <= 3, "\n".join(q["sql"] for q in queries)
