@@ -8,7 +8,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
-from pvd import policy
 
 DELAI_CONVENTION_CADRE = relativedelta(months=18)
 ALERTE_ECHEANCE = relativedelta(months=3)
@@ -123,9 +122,6 @@ class Convention(models.Model):
     @property
     def is_editable(self) -> bool:
         return self.statut in self.STATUTS_MODIFIABLES
-
-    def can_edit(self, user) -> bool:
-        return policy.may_edit_convention(user, self)
 
     @staticmethod
     def titre_par_defaut(kind: str, beneficiaire: Beneficiaire) -> str:
