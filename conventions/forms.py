@@ -134,16 +134,16 @@ class BasePartieFormSet(forms.BaseInlineFormSet):
     def get_form_kwargs(self, index):
         return {**super().get_form_kwargs(index), "convention": self.instance, "user": self.user}
 
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        is_state = form.instance.pk and form.instance.is_etat
+        if is_state and not policy.may_set_state_party(self.user, self.instance):
+            del form.fields["DELETE"]  # only the State removes the État
+
     def clean(self):
         super().clean()
         if any(self.errors):
             return
-        removes_state = any(f.instance.pk and f.instance.is_etat for f in self.deleted_forms)
-        if removes_state and not policy.may_set_state_party(self.user, self.instance):
-            raise forms.ValidationError(
-                "Seule la préfecture du département ou l'équipe nationale retire l'État des "
-                "parties."
-            )
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         if not any(f.cleaned_data.get("role") == Partie.Role.SIGNATAIRE for f in kept):
             raise forms.ValidationError("Une convention a au moins un signataire.")
