@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 
 from actions.models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
-from actions.views import timeline
+from actions.plan import timeline
 from tests.conftest import count_queries
 
 pytestmark = pytest.mark.django_db
