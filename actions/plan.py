@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from django.contrib.postgres.fields import ArrayField
 from django.db.models import (
     Case,
     Count,
     DecimalField,
     F,
+    Func,
     IntegerField,
     OuterRef,
     Q,
@@ -27,7 +29,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce, Greatest, Lower
 from django.utils.html import format_html_join
 
 from .models import Axe, FicheAction, LigneFinancement
@@ -39,13 +41,21 @@ ZERO = Decimal("0")
 
 
 def reference_key(reference: str) -> tuple:
-    """« 1.2 » before « 1.10 »: the numbers of a reference compare as numbers, the rest as
-    case-insensitive text (« 2.a », « 2-b »)."""
-    return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part.lower())
-        for part in re.split(r"(\d+)", reference)
-        if part.strip(".- ")
-    )
+    """« 1.2 » before « 1.10 »: the numbers of a reference, compared as numbers, then the
+    reference as text (« 2.a » before « 2.b »). ``reference_order`` is the same in SQL."""
+    return (tuple(int(n) for n in re.findall(r"\d+", reference)), reference.lower())
+
+
+class ReferenceNumbers(Func):
+    """The numbers of a reference as a PostgreSQL array: « 1.10 » → {1, 10}."""
+
+    template = "array_remove(regexp_split_to_array(%(expressions)s, '\\D+'), '')::numeric[]"
+    output_field = ArrayField(DecimalField(max_digits=40, decimal_places=0))
+
+
+def reference_order(field_name: str = "reference") -> list:
+    """``reference_key`` as an ``order_by`` (for exports streamed in order from the database)."""
+    return [ReferenceNumbers(field_name).asc(), Lower(field_name).asc()]
 
 
 def fiche_order_key(fiche: FicheAction) -> tuple:
