@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
 
+from .plan_cache import new_plan_version
+
 AXES_ORT = [
     "Habitat",
     "Développement économique et commercial",
@@ -71,6 +73,7 @@ def ensure_axes(beneficiaire: Beneficiaire) -> None:
         ],
         ignore_conflicts=True,
     )
+    new_plan_version(beneficiaire.pk)  # bulk_create sends no signal
 
 
 class FicheActionQuerySet(models.QuerySet):

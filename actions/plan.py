@@ -8,7 +8,7 @@ aggregates, subqueries), never by looping over rows in Python.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -30,6 +30,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, Greatest, Lower
+from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
 from .models import Axe, FicheAction, LigneFinancement
@@ -339,41 +341,58 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
 # The plan page ----------------------------------------------------------------------------
 
 
-@dataclass
 class Plan:
-    """A plan (or the fiches of it a search retained), as its page shows it."""
+    """A plan (or the fiches of it a search retained), as its page shows it: the fiches by
+    axis in reference order with their totals, the plan's totals, the financing by funder ×
+    status and the timeline. Each part is read on first use, so a page served from its
+    cached fragment (see actions/plan_cache.py) runs none of these queries."""
 
-    fiches: list[FicheAction]
-    axes: list[tuple[Axe, list[FicheAction]]]
-    totals: dict
-    financeurs: list[LigneFinanceur]
-    totaux_statut: list[Decimal]
-    timeline: dict | None
-    statuts: list = field(default_factory=lambda: LigneFinancement.Statut.choices)
+    statuts = LigneFinancement.Statut.choices
 
+    def __init__(self, beneficiaire, fiches: QuerySet, today: date, *, filtered: bool = False):
+        self.beneficiaire, self.queryset, self.today = beneficiaire, fiches, today
+        self.filtered = filtered
 
-def plan(beneficiaire, fiches: QuerySet, today: date, *, filtered: bool = False) -> Plan:
-    """The fiches by axis in reference order with their totals, the plan's totals, the
-    financing by funder × status and the timeline. When ``filtered``, axes without a
-    retained fiche are left out."""
-    rows = sorted(
-        fiches_with_totals(fiches).defer("description", "objectifs", "jalons"),
-        key=lambda fiche: reference_key(fiche.reference),
-    )
-    by_axe: dict[int, list[FicheAction]] = {}
-    for fiche in rows:
-        by_axe.setdefault(fiche.axe_id, []).append(fiche)
-    axes = [
-        (axe, by_axe.get(axe.pk, []))
-        for axe in axes_with_totals(beneficiaire, fiches)
-        if by_axe.get(axe.pk) or not filtered
-    ]
-    financeurs, totaux_statut = financement_par_financeur(fiches)
-    return Plan(
-        fiches=rows,
-        axes=axes,
-        totals=plan_totals(fiches),
-        financeurs=financeurs,
-        totaux_statut=totaux_statut,
-        timeline=timeline(rows, today),
-    )
+    @cached_property
+    def fiches(self) -> list[FicheAction]:
+        rows = sorted(
+            fiches_with_totals(self.queryset).defer("description", "objectifs", "jalons"),
+            key=lambda fiche: reference_key(fiche.reference),
+        )
+        # One reverse() for the page, not one per fiche and per place it is linked from.
+        fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
+        for fiche in rows:
+            fiche.url = fiche_url.format(fiche.pk)
+        return rows
+
+    @cached_property
+    def axes(self) -> list[tuple[Axe, list[FicheAction]]]:
+        """Each axis with its fiches; when filtered, only the axes with a retained fiche."""
+        by_axe: dict[int, list[FicheAction]] = {}
+        for fiche in self.fiches:
+            by_axe.setdefault(fiche.axe_id, []).append(fiche)
+        return [
+            (axe, by_axe.get(axe.pk, []))
+            for axe in axes_with_totals(self.beneficiaire, self.queryset)
+            if by_axe.get(axe.pk) or not self.filtered
+        ]
+
+    @cached_property
+    def totals(self) -> dict:
+        return plan_totals(self.queryset)
+
+    @cached_property
+    def _financement(self) -> tuple[list[LigneFinanceur], list[Decimal]]:
+        return financement_par_financeur(self.queryset)
+
+    @property
+    def financeurs(self) -> list[LigneFinanceur]:
+        return self._financement[0]
+
+    @property
+    def totaux_statut(self) -> list[Decimal]:
+        return self._financement[1]
+
+    @cached_property
+    def timeline(self) -> dict | None:
+        return timeline(self.fiches, self.today)

@@ -30,7 +30,8 @@ from .models import (
     can_edit_plan,
     ensure_axes,
 )
-from .plan import fiche_totals, plan, with_plan_totals
+from .plan import Plan, fiche_totals, with_plan_totals
+from .plan_cache import plan_version
 
 # Access -------------------------------------------------------------------------------------
 
@@ -117,16 +118,15 @@ class PlanView(PlanMixin, FilterView):
     def get_context_data(self, **kwargs):
         form = self.filterset.form
         filtered = form.is_bound and form.is_valid() and any(form.cleaned_data.values())
-        summary = plan(self.beneficiaire, self.object_list, timezone.localdate(), filtered=filtered)
-        # One reverse() for the page, not one per fiche and per place it is linked from.
-        fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
-        for fiche in summary.fiches:
-            fiche.url = fiche_url.format(fiche.pk)
+        today = timezone.localdate()
+        plan = Plan(self.beneficiaire, self.object_list, today, filtered=filtered)
+        # The plain page is cached until the plan changes; a search is rendered each time.
+        version = None if self.request.GET else plan_version(self.beneficiaire.pk)
         return super().get_context_data(
             beneficiaire=self.beneficiaire,
             can_edit=self.can_edit,
-            filtered=filtered,
-            **vars(summary),
+            plan=plan,
+            cache_key=version and f"{version}-{today}-{self.can_edit}",
             **kwargs,
         )
 
