@@ -314,7 +314,15 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
         left = position(fiche.date_debut_prevue)
         width = max(position(fiche.date_fin_prevue) - left + 100 / span, 0.6)
         bars.append(
-            {"fiche": fiche, "left": _percent(left), "width": _percent(width), "etat": etat(fiche)}
+            {
+                "fiche": fiche,
+                "left": _percent(left),
+                "width": _percent(width),
+                "etat": etat(fiche),
+                # Formatted here: a date filter per bar costs more than the page's queries.
+                "debut": f"{fiche.date_debut_prevue:%d/%m/%Y}",
+                "fin": f"{fiche.date_fin_prevue:%d/%m/%Y}",
+            }
         )
     years = [
         {
@@ -327,7 +335,7 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
     return {
         "bars": bars,
         "years": years,
-        # Drawn once, repeated in every row: a loop per row costs more than the page's queries.
+        # Drawn once over all the rows.
         "gridlines": format_html_join(
             "",
             '<span class="pvd-timeline__gridline" style="left: {};"></span>',
