@@ -7,8 +7,10 @@ from decimal import Decimal
 from itertools import product
 
 import pytest
+from django.template.defaultfilters import floatformat
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.html import strip_tags
 from openpyxl import load_workbook
 
@@ -25,6 +27,7 @@ from actions.plan import (
 )
 from conventions import pdf
 from conventions.models import Convention
+from pvd.templatetags.pvd_format import euros
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +197,13 @@ def test_an_over_financed_fiche_reads_the_same_on_pages_exports_and_annex(
         )
     )
     assert "dépassement de 30 000" in annex
+
+
+@pytest.mark.parametrize(
+    "montant",
+    [0, 300000, Decimal("1234.5"), Decimal("-1234.567"), 12.005, Decimal("0.004"), "12",
+     Decimal("1E+3"), Decimal("-0.004"), Decimal("2.675"), 999999999999.99, -7],
+)  # fmt: skip
+def test_euros_writes_amounts_as_floatformat_did(montant):
+    with translation.override("fr"):
+        assert euros(montant) == f"{floatformat(montant, '-2g')}\u00a0€"
