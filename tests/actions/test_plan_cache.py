@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
+from actions.plan_cache import plan_version
 from tests.conftest import count_queries
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +135,20 @@ def test_a_reader_sees_the_axes_an_editor_just_started(
     page = text(client_for(elu_ussel).get(url))
     assert "n’est pas encore commencé" not in page
     assert "1. Habitat" in page
+
+
+def test_a_change_gives_the_plan_a_new_version_again_once_committed(
+    fiche, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        fiche.titre = "Halle rénovée"
+        fiche.save()
+        # A page rendered now may still read the plan as it was before the commit.
+        during = plan_version(fiche.beneficiaire_id)
+    assert plan_version(fiche.beneficiaire_id) != during
+
+
+def test_a_new_release_does_not_serve_the_previous_pages(fiche, monkeypatch):
+    before = plan_version(fiche.beneficiaire_id)
+    monkeypatch.setattr("actions.plan_cache.code_version", lambda: "next-release")
+    assert plan_version(fiche.beneficiaire_id) != before
