@@ -23,6 +23,7 @@ from openpyxl.utils.datetime import from_excel
 from communes.models import Beneficiaire
 
 from .models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
+from .plan import reference_key as tri_naturel
 
 logger = logging.getLogger(__name__)
 
@@ -154,15 +155,6 @@ def texte_de(value) -> str:
     if isinstance(value, date):
         return date_fr(value)
     return str(value).strip()
-
-
-def tri_naturel(reference: str) -> tuple:
-    """« 1.2 » before « 1.10 »."""
-    return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
-        for part in re.split(r"(\d+)", reference)
-        if part
-    )
 
 
 class ValeurInvalide(ValueError):

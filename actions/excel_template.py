@@ -11,6 +11,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from communes.models import Beneficiaire
+from pvd.spreadsheets import text_cell, xlsx_row
 
 from .excel import (
     CHOIX,
@@ -20,9 +21,9 @@ from .excel import (
     FINANCEMENTS,
     Colonne,
     Plan,
-    tri_naturel,
 )
 from .models import FicheAction, LigneFinancement
+from .plan import fiche_order_key
 
 MODE_EMPLOI = "Mode d'emploi"
 # The drop-down values live in a hidden sheet (one column each): a list written in the
@@ -86,7 +87,8 @@ def _listes(workbook: Workbook, plan: Plan, financeurs: list[str]) -> dict[str, 
         lettre = get_column_letter(i)
         feuille.cell(row=1, column=i, value=nom)
         for j, valeur in enumerate(valeurs, 2):
-            feuille.cell(row=j, column=i, value=valeur)
+            # An axis or a funder named « =… » stays a text (pvd.spreadsheets).
+            text_cell(feuille.cell(row=j, column=i), valeur)
         plages[nom] = f"'{LISTES}'!${lettre}$2:${lettre}${len(valeurs) + 1}"
     return plages
 
@@ -153,7 +155,7 @@ def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
         beneficiaire.fiches.select_related("axe").prefetch_related(
             Prefetch("financements", LigneFinancement.objects.select_related("financeur"))
         ),
-        key=lambda f: (f.axe.numero, tri_naturel(f.reference)),
+        key=fiche_order_key,
     )
     financeurs = [f.nom for f in plan.financeurs if f.actif]
     for fiche in fiches:  # a funder withdrawn from the catalogue but still used
@@ -166,14 +168,16 @@ def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
     feuille_fiches.title = FICHES
     _entetes(feuille_fiches, COLONNES_FICHES)
     for fiche in fiches:
-        feuille_fiches.append(_ligne_fiche(fiche))
+        feuille_fiches.append(xlsx_row(feuille_fiches, _ligne_fiche(fiche)))
     _formats(feuille_fiches, COLONNES_FICHES)
 
     feuille_financements = workbook.create_sheet(FINANCEMENTS)
     _entetes(feuille_financements, COLONNES_FINANCEMENTS)
     for fiche in fiches:
         for ligne in fiche.financements.all():
-            feuille_financements.append(_ligne_financement(fiche, ligne))
+            feuille_financements.append(
+                xlsx_row(feuille_financements, _ligne_financement(fiche, ligne))
+            )
     _formats(feuille_financements, COLONNES_FINANCEMENTS)
 
     _mode_emploi(workbook.create_sheet(MODE_EMPLOI), beneficiaire)
@@ -235,7 +239,7 @@ def _mode_emploi(feuille, beneficiaire: Beneficiaire) -> None:
                 cell.font = ENTETE_POLICE
                 cell.fill = ENTETE_FOND
             continue
-        feuille.append([texte])
+        feuille.append(xlsx_row(feuille, [texte]))
         cell = feuille.cell(row=feuille.max_row, column=1)
         if style == "titre":
             cell.font = Font(bold=True, size=14)

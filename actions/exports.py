@@ -5,12 +5,9 @@ Rows are read with ``values_list`` and ``iterator()``: memory stays flat whateve
 of fiches, and the amount financed comes from an annotation, not from a query per fiche.
 """
 
-import csv
-import io
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from django.core.files import File
@@ -24,13 +21,14 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from communes.models import Beneficiaire, Departement
-from pvd import policy
+from pvd import policy, spreadsheets
 
 from .models import ExportPlan, FicheAction, LigneFinancement
+from .plan import fiches_with_totals, reference_order
 
 logger = logging.getLogger(__name__)
 
-XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_CONTENT_TYPE = spreadsheets.XLSX_CONTENT_TYPE
 CHUNK_SIZE = 2_000
 PROGRESS_EVERY = 500
 # Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
@@ -64,6 +62,8 @@ FICHE_FIELDS = (
     "date_fin_reelle",
     "cout_total",
     "finance",
+    "reste",
+    "depassement",
 )
 FICHE_HEADERS = [
     "Bénéficiaire",
@@ -86,8 +86,9 @@ FICHE_HEADERS = [
     "Coût total HT (€)",
     "Total financé (€)",
     "Reste à financer (€)",
+    "Dépassement (€)",
 ]
-FICHE_WIDTHS = [30, 10, 18, 10, 50, 36, 22, 28, 14, 16, 10, 10, 16, 12, 12, 12, 12, 16, 16, 16]
+FICHE_WIDTHS = [30, 10, 18, 10, 50, 36, 22, 28, 14, 16, 10, 10, 16, 12, 12, 12, 12, 16, 16, 16, 16]
 
 LIGNE_FIELDS = (
     "fiche__beneficiaire__nom",
@@ -120,17 +121,13 @@ LIGNE_WIDTHS = [30, 10, 12, 50, 24, 28, 16, 12, 12, 14]
 
 
 def fiches_for(user, **filters) -> QuerySet:
-    return (
-        FicheAction.objects.for_user(user)
-        .filter(**filters)
-        .with_financement()
-        .order_by(
-            "beneficiaire__departement_id",
-            "beneficiaire__nom",
-            "beneficiaire_id",
-            "axe__numero",
-            "reference",
-        )
+    """The fiches with their financing, reste à financer and dépassement, in plan order."""
+    return fiches_with_totals(FicheAction.objects.for_user(user).filter(**filters)).order_by(
+        "beneficiaire__departement_id",
+        "beneficiaire__nom",
+        "beneficiaire_id",
+        "axe__numero",
+        *reference_order(),
     )
 
 
@@ -143,28 +140,15 @@ def lignes_for(user, **filters) -> QuerySet:
             "fiche__beneficiaire__nom",
             "fiche__beneficiaire_id",
             "fiche__axe__numero",
-            "fiche__reference",
+            *reference_order("fiche__reference"),
             "financeur__ordre",
             "pk",
         )
     )
 
 
-def _same(value):
-    return value
-
-
-def csv_amount(value: Decimal | None) -> str:
-    """What French Excel reads back as a number: « 1234,50 »."""
-    return "" if value is None else f"{value:.2f}".replace(".", ",")
-
-
-def csv_date(value: date | None) -> str:
-    return "" if value is None else value.isoformat()
-
-
-def fiche_rows(fiches: QuerySet, amount=_same, day=_same) -> Iterator[list]:
-    """One row per fiche; ``amount`` and ``day`` format the amounts and dates (for CSV)."""
+def fiche_rows(fiches: QuerySet) -> Iterator[list]:
+    """One row per fiche; the writers of pvd.spreadsheets format the values."""
     for (
         beneficiaire,
         code,
@@ -186,6 +170,8 @@ def fiche_rows(fiches: QuerySet, amount=_same, day=_same) -> Iterator[list]:
         fin_reelle,
         cout,
         finance,
+        reste,
+        depassement,
     ) in fiches.values_list(*FICHE_FIELDS).iterator(chunk_size=CHUNK_SIZE):
         yield [
             beneficiaire,
@@ -201,13 +187,14 @@ def fiche_rows(fiches: QuerySet, amount=_same, day=_same) -> Iterator[list]:
             PRIORITE.get(priorite, priorite),
             "oui" if budget_vert else "non",
             NATURE.get(nature, nature),
-            day(debut_prevu),
-            day(fin_prevue),
-            day(debut_reel),
-            day(fin_reelle),
-            amount(cout),
-            amount(finance),
-            amount(None if cout is None else cout - finance),
+            debut_prevu,
+            fin_prevue,
+            debut_reel,
+            fin_reelle,
+            cout,
+            finance,
+            reste,
+            depassement,
         ]
 
 
@@ -242,28 +229,8 @@ def ligne_rows(lignes: QuerySet) -> Iterator[list]:
 # CSV ----------------------------------------------------------------------------------------
 
 
-CSV_BATCH = 500  # rows per chunk sent: fewer, larger writes than one per row
-
-
-def _csv_lines(rows: Iterable[list]) -> Iterator[str]:
-    buffer = io.StringIO()
-    buffer.write("\ufeff")  # lets Excel read the file as UTF-8
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(FICHE_HEADERS)
-    for count, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if count % CSV_BATCH == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
 def csv_response(fiches: QuerySet, filename: str) -> StreamingHttpResponse:
-    rows = fiche_rows(fiches, amount=csv_amount, day=csv_date)
-    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    return response
+    return spreadsheets.csv_response(FICHE_HEADERS, fiche_rows(fiches), filename)
 
 
 # XLSX ---------------------------------------------------------------------------------------
@@ -299,7 +266,7 @@ def write_workbook(
         sheet = workbook.create_sheet(title)
         _header(sheet, headers, widths)
         for row in rows:
-            sheet.append(row)
+            sheet.append(spreadsheets.xlsx_row(sheet, row))
             written += 1
             if progress and written % PROGRESS_EVERY == 0:
                 progress(written)

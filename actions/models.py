@@ -9,6 +9,8 @@ from django.utils import timezone
 from communes.models import Beneficiaire, Commune
 from pvd import policy
 
+from .plan_cache import new_plan_version
+
 AXES_ORT = [
     "Habitat",
     "Développement économique et commercial",
@@ -72,6 +74,7 @@ def ensure_axes(beneficiaire: Beneficiaire) -> None:
         ],
         ignore_conflicts=True,
     )
+    new_plan_version(beneficiaire.pk)  # bulk_create sends no signal
 
 
 class FicheActionQuerySet(models.QuerySet):

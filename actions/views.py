@@ -1,28 +1,11 @@
-import re
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
-
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import (
-    Count,
-    DecimalField,
-    F,
-    IntegerField,
-    OuterRef,
-    Subquery,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Count
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, FormView, ListView, UpdateView
 from django_filters.views import FilterView
@@ -43,190 +26,13 @@ from .forms import (
     PointForm,
 )
 from .models import (
-    Axe,
     FicheAction,
     Financeur,
-    LigneFinancement,
     PointAvancement,
     ensure_axes,
 )
-
-MONEY = DecimalField(max_digits=16, decimal_places=2)
-
-# Totals -------------------------------------------------------------------------------------
-# Costs and financing are summed in separate subqueries: summing both over one join would
-# count a fiche's cost once per financing line.
-
-
-def sum_of(queryset, group: str, field: str) -> Coalesce:
-    """The sum of `field` over a correlated queryset, grouped by its link to the outer row."""
-    inner = queryset.order_by().values(group).annotate(total=Sum(field)).values("total")
-    return Coalesce(Subquery(inner, output_field=MONEY), Value(Decimal("0")), output_field=MONEY)
-
-
-def count_of(queryset, group: str) -> Coalesce:
-    inner = queryset.order_by().values(group).annotate(total=Count("pk")).values("total")
-    return Coalesce(Subquery(inner, output_field=IntegerField()), Value(0))
-
-
-def with_reste(queryset):
-    """What remains to finance, and the financing beyond the cost (`cout`, `finance`)."""
-    zero = Value(Decimal("0"))
-    return queryset.annotate(
-        reste=Greatest(F("cout") - F("finance"), zero, output_field=MONEY),
-        depassement=Greatest(F("finance") - F("cout"), zero, output_field=MONEY),
-    )
-
-
-def with_plan_totals(beneficiaires):
-    fiches = FicheAction.objects.filter(beneficiaire=OuterRef("pk"))
-    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk"))
-    return with_reste(
-        beneficiaires.annotate(
-            nb_fiches=count_of(fiches, "beneficiaire"),
-            cout=sum_of(fiches, "beneficiaire", "cout_total"),
-            finance=sum_of(lignes, "fiche__beneficiaire", "montant"),
-        )
-    )
-
-
-def axes_with_totals(beneficiaire: Beneficiaire, fiches) -> list[Axe]:
-    """The axes of a plan, each with the count, cost and financing of the given fiches.
-
-    Two GROUP BY queries (fiches, then financing lines, by axis): correlated subqueries per
-    axis cost several times more on a national database.
-    """
-    par_axe = {
-        row["axe"]: row
-        for row in fiches.order_by()
-        .values("axe")
-        .annotate(nb=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(Decimal("0"))))
-    }
-    finance = dict(
-        LigneFinancement.objects.filter(fiche__in=fiches)
-        .order_by()
-        .values("fiche__axe")
-        .annotate(total=Sum("montant"))
-        .values_list("fiche__axe", "total")
-    )
-    axes = list(beneficiaire.axes.order_by("numero"))
-    for axe in axes:
-        row = par_axe.get(axe.pk, {})
-        axe.nb_fiches = row.get("nb", 0)
-        axe.cout = row.get("cout", Decimal("0"))
-        axe.finance = finance.get(axe.pk) or Decimal("0")
-        axe.reste = max(axe.cout - axe.finance, Decimal("0"))
-        axe.depassement = max(axe.finance - axe.cout, Decimal("0"))
-    return axes
-
-
-def plan_totals(fiches) -> dict:
-    totals = fiches.aggregate(
-        nb_fiches=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(Decimal("0")))
-    )
-    totals["finance"] = LigneFinancement.objects.filter(fiche__in=fiches).aggregate(
-        total=Coalesce(Sum("montant"), Value(Decimal("0")))
-    )["total"]
-    totals["reste"] = max(totals["cout"] - totals["finance"], Decimal("0"))
-    totals["depassement"] = max(totals["finance"] - totals["cout"], Decimal("0"))
-    return totals
-
-
-@dataclass
-class LigneFinanceur:
-    nom: str
-    montants: list[Decimal]
-    total: Decimal
-
-
-def financement_par_financeur(fiches) -> tuple[list[LigneFinanceur], list[Decimal]]:
-    """Financing by funder and status: one row per funder, one column per status."""
-    statuts = list(LigneFinancement.Statut.values)
-    cells = (
-        LigneFinancement.objects.filter(fiche__in=fiches)
-        .order_by()
-        .values("financeur_id", "financeur__nom", "financeur__ordre", "statut")
-        .annotate(montant=Sum("montant"))
-    )
-    rows: dict[int, LigneFinanceur] = {}
-    for cell in sorted(cells, key=lambda c: (c["financeur__ordre"], c["financeur__nom"])):
-        row = rows.setdefault(
-            cell["financeur_id"],
-            LigneFinanceur(cell["financeur__nom"], [Decimal("0")] * len(statuts), Decimal("0")),
-        )
-        row.montants[statuts.index(cell["statut"])] = cell["montant"]
-        row.total += cell["montant"]
-    column_totals = [
-        sum((r.montants[i] for r in rows.values()), Decimal("0")) for i in range(len(statuts))
-    ]
-    return list(rows.values()), column_totals
-
-
-# Timeline -----------------------------------------------------------------------------------
-
-
-def percent(value: float) -> str:
-    """A CSS percentage, with a dot whatever the language of the page."""
-    return f"{value:.3f}%"
-
-
-def etat(fiche: FicheAction) -> str:
-    """The modifier of a timeline bar."""
-    if fiche.maturite == FicheAction.Maturite.ABANDONNEE:
-        return "abandonnee"
-    if fiche.maturite == FicheAction.Maturite.LIVREE or (
-        fiche.avancement == FicheAction.Avancement.ACHEVEE
-    ):
-        return "faite"
-    return "retard" if fiche.en_retard else ""
-
-
-def timeline(fiches: list[FicheAction], today: date) -> dict | None:
-    """Bars over the years covered by the planned dates of the fiches, and by today."""
-    dated = [f for f in fiches if f.date_debut_prevue and f.date_fin_prevue]
-    if not dated:
-        return None
-    start = date(min(today, *(f.date_debut_prevue for f in dated)).year, 1, 1)
-    end = date(max(today, *(f.date_fin_prevue for f in dated)).year + 1, 1, 1)
-    span = (end - start).days
-
-    def position(day: date) -> float:
-        return 100 * (day - start).days / span
-
-    bars = []
-    for fiche in dated:
-        left = position(fiche.date_debut_prevue)
-        width = max(position(fiche.date_fin_prevue) - left + 100 / span, 0.6)
-        bars.append(
-            {"fiche": fiche, "left": percent(left), "width": percent(width), "etat": etat(fiche)}
-        )
-    years = [
-        {
-            "annee": str(year),
-            "left": percent(position(date(year, 1, 1))),
-            "width": percent(position(date(year + 1, 1, 1)) - position(date(year, 1, 1))),
-        }
-        for year in range(start.year, end.year)
-    ]
-    return {
-        "bars": bars,
-        "years": years,
-        # Drawn once, repeated in every row: a loop per row costs more than the page's queries.
-        "gridlines": format_html_join(
-            "",
-            '<span class="pvd-timeline__gridline" style="left: {};"></span>',
-            ((year["left"],) for year in years),
-        ),
-        "today": percent(position(today)),
-        "undated": [f for f in fiches if not (f.date_debut_prevue and f.date_fin_prevue)],
-    }
-
-
-def natural_key(fiche: FicheAction) -> tuple:
-    """1.2 before 1.10."""
-    parts = re.split(r"(\d+)", fiche.reference)
-    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
-
+from .plan import Plan, fiche_totals, with_plan_totals
+from .plan_cache import plan_version
 
 # Access -------------------------------------------------------------------------------------
 
@@ -305,36 +111,17 @@ class PlanView(PlanMixin, FilterView):
         return {**kwargs, "beneficiaire": self.beneficiaire}
 
     def get_context_data(self, **kwargs):
-        fiches = self.object_list
-        rows = sorted(
-            fiches.with_financement().defer("description", "objectifs", "jalons"),
-            key=natural_key,
-        )
-        # One reverse() for the page, not one per fiche and per place it is linked from.
-        fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
-        for fiche in rows:
-            fiche.url = fiche_url.format(fiche.pk)
-        by_axe = defaultdict(list)
-        for fiche in rows:
-            by_axe[fiche.axe_id].append(fiche)
         form = self.filterset.form
         filtered = form.is_bound and form.is_valid() and any(form.cleaned_data.values())
-        axes = [
-            (axe, by_axe[axe.pk])
-            for axe in axes_with_totals(self.beneficiaire, fiches)
-            if by_axe[axe.pk] or not filtered
-        ]
-        financeurs, totaux_statut = financement_par_financeur(fiches)
+        today = timezone.localdate()
+        plan = Plan(self.beneficiaire, self.object_list, today, filtered=filtered)
+        # The plain page is cached until the plan changes; a search is rendered each time.
+        version = None if self.request.GET else plan_version(self.beneficiaire.pk)
         return super().get_context_data(
             beneficiaire=self.beneficiaire,
             can_edit=self.can_edit,
-            axes=axes,
-            filtered=filtered,
-            totals=plan_totals(fiches),
-            financeurs=financeurs,
-            totaux_statut=totaux_statut,
-            statuts=LigneFinancement.Statut.choices,
-            timeline=timeline(rows, timezone.localdate()),
+            plan=plan,
+            cache_key=version and f"{version}-{today}-{self.can_edit}",
             **kwargs,
         )
 
@@ -366,10 +153,6 @@ class FicheDetailView(DetailView):
     def get_context_data(self, **kwargs):
         fiche = self.object
         user = self.request.user
-        finance = fiche.financements.aggregate(total=Coalesce(Sum("montant"), Value(Decimal("0"))))[
-            "total"
-        ]
-        cout = fiche.cout_total
         audit_url = None
         if policy.may_read_audit_log(user):
             content_type = ContentType.objects.get_for_model(FicheAction)
@@ -378,9 +161,7 @@ class FicheDetailView(DetailView):
             can_edit=fiche.can_edit(user),
             communes=fiche.communes.all(),
             financements=fiche.financements.select_related("financeur"),
-            finance=finance,
-            reste=cout - finance if cout is not None and finance < cout else None,
-            depassement=finance - cout if cout is not None and finance > cout else None,
+            **fiche_totals(fiche),
             indicateurs=fiche.indicateurs.prefetch_related("mesures"),
             points=fiche.points.select_related("auteur"),
             audit_url=audit_url,

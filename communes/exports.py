@@ -1,12 +1,13 @@
 """Exports of the beneficiaries list: CSV streamed row by row, XLSX in write-only mode."""
 
-import csv
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from openpyxl import Workbook
+
+from pvd import spreadsheets
 
 from .models import Beneficiaire
 
@@ -49,36 +50,24 @@ DEFAULT_COLUMNS = [
 
 
 def rows(queryset, columns: list[str]) -> Iterator[list]:
-    yield [COLUMNS[c][0] for c in columns]
     for beneficiaire in queryset.iterator(chunk_size=500):
         yield [COLUMNS[c][1](beneficiaire) for c in columns]
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(data: Iterable[list]) -> Iterator[str]:
-    yield "\ufeff"  # lets Excel read the file as UTF-8
-    writer = csv.writer(_Echo(), delimiter=";")
-    for row in data:
-        yield writer.writerow(row)
+def headers(columns: list[str]) -> list[str]:
+    return [COLUMNS[c][0] for c in columns]
 
 
 def csv_response(queryset, columns: list[str], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        _csv_lines(rows(queryset, columns)), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    return response
+    return spreadsheets.csv_response(headers(columns), rows(queryset, columns), filename)
 
 
 def xlsx_response(queryset, columns: list[str], filename: str) -> FileResponse:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Bénéficiaires PVD")
+    sheet.append(headers(columns))
     for row in rows(queryset, columns):
-        sheet.append(row)
+        sheet.append(spreadsheets.xlsx_row(sheet, row))
     output = tempfile.TemporaryFile()
     workbook.save(output)
     output.seek(0)
@@ -86,5 +75,5 @@ def xlsx_response(queryset, columns: list[str], filename: str) -> FileResponse:
         output,
         as_attachment=True,
         filename=f"{filename}.xlsx",
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        content_type=spreadsheets.XLSX_CONTENT_TYPE,
     )

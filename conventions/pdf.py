@@ -27,6 +27,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from actions.models import FicheAction, LigneFinancement
+from actions.plan import fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
 
 from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
@@ -312,14 +313,6 @@ class FicheAnnexe:
     financements: list[tuple[str, Decimal]]
 
 
-def ordre_reference(reference: str) -> tuple:
-    """« 1.2 » before « 1.10 »: numbers compare as numbers."""
-    return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
-        for part in reference.replace("-", ".").split(".")
-    )
-
-
 def annex_fiches(convention: Convention) -> list[FicheAnnexe]:
     """The beneficiary's plan d'action, by axis and reference, in two queries.
 
@@ -344,7 +337,7 @@ def annex_fiches(convention: Convention) -> list[FicheAnnexe]:
                 (ligne.financeur.nom, ligne.montant) for ligne in fiche.financements.all()
             ],
         )
-        for fiche in sorted(fiches, key=lambda f: (f.axe.numero, ordre_reference(f.reference)))
+        for fiche in sorted(fiches, key=fiche_order_key)
     ]
 
 
@@ -372,17 +365,22 @@ def maquette_financiere(fiches: list) -> dict | None:
     lignes = []
     for fiche, montants in zip(fiches, par_fiche, strict=True):
         autres = sum((v for k, v in montants.items() if k not in colonnes), Decimal(0))
+        total = sum(montants.values(), Decimal(0))
+        reste, depassement = reste_et_depassement(fiche.cout_total, total)
         lignes.append(
             {
                 "fiche": fiche,
                 "montants": [montants.get(nom) for nom in colonnes],
                 "autres": autres or None,
-                "total": sum(montants.values(), Decimal(0)),
+                "total": total,
+                "reste": reste,
+                "depassement": depassement,
             }
         )
     total_finance = sum(totaux.values(), Decimal(0))
     total_autres = sum((totaux[n] for n in classes if n not in colonnes), Decimal(0))
     cout_total = sum((Decimal(f.cout_total or 0) for f in fiches), Decimal(0))
+    reste, depassement = reste_et_depassement(cout_total, total_finance)
     return {
         "financeurs": colonnes,
         "avec_autres": avec_autres,
@@ -392,6 +390,8 @@ def maquette_financiere(fiches: list) -> dict | None:
         "part_autres": round(100 * total_autres / total_finance) if total_finance else 0,
         "total_finance": total_finance,
         "cout_total": cout_total,
+        "reste": reste,
+        "depassement": depassement,
         "parts": [
             round(100 * totaux[nom] / total_finance) if total_finance else 0 for nom in colonnes
         ],

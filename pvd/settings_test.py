@@ -16,7 +16,12 @@ STORAGES = {
 # Tasks run eagerly in tests; the tests marked for a real worker switch it off themselves.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # No cached page fragments: the database rolls back between tests, a cache would not.
+    # tests/actions/test_plan_cache.py turns them on to test them.
+    "template_fragments": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+}
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

@@ -4,7 +4,25 @@ would cost more than the page's queries."""
 from django import template
 from django.utils.html import format_html, format_html_join
 
+from actions.models import FicheAction
+
 register = template.Library()
+
+# The labels of a fiche's choices, looked up in a dict: get_FOO_display() rebuilds its dict
+# of choices at each call, dozens of times per plan page.
+LABELS = {
+    "maturite": dict(FicheAction.Maturite.choices),
+    "avancement": dict(FicheAction.Avancement.choices),
+    "priorite": dict(FicheAction.Priorite.choices),
+    "maitre_ouvrage_type": dict(FicheAction.MaitreOuvrage.choices),
+}
+
+
+@register.filter
+def libelle(value: str, field: str) -> str:
+    """The label of a fiche's choice: {{ fiche.avancement|libelle:"avancement" }}."""
+    return LABELS[field].get(value, value)
+
 
 MATURITE_CLASSES = {
     "maturation": " fr-badge--info",
@@ -25,7 +43,7 @@ def maturite_badge(fiche, sm: bool = False) -> str:
         '<span class="fr-badge fr-badge--no-icon{}{}">{}</span>',
         MATURITE_CLASSES.get(fiche.maturite, ""),
         _size(sm),
-        fiche.get_maturite_display(),
+        LABELS["maturite"].get(fiche.maturite, fiche.maturite),
     )
 
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 
 from actions.models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
-from actions.views import timeline
+from actions.plan import timeline
 from tests.conftest import count_queries
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def test_axis_totals_sum_costs_and_financing_without_repeating_fiches(
     client_for, cdp_ussel, plan_ussel
 ):
     response = client_for(cdp_ussel).get(plan_url(plan_ussel))
-    axes = {axe.numero: (axe, fiches) for axe, fiches in response.context["axes"]}
+    axes = {axe.numero: (axe, fiches) for axe, fiches in response.context["plan"].axes}
     habitat, fiches_habitat = axes[1]
     assert [f.reference for f in fiches_habitat] == ["1.1", "1.2"]
     assert (habitat.nb_fiches, habitat.cout, habitat.finance) == (2, 150000, 70000)
@@ -83,7 +83,7 @@ def test_axis_totals_sum_costs_and_financing_without_repeating_fiches(
 
 
 def test_grand_totals(client_for, cdp_ussel, plan_ussel):
-    totals = client_for(cdp_ussel).get(plan_url(plan_ussel)).context["totals"]
+    totals = client_for(cdp_ussel).get(plan_url(plan_ussel)).context["plan"].totals
     assert totals == {
         "nb_fiches": 4,
         "cout": Decimal("350000"),
@@ -95,14 +95,15 @@ def test_grand_totals(client_for, cdp_ussel, plan_ussel):
 
 def test_financing_by_funder_and_status(client_for, cdp_ussel, plan_ussel):
     context = client_for(cdp_ussel).get(plan_url(plan_ussel)).context
-    assert [label for _, label in context["statuts"]] == ["Prévu", "Sollicité", "Notifié", "Versé"]
-    rows = [(r.nom, r.montants, r.total) for r in context["financeurs"]]
+    statuts = [label for _, label in context["plan"].statuts]
+    assert statuts == ["Prévu", "Sollicité", "Notifié", "Versé"]
+    rows = [(r.nom, r.montants, r.total) for r in context["plan"].financeurs]
     assert rows == [
         ("DETR", [0, 80000, 0, 0], 80000),
         ("DSIL", [0, 0, 70000, 10000], 80000),
         ("Région", [120000, 0, 0, 0], 120000),
     ]
-    assert context["totaux_statut"] == [120000, 80000, 70000, 10000]
+    assert context["plan"].totaux_statut == [120000, 80000, 70000, 10000]
 
 
 def test_totals_as_rendered(client_for, cdp_ussel, plan_ussel):
@@ -117,14 +118,15 @@ def test_totals_as_rendered(client_for, cdp_ussel, plan_ussel):
 def test_filters_narrow_fiches_and_totals(client_for, cdp_ussel, plan_ussel):
     client = client_for(cdp_ussel)
     response = client.get(plan_url(plan_ussel), {"financeur": financeur("DETR").pk})
-    assert [[f.reference for f in fiches] for _, fiches in response.context["axes"]] == [["2.1"]]
+    axes = response.context["plan"].axes
+    assert [[f.reference for f in fiches] for _, fiches in axes] == [["2.1"]]
     # The fiche is kept whole: all its lines, not only the DETR one.
-    assert response.context["totals"]["finance"] == 210000
+    assert response.context["plan"].totals["finance"] == 210000
 
     axe = plan_ussel.axes.get(numero=1)
     response = client.get(plan_url(plan_ussel), {"axe": axe.pk, "maturite": "idee"})
-    assert response.context["totals"]["nb_fiches"] == 2
-    assert [a.numero for a, _ in response.context["axes"]] == [1]
+    assert response.context["plan"].totals["nb_fiches"] == 2
+    assert [a.numero for a, _ in response.context["plan"].axes] == [1]
 
     FicheAction.objects.filter(reference="1.2").update(
         date_fin_prevue=date.today() - timedelta(days=1)
@@ -133,13 +135,14 @@ def test_filters_narrow_fiches_and_totals(client_for, cdp_ussel, plan_ussel):
         date_fin_prevue=date.today() - timedelta(days=1), maturite="livree"
     )
     response = client.get(plan_url(plan_ussel), {"en_retard": "on"})
-    assert [[f.reference for f in fiches] for _, fiches in response.context["axes"]] == [["1.2"]]
+    axes = response.context["plan"].axes
+    assert [[f.reference for f in fiches] for _, fiches in axes] == [["1.2"]]
     assert "En retard" in text(response)
 
 
 def test_no_match_says_so(client_for, cdp_ussel, plan_ussel):
     response = client_for(cdp_ussel).get(plan_url(plan_ussel), {"financeur": financeur("FEDER").pk})
-    assert response.context["axes"] == []
+    assert response.context["plan"].axes == []
     assert "Aucune fiche action ne correspond" in text(response)
 
 
@@ -221,7 +224,7 @@ def test_plan_page_draws_the_timeline(client_for, cdp_ussel, ussel_la_courtine):
     )
     fiche(ussel_la_courtine, 2, "2.1", 1000, date_debut_prevue=date(2025, 1, 1))
     response = client_for(cdp_ussel).get(plan_url(ussel_la_courtine))
-    bar = response.context["timeline"]["bars"][0]
+    bar = response.context["plan"].timeline["bars"][0]
     assert f'style="left: {bar["left"]}; width: {bar["width"]};"' in response.content.decode()
     page = text(response)
     assert "du 01/01/2025 au 30/06/2025" in page
@@ -234,7 +237,7 @@ def test_plan_page_draws_the_timeline(client_for, cdp_ussel, ussel_la_courtine):
 def test_editor_opening_an_empty_plan_gets_the_usual_axes(client_for, cdp_ussel, ussel_la_courtine):
     response = client_for(cdp_ussel).get(plan_url(ussel_la_courtine))
     assert response.status_code == 200
-    assert [a.nom for a, _ in response.context["axes"]][:2] == [
+    assert [a.nom for a, _ in response.context["plan"].axes][:2] == [
         "Habitat",
         "Développement économique et commercial",
     ]
@@ -254,7 +257,7 @@ def test_readers_do_not_start_a_plan(request, client_for, who, ussel_la_courtine
 def test_readers_see_the_plan_without_edit_buttons(request, client_for, who, plan_ussel):
     response = client_for(request.getfixturevalue(who)).get(plan_url(plan_ussel))
     assert response.status_code == 200
-    assert response.context["totals"]["nb_fiches"] == 4
+    assert response.context["plan"].totals["nb_fiches"] == 4
     assert "Nouvelle fiche action" not in text(response)
 
 

@@ -1,0 +1,406 @@
+"""What a plan d'action adds up to: the one place for its totals (by axis, by funder and
+status, for the plan), « reste à financer » and « dépassement », the delivery buckets, the
+reference ordering and the timeline.
+
+The plan page, the fiche page, the CSV/XLSX exports and the convention's annex all read
+their figures here, so they agree. Sums are computed by the database (GROUP BY, conditional
+aggregates, subqueries), never by looping over rows in Python.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextChoices,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, Lower
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html_join
+
+from .models import Axe, FicheAction, LigneFinancement
+
+MONEY = DecimalField(max_digits=16, decimal_places=2)
+ZERO = Decimal("0")
+
+# Reference ordering ------------------------------------------------------------------------
+
+
+def reference_key(reference: str) -> tuple:
+    """« 1.2 » before « 1.10 »: the numbers of a reference, compared as numbers, then the
+    reference as text (« 2.a » before « 2.b »). ``reference_order`` is the same in SQL."""
+    return (tuple(int(n) for n in re.findall(r"\d+", reference)), reference.lower())
+
+
+class ReferenceNumbers(Func):
+    """The numbers of a reference as a PostgreSQL array: « 1.10 » → {1, 10}."""
+
+    template = "array_remove(regexp_split_to_array(%(expressions)s, '\\D+'), '')::numeric[]"
+    output_field = ArrayField(DecimalField(max_digits=40, decimal_places=0))
+
+
+def reference_order(field_name: str = "reference") -> list:
+    """``reference_key`` as an ``order_by`` (for exports streamed in order from the database)."""
+    return [ReferenceNumbers(field_name).asc(), Lower(field_name).asc()]
+
+
+def fiche_order_key(fiche: FicheAction) -> tuple:
+    """Fiches by axis number, then by reference."""
+    return (fiche.axe.numero, reference_key(fiche.reference))
+
+
+# Reste à financer, dépassement ------------------------------------------------------------
+# What remains to finance is never negative: financing beyond the cost is shown apart as a
+# « dépassement ». A fiche without a cost has neither (both unknown).
+
+
+def reste_et_depassement(cout: Decimal | None, finance: Decimal) -> tuple:
+    """(reste à financer, dépassement) of a cost and the financing of it; (None, None)
+    when the cost is unknown."""
+    if cout is None:
+        return None, None
+    return max(cout - finance, ZERO), max(finance - cout, ZERO)
+
+
+def reste_expression(cout: str = "cout_total", finance: str = "finance") -> Case:
+    """The same rule as ``reste_et_depassement``, in SQL (PostgreSQL's GREATEST ignores a
+    NULL, hence the explicit case of an unknown cost)."""
+    return Case(
+        When(**{f"{cout}__isnull": True}, then=Value(None)),
+        default=Greatest(F(cout) - F(finance), Value(ZERO)),
+        output_field=MONEY,
+    )
+
+
+def depassement_expression(cout: str = "cout_total", finance: str = "finance") -> Case:
+    return Case(
+        When(**{f"{cout}__isnull": True}, then=Value(None)),
+        default=Greatest(F(finance) - F(cout), Value(ZERO)),
+        output_field=MONEY,
+    )
+
+
+def with_reste(queryset: QuerySet, cout: str = "cout_total", finance: str = "finance") -> QuerySet:
+    return queryset.annotate(
+        reste=reste_expression(cout, finance), depassement=depassement_expression(cout, finance)
+    )
+
+
+def fiches_with_totals(fiches: QuerySet) -> QuerySet:
+    """Each fiche with ``finance``, ``reste`` and ``depassement``."""
+    return with_reste(fiches.with_financement())
+
+
+def fiche_totals(fiche: FicheAction) -> dict:
+    """The financing of one fiche, its reste à financer and dépassement (one query)."""
+    finance = fiche.financements.aggregate(total=Coalesce(Sum("montant"), Value(ZERO)))["total"]
+    reste, depassement = reste_et_depassement(fiche.cout_total, finance)
+    return {"finance": finance, "reste": reste, "depassement": depassement}
+
+
+# Delivery buckets -------------------------------------------------------------------------
+
+
+class Livraison(TextChoices):
+    """The four buckets the programme reports nationally. An abandoned fiche is in none."""
+
+    LIVREE = "livree", "Livrée"
+    ENGAGEE = "engagee", "Engagée"
+    EN_ETUDE = "en_etude", "En étude"
+    NON_DEMARREE = "non_demarree", "Non démarrée"
+
+
+Maturite, Avancement = FicheAction.Maturite, FicheAction.Avancement
+# The first bucket whose maturity or stage matches wins: a fiche « prête » whose works have
+# started (« démarrage ») is engagée; one « engagée » whose stage says « achevée » is livrée.
+LIVRAISON_RULES: list[tuple[str, set[str], set[str]]] = [
+    (Livraison.LIVREE, {Maturite.LIVREE}, {Avancement.ACHEVEE}),
+    (Livraison.ENGAGEE, {Maturite.ENGAGEE}, {Avancement.DEMARRAGE, Avancement.OPERATIONNELLE}),
+    (Livraison.EN_ETUDE, {Maturite.MATURATION, Maturite.PRETE}, {Avancement.ETUDE}),
+]
+
+
+def livraison(fiche: FicheAction) -> str | None:
+    """The delivery bucket of a fiche (None when abandoned); ``livraison_case`` in SQL."""
+    if fiche.maturite == Maturite.ABANDONNEE:
+        return None
+    for bucket, maturites, avancements in LIVRAISON_RULES:
+        if fiche.maturite in maturites or fiche.avancement in avancements:
+            return bucket
+    return Livraison.NON_DEMARREE
+
+
+def livraison_case(prefix: str = "") -> Case:
+    """``livraison`` as a SQL expression; ``prefix`` reaches fiches from another model
+    (``"fiches__"`` from a beneficiary), to count buckets with a conditional aggregate."""
+    return Case(
+        When(**{f"{prefix}maturite": Maturite.ABANDONNEE}, then=Value(None)),
+        *(
+            When(
+                Q(**{f"{prefix}maturite__in": maturites})
+                | Q(**{f"{prefix}avancement__in": avancements}),
+                then=Value(bucket),
+            )
+            for bucket, maturites, avancements in LIVRAISON_RULES
+        ),
+        default=Value(Livraison.NON_DEMARREE),
+    )
+
+
+def livraison_counts(fiches: QuerySet) -> dict[str, int]:
+    """The number of fiches in each delivery bucket, in one query."""
+    return (
+        fiches.order_by()
+        .annotate(livraison=livraison_case())
+        .aggregate(
+            **{bucket: Count("pk", filter=Q(livraison=bucket)) for bucket in Livraison.values}
+        )
+    )
+
+
+# Totals -----------------------------------------------------------------------------------
+# Costs and financing are summed in separate queries or subqueries: summing both over one
+# join would count a fiche's cost once per financing line.
+
+
+def _sum_of(queryset: QuerySet, group: str, field_name: str) -> Coalesce:
+    """The sum of ``field_name`` over a correlated queryset, grouped by its link to the
+    outer row."""
+    inner = queryset.order_by().values(group).annotate(total=Sum(field_name)).values("total")
+    return Coalesce(Subquery(inner, output_field=MONEY), Value(ZERO), output_field=MONEY)
+
+
+def _count_of(queryset: QuerySet, group: str) -> Coalesce:
+    inner = queryset.order_by().values(group).annotate(total=Count("pk")).values("total")
+    return Coalesce(Subquery(inner, output_field=IntegerField()), Value(0))
+
+
+def with_plan_totals(beneficiaires: QuerySet) -> QuerySet:
+    """Each beneficiary with the count, cost, financing, reste and dépassement of its plan."""
+    fiches = FicheAction.objects.filter(beneficiaire=OuterRef("pk"))
+    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk"))
+    return with_reste(
+        beneficiaires.annotate(
+            nb_fiches=_count_of(fiches, "beneficiaire"),
+            cout=_sum_of(fiches, "beneficiaire", "cout_total"),
+            finance=_sum_of(lignes, "fiche__beneficiaire", "montant"),
+        ),
+        cout="cout",
+    )
+
+
+def axes_with_totals(beneficiaire, fiches: QuerySet) -> list[Axe]:
+    """The axes of a plan, each with the count, cost, financing, reste and dépassement of
+    the given fiches.
+
+    Two GROUP BY queries (fiches, then financing lines, by axis): correlated subqueries per
+    axis cost several times more on a national database.
+    """
+    par_axe = {
+        row["axe"]: row
+        for row in fiches.order_by()
+        .values("axe")
+        .annotate(nb=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(ZERO)))
+    }
+    finance = dict(
+        LigneFinancement.objects.filter(fiche__in=fiches)
+        .order_by()
+        .values("fiche__axe")
+        .annotate(total=Sum("montant"))
+        .values_list("fiche__axe", "total")
+    )
+    axes = list(beneficiaire.axes.order_by("numero"))
+    for axe in axes:
+        row = par_axe.get(axe.pk, {})
+        axe.nb_fiches = row.get("nb", 0)
+        axe.cout = row.get("cout", ZERO)
+        axe.finance = finance.get(axe.pk) or ZERO
+        axe.reste, axe.depassement = reste_et_depassement(axe.cout, axe.finance)
+    return axes
+
+
+def plan_totals(fiches: QuerySet) -> dict:
+    totals = fiches.aggregate(nb_fiches=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(ZERO)))
+    totals["finance"] = LigneFinancement.objects.filter(fiche__in=fiches).aggregate(
+        total=Coalesce(Sum("montant"), Value(ZERO))
+    )["total"]
+    totals["reste"], totals["depassement"] = reste_et_depassement(totals["cout"], totals["finance"])
+    return totals
+
+
+@dataclass
+class LigneFinanceur:
+    nom: str
+    montants: list[Decimal]
+    total: Decimal
+
+
+def financement_par_financeur(fiches: QuerySet) -> tuple[list[LigneFinanceur], list[Decimal]]:
+    """Financing by funder and status: one row per funder, one column per status, and the
+    column totals; one query with a conditional sum per status."""
+    statuts = list(LigneFinancement.Statut.values)
+    rows = (
+        LigneFinancement.objects.filter(fiche__in=fiches)
+        .order_by()
+        .values("financeur__nom", "financeur__ordre")
+        .annotate(
+            total=Sum("montant"),
+            **{
+                f"s_{statut}": Coalesce(Sum("montant", filter=Q(statut=statut)), Value(ZERO))
+                for statut in statuts
+            },
+        )
+        .order_by("financeur__ordre", "financeur__nom")
+    )
+    lignes = [
+        LigneFinanceur(
+            row["financeur__nom"], [row[f"s_{statut}"] for statut in statuts], row["total"]
+        )
+        for row in rows
+    ]
+    column_totals = [
+        sum((ligne.montants[i] for ligne in lignes), ZERO) for i in range(len(statuts))
+    ]
+    return lignes, column_totals
+
+
+# Timeline ---------------------------------------------------------------------------------
+
+
+def _percent(value: float) -> str:
+    """A CSS percentage, with a dot whatever the language of the page."""
+    return f"{value:.3f}%"
+
+
+def etat(fiche: FicheAction) -> str:
+    """The modifier of a timeline bar."""
+    if fiche.maturite == Maturite.ABANDONNEE:
+        return "abandonnee"
+    if livraison(fiche) == Livraison.LIVREE:
+        return "faite"
+    return "retard" if fiche.en_retard else ""
+
+
+def timeline(fiches: list[FicheAction], today: date) -> dict | None:
+    """Bars over the years covered by the planned dates of the fiches, and by today."""
+    dated = [f for f in fiches if f.date_debut_prevue and f.date_fin_prevue]
+    if not dated:
+        return None
+    start = date(min(today, *(f.date_debut_prevue for f in dated)).year, 1, 1)
+    end = date(max(today, *(f.date_fin_prevue for f in dated)).year + 1, 1, 1)
+    span = (end - start).days
+
+    def position(day: date) -> float:
+        return 100 * (day - start).days / span
+
+    bars = []
+    for fiche in dated:
+        left = position(fiche.date_debut_prevue)
+        width = max(position(fiche.date_fin_prevue) - left + 100 / span, 0.6)
+        bars.append(
+            {
+                "fiche": fiche,
+                "left": _percent(left),
+                "width": _percent(width),
+                "etat": etat(fiche),
+                # Formatted here: a date filter per bar costs more than the page's queries.
+                "debut": f"{fiche.date_debut_prevue:%d/%m/%Y}",
+                "fin": f"{fiche.date_fin_prevue:%d/%m/%Y}",
+            }
+        )
+    years = [
+        {
+            "annee": str(year),
+            "left": _percent(position(date(year, 1, 1))),
+            "width": _percent(position(date(year + 1, 1, 1)) - position(date(year, 1, 1))),
+        }
+        for year in range(start.year, end.year)
+    ]
+    return {
+        "bars": bars,
+        "years": years,
+        # Drawn once over all the rows.
+        "gridlines": format_html_join(
+            "",
+            '<span class="pvd-timeline__gridline" style="left: {};"></span>',
+            ((year["left"],) for year in years),
+        ),
+        "today": _percent(position(today)),
+        "undated": [f for f in fiches if not (f.date_debut_prevue and f.date_fin_prevue)],
+    }
+
+
+# The plan page ----------------------------------------------------------------------------
+
+
+class Plan:
+    """A plan (or the fiches of it a search retained), as its page shows it: the fiches by
+    axis in reference order with their totals, the plan's totals, the financing by funder ×
+    status and the timeline. Each part is read on first use, so a page served from its
+    cached fragment (see actions/plan_cache.py) runs none of these queries."""
+
+    statuts = LigneFinancement.Statut.choices
+
+    def __init__(self, beneficiaire, fiches: QuerySet, today: date, *, filtered: bool = False):
+        self.beneficiaire, self.queryset, self.today = beneficiaire, fiches, today
+        self.filtered = filtered
+
+    @cached_property
+    def fiches(self) -> list[FicheAction]:
+        rows = sorted(
+            fiches_with_totals(self.queryset).defer("description", "objectifs", "jalons"),
+            key=lambda fiche: reference_key(fiche.reference),
+        )
+        # One reverse() for the page, not one per fiche and per place it is linked from.
+        fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
+        for fiche in rows:
+            fiche.url = fiche_url.format(fiche.pk)
+        return rows
+
+    @cached_property
+    def axes(self) -> list[tuple[Axe, list[FicheAction]]]:
+        """Each axis with its fiches; when filtered, only the axes with a retained fiche."""
+        by_axe: dict[int, list[FicheAction]] = {}
+        for fiche in self.fiches:
+            by_axe.setdefault(fiche.axe_id, []).append(fiche)
+        return [
+            (axe, by_axe.get(axe.pk, []))
+            for axe in axes_with_totals(self.beneficiaire, self.queryset)
+            if by_axe.get(axe.pk) or not self.filtered
+        ]
+
+    @cached_property
+    def totals(self) -> dict:
+        return plan_totals(self.queryset)
+
+    @cached_property
+    def _financement(self) -> tuple[list[LigneFinanceur], list[Decimal]]:
+        return financement_par_financeur(self.queryset)
+
+    @property
+    def financeurs(self) -> list[LigneFinanceur]:
+        return self._financement[0]
+
+    @property
+    def totaux_statut(self) -> list[Decimal]:
+        return self._financement[1]
+
+    @cached_property
+    def timeline(self) -> dict | None:
+        return timeline(self.fiches, self.today)

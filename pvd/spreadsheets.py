@@ -1,0 +1,96 @@
+"""The one writer of every CSV and XLSX the portal produces: a user's text never becomes a
+formula in the spreadsheet that opens it (OWASP « CSV injection »).
+
+- CSV: a text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+  leading single quote, which spreadsheets show as text. Numbers, dates and amounts are
+  formatted here (French decimal comma), so a negative amount stays a number.
+- XLSX: a text is always stored as a string cell, never a formula; one that starts like a
+  formula also gets Excel's « quote prefix » style, so editing the cell keeps it text.
+  Its value is not changed: a workbook read back by the portal gets the text as typed.
+
+Use ``csv_response`` / ``csv_lines`` for CSV, and ``sheet.append(xlsx_row(sheet, row))`` or
+``text_cell(sheet.cell(…), text)`` for XLSX; never put a user's text in a cell directly.
+"""
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.http import StreamingHttpResponse
+from openpyxl.cell import WriteOnlyCell
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_BATCH = 500  # rows per chunk sent: fewer, larger writes than one per row
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def looks_like_formula(value: str) -> bool:
+    return value.startswith(FORMULA_PREFIXES)
+
+
+def safe_text(value: str) -> str:
+    """The text as a spreadsheet shows it, never run: « '=HYPERLINK(…) »."""
+    return "'" + value if looks_like_formula(value) else value
+
+
+# CSV --------------------------------------------------------------------------------------
+
+
+def csv_value(value) -> str:
+    """A cell of a CSV read by French Excel: « 1234,50 » for an amount, ISO dates."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, Decimal | float):
+        return f"{value:.2f}".replace(".", ",")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def csv_lines(header: list[str], rows: Iterable[Iterable]) -> Iterator[str]:
+    """The file in chunks: a BOM (so Excel reads UTF-8), the header, the rows."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, delimiter=";")
+    writer.writerow([csv_value(title) for title in header])
+    for count, row in enumerate(rows, 1):
+        writer.writerow([csv_value(value) for value in row])
+        if count % CSV_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def csv_response(header: list[str], rows: Iterable[Iterable], filename: str):
+    response = StreamingHttpResponse(
+        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+# XLSX -------------------------------------------------------------------------------------
+
+
+def text_cell(cell, value: str):
+    """Put a text in a cell as a string, never a formula."""
+    cell.value = value
+    cell.data_type = "s"  # openpyxl would take « =… » for a formula
+    if looks_like_formula(value):
+        cell.quotePrefix = True
+    return cell
+
+
+def xlsx_row(sheet, row: Iterable) -> list:
+    """A row for ``sheet.append`` (write-only or ordinary sheet): texts as string cells,
+    other values (numbers, dates) as they are."""
+    return [
+        text_cell(WriteOnlyCell(sheet), value) if isinstance(value, str) else value for value in row
+    ]

@@ -1,0 +1,154 @@
+"""The plan page is cached until the plan changes (actions/plan_cache.py, actions/signals.py)."""
+
+import html
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import strip_tags
+
+from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
+from actions.plan_cache import plan_version
+from tests.conftest import count_queries
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fragment_cache(settings):
+    """Page fragments cached as in production (the test settings turn them off)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "template_fragments": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "plan-cache-tests",
+        },
+    }
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    caches["template_fragments"].clear()
+
+
+def text(response) -> str:
+    assert response.status_code == 200
+    content = html.unescape(strip_tags(response.content.decode()))
+    return " ".join(content.replace("\xa0", " ").replace("\u202f", " ").split())
+
+
+@pytest.fixture
+def fiche(ussel_la_courtine):
+    ensure_axes(ussel_la_courtine)
+    fiche = FicheAction.objects.create(
+        beneficiaire=ussel_la_courtine,
+        axe=ussel_la_courtine.axes.get(numero=1),
+        reference="1.1",
+        titre="Halle couverte",
+        cout_total=Decimal("100000"),
+    )
+    LigneFinancement.objects.create(
+        fiche=fiche, financeur=Financeur.objects.get(nom="DSIL"), montant=Decimal("40000")
+    )
+    return fiche
+
+
+def plan_url(fiche) -> str:
+    return reverse("actions:plan", args=[fiche.beneficiaire_id])
+
+
+def test_a_second_view_is_served_from_cache_with_fewer_queries(client_for, cdp_ussel, fiche):
+    client = client_for(cdp_ussel)
+    first = client.get(plan_url(fiche))
+    cold = count_queries(lambda: client.get(plan_url(fiche), {"maturite": ""}))
+    warm = count_queries(lambda: client.get(plan_url(fiche)))
+    assert warm < cold
+    assert text(client.get(plan_url(fiche))) == text(first)
+
+
+def test_every_change_of_the_plan_shows_at_once(client_for, cdp_ussel, fiche):
+    client = client_for(cdp_ussel)
+    assert "Halle couverte" in text(client.get(plan_url(fiche)))
+
+    fiche.titre = "Halle rénovée"
+    fiche.save()
+    assert "Halle rénovée" in text(client.get(plan_url(fiche)))
+
+    ligne = fiche.financements.get()
+    ligne.montant = Decimal("100000")
+    ligne.save()
+    assert "0 € reste à financer" in text(client.get(plan_url(fiche)))
+
+    LigneFinancement.objects.create(
+        fiche=fiche, financeur=Financeur.objects.get(nom="Région"), montant=Decimal("5000")
+    )
+    assert "5 000 € de financements au-delà du coût" in text(client.get(plan_url(fiche)))
+
+    axe = fiche.axe
+    axe.nom = "Habiter le centre"
+    axe.save()
+    assert "1. Habiter le centre" in text(client.get(plan_url(fiche)))
+
+    region = Financeur.objects.get(nom="Région")
+    region.nom = "Région Nouvelle-Aquitaine"
+    region.save()
+    assert "Région Nouvelle-Aquitaine" in text(client.get(plan_url(fiche)))
+
+    fiche.delete()
+    assert "Halle rénovée" not in text(client.get(plan_url(fiche)))
+
+
+def test_readers_and_editors_get_their_own_page(client_for, cdp_ussel, elu_ussel, fiche):
+    assert "Ajouter une fiche à l’axe 1" in text(client_for(cdp_ussel).get(plan_url(fiche)))
+    page = text(client_for(elu_ussel).get(plan_url(fiche)))
+    assert "Halle couverte" in page
+    assert "Ajouter une fiche" not in page and "Nouvelle fiche action" not in page
+
+
+def test_a_search_is_not_answered_from_the_cached_page(client_for, cdp_ussel, fiche):
+    client = client_for(cdp_ussel)
+    client.get(plan_url(fiche))
+    page = text(client.get(plan_url(fiche), {"maturite": "livree"}))
+    assert "Aucune fiche action ne correspond à votre recherche." in page
+
+
+def test_the_next_day_the_page_is_rendered_again(client_for, cdp_ussel, fiche, monkeypatch):
+    today = timezone.localdate()
+    fiche.date_debut_prevue = today - timedelta(days=30)
+    fiche.date_fin_prevue = today + timedelta(days=1)
+    fiche.save()
+    client = client_for(cdp_ussel)
+    late = "pvd-timeline__bar--retard"
+    assert late not in client.get(plan_url(fiche)).content.decode()
+
+    monkeypatch.setattr(timezone, "localdate", lambda *args: today + timedelta(days=3))
+    assert late in client.get(plan_url(fiche)).content.decode()
+
+
+def test_a_reader_sees_the_axes_an_editor_just_started(
+    client_for, elu_ussel, cdp_ussel, ussel_la_courtine
+):
+    url = reverse("actions:plan", args=[ussel_la_courtine.pk])
+    assert "n’est pas encore commencé" in text(client_for(elu_ussel).get(url))
+    client_for(cdp_ussel).get(url)  # the editor's visit seeds the usual axes
+    page = text(client_for(elu_ussel).get(url))
+    assert "n’est pas encore commencé" not in page
+    assert "1. Habitat" in page
+
+
+def test_a_change_gives_the_plan_a_new_version_again_once_committed(
+    fiche, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        fiche.titre = "Halle rénovée"
+        fiche.save()
+        # A page rendered now may still read the plan as it was before the commit.
+        during = plan_version(fiche.beneficiaire_id)
+    assert plan_version(fiche.beneficiaire_id) != during
+
+
+def test_a_new_release_does_not_serve_the_previous_pages(fiche, monkeypatch):
+    before = plan_version(fiche.beneficiaire_id)
+    monkeypatch.setattr("actions.plan_cache.code_version", lambda: "next-release")
+    assert plan_version(fiche.beneficiaire_id) != before
