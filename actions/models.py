@@ -7,6 +7,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
+from pvd.files import pdf_upload_name
 
 AXES_ORT = [
     "Habitat",
@@ -315,7 +316,7 @@ class Mesure(models.Model):
 
 
 def piece_upload_to(instance: "PointAvancement", filename: str) -> str:
-    return f"actions/{instance.fiche_id}/{filename}"
+    return pdf_upload_name(f"actions/{instance.fiche_id}")
 
 
 class PointAvancement(models.Model):

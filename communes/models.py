@@ -3,6 +3,8 @@ import unicodedata
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
+from pvd.files import pdf_upload_name
+
 
 def normalize(text: str) -> str:
     """Lowercase, no accents, hyphens and apostrophes as spaces: how people type names."""
@@ -377,7 +379,7 @@ class DecisionStatutQuerySet(models.QuerySet):
 
 
 def decision_upload_to(instance: "DecisionStatut", filename: str) -> str:
-    return f"decisions/{instance.beneficiaire_id}/{filename}"
+    return pdf_upload_name(f"decisions/{instance.beneficiaire_id}")
 
 
 class DecisionStatut(models.Model):
