@@ -20,6 +20,7 @@ from .excel import (
     FINANCEMENTS,
     Colonne,
     Plan,
+    mark_identity,
     tri_naturel,
 )
 from .models import FicheAction, LigneFinancement
@@ -185,6 +186,7 @@ def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
         plages,
         feuille_financements.max_row + TEMPLATE_ROWS,
     )
+    mark_identity(workbook, beneficiaire)
     workbook.active = 0
     return workbook
 
