@@ -498,16 +498,19 @@ def _lire_feuille(
         return [], set()
     lignes = []
     for numero, cells in enumerate(rows, start=2):
-        if numero > MAX_LIGNES_LUES or time.monotonic() > lecture.echeance:
-            lecture.erreurs.append(
-                Erreur(
-                    nom,
-                    numero,
-                    None,
-                    f"feuille trop longue ({MAX_LIGNES_LUES} lignes au plus, lignes vides "
-                    "comprises) : supprimez les lignes vides en fin de feuille",
-                )
+        if numero > MAX_LIGNES_LUES:
+            message = (
+                f"feuille trop longue ({MAX_LIGNES_LUES} lignes au plus, lignes vides "
+                "comprises) : supprimez les lignes vides en fin de feuille"
             )
+            lecture.erreurs.append(Erreur(nom, numero, None, message))
+            break
+        if time.monotonic() > lecture.echeance:
+            message = (
+                f"lecture interrompue après {MAX_SECONDES} secondes : le classeur est trop "
+                "lourd, repartez du modèle téléchargé sur cette page"
+            )
+            lecture.erreurs.append(Erreur(nom, numero, None, message))
             break
         if formule := _formule(cells):
             colonne = next((c.titre for c, p in presentes if p == formule.column - 1), None)

@@ -64,6 +64,16 @@ def test_blank_rows_count_towards_the_row_limit(client_for, cdp_ussel, plan_usse
     assert snapshot(plan_ussel) == before
 
 
+def test_reading_stops_at_the_time_limit_and_imports_nothing(
+    client_for, cdp_ussel, plan_ussel, monkeypatch
+):
+    monkeypatch.setattr("actions.excel.MAX_SECONDES", -1)
+    before = snapshot(plan_ussel)
+    page = text_of(upload(client_for(cdp_ussel), plan_ussel, workbook_bytes(plan_ussel, FICHES)))
+    assert "Feuille Fiches, ligne 2 : lecture interrompue après -1 secondes" in page
+    assert snapshot(plan_ussel) == before
+
+
 def test_the_workbook_of_another_plan_is_refused_and_changes_nothing(
     client_for, cdp_ussel, plan_ussel, plan_le_blanc
 ):
