@@ -440,8 +440,11 @@ def mark_identity(workbook: Workbook, beneficiaire: Beneficiaire) -> None:
 def check_identity(workbook, beneficiaire: Beneficiaire) -> None:
     """Refuse a workbook that is not the template of this plan (or one made from it)."""
     valeur = None
-    if IDENTITE in workbook.sheetnames:
-        valeur = next(workbook[IDENTITE].iter_rows(max_row=1, max_col=1, values_only=True))[0]
+    try:
+        rows = workbook[IDENTITE].iter_rows(max_row=1, max_col=1, values_only=True)
+        valeur = next(rows, (None,))[0]
+    except Exception:  # no such sheet, a chart sheet, damaged XML: no identity
+        valeur = None
     try:
         pk = signing.loads(str(valeur), salt=IDENTITE_SALT)
     except signing.BadSignature:

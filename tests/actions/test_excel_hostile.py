@@ -88,13 +88,15 @@ def test_the_workbook_of_another_plan_is_refused_and_changes_nothing(
     )
 
 
-@pytest.mark.parametrize("forge", ["removed", "tampered", "blank workbook"])
+@pytest.mark.parametrize("forge", ["removed", "emptied", "tampered", "blank workbook"])
 def test_a_workbook_without_the_plans_signed_identity_is_refused(
     client_for, cdp_ussel, plan_ussel, forge
 ):
     def edit(workbook):
         if forge == "removed":
             del workbook["Identité"]
+        elif forge == "emptied":
+            workbook["Identité"]["A1"] = None
         else:
             token = workbook["Identité"]["A1"].value
             workbook["Identité"]["A1"] = f"{plan_ussel.pk + 1}{token[token.index(':') :]}"
