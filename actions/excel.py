@@ -43,13 +43,13 @@ MAX_LIGNES_LUES = 20_000
 MAX_COLONNES_LUES = 60
 # Reading both sheets may not take longer than this.
 MAX_SECONDES = 20
+MAX_MONTANT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
+CENTIME = Decimal("0.01")
 
 # The template carries the plan it was made for: a very hidden sheet holds the
 # beneficiary's id, signed, so a workbook of another plan is refused.
 IDENTITE = "Identité"
 IDENTITE_SALT = "actions.excel.plan"
-MAX_MONTANT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
-CENTIME = Decimal("0.01")
 
 FICHES = "Fiches"
 FINANCEMENTS = "Financements"
