@@ -1,12 +1,15 @@
 """The import of a plan d'action from its Excel workbook (built by excel_template.py).
 
-``open_workbook`` refuses anything but a real XLSX; ``read_workbook`` checks every row of
-both sheets and collects every error; ``apply_import`` writes the rows in one transaction,
-and is only called when there is no error at all.
+``open_workbook`` refuses anything but a real XLSX of bounded size, and
+``check_identity`` a workbook made from another plan's template; ``read_workbook`` checks
+every row of both sheets and collects every error (a formula is one: it is never read);
+``apply_import`` writes the rows in one transaction, and is only called when there is no
+error at all.
 """
 
 import logging
 import re
+import time
 import unicodedata
 import zipfile
 from collections import Counter, defaultdict
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
@@ -22,18 +26,31 @@ from openpyxl.utils.datetime import from_excel
 
 from communes.models import Beneficiaire
 
-from .models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
+from .models import TEXTE_LONG, Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
 from .plan import reference_key as tri_naturel
 
 logger = logging.getLogger(__name__)
 
 MAX_SIZE = 10 * 1024 * 1024
-# A 10 MB zip can inflate a thousandfold: refuse what no plan d'action could ever weigh.
-MAX_UNCOMPRESSED_SIZE = 200 * 1024 * 1024
+# A 10 MB zip can inflate a thousandfold: refuse what no plan d'action could ever weigh
+# (2 000 fiches with 10 000-character texts stay well below).
+MAX_UNCOMPRESSED_SIZE = 60 * 1024 * 1024
 MAX_FICHES = 2_000
 MAX_FINANCEMENTS = 10_000
+# Rows read per sheet, blank ones included: Excel writes formatted blank rows, and a forged
+# file can declare a million of them, each cheap to store and slow to read.
+MAX_LIGNES_LUES = 20_000
+# Columns read per row: the template has 19; a row can claim 16 384.
+MAX_COLONNES_LUES = 60
+# Reading both sheets may not take longer than this.
+MAX_SECONDES = 20
 MAX_MONTANT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
 CENTIME = Decimal("0.01")
+
+# The template carries the plan it was made for: a very hidden sheet holds the
+# beneficiary's id, signed, so a workbook of another plan is refused.
+IDENTITE = "Identité"
+IDENTITE_SALT = "actions.excel.plan"
 
 FICHES = "Fiches"
 FINANCEMENTS = "Financements"
@@ -79,8 +96,10 @@ COLONNES_FICHES = [
     Colonne("Référence", "reference", "reference", 12, AIDE_REFERENCE, True, longueur=20),
     Colonne("Titre", "titre", "texte", 45, "L'intitulé de l'action.", True, longueur=300),
     Colonne("Axe", "axe", "axe", 36, "Un axe du plan, choisi dans la liste.", True),
-    Colonne("Description", "description", "texte", 50, "Le contenu de l'action."),
-    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus."),
+    Colonne("Description", "description", "texte", 50, "Le contenu de l'action.",
+            longueur=TEXTE_LONG),
+    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus.",
+            longueur=TEXTE_LONG),
     Colonne("Maître d'ouvrage (type)", "maitre_ouvrage_type", "choix", 24,
             "Commune, EPCI, SEM / SPL, bailleur social…"),
     Colonne("Maître d'ouvrage (nom)", "maitre_ouvrage", "texte", 30,
@@ -304,6 +323,7 @@ class Lecture:
     erreurs: list[Erreur] = field(default_factory=list)
     # Which optional columns the Fiches sheet has: an absent column leaves its field alone.
     champs_fiches: set[str] = field(default_factory=set)
+    echeance: float = field(default_factory=lambda: time.monotonic() + MAX_SECONDES)
 
 
 class Plan:
@@ -389,12 +409,63 @@ def open_workbook(upload) -> Workbook:
     if "xl/workbook.xml" not in names:
         raise refus
     if inflated > MAX_UNCOMPRESSED_SIZE:
-        raise FichierRefuse("Ce classeur est trop volumineux une fois décompressé.")
+        raise FichierRefuse(
+            f"Ce classeur est trop volumineux une fois décompressé ({filesizeformat(inflated)}, "
+            f"{filesizeformat(MAX_UNCOMPRESSED_SIZE)} au plus) : supprimez les lignes vides "
+            "en fin de feuille, ou repartez du modèle."
+        )
     upload.seek(0)
     try:
-        return load_workbook(upload, read_only=True, data_only=True)
+        # Not data_only: a formula must be seen as one (and refused), not read as its cache.
+        return load_workbook(upload, read_only=True, data_only=False)
     except Exception:  # openpyxl raises many kinds of errors on a damaged file
         raise refus from None
+
+
+def mark_identity(workbook: Workbook, beneficiaire: Beneficiaire) -> None:
+    """Write the plan's signed identity into its template."""
+    feuille = workbook.create_sheet(IDENTITE)
+    feuille.sheet_state = "veryHidden"
+    feuille["A1"] = signing.dumps(beneficiaire.pk, salt=IDENTITE_SALT)
+
+
+def check_identity(workbook, beneficiaire: Beneficiaire) -> None:
+    """Refuse a workbook that is not the template of this plan (or one made from it)."""
+    valeur = None
+    try:
+        rows = workbook[IDENTITE].iter_rows(max_row=1, max_col=1, values_only=True)
+        valeur = next(rows, (None,))[0]
+    except Exception:  # no such sheet, a chart sheet, damaged XML: no identity
+        valeur = None
+    try:
+        pk = signing.loads(str(valeur), salt=IDENTITE_SALT)
+    except signing.BadSignature:
+        workbook.close()
+        raise FichierRefuse(
+            "Ce classeur ne vient pas du modèle de ce plan d'action : téléchargez le modèle "
+            "sur cette page, complétez-le et déposez-le."
+        ) from None
+    if pk != beneficiaire.pk:
+        workbook.close()
+        raise FichierRefuse(
+            "Ce classeur est le modèle du plan d'action d'un autre bénéficiaire : il ne peut "
+            f"pas modifier le plan de {beneficiaire.nom}. Téléchargez le modèle sur cette page."
+        )
+
+
+def _formule(cells: tuple):
+    """The first cell of the row holding a formula, if any."""
+    return next((cell for cell in cells if cell.data_type == "f"), None)
+
+
+def _message_formule(cell) -> str:
+    formule = str(getattr(cell.value, "text", cell.value))
+    if len(formule) > 40:
+        formule = formule[:40] + "…"
+    return (
+        f"la cellule {cell.coordinate} contient une formule (« {formule} ») : les formules ne "
+        "sont pas lues, saisissez la valeur elle-même"
+    )
 
 
 def _vide(row: tuple) -> bool:
@@ -409,8 +480,8 @@ def _lire_feuille(
             Erreur(nom, None, None, "feuille absente du classeur (partez du modèle à jour)")
         )
         return [], set()
-    rows = workbook[nom].iter_rows(values_only=True)
-    entetes = next(rows, None) or ()
+    rows = workbook[nom].iter_rows(max_col=MAX_COLONNES_LUES)
+    entetes = [cell.value for cell in next(rows, None) or ()]
     positions = {cle(texte_de(v)): i for i, v in reversed(list(enumerate(entetes))) if v}
     presentes = [(c, positions[cle(c.titre)]) for c in colonnes if cle(c.titre) in positions]
     for colonne in colonnes:
@@ -421,7 +492,26 @@ def _lire_feuille(
     if any(c.obligatoire and cle(c.titre) not in positions for c in colonnes):
         return [], set()
     lignes = []
-    for numero, row in enumerate(rows, start=2):
+    for numero, cells in enumerate(rows, start=2):
+        if numero > MAX_LIGNES_LUES:
+            message = (
+                f"feuille trop longue ({MAX_LIGNES_LUES} lignes au plus, lignes vides "
+                "comprises) : supprimez les lignes vides en fin de feuille"
+            )
+            lecture.erreurs.append(Erreur(nom, numero, None, message))
+            break
+        if time.monotonic() > lecture.echeance:
+            message = (
+                f"lecture interrompue après {MAX_SECONDES} secondes : le classeur est trop "
+                "lourd, repartez du modèle téléchargé sur cette page"
+            )
+            lecture.erreurs.append(Erreur(nom, numero, None, message))
+            break
+        if formule := _formule(cells):
+            colonne = next((c.titre for c, p in presentes if p == formule.column - 1), None)
+            lecture.erreurs.append(Erreur(nom, numero, colonne, _message_formule(formule)))
+            continue
+        row = tuple(cell.value for cell in cells)
         if _vide(row):
             continue
         if len(lignes) == limite:

@@ -21,6 +21,7 @@ from .excel import (
     FINANCEMENTS,
     Colonne,
     Plan,
+    mark_identity,
 )
 from .models import FicheAction, LigneFinancement
 from .plan import fiche_order_key
@@ -189,6 +190,7 @@ def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
         plages,
         feuille_financements.max_row + TEMPLATE_ROWS,
     )
+    mark_identity(workbook, beneficiaire)
     workbook.active = 0
     return workbook
 

@@ -11,12 +11,12 @@ from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 from dsfr.forms import DsfrBaseForm
 
-from communes.models import Departement
+from communes.models import Beneficiaire, Departement
 from communes.views import get_beneficiaire
 from pvd import policy
 
 from . import exports
-from .excel import MAX_SIZE, apply_import, open_workbook, read_workbook
+from .excel import MAX_SIZE, apply_import, check_identity, open_workbook, read_workbook
 from .excel_template import template_workbook
 from .models import ExportPlan
 from .views import PLAN_READ_ONLY
@@ -29,9 +29,14 @@ class ImportForm(DsfrBaseForm, forms.Form):
         help_text="Le modèle téléchargé sur cette page, complété.",
     )
 
+    def __init__(self, *args, beneficiaire: Beneficiaire, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.beneficiaire = beneficiaire
+
     def clean_fichier(self):
         upload = self.cleaned_data["fichier"]
         self.workbook = open_workbook(upload)
+        check_identity(self.workbook, self.beneficiaire)
         return upload
 
 
@@ -44,7 +49,7 @@ def excel(request: HttpRequest, pk: int) -> HttpResponse:
             "beneficiaire": beneficiaire,
             "can_edit": policy.may_edit_plan(request.user, beneficiaire),
             "nb_fiches": beneficiaire.fiches.count(),
-            "form": ImportForm(),
+            "form": ImportForm(beneficiaire=beneficiaire),
         },
     )
 
@@ -71,6 +76,9 @@ class ExcelImportView(FormView):
         )
         return super().dispatch(request, *args, **kwargs)
 
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
+
     def get_context_data(self, **kwargs):
         return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
@@ -81,7 +89,9 @@ class ExcelImportView(FormView):
                 self.get_context_data(form=form, erreurs=lecture.erreurs)
             )
         bilan = apply_import(lecture, self.beneficiaire, self.request.user)
-        return self.render_to_response(self.get_context_data(form=ImportForm(), bilan=bilan))
+        return self.render_to_response(
+            self.get_context_data(form=ImportForm(beneficiaire=self.beneficiaire), bilan=bilan)
+        )
 
 
 def export_plan(request: HttpRequest, pk: int, format: str) -> HttpResponse:

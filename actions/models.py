@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
 from pvd import policy
+from pvd.files import pdf_upload_name
 
 from .plan_cache import new_plan_version
 
@@ -97,6 +98,10 @@ class FicheActionQuerySet(models.QuerySet):
         )
 
 
+# The longest description or objectives a fiche may have, in the web form and the import.
+TEXTE_LONG = 10_000
+
+
 class FicheAction(models.Model):
     class MaitreOuvrage(models.TextChoices):
         COMMUNE = "commune", "Commune"
@@ -139,8 +144,8 @@ class FicheAction(models.Model):
     axe = models.ForeignKey(
         Axe, verbose_name="axe", on_delete=models.PROTECT, related_name="fiches"
     )
-    description = models.TextField("description", blank=True)
-    objectifs = models.TextField("objectifs", blank=True)
+    description = models.TextField("description", blank=True, max_length=TEXTE_LONG)
+    objectifs = models.TextField("objectifs", blank=True, max_length=TEXTE_LONG)
     communes = models.ManyToManyField(Commune, verbose_name="communes concernées", blank=True)
     secteur = models.CharField("secteur d'intervention", max_length=200, blank=True)
     maitre_ouvrage_type = models.CharField(
@@ -313,7 +318,7 @@ class Mesure(models.Model):
 
 
 def piece_upload_to(instance: "PointAvancement", filename: str) -> str:
-    return f"actions/{instance.fiche_id}/{filename}"
+    return pdf_upload_name(f"actions/{instance.fiche_id}")
 
 
 class PointAvancement(models.Model):

@@ -5,6 +5,8 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from pvd.files import pdf_upload_name
+
 # The programme aims at communes below this population; a larger one needs a reason.
 SEUIL_POPULATION = 20_000
 
@@ -375,7 +377,7 @@ class DecisionStatutQuerySet(models.QuerySet):
 
 
 def decision_upload_to(instance: "DecisionStatut", filename: str) -> str:
-    return f"decisions/{instance.beneficiaire_id}/{filename}"
+    return pdf_upload_name(f"decisions/{instance.beneficiaire_id}")
 
 
 class DecisionStatut(models.Model):

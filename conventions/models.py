@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
+from pvd.files import pdf_upload_name
 
 DELAI_CONVENTION_CADRE = relativedelta(months=18)
 ALERTE_ECHEANCE = relativedelta(months=3)
@@ -429,7 +430,7 @@ class DocumentConvention(models.Model):
 
 
 def scan_upload_to(instance: "ScanSigne", filename: str) -> str:
-    return f"conventions/{instance.convention_id}/signees/{filename}"
+    return pdf_upload_name(f"conventions/{instance.convention_id}/signees")
 
 
 class ScanSigne(models.Model):

@@ -1,24 +1,124 @@
-"""Checks on uploaded documents, shared by every upload of the portal."""
+"""Checks on uploaded documents, shared by every upload of the portal.
+
+A PDF is recognised by parsing it (pypdf), never by sniffing a few bytes: an HTML page
+with `%PDF-` in a comment, or a ZIP with a PDF glued in front, is not a PDF. What a PDF
+may carry is checked on the parsed objects, so compressed object streams and escaped
+names (`/J#61vaScript`) cannot hide an action.
+"""
+
+import io
+import re
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
 MAX_PDF_SIZE = 20 * 1024 * 1024
+# Beyond this many objects a "scan" is not a scan; also bounds the time the walk takes.
+MAX_PDF_OBJECTS = 200_000
+# A few bytes after the last %%EOF are tolerated (line ends, NUL padding of old scanners).
+MAX_TRAILING_BYTES = 32
+
+NOT_A_PDF = "Ce fichier n'est pas un PDF valide. Déposez le document au format PDF."
+
+# Names whose presence anywhere in the document makes it refused, with the reason shown.
+FORBIDDEN_NAMES = {
+    "/JS": "du JavaScript",
+    "/JavaScript": "du JavaScript",
+    "/Launch": "une action qui lance un programme",
+    "/EmbeddedFiles": "des fichiers incorporés",
+    "/EmbeddedFile": "des fichiers incorporés",
+    "/FileAttachment": "des fichiers incorporés",
+    "/RichMedia": "du contenu multimédia actif",
+    "/XFA": "un formulaire XFA (scripts)",
+    "/GoToE": "une action vers un fichier incorporé",
+    "/ImportData": "une action qui importe des données",
+    "/SubmitForm": "une action qui envoie des données",
+}
+
+_TRAILING_JUNK = re.compile(rb"[\s\x00]*")
+
+
+def pdf_upload_name(prefix: str) -> str:
+    """Where an uploaded PDF is stored: never the uploader's name or extension."""
+    return f"{prefix}/{uuid.uuid4().hex}.pdf"
 
 
 def validate_pdf(upload) -> None:
-    """A PDF is recognised by its content (header and end marker), never by its name."""
     if upload.size > MAX_PDF_SIZE:
         raise ValidationError(
             f"Le fichier pèse {filesizeformat(upload.size)} : la limite est de "
             f"{filesizeformat(MAX_PDF_SIZE)}."
         )
     upload.seek(0)
-    head = upload.read(1024)
-    upload.seek(max(upload.size - 2048, 0))
-    tail = upload.read()
+    content = upload.read()
     upload.seek(0)
-    if b"%PDF-" not in head[:1024] or b"%%EOF" not in tail:
+    check_pdf_bytes(content)
+
+
+def check_pdf_bytes(content: bytes) -> None:
+    """Raise a ValidationError in French unless `content` is one clean PDF and nothing else."""
+    if not content.startswith(b"%PDF-"):
+        raise ValidationError(NOT_A_PDF)
+    end = content.rfind(b"%%EOF")
+    if end == -1:
+        raise ValidationError(NOT_A_PDF)
+    tail = content[end + len(b"%%EOF") :]
+    if len(tail) > MAX_TRAILING_BYTES or not _TRAILING_JUNK.fullmatch(tail):
         raise ValidationError(
-            "Ce fichier n'est pas un PDF valide. Déposez le document au format PDF."
+            "Ce fichier contient d'autres données après la fin du PDF : il est refusé. "
+            "Déposez le PDF tel que produit par le scanner ou le logiciel."
         )
+    reason = _forbidden_content(content)
+    if reason:
+        raise ValidationError(
+            f"Ce PDF contient {reason} : il est refusé pour la sécurité des utilisateurs. "
+            "Déposez une version simple du document (impression en PDF ou scan)."
+        )
+
+
+def _forbidden_content(content: bytes) -> str | None:
+    try:
+        reader = PdfReader(io.BytesIO(content), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ValidationError(
+                "Ce PDF est protégé par un mot de passe. Déposez une version sans protection."
+            )
+        if len(reader.pages) == 0:
+            raise ValidationError(NOT_A_PDF)
+        return _walk(reader.trailer)
+    except ValidationError:
+        raise
+    except Exception:  # a broken file raises PdfReadError but also KeyError, ValueError...
+        raise ValidationError(NOT_A_PDF) from None
+
+
+def _walk(root) -> str | None:
+    """Visit every object reachable from the trailer; the first forbidden name found wins."""
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    visited = 0
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, IndirectObject):
+            key = (obj.idnum, obj.generation)
+            if key in seen:
+                continue
+            seen.add(key)
+            obj = obj.get_object()
+        visited += 1
+        if visited > MAX_PDF_OBJECTS:
+            raise ValidationError(NOT_A_PDF)
+        if isinstance(obj, NameObject):
+            if str(obj) in FORBIDDEN_NAMES:
+                return FORBIDDEN_NAMES[str(obj)]
+        elif isinstance(obj, DictionaryObject):
+            for name, value in obj.items():
+                if str(name) in FORBIDDEN_NAMES:
+                    return FORBIDDEN_NAMES[str(name)]
+                stack.append(value)
+        elif isinstance(obj, ArrayObject):
+            stack.extend(obj)
+    return None

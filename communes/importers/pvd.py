@@ -60,14 +60,12 @@ from communes.models import (
     MembreBeneficiaire,
     normalize,
 )
-from pvd.models import ImportRun
 
 from .cog import COMMUNE_CODE
 from .csvfile import CANDIDATE_DELIMITERS, ImportFileError, quote, read_rows
-from .territoires import fmt
+from .report import Report, fmt, record_run
 
 IMPORT_KIND = "pvd"
-REPORT_EXAMPLES = 20
 BATCH_SIZE = 1000
 
 ID_PVD_MAX_LENGTH = IdentifiantPVD._meta.get_field("id_pvd").max_length
@@ -346,33 +344,6 @@ _SECTION_ORDER = [
 ]
 
 
-@dataclass
-class Report:
-    header: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    sections: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, section: str, text: str) -> None:
-        self.sections[section].append(text)
-
-    def render(self, limit: int | None = REPORT_EXAMPLES) -> str:
-        """The report in French; ``limit`` examples per section (None: all)."""
-        lines = list(self.header)
-        width = max(len(label) for label in self.counts)
-        lines += [f"{label:<{width}} : {fmt(n)}" for label, n in self.counts.items()]
-        sections = [s for s in _SECTION_ORDER if self.sections.get(s)]
-        if sections:
-            lines.append("Détail :")
-        for section in sections:
-            items = self.sections[section]
-            lines.append(f"  {section} : {fmt(len(items))}")
-            shown = items if limit is None else items[:limit]
-            lines += [f"    - {item}" for item in shown]
-            if len(items) > len(shown):
-                lines.append(f"    … et {fmt(len(items) - len(shown))} autres")
-        return "\n".join(lines)
-
-
 @dataclass(frozen=True, slots=True)
 class CommuneInfo:
     code: str
@@ -425,7 +396,7 @@ class Plan:
     inchangees: int = 0  # communes already in the right active beneficiary
     a_decider: int = 0  # groups left for a person to decide
     inconnus: int = 0
-    report: Report = field(default_factory=Report)
+    report: Report = field(default_factory=lambda: Report(order=_SECTION_ORDER))
 
     @property
     def d(self) -> str:
@@ -547,8 +518,24 @@ def build_plan(liste: Liste, date_liste: date, date_source: str) -> Plan:
     """Compare the list with the database and decide every change; write nothing."""
     check_database(date_liste)
     plan = Plan(liste, date_liste)
-    report = plan.report
+    communes, lignes = _known_lignes(plan)
+    in_file = {ligne.code for ligne in lignes}
+    membres = _active_members()
+    actif = {m.commune: m for m in membres}
+    par_beneficiaire: dict[int, list[Membre]] = defaultdict(list)
+    for m in membres:
+        par_beneficiaire[m.beneficiaire].append(m)
+    for group in _groups(liste, lignes):
+        _plan_group(plan, group, communes, actif, par_beneficiaire, in_file)
+    _plan_departures(plan, par_beneficiaire, in_file)
+    _plan_ids(plan, lignes)
+    _summary(plan, date_source)
+    return plan
 
+
+def _known_lignes(plan: Plan) -> tuple[dict[str, CommuneInfo], list[Ligne]]:
+    """The lines of communes the territorial reference knows; the others are reported."""
+    liste, report = plan.liste, plan.report
     codes = [ligne.code for ligne in liste.lignes]
     communes = {
         row[0]: CommuneInfo(*row[:4], row[4] or "", row[5])
@@ -566,8 +553,11 @@ def build_plan(liste: Liste, date_liste: date, date_source: str) -> Plan:
             report.add(INCONNUS, f"ligne {ligne.line} : {ligne.code} {ligne.nom}{id_pvd}")
     for text in liste.modeles:
         report.add(MODELE, text)
-    in_file = {ligne.code for ligne in lignes}
+    return communes, lignes
 
+
+def _active_members() -> list[Membre]:
+    """The communes of the active beneficiaries, most populous first (as in their names)."""
     membres = [
         Membre(*row)
         for row in MembreBeneficiaire.objects.filter(
@@ -582,48 +572,56 @@ def build_plan(liste: Liste, date_liste: date, date_source: str) -> Plan:
             "commune__population",
         )
     ]
-    # Most populous first, as in the names of the beneficiaries.
     membres.sort(key=lambda m: (-(m.population or 0), normalize(m.commune_nom), m.commune))
-    actif = {m.commune: m for m in membres}
-    par_beneficiaire: dict[int, list[Membre]] = defaultdict(list)
-    for m in membres:
-        par_beneficiaire[m.beneficiaire].append(m)
+    return membres
 
-    # Communes that join, in new beneficiaries; groups that differ, left alone.
-    for group in _groups(liste, lignes):
-        group_codes = {ligne.code for ligne in group}
-        touched = {actif[c].beneficiaire for c in group_codes if c in actif}
-        if not touched:
-            infos = [communes[c] for c in group_codes]
-            signatures = {ligne.code: ligne.date_signature for ligne in group}
-            nouveau = nouveau_beneficiaire(infos, signatures, plan)
-            plan.nouveaux.append(nouveau)
-            ids = sorted({ligne.id_pvd for ligne in group if ligne.id_pvd})
-            id_text = f" (id_pvd {', '.join(ids)})" if ids else ""
-            sorted_infos = [communes[c] for c in nouveau.communes]
-            report.add(CREES, f"« {nouveau.nom} » : {_liste_of(sorted_infos)}{id_text}")
-            continue
-        if liste.format.grouped:
-            # The communes of the beneficiary that stay on the list.
-            current = {
-                m.commune for b in touched for m in par_beneficiaire[b] if m.commune in in_file
-            }
-            if len(touched) > 1 or current != group_codes:
-                plan.a_decider += 1
-                report.add(A_DECIDER, _conflict(group, touched, par_beneficiaire, communes))
-                continue
-        plan.inchangees += sum(1 for c in group_codes if c in actif)
-        for ligne in group:
-            m = actif.get(ligne.code)
-            if m and ligne.date_signature and ligne.date_signature != m.date_signature:
-                plan.signatures[m.pk] = ligne.date_signature
-                report.add(
-                    SIGNATURES,
-                    f"{ligne.code} {m.commune_nom} (« {m.beneficiaire_nom} ») : "
-                    f"{_date_text(m.date_signature)} → {ligne.date_signature:%d/%m/%Y}",
-                )
 
-    # Communes absent from the list leave; a beneficiary left with none is withdrawn.
+def _plan_group(
+    plan: Plan,
+    group: list[Ligne],
+    communes: dict[str, CommuneInfo],
+    actif: dict[str, Membre],
+    par_beneficiaire: dict[int, list[Membre]],
+    in_file: set[str],
+) -> None:
+    """Communes that join, in a new beneficiary; a group that differs, left alone."""
+    report = plan.report
+    group_codes = {ligne.code for ligne in group}
+    touched = {actif[c].beneficiaire for c in group_codes if c in actif}
+    if not touched:
+        infos = [communes[c] for c in group_codes]
+        signatures = {ligne.code: ligne.date_signature for ligne in group}
+        nouveau = nouveau_beneficiaire(infos, signatures, plan)
+        plan.nouveaux.append(nouveau)
+        ids = sorted({ligne.id_pvd for ligne in group if ligne.id_pvd})
+        id_text = f" (id_pvd {', '.join(ids)})" if ids else ""
+        sorted_infos = [communes[c] for c in nouveau.communes]
+        report.add(CREES, f"« {nouveau.nom} » : {_liste_of(sorted_infos)}{id_text}")
+        return
+    if plan.liste.format.grouped:
+        # The communes of the beneficiary that stay on the list.
+        current = {m.commune for b in touched for m in par_beneficiaire[b] if m.commune in in_file}
+        if len(touched) > 1 or current != group_codes:
+            plan.a_decider += 1
+            report.add(A_DECIDER, _conflict(group, touched, par_beneficiaire, communes))
+            return
+    plan.inchangees += sum(1 for c in group_codes if c in actif)
+    for ligne in group:
+        m = actif.get(ligne.code)
+        if m and ligne.date_signature and ligne.date_signature != m.date_signature:
+            plan.signatures[m.pk] = ligne.date_signature
+            report.add(
+                SIGNATURES,
+                f"{ligne.code} {m.commune_nom} (« {m.beneficiaire_nom} ») : "
+                f"{_date_text(m.date_signature)} → {ligne.date_signature:%d/%m/%Y}",
+            )
+
+
+def _plan_departures(
+    plan: Plan, par_beneficiaire: dict[int, list[Membre]], in_file: set[str]
+) -> None:
+    """Communes absent from the list leave; a beneficiary left with none is withdrawn."""
+    report = plan.report
     by_name = sorted(par_beneficiaire.items(), key=lambda i: normalize(i[1][0].beneficiaire_nom))
     for beneficiaire, members in by_name:
         partants = [m for m in members if m.commune not in in_file]
@@ -645,12 +643,14 @@ def build_plan(liste: Liste, date_liste: date, date_source: str) -> Plan:
             plan.retraits.append(beneficiaire)
             report.add(RETIRES, f"« {nom} » ({', '.join(m.commune for m in members)})")
 
-    # The ids of this list.
+
+def _plan_ids(plan: Plan, lignes: list[Ligne]) -> None:
+    """The PVD ids of this list's date: created, changed, kept or deleted."""
     existing = {
         commune: (pk, id_pvd)
-        for pk, commune, id_pvd in IdentifiantPVD.objects.filter(date_liste=date_liste).values_list(
-            "pk", "commune_id", "id_pvd"
-        )
+        for pk, commune, id_pvd in IdentifiantPVD.objects.filter(
+            date_liste=plan.date_liste
+        ).values_list("pk", "commune_id", "id_pvd")
     }
     with_id = {ligne.code: ligne.id_pvd for ligne in lignes if ligne.id_pvd}
     for code, id_pvd in with_id.items():
@@ -664,10 +664,7 @@ def build_plan(liste: Liste, date_liste: date, date_source: str) -> Plan:
     for code, (pk, id_pvd) in sorted(existing.items()):
         if code not in with_id:
             plan.ids_supprimes.append(pk)
-            report.add(IDS_SUPPRIMES, f"{code} : {id_pvd}")
-
-    _summary(plan, date_source)
-    return plan
+            plan.report.add(IDS_SUPPRIMES, f"{code} : {id_pvd}")
 
 
 def _date_text(value: date | None) -> str:
@@ -769,14 +766,14 @@ def apply_plan(plan: Plan) -> Report:
         IdentifiantPVD.objects.filter(pk__in=plan.ids_supprimes).delete()
 
     report = plan.report
-    ImportRun.objects.create(
-        kind=IMPORT_KIND,
-        files=str(plan.liste.path),
+    record_run(
+        IMPORT_KIND,
+        str(plan.liste.path),
+        report,
         created=plan.created,
         updated=plan.updated,
         unchanged=plan.inchangees,
         skipped=plan.skipped,
-        report=report.render(limit=None),
     )
     return report
 

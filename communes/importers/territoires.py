@@ -34,16 +34,15 @@ from typing import Any
 from django.db import models, transaction
 
 from communes.models import EPCI, Commune, Departement, Region, normalize
-from pvd.models import ImportRun
 
 from .cog import OTHER_TYPES, CogData, parse_cog
 from .csvfile import ImportFileError, quote
 from .populations import PopulationsData, parse_populations
+from .report import REPORT_EXAMPLES, fmt, record_run, section_lines
 from .siren import NO_EPCI_SIREN, SirenData, parse_siren
 
 IMPORT_KIND = "territoires"
 BATCH_SIZE = 2000
-REPORT_EXAMPLES = 20
 
 # Kinds of anomalies, in the order of the report.
 ISOLEE = "Commune isolée, sans EPCI"
@@ -65,11 +64,6 @@ class _Keep:
 
 
 KEEP: Any = _Keep()
-
-
-def fmt(n: int) -> str:
-    """34935 -> « 34 935 »."""
-    return f"{n:,}".replace(",", " ")
 
 
 @dataclass
@@ -121,20 +115,9 @@ class Report:
         lines.append(f"Lignes ignorées : {fmt(self.skipped_total)}")
         for label, n in self.skipped.items():
             lines.append(f"  {label} : {fmt(n)}")
-        kinds = [kind for kind in _ANOMALY_ORDER if self.anomalies.get(kind)]
-        kinds += [kind for kind in self.anomalies if kind not in kinds and self.anomalies[kind]]
-        if not kinds:
-            lines.append("Aucune anomalie.")
-        else:
-            lines.append("Anomalies :")
-        for kind in kinds:
-            items = self.anomalies[kind]
-            lines.append(f"  {kind} : {fmt(len(items))}")
-            shown = items if limit is None else items[:limit]
-            lines += [f"    - {item}" for item in shown]
-            if len(items) > len(shown):
-                lines.append(f"    … et {fmt(len(items) - len(shown))} autres")
-        return "\n".join(lines)
+        detail = section_lines(self.anomalies, _ANOMALY_ORDER, limit)
+        lines.append("Anomalies :" if detail else "Aucune anomalie.")
+        return "\n".join(lines + detail)
 
 
 _ANOMALY_ORDER = [
@@ -405,14 +388,14 @@ def apply_plan(plan: Plan) -> Report:
         for code in _absent(existing, wanted):
             report.add(COMMUNE_ABSENTE, f"{code} {existing[code][0]} : absente du COG")
 
-        ImportRun.objects.create(
-            kind=IMPORT_KIND,
-            files="\n".join(str(path) for _, path in report.files if path),
+        record_run(
+            IMPORT_KIND,
+            "\n".join(str(path) for _, path in report.files if path),
+            report,
             created=report.created,
             updated=report.updated,
             unchanged=report.unchanged,
             skipped=report.skipped_total,
-            report=report.render(limit=None),
         )
     return report
 

@@ -71,13 +71,11 @@ from django.utils import timezone
 
 from communes.importers.cog import COMMUNE_CODE
 from communes.importers.csvfile import ImportFileError, quote, read_rows
-from communes.importers.territoires import fmt
+from communes.importers.report import Report, fmt, record_run
 from communes.models import Beneficiaire, Commune, MembreBeneficiaire, normalize
 from conventions.models import Convention
-from pvd.models import ImportRun
 
 IMPORT_KIND = "ort"
-REPORT_EXAMPLES = 20
 BATCH_SIZE = 1000
 DUREE_MAX = 99  # years; more is a typing error, and would overflow the end date
 
@@ -315,35 +313,6 @@ _SECTION_ORDER = [
 ]
 
 
-@dataclass
-class Report:
-    header: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    footer: list[str] = field(default_factory=list)
-    sections: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, section: str, text: str) -> None:
-        self.sections[section].append(text)
-
-    def render(self, limit: int | None = REPORT_EXAMPLES) -> str:
-        """The report in French; ``limit`` examples per section (None: all)."""
-        lines = list(self.header)
-        width = max(len(label) for label in self.counts)
-        lines += [f"{label:<{width}} : {fmt(n)}" for label, n in self.counts.items()]
-        lines += self.footer
-        sections = [s for s in _SECTION_ORDER if self.sections.get(s)]
-        if sections:
-            lines.append("Détail :")
-        for section in sections:
-            items = self.sections[section]
-            lines.append(f"  {section} : {fmt(len(items))}")
-            shown = items if limit is None else items[:limit]
-            lines += [f"    - {item}" for item in shown]
-            if len(items) > len(shown):
-                lines.append(f"    … et {fmt(len(items) - len(shown))} autres")
-        return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------
 # The plan
 # --------------------------------------------------------------------------------------
@@ -379,7 +348,7 @@ class Plan:
     signees_sans_beneficiaire: int = 0
     signees_sans_date: int = 0
     signees_projet: int = 0
-    report: Report = field(default_factory=Report)
+    report: Report = field(default_factory=lambda: Report(order=_SECTION_ORDER))
 
     @property
     def created(self) -> int:
@@ -544,6 +513,25 @@ def build_plan(fichier: FichierOrt) -> Plan:
     return plan
 
 
+@dataclass
+class Situation:
+    """One beneficiary: its lines in the file and its conventions-cadres in the portal."""
+
+    beneficiaire: int
+    nom: str
+    lignes: list[Ligne]
+    signees: list[Ligne]  # signed, with a date
+    sans_date: list[Ligne]  # signed, without a date
+    autres: list[Ligne]  # not signed
+    du_portail: list[Convention]  # signed, entered on the portal
+    importees: list[Convention]  # signed, imported from this file
+    projets: list[Convention]  # drafts
+
+    @property
+    def n_signees(self) -> int:
+        return len(self.signees) + len(self.sans_date)
+
+
 def _plan_beneficiaire(
     plan: Plan,
     beneficiaire: int,
@@ -551,70 +539,77 @@ def _plan_beneficiaire(
     lignes: list[Ligne],
     cadres: dict[int, list[Convention]],
 ) -> None:
-    report = plan.report
     signees = [ligne for ligne in lignes if ligne.signee and ligne.date_signature]
     sans_date = [ligne for ligne in lignes if ligne.signee and not ligne.date_signature]
     if sans_date and not signees:
         # Signed, says the national file, without the date: a signed convention whose
         # date stays to be completed, rather than no convention at all.
         for ligne in sans_date:
-            report.add(SANS_DATE, f"ligne {ligne.line} : {ligne.label} (« {nom} »)")
+            plan.report.add(SANS_DATE, f"ligne {ligne.line} : {ligne.label} (« {nom} »)")
         plan.signees_sans_date += len(sans_date)
         signees, sans_date = sans_date, []
-    autres = [ligne for ligne in lignes if not ligne.signee]
     existing = cadres.get(beneficiaire, [])
-    du_portail = [
-        c
-        for c in existing
-        if c.statut in Convention.STATUTS_SIGNES and c.source == Convention.Source.PORTAIL
-    ]
-    importees = [
-        c
-        for c in existing
-        if c.statut in Convention.STATUTS_SIGNES and c.source == Convention.Source.IMPORT_ORT
-    ]
-    projets = [c for c in existing if c.statut in Convention.STATUTS_MODIFIABLES]
-    n_signees = len(signees) + len(sans_date)
-
+    signed = [c for c in existing if c.statut in Convention.STATUTS_SIGNES]
+    situation = Situation(
+        beneficiaire=beneficiaire,
+        nom=nom,
+        lignes=lignes,
+        signees=signees,
+        sans_date=sans_date,
+        autres=[ligne for ligne in lignes if not ligne.signee],
+        du_portail=[c for c in signed if c.source == Convention.Source.PORTAIL],
+        importees=[c for c in signed if c.source == Convention.Source.IMPORT_ORT],
+        projets=[c for c in existing if c.statut in Convention.STATUTS_MODIFIABLES],
+    )
     if not signees:
-        if du_portail or importees:
-            plan.couvertes += n_signees
-            if importees and not sans_date:
-                c = importees[0]
-                report.add(
-                    PLUS_SIGNEES,
-                    f"« {nom} » : convention du {_d(c.date_signature)} ; suivi national : "
-                    f"{_communes_text(lignes)}",
-                )
-            return
-        plan.signees_sans_date += len(sans_date)
-        for ligne in sans_date:
-            report.add(SANS_DATE, f"ligne {ligne.line} : {ligne.label} (« {nom} »)")
-        if not autres:
-            return
-        prevue = _prevue_text(autres)
-        if projets:
-            for projet in projets:
-                if projet.date_signature_prevue != prevue:
-                    report.add(
-                        PREVUES,
-                        f"« {nom} » : {_value_text(projet.date_signature_prevue or None)} → "
-                        f"{_value_text(prevue or None)}",
-                    )
-                    projet.date_signature_prevue = prevue
-                    plan.projets_dates.append(projet)
-        elif not sans_date:
-            plan.non_signes += 1
-            etats = sorted({ligne.etat_text for ligne in autres})
+        _plan_unsigned(plan, situation)
+    else:
+        _plan_signed(plan, situation)
+
+
+def _plan_unsigned(plan: Plan, s: Situation) -> None:
+    """No commune signed with a date: keep what the portal has, or note the planned date."""
+    report, nom = plan.report, s.nom
+    if s.du_portail or s.importees:
+        plan.couvertes += s.n_signees
+        if s.importees and not s.sans_date:
+            c = s.importees[0]
             report.add(
-                NON_SIGNEES,
-                f"« {nom} » : {prevue or 'non renseignée'} ({', '.join(etats)})",
+                PLUS_SIGNEES,
+                f"« {nom} » : convention du {_d(c.date_signature)} ; suivi national : "
+                f"{_communes_text(s.lignes)}",
             )
         return
+    plan.signees_sans_date += len(s.sans_date)
+    for ligne in s.sans_date:
+        report.add(SANS_DATE, f"ligne {ligne.line} : {ligne.label} (« {nom} »)")
+    if not s.autres:
+        return
+    prevue = _prevue_text(s.autres)
+    if s.projets:
+        for projet in s.projets:
+            if projet.date_signature_prevue != prevue:
+                report.add(
+                    PREVUES,
+                    f"« {nom} » : {_value_text(projet.date_signature_prevue or None)} → "
+                    f"{_value_text(prevue or None)}",
+                )
+                projet.date_signature_prevue = prevue
+                plan.projets_dates.append(projet)
+    elif not s.sans_date:
+        plan.non_signes += 1
+        etats = sorted({ligne.etat_text for ligne in s.autres})
+        report.add(
+            NON_SIGNEES,
+            f"« {nom} » : {prevue or 'non renseignée'} ({', '.join(etats)})",
+        )
 
-    # At least one commune signed, with its date.
+
+def _plan_signed(plan: Plan, s: Situation) -> None:
+    """At least one commune signed, with its date: the earliest signature is kept."""
+    report, nom = plan.report, s.nom
     kept = min(
-        signees,
+        s.signees,
         key=lambda ligne: (
             ligne.date_signature or date.max,
             ligne.date_fin is None,
@@ -622,62 +617,74 @@ def _plan_beneficiaire(
             ligne.line,
         ),
     )
-    if len({ligne.date_signature for ligne in signees if ligne.date_signature}) > 1:
+    if len({ligne.date_signature for ligne in s.signees if ligne.date_signature}) > 1:
         report.add(
             ECARTS,
-            f"« {nom} » : {_communes_text(signees)} → {_d(kept.date_signature)} retenue",
+            f"« {nom} » : {_communes_text(s.signees)} → {_d(kept.date_signature)} retenue",
         )
-    if autres or sans_date:
-        report.add(STATUTS_MIXTES, f"« {nom} » : {_communes_text(lignes)}")
+    if s.autres or s.sans_date:
+        report.add(STATUTS_MIXTES, f"« {nom} » : {_communes_text(s.lignes)}")
     wanted = _wanted(kept, nom)
-
-    if du_portail:
-        plan.portail += 1
-        plan.couvertes += n_signees
-        c = du_portail[0]
-        report.add(
-            PORTAIL,
-            f"« {nom} » : « {c.titre} » ({c.get_statut_display().lower()}, signée le "
-            f"{_d(c.date_signature)}) ; suivi national : signée le {_d(kept.date_signature)}",
-        )
-        return
-    if importees:
-        plan.couvertes += n_signees
-        if len(importees) > 1:
-            report.add(DOUBLONS, f"« {nom} » : {', '.join(f'n° {c.pk}' for c in importees)}")
-        target = next((c for c in importees if c.statut == Convention.Statut.SIGNEE), None)
-        if target is None:
-            plan.laissees += 1
-            c = importees[0]
-            report.add(
-                MODIFIEES,
-                f"« {nom} » : {c.get_statut_display().lower()} ; suivi national : signée le "
-                f"{_d(kept.date_signature)}",
-            )
-            return
-        changes = _changes(target, wanted)
-        if not changes:
-            plan.inchangees += 1
-            return
-        for name, value in wanted.items():
-            setattr(target, name, value)
-        plan.mises_a_jour.append(target)
-        report.add(MISES_A_JOUR, f"« {nom} » : {', '.join(changes)}")
-        return
-    if projets:
+    if s.du_portail:
+        _keep_portal_convention(plan, s, kept)
+    elif s.importees:
+        _update_imported_convention(plan, s, kept, wanted)
+    elif s.projets:
         plan.projets_en_cours += 1
-        plan.signees_projet += n_signees
-        c = projets[0]
+        plan.signees_projet += s.n_signees
+        c = s.projets[0]
         report.add(
             PROJETS,
             f"« {nom} » : « {c.titre} » ({c.get_statut_display().lower()}) ; suivi "
             f"national : signée le {_d(kept.date_signature)}",
         )
+    else:
+        _create_convention(plan, s, kept, wanted)
+
+
+def _keep_portal_convention(plan: Plan, s: Situation, kept: Ligne) -> None:
+    """A signed convention entered on the portal is the reference: left as it is."""
+    plan.portail += 1
+    plan.couvertes += s.n_signees
+    c = s.du_portail[0]
+    plan.report.add(
+        PORTAIL,
+        f"« {s.nom} » : « {c.titre} » ({c.get_statut_display().lower()}, signée le "
+        f"{_d(c.date_signature)}) ; suivi national : signée le {_d(kept.date_signature)}",
+    )
+
+
+def _update_imported_convention(plan: Plan, s: Situation, kept: Ligne, wanted: dict) -> None:
+    """An imported convention follows the file, unless the portal changed its status."""
+    report, nom = plan.report, s.nom
+    plan.couvertes += s.n_signees
+    if len(s.importees) > 1:
+        report.add(DOUBLONS, f"« {nom} » : {', '.join(f'n° {c.pk}' for c in s.importees)}")
+    target = next((c for c in s.importees if c.statut == Convention.Statut.SIGNEE), None)
+    if target is None:
+        plan.laissees += 1
+        c = s.importees[0]
+        report.add(
+            MODIFIEES,
+            f"« {nom} » : {c.get_statut_display().lower()} ; suivi national : signée le "
+            f"{_d(kept.date_signature)}",
+        )
         return
-    plan.couvertes += n_signees
+    changes = _changes(target, wanted)
+    if not changes:
+        plan.inchangees += 1
+        return
+    for name, value in wanted.items():
+        setattr(target, name, value)
+    plan.mises_a_jour.append(target)
+    report.add(MISES_A_JOUR, f"« {nom} » : {', '.join(changes)}")
+
+
+def _create_convention(plan: Plan, s: Situation, kept: Ligne, wanted: dict) -> None:
+    plan.couvertes += s.n_signees
     plan.creations.append(
         Convention(
-            beneficiaire_id=beneficiaire,
+            beneficiaire_id=s.beneficiaire,
             type=Convention.Type.CADRE,
             statut=Convention.Statut.SIGNEE,
             source=Convention.Source.IMPORT_ORT,
@@ -686,7 +693,7 @@ def _plan_beneficiaire(
     )
     duree = f", {kept.duree} ans" if kept.duree else ""
     fin = f", fin le {_d(wanted['date_fin'])}" if wanted["date_fin"] else ""
-    report.add(CREEES, f"« {nom} » : signée le {_d(kept.date_signature)}{duree}{fin}")
+    plan.report.add(CREEES, f"« {s.nom} » : signée le {_d(kept.date_signature)}{duree}{fin}")
 
 
 def _summary(plan: Plan) -> None:
@@ -748,14 +755,14 @@ def apply_plan(plan: Plan) -> Report:
     )
     for projet in plan.projets_dates:
         projet.save(update_fields=["date_signature_prevue", "updated_at"])
-    ImportRun.objects.create(
-        kind=IMPORT_KIND,
-        files=str(plan.fichier.path),
+    record_run(
+        IMPORT_KIND,
+        str(plan.fichier.path),
+        plan.report,
         created=plan.created,
         updated=plan.updated,
         unchanged=plan.inchangees,
         skipped=plan.skipped,
-        report=plan.report.render(limit=None),
     )
     return plan.report
 

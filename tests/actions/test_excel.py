@@ -181,7 +181,7 @@ def test_template_has_both_sheets_lists_and_the_plan_fiches(client_for, cdp_usse
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
     assert "modele.xlsx" in response["Content-Disposition"]
     workbook = read_xlsx(response.content)
-    assert workbook.sheetnames == ["Fiches", "Financements", "Mode d'emploi", "Listes"]
+    assert workbook.sheetnames == ["Fiches", "Financements", "Mode d'emploi", "Listes", "Identité"]
     assert workbook["Listes"].sheet_state == "hidden"
     fiches = workbook["Fiches"]
     assert [c.value for c in fiches[1]][:3] == ["Référence", "Titre", "Axe"]

@@ -15,10 +15,11 @@ from actions.models import (
     ensure_axes,
 )
 from tests.actions.test_plan import fiche, financeur, text
+from tests.pdfs import clean_pdf
 
 pytestmark = pytest.mark.django_db
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = clean_pdf()
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from openpyxl import load_workbook
 from communes.models import Beneficiaire, Commune, DecisionStatut, Departement, MembreBeneficiaire
 from tests.conftest import count_queries
 from tests.factories import CommuneFactory, EPCIFactory
+from tests.pdfs import clean_pdf
 
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("communes:beneficiaire-list")
 CREATE = reverse("communes:beneficiaire-create")
 TODAY = date.today().isoformat()
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = clean_pdf()
 
 
 def noms(response) -> set[str]:

@@ -11,10 +11,11 @@ from django.utils import timezone
 from communes.models import Beneficiaire
 from conventions.models import Convention, Partie, ScanSigne, SecteurIntervention
 from tests.factories import UserFactory
+from tests.pdfs import clean_pdf
 
 pytestmark = pytest.mark.django_db
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = clean_pdf()
 
 
 def page(client, url) -> str:
