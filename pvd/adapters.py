@@ -1,3 +1,5 @@
+import logging
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -8,6 +10,8 @@ from django.shortcuts import render
 from django.utils.crypto import get_random_string
 
 from . import proconnect
+
+logger = logging.getLogger(__name__)
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -38,6 +42,12 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def generate_state_param(self, state: dict) -> str:
         return get_random_string(proconnect.RANDOM_LENGTH)
+
+    def on_authentication_error(
+        self, request, provider, error=None, exception=None, extra_context=None
+    ) -> None:
+        # The page stays vague on purpose; the log says what failed (signature, nonce…).
+        logger.warning("ProConnect login failed (%s): %s", error, exception)
 
     def pre_social_login(self, request, sociallogin) -> None:
         email = (sociallogin.account.extra_data.get("userinfo") or {}).get("email") or ""

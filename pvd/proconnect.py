@@ -27,8 +27,9 @@ RANDOM_LENGTH = 43
 SIGNING_ALGORITHMS = ["RS256", "ES256"]
 # The MFA middleware treats this session flag as « second factor already checked ».
 MFA_SESSION_KEY = "pvd_mfa_via_idp"
+# ProConnect's amr values: pwd, mail, totp, pop (passkey or agent card), mfa (two factors).
 MFA_ACR = {"eidas2", "eidas3"}
-MFA_AMR = {"mfa", "otp", "hwk", "sms"}
+MFA_AMR = {"mfa", "totp", "otp", "pop", "hwk"}
 LOGOUT_SESSION_KEY = "pvd_proconnect_logout"
 NONCES_SESSION_KEY = "pvd_proconnect_nonces"
 

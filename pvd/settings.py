@@ -272,7 +272,11 @@ def proconnect_apps(client_id: str, secret: str, discovery_url: str) -> list[dic
             "settings": {
                 "server_url": discovery_url,
                 "scope": ["openid", "email", "given_name", "usual_name", "siret", "idp_id"],
-                "auth_params": {"acr_values": "eidas1"},
+                # amr is sent only when asked: it tells whether a second factor was used.
+                "auth_params": {
+                    "acr_values": "eidas1",
+                    "claims": '{"id_token":{"amr":{"essential":true}}}',
+                },
                 "token_auth_method": "client_secret_post",
             },
         }

@@ -32,6 +32,7 @@ urlpatterns = [
     path("acces/<int:pk>/modifier/", views.UserUpdateView.as_view(), name="user-update"),
     path("acces/<int:user_pk>/roles/nouveau/", views.RoleCreateView.as_view(), name="role-create"),
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
+    path("acces/<int:pk>/proconnect/detacher/", views.proconnect_unlink, name="proconnect-unlink"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
     path("", include("communes.urls")),
     path("conventions/", include("conventions.urls")),
@@ -42,7 +43,8 @@ urlpatterns = [
     # allauth's generic OpenID Connect routes and its « linked accounts » page stay closed.
     path("accounts/proconnect/login/", proconnect.login, name="proconnect_login"),
     path("accounts/proconnect/login/callback/", proconnect.callback, name="proconnect_callback"),
-    re_path(r"^accounts/(?:oidc|3rdparty)/", views.not_found),
+    re_path(r"^accounts/oidc/", views.not_found),
+    path("accounts/3rdparty/", views.not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

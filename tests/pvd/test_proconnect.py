@@ -1,5 +1,6 @@
 """ProConnect login, with the provider's endpoints answered locally by `responses`."""
 
+import json
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -168,6 +169,7 @@ def test_authorisation_request_has_proconnect_scopes_acr_and_long_state_and_nonc
         "idp_id",
     }
     assert params["acr_values"] == "eidas1"
+    assert json.loads(params["claims"]) == {"id_token": {"amr": {"essential": True}}}
     assert "prompt" not in params
     assert params["client_id"] == CLIENT_ID
     assert params["redirect_uri"] == "http://testserver/accounts/proconnect/login/callback/"
@@ -291,7 +293,9 @@ def test_identity_cannot_be_attached_from_the_account_pages(client, provider, ag
         ({"acr": "eidas2"}, True),
         ({"acr": "eidas3"}, True),
         ({"acr": "eidas1", "amr": ["pwd", "mfa"]}, True),
-        ({"acr": "eidas1", "amr": ["otp"]}, True),
+        ({"acr": "eidas1", "amr": ["pwd", "totp"]}, True),
+        ({"acr": "eidas1", "amr": ["pop"]}, True),
+        ({"acr": "eidas1", "amr": ["mail"]}, False),
     ],
 )
 def test_mfa_counts_as_done_only_when_the_provider_asserts_it(client, provider, agent, claims, mfa):
@@ -342,3 +346,59 @@ def test_token_and_userinfo_requests_carry_the_client_secret_and_token(client, p
     assert body["client_secret"] == ["secret"] and body["code"] == ["c0de"]
     userinfo_call = next(c for c in provider.mock.calls if c.request.url.endswith("/userinfo"))
     assert userinfo_call.request.headers["Authorization"] == "Bearer at"
+
+
+def test_login_cancelled_at_the_provider_says_so_in_french(client, provider, agent):
+    params = start(client)
+    response = client.get(
+        reverse("proconnect_callback"), {"error": "access_denied", "state": params["state"]}
+    )
+    page = client.get(response["Location"]).content.decode()
+    assert "Connexion annulée" in page
+    assert not logged_in_as(client)
+
+
+def test_failed_login_is_logged_for_the_operators(client, provider, agent, caplog):
+    log_in(client, provider, "sub-agent", AGENT, id_claims={"aud": "un-autre-service"})
+    assert "ProConnect login failed" in caplog.text and "audience" in caplog.text.lower()
+
+
+def test_national_sees_and_detaches_a_proconnect_identity(client, configured, national, agent):
+    SocialAccount.objects.create(user=agent, provider="proconnect", uid="sub-agent")
+    client.force_login(national)
+    page = client.get(reverse("user-detail", args=[agent.pk])).content.decode()
+    assert "Détacher l’identité ProConnect" in page
+    response = client.post(reverse("proconnect-unlink", args=[agent.pk]), follow=True)
+    assert "Identité ProConnect détachée" in response.content.decode()
+    assert not SocialAccount.objects.exists()
+    assert "aucune identité rattachée" in response.content.decode()
+
+
+@pytest.mark.parametrize("who", ["prefecture_36", "partenaire", "cdp_ussel"])
+def test_other_roles_cannot_detach_a_proconnect_identity(request, client, configured, agent, who):
+    SocialAccount.objects.create(user=agent, provider="proconnect", uid="sub-agent")
+    client.force_login(request.getfixturevalue(who))
+    assert client.post(reverse("proconnect-unlink", args=[agent.pk])).status_code == 403
+    assert SocialAccount.objects.filter(user=agent).exists()
+
+
+def test_detaching_on_an_unknown_account_is_404(client, national):
+    client.force_login(national)
+    assert client.post(reverse("proconnect-unlink", args=[999999])).status_code == 404
+
+
+def test_after_detaching_the_next_login_finds_the_account_by_email_again(client, provider, agent):
+    SocialAccount.objects.create(user=agent, provider="proconnect", uid="ancien-sub")
+    assert log_in(client, provider, "nouveau-sub", AGENT).status_code == 403
+    SocialAccount.objects.filter(user=agent).delete()
+    log_in(client, provider, "nouveau-sub", AGENT)
+    assert logged_in_as(client) == str(agent.pk)
+    assert SocialAccount.objects.get(user=agent).uid == "nouveau-sub"
+
+
+def test_linking_is_in_the_audit_trail(client, provider, agent):
+    from auditlog.models import LogEntry
+
+    log_in(client, provider, "sub-agent", AGENT)
+    link = SocialAccount.objects.get(user=agent)
+    assert LogEntry.objects.get_for_object(link).filter(action=LogEntry.Action.CREATE).exists()
