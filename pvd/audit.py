@@ -7,6 +7,10 @@ from .models import Role, User
 
 auditlog.register(User, exclude_fields=["password", "last_login"])
 auditlog.register(Role, m2m_fields={"departements", "communes"})
+# A ProConnect identity attached to an account (first login) or detached by ANCT.
+auditlog.register(
+    apps.get_model("socialaccount", "SocialAccount"), include_fields=["user", "provider", "uid"]
+)
 for model_name in (
     "Region",
     "Departement",

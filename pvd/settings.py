@@ -240,3 +240,54 @@ LOGGING = {
 REFERENCE_DATA_DIR = Path(
     env.str("REFERENCE_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "pvd-reference-data"))
 )
+
+# --- ProConnect (State agents' OpenID Connect federation), see README « ProConnect ». --------
+# Configured only from the environment: without the three variables, no button and no route.
+PROCONNECT_CLIENT_ID = env.str("PROCONNECT_CLIENT_ID", default="")
+PROCONNECT_CLIENT_SECRET = env.str("PROCONNECT_CLIENT_SECRET", default="")
+# e.g. https://fca.integ01.dev-agentconnect.fr/api/v2/.well-known/openid-configuration
+PROCONNECT_DISCOVERY_URL = env.str("PROCONNECT_DISCOVERY_URL", default="")
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+]
+SOCIALACCOUNT_ADAPTER = "pvd.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # matching by e-mail is the adapter's rule
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+
+
+def proconnect_apps(client_id: str, secret: str, discovery_url: str) -> list[dict]:
+    """The SocialApp allauth builds from settings: none unless all three values are given."""
+    if not (client_id and secret and discovery_url):
+        return []
+    return [
+        {
+            "provider_id": "proconnect",
+            "name": "ProConnect",
+            "client_id": client_id,
+            "secret": secret,
+            "settings": {
+                "server_url": discovery_url,
+                "scope": ["openid", "email", "given_name", "usual_name", "siret", "idp_id"],
+                # amr is sent only when asked: it tells whether a second factor was used.
+                "auth_params": {
+                    "acr_values": "eidas1",
+                    "claims": '{"id_token":{"amr":{"essential":true}}}',
+                },
+                "token_auth_method": "client_secret_post",
+            },
+        }
+    ]
+
+
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "provider_class": "pvd.proconnect.ProConnectProvider",
+        "APPS": proconnect_apps(
+            PROCONNECT_CLIENT_ID, PROCONNECT_CLIENT_SECRET, PROCONNECT_DISCOVERY_URL
+        ),
+    }
+}

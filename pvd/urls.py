@@ -1,7 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from . import views
+from . import proconnect, views
 
 public = views.PublicPageView.as_view
 
@@ -33,6 +33,7 @@ pvd_patterns = [
     path("acces/<int:pk>/modifier/", views.UserUpdateView.as_view(), name="user-update"),
     path("acces/<int:user_pk>/roles/nouveau/", views.RoleCreateView.as_view(), name="role-create"),
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
+    path("acces/<int:pk>/proconnect/detacher/", views.proconnect_unlink, name="proconnect-unlink"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
 ]
 
@@ -43,6 +44,12 @@ urlpatterns = [
     path("actions/", include("actions.urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
+    # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.
+    # allauth's generic OpenID Connect routes and its « linked accounts » page stay closed.
+    path("accounts/proconnect/login/", proconnect.login, name="proconnect_login"),
+    path("accounts/proconnect/login/callback/", proconnect.callback, name="proconnect_callback"),
+    re_path(r"^accounts/oidc/", views.not_found),
+    path("accounts/3rdparty/", views.not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

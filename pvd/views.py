@@ -18,7 +18,7 @@ from django_filters.views import FilterView
 
 from communes.models import EPCI, SEUIL_POPULATION, Commune, Departement, Region
 
-from . import policy
+from . import policy, proconnect
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
 from .models import ImportRun, Role, User
@@ -117,7 +117,11 @@ class UserListView(NationalRequiredMixin, FilterView):
 
     def get_queryset(self):
         return User.objects.prefetch_related(
-            "roles__departements", "roles__communes", "roles__region", "roles__epci"
+            "roles__departements",
+            "roles__communes",
+            "roles__region",
+            "roles__epci",
+            "socialaccount_set",
         ).order_by("email")
 
 
@@ -168,7 +172,11 @@ class UserDetailView(NationalRequiredMixin, DetailView):
 
     def get_queryset(self):
         return User.objects.prefetch_related(
-            "roles__departements", "roles__communes", "roles__region", "roles__epci"
+            "roles__departements",
+            "roles__communes",
+            "roles__region",
+            "roles__epci",
+            "socialaccount_set",
         )
 
 
@@ -206,6 +214,19 @@ def role_delete(request: HttpRequest, pk: int) -> HttpResponse:
     role.delete()
     messages.success(request, f"Rôle retiré à {role.user.email}.")
     return redirect("pvd:user-detail", pk=role.user_id)
+
+
+@require_POST
+def proconnect_unlink(request: HttpRequest, pk: int) -> HttpResponse:
+    """Detach the ProConnect identity, e.g. when the agent's identity changed at the provider:
+    the next ProConnect login finds the account by e-mail again."""
+    if not policy.may_manage_access(request.user):
+        raise PermissionDenied("Seule l'équipe nationale gère les accès.")
+    account = get_object_or_404(User, pk=pk)
+    deleted, _ = account.socialaccount_set.filter(provider=proconnect.PROVIDER_ID).delete()
+    if deleted:
+        messages.success(request, f"Identité ProConnect détachée du compte {account.email}.")
+    return redirect("pvd:user-detail", pk=account.pk)
 
 
 class AuditLogView(NationalRequiredMixin, FilterView):
