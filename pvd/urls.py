@@ -8,6 +8,7 @@ public = views.PublicPageView.as_view
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path(
         "accessibilite/",
         public(template_name="pvd/public/accessibilite.html"),
