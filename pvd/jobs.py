@@ -8,7 +8,7 @@ runs ``pvd.tasks.fail_stalled_jobs`` every minute: a job whose worker died is ma
 failed. ``tasks.py`` imports the working module, never the reverse: the working module
 reaches its task only through ``enqueue_on_commit``.
 
-Timing (see settings, « Background jobs »): a job task is killed after
+Timing (see settings, « Redis, Celery and background jobs »): a job task is killed after
 ``JOB_TIME_LIMIT``; a job started longer ago than that plus ``JOB_STALLED_MARGIN``
 cannot still be running, so the reaper fails it. A job never started after
 ``JOB_QUEUED_LIMIT`` (no worker, message lost) fails too.

@@ -199,7 +199,7 @@ else:
 # - JOB_QUEUED_LIMIT: a job no worker ever started (no worker, message lost) fails after it.
 # - docker-compose.yml gives the worker a stop_grace_period above JOB_TIME_LIMIT, so that a
 #   deploy lets running jobs finish.
-JOB_TIME_LIMIT = env.int("JOB_TIME_LIMIT", default=5 * 60)
+JOB_TIME_LIMIT = 5 * 60
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
 JOB_REAPER_PERIOD = 60
