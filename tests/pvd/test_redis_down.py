@@ -63,9 +63,7 @@ def broker(url: str):
     try:
         yield
     finally:
-        app.conf.broker_url, app.conf.task_always_eager, app._pool, app.amqp._producer_pool = (
-            saved
-        )
+        app.conf.broker_url, app.conf.task_always_eager, app._pool, app.amqp._producer_pool = saved
 
 
 @pytest.fixture
@@ -125,7 +123,9 @@ def test_with_redis_down_pages_and_login_work_and_jobs_fail_at_once(
     response, seconds = login(client, "cdp-ussel@test.pvd.fr")
     assert response.status_code == 200 and seconds < FAST
     assert response.wsgi_request.user == cdp_ussel
-    response, seconds = timed(lambda: client.get(reverse("conventions:detail", args=[convention.pk])))
+    response, seconds = timed(
+        lambda: client.get(reverse("conventions:detail", args=[convention.pk]))
+    )
     assert response.status_code == 200 and seconds < FAST
 
     # A PDF: a clear message at once, and no version left « en cours » without a task.
@@ -138,9 +138,7 @@ def test_with_redis_down_pages_and_login_work_and_jobs_fail_at_once(
     # An export, by national staff.
     client.logout()
     assert login(client, "anct@test.pvd.fr")[0].status_code == 200
-    response, seconds = timed(
-        lambda: client.post(reverse("actions:export-national"), follow=True)
-    )
+    response, seconds = timed(lambda: client.post(reverse("actions:export-national"), follow=True))
     assert response.status_code == 200 and seconds < FAST
     assert UNAVAILABLE in response.content.decode()
     export = ExportPlan.objects.get()
