@@ -1,12 +1,13 @@
 """How long work runs: one protocol for every background job (PDF versions, exports…).
 
-A job is a row (``Job``: status, error, file, who asked and when). A view requests it
-with ``enqueue_on_commit`` inside the transaction that creates the row; a task built on
-``JobTask`` loads the row by id, calls one plain function of the module that does the
-work, and that function stores the result once with ``Model.store_result``. The beat
+A job is a row (``Job``: status, error, file, who asked and when). The working module
+requests it with ``Model.request(**fields)``: the row is created and its task queued once
+the transaction commits (``enqueue_on_commit``; a broker that does not answer fails the row
+at once). The task, built on ``JobTask``, loads the row by id and calls one plain function
+of the working module, which stores the result once with ``Model.store_result``. The beat
 runs ``pvd.tasks.fail_stalled_jobs`` every minute: a job whose worker died is marked
-failed. ``tasks.py`` imports the working module, never the reverse: the working module
-reaches its task only through ``enqueue_on_commit``.
+failed. ``tasks.py`` imports the working module, never the reverse: the model names its
+task by its dotted path (``TASK``).
 
 Timing (see settings, « Redis, Celery and background jobs »): a job task is killed after
 ``JOB_TIME_LIMIT``; a job started longer ago than that plus ``JOB_STALLED_MARGIN``
