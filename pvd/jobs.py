@@ -9,9 +9,9 @@ runs ``pvd.tasks.fail_stalled_jobs`` every minute: a job whose worker died is ma
 failed. ``tasks.py`` imports the working module, never the reverse: the model names its
 task by its dotted path (``TASK``).
 
-Timing (see settings, « Redis, Celery and background jobs »): a job task is killed after
-``JOB_TIME_LIMIT``; a job started longer ago than that plus ``JOB_STALLED_MARGIN``
-cannot still be running, so the reaper fails it. A job never started after
+Timing (see settings, « Redis, Celery and background jobs »): a job task is stopped after
+its kind's limit in ``JOB_TIME_LIMITS``; a job started longer ago than that plus
+``JOB_STALLED_MARGIN`` cannot still be running, so the reaper fails it. A job never started after
 ``JOB_QUEUED_LIMIT`` (no worker, message lost) fails too.
 """
 
@@ -38,7 +38,7 @@ class JobQuerySet(models.QuerySet):
     def stalled(self, now) -> "JobQuerySet":
         """Still « en cours » although no worker can be on it any more."""
         started_before = now - timedelta(
-            seconds=settings.JOB_TIME_LIMIT + settings.JOB_STALLED_MARGIN
+            seconds=self.model.time_limit() + settings.JOB_STALLED_MARGIN
         )
         queued_before = now - timedelta(seconds=settings.JOB_QUEUED_LIMIT)
         return self.filter(statut=Job.Statut.EN_COURS).filter(
@@ -85,6 +85,11 @@ class Job(models.Model):
 
     def result_filename(self) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def time_limit(cls) -> int:
+        """Seconds a task of this kind may run (settings.JOB_TIME_LIMITS)."""
+        return settings.JOB_TIME_LIMITS[cls._meta.label]
 
     @classmethod
     def request(cls, **fields) -> "Job":
@@ -171,6 +176,15 @@ class JobTask(DjangoTask):
 
     def model(self) -> type[Job]:
         return apps.get_model(self.job_model)
+
+    # Read by apply_async (sent with the message) and by the worker.
+    @property
+    def time_limit(self) -> int:
+        return self.model().time_limit()
+
+    @property
+    def soft_time_limit(self) -> int:
+        return self.model().time_limit() - 30
 
     def __call__(self, *args, **kwargs):
         if args:

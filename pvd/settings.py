@@ -187,19 +187,24 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # How long a job may run, and when the reaper gives up on it. These numbers go together:
-# - JOB_TIME_LIMIT: the worker kills a job task after it (the longest render, the national
-#   export on the national bench data, takes well under a minute); the soft limit before it
-#   lets the task record its own failure message.
-# - JOB_STALLED_MARGIN: a job started longer ago than the limit plus this margin cannot still
+# - JOB_TIME_LIMITS: the worker stops a job task after its limit (a soft limit 30 s before
+#   lets the task record its own failure message). A convention PDF renders in seconds; the
+#   national XLSX export of the national bench data (330 000 rows) took 174 s on the shared
+#   2-core machine, hence 15 minutes.
+# - JOB_STALLED_MARGIN: a job started longer ago than its limit plus this margin cannot still
 #   be running (its worker died: OOM, deploy, crash), so pvd.tasks.fail_stalled_jobs, run
-#   every JOB_REAPER_PERIOD by the beat, marks it failed: within about 7 minutes, not 45.
-# - The broker's visibility timeout equals limit + margin: a message a dead worker took
-#   (acks_late) is handed to another worker no sooner than a live one could still be on it,
-#   and the re-run finds the row already failed, or finishes it (tasks run twice harmlessly).
+#   every JOB_REAPER_PERIOD by the beat, marks it failed: a PDF version within about 7
+#   minutes, no longer 30 to 45.
+# - The broker's visibility timeout is the longest limit plus the margin: a message a dead
+#   worker took (acks_late) is handed to another worker only once no live worker can still
+#   be on it; the re-run finds the row failed, or finishes it (tasks run twice harmlessly).
 # - JOB_QUEUED_LIMIT: a job no worker ever started (no worker, message lost) fails after it.
-# - docker-compose.yml gives the worker a stop_grace_period above JOB_TIME_LIMIT, so that a
-#   deploy lets running jobs finish.
-JOB_TIME_LIMIT = 5 * 60
+# - docker-compose.yml gives the worker a stop_grace_period above the longest limit, so that
+#   a deploy lets running jobs finish.
+JOB_TIME_LIMITS = {
+    "conventions.DocumentConvention": 5 * 60,
+    "actions.ExportPlan": 15 * 60,
+}
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
 JOB_REAPER_PERIOD = 60
@@ -211,11 +216,10 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT
-CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT - 30
+CELERY_TASK_TIME_LIMIT = 15 * 60  # other tasks; a job task has its own limit (above)
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": JOB_TIME_LIMIT + JOB_STALLED_MARGIN,
+    "visibility_timeout": max(JOB_TIME_LIMITS.values()) + JOB_STALLED_MARGIN,
     "socket_connect_timeout": REDIS_TIMEOUT,
     "socket_timeout": 5,
     # Publishing (a web request) tries once: the job fails at once rather than the page hang.
