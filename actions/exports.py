@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from django.core.files import File
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -22,6 +21,7 @@ from openpyxl.utils import get_column_letter
 
 from communes.models import Beneficiaire, Departement
 from pvd import policy, spreadsheets
+from pvd.jobs import TRANSIENT_ERRORS
 
 from .models import ExportPlan, FicheAction, LigneFinancement
 from .plan import fiches_with_totals, reference_order
@@ -32,7 +32,6 @@ XLSX_CONTENT_TYPE = spreadsheets.XLSX_CONTENT_TYPE
 CHUNK_SIZE = 2_000
 PROGRESS_EVERY = 500
 # Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
-TRANSIENT_ERRORS = (OSError, ConnectionError)
 
 MAITRE_OUVRAGE = dict(FicheAction.MaitreOuvrage.choices)
 MATURITE = dict(FicheAction.Maturite.choices)
@@ -292,30 +291,17 @@ def filename(prefix: str) -> str:
 
 def request_export(user, departement: Departement | None = None) -> ExportPlan:
     """Record the request and queue the workbook once the transaction commits."""
-    from .tasks import build_export_plan
-
-    with transaction.atomic():
-        export = ExportPlan.objects.create(
-            perimetre=(
-                ExportPlan.Perimetre.DEPARTEMENT if departement else ExportPlan.Perimetre.NATIONAL
-            ),
-            departement=departement,
-            requested_by=user,
-        )
-        build_export_plan.delay_on_commit(export.pk)
-    return export
+    return ExportPlan.request(
+        perimetre=(
+            ExportPlan.Perimetre.DEPARTEMENT if departement else ExportPlan.Perimetre.NATIONAL
+        ),
+        departement=departement,
+        requested_by=user,
+    )
 
 
 def export_filename(export: ExportPlan) -> str:
-    scope = f"departement-{export.departement_id}" if export.departement_id else "france"
-    return f"fiches-action-{scope}-{export.requested_at:%Y-%m-%d}-{export.pk}.xlsx"
-
-
-def mark_failed(export_id: int, message: str) -> None:
-    """Only an export still in progress can fail: a ready one stays ready."""
-    ExportPlan.objects.filter(pk=export_id, statut=ExportPlan.Statut.EN_COURS).update(
-        statut=ExportPlan.Statut.ECHEC, erreur=message, finished_at=timezone.now()
-    )
+    return export.result_filename()
 
 
 def build_export(export_id: int) -> None:
@@ -325,7 +311,7 @@ def build_export(export_id: int) -> None:
         return
     user = export.requested_by
     if user is None or not policy.may_see_export(user, export):
-        mark_failed(export_id, "Le demandeur n'a plus le droit de faire cet export.")
+        ExportPlan.mark_failed(export_id, "Le demandeur n'a plus le droit de faire cet export.")
         return
     filters = (
         {"beneficiaire__departement_id": export.departement_id} if export.departement_id else {}
@@ -342,35 +328,14 @@ def build_export(export_id: int) -> None:
             raise  # the task retries
         except Exception as exc:
             logger.exception("Export %s failed", export_id)
-            mark_failed(
+            ExportPlan.mark_failed(
                 export_id,
                 f"L'export a échoué ({type(exc).__name__} : {str(exc)[:300]}). "
                 "Relancez-le ou signalez le problème à l'équipe du portail.",
             )
             return
         output.seek(0)
-        with transaction.atomic():
-            export = ExportPlan.objects.select_for_update().get(pk=export_id)
-            if export.statut != ExportPlan.Statut.EN_COURS:
-                return  # another run of the task got there first
-            name = export_filename(export)
-            field = export.fichier
-            # A run that stopped after writing the file left it behind: replace it.
-            path = field.field.generate_filename(export, name)
-            if field.storage.exists(path):
-                field.storage.delete(path)
-            field.save(name, File(output, name=name), save=False)
-            export.statut = ExportPlan.Statut.PRET
-            export.lignes_total = export.lignes_faites = total
-            export.finished_at = timezone.now()
-            export.erreur = ""
-            export.save(
-                update_fields=[
-                    "fichier",
-                    "statut",
-                    "lignes_total",
-                    "lignes_faites",
-                    "finished_at",
-                    "erreur",
-                ]
-            )
+        name = f"export-{export_id}.xlsx"  # the stored name comes from result_filename()
+        ExportPlan.store_result(
+            export_id, File(output, name=name), lignes_total=total, lignes_faites=total
+        )

@@ -9,6 +9,7 @@ from django.utils import timezone
 from communes.models import Beneficiaire, Commune
 from pvd import policy
 from pvd.files import pdf_upload_name
+from pvd.jobs import Job, JobQuerySet
 
 from .plan_cache import new_plan_version
 
@@ -347,7 +348,7 @@ class PointAvancement(models.Model):
         return f"{self.fiche.reference} – {self.date:%d/%m/%Y}"
 
 
-class ExportPlanQuerySet(models.QuerySet):
+class ExportPlanQuerySet(JobQuerySet):
     def for_user(self, user) -> "ExportPlanQuerySet":
         """The requester sees their exports; national staff see them all."""
         if policy.is_national(user):
@@ -355,13 +356,8 @@ class ExportPlanQuerySet(models.QuerySet):
         return self.filter(requested_by=user)
 
 
-class ExportPlan(models.Model):
+class ExportPlan(Job):
     """A workbook of fiches (France entière or one département) built by a Celery task."""
-
-    class Statut(models.TextChoices):
-        EN_COURS = "en_cours", "En cours"
-        PRET = "pret", "Prêt"
-        ECHEC = "echec", "Échec"
 
     class Perimetre(models.TextChoices):
         NATIONAL = "national", "France entière"
@@ -376,24 +372,17 @@ class ExportPlan(models.Model):
         blank=True,
         related_name="+",
     )
-    statut = models.CharField(
-        "statut", max_length=20, choices=Statut.choices, default=Statut.EN_COURS
-    )
     lignes_faites = models.PositiveIntegerField("lignes écrites", default=0)
     lignes_total = models.PositiveIntegerField("lignes à écrire", default=0)
     fichier = models.FileField("fichier", upload_to="exports/actions/", blank=True)
-    erreur = models.TextField("erreur", blank=True)
-    requested_by = models.ForeignKey(
-        "pvd.User",
-        verbose_name="demandé par",
-        on_delete=models.SET_NULL,
-        null=True,
-        related_name="+",
-    )
-    requested_at = models.DateTimeField("demandé le", auto_now_add=True)
-    finished_at = models.DateTimeField("terminé le", null=True, blank=True)
 
     objects = ExportPlanQuerySet.as_manager()
+
+    TASK = "actions.tasks.build_export_plan"
+    FAILED_AFTER_RETRIES = (
+        "L'export a échoué après plusieurs tentatives ({error}). Relancez-le plus tard."
+    )
+    STALLED = "L'export n'a pas abouti (interrompu). Relancez-le."
 
     class Meta:
         verbose_name = "export des fiches action"
@@ -415,6 +404,10 @@ class ExportPlan(models.Model):
         if self.perimetre == self.Perimetre.DEPARTEMENT and self.departement_id:
             return str(self.departement)
         return "France entière"
+
+    def result_filename(self) -> str:
+        scope = f"departement-{self.departement_id}" if self.departement_id else "france"
+        return f"fiches-action-{scope}-{self.requested_at:%Y-%m-%d}-{self.pk}.xlsx"
 
     @property
     def pourcentage(self) -> int:

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
 from pvd.files import pdf_upload_name
+from pvd.jobs import Job
 
 DELAI_CONVENTION_CADRE = relativedelta(months=18)
 ALERTE_ECHEANCE = relativedelta(months=3)
@@ -386,34 +387,26 @@ def document_upload_to(instance: "DocumentConvention", filename: str) -> str:
     return f"conventions/{instance.convention_id}/generees/{filename}"
 
 
-class DocumentConvention(models.Model):
+class DocumentConvention(Job):
     """One generated PDF of a convention: each generation is a new version."""
-
-    class Statut(models.TextChoices):
-        EN_COURS = "en_cours", "En cours"
-        PRET = "pret", "Prêt"
-        ECHEC = "echec", "Échec"
 
     convention = models.ForeignKey(
         Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="documents"
     )
     version = models.PositiveIntegerField("version")
     pdfa = models.BooleanField("PDF/A (archivage)", default=False)
-    statut = models.CharField(
-        "statut", max_length=20, choices=Statut.choices, default=Statut.EN_COURS
-    )
     fichier = models.FileField("fichier", upload_to=document_upload_to, blank=True)
     sha256 = models.CharField("empreinte SHA-256", max_length=64, blank=True)
-    erreur = models.TextField("erreur", blank=True)
-    requested_by = models.ForeignKey(
-        "pvd.User",
-        verbose_name="demandée par",
-        on_delete=models.SET_NULL,
-        null=True,
-        related_name="+",
+
+    TASK = "conventions.tasks.generate_convention_pdf"
+    FAILED_AFTER_RETRIES = (
+        "La génération du PDF a échoué après plusieurs tentatives ({error}). "
+        "La version précédente reste disponible ; relancez la génération plus tard."
     )
-    requested_at = models.DateTimeField("demandée le", auto_now_add=True)
-    generated_at = models.DateTimeField("générée le", null=True, blank=True)
+    STALLED = (
+        "La génération n'a pas abouti (interrompue). "
+        "La version précédente reste disponible ; relancez la génération."
+    )
 
     class Meta:
         verbose_name = "version générée"
@@ -427,6 +420,9 @@ class DocumentConvention(models.Model):
 
     def __str__(self) -> str:
         return f"{self.convention} – version {self.version}"
+
+    def result_filename(self) -> str:
+        return f"convention-{self.convention_id}-v{self.version}.pdf"
 
 
 def scan_upload_to(instance: "ScanSigne", filename: str) -> str:

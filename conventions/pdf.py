@@ -1,7 +1,8 @@
 """The PDF of a convention: template → WeasyPrint bytes, and its generated versions.
 
 ``render_pdf`` is a plain function; ``generate_document`` stores one requested version
-(called by the Celery task); ``request_generation`` numbers a new version and queues it.
+(called by the Celery task); ``request_generation`` numbers a new version and queues it
+(the background-job protocol of ``pvd.jobs``).
 """
 
 import hashlib
@@ -29,6 +30,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from actions.models import FicheAction, LigneFinancement
 from actions.plan import fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
+from pvd.jobs import TRANSIENT_ERRORS
 
 from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
 
@@ -41,8 +43,6 @@ PDFA_VARIANT = "pdf/a-2b"
 # The renderer addresses static files under an origin that can never resolve (.invalid,
 # RFC 2606); the fetcher serves them from disk and nothing is ever downloaded.
 STATIC_ORIGIN = "https://static.portail-pvd.invalid/"
-# Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
-TRANSIENT_ERRORS = (OSError, ConnectionError)
 CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".woff2": "font/woff2",
@@ -493,14 +493,7 @@ def render_pdf(convention: Convention, *, pdfa: bool = False, fiches: list | Non
 
 
 def document_filename(document: DocumentConvention) -> str:
-    return f"convention-{document.convention_id}-v{document.version}.pdf"
-
-
-def mark_failed(document_id: int, message: str) -> None:
-    """Only a version still being generated can fail: a ready one stays ready."""
-    DocumentConvention.objects.filter(
-        pk=document_id, statut=DocumentConvention.Statut.EN_COURS
-    ).update(statut=DocumentConvention.Statut.ECHEC, erreur=message)
+    return document.result_filename()
 
 
 def generate_document(document_id: int) -> None:
@@ -518,47 +511,25 @@ def generate_document(document_id: int) -> None:
         raise  # the task retries
     except Exception as exc:
         logger.exception("PDF rendering failed for document %s", document_id)
-        mark_failed(
+        DocumentConvention.mark_failed(
             document_id,
             f"La génération du PDF a échoué ({type(exc).__name__} : {str(exc)[:300]}). "
             "La version précédente reste disponible ; relancez la génération ou signalez "
             "le problème à l'équipe du portail.",
         )
         return
-    with transaction.atomic():
-        document = DocumentConvention.objects.select_for_update().get(pk=document_id)
-        if document.statut != DocumentConvention.Statut.EN_COURS:
-            return  # another run of the task got there first
-        name = document_filename(document)
-        field = document.fichier
-        # A run that stopped after writing the file left it behind: replace it, so that the
-        # version keeps its plain name and no orphan file piles up.
-        path = field.field.generate_filename(document, name)
-        if field.storage.exists(path):
-            field.storage.delete(path)
-        field.save(name, ContentFile(content), save=False)
-        document.sha256 = hashlib.sha256(content).hexdigest()
-        document.generated_at = timezone.now()
-        document.statut = DocumentConvention.Statut.PRET
-        document.erreur = ""
-        document.save(update_fields=["fichier", "sha256", "generated_at", "statut", "erreur"])
+    DocumentConvention.store_result(
+        document_id, ContentFile(content), sha256=hashlib.sha256(content).hexdigest()
+    )
 
 
 def request_generation(convention: Convention, user, *, pdfa: bool = False) -> DocumentConvention:
     """Number the next version and queue its generation once the transaction commits."""
-    from .tasks import generate_convention_pdf
-
     with transaction.atomic():
         # Locking the convention serialises concurrent requests (a double click): each one
         # reads the highest number only after the previous one has committed its row.
         Convention.objects.select_for_update().only("pk").get(pk=convention.pk)
         last = convention.documents.aggregate(last=Max("version"))["last"] or 0
-        document = DocumentConvention.objects.create(
-            convention=convention,
-            version=last + 1,
-            pdfa=pdfa,
-            statut=DocumentConvention.Statut.EN_COURS,
-            requested_by=user,
+        return DocumentConvention.request(
+            convention=convention, version=last + 1, pdfa=pdfa, requested_by=user
         )
-        generate_convention_pdf.delay_on_commit(document.pk)
-    return document

@@ -300,7 +300,10 @@ class ResiliationView(ConventionMixin, FormView):
 def generate(request: HttpRequest, pk: int) -> HttpResponse:
     convention = get_convention(request, pk, policy.may_edit_convention)
     document = request_generation(convention, request.user, pdfa=request.POST.get("pdfa") == "1")
-    messages.info(request, f"Génération de la version {document.version} en cours.")
+    if document.statut == DocumentConvention.Statut.ECHEC:  # the task queue does not answer
+        messages.error(request, document.erreur)
+    else:
+        messages.info(request, f"Génération de la version {document.version} en cours.")
     return redirect("conventions:detail", pk=convention.pk)
 
 

@@ -250,3 +250,27 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} du {self.started_at:%d/%m/%Y %H:%M}"
+
+
+class Heartbeat(models.Model):
+    """The last success of a periodic task, written by the task itself (pvd.jobs.HeartbeatTask).
+
+    The beat is alive while its most frequent task succeeds on time; reminders and digests
+    show here whether they ran.
+    """
+
+    task = models.CharField("tâche", max_length=200, unique=True)
+    last_success = models.DateTimeField("dernier succès")
+    period = models.DurationField("période attendue")
+
+    class Meta:
+        verbose_name = "tâche périodique"
+        verbose_name_plural = "tâches périodiques"
+        ordering = ["task"]
+
+    def __str__(self) -> str:
+        return self.task
+
+    def is_late(self, now) -> bool:
+        """Two periods without a success: a run was missed, not merely delayed."""
+        return self.last_success < now - 2 * self.period

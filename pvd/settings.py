@@ -165,13 +165,49 @@ STORAGES = {
     },
 }
 
+# Redis, Celery and background jobs -------------------------------------------------------
+# Redis is the cache (allauth's rate limits) and the Celery broker. When it is down the
+# portal must keep serving: the cache degrades to « nothing cached » (pvd.cache), and
+# asking for a PDF or an export fails at once with « Service momentanément indisponible »
+# (pvd.jobs.enqueue_on_commit). Every Redis wait is therefore bounded to about a second.
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_TIMEOUT = 1  # seconds, to connect and to answer
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "pvd.cache.DegradingRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT,
+                "socket_timeout": REDIS_TIMEOUT,
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# How long a job may run, and when the reaper gives up on it. These numbers go together:
+# - JOB_TIME_LIMITS: the worker stops a job task after its limit (a soft limit 30 s before
+#   lets the task record its own failure message). A convention PDF renders in seconds; the
+#   national XLSX export of the national bench data (330 000 rows) took 174 s on the shared
+#   2-core machine, hence 15 minutes.
+# - JOB_STALLED_MARGIN: a job started longer ago than its limit plus this margin cannot still
+#   be running (its worker died: OOM, deploy, crash), so pvd.tasks.fail_stalled_jobs, run
+#   every JOB_REAPER_PERIOD by the beat, marks it failed: a PDF version within about 7
+#   minutes, no longer 30 to 45.
+# - The broker's visibility timeout is the longest limit plus the margin: a message a dead
+#   worker took (acks_late) is handed to another worker only once no live worker can still
+#   be on it; the re-run finds the row failed, or finishes it (tasks run twice harmlessly).
+# - JOB_QUEUED_LIMIT: a job no worker ever started (no worker, message lost) fails after it.
+# - docker-compose.yml gives the worker a stop_grace_period above the longest limit, so that
+#   a deploy lets running jobs finish.
+JOB_TIME_LIMITS = {
+    "conventions.DocumentConvention": 5 * 60,
+    "actions.ExportPlan": 15 * 60,
+}
+JOB_STALLED_MARGIN = 60
+JOB_QUEUED_LIMIT = 30 * 60
+JOB_REAPER_PERIOD = 60
 
 # Celery: a real Redis broker when REDIS_URL is set, tasks run in-process otherwise.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -180,22 +216,36 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = 15 * 60
+CELERY_TASK_TIME_LIMIT = 15 * 60  # other tasks; a job task has its own limit (above)
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": max(JOB_TIME_LIMITS.values()) + JOB_STALLED_MARGIN,
+    "socket_connect_timeout": REDIS_TIMEOUT,
+    "socket_timeout": 5,
+    # Publishing (a web request) tries once: the job fails at once rather than the page hang.
+    "max_retries": 0,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Each periodic task records its last success (pvd.models.Heartbeat, /readyz) against the
+# period given here.
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "pvd.tasks.clear_expired_sessions",
         "schedule": 24 * 60 * 60,
     },
-    "fail-stalled-pdf-generations": {
-        "task": "conventions.tasks.fail_stalled_generations",
-        "schedule": 15 * 60,
+    "fail-stalled-jobs": {
+        "task": "pvd.tasks.fail_stalled_jobs",
+        "schedule": JOB_REAPER_PERIOD,
     },
     "purge-actions-exports": {
         "task": "actions.tasks.purge_exports",
         "schedule": 60 * 60,
     },
 }
+# End of Redis, Celery and background jobs -----------------------------------------------
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -207,7 +257,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Production hardening (python manage.py check --deploy reports no issue with these).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = strict_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)

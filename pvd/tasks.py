@@ -1,6 +1,8 @@
 from celery import shared_task
 from django.core import management
 
+from . import jobs
+
 
 @shared_task
 def ping(value: str = "pong") -> str:
@@ -8,6 +10,12 @@ def ping(value: str = "pong") -> str:
     return value
 
 
-@shared_task
+@shared_task(base=jobs.HeartbeatTask)
 def clear_expired_sessions() -> None:
     management.call_command("clearsessions")
+
+
+@shared_task(base=jobs.HeartbeatTask)
+def fail_stalled_jobs() -> int:
+    """A worker killed mid-job never reports: the reaper says the job failed."""
+    return jobs.fail_stalled()

@@ -9,6 +9,7 @@ public = views.PublicPageView.as_view
 pvd_patterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path(
         "accessibilite/",
         public(template_name="pvd/public/accessibilite.html"),

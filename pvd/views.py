@@ -18,7 +18,7 @@ from django_filters.views import FilterView
 
 from communes.models import EPCI, SEUIL_POPULATION, Commune, Departement, Region
 
-from . import policy, proconnect
+from . import health, policy, proconnect
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
 from .models import ImportRun, Role, User
@@ -38,6 +38,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
         logger.exception("Health check: the database does not answer")
         return JsonResponse({"status": "erreur", "database": "indisponible"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@login_not_required
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, Redis, worker and beat, 503 when one is down.
+
+    Anyone (the orchestrator) reads the statuses; national staff also read the details and
+    the last success of each periodic task.
+    """
+    user = request.user
+    details = user.is_authenticated and user.perimeter.national
+    ready, report = health.readiness(details=details)
+    return JsonResponse(report, status=200 if ready else 503)
 
 
 @method_decorator(login_not_required, name="dispatch")

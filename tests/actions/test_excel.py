@@ -28,6 +28,7 @@ from actions.models import (
     ensure_axes,
 )
 from actions.tasks import purge_exports
+from pvd.tasks import fail_stalled_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -893,6 +894,7 @@ def test_old_exports_are_purged_and_stalled_ones_failed(national):
     name = old.fichier.name
 
     assert purge_exports() == 1
+    assert fail_stalled_jobs() == 1
 
     assert not ExportPlan.objects.filter(pk=old.pk).exists()
     assert not default_storage.exists(name)

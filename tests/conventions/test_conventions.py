@@ -381,14 +381,14 @@ def test_stalled_generations_are_marked_failed(cadre_ussel):
     from datetime import timedelta
 
     from conventions.models import DocumentConvention
-    from conventions.tasks import fail_stalled_generations
+    from pvd.tasks import fail_stalled_jobs
 
     old = DocumentConvention.objects.create(convention=cadre_ussel, version=1)
     recent = DocumentConvention.objects.create(convention=cadre_ussel, version=2)
     DocumentConvention.objects.filter(pk=old.pk).update(
         requested_at=timezone.now() - timedelta(hours=1)
     )
-    assert fail_stalled_generations() == 1
+    assert fail_stalled_jobs() == 1
     old.refresh_from_db()
     recent.refresh_from_db()
     assert old.statut == "echec" and recent.statut == "en_cours"

@@ -207,7 +207,7 @@ def test_generating_twice_keeps_one_file_and_one_ready_version(cadre):
     document.refresh_from_db()
     assert document.statut == DocumentConvention.Statut.PRET
     assert document.fichier.name == f"conventions/{cadre.pk}/generees/convention-{cadre.pk}-v1.pdf"
-    assert document.generated_at is not None
+    assert document.finished_at is not None
     content = stored(document)
     assert content.startswith(b"%PDF")
     assert document.sha256 == pdf.hashlib.sha256(content).hexdigest()

@@ -1,0 +1,58 @@
+"""A Redis cache that degrades to « nothing cached » when Redis does not answer.
+
+The cache holds allauth's rate-limit counters only (sessions live in the database): losing
+it for a while must not stop anyone from logging in. While Redis is down, reads miss,
+writes are dropped and ``add`` claims success (allauth's lock loops until ``add`` succeeds),
+so the rate limits are off until Redis is back. After a failure the cache is not asked
+again for ``RETRY_AFTER`` seconds: a Redis that times out costs one timeout, not one per
+call of a page.
+"""
+
+import logging
+import time
+
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = 5  # seconds
+
+
+def degrade(fallback):
+    def decorator(method):
+        def wrapper(self, *args, **kwargs):
+            if time.monotonic() < self.down_until:
+                return fallback(*args) if callable(fallback) else fallback
+            try:
+                return method(self, *args, **kwargs)
+            except RedisError as exc:
+                self.down_until = time.monotonic() + RETRY_AFTER
+                logger.warning("Cache unavailable, %s skipped: %s", method.__name__, exc)
+                return fallback(*args) if callable(fallback) else fallback
+
+        return wrapper
+
+    return decorator
+
+
+class DegradingRedisCacheClient(RedisCacheClient):
+    down_until = 0.0
+
+    add = degrade(True)(RedisCacheClient.add)
+    get = degrade(lambda key, default: default)(RedisCacheClient.get)
+    set = degrade(None)(RedisCacheClient.set)
+    touch = degrade(False)(RedisCacheClient.touch)
+    delete = degrade(False)(RedisCacheClient.delete)
+    get_many = degrade(lambda keys: {})(RedisCacheClient.get_many)
+    has_key = degrade(False)(RedisCacheClient.has_key)
+    incr = degrade(lambda key, delta: delta)(RedisCacheClient.incr)
+    set_many = degrade(None)(RedisCacheClient.set_many)
+    delete_many = degrade(None)(RedisCacheClient.delete_many)
+    clear = degrade(False)(RedisCacheClient.clear)
+
+
+class DegradingRedisCache(RedisCache):
+    def __init__(self, server, params) -> None:
+        super().__init__(server, params)
+        self._class = DegradingRedisCacheClient

@@ -1,0 +1,151 @@
+"""Redis down: pages and login still work, PDFs and exports fail at once and say why.
+
+The test runs its own redis-server (port 9601), points the cache and the Celery broker at
+it, checks that both use it, stops it, and uses the portal as people do.
+"""
+
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+
+import pytest
+import redis
+from django.core.cache import cache
+from django.urls import reverse
+
+from actions.models import ExportPlan
+from conventions.models import Convention, DocumentConvention
+from pvd.jobs import UNAVAILABLE, Job
+
+PORT = 9601
+URL = f"redis://127.0.0.1:{PORT}/0"
+FAST = 2.0  # seconds: what a user may wait for an answer
+
+pytestmark = [
+    pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed"),
+    # Real commits: the task is queued by the on_commit hook, as in production.
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(PORT), "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(URL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    yield server, client
+    server.kill()
+    server.wait()
+
+
+@contextmanager
+def broker(url: str):
+    """Point the Celery app at this Redis (the settings are read once, at start)."""
+    from pvd.celery import app
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager, app._pool, app.amqp._producer_pool)
+    app.conf.broker_url, app.conf.task_always_eager = url, False
+    app._pool = app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager, app._pool, app.amqp._producer_pool = saved
+
+
+@pytest.fixture
+def app_on_own_redis(own_redis, settings):
+    settings.REDIS_URL = URL
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "pvd.cache.DegradingRedisCache",
+            "LOCATION": URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    with broker(URL):
+        yield own_redis
+
+
+def timed(call):
+    start = time.monotonic()
+    response = call()
+    return response, time.monotonic() - start
+
+
+def login(client, email: str):
+    return timed(
+        lambda: client.post(
+            reverse("account_login"), {"login": email, "password": "pvd-demo"}, follow=True
+        )
+    )
+
+
+def test_with_redis_down_pages_and_login_work_and_jobs_fail_at_once(
+    client, app_on_own_redis, cdp_ussel, national, ussel_la_courtine
+):
+    server, own = app_on_own_redis
+    convention = Convention.objects.create(
+        beneficiaire=ussel_la_courtine, type=Convention.Type.CADRE, titre="Convention-cadre"
+    )
+    generate = reverse("conventions:generate", args=[convention.pk])
+
+    # Redis up: the cache and the broker use this server (nothing reads the queue).
+    cache.set("sonde", "ok")
+    assert own.get(":1:sonde") is not None
+    assert login(client, "cdp-ussel@test.pvd.fr")[0].status_code == 200
+    client.post(generate)
+    assert own.llen("celery") == 1
+    queued = DocumentConvention.objects.get(version=1)
+    assert queued.statut == Job.Statut.EN_COURS
+
+    server.kill()
+    server.wait()
+    client.logout()
+
+    # Public pages and the login form still answer, and login works.
+    for name in ("account_login", "accessibilite"):
+        response, seconds = timed(lambda name=name: client.get(reverse(name)))
+        assert response.status_code == 200 and seconds < FAST
+    response, seconds = login(client, "cdp-ussel@test.pvd.fr")
+    assert response.status_code == 200 and seconds < FAST
+    assert response.wsgi_request.user == cdp_ussel
+    response, seconds = timed(
+        lambda: client.get(reverse("conventions:detail", args=[convention.pk]))
+    )
+    assert response.status_code == 200 and seconds < FAST
+
+    # A PDF: a clear message at once, and no version left « en cours » without a task.
+    response, seconds = timed(lambda: client.post(generate, follow=True))
+    assert response.status_code == 200 and seconds < FAST
+    assert UNAVAILABLE in response.content.decode()
+    failed = DocumentConvention.objects.get(version=2)
+    assert failed.statut == Job.Statut.ECHEC and failed.erreur == UNAVAILABLE
+
+    # An export, by national staff.
+    client.logout()
+    assert login(client, "anct@test.pvd.fr")[0].status_code == 200
+    response, seconds = timed(lambda: client.post(reverse("actions:export-national"), follow=True))
+    assert response.status_code == 200 and seconds < FAST
+    assert UNAVAILABLE in response.content.decode()
+    export = ExportPlan.objects.get()
+    assert export.statut == Job.Statut.ECHEC and export.erreur == UNAVAILABLE
+
+    # Readiness says what is down.
+    response, seconds = timed(lambda: client.get(reverse("pvd:readyz")))
+    assert response.status_code == 503 and seconds < FAST
+    assert response.json()["redis"] == "indisponible"
+    assert response.json()["database"] == "ok"
