@@ -15,7 +15,7 @@ from conventions.models import ScanSigne
 from tests import pdfs
 from tests.actions import test_fiches
 from tests.communes import test_beneficiaires
-from tests.conventions import test_conventions
+from tests.conventions import conftest as conventions_fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ axes_ussel = test_fiches.axes_ussel
 fiche_ussel = test_fiches.fiche_ussel
 issoudun = test_beneficiaires.issoudun
 candidat = test_beneficiaires.candidat
-cadre_ussel = test_conventions.cadre_ussel
+cadre_ussel = conventions_fixtures.cadre_ussel
 
 CLEAN = pdfs.clean_pdf()
 STORED_NAME = re.compile(r"[0-9a-f]{32}\.pdf")
