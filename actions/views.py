@@ -28,6 +28,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
+from pvd.integrity import IntegrityErrorMixin, save_or_refuse
 from pvd.views import NationalRequiredMixin
 
 from .filters import FicheFilter, PlanFilter
@@ -213,8 +214,8 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
         # Drawn once, repeated in every row: a loop per row costs more than the page's queries.
         "gridlines": format_html_join(
             "",
-            '<span class="pvd-timeline__gridline" style="left: {};"></span>',
-            ((year["left"],) for year in years),
+            '<span class="pvd-timeline__gridline pvd-timeline__gridline--{}"></span>',
+            ((n,) for n in range(1, len(years) + 1)),
         ),
         "today": percent(position(today)),
         "undated": [f for f in fiches if not (f.date_debut_prevue and f.date_fin_prevue)],
@@ -344,7 +345,7 @@ class PlanView(PlanMixin, FilterView):
         )
 
 
-class AxesView(PlanMixin, FormView):
+class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
     template_name = "actions/axes.html"
 
     def get_form(self, form_class=None):
@@ -414,7 +415,9 @@ class FicheFormMixin:
     def form_valid(self, form):
         financements = self.get_financements()
         if financements.is_valid():
-            fiche = form.save(financements=financements, user=self.request.user)
+            fiche = save_or_refuse(
+                form, lambda: form.save(financements=financements, user=self.request.user)
+            )
             if fiche is not None:
                 messages.success(self.request, f"Fiche « {fiche} » enregistrée.")
                 return redirect("actions:fiche", pk=fiche.pk)
@@ -515,7 +518,7 @@ class FinanceurListView(NationalRequiredMixin, ListView):
         )
 
 
-class FinanceurFormMixin(NationalRequiredMixin):
+class FinanceurFormMixin(NationalRequiredMixin, IntegrityErrorMixin):
     model = Financeur
     form_class = FinanceurForm
     template_name = "actions/financeur_form.html"
@@ -526,8 +529,10 @@ class FinanceurFormMixin(NationalRequiredMixin):
 
 class FinanceurCreateView(FinanceurFormMixin, CreateView):
     def form_valid(self, form):
-        messages.success(self.request, f"Financeur « {form.instance.nom} » ajouté.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if not form.errors:
+            messages.success(self.request, f"Financeur « {form.instance.nom} » ajouté.")
+        return response
 
 
 class FinanceurUpdateView(FinanceurFormMixin, UpdateView):
@@ -536,8 +541,10 @@ class FinanceurUpdateView(FinanceurFormMixin, UpdateView):
         return super().get_context_data(used=used, **kwargs)
 
     def form_valid(self, form):
-        messages.success(self.request, f"Financeur « {form.instance.nom} » modifié.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if not form.errors:
+            messages.success(self.request, f"Financeur « {form.instance.nom} » modifié.")
+        return response
 
 
 @require_POST

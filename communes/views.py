@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
+from pvd.integrity import IntegrityErrorMixin
+
 from . import exports
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
 from .forms import BeneficiaireForm, DecisionForm
@@ -161,7 +163,7 @@ def require_selection_right(user, departement: Departement | None = None) -> Non
     raise PermissionDenied("La sélection des communes revient à la préfecture du département.")
 
 
-class BeneficiaireCreateView(CreateView):
+class BeneficiaireCreateView(IntegrityErrorMixin, CreateView):
     form_class = BeneficiaireForm
     template_name = "communes/beneficiaire_form.html"
 
@@ -178,7 +180,8 @@ class BeneficiaireCreateView(CreateView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        messages.success(self.request, f"Bénéficiaire « {self.object.nom} » proposé.")
+        if not form.errors:
+            messages.success(self.request, f"Bénéficiaire « {self.object.nom} » proposé.")
         return response
 
     def get_success_url(self) -> str:

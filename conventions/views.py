@@ -9,6 +9,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
+from pvd.integrity import IntegrityErrorMixin
 
 from . import echeances
 from .filters import ConventionFilter
@@ -174,7 +175,7 @@ class ConventionUpdateView(ConventionMixin, UpdateView):
         return reverse("conventions:detail", args=[self.object.pk])
 
 
-class FormSetView(ConventionMixin, FormView):
+class FormSetView(ConventionMixin, IntegrityErrorMixin, FormView):
     """Edit the parties or the ORT sectors of a convention, several rows at once."""
 
     formset_class = None

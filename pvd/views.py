@@ -20,6 +20,7 @@ from communes.models import EPCI, Commune, Departement, Region
 
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
+from .integrity import IntegrityErrorMixin
 from .models import ImportRun, Role, User
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def send_activation_email(request: HttpRequest, user: User) -> None:
         form.save(request)
 
 
-class UserCreateView(NationalRequiredMixin, CreateView):
+class UserCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
     model = User
     form_class = UserForm
     template_name = "pvd/user_form.html"
@@ -131,6 +132,8 @@ class UserCreateView(NationalRequiredMixin, CreateView):
     def form_valid(self, form):
         form.instance.set_unusable_password()
         response = super().form_valid(form)
+        if form.errors:
+            return response
         send_activation_email(self.request, self.object)
         messages.success(
             self.request,
@@ -143,14 +146,16 @@ class UserCreateView(NationalRequiredMixin, CreateView):
         return reverse("user-detail", args=[self.object.pk])
 
 
-class UserUpdateView(NationalRequiredMixin, UpdateView):
+class UserUpdateView(NationalRequiredMixin, IntegrityErrorMixin, UpdateView):
     model = User
     form_class = UserForm
     template_name = "pvd/user_form.html"
 
     def form_valid(self, form):
-        messages.success(self.request, "Compte mis à jour.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if not form.errors:
+            messages.success(self.request, "Compte mis à jour.")
+        return response
 
     def get_success_url(self) -> str:
         return reverse("user-detail", args=[self.object.pk])

@@ -1,0 +1,56 @@
+"""Two identical submissions at once both pass the form's uniqueness checks, and the database
+refuses the second: that is a form error for the user, never a 500."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+ALREADY_SAVED = (
+    "Ces informations viennent d'être enregistrées par un autre envoi (double clic ?) : "
+    "vérifiez la page avant de recommencer."
+)
+
+
+def refuse_integrity_error(form) -> None:
+    """Put on the form (or formset) the message of the constraint the database enforced."""
+    if isinstance(form, forms.BaseForm):
+        instances = [getattr(form, "instance", None)]
+    else:
+        instances = [getattr(f, "instance", None) for f in form.forms]
+    errors: list[str] = []
+    for instance in instances:
+        if instance is None or not hasattr(instance, "validate_constraints"):
+            continue
+        try:
+            instance.validate_unique()
+            instance.validate_constraints()
+        except ValidationError as error:
+            errors += [m for m in error.messages if m not in errors]
+    errors = errors or [ALREADY_SAVED]
+    if isinstance(form, forms.BaseForm):
+        form.add_error(None, errors)
+    else:
+        form.non_form_errors().extend(errors)
+
+
+def save_or_refuse(form, save):
+    """Run save() in a savepoint; on an IntegrityError, a form error and None."""
+    try:
+        with transaction.atomic():
+            return save()
+    except IntegrityError:
+        refuse_integrity_error(form)
+        return None
+
+
+class IntegrityErrorMixin:
+    """For a CreateView, UpdateView or FormView whose form_valid saves: the form again with
+    the constraint's message when the database refuses the row."""
+
+    def form_valid(self, form):
+        try:
+            with transaction.atomic():
+                return super().form_valid(form)
+        except IntegrityError:
+            refuse_integrity_error(form)
+            return self.form_invalid(form)
