@@ -1,0 +1,201 @@
+"""Issue 9, items 1, 2, 14 and 15: user text escaped everywhere, a Content-Security-Policy on
+every response, double submissions as form errors, malformed identifiers as 404."""
+
+import re
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from actions.forms import FicheForm
+from actions.models import FicheAction, Financeur, ensure_axes
+from tests.actions.test_fiches import create_url, new_fiche_data
+from tests.actions.test_plan import fiche
+
+pytestmark = pytest.mark.django_db
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def axes_ussel(ussel_la_courtine):
+    ensure_axes(ussel_la_courtine)
+    return ussel_la_courtine
+
+
+# 1. Stored XSS ------------------------------------------------------------------------------
+
+
+def test_a_fiche_title_quoted_in_the_success_message_is_escaped(client_for, cdp_ussel, axes_ussel):
+    client = client_for(cdp_ussel)
+    response = client.post(
+        create_url(axes_ussel), new_fiche_data(axes_ussel, titre=SCRIPT), follow=True
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "enregistrée" in html
+    assert SCRIPT not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_funder_name_in_messages_and_lists_is_escaped(client_for, national):
+    response = client_for(national).post(
+        reverse("actions:financeur-create"),
+        {"nom": f'<img src=x onerror="alert(1)">{SCRIPT}', "ordre": "1", "actif": "on"},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert Financeur.objects.filter(nom__startswith="<img").exists()
+    assert "<img src=x" not in html and SCRIPT not in html
+
+
+def test_no_template_or_module_marks_text_safe():
+    """|safe, mark_safe and autoescape off would let a user's text through unescaped:
+    markup is built with format_html, whose arguments are escaped."""
+    root = Path(settings.BASE_DIR)
+    offenders = []
+    for path in [*root.glob("templates/**/*.html"), *root.glob("*/[!m]*.py")]:
+        if ".venv" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"\|\s*safe\b|mark_safe\(|autoescape off|SafeString\(", text):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+    assert settings.DSFR_CONTENT_IS_SAFE is False
+
+
+# 2. Content-Security-Policy -----------------------------------------------------------------
+
+
+def csp(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    return {part.split()[0]: part.split()[1:] for part in header.split(";") if part.strip()}
+
+
+def test_every_response_carries_the_csp_and_the_permissions_policy(client, client_for, national):
+    for response in [
+        client.get(reverse("account_login")),
+        client.get("/healthz"),
+        client_for(national).get(reverse("home")),
+        client_for(national).get("/nexiste-pas/"),
+    ]:
+        policy = csp(response)
+        assert policy["frame-ancestors"] == ["'none'"]
+        assert policy["object-src"] == ["'none'"]
+        for directive in ("script-src", "style-src", "default-src"):
+            assert "'unsafe-inline'" not in policy.get(directive, [])
+            assert "'unsafe-eval'" not in policy.get(directive, [])
+        assert "camera=()" in response["Permissions-Policy"]
+        assert "geolocation=()" in response["Permissions-Policy"]
+
+
+def test_pages_have_no_inline_script_or_style_without_the_nonce(client_for, cdp_ussel, axes_ussel):
+    from datetime import date
+
+    fiche(
+        axes_ussel,
+        1,
+        "1.1",
+        1000,
+        date_debut_prevue=date(2025, 1, 1),
+        date_fin_prevue=date(2026, 1, 1),
+    )
+    client = client_for(cdp_ussel)
+    for url in [
+        reverse("home"),
+        reverse("actions:plan", args=[axes_ussel.pk]),
+        create_url(axes_ussel),
+        reverse("account_change_password"),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
+        assert ' style="' not in html, url
+        assert not re.search(r"\son[a-z]+=\"", html), url
+        for tag in re.findall(r"<(?:script|style)\b[^>]*>", html):
+            assert "src=" in tag or (nonce and f'nonce="{nonce.group(1)}"' in tag), (url, tag)
+
+
+# 14. Double submit --------------------------------------------------------------------------
+
+
+def test_two_identical_new_fiche_posts_give_a_form_error_not_a_500(
+    client_for, cdp_ussel, axes_ussel
+):
+    client = client_for(cdp_ussel)
+    data = new_fiche_data(axes_ussel, reference="1.7")
+    assert client.post(create_url(axes_ussel), data).status_code == 302
+    # The second request passed its uniqueness check before the first one committed.
+    with mock.patch.object(FicheForm, "validate_unique", lambda self: None):
+        response = client.post(create_url(axes_ussel), data)
+    assert response.status_code == 200
+    assert "Une fiche de ce plan porte déjà cette référence." in response.content.decode()
+    assert FicheAction.objects.filter(beneficiaire=axes_ussel, reference="1.7").count() == 1
+
+
+def test_a_funder_created_twice_at_once_gives_a_form_error(client_for, national):
+    from django.forms import ModelForm
+
+    client = client_for(national)
+    data = {"nom": "Fonds vert bis", "ordre": "3", "actif": "on"}
+    assert client.post(reverse("actions:financeur-create"), data, follow=True).status_code == 200
+    with mock.patch.object(ModelForm, "validate_unique", lambda self: None):
+        response = client.post(reverse("actions:financeur-create"), data)
+    assert response.status_code == 200
+    assert "existe déjà" in response.content.decode()
+    assert "ajouté" not in response.content.decode()
+    assert Financeur.objects.filter(nom="Fonds vert bis").count() == 1
+
+
+def test_an_account_created_twice_at_once_gives_a_form_error(client_for, national):
+    from pvd.forms import UserForm
+    from pvd.models import User
+
+    client = client_for(national)
+    data = {"email": "double@test.pvd.fr", "first_name": "A", "last_name": "B", "is_active": "on"}
+    assert client.post(reverse("user-create"), data).status_code == 302
+    with (
+        mock.patch.object(UserForm, "clean_email", lambda self: self.cleaned_data["email"]),
+        mock.patch.object(UserForm, "validate_unique", lambda self: None),
+    ):
+        response = client.post(reverse("user-create"), data)
+    assert response.status_code == 200
+    assert User.objects.filter(email="double@test.pvd.fr").count() == 1
+
+
+# 15. Malformed identifiers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/communes/%00/",
+        "/communes/19%0075/",
+        "/beneficiaires/selection/%00/",
+        "/actions/%00/",
+        "/conventions/%00/",
+        "/acces/%00/",
+        "/%00",
+    ],
+)
+def test_a_nul_byte_in_the_path_answers_404(client_for, national, url):
+    assert client_for(national).get(url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/communes/?q=%00",
+        "/communes/?departement=%00",
+        "/beneficiaires/?q=%00&departement=%00",
+        "/acces/?q=%00",
+        "/journal/?actor=%00",
+        "/communes/%C3%A9%E2%80%AE/",
+        "/communes/" + "9" * 300 + "/",
+    ],
+)
+def test_malformed_parameters_never_give_a_500(client_for, national, url):
+    assert client_for(national).get(url).status_code in {200, 404}
