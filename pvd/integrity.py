@@ -12,25 +12,32 @@ ALREADY_SAVED = (
 
 
 def refuse_integrity_error(form) -> None:
-    """Put on the form (or formset) the message of the constraint the database enforced."""
-    if isinstance(form, forms.BaseForm):
-        instances = [getattr(form, "instance", None)]
-    else:
-        instances = [getattr(f, "instance", None) for f in form.forms]
-    errors: list[str] = []
-    for instance in instances:
+    """Put on the form (or formset) the message of the constraint the database enforced,
+    found by checking the instance again now that the other row is committed."""
+    is_form = isinstance(form, forms.BaseForm)
+    subforms = [form] if is_form else list(form.forms)
+    found = False
+    for subform in subforms:
+        instance = getattr(subform, "instance", None)
         if instance is None or not hasattr(instance, "validate_constraints"):
             continue
         try:
             instance.validate_unique()
             instance.validate_constraints()
         except ValidationError as error:
-            errors += [m for m in error.messages if m not in errors]
-    errors = errors or [ALREADY_SAVED]
-    if isinstance(form, forms.BaseForm):
-        form.add_error(None, errors)
-    else:
-        form.non_form_errors().extend(errors)
+            found = True
+            try:
+                # The form's own wording of a unique error, on its field when it has it.
+                subform._update_errors(error)
+            except ValueError:
+                subform.add_error(None, error.messages)
+    if not found:
+        if is_form:
+            form.add_error(None, ALREADY_SAVED)
+        else:
+            form.non_form_errors().append(ALREADY_SAVED)
+    if not is_form and found and not form.non_form_errors():
+        form.non_form_errors().append(ALREADY_SAVED)
 
 
 def save_or_refuse(form, save):

@@ -145,7 +145,7 @@ def test_a_funder_created_twice_at_once_gives_a_form_error(client_for, national)
     with mock.patch.object(ModelForm, "validate_unique", lambda self: None):
         response = client.post(reverse("actions:financeur-create"), data)
     assert response.status_code == 200
-    assert "existe déjà" in response.content.decode()
+    assert "Ce financeur figure déjà au catalogue." in response.content.decode()
     assert "ajouté" not in response.content.decode()
     assert Financeur.objects.filter(nom="Fonds vert bis").count() == 1
 
