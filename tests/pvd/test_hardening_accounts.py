@@ -286,7 +286,9 @@ def test_a_forged_forwarded_for_header_is_ignored_by_default(client, client_for,
         {"nom": "Fonds pour les essais", "ordre": "2", "actif": "on"},
         HTTP_X_FORWARDED_FOR="6.6.6.6",
     )
-    entry = LogEntry.objects.get(content_type__model="financeur", object_repr="Fonds pour les essais")
+    entry = LogEntry.objects.get(
+        content_type__model="financeur", object_repr="Fonds pour les essais"
+    )
     assert entry.remote_addr == "127.0.0.1"
 
 
@@ -327,7 +329,8 @@ def test_catalogue_and_role_beneficiary_changes_are_journaled(
 ):
     client = client_for(national)
     client.post(
-        reverse("actions:financeur-create"), {"nom": "Fonds des essais", "ordre": "2", "actif": "on"}
+        reverse("actions:financeur-create"),
+        {"nom": "Fonds des essais", "ordre": "2", "actif": "on"},
     )
     account = UserFactory(email="nouvelle-cdp@test.pvd.fr")
     client.post(
