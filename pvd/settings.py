@@ -166,6 +166,8 @@ ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 # offered to everyone, required for the accounts named by pvd.mfa.mfa_required.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Portail PVD"
+# A code of the previous or next 30 seconds is accepted too: phones' clocks drift.
+MFA_TOTP_TOLERANCE = 1
 # Addresses are set by ANCT staff, nobody signs up: an unverified address cannot be squatted.
 MFA_ALLOW_UNVERIFIED_EMAIL = True
 PVD_MFA_ENFORCED = strict_bool("PVD_MFA_ENFORCED", True)
