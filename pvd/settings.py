@@ -74,9 +74,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "pvd.middleware.TrustedIpAuditlogMiddleware",
+    "pvd.middleware.HtmxLoginRedirectMiddleware",
     "pvd.middleware.SessionLifetimeMiddleware",
     "pvd.middleware.MfaRequiredMiddleware",
-    "pvd.middleware.HtmxLoginRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "pvd.urls"

@@ -363,3 +363,11 @@ def test_national_staff_filter_the_journal_by_event_type(client, client_for, nat
 
 def test_only_national_staff_read_the_journal(client_for, prefecture_36):
     assert client_for(prefecture_36).get("/journal/?evenement=login").status_code == 403
+
+
+def test_an_htmx_request_after_the_session_ended_reloads_on_the_login_page(client_for, cdp_ussel):
+    client = client_for(cdp_ussel)
+    backdate(client, started=13 * 3600, seen=60)
+    response = client.get("/communes/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 204
+    assert response["HX-Redirect"].startswith(reverse("account_login"))
