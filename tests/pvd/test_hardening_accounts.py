@@ -146,7 +146,9 @@ def test_the_identity_providers_mfa_satisfies_the_requirement(client_for, mfa_en
 
 def test_mfa_is_offered_to_other_roles_without_being_forced(client, mfa_enforced, cdp_ussel):
     login(client, cdp_ussel.email)
-    assert client.get("/").status_code == 200
+    home = client.get("/")
+    assert home.status_code == 200
+    assert reverse("mfa_index") in home.content.decode()  # « Double authentification »
     assert client.get(reverse("mfa_index")).status_code == 200
     client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
     assert client.get(reverse("mfa_activate_totp")).status_code == 200
