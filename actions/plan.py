@@ -336,10 +336,11 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
         "bars": bars,
         "years": years,
         # Drawn once over all the rows.
+        # Positioned by numbered classes (timeline_css.html): the CSP refuses style attributes.
         "gridlines": format_html_join(
             "",
-            '<span class="pvd-timeline__gridline" style="left: {};"></span>',
-            ((year["left"],) for year in years),
+            '<span class="pvd-timeline__gridline pvd-timeline__gridline--{}"></span>',
+            ((n,) for n in range(1, len(years) + 1)),
         ),
         "today": _percent(position(today)),
         "undated": [f for f in fiches if not (f.date_debut_prevue and f.date_fin_prevue)],

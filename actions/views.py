@@ -13,6 +13,7 @@ from django_filters.views import FilterView
 from communes.models import Beneficiaire
 from communes.views import get_beneficiaire
 from pvd import policy
+from pvd.integrity import IntegrityErrorMixin, save_or_refuse
 from pvd.views import NationalRequiredMixin
 
 from .filters import FicheFilter, PlanFilter
@@ -126,7 +127,7 @@ class PlanView(PlanMixin, FilterView):
         )
 
 
-class AxesView(PlanMixin, FormView):
+class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
     template_name = "actions/axes.html"
 
     def get_form(self, form_class=None):
@@ -190,7 +191,9 @@ class FicheFormMixin:
     def form_valid(self, form):
         financements = self.get_financements()
         if financements.is_valid():
-            fiche = form.save(financements=financements, user=self.request.user)
+            fiche = save_or_refuse(
+                form, lambda: form.save(financements=financements, user=self.request.user)
+            )
             if fiche is not None:
                 messages.success(self.request, f"Fiche « {fiche} » enregistrée.")
                 return redirect("actions:fiche", pk=fiche.pk)
@@ -292,7 +295,7 @@ class FinanceurListView(NationalRequiredMixin, ListView):
         )
 
 
-class FinanceurFormMixin(NationalRequiredMixin):
+class FinanceurFormMixin(NationalRequiredMixin, IntegrityErrorMixin):
     allowed = staticmethod(policy.may_manage_funders)
     model = Financeur
     form_class = FinanceurForm
@@ -304,8 +307,10 @@ class FinanceurFormMixin(NationalRequiredMixin):
 
 class FinanceurCreateView(FinanceurFormMixin, CreateView):
     def form_valid(self, form):
-        messages.success(self.request, f"Financeur « {form.instance.nom} » ajouté.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if not form.errors:
+            messages.success(self.request, f"Financeur « {form.instance.nom} » ajouté.")
+        return response
 
 
 class FinanceurUpdateView(FinanceurFormMixin, UpdateView):
@@ -314,8 +319,10 @@ class FinanceurUpdateView(FinanceurFormMixin, UpdateView):
         return super().get_context_data(used=used, **kwargs)
 
     def form_valid(self, form):
-        messages.success(self.request, f"Financeur « {form.instance.nom} » modifié.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if not form.errors:
+            messages.success(self.request, f"Financeur « {form.instance.nom} » modifié.")
+        return response
 
 
 @require_POST

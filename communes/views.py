@@ -12,6 +12,7 @@ from django_filters.views import FilterView
 
 from conventions.echeances import Echeance, with_echeances
 from pvd import policy
+from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
 
 from . import exports
@@ -171,7 +172,7 @@ def require_selection_right(user, departement: Departement | None = None) -> Non
         raise PermissionDenied("La sélection des communes revient à la préfecture du département.")
 
 
-class BeneficiaireCreateView(CreateView):
+class BeneficiaireCreateView(IntegrityErrorMixin, CreateView):
     form_class = BeneficiaireForm
     template_name = "communes/beneficiaire_form.html"
 
@@ -188,7 +189,8 @@ class BeneficiaireCreateView(CreateView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        messages.success(self.request, f"Bénéficiaire « {self.object.nom} » proposé.")
+        if not form.errors:
+            messages.success(self.request, f"Bénéficiaire « {self.object.nom} » proposé.")
         return response
 
     def get_success_url(self) -> str:

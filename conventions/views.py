@@ -13,6 +13,7 @@ from django_filters.views import FilterView
 from communes.models import Beneficiaire
 from communes.views import get_beneficiaire
 from pvd import policy
+from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
 
 from . import echeances
@@ -191,7 +192,7 @@ class ConventionUpdateView(ConventionMixin, UpdateView):
         return reverse("conventions:detail", args=[self.object.pk])
 
 
-class FormSetView(ConventionMixin, FormView):
+class FormSetView(ConventionMixin, IntegrityErrorMixin, FormView):
     """Edit the parties or the ORT sectors of a convention, several rows at once."""
 
     formset_class = None

@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
 from .models import ImportRun, Role, User
 
@@ -29,3 +32,14 @@ class UserAdmin(BaseUserAdmin):
 @admin.register(ImportRun)
 class ImportRunAdmin(admin.ModelAdmin):
     list_display = ["kind", "started_at", "created", "updated", "unchanged", "skipped"]
+
+
+def admin_login(request, extra_context=None):
+    """The admin has no login of its own: the portal's (same rate limits, lockout, MFA).
+    A logged-in account without admin access gets a 403 rather than a login loop."""
+    if request.user.is_authenticated:
+        raise PermissionDenied("Cette page est réservée aux administrateurs du portail.")
+    return redirect_to_login(request.GET.get("next") or reverse("admin:index"))
+
+
+admin.site.login = admin_login

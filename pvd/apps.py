@@ -6,4 +6,9 @@ class PvdConfig(AppConfig):
     verbose_name = "Portail PVD"
 
     def ready(self) -> None:
-        from . import audit  # noqa: F401
+        from django.contrib.auth.signals import user_logged_in
+
+        from . import audit, mfa  # noqa: F401
+        from .middleware import stamp_session
+
+        user_logged_in.connect(stamp_session, dispatch_uid="pvd-stamp-session")

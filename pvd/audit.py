@@ -1,12 +1,21 @@
 """Which models the audit trail follows (django-auditlog): who changed what, and when."""
 
+import ipaddress
+
+from allauth.account import signals as allauth_signals
+from allauth.mfa import signals as mfa_signals
+from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.apps import apps
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
+from django.contrib.contenttypes.models import ContentType
+from django.dispatch import receiver
 
 from .models import Role, User
 
 auditlog.register(User, exclude_fields=["password", "last_login"])
-auditlog.register(Role, m2m_fields={"departements", "communes"})
+auditlog.register(Role, m2m_fields={"departements", "communes", "beneficiaires"})
 # A ProConnect identity attached to an account (first login) or detached by ANCT.
 auditlog.register(
     apps.get_model("socialaccount", "SocialAccount"), include_fields=["user", "provider", "uid"]
@@ -41,3 +50,77 @@ for model_name in (
     "PointAvancement",
 ):
     auditlog.register(apps.get_model("actions", model_name))
+auditlog.register(apps.get_model("actions", "Financeur"))
+
+# Security events --------------------------------------------------------------------------
+# Logins, failures, lockouts, logouts, password and MFA changes go into the same journal as
+# the changes above, as « access » entries on the user concerned, with the trusted client IP.
+
+EVENTS = {
+    "login": "Connexion",
+    "login_failed": "Échec de connexion",
+    "lockout": "Blocage après trop d'échecs",
+    "logout": "Déconnexion",
+    "password": "Changement de mot de passe",
+    "mfa": "Changement de double authentification",
+}
+
+
+def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or the address the last trusted proxy saw
+    (settings.TRUSTED_PROXY_COUNT proxies append to X-Forwarded-For; 0 ignores the header)."""
+    ip = request.META.get("REMOTE_ADDR")
+    count = settings.TRUSTED_PROXY_COUNT
+    if count > 0:
+        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        if len(forwarded) >= count:
+            ip = forwarded[-count]
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None
+
+
+def record_event(request, event: str, user=None, login: str = "") -> LogEntry:
+    """One security event in the journal: who (user, or the address typed), when, from where."""
+    current = getattr(request, "user", None)
+    actor = current if current is not None and current.is_authenticated else None
+    if actor is None and event == "login":
+        actor = user
+    return LogEntry.objects.create(
+        content_type=ContentType.objects.get_for_model(User),
+        object_pk=str(user.pk) if user else "",
+        object_id=user.pk if user else None,
+        object_repr=(user.email if user else login)[:254],
+        action=LogEntry.Action.ACCESS,
+        changes_text=EVENTS[event],
+        actor=actor,
+        remote_addr=client_ip(request),
+        additional_data={"event": event},
+    )
+
+
+@receiver(allauth_signals.user_logged_in)
+def _login(sender, request, user, **kwargs):
+    record_event(request, "login", user)
+
+
+@receiver(user_logged_out)
+def _logout(sender, request, user, **kwargs):
+    if user is not None and request is not None:
+        record_event(request, "logout", user)
+
+
+@receiver(allauth_signals.password_changed)
+@receiver(allauth_signals.password_set)
+@receiver(allauth_signals.password_reset)
+def _password(sender, request, user, **kwargs):
+    record_event(request, "password", user)
+
+
+@receiver(mfa_signals.authenticator_added)
+@receiver(mfa_signals.authenticator_removed)
+@receiver(mfa_signals.authenticator_reset)
+def _mfa(sender, request, user, **kwargs):
+    record_event(request, "mfa", user)

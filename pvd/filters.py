@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from communes.models import Departement
 
+from .audit import EVENTS
 from .models import Role, User
 
 
@@ -47,7 +48,20 @@ def audited_content_types(request):
     ).order_by("model")
 
 
+# The journal's event types: the security events of pvd.audit, and two kinds of changes
+# national staff look for (the funder catalogue, the perimeters given to roles).
+EVENT_CHOICES = [
+    *EVENTS.items(),
+    ("financeurs", "Catalogue des financeurs"),
+    ("roles", "Rôles et périmètres (bénéficiaires suivis)"),
+]
+EVENT_MODELS = {"financeurs": ("actions", "financeur"), "roles": ("pvd", "role")}
+
+
 class LogEntryFilter(django_filters.FilterSet):
+    evenement = django_filters.ChoiceFilter(
+        label="Type d'événement", choices=EVENT_CHOICES, method="of_event", empty_label="Tous"
+    )
     content_type = django_filters.ModelChoiceFilter(
         label="Type d'objet", queryset=audited_content_types, empty_label="Tous"
     )
@@ -70,3 +84,9 @@ class LogEntryFilter(django_filters.FilterSet):
     class Meta:
         model = LogEntry
         fields: list[str] = []
+
+    def of_event(self, queryset, name, value):
+        if value in EVENT_MODELS:
+            app_label, model = EVENT_MODELS[value]
+            return queryset.filter(content_type__app_label=app_label, content_type__model=model)
+        return queryset.filter(action=LogEntry.Action.ACCESS, additional_data__event=value)

@@ -1,6 +1,18 @@
+import time
+from urllib.parse import urlencode
+
+from auditlog.middleware import AuditlogMiddleware
 from django.conf import settings
-from django.http import HttpResponse
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
+from django.urls import reverse
+
+from .adapters import is_demo_account
+from .audit import client_ip
+from .mfa import mfa_done, mfa_required
 
 
 class HtmxLoginRedirectMiddleware:
@@ -22,3 +34,119 @@ class HtmxLoginRedirectMiddleware:
             redirect["HX-Redirect"] = response["Location"]
             return redirect
         return response
+
+
+class SecurityHeadersMiddleware:
+    """Permissions-Policy on every response (the CSP comes from django-csp)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
+
+
+class MalformedUrlMiddleware:
+    """A path with a NUL byte cannot name anything (PostgreSQL refuses it in a query): 404."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or "\x00" in request.path_info:
+            raise Http404("Adresse invalide.")
+        return self.get_response(request)
+
+
+class TrustedIpAuditlogMiddleware(AuditlogMiddleware):
+    """django-auditlog, with the client IP from pvd.audit.client_ip (TRUSTED_PROXY_COUNT)
+    instead of the first X-Forwarded-For entry, which anyone can forge."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        return client_ip(request)
+
+    @staticmethod
+    def _get_remote_port(request):
+        return None
+
+
+SESSION_STARTED_KEY = "pvd_session_started"
+SESSION_SEEN_KEY = "pvd_session_seen"
+SESSION_RENEW_EVERY = 5 * 60
+
+
+def stamp_session(sender, request, user, **kwargs) -> None:
+    """At login: when the session started (12 h at most) and was last renewed."""
+    now = int(time.time())
+    request.session[SESSION_STARTED_KEY] = now
+    request.session[SESSION_SEEN_KEY] = now
+
+
+class SessionLifetimeMiddleware:
+    """A session ends 12 hours after login, and after 2 hours without a request
+    (SESSION_COOKIE_AGE, renewed at most every 5 minutes to spare a write per request).
+    A demo account is logged out when DEBUG is off."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            now = int(time.time())
+            started = request.session.get(SESSION_STARTED_KEY, 0)
+            seen = request.session.get(SESSION_SEEN_KEY, 0)
+            expired = (
+                now - started > settings.SESSION_MAX_LIFETIME
+                or now - seen > settings.SESSION_COOKIE_AGE
+                or (is_demo_account(request.user.email) and not settings.DEBUG)
+            )
+            if expired:
+                logout(request)
+                return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
+            if now - seen > SESSION_RENEW_EVERY:
+                request.session[SESSION_SEEN_KEY] = now
+        return self.get_response(request)
+
+
+# Paths a user who still owes MFA may reach: login, logout, MFA setup and challenge, password.
+MFA_OPEN_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz")
+
+
+class MfaRequiredMiddleware:
+    """Users for whom pvd.mfa.mfa_required holds reach no page before passing MFA: set up an
+    authenticator app first, or answer its challenge when their session has not."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if (
+            settings.PVD_MFA_ENFORCED
+            and user.is_authenticated
+            and not request.path.startswith(MFA_OPEN_PREFIXES)
+            and mfa_required(user)
+            and not mfa_done(request)
+        ):
+            from allauth.mfa.models import Authenticator
+
+            has_totp = Authenticator.objects.filter(
+                user=user, type=Authenticator.Type.TOTP
+            ).exists()
+            target = "mfa_reauthenticate" if has_totp else "mfa_activate_totp"
+            if not has_totp:
+                messages.info(
+                    request,
+                    "Votre rôle exige la double authentification : configurez une application "
+                    "d'authentification (TOTP) pour accéder au portail.",
+                )
+            url = f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}"
+            if request.headers.get("HX-Request") == "true":
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = url
+                return response
+            return HttpResponseRedirect(url)
+        return self.get_response(request)

@@ -4,6 +4,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,6 +50,8 @@ INSTALLED_APPS = [
     "django_filters",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "csp",
     "auditlog",
     "pvd",
     "communes",
@@ -58,6 +61,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "pvd.middleware.SecurityHeadersMiddleware",
+    "pvd.middleware.MalformedUrlMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,8 +73,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "pvd.middleware.TrustedIpAuditlogMiddleware",
     "pvd.middleware.HtmxLoginRedirectMiddleware",
+    "pvd.middleware.SessionLifetimeMiddleware",
+    "pvd.middleware.MfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "pvd.urls"
@@ -111,7 +119,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -133,6 +144,8 @@ ACCOUNT_FORMS = {
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_SESSION_REMEMBER = None
+# A password-reset request for an unknown address sends nothing (no « sign up » invitation).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # allauth's default limits (login_failed: 10 per minute per IP, 5 per 5 min per account)
 # stay on; set explicitly so they are reviewed with the code.
 ACCOUNT_RATE_LIMITS = {
@@ -142,6 +155,27 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "change_password": "5/m/user",
 }
+
+# The client address (login rate limits, audit trail) is REMOTE_ADDR unless the portal runs
+# behind that many reverse proxies, each appending to X-Forwarded-For (README « Derrière un
+# proxy »). 0: X-Forwarded-For is ignored, a forged header changes nothing.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+
+# Multi-factor authentication (allauth.mfa): an authenticator app (TOTP) and recovery codes,
+# offered to everyone, required for the accounts named by pvd.mfa.mfa_required.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Portail PVD"
+# A code of the previous or next 30 seconds is accepted too: phones' clocks drift.
+MFA_TOTP_TOLERANCE = 1
+# Addresses are set by ANCT staff, nobody signs up: an unverified address cannot be squatted.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+PVD_MFA_ENFORCED = strict_bool("PVD_MFA_ENFORCED", True)
+
+# Sessions end after 2 hours without a request, and 12 hours after login in any case
+# (pvd.middleware.SessionLifetimeMiddleware renews the expiry at most every 5 minutes).
+SESSION_COOKIE_AGE = 2 * 60 * 60
+SESSION_MAX_LIFETIME = 12 * 60 * 60
 
 LANGUAGE_CODE = "fr-fr"
 TIME_ZONE = "Europe/Paris"
@@ -265,6 +299,28 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", n
 SECURE_HSTS_PRELOAD = strict_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts and styles from the portal's own static files,
+# or inline only with the per-response nonce; no framing; no plug-ins.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", NONCE],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), interest-cohort=()"
+)
+# django-dsfr would mark message texts safe: they quote user text (a fiche's title).
+DSFR_CONTENT_IS_SAFE = False
 
 AUDITLOG_INCLUDE_ALL_MODELS = False
 # Flash messages live in the session: no extra cookie (see the privacy page).

@@ -21,6 +21,7 @@ from communes.models import EPCI, SEUIL_POPULATION, Commune, Departement, Region
 from . import health, policy, proconnect
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
+from .integrity import IntegrityErrorMixin
 from .models import ImportRun, Role, User
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def send_activation_email(request: HttpRequest, user: User) -> None:
         form.save(request)
 
 
-class UserCreateView(NationalRequiredMixin, CreateView):
+class UserCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
     model = User
     form_class = UserForm
     template_name = "pvd/user_form.html"
@@ -155,6 +156,8 @@ class UserCreateView(NationalRequiredMixin, CreateView):
     def form_valid(self, form):
         form.instance.set_unusable_password()
         response = super().form_valid(form)
+        if form.errors:
+            return response
         send_activation_email(self.request, self.object)
         messages.success(
             self.request,
@@ -167,14 +170,16 @@ class UserCreateView(NationalRequiredMixin, CreateView):
         return reverse("pvd:user-detail", args=[self.object.pk])
 
 
-class UserUpdateView(NationalRequiredMixin, UpdateView):
+class UserUpdateView(NationalRequiredMixin, IntegrityErrorMixin, UpdateView):
     model = User
     form_class = UserForm
     template_name = "pvd/user_form.html"
 
     def form_valid(self, form):
-        messages.success(self.request, "Compte mis à jour.")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if not form.errors:
+            messages.success(self.request, "Compte mis à jour.")
+        return response
 
     def get_success_url(self) -> str:
         return reverse("pvd:user-detail", args=[self.object.pk])

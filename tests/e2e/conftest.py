@@ -36,8 +36,22 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, locale="fr-FR")
     page = context.new_page()
     page.set_default_timeout(15000)
+    # What Chromium refused under the Content-Security-Policy (see csp_violations).
+    page.csp_violations = []
+    page.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text and page.csp_violations.append(message.text)
+        ),
+    )
     yield page
     context.close()
+
+
+@pytest.fixture
+def csp_violations(page) -> list[str]:
+    """The CSP violations Chromium reported in the console during the test."""
+    return page.csp_violations
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def demo_chef_de_projet(territoires):
     ussel = Beneficiaire.objects.get(nom="Ussel – La Courtine")
-    user = user_with_role("cdp-ussel@demo.pvd.fr", Role.Kind.CHEF_PROJET)
+    user = user_with_role("cdp-ussel@test.pvd.fr", Role.Kind.CHEF_PROJET)
     user.roles.get().beneficiaires.set([ussel])
     ensure_axes(ussel)
     existing = FicheAction.objects.create(
@@ -41,8 +41,10 @@ def axis_totals(page, name: str) -> tuple[int, int]:
     )
 
 
-def test_chef_de_projet_adds_a_financed_fiche_and_sees_the_axis_totals(login, demo_chef_de_projet):
-    page = login("cdp-ussel@demo.pvd.fr")
+def test_chef_de_projet_adds_a_financed_fiche_and_sees_the_axis_totals(
+    login, demo_chef_de_projet, csp_violations
+):
+    page = login("cdp-ussel@test.pvd.fr")
     page.get_by_role("link", name="Plans d’action").first.click()
     page.get_by_role("link", name="Ussel – La Courtine").click()
     heading = page.get_by_role("heading", level=1).inner_text()
@@ -77,3 +79,5 @@ def test_chef_de_projet_adds_a_financed_fiche_and_sees_the_axis_totals(login, de
         "DSIL",
         "Région",
     ]
+    # htmx, the DSFR script and the timeline ran under the Content-Security-Policy.
+    assert csp_violations == []

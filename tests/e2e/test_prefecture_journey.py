@@ -8,11 +8,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def demo_prefecture(territoires):
-    return user_with_role("prefecture-36@demo.pvd.fr", Role.Kind.PREFECTURE, departements=["36"])
+    return user_with_role("prefecture-36@test.pvd.fr", Role.Kind.PREFECTURE, departements=["36"])
 
 
-def test_prefecture_searches_communes_of_its_departement(login, demo_prefecture):
-    page = login("prefecture-36@demo.pvd.fr")
+def test_prefecture_searches_communes_of_its_departement(login, demo_prefecture, csp_violations):
+    page = login("prefecture-36@test.pvd.fr")
     assert page.get_by_role("heading", level=1).is_visible()
     page.get_by_role("link", name="Communes").first.click()
     page.get_by_label("Nom ou code INSEE").fill("sur")
@@ -32,3 +32,4 @@ def test_prefecture_searches_communes_of_its_departement(login, demo_prefecture)
     page.get_by_role("link", name="Le Blanc").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Le Blanc"
     assert "CC Brenne - Val de Creuse" in page.content()
+    assert csp_violations == []

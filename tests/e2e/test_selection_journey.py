@@ -18,11 +18,11 @@ def demo_prefecture(territoires):
         epci=EPCIFactory(siren="200071223", nom="CC du Pays d'Issoudun"),
         population=11500,
     )
-    return user_with_role("prefecture-36@demo.pvd.fr", Role.Kind.PREFECTURE, departements=["36"])
+    return user_with_role("prefecture-36@test.pvd.fr", Role.Kind.PREFECTURE, departements=["36"])
 
 
 def test_prefecture_selects_a_commune_and_makes_it_laureat(login, demo_prefecture):
-    page = login("prefecture-36@demo.pvd.fr")
+    page = login("prefecture-36@test.pvd.fr")
     page.get_by_role("link", name="Sélection").first.click()
     assert "Sélection des communes" in page.get_by_role("heading", level=1).inner_text()
     page.get_by_label("Sélectionner Issoudun").check()

@@ -111,7 +111,10 @@ class Command(BaseCommand):
             return
         # Illustrative documents, like the accounts: only on a demonstration instance.
         self.seed_conventions(facts["conventions"])
-        self.stdout.write(f"Comptes de démonstration (mot de passe : {DEMO_PASSWORD}) :")
+        self.stdout.write(
+            f"Comptes de démonstration (mot de passe : {DEMO_PASSWORD} ; dispensés de double "
+            "authentification tant que DEBUG est actif, refusés sinon) :"
+        )
         for row in facts["accounts"]:
             self.seed_account(row)
             self.stdout.write(f"  {row['email']:<30} {row['fonction']}")
