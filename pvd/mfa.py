@@ -6,6 +6,7 @@ from allauth.mfa import signals as mfa_signals
 from django.conf import settings
 from django.dispatch import receiver
 
+from . import policy
 from .adapters import is_demo_account
 
 # Set by the ProConnect login when the identity provider asserts it used a second factor.
@@ -19,7 +20,7 @@ def mfa_required(user) -> bool:
         return False
     if settings.DEBUG and is_demo_account(user.email):
         return False
-    return user.is_staff or user.is_superuser or user.is_national or user.is_prefecture
+    return policy.must_use_mfa(user)
 
 
 def mfa_done(request) -> bool:

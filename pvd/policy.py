@@ -27,6 +27,16 @@ def is_national(user: User) -> bool:
     return user.perimeter.national
 
 
+def is_prefecture(user: User) -> bool:
+    """Staff of a préfecture, for at least one département."""
+    return bool(user.perimeter.prefecture_departement_codes)
+
+
+def must_use_mfa(user: User) -> bool:
+    """National staff, préfecture staff and anyone with admin access log in with a second factor."""
+    return user.is_staff or user.is_superuser or is_national(user) or is_prefecture(user)
+
+
 def _sees_everything(user: User) -> bool:
     # National staff, and the partners who read the whole country.
     return user.perimeter.sees_everything

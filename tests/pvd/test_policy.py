@@ -44,6 +44,8 @@ def export(user, departement: str | None, mine: bool = True) -> ExportPlan:
 # (question, territory, arguments after the user, who may)
 TABLE = [
     ("is_national", "—", lambda u, lb, user: (), NATIONAL),
+    ("is_prefecture", "—", lambda u, lb, user: (), {"prefecture_19", "prefecture_36"}),
+    ("must_use_mfa", "—", lambda u, lb, user: (), NATIONAL | {"prefecture_19", "prefecture_36"}),
     ("may_select", "un département", lambda u, lb, user: (), STATE_19 | STATE_36),
     ("may_select", "19", lambda u, lb, user: ("19",), STATE_19),
     ("may_select", "36", lambda u, lb, user: ("36",), STATE_36),
@@ -147,7 +149,7 @@ def test_the_table_asks_every_question():
     questions = {
         name
         for name, function in inspect.getmembers(policy, inspect.isfunction)
-        if name.startswith(("may_", "is_")) and function.__module__ == policy.__name__
+        if name.startswith(("may_", "is_", "must_")) and function.__module__ == policy.__name__
     }
     assert questions == {question for question, *_ in TABLE}
     assert all(who <= set(CAST) for *_, who in TABLE)
