@@ -54,6 +54,10 @@ class Plafond:
     def nb_mois(self) -> int:
         return len(self.mois_pourvus)
 
+    @property
+    def parts(self) -> list[tuple[str, Decimal]]:
+        return [(Financeur(f).label, m) for f, m in self.par_financeur.items()]
+
     def mois_vacants(self) -> list[str]:
         return [MONTHS[m - 1] for m in range(1, 13) if m not in self.mois_pourvus]
 
