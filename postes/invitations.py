@@ -2,13 +2,13 @@
 
 from datetime import date
 
-from allauth.account.adapter import get_adapter
 from allauth.account.forms import default_token_generator
 from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from pvd.models import Role, User
 
@@ -41,12 +41,17 @@ def open_account(occupation: Occupation, user: User | None, request) -> Role:
 
 
 def send_invitation(request, occupation: Occupation, user: User, new_account: bool) -> None:
-    adapter = get_adapter(request)
     if new_account:
-        key = f"{user_pk_to_url_str(user)}-{default_token_generator.make_token(user)}"
-        link = adapter.get_reset_password_from_key_url(key)
+        path = reverse(
+            "account_reset_password_from_key",
+            kwargs={
+                "uidb36": user_pk_to_url_str(user),
+                "key": default_token_generator.make_token(user),
+            },
+        )
     else:
-        link = request.build_absolute_uri("/accounts/login/")
+        path = reverse("account_login")
+    link = request.build_absolute_uri(path)
     context = {
         "occupation": occupation,
         "poste": occupation.poste,
