@@ -20,7 +20,6 @@ from postes.models import (
 )
 from pvd import policy
 from pvd.models import Role
-from tests.factories import user_with_role
 from tests.postes.conftest import cofinancement_data, make_poste, occupe
 
 pytestmark = pytest.mark.django_db
