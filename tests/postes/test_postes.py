@@ -478,3 +478,13 @@ def test_national_list_keeps_its_query_count_at_two_sizes(
     large = count_queries(lambda: client.get(url))
     assert small == large
     assert client.get(url).context["paginator"].count == 8
+
+
+def test_beneficiary_page_and_plan_show_the_chef_de_projet(client_for, elu_ussel, poste_ussel):
+    client = client_for(elu_ussel)
+    beneficiaire = poste_ussel.beneficiaires.get()
+    page = text(client.get(reverse("communes:beneficiaire-detail", kwargs={"pk": beneficiaire.pk})))
+    assert "Camille Martin (camille.martin@example.fr)" in page
+    assert "Nouveau poste" not in page
+    page = text(client.get(reverse("actions:plan", kwargs={"pk": beneficiaire.pk})))
+    assert "Chef de projet : Camille Martin" in page
