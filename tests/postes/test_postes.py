@@ -484,7 +484,7 @@ def test_beneficiary_page_and_plan_show_the_chef_de_projet(client_for, elu_ussel
     client = client_for(elu_ussel)
     beneficiaire = poste_ussel.beneficiaires.get()
     page = text(client.get(reverse("communes:beneficiaire-detail", kwargs={"pk": beneficiaire.pk})))
-    assert "Camille Martin (camille.martin@example.fr)" in page
+    assert "<strong>Camille Martin</strong> (camille.martin@example.fr)" in page
     assert "Nouveau poste" not in page
     page = text(client.get(reverse("actions:plan", kwargs={"pk": beneficiaire.pk})))
     assert "Chef de projet : Camille Martin" in page
