@@ -1,5 +1,6 @@
 import django_filters
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from communes.models import Beneficiaire, Departement, Region
 
@@ -19,6 +20,10 @@ class PosteFilter(django_filters.FilterSet):
     )
     etat = django_filters.ChoiceFilter(
         label="État du recrutement", choices=Poste.Etat.choices, empty_label="Tous"
+    )
+    # Chooses the year of the amounts shown (read by the view), filters nothing.
+    annee = django_filters.ChoiceFilter(
+        label="Année des montants", choices=[], empty_label="Année en cours", method="keep"
     )
     tri = django_filters.OrderingFilter(
         label="Trier par",
@@ -49,6 +54,11 @@ class PosteFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
         self.filters["region"].queryset = Region.objects.for_user(user)
         self.filters["departement"].queryset = Departement.objects.for_user(user)
+        years = range(2020, timezone.localdate().year + 2)
+        self.filters["annee"].extra["choices"] = [(str(y), str(y)) for y in reversed(years)]
+
+    def keep(self, queryset, name, value):
+        return queryset
 
     def _through_beneficiaires(self, queryset, **lookup):
         return queryset.filter(Exists(Beneficiaire.objects.filter(postes=OuterRef("pk"), **lookup)))

@@ -62,6 +62,23 @@ class PosteForm(DsfrBaseForm, forms.ModelForm):
         if self.instance.pk and not self.is_bound:
             self.initial["commune_codes"] = ", ".join(c.code for c in self.instance.communes.all())
 
+    def clean_date_creation(self):
+        creation = self.cleaned_data["date_creation"]
+        if self.instance.pk:
+            first_year = self.instance.annees.order_by("annee").first()
+            if first_year and first_year.annee < creation.year:
+                raise forms.ValidationError(
+                    f"Le poste a un cofinancement pour {first_year.annee} : il ne peut pas avoir "
+                    "été créé après cette année."
+                )
+            first = self.instance.occupations.order_by("date_debut").first()
+            if first and first.date_debut < creation:
+                raise forms.ValidationError(
+                    f"{first.nom_complet} a pris le poste le {first.date_debut:%d/%m/%Y} : le "
+                    "poste ne peut pas avoir été créé après."
+                )
+        return creation
+
     def clean(self):
         cleaned = super().clean()
         beneficiaires = list(cleaned.get("beneficiaires") or [])

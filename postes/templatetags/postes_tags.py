@@ -43,3 +43,14 @@ def chef_de_projet_en_poste(context, beneficiaire) -> str:
         date_debut__lte=today,
     ).exclude(date_fin__lt=today)
     return ", ".join(o.nom_complet for o in occupations.order_by("nom", "prenom"))
+
+
+@register.filter
+def date_longue(value) -> str:
+    """« 1er juin 2021 », « 15 mars 2021 »."""
+    if not value:
+        return ""
+    from django.utils.dateformat import format as date_format
+
+    jour = "1er" if value.day == 1 else str(value.day)
+    return f"{jour} {date_format(value, 'F Y')}"

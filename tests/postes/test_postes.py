@@ -488,3 +488,28 @@ def test_beneficiary_page_and_plan_show_the_chef_de_projet(client_for, elu_ussel
     assert "Nouveau poste" not in page
     page = text(client.get(reverse("actions:plan", kwargs={"pk": beneficiaire.pk})))
     assert "Chef de projet : Camille Martin" in page
+
+
+def test_post_creation_date_cannot_move_after_its_people_or_funding(
+    client_for, prefecture_19, poste_ussel
+):
+    CofinancementAnnee.objects.create(poste=poste_ussel, annee=2022, cout_charge=50000)
+    data = {
+        "beneficiaires": [b.pk for b in poste_ussel.beneficiaires.all()],
+        "commune_codes": "19275",
+        "intitule": "Chef de projet PVD",
+        "employeur_siren": "200066744",
+        "type_contrat": "cdd",
+        "etp": "0.8",
+        "date_creation": "2023-01-01",
+    }
+    url = reverse("postes:update", kwargs={"pk": poste_ussel.pk})
+    client = client_for(prefecture_19)
+    assert "Le poste a un cofinancement pour 2022" in text(client.post(url, data))
+    data["date_creation"] = "2021-10-01"
+    assert "Camille Martin a pris le poste le 01/09/2021" in text(client.post(url, data))
+    data["date_creation"] = "2021-02-01"
+    assert client.post(url, data).status_code == 302
+    poste_ussel.refresh_from_db()
+    assert list(poste_ussel.communes.values_list("code", flat=True)) == ["19275"]
+    assert poste_ussel.type_contrat == "cdd"
