@@ -154,11 +154,18 @@ class PosteDetailView(DetailView):
                 li.financeur == "anah" and (li.montant_demande or li.montant_notifie)
                 for li in toutes
             )
+            plafond = plafond_de(poste, annee.annee, annee.cout_charge, avec_anah)
             annees.append(
                 {
                     "annee": annee,
                     "lignes": lignes,
-                    "plafond": plafond_de(poste, annee.annee, annee.cout_charge, avec_anah),
+                    "plafond": plafond,
+                    # The people's dates may have changed since the amounts were notified.
+                    "depassements": plafond.erreurs(
+                        {li.financeur: li.montant_notifie for li in toutes}
+                    )
+                    if funders is None
+                    else [],
                     "notifie": sum(li.montant_notifie for li in lignes),
                     "verse": sum(li.montant_verse for li in lignes),
                     "reste": sum(li.reste_a_verser for li in lignes),

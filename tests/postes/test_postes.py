@@ -513,3 +513,17 @@ def test_post_creation_date_cannot_move_after_its_people_or_funding(
     poste_ussel.refresh_from_db()
     assert list(poste_ussel.communes.values_list("code", flat=True)) == ["19275"]
     assert poste_ussel.type_contrat == "cdd"
+
+
+def test_a_departure_recorded_after_notification_shows_the_overrun(
+    client_for, prefecture_19, poste_ussel
+):
+    annee = CofinancementAnnee.objects.create(poste=poste_ussel, annee=2024, cout_charge=60000)
+    LigneCofinancement.objects.create(annee=annee, financeur="anct", montant_notifie=45000)
+    occupation = poste_ussel.occupations.get()
+    occupation.date_fin = date(2024, 6, 30)
+    occupation.save()
+    page = text(
+        client_for(prefecture_19).get(reverse("postes:detail", kwargs={"pk": poste_ussel.pk}))
+    )
+    assert "Le total notifié pour 2024 (45 000 €) dépasse le plafond de 22 500 €" in page
