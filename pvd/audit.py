@@ -50,6 +50,16 @@ for model_name in (
     "PointAvancement",
 ):
     auditlog.register(apps.get_model("actions", model_name))
+auditlog.register(apps.get_model("postes", "Poste"), m2m_fields={"beneficiaires", "communes"})
+for model_name in (
+    "ChangementEtat",
+    "Occupation",
+    "RegleCofinancement",
+    "CofinancementAnnee",
+    "LigneCofinancement",
+):
+    auditlog.register(apps.get_model("postes", model_name))
+
 auditlog.register(apps.get_model("actions", "Financeur"))
 
 # Security events --------------------------------------------------------------------------

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "communes",
     "conventions",
     "actions",
+    "postes",
 ]
 
 MIDDLEWARE = [
@@ -276,6 +277,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-actions-exports": {
         "task": "actions.tasks.purge_exports",
+        "schedule": 60 * 60,
+    },
+    "end-roles-of-departed-chefs-de-projet": {
+        "task": "postes.tasks.end_roles_of_departed",
         "schedule": 60 * 60,
     },
 }

@@ -6,6 +6,7 @@ must get its rows here (test_the_table_asks_every_question).
 """
 
 import inspect
+from types import SimpleNamespace
 
 import pytest
 
@@ -44,6 +45,22 @@ def export(user, departement: str | None, mine: bool = True) -> ExportPlan:
 # (question, territory, arguments after the user, who may)
 TABLE = [
     ("is_national", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_create_posts", "un département", lambda u, lb, user: (), STATE_19 | STATE_36),
+    ("may_manage_posts", "19", lambda u, lb, user: (["19"],), STATE_19),
+    ("may_manage_posts", "36", lambda u, lb, user: (["36"],), STATE_36),
+    (
+        "may_manage_post",
+        "Ussel",
+        lambda u, lb, user: (SimpleNamespace(departement_codes=["19"]),),
+        STATE_19,
+    ),
+    (
+        "may_invite_chef_de_projet",
+        "Le Blanc",
+        lambda u, lb, user: (SimpleNamespace(departement_codes=["36"]),),
+        STATE_36,
+    ),
+    ("may_manage_cofinancing_rules", "France", lambda u, lb, user: (), NATIONAL),
     ("is_prefecture", "—", lambda u, lb, user: (), {"prefecture_19", "prefecture_36"}),
     ("must_use_mfa", "—", lambda u, lb, user: (), NATIONAL | {"prefecture_19", "prefecture_36"}),
     ("may_select", "un département", lambda u, lb, user: (), STATE_19 | STATE_36),

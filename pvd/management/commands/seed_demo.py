@@ -120,6 +120,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  {row['email']:<30} {row['fonction']}")
         # After the accounts: the progress journal is written by the demo chef de projet.
         self.seed_plans(json.loads(PLANS.read_text(encoding="utf-8"))["plans"])
+        from postes.demo import seed_demo_postes
+
+        seed_demo_postes(self.stdout)
 
     def seed_beneficiaires(self, facts: dict) -> None:
         for date_liste, ids in facts["identifiants_pvd"].items():

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PostesConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "postes"
+    verbose_name = "Postes de chef de projet"

@@ -1,0 +1,9 @@
+from celery import shared_task
+from django.utils import timezone
+
+from .invitations import end_due_roles
+
+
+@shared_task
+def end_roles_of_departed() -> int:
+    return end_due_roles(timezone.localdate())

@@ -1,0 +1,319 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.generic import CreateView, DetailView, FormView, ListView, UpdateView
+from django_filters.views import FilterView
+
+from communes.models import Beneficiaire
+from pvd import policy
+
+from . import exports, tableaux
+from .filters import PosteFilter
+from .forms import (
+    CofinancementForm,
+    DepartForm,
+    EtatForm,
+    LigneFormSet,
+    OccupationForm,
+    PosteForm,
+    RegleForm,
+    ligne_initial,
+    save_cofinancement,
+)
+from .models import CofinancementAnnee, Occupation, Poste, RegleCofinancement
+from .plafonds import plafond_de
+
+
+def selected_year(request) -> int:
+    year = request.GET.get("annee", "")
+    today = timezone.localdate()
+    return int(year) if year.isdigit() and 2020 <= int(year) <= 2040 else today.year
+
+
+class PosteListView(FilterView):
+    filterset_class = PosteFilter
+    template_name = "postes/poste_list.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        self.year = selected_year(self.request)
+        self.funders = policy.visible_funders(self.request.user)
+        postes = Poste.objects.for_user(self.request.user).prefetch_related(
+            Prefetch("beneficiaires", Beneficiaire.objects.order_by("nom"))
+        )
+        return tableaux.with_facts(postes, timezone.localdate(), self.year, self.funders).order_by(
+            "employeur_nom", "pk"
+        )
+
+    def get_filterset_kwargs(self, filterset_class):
+        return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
+
+    def get(self, request, *args, **kwargs):
+        fmt = request.GET.get("export")
+        if fmt not in ("csv", "xlsx"):
+            return super().get(request, *args, **kwargs)
+        filterset = self.get_filterset(self.get_filterset_class())
+        postes = filterset.qs if filterset.is_valid() else self.get_queryset()
+        return exports.table_response(
+            exports.rows(postes), fmt, f"postes-chefs-de-projet-{self.year}", "Postes"
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        postes = self.object_list
+        context["year"] = self.year
+        context["compteurs"] = tableaux.compteurs(postes, timezone.localdate())
+        context["totaux"] = tableaux.totaux(postes, self.year, self.funders)
+        context["may_create"] = policy.may_create_posts(self.request.user)
+        context["query"] = self.request.GET.urlencode()
+        return context
+
+
+class ManagePostMixin:
+    """A post the user sees (else 404) and may manage (else 403)."""
+
+    def get_poste(self) -> Poste:
+        poste = get_object_or_404(Poste.objects.for_user(self.request.user), pk=self.kwargs["pk"])
+        if not policy.may_manage_post(self.request.user, poste):
+            raise PermissionDenied("Seules la préfecture du département et l'ANCT gèrent ce poste.")
+        return poste
+
+    def dispatch(self, request, *args, **kwargs):
+        self.poste = self.get_poste()
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_success_url(self) -> str:
+        return reverse("postes:detail", kwargs={"pk": self.poste.pk})
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "poste": self.poste}
+
+
+class PosteCreateView(CreateView):
+    model = Poste
+    form_class = PosteForm
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_create_posts(request.user):
+            raise PermissionDenied("Seules les préfectures et l'ANCT créent les postes.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        kwargs = {**super().get_form_kwargs(), "user": self.request.user}
+        beneficiaire = self.request.GET.get("beneficiaire", "")
+        if beneficiaire.isdigit():
+            kwargs["initial"] = {"beneficiaires": [int(beneficiaire)]}
+        return kwargs
+
+    def form_valid(self, form):
+        self.object = form.save(by=self.request.user)
+        messages.success(self.request, "Poste enregistré.")
+        return redirect("postes:detail", pk=self.object.pk)
+
+
+class PosteUpdateView(ManagePostMixin, UpdateView):
+    model = Poste
+    form_class = PosteForm
+
+    def get_object(self, queryset=None):
+        return self.poste
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def form_valid(self, form):
+        form.save(by=self.request.user)
+        messages.success(self.request, "Poste modifié.")
+        return redirect(self.get_success_url())
+
+
+class PosteDetailView(DetailView):
+    model = Poste
+
+    def get_queryset(self):
+        return Poste.objects.for_user(self.request.user).prefetch_related(
+            "beneficiaires__departement", "communes", "occupations", "changements__by"
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        poste, user = self.object, self.request.user
+        funders = policy.visible_funders(user)
+        annees = []
+        for annee in poste.annees.prefetch_related("lignes"):
+            toutes = list(annee.lignes.all())
+            lignes = [li for li in toutes if funders is None or li.financeur in funders]
+            avec_anah = any(
+                li.financeur == "anah" and (li.montant_demande or li.montant_notifie)
+                for li in toutes
+            )
+            plafond = plafond_de(poste, annee.annee, annee.cout_charge, avec_anah)
+            annees.append(
+                {
+                    "annee": annee,
+                    "lignes": lignes,
+                    "plafond": plafond,
+                    # The people's dates may have changed since the amounts were notified.
+                    "depassements": plafond.erreurs(
+                        {li.financeur: li.montant_notifie for li in toutes}
+                    )
+                    if funders is None
+                    else [],
+                    "notifie": sum(li.montant_notifie for li in lignes),
+                    "verse": sum(li.montant_verse for li in lignes),
+                    "reste": sum(li.reste_a_verser for li in lignes),
+                }
+            )
+        context.update(
+            annees=annees,
+            occupation=poste.occupation_actuelle(),
+            may_manage=policy.may_manage_post(user, poste),
+            all_funders=funders is None,
+        )
+        return context
+
+
+class EtatView(ManagePostMixin, FormView):
+    form_class = EtatForm
+    template_name = "postes/etat_form.html"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "poste": self.poste}
+
+    def form_valid(self, form):
+        changement = form.save(by=self.request.user)
+        messages.success(
+            self.request, f"État du poste : {changement.get_nouvel_etat_display().lower()}."
+        )
+        return redirect(self.get_success_url())
+
+
+class OccupationCreateView(ManagePostMixin, CreateView):
+    model = Occupation
+    form_class = OccupationForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "poste": self.poste}
+
+    def form_valid(self, form):
+        occupation = form.save(by=self.request.user, request=self.request)
+        text = (
+            f"{occupation.nom_complet} occupe le poste depuis le {occupation.date_debut:%d/%m/%Y}."
+        )
+        if occupation.role_id:
+            text += f" Une invitation au portail a été envoyée à {occupation.email}."
+        messages.success(self.request, text)
+        return redirect(self.get_success_url())
+
+
+class DepartView(ManagePostMixin, UpdateView):
+    model = Occupation
+    form_class = DepartForm
+    template_name = "postes/depart_form.html"
+
+    def get_poste(self):
+        self.occupation = get_object_or_404(
+            Occupation.objects.filter(poste__in=Poste.objects.for_user(self.request.user)),
+            pk=self.kwargs["pk"],
+            date_fin__isnull=True,
+        )
+        self.kwargs["pk"] = self.occupation.poste_id
+        return super().get_poste()
+
+    def get_object(self, queryset=None):
+        return self.occupation
+
+    def form_valid(self, form):
+        occupation = form.save(by=self.request.user)
+        messages.success(
+            self.request,
+            f"Départ de {occupation.nom_complet} enregistré au {occupation.date_fin:%d/%m/%Y} : "
+            "le poste est vacant.",
+        )
+        return redirect(self.get_success_url())
+
+
+class CofinancementView(ManagePostMixin, FormView):
+    """A year of co-financing: the application, the loaded cost and each funder's amounts."""
+
+    template_name = "postes/cofinancement_form.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.annee = None
+        if "annee_pk" in kwargs:
+            self.annee = get_object_or_404(
+                CofinancementAnnee, pk=kwargs["annee_pk"], poste=kwargs["pk"]
+            )
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form(self, form_class=None):
+        data = self.request.POST if self.request.method == "POST" else None
+        form = CofinancementForm(data, instance=self.annee, poste=self.poste)
+        self.formset = LigneFormSet(
+            data,
+            initial=ligne_initial(self.annee),
+            poste=self.poste,
+            year_form=form,
+            prefix="lignes",
+        )
+        return form
+
+    def post(self, request, *args, **kwargs):
+        form = self.get_form()
+        if form.is_valid() and self.formset.is_valid():
+            annee = save_cofinancement(form, self.formset)
+            messages.success(request, f"Cofinancement {annee.annee} enregistré.")
+            return redirect(self.get_success_url())
+        return self.render_to_response(self.get_context_data(form=form))
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "formset": self.formset, "annee": self.annee}
+
+
+def fiche_de_poste(request, pk: int):
+    poste = get_object_or_404(Poste.objects.for_user(request.user), pk=pk)
+    if not poste.fiche_de_poste:
+        raise Http404("Pas de fiche de poste.")
+    return FileResponse(
+        poste.fiche_de_poste.open("rb"),
+        as_attachment=True,
+        filename=f"fiche-de-poste-{poste.pk}.pdf",
+        content_type="application/pdf",
+    )
+
+
+class RegleListView(ListView):
+    model = RegleCofinancement
+    template_name = "postes/regle_list.html"
+
+    def get_context_data(self, **kwargs):
+        return {
+            **super().get_context_data(**kwargs),
+            "may_manage": policy.may_manage_cofinancing_rules(self.request.user),
+        }
+
+
+class RegleMixin:
+    model = RegleCofinancement
+    form_class = RegleForm
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_manage_cofinancing_rules(request.user):
+            raise PermissionDenied("Les règles du programme sont gérées par l'équipe nationale.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_success_url(self) -> str:
+        messages.success(self.request, "Règle de cofinancement enregistrée.")
+        return reverse("postes:regles")
+
+
+class RegleCreateView(RegleMixin, CreateView):
+    pass
+
+
+class RegleUpdateView(RegleMixin, UpdateView):
+    pass
