@@ -8,6 +8,9 @@ fixture must not change what the tests see.
 
 from datetime import date
 
+from auditlog.context import disable_auditlog
+from auditlog.models import LogEntry
+
 from actions.catalogue import seed_financeurs
 from actions.models import Financeur
 from communes.models import (
@@ -102,6 +105,20 @@ def build_cast() -> None:
     seed_financeurs(Financeur)
     build_territoires()
     build_users()
+
+
+def clear_cast() -> None:
+    """An empty base for the tests of importers and generators; the test's transaction
+    brings the cast back when it rolls back."""
+    with disable_auditlog():
+        User.objects.all().delete()
+        Beneficiaire.objects.all().delete()
+        IdentifiantPVD.objects.all().delete()
+        Commune.objects.all().delete()
+        EPCI.objects.all().delete()
+        Departement.objects.all().delete()
+        Region.objects.all().delete()
+    LogEntry.objects.all().delete()
 
 
 def build_territoires() -> None:

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from communes.models import Beneficiaire
 from pvd.models import User
-from tests.cast import SANS_ROLE, build_cast, cast_exists
+from tests.cast import SANS_ROLE, build_cast, cast_exists, clear_cast
 
 
 def pytest_configure(config):
@@ -58,6 +58,12 @@ def territoires(db):
     # previous one: it builds the cast again, and its own flush removes it afterwards.
     if not cast_exists():
         build_cast()
+
+
+@pytest.fixture
+def empty_base(db):
+    """No cast at all: for the importers and generators that start from an empty base."""
+    clear_cast()
 
 
 def cast_user(email: str) -> User:

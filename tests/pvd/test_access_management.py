@@ -166,7 +166,7 @@ def test_journal_names_related_objects_with_a_fixed_number_of_queries(client_for
 
     assert large == small
     page = " ".join(client.get(reverse("audit-log")).content.decode().split())
-    assert "Département : Corrèze → Creuse" in page
+    assert "Département : Corrèze (19) → Creuse (23)" in page
     assert "CC numéro 9 &lt;script&gt;" in page
     assert "CC numéro 9 <script>" not in page
 
@@ -182,5 +182,5 @@ def test_journal_names_a_deleted_related_object_in_french(client_for, national):
     ephemere_pk = ephemere.pk
     ephemere.delete()
     page = " ".join(client_for(national).get(reverse("audit-log")).content.decode().split())
-    assert f"Bénéficiaire : bénéficiaire supprimé(e) ({ephemere_pk})" in page
+    assert f"Bénéficiaire : bénéficiaire PVD supprimé(e) ({ephemere_pk})" in page
     assert "Deleted" not in page
