@@ -51,6 +51,7 @@ def cast() -> tuple[dict[str, str], dict[str, object]]:
     cdp, _ = User.objects.get_or_create(email="bench-cdp@pvd.invalid")
     role, _ = Role.objects.get_or_create(user=cdp, kind=Role.Kind.CHEF_PROJET)
     role.beneficiaires.set([beneficiaire])
+    fill_journal(beneficiaire, cdp)
     pages = {
         "Vue la moins chère (/healthz)": "/healthz",
         f"Plan d'action ({beneficiaire.fiches.count()} fiches)": (
@@ -62,6 +63,16 @@ def cast() -> tuple[dict[str, str], dict[str, object]]:
         "Accueil": "/",
     }
     return pages, {"national": national, "cdp": cdp}
+
+
+def fill_journal(beneficiaire, auteur) -> None:
+    """The bench data is written without audit trail: give the journal a page of entries whose
+    foreign keys point at different objects (a progress note on each fiche of the plan)."""
+    from actions.models import PointAvancement
+
+    texte = "Point d'étape (mesure des pages)"
+    for fiche in beneficiaire.fiches.exclude(points__texte=texte):
+        PointAvancement.objects.create(fiche=fiche, texte=texte, auteur=auteur)
 
 
 def session_cookie(user) -> str:
