@@ -92,6 +92,9 @@ bench-pages: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_PAGES_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) generate_bench_data
+	@# With the official files: the national territories and the ANCT lists too (no demo account).
+	if [ -d "$(REFERENCE_DATA_DIR)" ]; then DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING \
+		DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; fi
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(PY) bench/bench_pages.py
 
 clean:
