@@ -16,4 +16,4 @@ RUN DEBUG=false SECRET_KEY=collectstatic-only python manage.py collectstatic --n
     && useradd --create-home pvd && mkdir -p /app/media && chown pvd /app/media
 USER pvd
 EXPOSE 8000
-CMD ["gunicorn", "pvd.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -10,7 +10,7 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf \
-	bench-actions-data bench-plan bench-actions-export clean
+	bench-actions-data bench-plan bench-actions-export bench-pages clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/djlint templates --lint
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
@@ -52,7 +53,7 @@ test: $(VENV)/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export
+bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -82,6 +83,19 @@ bench-plan: bench-actions-data
 
 bench-actions-export: bench-actions-data
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_actions_export.py
+
+# The main pages served by gunicorn (DEBUG off) on the national bench data, as ratios to the
+# cheapest view measured in the same run.
+BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_pages
+
+bench-pages: $(VENV)/.installed
+	@$(PY) bench/ensure_database.py "$(BENCH_PAGES_DATABASE_URL)"
+	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) generate_bench_data
+	@# With the official files: the national territories and the ANCT lists too (no demo account).
+	if [ -d "$(REFERENCE_DATA_DIR)" ]; then DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING \
+		DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; fi
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(PY) bench/bench_pages.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache

@@ -1,8 +1,9 @@
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404, redirect
@@ -288,27 +289,27 @@ class SyntheseView(TemplateView):
 
     def get_context_data(self, **kwargs):
         statuts = Beneficiaire.Statut
-        par_statut = {
-            s.value: Count("beneficiaires", filter=Q(beneficiaires__statut=s), distinct=True)
-            for s in statuts
-        }
+        # One GROUP BY per figure over the whole table, then merged per département: a
+        # subquery per département row would run once per beneficiary joined to it.
+        counts: dict[str, Counter] = defaultdict(Counter)
+        par_statut = Beneficiaire.objects.values("departement_id", "statut").annotate(n=Count("pk"))
+        for row in par_statut.order_by():
+            counts[row["departement_id"]][row["statut"]] = row["n"]
+        # Communes count where they are (La Courtine in the Creuse), beneficiaries where
+        # their dossier is followed (Ussel – La Courtine in the Corrèze).
         communes = (
-            # Communes count where they are (La Courtine in the Creuse), beneficiaries where
-            # their dossier is followed (Ussel – La Courtine in the Corrèze).
-            MembreBeneficiaire.objects.filter(actif=True, commune__departement=OuterRef("pk"))
-            .values("commune__departement")
+            MembreBeneficiaire.objects.filter(actif=True)
+            .values(departement=F("commune__departement_id"))
             .annotate(n=Count("pk"))
-            .values("n")
         )
-        departements = (
-            Departement.objects.select_related("region")
-            .annotate(**par_statut)
-            .annotate(nb_communes_pvd=Coalesce(Subquery(communes, output_field=IntegerField()), 0))
-            .order_by("region__nom", "code")
-        )
+        for row in communes.order_by():
+            counts[row["departement"]]["nb_communes_pvd"] = row["n"]
+        departements = Departement.objects.select_related("region").order_by("region__nom", "code")
         regions: dict[str, dict] = {}
         totals = dict.fromkeys([*(s.value for s in statuts), "nb_communes_pvd"], 0)
         for dep in departements:
+            for key in totals:
+                setattr(dep, key, counts[dep.pk][key])
             region = regions.setdefault(
                 dep.region_id,
                 {"region": dep.region, "departements": [], **dict.fromkeys(totals, 0)},

@@ -19,6 +19,7 @@ from django_filters.views import FilterView
 from communes.models import EPCI, SEUIL_POPULATION, Commune, Departement, Region
 
 from . import health, policy, proconnect
+from .audit import with_related_labels
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
 from .integrity import IntegrityErrorMixin
@@ -257,6 +258,11 @@ class AuditLogView(NationalRequiredMixin, FilterView):
 
     def get_queryset(self):
         return LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
+
+    def paginate_queryset(self, queryset, page_size):
+        paginator, page, entries, is_paginated = super().paginate_queryset(queryset, page_size)
+        page.object_list = with_related_labels(list(entries))
+        return paginator, page, page.object_list, is_paginated
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(imports=ImportRun.objects.all()[:20], **kwargs)

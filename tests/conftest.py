@@ -1,14 +1,17 @@
-"""A fixed cast: the demo territories (Indre, Haute-Corrèze) and one user per role."""
+"""A fixed cast, built once per session: territories of Indre and Haute-Corrèze, one user per
+role (tests/cast.py)."""
 
 import os
 import socket
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 
-from pvd.models import Role
-from tests.factories import user_with_role
+from communes.models import Beneficiaire
+from pvd.models import User
+from tests.cast import SANS_ROLE, build_cast, cast_exists, clear_cast
 
 
 def pytest_configure(config):
@@ -40,77 +43,91 @@ def _block_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The cast (tests/cast.py), built once; each test then runs in a rolled-back transaction."""
+    with django_db_blocker.unblock():
+        if not cast_exists():
+            build_cast()
+
+
 @pytest.fixture
 def territoires(db):
-    """The 20 demo communes, their EPCI, départements and régions (DOMAIN.md §11)."""
-    from actions.catalogue import seed_financeurs
-    from actions.models import Financeur
+    """The 20 communes of the cast, their EPCI, départements, régions and beneficiaries."""
+    # A transactional test (pytest-django runs them last) finds the tables flushed by the
+    # previous one: it builds the cast again, and its own flush removes it afterwards.
+    if not cast_exists():
+        build_cast()
 
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
-    # Transactional tests flush the tables, data migrations included: seed the catalogue again.
-    seed_financeurs(Financeur)
+
+@pytest.fixture
+def empty_base(db):
+    """No cast at all: for the importers and generators that start from an empty base."""
+    clear_cast()
+
+
+def cast_user(email: str) -> User:
+    return User.objects.get(email=email)
 
 
 @pytest.fixture
 def national(territoires):
-    return user_with_role("anct@test.pvd.fr", Role.Kind.NATIONAL)
+    return cast_user("anct@test.pvd.fr")
 
 
 @pytest.fixture
 def prefecture_36(territoires):
-    return user_with_role("prefecture-36@test.pvd.fr", Role.Kind.PREFECTURE, departements=["36"])
+    return cast_user("prefecture-36@test.pvd.fr")
 
 
 @pytest.fixture
 def prefecture_19(territoires):
-    return user_with_role("prefecture-19@test.pvd.fr", Role.Kind.PREFECTURE, departements=["19"])
+    return cast_user("prefecture-19@test.pvd.fr")
 
 
 @pytest.fixture
 def cdp_ussel(territoires):
-    from communes.models import Beneficiaire
-
-    user = user_with_role("cdp-ussel@test.pvd.fr", Role.Kind.CHEF_PROJET)
-    user.roles.get().beneficiaires.set([Beneficiaire.objects.get(nom="Ussel – La Courtine")])
-    return user
+    return cast_user("cdp-ussel@test.pvd.fr")
 
 
 @pytest.fixture
 def elu_ussel(territoires):
-    return user_with_role("elu-ussel@test.pvd.fr", Role.Kind.ELU, communes=["19275"])
+    return cast_user("elu-ussel@test.pvd.fr")
 
 
 @pytest.fixture
 def elu_epci(territoires):
-    return user_with_role("president-hcc@test.pvd.fr", Role.Kind.ELU, epci_id="200066744")
+    return cast_user("president-hcc@test.pvd.fr")
 
 
 @pytest.fixture
 def partenaire(territoires):
-    return user_with_role(
-        "partenaire@test.pvd.fr", Role.Kind.PARTENAIRE, organisation="Banque des Territoires"
-    )
+    return cast_user("partenaire@test.pvd.fr")
 
 
 @pytest.fixture
 def sans_role(territoires):
-    from tests.factories import UserFactory
-
-    return UserFactory(email="nouveau@test.pvd.fr")
+    return cast_user(SANS_ROLE)
 
 
 @pytest.fixture
 def ussel_la_courtine(territoires):
-    from communes.models import Beneficiaire
-
     return Beneficiaire.objects.get(nom="Ussel – La Courtine")
 
 
 @pytest.fixture
 def le_blanc(territoires):
-    from communes.models import Beneficiaire
-
     return Beneficiaire.objects.get(nom="Le Blanc")
+
+
+TODAY = date(2026, 3, 16)
+
+
+@pytest.fixture
+def today(time_machine) -> date:
+    """Today's date, frozen (the clock still ticks): for tests that compute from today."""
+    time_machine.move_to(datetime(2026, 3, 16, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
+    return TODAY
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def assert_financing_within_cost(fiches) -> None:
 # Bench data ---------------------------------------------------------------------------------
 
 
-def test_bench_data_has_the_requested_size(settings):
+def test_bench_data_has_the_requested_size(empty_base, settings):
     settings.DEBUG = True
 
     generate(beneficiaires=3, fiches=4, lignes=2)
@@ -76,7 +76,7 @@ def test_bench_data_is_written_once_and_reset_on_request(settings, territoires):
     assert Beneficiaire.objects.count() == 18
 
 
-def test_bench_data_refuses_a_base_without_debug(settings):
+def test_bench_data_refuses_a_base_without_debug(empty_base, settings):
     settings.DEBUG = False
 
     with pytest.raises(CommandError, match="DEBUG est désactivé"):
@@ -91,7 +91,7 @@ def test_bench_data_refuses_a_base_without_debug(settings):
 
 
 @pytest.mark.parametrize("nom", ["Ussel – La Courtine", "Le Blanc"])
-def test_demo_instance_gets_a_credible_plan(settings, nom):
+def test_demo_instance_gets_a_credible_plan(empty_base, settings, nom):
     settings.DEBUG = True
     call_command("seed_demo", stdout=StringIO())
 
@@ -112,7 +112,7 @@ def test_demo_instance_gets_a_credible_plan(settings, nom):
         fiche.full_clean()
 
 
-def test_demo_plans_are_seeded_once_with_a_progress_journal(settings):
+def test_demo_plans_are_seeded_once_with_a_progress_journal(empty_base, settings):
     settings.DEBUG = True
     call_command("seed_demo", stdout=StringIO())
     counts = (FicheAction.objects.count(), LigneFinancement.objects.count())
@@ -125,7 +125,7 @@ def test_demo_plans_are_seeded_once_with_a_progress_journal(settings):
     assert {p.auteur.email for p in points} == {"cdp-ussel@demo.pvd.fr"}
 
 
-def test_production_instance_gets_no_demo_plan(settings):
+def test_production_instance_gets_no_demo_plan(empty_base, settings):
     settings.DEBUG = False
     call_command("seed_demo", stdout=StringIO())
     assert not FicheAction.objects.exists()

@@ -115,7 +115,7 @@ def test_totals_as_rendered(client_for, cdp_ussel, plan_ussel):
     assert "coût 200 000 € · financements 210 000 € · 10 000 € au-delà du coût" in page
 
 
-def test_filters_narrow_fiches_and_totals(client_for, cdp_ussel, plan_ussel):
+def test_filters_narrow_fiches_and_totals(client_for, cdp_ussel, plan_ussel, today):
     client = client_for(cdp_ussel)
     response = client.get(plan_url(plan_ussel), {"financeur": financeur("DETR").pk})
     axes = response.context["plan"].axes
@@ -128,11 +128,9 @@ def test_filters_narrow_fiches_and_totals(client_for, cdp_ussel, plan_ussel):
     assert response.context["plan"].totals["nb_fiches"] == 2
     assert [a.numero for a, _ in response.context["plan"].axes] == [1]
 
-    FicheAction.objects.filter(reference="1.2").update(
-        date_fin_prevue=date.today() - timedelta(days=1)
-    )
+    FicheAction.objects.filter(reference="1.2").update(date_fin_prevue=today - timedelta(days=1))
     FicheAction.objects.filter(reference="2.1").update(
-        date_fin_prevue=date.today() - timedelta(days=1), maturite="livree"
+        date_fin_prevue=today - timedelta(days=1), maturite="livree"
     )
     response = client.get(plan_url(plan_ussel), {"en_retard": "on"})
     axes = response.context["plan"].axes

@@ -9,6 +9,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from communes.models import Beneficiaire, Commune, DecisionStatut, Departement, MembreBeneficiaire
+from tests.conftest import TODAY as FROZEN_TODAY
 from tests.conftest import count_queries
 from tests.factories import CommuneFactory, EPCIFactory
 from tests.pdfs import clean_pdf
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 LIST = reverse("communes:beneficiaire-list")
 CREATE = reverse("communes:beneficiaire-create")
-TODAY = date.today().isoformat()
+TODAY = FROZEN_TODAY.isoformat()
 PDF = clean_pdf()
 
 
@@ -204,6 +205,7 @@ def candidat(client_for, prefecture_36, issoudun):
     return Beneficiaire.objects.get(nom="Issoudun")
 
 
+@pytest.mark.usefixtures("today")
 def test_prefecture_makes_a_candidate_laureat_with_the_signed_decision(
     client_for, prefecture_36, candidat
 ):
@@ -228,6 +230,7 @@ def test_prefecture_makes_a_candidate_laureat_with_the_signed_decision(
     assert b"".join(download.streaming_content).startswith(b"%PDF")
 
 
+@pytest.mark.usefixtures("today")
 def test_decision_document_is_404_for_another_territory(
     client_for, prefecture_36, prefecture_19, candidat
 ):
@@ -251,13 +254,14 @@ def test_decision_document_is_404_for_another_territory(
             {"document": SimpleUploadedFile("faux.pdf", b"MZ\x90\x00 not a pdf")},
             "pas un PDF valide",
         ),
-        ({"date_decision": (date.today() + timedelta(days=3)).isoformat()}, "futur"),
+        ({"date_decision": (FROZEN_TODAY + timedelta(days=3)).isoformat()}, "futur"),
         ({"date_decision": "2019-01-01"}, "ne peut pas précéder la précédente"),
         ({"nouveau_statut": "non_retenu"}, "Indiquez le motif"),
         ({"nouveau_statut": "inconnu"}, "Sélectionnez un choix valide"),
         ({"reference": ""}, "Ce champ est obligatoire"),
     ],
 )
+@pytest.mark.usefixtures("today")
 def test_bad_decisions_are_refused_and_change_nothing(
     client_for, prefecture_36, candidat, data, message
 ):
@@ -270,6 +274,7 @@ def test_bad_decisions_are_refused_and_change_nothing(
     assert candidat.decisions.count() == 1
 
 
+@pytest.mark.usefixtures("today")
 def test_huge_document_is_refused(client_for, prefecture_36, candidat):
     big = SimpleUploadedFile("gros.pdf", PDF[:-6] + b"0" * (21 * 1024 * 1024) + b"%%EOF\n")
     response = decide(
@@ -371,6 +376,21 @@ def test_synthese_counts_per_departement_and_region(client_for, national):
     assert departements["23"].nb_communes_pvd == 1
     assert departements["23"].laureat == 0
     assert departements["19"].laureat == 2
+
+
+def test_synthese_query_count_does_not_grow(client_for, national):
+    client = client_for(national)
+    client.get(reverse("communes:synthese"))
+    small = count_queries(lambda: client.get(reverse("communes:synthese")))
+    creuse = Departement.objects.get(code="23")
+    for i in range(30):
+        commune = CommuneFactory(departement=creuse)
+        b = Beneficiaire.objects.create(nom=f"Test {i}", departement=creuse, epci=commune.epci)
+        MembreBeneficiaire.objects.create(beneficiaire=b, commune=commune)
+    response = client.get(reverse("communes:synthese"))
+    assert count_queries(lambda: client.get(reverse("communes:synthese"))) == small
+    assert response.context["totals"]["nb_communes_pvd"] == 50
+    assert response.context["totals"]["candidat"] == 30
 
 
 def test_member_communes_outside_the_perimeter_are_not_links(

@@ -178,7 +178,7 @@ def test_unknown_format_through_the_command(territoires, tmp_path):
     assert snapshot() == before
 
 
-def test_mayors_personal_columns_are_ignored(db, tmp_path):
+def test_mayors_personal_columns_are_ignored(empty_base, tmp_path):
     commune = CommuneFactory(code="19275", nom="Ussel", population=9736)
     path = write_liste2021(
         tmp_path / "liste.csv",
@@ -199,7 +199,7 @@ def test_mayors_personal_columns_are_ignored(db, tmp_path):
 
 
 @pytest.fixture
-def small_reference(db) -> dict[str, Commune]:
+def small_reference(empty_base) -> dict[str, Commune]:
     """Five communes in two EPCI, without any beneficiary."""
     region = RegionFactory(code="75", nom="Nouvelle-Aquitaine")
     correze = DepartementFactory(code="19", nom="Corrèze", region=region)
@@ -457,7 +457,7 @@ def test_older_list_is_refused(territoires, tmp_path):
     assert not ImportRun.objects.exists()
 
 
-def test_empty_reference_is_refused(db, tmp_path):
+def test_empty_reference_is_refused(empty_base, tmp_path):
     path = write_cog2023(tmp_path / "ngeo.csv", {"19275": "pvd-75-1923-10"})
     with pytest.raises(CommandError) as raised:
         run(path)
@@ -584,9 +584,8 @@ def active_codes() -> set[str]:
 
 
 @pytest.mark.realdata
-@pytest.mark.django_db
 @pytest.mark.skipif(not REAL.exists(), reason=f"données de référence absentes : {REAL}")
-def test_real_national_lists():
+def test_real_national_lists(empty_base):
     call_command(
         "import_territoires",
         cog=str(REAL / "insee_cog_communes_2024-01-01.csv"),

@@ -31,7 +31,7 @@ def snapshot() -> dict:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_creation_from_small_files(files, run_import):
     out = run_import(**files.options())
 
@@ -74,7 +74,7 @@ def test_creation_from_small_files(files, run_import):
     assert run.report.startswith("Import des territoires")
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_island_without_epci_000000000(files, run_import):
     out = run_import(**files.options())
 
@@ -87,7 +87,7 @@ def test_island_without_epci_000000000(files, run_import):
     assert "commune isolée, sans EPCI" in ImportRun.objects.get().report
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_cog_commune_without_siren_row_is_created_without_epci_and_reported(files, run_import):
     out = run_import(**files.options())
 
@@ -102,7 +102,7 @@ def test_cog_commune_without_siren_row_is_created_without_epci_and_reported(file
     assert "60694 Les Hauts-Talican (COG, ligne 7) : créée sans EPCI ni SIREN" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_siren_row_not_in_cog_is_skipped_and_reported(files, run_import):
     out = run_import(**files.options())
 
@@ -114,7 +114,7 @@ def test_siren_row_not_in_cog_is_skipped_and_reported(files, run_import):
     assert "75101 Paris 1er Arrondissement (fichier SIREN, ligne 7)" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_population_of_unknown_commune_is_reported(files, run_import):
     out = run_import(**files.options())
 
@@ -122,7 +122,7 @@ def test_population_of_unknown_commune_is_reported(files, run_import):
     assert "01001 (fichier des populations, ligne 5)" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_rerun_is_idempotent(files, run_import):
     run_import(**files.options())
     before = snapshot()
@@ -138,7 +138,7 @@ def test_rerun_is_idempotent(files, run_import):
     assert "EPCI : 0 créé, 0 mis à jour, 3 inchangés" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_epci_renamed_under_same_siren_is_updated(files, run_import):
     run_import(**files.options())
     rows = siren_rows()
@@ -157,7 +157,7 @@ def test_epci_renamed_under_same_siren_is_updated(files, run_import):
     assert "Communes : 0 créée, 0 mise à jour, 6 inchangées" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_commune_renamed_and_moved_to_another_epci(files, run_import):
     run_import(**files.options())
     rows = cog_rows()
@@ -178,7 +178,7 @@ def test_commune_renamed_and_moved_to_another_epci(files, run_import):
     assert "Communes : 0 créée, 1 mise à jour, 5 inchangées" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_population_update_and_communes_absent_from_the_file_keep_theirs(files, run_import):
     run_import(**files.options())
     files.write_populations(
@@ -203,7 +203,7 @@ def test_population_update_and_communes_absent_from_the_file_keep_theirs(files, 
     assert "Communes : 0 créée, 0 mise à jour, 6 inchangées" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_commune_absent_from_cog_is_kept_and_reported(files, run_import):
     run_import(**files.options())
     files.write_cog([row for row in cog_rows() if row[1] != "23067"])
@@ -217,7 +217,7 @@ def test_commune_absent_from_cog_is_kept_and_reported(files, run_import):
     assert "département 23 Creuse" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_existing_commune_absent_from_siren_file_keeps_its_epci(files, run_import):
     run_import(**files.options())
     # Guéret keeps the Creuse named: a département no SIREN row names is an error.
@@ -235,7 +235,7 @@ def test_existing_commune_absent_from_siren_file_keeps_its_epci(files, run_impor
     assert "23067 La Courtine (COG, ligne 4) : EPCI et SIREN laissés tels quels" in out
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_columns_are_found_by_name_in_any_order_with_extra_columns(files, run_import):
     header = ["COM", "Commune", "Région", "PTOT", "PMUN", "REG", "DEP"]
     files.write_populations(
@@ -392,7 +392,7 @@ MALFORMED = {
 }
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 @pytest.mark.parametrize("case", MALFORMED.keys())
 def test_malformed_file_changes_nothing(files, run_import, case):
     run_import(**files.options())
@@ -414,7 +414,7 @@ def test_malformed_file_changes_nothing(files, run_import, case):
     assert Commune.objects.get(code="19275").nom == "Ussel"
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_error_message_reads_like_french(files, run_import):
     _bad_cog_code(files)
     with pytest.raises(CommandError) as raised:
@@ -431,7 +431,7 @@ def test_error_message_reads_like_french(files, run_import):
     }
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_unreadable_file(files, run_import, tmp_path):
     run_import(**files.options())
     before = snapshot()
@@ -444,7 +444,7 @@ def test_unreadable_file(files, run_import, tmp_path):
     assert snapshot() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 def test_failure_while_writing_rolls_everything_back(files, run_import, monkeypatch):
     run_import(**files.options())
     before = snapshot()
@@ -525,7 +525,7 @@ def _population_in_file(code: str) -> int | None:
 
 
 @pytest.mark.realdata
-@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_base")
 @pytest.mark.skipif(not REAL.exists(), reason=f"données de référence absentes : {REAL}")
 def test_real_national_files(run_import):
     options = {"cog": str(REAL_COG), "siren": str(REAL_SIREN), "populations": str(REAL_POPULATIONS)}

@@ -305,6 +305,7 @@ def adhesion(beneficiaire, signed_on):
     return convention
 
 
+@pytest.mark.usefixtures("today")
 def test_echeances_list_late_and_soon_only(client_for, prefecture_36, territoires):
     today = timezone.localdate()
     adhesion(Beneficiaire.objects.get(nom="Le Blanc"), date(2021, 6, 1))  # late
@@ -331,6 +332,7 @@ def test_echeances_exclude_signed_cadres_and_other_departements(
     assert [b.nom for b, _ in response.context["lignes"]] == ["Bort-les-Orgues – Neuvic"]
 
 
+@pytest.mark.usefixtures("today")
 def test_beneficiary_page_shows_due_date_and_months(client_for, cdp_ussel, ussel_la_courtine):
     adhesion(ussel_la_courtine, timezone.localdate() - relativedelta(months=12))
     url = reverse("communes:beneficiaire-detail", args=[ussel_la_courtine.pk])
@@ -352,6 +354,7 @@ def test_sent_for_signature_on_a_given_date(client_for, cdp_ussel, cadre_ussel):
     assert cadre_ussel.date_envoi_signature == date(2022, 9, 1)
 
 
+@pytest.mark.usefixtures("today")
 def test_a_signed_convention_without_date_gets_its_date(client_for, prefecture_19, cadre_ussel):
     Convention.objects.filter(pk=cadre_ussel.pk).update(statut="signee", duree_annees=6)
     client = client_for(prefecture_19)

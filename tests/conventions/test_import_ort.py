@@ -490,7 +490,7 @@ def test_a_duplicated_code_is_refused(territoires, tmp_path):
 
 
 @pytest.mark.django_db
-def test_territories_and_beneficiaries_are_required(tmp_path):
+def test_territories_and_beneficiaries_are_required(empty_base, tmp_path):
     path = write_ort(tmp_path, [ort_row("36018")])
     with pytest.raises(CommandError, match=r"Importez d'abord le référentiel territorial"):
         run(path)
@@ -538,7 +538,7 @@ REAL_ORT = REAL / "ort_conventions_suivi_national.csv"
 @pytest.mark.realdata
 @pytest.mark.django_db
 @pytest.mark.skipif(not REAL.exists(), reason=f"données de référence absentes : {REAL}")
-def test_real_national_ort_file():
+def test_real_national_ort_file(empty_base):
     call_command(
         "import_territoires",
         cog=str(REAL / "insee_cog_communes_2024-01-01.csv"),

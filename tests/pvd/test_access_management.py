@@ -142,3 +142,46 @@ def test_commune_change_is_audited(territoires):
     commune.save()
     entry = LogEntry.objects.get_for_object(commune).latest("timestamp")
     assert entry.changes_dict["population"] == ["9736", "9800"]
+
+
+def test_journal_names_related_objects_with_a_fixed_number_of_queries(client_for, national):
+    from communes.models import Beneficiaire, Commune, Departement, MembreBeneficiaire
+    from tests.conftest import count_queries
+    from tests.factories import CommuneFactory, EPCIFactory
+
+    client = client_for(national)
+    creuse = Departement.objects.get(code="23")
+    commune = Commune.objects.get(code="19275")
+    commune.departement = creuse
+    commune.save()  # a changed foreign key: named « Corrèze → Creuse » on the page
+    client.get(reverse("audit-log"))
+    small = count_queries(lambda: client.get(reverse("audit-log")))
+
+    # Fifty entries whose foreign keys point at many different objects.
+    for i in range(10):
+        epci = EPCIFactory(nom=f"CC numéro {i} <script>")
+        other = CommuneFactory(departement=creuse, epci=epci)
+        beneficiaire = Beneficiaire.objects.create(nom=f"Duo {i}", departement=creuse, epci=epci)
+        MembreBeneficiaire.objects.create(beneficiaire=beneficiaire, commune=other)
+    large = count_queries(lambda: client.get(reverse("audit-log")))
+
+    assert large == small
+    page = " ".join(client.get(reverse("audit-log")).content.decode().split())
+    assert "Département : Corrèze (19) → Creuse (23)" in page
+    assert "CC numéro 9 &lt;script&gt;" in page
+    assert "CC numéro 9 <script>" not in page
+
+
+def test_journal_names_a_deleted_related_object_in_french(client_for, national):
+    from communes.models import Beneficiaire, Commune, MembreBeneficiaire
+
+    ussel = Commune.objects.get(code="19275")
+    ephemere = Beneficiaire.objects.create(
+        nom="Éphémère", departement=ussel.departement, epci=ussel.epci
+    )
+    MembreBeneficiaire.objects.create(beneficiaire=ephemere, commune=ussel, actif=False)
+    ephemere_pk = ephemere.pk
+    ephemere.delete()
+    page = " ".join(client_for(national).get(reverse("audit-log")).content.decode().split())
+    assert f"Bénéficiaire : bénéficiaire PVD supprimé(e) ({ephemere_pk})" in page
+    assert "Deleted" not in page

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from conventions.models import Convention
 from pvd.models import User
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.usefixtures("empty_base")
 
 
 def test_demo_instance_gets_accounts_and_signed_conventions(settings):
