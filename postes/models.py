@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
+from pvd.files import pdf_upload_name
 
 MONEY = {"max_digits": 10, "decimal_places": 2}
 
@@ -29,6 +30,10 @@ class PosteQuerySet(models.QuerySet):
             return self
         visible = Beneficiaire.objects.for_user(user).filter(postes=OuterRef("pk"))
         return self.filter(Exists(visible))
+
+
+def fiche_de_poste_upload_to(instance: "Poste", filename: str) -> str:
+    return pdf_upload_name("postes/fiches")
 
 
 class Poste(models.Model):
@@ -87,7 +92,7 @@ class Poste(models.Model):
         "état du recrutement", max_length=20, choices=Etat.choices, default=Etat.A_CREER
     )
     fiche_de_poste = models.FileField(
-        "fiche de poste (PDF)", upload_to="postes/fiches/", blank=True
+        "fiche de poste (PDF)", upload_to=fiche_de_poste_upload_to, blank=True
     )
     date_publication = models.DateField("date de publication de l'offre", null=True, blank=True)
     lien_offre = models.URLField("lien vers l'offre publiée", blank=True)

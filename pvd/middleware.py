@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.urls import reverse
 
+from . import proconnect
 from .adapters import is_demo_account
 from .audit import client_ip
 from .mfa import mfa_done, mfa_required
@@ -37,7 +38,12 @@ class HtmxLoginRedirectMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Permissions-Policy on every response (the CSP comes from django-csp)."""
+    """Permissions-Policy on every response (the CSP comes from django-csp).
+
+    When ProConnect is configured, its origin joins the CSP's form-action: the login button
+    and the logout are forms whose answer redirects there, and browsers apply form-action to
+    that redirect too.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -45,6 +51,9 @@ class SecurityHeadersMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        origins = proconnect.provider_origins()
+        if origins:
+            response._csp_update = {"form-action": origins}
         return response
 
 

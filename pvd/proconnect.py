@@ -7,7 +7,7 @@ ProConnect session. Who may log in (an existing account only) is decided in
 ``pvd.adapters.SocialAccountAdapter``.
 """
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from allauth.socialaccount.adapter import get_adapter
@@ -16,6 +16,7 @@ from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView, OAuth2LoginView
 from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
 from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
@@ -179,6 +180,18 @@ def end_session_url(request: HttpRequest) -> str | None:
     )
     endpoint = logout["end_session_endpoint"]
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{params}"
+
+
+def provider_origins() -> list[str]:
+    """ProConnect's origin(s), from the configured discovery URL: the login button's and the
+    logout's forms end in a redirect there, which the CSP's form-action must allow."""
+    apps = settings.SOCIALACCOUNT_PROVIDERS.get("openid_connect", {}).get("APPS", [])
+    origins = []
+    for app in apps:
+        url = urlsplit(app.get("settings", {}).get("server_url", ""))
+        if url.scheme and url.netloc:
+            origins.append(f"{url.scheme}://{url.netloc}")
+    return origins
 
 
 def _adapter(request: HttpRequest) -> ProConnectOAuth2Adapter:

@@ -4,17 +4,14 @@ import pytest
 
 from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
 from communes.models import Beneficiaire
-from pvd.models import Role
-from tests.factories import user_with_role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def demo_chef_de_projet(territoires):
+def demo_chef_de_projet(cdp_ussel):
     ussel = Beneficiaire.objects.get(nom="Ussel – La Courtine")
-    user = user_with_role("cdp-ussel@test.pvd.fr", Role.Kind.CHEF_PROJET)
-    user.roles.get().beneficiaires.set([ussel])
+    user = cdp_ussel
     ensure_axes(ussel)
     existing = FicheAction.objects.create(
         beneficiaire=ussel,

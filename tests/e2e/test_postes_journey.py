@@ -17,7 +17,7 @@ def poste_bort(territoires):
     from postes.models import RegleCofinancement
 
     seed_regles(RegleCofinancement)
-    user_with_role("prefecture-19@demo.pvd.fr", Role.Kind.PREFECTURE, departements=["19"])
+    user_with_role("prefecture-19@test.pvd.fr", Role.Kind.PREFECTURE, departements=["19"])
     poste = Poste.objects.create(
         intitule="Chef de projet PVD Bort-les-Orgues – Neuvic",
         employeur_siren="200066744",
@@ -41,7 +41,7 @@ def words(text: str) -> str:
 
 
 def test_prefecture_records_departure_recruitment_and_capped_cofinancing(login, poste_bort):
-    page = login("prefecture-19@demo.pvd.fr")
+    page = login("prefecture-19@test.pvd.fr")
     page.get_by_role("link", name="Chefs de projet").first.click()
     page.get_by_role("link", name="Chef de projet PVD Bort-les-Orgues – Neuvic").click()
 

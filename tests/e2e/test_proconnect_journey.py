@@ -21,7 +21,7 @@ from tests.factories import user_with_role
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CLIENT_ID = "portail-pvd-e2e"
-AGENT = "prefecture-36@demo.pvd.fr"
+AGENT = "agent-proconnect@test.pvd.fr"
 
 
 def _userinfo_as_signed_jwt(response: flask.Response) -> flask.Response:

@@ -20,11 +20,12 @@ from postes.models import (
 )
 from pvd import policy
 from pvd.models import Role
+from tests.pdfs import clean_pdf
 from tests.postes.conftest import cofinancement_data, make_poste, occupe
 
 pytestmark = pytest.mark.django_db
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = clean_pdf()
 
 
 def text(response) -> str:

@@ -154,8 +154,8 @@ def test_journal_names_related_objects_with_a_fixed_number_of_queries(client_for
     commune = Commune.objects.get(code="19275")
     commune.departement = creuse
     commune.save()  # a changed foreign key: named « Corrèze → Creuse » on the page
-    client.get(reverse("audit-log"))
-    small = count_queries(lambda: client.get(reverse("audit-log")))
+    client.get(reverse("pvd:audit-log"))
+    small = count_queries(lambda: client.get(reverse("pvd:audit-log")))
 
     # Fifty entries whose foreign keys point at many different objects.
     for i in range(10):
@@ -163,10 +163,10 @@ def test_journal_names_related_objects_with_a_fixed_number_of_queries(client_for
         other = CommuneFactory(departement=creuse, epci=epci)
         beneficiaire = Beneficiaire.objects.create(nom=f"Duo {i}", departement=creuse, epci=epci)
         MembreBeneficiaire.objects.create(beneficiaire=beneficiaire, commune=other)
-    large = count_queries(lambda: client.get(reverse("audit-log")))
+    large = count_queries(lambda: client.get(reverse("pvd:audit-log")))
 
     assert large == small
-    page = " ".join(client.get(reverse("audit-log")).content.decode().split())
+    page = " ".join(client.get(reverse("pvd:audit-log")).content.decode().split())
     assert "Département : Corrèze (19) → Creuse (23)" in page
     assert "CC numéro 9 &lt;script&gt;" in page
     assert "CC numéro 9 <script>" not in page
@@ -182,6 +182,6 @@ def test_journal_names_a_deleted_related_object_in_french(client_for, national):
     MembreBeneficiaire.objects.create(beneficiaire=ephemere, commune=ussel, actif=False)
     ephemere_pk = ephemere.pk
     ephemere.delete()
-    page = " ".join(client_for(national).get(reverse("audit-log")).content.decode().split())
+    page = " ".join(client_for(national).get(reverse("pvd:audit-log")).content.decode().split())
     assert f"Bénéficiaire : bénéficiaire PVD supprimé(e) ({ephemere_pk})" in page
     assert "Deleted" not in page

@@ -158,6 +158,17 @@ def test_login_page_shows_the_proconnect_button(client, configured, db):
     assert reverse("proconnect_login") in page
 
 
+def test_csp_lets_login_and_logout_forms_redirect_to_proconnect_only_when_configured(
+    client, db, settings
+):
+    assert "form-action 'self';" in client.get(reverse("account_login"))["Content-Security-Policy"]
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {"APPS": proconnect_apps("id", "secret", f"{ISSUER}/.well-known/x")}
+    }
+    policy = client.get(reverse("account_login"))["Content-Security-Policy"]
+    assert "form-action 'self' https://proconnect.test;" in policy
+
+
 def test_authorisation_request_has_proconnect_scopes_acr_and_long_state_and_nonce(client, provider):
     params = start(client, scope="phone", auth_params="acr_values=eidas3&prompt=none")
     assert set(params["scope"].split()) == {
