@@ -25,7 +25,7 @@ Three steps, as in the other importers:
    - codes of the file unknown to the territorial reference, and communes of the
      reference absent from the file (communes nouvelles of a later COG), are reported.
 
-3. :func:`apply_plan` writes the differences with ``bulk_update`` in the transaction opened
+3. :func:`apply_plan` writes the differences (one UPDATE per batch) in the transaction opened
    by :func:`import_coordonnees`, and records an :class:`~pvd.models.ImportRun`.
 
 A commune of the reference that the file omits keeps the coordinates it has.
@@ -40,7 +40,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from communes.models import Commune
 
@@ -264,12 +264,24 @@ def build_plan(data: CoordonneesData) -> Plan:
     return plan
 
 
+def update_points(points: list[tuple[str, Point]]) -> None:
+    """UPDATE … FROM (VALUES …) by batches: ``bulk_update``'s CASE per row takes a minute
+    for the 35,000 communes, this a second."""
+    table = connection.ops.quote_name(Commune._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(points), BATCH_SIZE):
+            batch = points[start : start + BATCH_SIZE]
+            values = ", ".join(["(%s, %s::double precision, %s::double precision)"] * len(batch))
+            params = [v for code, (lon, lat) in batch for v in (code, lon, lat)]
+            cursor.execute(
+                f"UPDATE {table} AS c SET longitude = v.lon, latitude = v.lat "
+                f"FROM (VALUES {values}) AS v(code, lon, lat) WHERE c.code = v.code",
+                params,
+            )
+
+
 def apply_plan(plan: Plan) -> Report:
-    communes = [
-        Commune(code=code, longitude=lon, latitude=lat)
-        for code, (lon, lat) in sorted(plan.changes.items())
-    ]
-    Commune.objects.bulk_update(communes, ["longitude", "latitude"], batch_size=BATCH_SIZE)
+    update_points(sorted(plan.changes.items()))
     report = plan.report
     report.header = [f"Coordonnées des communes : {plan.data.path.name}"]
     report.counts = {
