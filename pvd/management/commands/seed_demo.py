@@ -69,9 +69,14 @@ class Command(BaseCommand):
             populations=str(directory / "populations_communes.csv"),
             stdout=self.stdout,
         )
-        call_command(
-            "import_coordonnees", str(directory / "communes_coordonnees.csv"), stdout=self.stdout
-        )
+        if ImportRun.objects.filter(kind="coordonnees").exists():
+            self.stdout.write("Coordonnées des communes déjà importées.")
+        else:
+            call_command(
+                "import_coordonnees",
+                str(directory / "communes_coordonnees.csv"),
+                stdout=self.stdout,
+            )
         if ImportRun.objects.filter(kind="pvd").exists():
             self.stdout.write("Listes ANCT déjà importées.")
             return
