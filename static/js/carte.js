@@ -56,7 +56,8 @@
   }
 
   function draw(element, data) {
-    var map = L.map(element, { preferCanvas: false, zoomSnap: 0.5 });
+    // maxZoom on the map itself: the cluster layer needs one even without a tile layer.
+    var map = L.map(element, { zoomSnap: 0.5, minZoom: 2, maxZoom: 18 });
     var tileUrl = element.dataset.tileUrl;
     if (tileUrl) {
       L.tileLayer(tileUrl, {
@@ -102,16 +103,17 @@
         bounds.push(latlng);
       }
     });
-    departements.addTo(map);
-    communes.addTo(map);
-    L.control
-      .layers(null, { "Départements": departements, "Communes PVD": communes }, { collapsed: false })
-      .addTo(map);
+    // The view first: the cluster layer needs the map's centre and zoom.
     if (bounds.length) {
       map.fitBounds(bounds, { padding: [20, 20], maxZoom: 11 });
     } else {
       map.fitBounds(FRANCE);
     }
+    departements.addTo(map);
+    communes.addTo(map);
+    L.control
+      .layers(null, { "Départements": departements, "Communes PVD": communes }, { collapsed: false })
+      .addTo(map);
     element.dataset.state = "ready";
   }
 
@@ -130,7 +132,8 @@
       .then(function (data) {
         draw(element, data);
       })
-      .catch(function () {
+      .catch(function (error) {
+        if (window.console) window.console.error("Carte :", error);
         element.appendChild(
           text("p", "La carte n’a pas pu être chargée ; les tableaux ci-dessous donnent la même information.", "fr-p-2w"),
         );
