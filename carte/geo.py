@@ -10,7 +10,11 @@ the include that dashboards embed (``templates/carte/includes/carte.html``):
   beneficiaries and of those whose convention-cadre is signed, in ONE query (GROUP BY).
   No official file of département shapes is in the reference data: the « choropleth » is
   drawn as one circle per département at its PVD communes' centroid, coloured by that
-  share and sized by the number of beneficiaries.
+  share and sized by the number of beneficiaries. A beneficiary whose communes lie in two
+  départements (Ussel – La Courtine) counts in each: these are per-département figures,
+  not national totals.
+
+Keyboard and screen-reader users get the same information from the tables under the map.
 """
 
 from __future__ import annotations

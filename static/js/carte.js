@@ -96,9 +96,6 @@
         marker.on("click", function () {
           window.location.assign(p.url);
         });
-        marker.on("keypress", function (event) {
-          if (event.originalEvent.key === "Enter") window.location.assign(p.url);
-        });
         communes.addLayer(marker);
         bounds.push(latlng);
       }
