@@ -164,6 +164,10 @@ class Commune(models.Model):
     )
     siren = models.CharField("SIREN", max_length=9, blank=True)
     population = models.PositiveIntegerField("population municipale", null=True, blank=True)
+    # WGS 84, from the commune coordinates file (import_coordonnees): the centre of the
+    # commune, or its town hall when the file gives no centre. Empty: not on the map.
+    latitude = models.FloatField("latitude", null=True, blank=True)
+    longitude = models.FloatField("longitude", null=True, blank=True)
 
     objects = CommuneQuerySet.as_manager()
 

@@ -2,6 +2,7 @@
 
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONCE
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "conventions",
     "actions",
     "postes",
+    "carte",
 ]
 
 MIDDLEWARE = [
@@ -304,6 +306,11 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", n
 SECURE_HSTS_PRELOAD = strict_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# The map's base layer: a tile URL template ({z}/{x}/{y}), e.g. IGN's Plan IGN v2 (README).
+# Empty (tests, offline): the map draws its points and départements on a plain background.
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="© IGN – Plan IGN v2")
+MAP_TILE_ORIGINS = [f"{u.scheme}://{u.netloc}" for u in [urlsplit(MAP_TILE_URL)] if u.netloc]
 # Content-Security-Policy (django-csp): scripts and styles from the portal's own static files,
 # or inline only with the per-response nonce; no framing; no plug-ins.
 CONTENT_SECURITY_POLICY = {
@@ -311,7 +318,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'", NONCE],
         "style-src": ["'self'", NONCE],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", *MAP_TILE_ORIGINS],
         "font-src": ["'self'", "data:"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],

@@ -56,6 +56,10 @@ class Command(BaseCommand):
         if reference_data:
             self.import_reference_data(Path(reference_data))
         self.seed(json.loads(FIXTURE.read_text(encoding="utf-8")))
+        if reference_data:
+            # After the demo conventions: the national file never touches a convention
+            # entered on the portal, so the demo beneficiaries keep theirs.
+            self.import_ort(Path(reference_data))
 
     def import_reference_data(self, directory: Path) -> None:
         call_command(
@@ -65,6 +69,14 @@ class Command(BaseCommand):
             populations=str(directory / "populations_communes.csv"),
             stdout=self.stdout,
         )
+        if ImportRun.objects.filter(kind="coordonnees").exists():
+            self.stdout.write("Coordonnées des communes déjà importées.")
+        else:
+            call_command(
+                "import_coordonnees",
+                str(directory / "communes_coordonnees.csv"),
+                stdout=self.stdout,
+            )
         if ImportRun.objects.filter(kind="pvd").exists():
             self.stdout.write("Listes ANCT déjà importées.")
             return
@@ -73,6 +85,15 @@ class Command(BaseCommand):
             "anct_ngeo_programmes_cog2023.csv",
         ):
             call_command("import_pvd", str(directory / name), stdout=self.stdout)
+
+    def import_ort(self, directory: Path) -> None:
+        """The national ORT tracking: the real conventions-cadres signed (once)."""
+        if ImportRun.objects.filter(kind="ort").exists():
+            self.stdout.write("Suivi national des ORT déjà importé.")
+            return
+        call_command(
+            "import_ort", str(directory / "ort_conventions_suivi_national.csv"), stdout=self.stdout
+        )
 
     @transaction.atomic
     def seed(self, facts: dict) -> None:
@@ -97,6 +118,8 @@ class Command(BaseCommand):
                     "epci_id": row["epci"],
                     "siren": row["siren"],
                     "population": row["population"],
+                    "latitude": row["latitude"],
+                    "longitude": row["longitude"],
                 },
             )
         self.seed_beneficiaires(facts)

@@ -1,0 +1,195 @@
+"""What the map shows: the PVD communes of a user's perimeter, and their départements.
+
+One place for the map's read-model, used by the GeoJSON view, the list under the map and
+the include that dashboards embed (``templates/carte/includes/carte.html``):
+
+- :func:`points` — the active PVD communes that have coordinates, within the user's
+  perimeter (``commune_q``: another territory's communes never appear), each with its
+  beneficiary and the state of the beneficiary's convention-cadre, in ONE query;
+- :func:`departements` — per département, the centroid of those communes, the number of
+  beneficiaries and of those whose convention-cadre is signed, in ONE query (GROUP BY).
+  No official file of département shapes is in the reference data: the « choropleth » is
+  drawn as one circle per département at its PVD communes' centroid, coloured by that
+  share and sized by the number of beneficiaries. A beneficiary whose communes lie in two
+  départements (Ussel – La Courtine) counts in each: these are per-département figures,
+  not national totals.
+
+Keyboard and screen-reader users get the same information from the tables under the map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
+from django.urls import reverse
+
+from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from conventions.models import Convention
+
+# The state of a beneficiary's convention-cadre, as the map colours it.
+SIGNEE = "signee"
+EN_COURS = "en_cours"
+AUCUNE = "aucune"
+TERMINEE = "terminee"
+ETATS = {
+    SIGNEE: "Convention-cadre signée",
+    EN_COURS: "Convention-cadre en préparation",
+    AUCUNE: "Pas de convention-cadre",
+    TERMINEE: "Convention-cadre échue ou résiliée",
+}
+_ETAT_DU_STATUT = {
+    Convention.Statut.SIGNEE: SIGNEE,
+    Convention.Statut.MODIFIEE: SIGNEE,
+    Convention.Statut.BROUILLON: EN_COURS,
+    Convention.Statut.EN_SIGNATURE: EN_COURS,
+    Convention.Statut.ECHUE: TERMINEE,
+    Convention.Statut.RESILIEE: TERMINEE,
+}
+STATUTS_EN_VIGUEUR = (Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE)
+
+# Share of beneficiaries with a signed convention-cadre: the classes of the départements.
+CLASSES = (
+    (0.75, "fort", "75 % ou plus"),
+    (0.5, "moyen", "de 50 à 75 %"),
+    (0.25, "faible", "de 25 à 50 %"),
+    (0.0, "tres-faible", "moins de 25 %"),
+)
+
+
+def etat(statut: str | None) -> str:
+    return _ETAT_DU_STATUT.get(statut, AUCUNE)
+
+
+def classe(part: float) -> tuple[str, str]:
+    for seuil, key, label in CLASSES:
+        if part >= seuil:
+            return key, label
+    return CLASSES[-1][1], CLASSES[-1][2]
+
+
+@dataclass(frozen=True)
+class Filtre:
+    """The territory the map is narrowed to (already checked against the perimeter)."""
+
+    departement: Departement | None = None
+    region: Region | None = None
+
+    def querystring(self) -> str:
+        if self.departement is not None:
+            return f"departement={self.departement.code}"
+        if self.region is not None:
+            return f"region={self.region.code}"
+        return ""
+
+
+def membres(user, filtre: Filtre = Filtre()) -> QuerySet:
+    """Active memberships of active beneficiaries, on the map, within the perimeter."""
+    cadre = (
+        Convention.objects.filter(beneficiaire=OuterRef("beneficiaire"), type=Convention.Type.CADRE)
+        .order_by("-pk")
+        .values("statut")[:1]
+    )
+    queryset = (
+        MembreBeneficiaire.objects.filter(
+            actif=True,
+            beneficiaire__statut__in=Beneficiaire.STATUTS_ACTIFS,
+            commune__latitude__isnull=False,
+            commune__longitude__isnull=False,
+        )
+        .filter(user.perimeter.commune_q("commune"))
+        .annotate(cadre=Subquery(cadre))
+    )
+    if filtre.departement is not None:
+        queryset = queryset.filter(commune__departement=filtre.departement)
+    elif filtre.region is not None:
+        queryset = queryset.filter(commune__departement__region=filtre.region)
+    return queryset
+
+
+def points(user, filtre: Filtre = Filtre()) -> list[dict]:
+    """The PVD communes on the map, ordered by département then name (one query)."""
+    rows = (
+        membres(user, filtre)
+        .order_by("commune__departement_id", "commune__nom", "commune_id")
+        .values(
+            "commune_id",
+            "commune__nom",
+            "commune__latitude",
+            "commune__longitude",
+            "commune__departement_id",
+            "beneficiaire_id",
+            "beneficiaire__nom",
+            "cadre",
+        )
+    )
+    result = []
+    for row in rows:
+        key = etat(row["cadre"])
+        result.append(
+            {
+                "code": row["commune_id"],
+                "nom": row["commune__nom"],
+                "latitude": row["commune__latitude"],
+                "longitude": row["commune__longitude"],
+                "departement": row["commune__departement_id"],
+                "beneficiaire": row["beneficiaire__nom"],
+                "url": reverse("communes:beneficiaire-detail", args=[row["beneficiaire_id"]]),
+                "etat": key,
+                "etat_label": ETATS[key],
+            }
+        )
+    return result
+
+
+def departements(user, filtre: Filtre = Filtre()) -> list[dict]:
+    """Per département: centroid of its PVD communes, beneficiaries, signed ones (one query)."""
+    rows = (
+        membres(user, filtre)
+        .values("commune__departement_id", "commune__departement__nom")
+        .annotate(
+            latitude=Avg("commune__latitude"),
+            longitude=Avg("commune__longitude"),
+            communes=Count("pk"),
+            beneficiaires=Count("beneficiaire", distinct=True),
+            signees=Count("beneficiaire", distinct=True, filter=Q(cadre__in=STATUTS_EN_VIGUEUR)),
+        )
+        .order_by("commune__departement_id")
+    )
+    result = []
+    for row in rows:
+        part = row["signees"] / row["beneficiaires"] if row["beneficiaires"] else 0.0
+        key, label = classe(part)
+        result.append(
+            {
+                "code": row["commune__departement_id"],
+                "nom": row["commune__departement__nom"],
+                "latitude": round(row["latitude"], 5),
+                "longitude": round(row["longitude"], 5),
+                "communes": row["communes"],
+                "beneficiaires": row["beneficiaires"],
+                "signees": row["signees"],
+                "part": round(100 * part),
+                "classe": key,
+                "classe_label": label,
+            }
+        )
+    return result
+
+
+def geojson(user, filtre: Filtre = Filtre()) -> dict:
+    """One FeatureCollection: communes (``couche: commune``) and départements."""
+
+    def feature(item: dict, couche: str) -> dict:
+        properties = {k: v for k, v in item.items() if k not in {"latitude", "longitude"}}
+        return {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [item["longitude"], item["latitude"]]},
+            "properties": {"couche": couche, **properties},
+        }
+
+    return {
+        "type": "FeatureCollection",
+        "features": [feature(d, "departement") for d in departements(user, filtre)]
+        + [feature(p, "commune") for p in points(user, filtre)],
+    }

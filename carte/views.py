@@ -1,0 +1,73 @@
+"""The map of the PVD communes: a page, and the GeoJSON its script draws."""
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.generic import TemplateView
+
+from communes.models import Departement, Region
+
+from . import geo
+
+# Beyond this many communes, the list under the map asks for a département first.
+LISTE_MAX = 400
+
+
+def filtre_from(request: HttpRequest) -> geo.Filtre:
+    """The département or région asked for; 404 outside the user's perimeter."""
+    departement = request.GET.get("departement", "").strip()
+    region = request.GET.get("region", "").strip()
+    if departement:
+        found = Departement.objects.for_user(request.user).filter(code=departement).first()
+        if found is None:
+            raise Http404("Ce département n'est pas dans votre territoire.")
+        return geo.Filtre(departement=found)
+    if region:
+        found = Region.objects.for_user(request.user).filter(code=region).first()
+        if found is None:
+            raise Http404("Cette région n'est pas dans votre territoire.")
+        return geo.Filtre(region=found)
+    return geo.Filtre()
+
+
+def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dict:
+    """What ``carte/includes/carte.html`` needs; dashboards call it with their filter."""
+    user = request.user
+    filtre = filtre if filtre is not None else filtre_from(request)
+    points = geo.points(user, filtre)
+    departements = geo.departements(user, filtre)
+    url = "/carte/donnees.geojson"
+    if filtre.querystring():
+        url = f"{url}?{filtre.querystring()}"
+    return {
+        "filtre": filtre,
+        "points": points if len(points) <= LISTE_MAX else [],
+        "nb_points": len(points),
+        "liste_max": LISTE_MAX,
+        "departements": departements,
+        "etats": geo.ETATS,
+        "classes": geo.CLASSES,
+        "geojson_url": url,
+        "tile_url": settings.MAP_TILE_URL,
+        "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
+    }
+
+
+class CarteView(TemplateView):
+    template_name = "carte/carte.html"
+
+    def get_context_data(self, **kwargs):
+        user = self.request.user
+        carte = carte_context(self.request)
+        return super().get_context_data(
+            carte=carte,
+            departement_choices=Departement.objects.for_user(user).order_by("code"),
+            region_choices=Region.objects.for_user(user).order_by("nom"),
+            **kwargs,
+        )
+
+
+def carte_geojson(request: HttpRequest) -> JsonResponse:
+    response = JsonResponse(geo.geojson(request.user, filtre_from(request)))
+    response["Content-Type"] = "application/geo+json"
+    response["Cache-Control"] = "private, no-store"
+    return response
