@@ -101,7 +101,8 @@ def check_beat(heartbeats: dict[str, Heartbeat], now) -> Check:
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         other = heartbeats.get(entry["task"])
         if other is not None and other.is_late(now):
-            return Check("beat", DOWN, f"{other.task} n'a pas abouti depuis le {other.last_success}")
+            late = f"{other.task} n'a pas abouti depuis le {other.last_success}"
+            return Check("beat", DOWN, late)
     return Check("beat", OK)
 
 

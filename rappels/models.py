@@ -125,3 +125,6 @@ class Preference(models.Model):
                 fields=["utilisateur", "categorie"], name="one_preference_per_user_and_category"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.utilisateur} – {self.get_categorie_display()}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.urls import reverse
 from django.utils.formats import date_format
 
@@ -231,8 +231,7 @@ def poste_vacant(today: date) -> Iterator[Echeance]:
                 f"poste:{pk}",
                 due,
                 beneficiaire_id,
-                f"{nom} : le poste « {short(intitule)} » est vacant depuis le "
-                f"{long_date(depuis)}.",
+                f"{nom} : le poste « {short(intitule)} » est vacant depuis le {long_date(depuis)}.",
                 reverse("postes:detail", args=[pk]),
                 (PREFECTURE, ELUS),
             )
@@ -261,8 +260,7 @@ def fin_de_contrat(today: date) -> Iterator[Echeance]:
                 f"occupation:{pk}",
                 due,
                 beneficiaire_id,
-                f"{nom} : le contrat du poste « {short(intitule)} » prend fin le "
-                f"{long_date(fin)}.",
+                f"{nom} : le contrat du poste « {short(intitule)} » prend fin le {long_date(fin)}.",
                 reverse("postes:detail", args=[poste_id]),
                 (PREFECTURE, ELUS),
             )
@@ -324,6 +322,3 @@ LIBELLES = {
 def due_today(today: date) -> Iterator[Echeance]:
     for regle in REGLES:
         yield from regle(today)
-
-
-__all__ = ["REGLES", "Echeance", "due_today", "latest_due", "Q"]

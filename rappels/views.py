@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
@@ -98,6 +97,3 @@ class SanteView(TemplateView):
             file=health.queue_length(),
             **kwargs,
         )
-
-
-__all__ = ["settings"]

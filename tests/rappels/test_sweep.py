@@ -35,9 +35,7 @@ def test_the_cadre_reminder_goes_to_its_chef_de_projet_elus_and_prefecture(
     assert "la convention-cadre est attendue le 30 mai 2027" in rows[0].message
 
 
-def test_a_second_sweep_the_same_day_or_the_next_sends_nothing_again(
-    ussel_at_12_months, cdp_ussel
-):
+def test_a_second_sweep_the_same_day_or_the_next_sends_nothing_again(ussel_at_12_months, cdp_ussel):
     sweep(TODAY)
     first = cadre_rows(ussel_at_12_months).count()
     emails = len(mail.outbox)
