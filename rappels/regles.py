@@ -40,13 +40,13 @@ class Echeance:
     audiences: tuple[str, ...]
 
 
-def latest_due(dates, today: date) -> date | None:
+def latest_due(dates, today: date, rattrapage: timedelta = RATTRAPAGE) -> date | None:
     """The last of the due dates that has come, if it came within the catch-up window."""
     passed = [d for d in dates if d <= today]
     if not passed:
         return None
     last = max(passed)
-    return last if last >= today - RATTRAPAGE else None
+    return last if last >= today - rattrapage else None
 
 
 def long_date(d: date) -> str:
@@ -60,7 +60,7 @@ def short(text: str) -> str:
 # Conventions ----------------------------------------------------------------------------------
 
 
-def convention_cadre(today: date) -> Iterator[Echeance]:
+def convention_cadre(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """Due 18 months after the adhésion: at 12, 15 and 17 months, on the day, then monthly."""
     from communes.models import Beneficiaire
     from conventions.echeances import with_echeances
@@ -78,7 +78,7 @@ def convention_cadre(today: date) -> Iterator[Echeance]:
         dates = [adhesion + relativedelta(months=m) for m in (12, 15, 17)] + [
             limite + relativedelta(months=k) for k in range(months_late + 1)
         ]
-        due = latest_due(dates, today)
+        due = latest_due(dates, today, rattrapage)
         if due is None:
             continue
         if due >= limite:
@@ -97,7 +97,7 @@ def convention_cadre(today: date) -> Iterator[Echeance]:
         )
 
 
-def fin_de_convention(today: date) -> Iterator[Echeance]:
+def fin_de_convention(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """A signed convention (the convention-cadre valant ORT included) ends within six months."""
     from conventions.models import Convention
 
@@ -112,7 +112,7 @@ def fin_de_convention(today: date) -> Iterator[Echeance]:
     )
     labels = dict(Convention.Type.choices)
     for pk, type_, beneficiaire_id, nom, fin in rows:
-        due = latest_due([fin - relativedelta(months=6)], today)
+        due = latest_due([fin - relativedelta(months=6)], today, rattrapage)
         if due is None:
             continue
         yield Echeance(
@@ -130,18 +130,18 @@ def fin_de_convention(today: date) -> Iterator[Echeance]:
 # Action plans ---------------------------------------------------------------------------------
 
 
-def fiche_en_retard(today: date) -> Iterator[Echeance]:
+def fiche_en_retard(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """A fiche whose planned end has passed while it is not achieved (nor delivered, dropped)."""
     from actions.models import FicheAction
 
     rows = (
         FicheAction.objects.en_retard(today)
-        .filter(date_fin_prevue__gte=today - RATTRAPAGE - timedelta(days=1))
+        .filter(date_fin_prevue__gte=today - rattrapage - timedelta(days=1))
         .order_by()
         .values_list("pk", "titre", "beneficiaire_id", "beneficiaire__nom", "date_fin_prevue")
     )
     for pk, titre, beneficiaire_id, nom, fin in rows:
-        due = latest_due([fin + timedelta(days=1)], today)
+        due = latest_due([fin + timedelta(days=1)], today, rattrapage)
         if due is None:
             continue
         yield Echeance(
@@ -156,7 +156,7 @@ def fiche_en_retard(today: date) -> Iterator[Echeance]:
         )
 
 
-def plan_sans_mise_a_jour(today: date) -> Iterator[Echeance]:
+def plan_sans_mise_a_jour(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """A plan none of whose fiches changed for three months (then every three months)."""
     from actions.models import FicheAction
 
@@ -171,7 +171,7 @@ def plan_sans_mise_a_jour(today: date) -> Iterator[Echeance]:
         last_day = last.date()
         quarters = ((today.year - last_day.year) * 12 + today.month - last_day.month) // 3 + 1
         dates = [last_day + relativedelta(months=3 * q) for q in range(1, quarters + 1)]
-        due = latest_due(dates, today)
+        due = latest_due(dates, today, rattrapage)
         if due is None:
             continue
         yield Echeance(
@@ -209,7 +209,7 @@ def _postes_beneficiaires(poste_ids) -> dict[int, list[tuple[int, str]]]:
     return result
 
 
-def poste_vacant(today: date) -> Iterator[Echeance]:
+def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """A post vacant (or being recruited) for more than two months."""
     from postes.models import Poste
 
@@ -223,7 +223,7 @@ def poste_vacant(today: date) -> Iterator[Echeance]:
     )
     beneficiaires = _postes_beneficiaires([row[0] for row in rows])
     for pk, intitule, depuis in rows:
-        due = latest_due([depuis + relativedelta(months=2)], today)
+        due = latest_due([depuis + relativedelta(months=2)], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(pk, []) if due else []:
             yield Echeance(
                 "poste_vacant",
@@ -237,7 +237,7 @@ def poste_vacant(today: date) -> Iterator[Echeance]:
             )
 
 
-def fin_de_contrat(today: date) -> Iterator[Echeance]:
+def fin_de_contrat(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """The contract of the chef de projet in post ends within 90 days."""
     from postes.models import Occupation
 
@@ -252,7 +252,7 @@ def fin_de_contrat(today: date) -> Iterator[Echeance]:
     )
     beneficiaires = _postes_beneficiaires([row[1] for row in rows])
     for pk, poste_id, intitule, fin in rows:
-        due = latest_due([fin - timedelta(days=90)], today)
+        due = latest_due([fin - timedelta(days=90)], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
             yield Echeance(
                 "fin_de_contrat",
@@ -266,7 +266,7 @@ def fin_de_contrat(today: date) -> Iterator[Echeance]:
             )
 
 
-def fin_de_cofinancement(today: date) -> Iterator[Echeance]:
+def fin_de_cofinancement(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     """The co-financing of a filled post ends with its last funded year, within 90 days."""
     from postes.models import CofinancementAnnee, Poste
 
@@ -283,7 +283,7 @@ def fin_de_cofinancement(today: date) -> Iterator[Echeance]:
     beneficiaires = _postes_beneficiaires([row[0] for row in rows])
     for poste_id, intitule, annee in rows:
         fin = date(annee, 12, 31)
-        due = latest_due([fin - timedelta(days=90)], today)
+        due = latest_due([fin - timedelta(days=90)], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
             yield Echeance(
                 "fin_de_cofinancement",
@@ -319,6 +319,6 @@ LIBELLES = {
 }
 
 
-def due_today(today: date) -> Iterator[Echeance]:
+def due_today(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
     for regle in REGLES:
-        yield from regle(today)
+        yield from regle(today, rattrapage)

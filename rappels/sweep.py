@@ -37,9 +37,9 @@ class Report:
     errors: list[str] = field(default_factory=list)
 
 
-def record(today: date) -> tuple[int, int]:
+def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
     """(due items, new sendings recorded)."""
-    dues = list(due_today(today))
+    dues = list(due_today(today, rattrapage))
     audiences = {a for due in dues for a in due.audiences}
     recipients = reminder_recipients(audiences, {due.beneficiaire_id for due in dues})
     rows = []
@@ -164,6 +164,25 @@ def send_digest(user_id: int, period: str, categories: list[str], today: date) -
         recapitulatif=digest
     )
     return True
+
+
+def digest_preview(user, today: date | None = None):
+    """The e-mail the user's next digest would be, from their pending reminders (or None)."""
+    today = today or timezone.localdate()
+    prefs = frequences([user.pk])[user.pk]
+    categories = [c for c, f in prefs.items() if period_of(f, today)]
+    items = list(
+        digest_items(user.pk, categories, today).select_related("destinataire", "beneficiaire")
+    )
+    if not items:
+        return None
+    return emails.build(
+        user,
+        items,
+        categories,
+        f"[PVD] Votre récapitulatif : {len(items)} rappel(s)",
+        "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+    )
 
 
 def sweep(today: date | None = None) -> Report:

@@ -16,6 +16,7 @@ from .emails import read_unsubscribe_token
 from .forms import PreferencesForm
 from .models import Categorie, Frequence, Rappel
 from .preferences import frequences, set_frequence
+from .sweep import digest_preview
 
 
 class RappelListView(ListView):
@@ -76,6 +77,16 @@ def unsubscribe(request, token: str):
                 set_frequence(user, categorie, Frequence.AUCUN)
         return render(request, "rappels/desabonnement.html", {"fait": True, "labels": labels})
     return render(request, "rappels/desabonnement.html", {"labels": labels, "token": token})
+
+
+class ApercuView(TemplateView):
+    """The next digest, as the e-mail will read (text version), from the pending reminders."""
+
+    template_name = "rappels/apercu.html"
+
+    def get_context_data(self, **kwargs):
+        message = digest_preview(self.request.user)
+        return super().get_context_data(message=message, **kwargs)
 
 
 class SanteView(TemplateView):
