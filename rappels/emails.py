@@ -4,6 +4,7 @@ Each carries a signed one-click unsubscribe link for its category (or categories
 digest) that works without logging in, and the matching ``List-Unsubscribe`` headers.
 """
 
+from functools import lru_cache
 from itertools import groupby
 
 from django.conf import settings
@@ -34,9 +35,21 @@ def by_beneficiaire(rappels) -> list[tuple[str, list]]:
     return [(nom, list(items)) for nom, items in groupby(rappels, key=lambda r: r.beneficiaire.nom)]
 
 
-def build(user, rappels, categories: list[str], subject: str, intro: str) -> EmailMultiAlternatives:
+@lru_cache
+def _page(name: str) -> str:
+    return absolute(reverse(name))
+
+
+@lru_cache
+def _unsubscribe_pattern() -> str:
+    return absolute(reverse("rappels:desabonnement", args=["TOKEN"]))
+
+
+def build(
+    user, rappels, categories: list[str], subject: str, intro: str, connection=None
+) -> EmailMultiAlternatives:
     token = unsubscribe_token(user.pk, categories)
-    unsubscribe = absolute(reverse("rappels:desabonnement", args=[token]))
+    unsubscribe = _unsubscribe_pattern().replace("TOKEN", token)
     context = {
         "user": user,
         "intro": intro,
@@ -44,14 +57,15 @@ def build(user, rappels, categories: list[str], subject: str, intro: str) -> Ema
             (nom, [(r, absolute(r.lien)) for r in items]) for nom, items in by_beneficiaire(rappels)
         ],
         "desabonnement": unsubscribe,
-        "preferences": absolute(reverse("rappels:preferences")),
-        "notifications": absolute(reverse("rappels:list")),
+        "preferences": _page("rappels:preferences"),
+        "notifications": _page("rappels:list"),
     }
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("rappels/email/rappels.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],
+        connection=connection,
         headers={
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -14,6 +14,7 @@ Each rule is one or two set queries over the whole country (never one per object
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 from django.db.models import Max
@@ -47,6 +48,16 @@ def latest_due(dates, today: date, rattrapage: timedelta = RATTRAPAGE) -> date |
         return None
     last = max(passed)
     return last if last >= today - rattrapage else None
+
+
+@lru_cache
+def _url_pattern(name: str) -> str:
+    return reverse(name, args=[999999999]).replace("999999999", "{}")
+
+
+def link(name: str, pk: int) -> str:
+    """reverse(name, args=[pk]) without resolving the URLconf for each of thousands of rows."""
+    return _url_pattern(name).format(pk)
 
 
 def long_date(d: date) -> str:
@@ -92,7 +103,7 @@ def convention_cadre(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterato
             due,
             pk,
             message,
-            reverse("communes:beneficiaire-detail", args=[pk]),
+            link("communes:beneficiaire-detail", pk),
             (CHEF_PROJET, ELUS, PREFECTURE),
         )
 
@@ -122,7 +133,7 @@ def fin_de_convention(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
             due,
             beneficiaire_id,
             f"{nom} : la {labels[type_].lower()} prend fin le {long_date(fin)}.",
-            reverse("conventions:detail", args=[pk]),
+            link("conventions:detail", pk),
             (PREFECTURE, CHEF_PROJET),
         )
 
@@ -151,7 +162,7 @@ def fiche_en_retard(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator
             due,
             beneficiaire_id,
             f"{nom} : la fiche « {short(titre)} » devait s'achever le {long_date(fin)}.",
-            reverse("actions:fiche", args=[pk]),
+            link("actions:fiche", pk),
             (CHEF_PROJET,),
         )
 
@@ -181,7 +192,7 @@ def plan_sans_mise_a_jour(today: date, rattrapage: timedelta = RATTRAPAGE) -> It
             due,
             beneficiaire_id,
             f"{nom} : le plan d'action n'a pas été mis à jour depuis le {long_date(last_day)}.",
-            reverse("actions:plan", args=[beneficiaire_id]),
+            link("actions:plan", beneficiaire_id),
             (CHEF_PROJET, PREFECTURE),
         )
 
@@ -232,7 +243,7 @@ def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Ec
                 due,
                 beneficiaire_id,
                 f"{nom} : le poste « {short(intitule)} » est vacant depuis le {long_date(depuis)}.",
-                reverse("postes:detail", args=[pk]),
+                link("postes:detail", pk),
                 (PREFECTURE, ELUS),
             )
 
@@ -261,7 +272,7 @@ def fin_de_contrat(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[
                 due,
                 beneficiaire_id,
                 f"{nom} : le contrat du poste « {short(intitule)} » prend fin le {long_date(fin)}.",
-                reverse("postes:detail", args=[poste_id]),
+                link("postes:detail", poste_id),
                 (PREFECTURE, ELUS),
             )
 
@@ -293,7 +304,7 @@ def fin_de_cofinancement(today: date, rattrapage: timedelta = RATTRAPAGE) -> Ite
                 beneficiaire_id,
                 f"{nom} : le cofinancement du poste « {short(intitule)} » n'est pas notifié "
                 f"au-delà du {long_date(fin)}.",
-                reverse("postes:detail", args=[poste_id]),
+                link("postes:detail", poste_id),
                 (PREFECTURE, ELUS),
             )
 

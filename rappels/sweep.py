@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db import IntegrityError, transaction
+from django.core.mail import get_connection
+from django.db import transaction
 from django.utils import timezone
 
 from pvd.policy import reminder_recipients
@@ -26,6 +27,7 @@ from .regles import LIBELLES, RATTRAPAGE, due_today
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
+SEND_BATCH = 100  # e-mails claimed at once
 
 
 @dataclass
@@ -70,37 +72,54 @@ def _pending(today: date):
     )
 
 
-def claim(rappel_id: int) -> bool:
-    """Take the right to send this e-mail: only one sweep's update changes the row."""
-    return bool(
-        Rappel.objects.filter(pk=rappel_id, email_le__isnull=True).update(email_le=timezone.now())
-    )
+def claim(rappel_ids) -> list[int]:
+    """Take the right to send these e-mails: rows another sweep holds or sent are skipped."""
+    with transaction.atomic():
+        claimed = list(
+            Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        Rappel.objects.filter(pk__in=claimed).update(email_le=timezone.now())
+    return claimed
 
 
-def release(rappel_id: int) -> None:
-    Rappel.objects.filter(pk=rappel_id).update(email_le=None)
+def release(rappel_ids) -> None:
+    Rappel.objects.filter(pk__in=rappel_ids).update(email_le=None)
 
 
 def send_immediate(today: date) -> int:
+    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent.
+
+    (A worker killed outright between a claim and its sending loses those e-mails, never
+    sends them twice; the reminders stay in the notification centre.)
+    """
     pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
     prefs = frequences({user_id for _, user_id, _ in pending})
     ids = [pk for pk, user_id, cat in pending if prefs[user_id][cat] == Frequence.IMMEDIAT]
     sent = 0
-    for rappel in Rappel.objects.filter(pk__in=ids).select_related("destinataire", "beneficiaire"):
-        if not claim(rappel.pk):
-            continue  # another sweep took it
+    connection = get_connection()
+    for start in range(0, len(ids), SEND_BATCH):
+        claimed = claim(ids[start : start + SEND_BATCH])
+        rappels = Rappel.objects.filter(pk__in=claimed).select_related(
+            "destinataire", "beneficiaire"
+        )
+        unsent = set(claimed)
         try:
-            emails.build(
-                rappel.destinataire,
-                [rappel],
-                [rappel.categorie],
-                f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
-                "Un rappel du portail Petites villes de demain :",
-            ).send()
-        except Exception:
-            release(rappel.pk)
-            raise
-        sent += 1
+            for rappel in rappels:
+                emails.build(
+                    rappel.destinataire,
+                    [rappel],
+                    [rappel.categorie],
+                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
+                    "Un rappel du portail Petites villes de demain :",
+                    connection=connection,
+                ).send()
+                unsent.discard(rappel.pk)
+                sent += 1
+        finally:
+            if unsent:
+                release(unsent)
     return sent
 
 
@@ -118,52 +137,88 @@ def digest_items(user_id: int, categories: list[str], today: date):
 
 
 def send_digests(today: date) -> int:
-    pending = list(_pending(today).values_list("destinataire_id", "categorie").distinct())
-    prefs = frequences({user_id for user_id, _ in pending})
-    wanted: dict[tuple[int, str], list[str]] = {}
-    for user_id, categorie in pending:
+    """One digest per person and period: created once (unique), claimed by batch, then sent."""
+    pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
+    prefs = frequences({user_id for _, user_id, _ in pending})
+    wanted: dict[tuple[int, str], list[int]] = {}
+    for pk, user_id, categorie in pending:
         period = period_of(prefs[user_id][categorie], today)
         if period:
-            wanted.setdefault((user_id, period), []).append(categorie)
+            wanted.setdefault((user_id, period), []).append(pk)
+    Recapitulatif.objects.bulk_create(
+        [Recapitulatif(destinataire_id=u, periode=p) for u, p in wanted],
+        ignore_conflicts=True,
+        batch_size=BATCH,
+    )
+    keys = sorted(wanted)
     sent = 0
-    for (user_id, period), categories in sorted(wanted.items()):
-        if send_digest(user_id, period, categories, today):
-            sent += 1
+    connection = get_connection()
+    for start in range(0, len(keys), SEND_BATCH):
+        batch = keys[start : start + SEND_BATCH]
+        claimed = claim_digests(batch, wanted)
+        unsent = dict(claimed)
+        try:
+            items = Rappel.objects.filter(
+                recapitulatif__in=[d.pk for d in claimed.values()]
+            ).select_related("destinataire", "beneficiaire")
+            by_digest: dict[int, list[Rappel]] = {}
+            for item in items:
+                by_digest.setdefault(item.recapitulatif_id, []).append(item)
+            for key, digest in claimed.items():
+                rows = by_digest.get(digest.pk, [])
+                label = "hebdomadaire" if "S" in digest.periode else "quotidien"
+                emails.build(
+                    rows[0].destinataire,
+                    rows,
+                    sorted({r.categorie for r in rows}),
+                    f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
+                    "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+                    connection=connection,
+                ).send()
+                del unsent[key]
+                sent += 1
+        finally:
+            if unsent:
+                release_digests(unsent.values())
     return sent
 
 
-def send_digest(user_id: int, period: str, categories: list[str], today: date) -> bool:
-    try:
-        with transaction.atomic():
-            digest, _ = Recapitulatif.objects.get_or_create(destinataire_id=user_id, periode=period)
-    except IntegrityError:  # a racing sweep created it between our read and our insert
-        digest = Recapitulatif.objects.get(destinataire_id=user_id, periode=period)
-    if not Recapitulatif.objects.filter(pk=digest.pk, envoye_le__isnull=True).update(
-        envoye_le=timezone.now()
-    ):
-        return False  # already sent (or being sent) for this period
-    try:
-        items = list(
-            digest_items(user_id, categories, today).select_related("destinataire", "beneficiaire")
+def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
+    """Claim the unsent digests of these (user, period) and attach their reminders to them."""
+    users = {u for u, _ in keys}
+    periods = {p for _, p in keys}
+    with transaction.atomic():
+        digests = {
+            (d.destinataire_id, d.periode): d
+            for d in Recapitulatif.objects.filter(
+                destinataire_id__in=users, periode__in=periods, envoye_le__isnull=True
+            ).select_for_update(skip_locked=True)
+        }
+        claimed = {key: digests[key] for key in keys if key in digests}
+        attach = []
+        for key, digest in claimed.items():
+            attach += [Rappel(pk=pk, recapitulatif=digest) for pk in wanted[key]]
+        # Only reminders no other digest took (a racing sweep may hold a newer list).
+        free = set(
+            Rappel.objects.filter(
+                pk__in=[r.pk for r in attach], recapitulatif__isnull=True
+            ).values_list("pk", flat=True)
         )
-        if not items:
-            Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=None)
-            return False
-        label = "quotidien" if "S" not in period else "hebdomadaire"
-        emails.build(
-            items[0].destinataire,
-            items,
-            categories,
-            f"[PVD] Votre récapitulatif {label} : {len(items)} rappel(s)",
-            "Les rappels du portail Petites villes de demain, par bénéficiaire :",
-        ).send()
-    except Exception:
-        Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=None)
-        raise
-    Rappel.objects.filter(pk__in=[r.pk for r in items], recapitulatif__isnull=True).update(
-        recapitulatif=digest
-    )
-    return True
+        attach = [r for r in attach if r.pk in free]
+        Rappel.objects.bulk_update(attach, ["recapitulatif"], batch_size=BATCH)
+        nonempty = {r.recapitulatif_id for r in attach}
+        claimed = {k: d for k, d in claimed.items() if d.pk in nonempty}
+        Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(
+            envoye_le=timezone.now()
+        )
+    return claimed
+
+
+def release_digests(digests) -> None:
+    ids = [d.pk for d in digests]
+    with transaction.atomic():
+        Rappel.objects.filter(recapitulatif_id__in=ids).update(recapitulatif=None)
+        Recapitulatif.objects.filter(pk__in=ids).update(envoye_le=None)
 
 
 def digest_preview(user, today: date | None = None):
