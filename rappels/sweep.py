@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from pvd.policy import reminder_recipients
 
-from . import emails
+from . import emails, inbox
 from .models import Frequence, Rappel, Recapitulatif
 from .preferences import frequences
 from .regles import LIBELLES, RATTRAPAGE, due_today
@@ -62,6 +62,7 @@ def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
         ]
     before = Rappel.objects.count()
     Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
+    inbox.forget({row.destinataire_id for row in rows})
     return len(dues), Rappel.objects.count() - before
 
 

@@ -14,6 +14,7 @@ from pvd.models import User
 
 from .emails import read_unsubscribe_token
 from .forms import PreferencesForm
+from .inbox import forget
 from .models import Categorie, Frequence, Rappel
 from .preferences import frequences, set_frequence
 from .sweep import digest_preview
@@ -34,6 +35,7 @@ def mark_read(request, pk: int):
     if rappel.lue_le is None:
         rappel.lue_le = timezone.now()
         rappel.save(update_fields=["lue_le"])
+        forget([request.user.pk])
     if request.POST.get("ouvrir") and url_has_allowed_host_and_scheme(rappel.lien, None):
         return redirect(rappel.lien)
     return redirect("rappels:list")
@@ -42,6 +44,7 @@ def mark_read(request, pk: int):
 @require_POST
 def mark_all_read(request):
     count = Rappel.objects.for_user(request.user).non_lus().update(lue_le=timezone.now())
+    forget([request.user.pk])
     messages.success(request, f"{count} notification(s) marquée(s) comme lue(s).")
     return redirect("rappels:list")
 
