@@ -13,7 +13,7 @@ COPY pyproject.toml README.md ./
 RUN pip install -e .
 COPY . .
 RUN DEBUG=false SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input -v0 \
-    && useradd --create-home pvd && mkdir -p /app/media && chown pvd /app/media
+    && useradd --create-home pvd && mkdir -p /app/media /app/beat && chown pvd /app/media /app/beat
 USER pvd
 EXPOSE 8000
 CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -10,7 +10,7 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf \
-	bench-actions-data bench-plan bench-actions-export bench-pages clean
+	bench-actions-data bench-plan bench-actions-export bench-pages bench-rappels clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,7 +53,7 @@ test: $(VENV)/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages
+bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -106,3 +106,11 @@ bench-beneficiaires: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_PVD_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PVD_DATABASE_URL)" $(PY) bench/bench_beneficiaires.py
+
+# Reminders: the daily sweep on the national bench data (its own database: it adds people and posts).
+BENCH_RAPPELS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_rappels
+
+bench-rappels: $(VENV)/.installed
+	@$(PY) bench/ensure_database.py "$(BENCH_RAPPELS_DATABASE_URL)"
+	DEBUG=true DATABASE_URL="$(BENCH_RAPPELS_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_RAPPELS_DATABASE_URL)" $(PY) bench/bench_rappels.py

@@ -97,6 +97,12 @@ def check_beat(heartbeats: dict[str, Heartbeat], now) -> Check:
         return Check("beat", DOWN, f"{task} n'a jamais abouti")
     if heartbeat.is_late(now):
         return Check("beat", DOWN, f"{task} n'a pas abouti depuis le {heartbeat.last_success}")
+    # Any scheduled task that ran once and then stopped (twice its period without a success).
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        other = heartbeats.get(entry["task"])
+        if other is not None and other.is_late(now):
+            late = f"{other.task} n'a pas abouti depuis le {other.last_success}"
+            return Check("beat", DOWN, late)
     return Check("beat", OK)
 
 
@@ -114,6 +120,46 @@ def periodic_tasks(heartbeats: dict[str, Heartbeat], now) -> list[dict]:
             }
         )
     return rows
+
+
+def task_rows(now) -> list[dict]:
+    """For the « Santé du service » page: last run, next run and lateness of each task."""
+    heartbeats = {heartbeat.task: heartbeat for heartbeat in Heartbeat.objects.all()}
+    rows = []
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        period = beat_period(entry["task"])
+        heartbeat = heartbeats.get(entry["task"])
+        last = heartbeat.last_success if heartbeat else None
+        next_run = last + period if last else None
+        rows.append(
+            {
+                "name": name,
+                "task": entry["task"],
+                "period": period,
+                "last_success": last,
+                "next_run": next_run,
+                "lateness": (now - next_run) if next_run and now > next_run else None,
+                "late": heartbeat is None or heartbeat.is_late(now),
+            }
+        )
+    return rows
+
+
+def queue_length() -> int | None:
+    """Messages waiting in the default Celery queue (None without Redis, or Redis down)."""
+    if not settings.REDIS_URL:
+        return None
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=settings.REDIS_TIMEOUT,
+        socket_timeout=settings.REDIS_TIMEOUT,
+    )
+    try:
+        return client.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
 
 
 def readiness(*, details: bool = False) -> tuple[bool, dict]:

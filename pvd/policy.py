@@ -8,6 +8,7 @@ status is checked by the model method that changes it.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -241,3 +242,78 @@ def visible_funders(user: User) -> set[str] | None:
         if normalize(f.label) in organisations
         or any(normalize(f.label.split(" (")[0]) == o for o in organisations)
     }
+
+
+# Reminders and notifications (rappels/) ----------------------------------------------------
+
+
+def may_see_service_health(user: User) -> bool:
+    """The « Santé du service » page (periodic tasks, queue): national staff."""
+    return is_national(user)
+
+
+# Who is told about a beneficiary: the audiences a reminder rule names.
+CHEF_PROJET, ELUS, PREFECTURE = "chef_projet", "elus", "prefecture"
+
+
+def reminder_recipients(audiences, beneficiaire_ids=None) -> dict[int, dict[str, set[int]]]:
+    """{beneficiary id: {audience: user ids}} for the audiences named, in one query each.
+
+    Its chefs de projet (a chef de projet role naming it); its élus (an élu role for one of
+    its active communes or for its EPCI); its préfecture (a préfecture role for its
+    département). Inactive accounts receive nothing.
+    """
+    from communes.models import Beneficiaire, MembreBeneficiaire
+    from pvd.models import Role
+
+    result: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    beneficiaires = Beneficiaire.objects.all()
+    if beneficiaire_ids is not None:
+        beneficiaires = beneficiaires.filter(pk__in=beneficiaire_ids)
+    active = {"role__user__is_active": True}
+    if CHEF_PROJET in audiences:
+        rows = Role.beneficiaires.through.objects.filter(
+            role__kind=Role.Kind.CHEF_PROJET, beneficiaire__in=beneficiaires, **active
+        ).values_list("beneficiaire_id", "role__user_id")
+        for beneficiaire_id, user_id in rows:
+            result[beneficiaire_id][CHEF_PROJET].add(user_id)
+    if ELUS in audiences:
+        by_commune = (
+            MembreBeneficiaire.objects.filter(actif=True, beneficiaire__in=beneficiaires)
+            .filter(
+                commune__in=Role.communes.through.objects.filter(
+                    role__kind=Role.Kind.ELU, **active
+                ).values("commune_id")
+            )
+            .values_list("beneficiaire_id", "commune_id")
+        )
+        elus_of_commune: dict[str, set[int]] = defaultdict(set)
+        for commune_id, user_id in Role.communes.through.objects.filter(
+            role__kind=Role.Kind.ELU, **active
+        ).values_list("commune_id", "role__user_id"):
+            elus_of_commune[commune_id].add(user_id)
+        for beneficiaire_id, commune_id in by_commune:
+            result[beneficiaire_id][ELUS] |= elus_of_commune[commune_id]
+        by_epci = Role.objects.filter(
+            kind=Role.Kind.ELU, user__is_active=True, epci__isnull=False
+        ).values_list("epci_id", "user_id")
+        elus_of_epci: dict[str, set[int]] = defaultdict(set)
+        for epci_id, user_id in by_epci:
+            elus_of_epci[epci_id].add(user_id)
+        if elus_of_epci:
+            for beneficiaire_id, epci_id in beneficiaires.filter(
+                epci_id__in=elus_of_epci
+            ).values_list("pk", "epci_id"):
+                result[beneficiaire_id][ELUS] |= elus_of_epci[epci_id]
+    if PREFECTURE in audiences:
+        prefets: dict[str, set[int]] = defaultdict(set)
+        for departement_id, user_id in Role.departements.through.objects.filter(
+            role__kind=Role.Kind.PREFECTURE, **active
+        ).values_list("departement_id", "role__user_id"):
+            prefets[departement_id].add(user_id)
+        if prefets:
+            for beneficiaire_id, departement_id in beneficiaires.filter(
+                departement_id__in=prefets
+            ).values_list("pk", "departement_id"):
+                result[beneficiaire_id][PREFECTURE] |= prefets[departement_id]
+    return result

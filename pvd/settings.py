@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "actions",
     "postes",
     "carte",
+    # --- reminders and notifications (rappels/) ---
+    "rappels",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pvd.context_processors.portal",
+                "rappels.context_processors.notifications",  # header's unread count
             ],
         },
     },
@@ -285,7 +288,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "postes.tasks.end_roles_of_departed",
         "schedule": 60 * 60,
     },
+    # --- reminders (rappels/sweep.py): every hour, so a missed run is caught the same day ---
+    "sweep-reminders": {
+        "task": "rappels.tasks.sweep_reminders",
+        "schedule": 60 * 60,
+    },
 }
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 # End of Redis, Celery and background jobs -----------------------------------------------
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -294,6 +303,8 @@ DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Portail PVD <ne-pas-repondre@pvd.example>"
 )
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The portal's address as written in e-mails (links, one-click unsubscribe).
+PVD_BASE_URL = env.str("PVD_BASE_URL", default="http://localhost:8000")
 
 # Production hardening (python manage.py check --deploy reports no issue with these).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

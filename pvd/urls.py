@@ -45,6 +45,7 @@ urlpatterns = [
     path("actions/", include("actions.urls")),
     path("postes/", include("postes.urls")),
     path("carte/", include("carte.urls")),
+    path("notifications/", include("rappels.urls")),  # reminders and notifications
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.

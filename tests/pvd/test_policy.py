@@ -159,6 +159,7 @@ TABLE = [
     ("may_manage_access", "—", lambda u, lb, user: (), NATIONAL),
     ("may_manage_funders", "—", lambda u, lb, user: (), NATIONAL),
     ("may_read_audit_log", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_see_service_health", "—", lambda u, lb, user: (), NATIONAL),
 ]
 
 

@@ -146,6 +146,10 @@ class Command(BaseCommand):
         from postes.demo import seed_demo_postes
 
         seed_demo_postes(self.stdout)
+        # --- reminders (rappels/): after everything they are about ---
+        from rappels.demo import seed_demo_rappels
+
+        seed_demo_rappels(self.stdout)
 
     def seed_beneficiaires(self, facts: dict) -> None:
         for date_liste, ids in facts["identifiants_pvd"].items():

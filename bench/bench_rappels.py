@@ -1,0 +1,151 @@
+"""Benchmark of the daily reminders sweep (``make bench-rappels``).
+
+On the national bench data (``generate_bench_data``: 1,650 beneficiaries × 50 fiches), adds
+once a chef de projet per beneficiary, a préfecture per département, a post per beneficiary
+(a third vacant, the others filled with a contract ending within 90 days) and adhésion dates
+spread over a year, so that every rule has work. Then times the sweep of one day from an
+empty reminders table (rules + recipients + inserts + immediate e-mails to memory + digests),
+counts its SQL queries, and times a second sweep of the same day (nothing new to send).
+
+Target: the daily sweep under 60 s, with a number of queries that does not grow with the
+number of fiches (the rules are set queries; only e-mails cost a query or two each).
+"""
+
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_S = 60.0
+
+
+def setup() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    os.environ["EMAIL_URL"] = "memorymail://"
+    import django
+
+    django.setup()
+
+
+def ensure_situations(today) -> None:
+    from dateutil.relativedelta import relativedelta
+    from django.db import transaction
+
+    from actions.management.commands.generate_bench_data import bench_beneficiaires
+    from communes.models import Departement, MembreBeneficiaire
+    from postes.models import Occupation, Poste
+    from pvd.models import Role, User
+
+    beneficiaires = list(bench_beneficiaires().order_by("pk").values_list("pk", "departement_id"))
+    if User.objects.filter(email__startswith="bench-cdp-").exists():
+        return
+    with transaction.atomic():
+        users = User.objects.bulk_create(
+            [User(email=f"bench-cdp-{pk}@pvd.invalid") for pk, _ in beneficiaires]
+        )
+        roles = Role.objects.bulk_create([Role(user=u, kind=Role.Kind.CHEF_PROJET) for u in users])
+        Role.beneficiaires.through.objects.bulk_create(
+            [
+                Role.beneficiaires.through(role_id=r.pk, beneficiaire_id=pk)
+                for r, (pk, _) in zip(roles, beneficiaires, strict=True)
+            ]
+        )
+        departements = list(
+            Departement.objects.filter(region_id="XX").values_list("code", flat=True)
+        )
+        prefets = User.objects.bulk_create(
+            [User(email=f"bench-pref-{code}@pvd.invalid") for code in departements]
+        )
+        proles = Role.objects.bulk_create(
+            [Role(user=u, kind=Role.Kind.PREFECTURE) for u in prefets]
+        )
+        Role.departements.through.objects.bulk_create(
+            [
+                Role.departements.through(role_id=r.pk, departement_id=code)
+                for r, code in zip(proles, departements, strict=True)
+            ]
+        )
+        postes = Poste.objects.bulk_create(
+            [
+                Poste(
+                    employeur_siren="999900000",
+                    employeur_nom="Employeur d'essai",
+                    date_creation=today - relativedelta(years=3),
+                    etat=Poste.Etat.VACANT if i % 3 == 0 else Poste.Etat.POURVU,
+                    vacant_depuis=today - relativedelta(months=2) - timedelta(days=i % 20)
+                    if i % 3 == 0
+                    else None,
+                )
+                for i in range(len(beneficiaires))
+            ]
+        )
+        Poste.beneficiaires.through.objects.bulk_create(
+            [
+                Poste.beneficiaires.through(poste_id=p.pk, beneficiaire_id=pk)
+                for p, (pk, _) in zip(postes, beneficiaires, strict=True)
+            ]
+        )
+        Occupation.objects.bulk_create(
+            [
+                Occupation(
+                    poste=p,
+                    prenom="Camille",
+                    nom="Essai",
+                    email="camille.essai@pvd.invalid",
+                    date_debut=today - relativedelta(years=2),
+                    date_fin_contrat=today + timedelta(days=90 - i % 20),
+                )
+                for i, p in enumerate(postes)
+                if i % 3
+            ]
+        )
+        # Adhésions spread over a year ending 12 months ago: cadre reminders fall every day.
+        for offset in range(0, 366):
+            ids = [pk for i, (pk, _) in enumerate(beneficiaires) if i % 366 == offset]
+            MembreBeneficiaire.objects.filter(beneficiaire_id__in=ids).update(
+                date_signature=today - relativedelta(months=12) - timedelta(days=offset)
+            )
+
+
+def main() -> None:
+    setup()
+    from django.core import mail
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from actions.models import FicheAction
+    from rappels.models import Rappel, Recapitulatif
+    from rappels.sweep import sweep
+
+    call_command("generate_bench_data", yes_i_know=True)
+    today = timezone.localdate()
+    ensure_situations(today)
+    Rappel.objects.all().delete()
+    Recapitulatif.objects.all().delete()
+    mail.outbox = []
+
+    with CaptureQueriesContext(connection) as queries:
+        start = time.perf_counter()
+        report = sweep(today)
+        first = time.perf_counter() - start
+    start = time.perf_counter()
+    again = sweep(today)
+    second = time.perf_counter() - start
+
+    print(f"Fiches actions : {FicheAction.objects.count()}")
+    print(
+        f"Balayage du jour : {first:.1f} s, {len(queries)} requêtes SQL — {report.due} échéances, "
+        f"{report.recorded} notifications, {report.emails} courriels, "
+        f"{report.digests} récapitulatifs."
+    )
+    print(f"Second balayage du même jour : {second:.1f} s, {again.recorded} nouvelle(s).")
+    print(f"Cible : {TARGET_S:.0f} s — {'atteinte' if first <= TARGET_S else 'MANQUÉE'}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class RappelsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "rappels"
+    verbose_name = "rappels et notifications"

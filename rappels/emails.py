@@ -1,0 +1,75 @@
+"""The e-mails: one reminder, or a digest grouped by beneficiary; French, HTML and text.
+
+Each carries a signed one-click unsubscribe link for its category (or categories, for a
+digest) that works without logging in, and the matching ``List-Unsubscribe`` headers.
+"""
+
+from functools import lru_cache
+from itertools import groupby
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+SALT = "rappels.desabonnement"
+
+
+def unsubscribe_token(user_id: int, categories: list[str]) -> str:
+    return signing.dumps({"u": user_id, "c": sorted(categories)}, salt=SALT, compress=True)
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, list[str]]:
+    """Raises signing.BadSignature when the link was altered."""
+    data = signing.loads(token, salt=SALT)
+    return int(data["u"]), list(data["c"])
+
+
+def absolute(path: str) -> str:
+    return settings.PVD_BASE_URL.rstrip("/") + path
+
+
+def by_beneficiaire(rappels) -> list[tuple[str, list]]:
+    rappels = sorted(rappels, key=lambda r: (r.beneficiaire.nom, r.echeance, r.pk))
+    return [(nom, list(items)) for nom, items in groupby(rappels, key=lambda r: r.beneficiaire.nom)]
+
+
+@lru_cache
+def _page(name: str) -> str:
+    return absolute(reverse(name))
+
+
+@lru_cache
+def _unsubscribe_pattern() -> str:
+    return absolute(reverse("rappels:desabonnement", args=["TOKEN"]))
+
+
+def build(
+    user, rappels, categories: list[str], subject: str, intro: str, connection=None
+) -> EmailMultiAlternatives:
+    token = unsubscribe_token(user.pk, categories)
+    unsubscribe = _unsubscribe_pattern().replace("TOKEN", token)
+    context = {
+        "user": user,
+        "intro": intro,
+        "groupes": [
+            (nom, [(r, absolute(r.lien)) for r in items]) for nom, items in by_beneficiaire(rappels)
+        ],
+        "desabonnement": unsubscribe,
+        "preferences": _page("rappels:preferences"),
+        "notifications": _page("rappels:list"),
+    }
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("rappels/email/rappels.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+        connection=connection,
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    message.attach_alternative(render_to_string("rappels/email/rappels.html", context), "text/html")
+    return message

@@ -1,0 +1,130 @@
+"""Reminders: one row per sending (rule, object, due date, recipient), unique in the database.
+
+The row is created by the sweep (rappels/sweep.py) the first day its due date has come, and
+never again: the unique constraint is what makes a reminder fire exactly once, however many
+sweeps race. The row is also the in-app notification (``lue_le``) and remembers whether its
+e-mail went out (``email_le``, claimed by a conditional update) or which digest carried it.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Categorie(models.TextChoices):
+    CONVENTIONS = "conventions", "Conventions et ORT"
+    PLANS = "plans", "Plans d'action et fiches actions"
+    POSTES = "postes", "Postes de chef de projet"
+
+
+class Frequence(models.TextChoices):
+    IMMEDIAT = "immediat", "Un courriel à chaque rappel"
+    QUOTIDIEN = "quotidien", "Un récapitulatif quotidien"
+    HEBDOMADAIRE = "hebdomadaire", "Un récapitulatif hebdomadaire (le lundi)"
+    AUCUN = "aucun", "Aucun courriel (notifications sur le portail seulement)"
+
+
+class RappelQuerySet(models.QuerySet):
+    def for_user(self, user) -> "RappelQuerySet":
+        """Each person reads their own notifications, nobody else's."""
+        return self.filter(destinataire=user)
+
+    def non_lus(self) -> "RappelQuerySet":
+        return self.filter(lue_le__isnull=True)
+
+
+class Rappel(models.Model):
+    regle = models.CharField("règle", max_length=50)
+    categorie = models.CharField("catégorie", max_length=20, choices=Categorie.choices)
+    objet = models.CharField("objet", max_length=60, help_text="Par exemple : convention:12.")
+    echeance = models.DateField("échéance")
+    destinataire = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="destinataire",
+        on_delete=models.CASCADE,
+        related_name="rappels",
+    )
+    beneficiaire = models.ForeignKey(
+        "communes.Beneficiaire",
+        verbose_name="bénéficiaire PVD",
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    message = models.CharField("message", max_length=300)
+    lien = models.CharField("lien", max_length=200)
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
+    lue_le = models.DateTimeField("lu le", null=True, blank=True)
+    # The immediate e-mail: claimed (set) before sending, released if sending fails.
+    email_le = models.DateTimeField("courriel envoyé le", null=True, blank=True)
+    recapitulatif = models.ForeignKey(
+        "Recapitulatif",
+        verbose_name="récapitulatif",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="rappels",
+    )
+
+    objects = RappelQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "rappel"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["regle", "objet", "echeance", "destinataire"],
+                name="one_sending_per_rule_object_due_date_recipient",
+            )
+        ]
+        indexes = [models.Index(fields=["destinataire", "lue_le"], name="rappel_inbox")]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Recapitulatif(models.Model):
+    """One digest per user and period (« 2026-11-30 » or « 2026-S48 »), sent once."""
+
+    destinataire = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="destinataire",
+        on_delete=models.CASCADE,
+        related_name="recapitulatifs",
+    )
+    periode = models.CharField("période", max_length=20)
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
+    envoye_le = models.DateTimeField("envoyé le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "récapitulatif"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destinataire", "periode"], name="one_digest_per_user_and_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.destinataire} – {self.periode}"
+
+
+class Preference(models.Model):
+    """How a person wants a category's reminders by e-mail; no row: the role's default."""
+
+    utilisateur = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="utilisateur",
+        on_delete=models.CASCADE,
+        related_name="preferences_notification",
+    )
+    categorie = models.CharField("catégorie", max_length=20, choices=Categorie.choices)
+    frequence = models.CharField("fréquence", max_length=20, choices=Frequence.choices)
+
+    class Meta:
+        verbose_name = "préférence de notification"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["utilisateur", "categorie"], name="one_preference_per_user_and_category"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.utilisateur} – {self.get_categorie_display()}"

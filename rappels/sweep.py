@@ -1,0 +1,258 @@
+"""The daily sweep: record the reminders due today, then send what each person asked for.
+
+1. ``record``: every rule's due items × their recipients are inserted with
+   ``ON CONFLICT DO NOTHING`` against the unique (rule, object, due date, recipient): a
+   second sweep, racing or re-run, inserts nothing twice.
+2. ``send_immediate``: each pending e-mail is claimed by a conditional update
+   (``email_le`` NULL → now) before it is sent, and released if sending fails: two workers
+   never send the same one, and a re-run after a crash sends only the rest.
+3. ``send_digests``: one digest per person and period, claimed the same way on its row.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.core.mail import get_connection
+from django.db import transaction
+from django.utils import timezone
+
+from pvd.policy import reminder_recipients
+
+from . import emails, inbox
+from .models import Frequence, Rappel, Recapitulatif
+from .preferences import frequences
+from .regles import LIBELLES, RATTRAPAGE, due_today
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+SEND_BATCH = 100  # e-mails claimed at once
+
+
+@dataclass
+class Report:
+    due: int = 0
+    recorded: int = 0
+    emails: int = 0
+    digests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
+    """(due items, new sendings recorded)."""
+    dues = list(due_today(today, rattrapage))
+    audiences = {a for due in dues for a in due.audiences}
+    recipients = reminder_recipients(audiences, {due.beneficiaire_id for due in dues})
+    rows = []
+    for due in dues:
+        users = set().union(*(recipients[due.beneficiaire_id][a] for a in due.audiences))
+        rows += [
+            Rappel(
+                regle=due.regle,
+                categorie=due.categorie,
+                objet=due.objet,
+                echeance=due.echeance,
+                destinataire_id=user_id,
+                beneficiaire_id=due.beneficiaire_id,
+                message=due.message,
+                lien=due.lien,
+            )
+            for user_id in sorted(users)
+        ]
+    before = Rappel.objects.count()
+    Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
+    inbox.forget({row.destinataire_id for row in rows})
+    return len(dues), Rappel.objects.count() - before
+
+
+def _pending(today: date):
+    since = timezone.now() - RATTRAPAGE - timedelta(days=7)
+    return Rappel.objects.filter(
+        email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
+    )
+
+
+def claim(rappel_ids) -> list[int]:
+    """Take the right to send these e-mails: rows another sweep holds or sent are skipped."""
+    with transaction.atomic():
+        claimed = list(
+            Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        Rappel.objects.filter(pk__in=claimed).update(email_le=timezone.now())
+    return claimed
+
+
+def release(rappel_ids) -> None:
+    Rappel.objects.filter(pk__in=rappel_ids).update(email_le=None)
+
+
+def send_immediate(today: date) -> int:
+    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent.
+
+    (A worker killed outright between a claim and its sending loses those e-mails, never
+    sends them twice; the reminders stay in the notification centre.)
+    """
+    pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
+    prefs = frequences({user_id for _, user_id, _ in pending})
+    ids = [pk for pk, user_id, cat in pending if prefs[user_id][cat] == Frequence.IMMEDIAT]
+    sent = 0
+    connection = get_connection()
+    for start in range(0, len(ids), SEND_BATCH):
+        claimed = claim(ids[start : start + SEND_BATCH])
+        rappels = Rappel.objects.filter(pk__in=claimed).select_related(
+            "destinataire", "beneficiaire"
+        )
+        unsent = set(claimed)
+        try:
+            for rappel in rappels:
+                emails.build(
+                    rappel.destinataire,
+                    [rappel],
+                    [rappel.categorie],
+                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
+                    "Un rappel du portail Petites villes de demain :",
+                    connection=connection,
+                ).send()
+                unsent.discard(rappel.pk)
+                sent += 1
+        finally:
+            if unsent:
+                release(unsent)
+    return sent
+
+
+def period_of(frequence: str, today: date) -> str | None:
+    if frequence == Frequence.QUOTIDIEN:
+        return today.isoformat()
+    if frequence == Frequence.HEBDOMADAIRE:
+        year, week, _ = today.isocalendar()
+        return f"{year}-S{week:02d}"
+    return None
+
+
+def digest_items(user_id: int, categories: list[str], today: date):
+    return _pending(today).filter(destinataire_id=user_id, categorie__in=categories)
+
+
+def send_digests(today: date) -> int:
+    """One digest per person and period: created once (unique), claimed by batch, then sent."""
+    pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
+    prefs = frequences({user_id for _, user_id, _ in pending})
+    wanted: dict[tuple[int, str], list[int]] = {}
+    for pk, user_id, categorie in pending:
+        period = period_of(prefs[user_id][categorie], today)
+        if period:
+            wanted.setdefault((user_id, period), []).append(pk)
+    Recapitulatif.objects.bulk_create(
+        [Recapitulatif(destinataire_id=u, periode=p) for u, p in wanted],
+        ignore_conflicts=True,
+        batch_size=BATCH,
+    )
+    keys = sorted(wanted)
+    sent = 0
+    connection = get_connection()
+    for start in range(0, len(keys), SEND_BATCH):
+        batch = keys[start : start + SEND_BATCH]
+        claimed = claim_digests(batch, wanted)
+        unsent = dict(claimed)
+        try:
+            items = Rappel.objects.filter(
+                recapitulatif__in=[d.pk for d in claimed.values()]
+            ).select_related("destinataire", "beneficiaire")
+            by_digest: dict[int, list[Rappel]] = {}
+            for item in items:
+                by_digest.setdefault(item.recapitulatif_id, []).append(item)
+            for key, digest in claimed.items():
+                rows = by_digest.get(digest.pk, [])
+                label = "hebdomadaire" if "S" in digest.periode else "quotidien"
+                emails.build(
+                    rows[0].destinataire,
+                    rows,
+                    sorted({r.categorie for r in rows}),
+                    f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
+                    "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+                    connection=connection,
+                ).send()
+                del unsent[key]
+                sent += 1
+        finally:
+            if unsent:
+                release_digests(unsent.values())
+    return sent
+
+
+def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
+    """Claim the unsent digests of these (user, period) and attach their reminders to them."""
+    users = {u for u, _ in keys}
+    periods = {p for _, p in keys}
+    with transaction.atomic():
+        digests = {
+            (d.destinataire_id, d.periode): d
+            for d in Recapitulatif.objects.filter(
+                destinataire_id__in=users, periode__in=periods, envoye_le__isnull=True
+            ).select_for_update(skip_locked=True)
+        }
+        claimed = {key: digests[key] for key in keys if key in digests}
+        attach = []
+        for key, digest in claimed.items():
+            attach += [Rappel(pk=pk, recapitulatif=digest) for pk in wanted[key]]
+        # Only reminders no other digest took (a racing sweep may hold a newer list).
+        free = set(
+            Rappel.objects.filter(
+                pk__in=[r.pk for r in attach], recapitulatif__isnull=True
+            ).values_list("pk", flat=True)
+        )
+        attach = [r for r in attach if r.pk in free]
+        Rappel.objects.bulk_update(attach, ["recapitulatif"], batch_size=BATCH)
+        nonempty = {r.recapitulatif_id for r in attach}
+        claimed = {k: d for k, d in claimed.items() if d.pk in nonempty}
+        Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(
+            envoye_le=timezone.now()
+        )
+    return claimed
+
+
+def release_digests(digests) -> None:
+    ids = [d.pk for d in digests]
+    with transaction.atomic():
+        Rappel.objects.filter(recapitulatif_id__in=ids).update(recapitulatif=None)
+        Recapitulatif.objects.filter(pk__in=ids).update(envoye_le=None)
+
+
+def digest_preview(user, today: date | None = None):
+    """The e-mail the user's next digest would be, from their pending reminders (or None)."""
+    today = today or timezone.localdate()
+    prefs = frequences([user.pk])[user.pk]
+    categories = [c for c, f in prefs.items() if period_of(f, today)]
+    items = list(
+        digest_items(user.pk, categories, today).select_related("destinataire", "beneficiaire")
+    )
+    if not items:
+        return None
+    return emails.build(
+        user,
+        items,
+        categories,
+        f"[PVD] Votre récapitulatif : {len(items)} rappel(s)",
+        "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+    )
+
+
+def sweep(today: date | None = None) -> Report:
+    today = today or timezone.localdate()
+    report = Report()
+    report.due, report.recorded = record(today)
+    report.emails = send_immediate(today)
+    report.digests = send_digests(today)
+    logger.info(
+        "Reminders sweep %s: %s due, %s recorded, %s e-mails, %s digests",
+        today,
+        report.due,
+        report.recorded,
+        report.emails,
+        report.digests,
+    )
+    return report

@@ -1,0 +1,169 @@
+"""Reminders fire exactly once: rules derived from source dates, unique sendings, claims."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from django.core import mail
+from django.core.mail import EmailMultiAlternatives
+from django.db import connection
+
+from conventions.models import Convention
+from rappels.models import Frequence, Rappel
+from rappels.preferences import set_frequence
+from rappels.regles import latest_due
+from rappels.sweep import sweep
+
+from .conftest import TODAY, set_adhesion
+
+pytestmark = pytest.mark.django_db
+
+
+def cadre_rows(beneficiaire):
+    return Rappel.objects.filter(regle="convention_cadre", objet=f"beneficiaire:{beneficiaire.pk}")
+
+
+def test_the_cadre_reminder_goes_to_its_chef_de_projet_elus_and_prefecture(
+    ussel_at_12_months, cdp_ussel, elu_ussel, prefecture_19, prefecture_36, national
+):
+    sweep(TODAY)
+
+    rows = cadre_rows(ussel_at_12_months)
+    assert {r.destinataire for r in rows} == {cdp_ussel, elu_ussel, prefecture_19}
+    assert {r.echeance for r in rows} == {TODAY}
+    assert "la convention-cadre est attendue le 30 mai 2027" in rows[0].message
+
+
+def test_a_second_sweep_the_same_day_or_the_next_sends_nothing_again(ussel_at_12_months, cdp_ussel):
+    sweep(TODAY)
+    first = cadre_rows(ussel_at_12_months).count()
+    emails = len(mail.outbox)
+
+    sweep(TODAY)
+    sweep(TODAY + timedelta(days=1))
+
+    assert cadre_rows(ussel_at_12_months).count() == first == 1
+    assert len(mail.outbox) == emails  # the chef de projet's conventions: one e-mail, once
+
+
+def test_due_dates_follow_the_source_date_and_a_sent_one_is_never_resent(
+    ussel_at_12_months, cdp_ussel
+):
+    sweep(TODAY)
+    # The adhésion turns out a month later: the 12-month reminder moves a month on.
+    set_adhesion(ussel_at_12_months, TODAY - relativedelta(months=11))
+    sweep(TODAY)
+    assert cadre_rows(ussel_at_12_months).count() == 1
+
+    sweep(TODAY + relativedelta(months=1))
+    assert sorted(r.echeance for r in cadre_rows(ussel_at_12_months)) == [
+        TODAY,
+        TODAY + relativedelta(months=1),
+    ]
+
+
+def test_a_signed_convention_cadre_stops_its_reminders(ussel_at_12_months, cdp_ussel):
+    Convention.objects.create(
+        beneficiaire=ussel_at_12_months,
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre",
+        statut=Convention.Statut.SIGNEE,
+        date_signature=TODAY - timedelta(days=3),
+    )
+    sweep(TODAY)
+    assert not cadre_rows(ussel_at_12_months).exists()
+
+
+def test_overdue_then_monthly(ussel_la_courtine, cdp_ussel):
+    set_adhesion(ussel_la_courtine, TODAY - relativedelta(months=20))
+    sweep(TODAY)
+    (row,) = cadre_rows(ussel_la_courtine)
+    assert row.echeance == TODAY  # 18 months + 2 months
+    assert "était attendue" in row.message
+
+
+def test_latest_due_catches_up_once_within_a_month():
+    dates = [TODAY - timedelta(days=40), TODAY - timedelta(days=2), TODAY + timedelta(days=5)]
+    assert latest_due(dates, TODAY) == TODAY - timedelta(days=2)
+    assert latest_due(dates[:1], TODAY) is None  # too old: superseded, not sent late
+
+
+def test_beat_down_three_days_sends_each_missed_reminder_once(ussel_la_courtine, cdp_ussel):
+    # The 12-month reminder fell two days ago while no sweep ran (since four days ago).
+    set_adhesion(ussel_la_courtine, TODAY - timedelta(days=2) - relativedelta(months=12))
+    sweep(TODAY - timedelta(days=4))
+    assert not cadre_rows(ussel_la_courtine).exists()
+
+    for day in range(3):  # back, then the following days
+        sweep(TODAY + timedelta(days=day))
+
+    (row,) = cadre_rows(ussel_la_courtine)
+    assert row.echeance == TODAY - timedelta(days=2)
+    sent = [m for m in mail.outbox if m.to == [cdp_ussel.email]]
+    assert len(sent) == 1
+
+
+def test_a_sweep_rerun_after_a_crash_mid_batch_sends_the_rest_once(
+    monkeypatch, ussel_at_12_months, cdp_ussel, elu_ussel, prefecture_19
+):
+    for user in (elu_ussel, prefecture_19):
+        for categorie in ("conventions", "plans", "postes"):
+            set_frequence(user, categorie, Frequence.IMMEDIAT)
+    real_send = EmailMultiAlternatives.send
+    calls = []
+
+    def crash_on_second(self, *args, **kwargs):
+        calls.append(self.to)
+        if len(calls) == 2:
+            raise ConnectionError("SMTP went away")
+        return real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", crash_on_second)
+    with pytest.raises(ConnectionError):
+        sweep(TODAY)
+    assert len(mail.outbox) == 1
+
+    sweep(TODAY)
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        [cdp_ussel.email, elu_ussel.email, prefecture_19.email]
+    )
+    assert not Rappel.objects.filter(email_le__isnull=True, regle="convention_cadre").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_racing_in_two_threads_send_each_reminder_once(territoires):
+    from communes.models import Beneficiaire
+    from pvd.models import Role
+    from tests.factories import user_with_role
+
+    beneficiaires = list(Beneficiaire.objects.all()[:10])
+    for index, beneficiaire in enumerate(beneficiaires):
+        Convention.objects.filter(beneficiaire=beneficiaire, type="cadre").delete()
+        set_adhesion(beneficiaire, TODAY - relativedelta(months=12))
+        user = user_with_role(f"cdp-{index}@test.pvd.fr", Role.Kind.CHEF_PROJET)
+        user.roles.get().beneficiaires.set([beneficiaire])
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            barrier.wait()
+            sweep(TODAY)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    rows = Rappel.objects.filter(regle="convention_cadre", destinataire__email__startswith="cdp-")
+    assert rows.count() == len(beneficiaires)
+    sent = [m.to[0] for m in mail.outbox if m.to[0].startswith("cdp-")]
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == len(beneficiaires)
