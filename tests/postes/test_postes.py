@@ -1,4 +1,5 @@
 import html
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -94,6 +95,46 @@ def test_read_only_roles_get_403_on_every_change(client_for, cdp_ussel, elu_usse
         assert response.status_code == 403
     occupation.refresh_from_db()
     assert occupation.date_fin is None
+
+
+def test_every_form_page_shows_its_title_and_cancels_back(
+    client_for, national, poste_ussel, regles
+):
+    client = client_for(national)
+    occupation = poste_ussel.occupations.get()
+    detail = reverse("postes:detail", kwargs={"pk": poste_ussel.pk})
+    regle = RegleCofinancement.objects.first()
+    for url, title, cancel in (
+        (reverse("postes:create"), "Nouveau poste de chef de projet", reverse("postes:list")),
+        (reverse("postes:update", kwargs={"pk": poste_ussel.pk}), "Modifier le poste", detail),
+        (reverse("postes:etat", kwargs={"pk": poste_ussel.pk}), "Étape du recrutement", detail),
+        (
+            reverse("postes:occupation-create", kwargs={"pk": poste_ussel.pk}),
+            "Prise de poste",
+            detail,
+        ),
+        (
+            reverse("postes:depart", kwargs={"pk": occupation.pk}),
+            "Départ de la personne en poste",
+            detail,
+        ),
+        (
+            reverse("postes:cofinancement-create", kwargs={"pk": poste_ussel.pk}),
+            "Cofinancement d’une année",
+            detail,
+        ),
+        (reverse("postes:regle-create"), "Nouvelle règle", reverse("postes:regles")),
+        (
+            reverse("postes:regle-update", kwargs={"pk": regle.pk}),
+            regle.libelle,
+            reverse("postes:regles"),
+        ),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        assert re.search(rf"<h1>\s*{re.escape(html.escape(title))}\s*</h1>", page), url
+        assert f'href="{cancel}">Annuler</a>' in page, url
 
 
 def test_a_funder_reads_only_its_own_lines(client_for, partenaire, poste_ussel):
