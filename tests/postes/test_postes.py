@@ -178,31 +178,23 @@ def test_prefecture_cannot_create_a_post_elsewhere_nor_with_a_foreign_siren(
     client_for, prefecture_36, ussel_la_courtine, le_blanc, regles
 ):
     client = client_for(prefecture_36)
-    response = client.post(
-        reverse("postes:create"),
-        {
-            "beneficiaires": [ussel_la_courtine.pk],
-            "employeur_siren": "200066744",
-            "type_contrat": "cdd",
-            "etp": "1",
-            "date_creation": "2021-05-01",
-            "intitule": "Chef de projet",
-        },
-    )
-    assert response.status_code == 200
-    assert "Sélectionnez un choix valide" in text(response)
-    response = client.post(
-        reverse("postes:create"),
-        {
-            "beneficiaires": [le_blanc.pk],
-            "employeur_siren": "200066744",
-            "type_contrat": "cdd",
-            "etp": "1",
-            "date_creation": "2021-05-01",
-            "intitule": "Chef de projet",
-        },
-    )
-    assert "n'est ni celui d'une commune ni celui de l'EPCI" in text(response)
+    # The SIREN is Haute-Corrèze's EPCI: foreign to Le Blanc, and Ussel is outside the Indre.
+    data = {
+        "employeur_siren": "200066744",
+        "type_contrat": "cdd",
+        "etp": "1",
+        "date_creation": "2021-05-01",
+        "intitule": "Chef de projet",
+    }
+    for beneficiaire, error in (
+        (ussel_la_courtine, "Sélectionnez un choix valide"),
+        (le_blanc, "n'est ni celui d'une commune ni celui de l'EPCI"),
+    ):
+        response = client.post(
+            reverse("postes:create"), {**data, "beneficiaires": [beneficiaire.pk]}
+        )
+        assert response.status_code == 200
+        assert error in text(response)
     assert not Poste.objects.exists()
 
 
