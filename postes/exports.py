@@ -3,11 +3,7 @@
 Every cell goes through the portal's formula-safe writer (pvd/spreadsheets.py).
 """
 
-import tempfile
 from collections.abc import Iterable, Iterator
-
-from django.http import FileResponse
-from openpyxl import Workbook
 
 from pvd import spreadsheets
 
@@ -65,17 +61,4 @@ def table_response(data: Iterable[list], fmt: str, filename: str, sheet_name: st
     header = next(data)
     if fmt == "csv":
         return spreadsheets.csv_response(header, data, filename)
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(sheet_name)
-    sheet.append(spreadsheets.xlsx_row(sheet, header))
-    for row in data:
-        sheet.append(spreadsheets.xlsx_row(sheet, row))
-    output = tempfile.TemporaryFile()
-    workbook.save(output)
-    output.seek(0)
-    return FileResponse(
-        output,
-        as_attachment=True,
-        filename=f"{filename}.xlsx",
-        content_type=spreadsheets.XLSX_CONTENT_TYPE,
-    )
+    return spreadsheets.xlsx_response(header, data, filename, sheet_name)

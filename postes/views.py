@@ -179,7 +179,8 @@ class PosteDetailView(DetailView):
 
 class EtatView(ManagePostMixin, FormView):
     form_class = EtatForm
-    template_name = "postes/etat_form.html"
+    template_name = "postes/poste_step_form.html"
+    extra_context = {"titre": "Étape du recrutement"}
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "poste": self.poste}
@@ -195,6 +196,8 @@ class EtatView(ManagePostMixin, FormView):
 class OccupationCreateView(ManagePostMixin, CreateView):
     model = Occupation
     form_class = OccupationForm
+    template_name = "postes/poste_step_form.html"
+    extra_context = {"titre": "Prise de poste"}
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "poste": self.poste}
@@ -213,7 +216,8 @@ class OccupationCreateView(ManagePostMixin, CreateView):
 class DepartView(ManagePostMixin, UpdateView):
     model = Occupation
     form_class = DepartForm
-    template_name = "postes/depart_form.html"
+    template_name = "postes/poste_step_form.html"
+    extra_context = {"titre": "Départ de la personne en poste"}
 
     def get_poste(self):
         self.occupation = get_object_or_404(

@@ -8,17 +8,20 @@ formula in the spreadsheet that opens it (OWASP « CSV injection »).
   formula also gets Excel's « quote prefix » style, so editing the cell keeps it text.
   Its value is not changed: a workbook read back by the portal gets the text as typed.
 
-Use ``csv_response`` / ``csv_lines`` for CSV, and ``sheet.append(xlsx_row(sheet, row))`` or
-``text_cell(sheet.cell(…), text)`` for XLSX; never put a user's text in a cell directly.
+Use ``csv_response`` / ``csv_lines`` for CSV; ``xlsx_response`` for a one-sheet XLSX, or
+``sheet.append(xlsx_row(sheet, row))`` / ``text_cell(sheet.cell(…), text)`` to build a richer
+workbook; never put a user's text in a cell directly.
 """
 
 import csv
 import io
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -94,3 +97,20 @@ def xlsx_row(sheet, row: Iterable) -> list:
     return [
         text_cell(WriteOnlyCell(sheet), value) if isinstance(value, str) else value for value in row
     ]
+
+
+def xlsx_response(
+    header: list[str], rows: Iterable[Iterable], filename: str, sheet_name: str
+) -> FileResponse:
+    """A one-sheet workbook download, written to a temporary file rather than memory."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_name)
+    sheet.append(xlsx_row(sheet, header))
+    for row in rows:
+        sheet.append(xlsx_row(sheet, row))
+    output = tempfile.TemporaryFile()
+    workbook.save(output)
+    output.seek(0)
+    return FileResponse(
+        output, as_attachment=True, filename=f"{filename}.xlsx", content_type=XLSX_CONTENT_TYPE
+    )

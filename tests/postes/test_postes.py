@@ -1,4 +1,5 @@
 import html
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -96,6 +97,46 @@ def test_read_only_roles_get_403_on_every_change(client_for, cdp_ussel, elu_usse
     assert occupation.date_fin is None
 
 
+def test_every_form_page_shows_its_title_and_cancels_back(
+    client_for, national, poste_ussel, regles
+):
+    client = client_for(national)
+    occupation = poste_ussel.occupations.get()
+    detail = reverse("postes:detail", kwargs={"pk": poste_ussel.pk})
+    regle = RegleCofinancement.objects.first()
+    for url, title, cancel in (
+        (reverse("postes:create"), "Nouveau poste de chef de projet", reverse("postes:list")),
+        (reverse("postes:update", kwargs={"pk": poste_ussel.pk}), "Modifier le poste", detail),
+        (reverse("postes:etat", kwargs={"pk": poste_ussel.pk}), "Étape du recrutement", detail),
+        (
+            reverse("postes:occupation-create", kwargs={"pk": poste_ussel.pk}),
+            "Prise de poste",
+            detail,
+        ),
+        (
+            reverse("postes:depart", kwargs={"pk": occupation.pk}),
+            "Départ de la personne en poste",
+            detail,
+        ),
+        (
+            reverse("postes:cofinancement-create", kwargs={"pk": poste_ussel.pk}),
+            "Cofinancement d’une année",
+            detail,
+        ),
+        (reverse("postes:regle-create"), "Nouvelle règle", reverse("postes:regles")),
+        (
+            reverse("postes:regle-update", kwargs={"pk": regle.pk}),
+            regle.libelle,
+            reverse("postes:regles"),
+        ),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        page = response.content.decode()
+        assert re.search(rf"<h1>\s*{re.escape(html.escape(title))}\s*</h1>", page), url
+        assert f'href="{cancel}">Annuler</a>' in page, url
+
+
 def test_a_funder_reads_only_its_own_lines(client_for, partenaire, poste_ussel):
     annee = CofinancementAnnee.objects.create(poste=poste_ussel, annee=2024, cout_charge=60000)
     LigneCofinancement.objects.create(annee=annee, financeur="bdt", montant_notifie=11111)
@@ -137,31 +178,23 @@ def test_prefecture_cannot_create_a_post_elsewhere_nor_with_a_foreign_siren(
     client_for, prefecture_36, ussel_la_courtine, le_blanc, regles
 ):
     client = client_for(prefecture_36)
-    response = client.post(
-        reverse("postes:create"),
-        {
-            "beneficiaires": [ussel_la_courtine.pk],
-            "employeur_siren": "200066744",
-            "type_contrat": "cdd",
-            "etp": "1",
-            "date_creation": "2021-05-01",
-            "intitule": "Chef de projet",
-        },
-    )
-    assert response.status_code == 200
-    assert "Sélectionnez un choix valide" in text(response)
-    response = client.post(
-        reverse("postes:create"),
-        {
-            "beneficiaires": [le_blanc.pk],
-            "employeur_siren": "200066744",
-            "type_contrat": "cdd",
-            "etp": "1",
-            "date_creation": "2021-05-01",
-            "intitule": "Chef de projet",
-        },
-    )
-    assert "n'est ni celui d'une commune ni celui de l'EPCI" in text(response)
+    # The SIREN is Haute-Corrèze's EPCI: foreign to Le Blanc, and Ussel is outside the Indre.
+    data = {
+        "employeur_siren": "200066744",
+        "type_contrat": "cdd",
+        "etp": "1",
+        "date_creation": "2021-05-01",
+        "intitule": "Chef de projet",
+    }
+    for beneficiaire, error in (
+        (ussel_la_courtine, "Sélectionnez un choix valide"),
+        (le_blanc, "n'est ni celui d'une commune ni celui de l'EPCI"),
+    ):
+        response = client.post(
+            reverse("postes:create"), {**data, "beneficiaires": [beneficiaire.pk]}
+        )
+        assert response.status_code == 200
+        assert error in text(response)
     assert not Poste.objects.exists()
 
 

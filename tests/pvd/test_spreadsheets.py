@@ -12,7 +12,7 @@ from openpyxl import Workbook, load_workbook
 
 from actions.excel_template import template_workbook
 from actions.models import ExportPlan, FicheAction, Financeur, LigneFinancement, ensure_axes
-from pvd.spreadsheets import csv_lines, csv_value, xlsx_row
+from pvd.spreadsheets import csv_lines, csv_value, xlsx_response, xlsx_row
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +67,17 @@ def test_xlsx_writes_texts_as_strings_and_numbers_as_numbers(write_only):
         (7, "n"),
     ]
     assert cells[0].quotePrefix and not cells[2].quotePrefix
+
+
+def test_xlsx_response_is_a_one_sheet_download_with_texts_as_strings():
+    response = xlsx_response(["Nom", HOSTILE], iter([[HOSTILE, 3]]), "export-1", "Postes")
+
+    assert response["Content-Disposition"] == 'attachment; filename="export-1.xlsx"'
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    assert workbook.sheetnames == ["Postes"]
+    header, row = workbook["Postes"].iter_rows()
+    assert [(c.value, c.data_type) for c in header] == [("Nom", "s"), (HOSTILE, "s")]
+    assert [(c.value, c.data_type) for c in row] == [(HOSTILE, "s"), (3, "n")]
 
 
 # Through each export ------------------------------------------------------------------------------
