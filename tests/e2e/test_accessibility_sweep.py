@@ -120,7 +120,9 @@ def sweep(browser, base_url: str, role: str, user, report: Report) -> None:
         client = Client()
         client.force_login(user)
         cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base_url}])
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base_url}]
+        )
     page = context.new_page()
     page.set_default_timeout(15000)
     seen: set[str] = set()
@@ -166,6 +168,4 @@ def test_every_page_of_every_role_has_no_serious_accessibility_violation(
     print(f"Violations modérées ou mineures ({len(report.moderate)}) :")
     print("\n".join(report.moderate) or "aucune")
     assert all(count >= 5 for count in report.pages.values()), report.pages
-    assert not report.failures, f"{len(report.failures)} problèmes :\n" + "\n".join(
-        report.failures
-    )
+    assert not report.failures, f"{len(report.failures)} problèmes :\n" + "\n".join(report.failures)
