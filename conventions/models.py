@@ -127,15 +127,15 @@ class Convention(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return self.titre
+
     @property
     def statut_label(self) -> str:
         """The status as shown next to the document's name, agreeing with it."""
         if self.type == self.Type.AVENANT:
             return self.STATUTS_MASCULINS.get(self.statut, self.get_statut_display())
         return self.get_statut_display()
-
-    def __str__(self) -> str:
-        return self.titre
 
     @property
     def is_editable(self) -> bool:

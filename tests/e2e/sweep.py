@@ -13,13 +13,14 @@ VNU_JAR = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BLOCKING_IMPACTS = {"serious", "critical"}
 
-# Not pages: files, downloads, exports, state changes that only accept POST, the session's end,
-# Django's admin (not part of the portal's pages) and the ProConnect round-trip to an outside server.
+# Not pages: files, downloads, exports, htmx fragments, state changes that only accept POST, the
+# session's end, Django's admin (not the portal's pages) and ProConnect's outside round-trip.
 SKIPPED = re.compile(
     r"""^/(static|media|admin)/
     | /accounts/logout/
     | /accounts/proconnect/
-    | export | telecharger | /documents/ | /scans/ | piece-jointe | /generer/
+    | /export/(departement|national) | /progression/ | telecharger | modele
+    | /documents/ | /scans/ | piece-jointe | /generer/
     | /supprimer/ | /envoyer/ | /signer/ | /dater/ | /detacher/
     | \.(pdf|xlsx|csv|zip|odt|docx)$
     """,
@@ -58,7 +59,8 @@ RGAA_CHECKS = """() => {
     }
   }
   const fields = document.querySelectorAll(
-    "input:not([type=hidden]):not([type=submit]):not([type=button]):not([type=reset]), select, textarea"
+    "input:not([type=hidden]):not([type=submit]):not([type=button]):not([type=reset]),"
+    + " select, textarea"
   );
   for (const field of fields) {
     const labelled = (field.labels && field.labels.length) || field.getAttribute("aria-label")
