@@ -38,7 +38,7 @@ EXTRA_PAGES = {
 
 
 @pytest.fixture
-def cast(national, prefecture_36, cdp_ussel, elu_ussel, partenaire):
+def cast(demo_data, national, prefecture_36, cdp_ussel, elu_ussel, partenaire):
     return {
         "anonyme": None,
         "national": national,

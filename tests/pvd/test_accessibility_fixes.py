@@ -1,4 +1,4 @@
-"""What the accessibility sweep and the HTML checker found, fixed: each fix checked where it lives."""
+"""What the accessibility sweep and the HTML checker found, fixed: each fix where it lives."""
 
 import re
 
