@@ -99,3 +99,18 @@ def test_the_accessibility_statement_says_what_is_tested_and_what_is_not(client)
     assert "Ce qui est testé automatiquement" in content
     assert "Ce qui reste à vérifier à la main" in content
     assert re.search(r"Résultat au \d+ \w+ \d{4} : \d+ pages testées", content)
+
+
+def test_date_and_file_fields_use_the_dsfr_components_with_french_hints(client_for, cdp_ussel):
+    from actions.models import FicheAction, ensure_axes
+
+    beneficiaire = cdp_ussel.roles.get().beneficiaires.get()
+    ensure_axes(beneficiaire)
+    fiche = FicheAction.objects.create(
+        beneficiaire=beneficiaire, axe=beneficiaire.axes.first(), reference="1.1", titre="OPAH"
+    )
+    client = client_for(cdp_ussel)
+    content = client.get(reverse("actions:point-create", args=[fiche.pk])).content.decode()
+    assert "Format attendu : jj/mm/aaaa" in content
+    upload = re.search(r'<div class="fr-upload-group[^"]*">.*?</div>', content, re.S).group(0)
+    assert 'type="file"' in upload and 'class="fr-upload"' in upload
