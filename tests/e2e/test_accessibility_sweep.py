@@ -161,7 +161,10 @@ def sweep(browser, base_url: str, role: str, user, report: Report) -> None:
 def test_every_page_of_every_role_has_no_serious_accessibility_violation(
     browser, live_server, cast
 ):
-    assert AXE_JS.exists(), "axe-core is missing: run `npm ci`"
+    if not AXE_JS.exists():
+        if os.environ.get("PVD_REQUIRE_SERVICES"):
+            pytest.fail(f"axe-core is required in CI and missing at {AXE_JS}: npm ci")
+        pytest.skip("axe-core is missing: npm ci (or make test)")
     report = Report()
     for role, user in cast.items():
         sweep(browser, live_server.url, role, user, report)
