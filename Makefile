@@ -9,8 +9,9 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 # The libraries WeasyPrint needs on Debian (https://doc.courtbouillon.org/weasyprint/stable/first_steps.html).
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
-.PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf \
-	bench-actions-data bench-plan bench-actions-export bench-pages bench-rappels clean
+.PHONY: run test lint format check-html check-html-files check-system bench bench-import \
+	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
+	bench-rappels clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -49,9 +50,31 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(VENV)/.installed lint
+# Test-only tools from npm (package.json): axe-core for the accessibility sweep, the Nu HTML
+# Checker (vnu.jar, run with Debian's default-jre-headless) for check-html.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# The whole suite; the accessibility sweep saves the HTML of every page it visits in
+# $(HTML_DIR), which the Nu HTML Checker then reads.
+HTML_DIR := build/html
+test: $(VENV)/.installed node_modules/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
-	$(VENV)/bin/pytest
+	rm -rf $(HTML_DIR)
+	PVD_HTML_DIR=$(abspath $(HTML_DIR)) $(VENV)/bin/pytest
+	$(MAKE) check-html-files
+
+# Valid HTML on its own: the accessibility sweep (every role's pages), then the checker.
+check-html: $(VENV)/.installed node_modules/.installed
+	rm -rf $(HTML_DIR)
+	PVD_HTML_DIR=$(abspath $(HTML_DIR)) $(VENV)/bin/pytest -q tests/e2e/test_accessibility_sweep.py
+	$(MAKE) check-html-files
+
+check-html-files:
+	@test -n "$$(ls -A $(HTML_DIR) 2>/dev/null)" || { echo "Aucune page dans $(HTML_DIR)"; exit 1; }
+	java -jar node_modules/vnu-jar/build/dist/vnu.jar --errors-only $(HTML_DIR)
+	@echo "HTML valide : $$(ls $(HTML_DIR) | wc -l) pages vérifiées"
 
 bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels
 
@@ -98,7 +121,7 @@ bench-pages: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(PY) bench/bench_pages.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache node_modules build
 
 BENCH_PVD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_programme
 

@@ -84,7 +84,8 @@ class FicheForm(DsfrBaseForm, forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 4}),
             "objectifs": forms.Textarea(attrs={"rows": 3}),
             "jalons": forms.Textarea(attrs={"rows": 3}),
-            "communes": forms.CheckboxSelectMultiple,
+            # A class of its own keeps django-dsfr from adding its invalid `dsfr="dsfr"` attribute.
+            "communes": forms.CheckboxSelectMultiple(attrs={"class": "pvd-communes"}),
             "date_debut_prevue": DATE,
             "date_fin_prevue": DATE,
             "date_debut_reelle": DATE,

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
 from pvd.files import pdf_upload_name
+from pvd.french import de
 from pvd.jobs import Job
 
 DELAI_CONVENTION_CADRE = relativedelta(months=18)
@@ -36,6 +37,14 @@ class Convention(models.Model):
         MODIFIEE = "modifiee", "Modifiée par avenant"
         ECHUE = "echue", "Échue"
         RESILIEE = "resiliee", "Résiliée"
+
+    # « Avenant » is masculine: its status agrees with it (« Avenant signé »).
+    STATUTS_MASCULINS = {
+        "signee": "Signé",
+        "modifiee": "Modifié par avenant",
+        "echue": "Échu",
+        "resiliee": "Résilié",
+    }
 
     class Source(models.TextChoices):
         PORTAIL = "portail", "Saisie sur le portail"
@@ -120,6 +129,13 @@ class Convention(models.Model):
 
     def __str__(self) -> str:
         return self.titre
+
+    @property
+    def statut_label(self) -> str:
+        """The status as shown next to the document's name, agreeing with it."""
+        if self.type == self.Type.AVENANT:
+            return self.STATUTS_MASCULINS.get(self.statut, self.get_statut_display())
+        return self.get_statut_display()
 
     @property
     def is_editable(self) -> bool:
@@ -328,7 +344,7 @@ class Partie(models.Model):
 
     def __str__(self) -> str:
         if self.nature == self.Nature.COMMUNE and self.commune_id:
-            return f"Commune de {self.commune.nom}"
+            return f"Commune {de(self.commune.nom)}"
         if self.nature == self.Nature.EPCI and self.epci_id:
             return self.epci.nom
         if self.nature == self.Nature.ETAT:

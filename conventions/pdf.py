@@ -30,6 +30,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from actions.models import FicheAction, LigneFinancement
 from actions.plan import fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
+from pvd.french import de
 from pvd.jobs import TRANSIENT_ERRORS
 
 from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
@@ -142,17 +143,6 @@ def date_longue(value: date | None) -> str:
     return f"{day} {MOIS[value.month - 1]} {value.year}"
 
 
-def de_commune(nom: str) -> str:
-    """« de La Courtine », « d'Ussel », « du Blanc », « des Sables-d'Olonne »."""
-    if nom.startswith("Le "):
-        return f"du {nom[3:]}"
-    if nom.startswith("Les "):
-        return f"des {nom[4:]}"
-    if nom[:1].upper() in "AEIOUYÂÉÈÊÎÔ":
-        return f"d'{nom}"
-    return f"de {nom}"
-
-
 EPCI_PREFIXES = {
     "CC ": "Communauté de communes ",
     "CA ": "Communauté d'agglomération ",
@@ -164,7 +154,11 @@ def nom_epci(epci: EPCI) -> str:
     """The EPCI's name with its nature spelt out, as in a deed (« CC … » → « Communauté … »)."""
     for short, long in EPCI_PREFIXES.items():
         if epci.nom.startswith(short):
-            return long + epci.nom[len(short) :]
+            rest = epci.nom[len(short) :]
+            # « CC Haute-Corrèze Communauté » is already named for what it is.
+            if any(word in rest.split() for word in ("Communauté", "Agglo", "Agglomération")):
+                return rest
+            return long + rest
     return epci.nom
 
 
@@ -177,7 +171,7 @@ def designation_epci(epci: EPCI) -> str:
 
 
 def nom_commune(commune: Commune) -> str:
-    return f"Commune {de_commune(commune.nom)}"
+    return f"Commune {de(commune.nom)}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,7 +212,7 @@ def partie_texte(partie: Partie) -> PartieTexte:
     deliberation = ""
     if partie.nature == Partie.Nature.COMMUNE and partie.commune_id:
         nom, lieu = nom_commune(partie.commune), partie.commune.nom
-        designation = f"la commune {de_commune(partie.commune.nom)}"
+        designation = f"la commune {de(partie.commune.nom)}"
         conseil = "conseil municipal"
     elif partie.nature == Partie.Nature.EPCI and partie.epci_id:
         nom, lieu = nom_epci(partie.epci), ""
@@ -282,7 +276,7 @@ def communes_retenues(communes: list[Commune]) -> str:
     """« Les communes d'Ussel et de La Courtine ont été retenues »."""
     if not communes:
         return "Le territoire a été retenu"
-    noms = [de_commune(c.nom) for c in communes]
+    noms = [de(c.nom) for c in communes]
     if len(noms) == 1:
         return f"La commune {noms[0]} a été retenue"
     return f"Les communes {', '.join(noms[:-1])} et {noms[-1]} ont été retenues"

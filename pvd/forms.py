@@ -1,5 +1,6 @@
 from allauth.account import forms as allauth_forms
 from django import forms
+from django.contrib.auth.password_validation import password_validators_help_texts
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Region
@@ -28,12 +29,22 @@ class ResetPasswordForm(DsfrBaseForm, allauth_forms.ResetPasswordForm):
         _plain_email_field(self)
 
 
+def _plain_password_help(form) -> None:
+    """The password rules as one sentence: allauth's list cannot sit in the label's hint <span>."""
+    form.fields["password1"].help_text = " ".join(password_validators_help_texts())
+    form._bound_fields_cache.clear()
+
+
 class ResetPasswordKeyForm(DsfrBaseForm, allauth_forms.ResetPasswordKeyForm):
-    pass
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _plain_password_help(self)
 
 
 class ChangePasswordForm(DsfrBaseForm, allauth_forms.ChangePasswordForm):
-    pass
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _plain_password_help(self)
 
 
 class UserForm(DsfrBaseForm, forms.ModelForm):

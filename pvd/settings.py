@@ -103,7 +103,7 @@ TEMPLATES = [
         },
     },
 ]
-FORM_RENDERER = "dsfr.forms.DsfrDjangoTemplates"
+FORM_RENDERER = "pvd.renderers.FormRenderer"
 # Mark optional fields, as the DSFR now advises (django-dsfr's next major default).
 DSFR_MARK_OPTIONAL_FIELDS = True
 warnings.filterwarnings("ignore", message="Transitional Django setting DSFR_MARK_OPTIONAL_FIELDS")

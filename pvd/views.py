@@ -57,9 +57,16 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(report, status=200 if ready else 503)
 
 
+# What the accessibility sweep (tests/e2e/test_accessibility_sweep.py) measured last, as the
+# accessibility statement publishes it; the sweep fails if this claims more pages than it visits.
+ACCESSIBILITY_TESTS = {"date": "30 novembre 2026", "pages": 150}
+
+
 @method_decorator(login_not_required, name="dispatch")
 class PublicPageView(TemplateView):
     """Accessibility statement, legal notice, privacy and site map: readable by anyone."""
+
+    extra_context = {"ACCESSIBILITY_TESTS": ACCESSIBILITY_TESTS}
 
 
 class HomeView(TemplateView):

@@ -51,7 +51,7 @@ def sign_all(convention, on=date(2022, 10, 18)):
 def test_signed_needs_every_signataire_date(cadre_ussel):
     with pytest.raises(ValidationError) as error:
         cadre_ussel.mark_signed()
-    assert "Il manque la date de signature de : Commune de Ussel" in str(error.value)
+    assert "Il manque la date de signature de : Commune d'Ussel" in str(error.value)
     cadre_ussel.refresh_from_db()
     assert cadre_ussel.statut == Convention.Statut.BROUILLON
 
@@ -134,7 +134,7 @@ def test_creation_proposes_the_usual_signatories(client_for, cdp_ussel, ussel_la
     assert response.status_code == 302
     assert convention.titre.startswith("Convention d'adhésion")
     assert [str(p) for p in convention.parties.all()] == [
-        "Commune de Ussel",
+        "Commune d'Ussel",
         "Commune de La Courtine",
         "CC Haute-Corrèze Communauté",
         "L'État, représenté par le préfet",

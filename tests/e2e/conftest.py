@@ -65,3 +65,14 @@ def login(page):
         return page
 
     return do_login
+
+
+@pytest.fixture
+def demo_data(territoires):
+    """The demonstration's signed conventions and illustrative plans d'action (seed_demo
+    loads them only when DEBUG is on), so that detail pages have something to show."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    with override_settings(DEBUG=True), open(os.devnull, "w") as devnull:
+        call_command("seed_demo", stdout=devnull)

@@ -1,0 +1,96 @@
+"""What the accessibility sweep needs besides Playwright: which links to follow, how to
+name a page's kind, and the checks run on each page (axe-core and a few RGAA criteria).
+
+axe-core comes from npm (package.json, `npm ci`): a test asset, never served to users."""
+
+import re
+from pathlib import Path
+from urllib.parse import urldefrag, urlsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+VNU_JAR = ROOT / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING_IMPACTS = {"serious", "critical"}
+
+# Not pages: files, downloads, exports, htmx fragments, state changes that only accept POST, the
+# session's end, Django's admin (not the portal's pages) and ProConnect's outside round-trip.
+SKIPPED = re.compile(
+    r"""^/(static|media|admin)/
+    | /accounts/logout/
+    | /accounts/proconnect/
+    | /export/(departement|national) | /progression/ | telecharger | modele
+    | /documents/ | /scans/ | piece-jointe | /generer/
+    | /supprimer/ | /envoyer/ | /signer/ | /dater/ | /detacher/
+    | \.(pdf|xlsx|csv|zip|odt|docx)$
+    """,
+    re.VERBOSE,
+)
+
+
+def pattern(path: str) -> str:
+    """The page's kind: its path with numbers and INSEE codes replaced, so that one fiche,
+    one convention or one commune stands for all of them."""
+    return re.sub(r"/(\d+|\d[\dAB]\d{3})(?=/)", "/{id}", path)
+
+
+def followable(href: str | None, origin: str) -> str | None:
+    """The same-origin path (without query or fragment) of a link worth visiting, or None."""
+    if not href or href.startswith(("mailto:", "tel:", "javascript:")):
+        return None
+    url, _ = urldefrag(href)
+    parts = urlsplit(url)
+    if parts.scheme and f"{parts.scheme}://{parts.netloc}" != origin:
+        return None
+    if not parts.path.startswith("/") or SKIPPED.search(parts.path):
+        return None
+    return parts.path
+
+
+# The RGAA criteria a test can check on the rendered page (besides axe's rules):
+# 5.4 every data table has a caption, 11.1 every field a label, 12.8 no positive tabindex.
+RGAA_CHECKS = """() => {
+  const describe = (element) => element.outerHTML.slice(0, 160);
+  const problems = [];
+  for (const table of document.querySelectorAll(".fr-table table, table")) {
+    const caption = table.querySelector(":scope > caption");
+    if (!caption || !caption.textContent.trim()) {
+      problems.push(["RGAA 5.4 tableau sans titre (caption)", describe(table)]);
+    }
+  }
+  const fields = document.querySelectorAll(
+    "input:not([type=hidden]):not([type=submit]):not([type=button]):not([type=reset]),"
+    + " select, textarea"
+  );
+  for (const field of fields) {
+    const labelled = (field.labels && field.labels.length) || field.getAttribute("aria-label")
+      || field.getAttribute("aria-labelledby") || field.getAttribute("title");
+    if (!labelled) problems.push(["RGAA 11.1 champ sans étiquette", describe(field)]);
+  }
+  for (const element of document.querySelectorAll("[tabindex]")) {
+    if (parseInt(element.getAttribute("tabindex"), 10) > 0) {
+      problems.push(["RGAA 12.8 tabindex positif", describe(element)]);
+    }
+  }
+  return problems;
+}"""
+
+# RGAA 10.7: the element the keyboard reaches shows where the focus is.
+FOCUS_VISIBLE = """() => {
+  const element = document.activeElement;
+  if (!element || element === document.body) return null;
+  const style = getComputedStyle(element);
+  const outlined = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+  return outlined || style.boxShadow !== "none" ? "" : element.outerHTML.slice(0, 160);
+}"""
+
+
+def run_axe(page) -> list[dict]:
+    return page.evaluate(
+        """(tags) => axe.run(document, {runOnly: {type: "tag", values: tags}})
+            .then((results) => results.violations.map((v) => ({
+              id: v.id, impact: v.impact, help: v.help,
+              nodes: v.nodes.map((n) => n.target.join(" ") + " — " + n.html.slice(0, 160)),
+            })))""",
+        WCAG_TAGS,
+    )
