@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "conventions",
     "actions",
     "postes",
+    "tableaux",
 ]
 
 MIDDLEWARE = [

@@ -44,6 +44,7 @@ urlpatterns = [
     path("conventions/", include("conventions.urls")),
     path("actions/", include("actions.urls")),
     path("postes/", include("postes.urls")),
+    path("tableaux/", include("tableaux.urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.
