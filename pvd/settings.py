@@ -240,6 +240,7 @@ else:
 JOB_TIME_LIMITS = {
     "conventions.DocumentConvention": 5 * 60,
     "actions.ExportPlan": 15 * 60,
+    "tableaux.Bilan": 5 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60

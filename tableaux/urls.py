@@ -5,6 +5,8 @@ from . import views
 app_name = "tableaux"
 urlpatterns = [
     path("beneficiaire/<int:pk>/", views.VilleView.as_view(), name="ville"),
+    path("beneficiaire/<int:pk>/bilan/", views.request_bilan, name="bilan-request"),
+    path("bilans/<int:pk>/", views.download_bilan, name="bilan"),
     path("programme/", views.ProgrammeView.as_view(), {"niveau": "france"}, name="france"),
     path(
         "programme/region/<str:code>/",

@@ -2,11 +2,13 @@
 beneficiary's « Où en est ma ville ? », the préfecture's table of beneficiaries and the
 programme's figures by territory, with their CSV/XLSX exports."""
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
-from django.shortcuts import get_object_or_404
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
 from communes.models import Beneficiaire, Departement, Region
@@ -14,8 +16,10 @@ from postes.exports import table_response
 from pvd import policy
 
 from . import charts, lecture
+from .models import Bilan
 
 FORMATS = ("csv", "xlsx")
+NB_BILANS = 10  # the latest reports listed on the dashboard
 
 
 def _ville_context(user, beneficiaire, today) -> dict:
@@ -23,8 +27,14 @@ def _ville_context(user, beneficiaire, today) -> dict:
     ville = lecture.ville(beneficiaire, today, chef_de_projet=chef)
     return {
         "ville": ville,
+        "bilans": list(
+            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
+                :NB_BILANS
+            ]
+        ),
         "chef_de_projet": chef,
         "may_edit_plan": policy.may_edit_plan(user, beneficiaire),
+        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
         "chart_buckets": charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches"),
         "chart_statuts": charts.bars(
             [(label, amount) for _, label, amount in ville.par_statut], unit="€"
@@ -275,3 +285,39 @@ class BeneficiairesExportView(TemplateView):
                 ]
 
         return table_response(rows(), fmt, "beneficiaires-pvd", "Bénéficiaires")
+
+
+@require_POST
+def request_bilan(request, pk: int):
+    """« Télécharger le bilan »: queue the report; the dashboard lists it once ready."""
+    beneficiaire = get_object_or_404(Beneficiaire.objects.for_user(request.user), pk=pk)
+    if not policy.may_request_bilan(request.user, beneficiaire):
+        raise PermissionDenied("Vous ne pouvez pas demander le bilan de ce bénéficiaire.")
+    bilan = Bilan.request(beneficiaire=beneficiaire, requested_by=request.user)
+    bilan.refresh_from_db(fields=["statut", "erreur"])
+    if bilan.statut == Bilan.Statut.ECHEC:
+        messages.error(request, bilan.erreur)
+    elif bilan.statut == Bilan.Statut.PRET:
+        messages.success(request, "Le bilan est prêt : téléchargez-le dans la liste des bilans.")
+    else:
+        messages.info(
+            request, "Bilan en cours de préparation : il apparaîtra dans la liste des bilans."
+        )
+    return redirect(f"{reverse('tableaux:ville', args=[beneficiaire.pk])}#bilans")
+
+
+def download_bilan(request, pk: int):
+    bilan = get_object_or_404(
+        Bilan.objects.filter(
+            beneficiaire__in=Beneficiaire.objects.for_user(request.user),
+            statut=Bilan.Statut.PRET,
+        ),
+        pk=pk,
+    )
+    date = timezone.localtime(bilan.requested_at)
+    return FileResponse(
+        bilan.fichier.open("rb"),
+        as_attachment=True,
+        filename=f"bilan-pvd-{bilan.beneficiaire_id}-{date:%Y-%m-%d-%Hh%M}.pdf",
+        content_type="application/pdf",
+    )
