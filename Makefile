@@ -10,7 +10,7 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-system bench bench-import bench-beneficiaires bench-pdf \
-	bench-actions-data bench-plan bench-actions-export clean
+	bench-actions-data bench-plan bench-actions-export bench-dashboards clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -52,7 +52,7 @@ test: $(VENV)/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export
+bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-dashboards
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -82,6 +82,10 @@ bench-plan: bench-actions-data
 
 bench-actions-export: bench-actions-data
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_actions_export.py
+
+# Dashboards (each role's home) against the cheapest view, and the bilan PDF of a 50-fiche plan.
+bench-dashboards: bench-actions-data
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_dashboards.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache
