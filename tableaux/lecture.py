@@ -449,3 +449,36 @@ def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheA
     for fiche in rows:
         buckets[fiche.livraison].append(fiche)
     return [(label, buckets[value]) for value, label in Livraison.choices]
+
+
+def financeurs_du_partenaire(user) -> list:
+    """The funders of the plan's catalogue that a partner's organisation is (« Banque des
+    Territoires »): a partner sees where its own money goes. One query (roles are read with
+    the perimeter)."""
+    from actions.models import Financeur
+    from communes.models import normalize
+    from pvd.models import Role
+
+    organisations = {
+        normalize(role.organisation)
+        for role in user.roles.all()
+        if role.kind == Role.Kind.PARTENAIRE and role.organisation
+    }
+    if not organisations:
+        return []
+    return [f for f in Financeur.objects.order_by("nom") if normalize(f.nom) in organisations]
+
+
+def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, key: str) -> list[dict]:
+    """The funders' lines over the given beneficiaries, by ``key`` (a path from the
+    financing line: ``fiche__beneficiaire__departement``, ``fiche__axe__numero``) and
+    status, in one GROUP BY query."""
+    return list(
+        LigneFinancement.objects.filter(
+            fiche__beneficiaire__in=beneficiaires, financeur__in=financeurs
+        )
+        .order_by()
+        .values(key)
+        .annotate(total=Sum("montant"), **_status_sums(""))
+        .order_by(key)
+    )

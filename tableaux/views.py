@@ -162,6 +162,24 @@ def _programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = charts.bars(
         [(label, amount) for _, label, amount in figures.montants], unit="€"
     )
+    financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
+    if financeurs:
+        actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+        key = {
+            "france": "fiche__beneficiaire__departement__region__nom",
+            "region": "fiche__beneficiaire__departement__nom",
+            "departement": "fiche__beneficiaire__nom",
+        }[level]
+        context["partenaire"] = {
+            "financeurs": financeurs,
+            "par_territoire": [
+                (row[key], row) for row in lecture.argent_du_financeur(actifs, financeurs, key)
+            ],
+            "par_axe": [
+                (row["fiche__axe__numero"], row)
+                for row in lecture.argent_du_financeur(actifs, financeurs, "fiche__axe__numero")
+            ],
+        }
     if level == "departement":
         context["lignes_beneficiaires"] = lecture.beneficiaires_table(
             beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS), today

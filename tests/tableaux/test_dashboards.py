@@ -220,3 +220,16 @@ def test_dashboards_cost_a_fixed_number_of_queries(request, client_for, who, url
     with CaptureQueriesContext(connection) as context:
         home_context(web)
     assert len(context) <= 12
+
+
+def test_a_partner_sees_where_its_own_money_goes(client_for, partenaire, plans):
+    content = page(client_for(partenaire), reverse("pvd:home"))
+    assert "Où vont vos financements (Banque des Territoires)" in content
+    # Ussel's Banque des Territoires lines: 5 × 111 paid, 5 × 111 planned (Nouvelle-Aquitaine).
+    assert "Nouvelle-Aquitaine555 €0 €0 €555 €" in content
+    indre = page(client_for(partenaire), reverse("tableaux:departement", args=["36"]))
+    assert "Le Blanc" in indre and "Ussel" not in indre.split("Vos financements par territoire")[1]
+
+
+def test_national_staff_have_no_partner_table(client_for, national, plans):
+    assert "Où vont vos financements" not in page(client_for(national), reverse("pvd:home"))
