@@ -41,7 +41,7 @@ from actions.plan import (
     livraison_counts,
     plan_totals,
 )
-from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import Echeance, with_echeances
 from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE
 from postes.models import Occupation, Poste
@@ -349,22 +349,20 @@ class Chiffres:
 
 def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     """The figures of the given beneficiaries (already restricted to the territory and to
-    what the user reads), in seven queries."""
+    what the user reads), in five queries."""
     actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
     figures = Chiffres()
-    figures.nb_beneficiaires = actifs.count()  # 1
-    figures.nb_communes = (
-        MembreBeneficiaire.objects.filter(beneficiaire__in=actifs, actif=True)
-        .values("commune")
-        .distinct()
-        .count()
-    )  # 2
     echeances = with_echeances(actifs).order_by()
     limite = today - DELAI_CONVENTION_CADRE
+    # Joined to the member communes: every count is distinct.
     conv = echeances.aggregate(
-        adhesions=Count("pk", filter=Q(date_adhesion__isnull=False)),
-        cadres=Count("pk", filter=Q(cadre_signee=True)),
-        cadres_en_retard=Count("pk", filter=Q(cadre_signee=False, date_adhesion__lt=limite)),
+        nb_beneficiaires=Count("pk", distinct=True),
+        nb_communes=Count("membres__commune", filter=Q(membres__actif=True), distinct=True),
+        adhesions=Count("pk", filter=Q(date_adhesion__isnull=False), distinct=True),
+        cadres=Count("pk", filter=Q(cadre_signee=True), distinct=True),
+        cadres_en_retard=Count(
+            "pk", filter=Q(cadre_signee=False, date_adhesion__lt=limite), distinct=True
+        ),
         cadres_attendues=Count(
             "pk",
             filter=Q(
@@ -372,8 +370,10 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
                 date_adhesion__gte=limite,
                 date_adhesion__lte=limite + ALERTE_ECHEANCE,
             ),
+            distinct=True,
         ),
-    )  # 3
+    )  # 1
+    figures.nb_beneficiaires, figures.nb_communes = conv["nb_beneficiaires"], conv["nb_communes"]
     figures.adhesions, figures.cadres = conv["adhesions"], conv["cadres"]
     figures.cadres_en_retard, figures.cadres_attendues = (
         conv["cadres_en_retard"],
@@ -394,7 +394,7 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
             ),
             distinct=True,
         ),
-    )  # 4
+    )  # 2
     figures.postes_pourvus, figures.postes_vacants = pc["pourvus"], pc["vacants"]
     figures.fin_financement_90j = pc["fin"]
     fiches = FicheAction.objects.filter(beneficiaire__in=actifs)
@@ -403,7 +403,7 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
         nb_retards=Count("pk", filter=_late_q(today)),
         cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
         **_bucket_counts(""),
-    )  # 5
+    )  # 3
     figures.nb_fiches, figures.nb_retards, figures.cout = (
         agg["nb_fiches"],
         agg["nb_retards"],
@@ -417,8 +417,8 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
         .values("axe__numero")
         .annotate(nb=Count("pk"), **_bucket_counts(""))
         .order_by("axe__numero")
-    ]  # 6
-    lignes, colonnes = financement_par_financeur(fiches)  # 7
+    ]  # 4
+    lignes, colonnes = financement_par_financeur(fiches)  # 5
     figures.financeurs = lignes
     figures.montants = [
         (value, label, amount)
@@ -453,20 +453,19 @@ def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheA
 
 def financeurs_du_partenaire(user) -> list:
     """The funders of the plan's catalogue that a partner's organisation is (« Banque des
-    Territoires »): a partner sees where its own money goes. One query (roles are read with
-    the perimeter)."""
+    Territoires »): a partner sees where its own money goes. One query."""
+    from django.contrib.postgres.expressions import ArraySubquery
+
     from actions.models import Financeur
     from communes.models import normalize
     from pvd.models import Role
 
-    organisations = {
-        normalize(role.organisation)
-        for role in user.roles.all()
-        if role.kind == Role.Kind.PARTENAIRE and role.organisation
-    }
-    if not organisations:
-        return []
-    return [f for f in Financeur.objects.order_by("nom") if normalize(f.nom) in organisations]
+    organisations = Role.objects.filter(user=user, kind=Role.Kind.PARTENAIRE).values("organisation")
+    # The catalogue is short: read it with the user's organisations in one query, compare
+    # the names without accents nor case in Python (communes.models.normalize).
+    catalogue = list(Financeur.objects.annotate(orgs=ArraySubquery(organisations)).order_by("nom"))
+    mine = {normalize(o) for o in (catalogue[0].orgs if catalogue else []) if o}
+    return [f for f in catalogue if normalize(f.nom) in mine]
 
 
 def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, key: str) -> list[dict]:

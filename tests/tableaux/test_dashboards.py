@@ -203,6 +203,7 @@ def test_programme_pages_are_for_national_readers(client_for, prefecture_36, elu
         ("prefecture_19", "pvd:home"),
         ("national", "pvd:home"),
         ("cdp_ussel", "pvd:home"),
+        ("partenaire", "pvd:home"),
     ],
 )
 def test_dashboards_cost_a_fixed_number_of_queries(request, client_for, who, url, plans):
