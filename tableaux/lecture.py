@@ -16,9 +16,11 @@ from django.db.models import (
     Case,
     Count,
     DateField,
+    DateTimeField,
     Exists,
     F,
     Func,
+    IntegerField,
     Max,
     OuterRef,
     Q,
@@ -220,11 +222,21 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
         .order_by("vacant_depuis")
         .values("vacant_depuis")[:1]
     )
+
+    def nb(fiches) -> Coalesce:
+        inner = fiches.order_by().values("beneficiaire").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(inner, output_field=IntegerField()), Value(0))
+
+    # Correlated subqueries, not a join on the fiches: joined, PostgreSQL would evaluate the
+    # other subqueries once per fiche (measured 0.5 s for a département of 17 plans).
+    classees = couts.annotate(livraison=livraison_case())
     rows = with_echeances(beneficiaires).annotate(
-        nb_fiches=Count("fiches", filter=~Q(fiches__maturite=FicheAction.Maturite.ABANDONNEE)),
-        nb_retards=Count("fiches", filter=_late_q(today, "fiches__")),
-        derniere_maj=Max("fiches__updated_at"),
-        **_bucket_counts("fiches__"),
+        nb_fiches=nb(couts.exclude(maturite=FicheAction.Maturite.ABANDONNEE)),
+        nb_retards=nb(couts.filter(_late_q(today))),
+        derniere_maj=Subquery(
+            couts.order_by("-updated_at").values("updated_at")[:1], output_field=DateTimeField()
+        ),
+        **{f"nb_{bucket}": nb(classees.filter(livraison=bucket)) for bucket in Livraison.values},
         cout=Coalesce(
             Subquery(
                 couts.order_by().values("beneficiaire").annotate(t=Sum("cout_total")).values("t"),
@@ -271,22 +283,6 @@ def part(decide: Decimal, cout: Decimal) -> Decimal | None:
     if not cout:
         return None
     return (100 * decide / cout).quantize(Decimal("1"))
-
-
-@dataclass
-class TotalDepartement:
-    code: str
-    nom: str
-    nb_beneficiaires: int = 0
-    nb_fiches: int = 0
-    nb_retards: int = 0
-    buckets: dict = field(default_factory=dict)
-    montants: dict = field(default_factory=dict)
-    cout: Decimal = ZERO
-
-    @property
-    def part(self) -> Decimal | None:
-        return part(sum((self.montants.get(s, ZERO) for s in PAYES), ZERO), self.cout)
 
 
 def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
