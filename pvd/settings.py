@@ -246,6 +246,10 @@ JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
 JOB_REAPER_PERIOD = 60
 
+# The programme's figures for national readers (tableaux/views.py) are computed once per
+# this many seconds and the page says when; 0 computes them on every visit.
+PROGRAMME_CACHE_TIMEOUT = env.int("PROGRAMME_CACHE_TIMEOUT", default=600)
+
 # Celery: a real Redis broker when REDIS_URL is set, tasks run in-process otherwise.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"

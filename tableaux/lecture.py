@@ -56,6 +56,8 @@ FINIES = [
     FicheAction.Maturite.LIVREE,
     FicheAction.Maturite.ABANDONNEE,
 ]  # a plan untouched for 3 months
+# Part of the cache key of the programme's figures: raise it when their shape changes.
+VERSION = 1
 NB_RETARDS = 10  # late fiches listed on the élu's dashboard
 
 

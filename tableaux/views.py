@@ -2,7 +2,9 @@
 beneficiary's « Où en est ma ville ? », the préfecture's table of beneficiaries and the
 programme's figures by territory, with their CSV/XLSX exports."""
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
@@ -11,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
+from actions import plan_cache
 from communes.models import Beneficiaire, Departement, Region
 from postes.exports import table_response
 from pvd import policy
@@ -140,12 +143,12 @@ class VilleView(TemplateView):
 def _programme_context(level, code, today, user) -> dict:
     """France (rows: régions), a région (rows: départements) or a département (rows:
     beneficiaries)."""
-    beneficiaires = Beneficiaire.objects.for_user(user)
     context: dict = {"niveau": level}
     if level == "france":
         context["export_url"] = reverse("tableaux:france")
     else:
         context["export_url"] = reverse(f"tableaux:{level}", args=[code])
+    beneficiaires = Beneficiaire.objects.for_user(user)
     if level == "region":
         territoire = get_object_or_404(Region, code=code)
         beneficiaires = beneficiaires.filter(departement__region=territoire)
@@ -154,17 +157,36 @@ def _programme_context(level, code, today, user) -> dict:
         territoire = get_object_or_404(Departement.objects.select_related("region"), code=code)
         beneficiaires = beneficiaires.filter(departement=territoire)
         context["territoire"] = territoire
-    figures = lecture.chiffres(beneficiaires, today)
-    context["chiffres"] = figures
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    # The whole country's figures are the same for every national reader: computed once per
+    # PROGRAMME_CACHE_TIMEOUT (the page says when), not on every visit.
+    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
+    version = f"{plan_cache.code_version()}:{lecture.VERSION}"
+    key = f"tableaux:programme:{level}:{code}:{today.isoformat()}:{version}"
+    figures = cache.get(key) if shared else None
+    if figures is None:
+        figures = {"chiffres": lecture.chiffres(beneficiaires, today), "calcule_le": None}
+        if level == "departement":
+            figures["lignes_beneficiaires"] = list(
+                lecture.beneficiaires_table(actifs, today).order_by("nom")
+            )
+        else:
+            rows, group = lecture.territoires(level, code)
+            totaux = lecture.totaux_par(actifs, group, today)
+            figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+        if shared:
+            figures["calcule_le"] = timezone.localtime()
+            cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
+    context.update(figures)
+    chiffres = figures["chiffres"]
     context["chart_buckets"] = charts.bars(
-        [(label, n) for _, label, n in figures.buckets], unit="fiches"
+        [(label, n) for _, label, n in chiffres.buckets], unit="fiches"
     )
     context["chart_statuts"] = charts.bars(
-        [(label, amount) for _, label, amount in figures.montants], unit="€"
+        [(label, amount) for _, label, amount in chiffres.montants], unit="€"
     )
     financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
     if financeurs:
-        actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
         key = {
             "france": "fiche__beneficiaire__departement__region__nom",
             "region": "fiche__beneficiaire__departement__nom",
@@ -180,16 +202,6 @@ def _programme_context(level, code, today, user) -> dict:
                 for row in lecture.argent_du_financeur(actifs, financeurs, "fiche__axe__numero")
             ],
         }
-    if level == "departement":
-        context["lignes_beneficiaires"] = lecture.beneficiaires_table(
-            beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS), today
-        ).order_by("nom")
-    else:
-        rows, key = lecture.territoires(level, code)
-        totaux = lecture.totaux_par(
-            beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS), key, today
-        )
-        context["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
     return context
 
 

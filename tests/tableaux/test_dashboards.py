@@ -234,3 +234,16 @@ def test_a_partner_sees_where_its_own_money_goes(client_for, partenaire, plans):
 
 def test_national_staff_have_no_partner_table(client_for, national, plans):
     assert "Où vont vos financements" not in page(client_for(national), reverse("pvd:home"))
+
+
+def test_national_figures_are_computed_once_per_period(client_for, national, plans, settings):
+    from django.core.cache import cache
+
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    client = client_for(national)
+    url = reverse("tableaux:departement", args=["36"])
+    first = count_queries(lambda: client.get(url))
+    content = page(client, url)
+    assert count_queries(lambda: client.get(url)) < first
+    assert "4 actions suivies" in content and "Chiffres calculés le" in content
+    cache.clear()  # leave no shared figures behind for the next tests
