@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-html check-html-files check-system bench bench-import \
 	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
-	bench-rappels clean
+	bench-rappels bench-dashboards clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -76,7 +76,7 @@ check-html-files:
 	java -jar node_modules/vnu-jar/build/dist/vnu.jar --errors-only $(HTML_DIR)
 	@echo "HTML valide : $$(ls $(HTML_DIR) | wc -l) pages vérifiées"
 
-bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels
+bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -119,6 +119,10 @@ bench-pages: $(VENV)/.installed
 	if [ -d "$(REFERENCE_DATA_DIR)" ]; then DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING \
 		DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; fi
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(PY) bench/bench_pages.py
+
+# Dashboards (each role's home) against the cheapest view, and the bilan PDF of a 50-fiche plan.
+bench-dashboards: bench-actions-data
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_dashboards.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache .ruff_cache node_modules build

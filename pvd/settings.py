@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "carte",
     # --- reminders and notifications (rappels/) ---
     "rappels",
+    "tableaux",
 ]
 
 MIDDLEWARE = [
@@ -244,10 +245,15 @@ else:
 JOB_TIME_LIMITS = {
     "conventions.DocumentConvention": 5 * 60,
     "actions.ExportPlan": 15 * 60,
+    "tableaux.Bilan": 5 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
 JOB_REAPER_PERIOD = 60
+
+# The programme's figures for national readers (tableaux/views.py) are computed once per
+# this many seconds and the page says when; 0 computes them on every visit.
+PROGRAMME_CACHE_TIMEOUT = env.int("PROGRAMME_CACHE_TIMEOUT", default=600)
 
 # Celery: a real Redis broker when REDIS_URL is set, tasks run in-process otherwise.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

@@ -28,3 +28,4 @@ CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
 PVD_MFA_ENFORCED = False  # tests of MFA itself switch it on (tests/pvd/test_hardening_accounts.py)
+PROGRAMME_CACHE_TIMEOUT = 0  # each test reads its own figures (tests/tableaux switch it on)

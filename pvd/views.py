@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
 from django_filters.views import FilterView
 
-from communes.models import EPCI, SEUIL_POPULATION, Commune, Departement, Region
+from communes.models import SEUIL_POPULATION, Commune, Departement
+from tableaux.views import home_context
 
 from . import health, policy, proconnect
 from .audit import with_related_labels
@@ -79,19 +80,12 @@ class HomeView(TemplateView):
         context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
             "departements", "communes"
         )
-        communes = Commune.objects.for_user(user)
-        if perimeter.sees_everything:
-            context["regions"] = Region.objects.annotate(
-                nb_departements=Count("departements", distinct=True),
-                nb_communes=Count("departements__communes", distinct=True),
-            )
-            context["totals"] = {
-                "communes": communes.count(),
-                "epci": EPCI.objects.count(),
-                "departements": Departement.objects.count(),
-                "regions": Region.objects.count(),
-            }
-        elif perimeter.departement_codes or perimeter.region_codes:
+        # Each role's dashboard (tableaux/views.py); the programme's figures replace the
+        # counts of France's communes.
+        context.update(home_context(self.request))
+        if not perimeter.sees_everything and (
+            perimeter.departement_codes or perimeter.region_codes
+        ):
             context["departements"] = (
                 Departement.objects.filter(
                     Q(code__in=perimeter.departement_codes)

@@ -33,7 +33,8 @@ def test_chef_de_projet_home_lists_their_communes(client_for, cdp_ussel):
 def test_elu_home_shows_their_commune(client_for, elu_ussel):
     content = home(client_for, elu_ussel)
     assert "Ussel" in content
-    assert "La Courtine" not in content
+    assert "Où en est ma ville ?" in content  # their beneficiary, Ussel – La Courtine
+    assert "Le Blanc" not in content
 
 
 def test_epci_president_home_shows_the_epci_communes(client_for, elu_epci):

@@ -16,6 +16,7 @@ from conventions.tasks import generate_convention_pdf
 from pvd.jobs import Job, job_models
 from pvd.models import Heartbeat
 from pvd.tasks import clear_expired_sessions, fail_stalled_jobs
+from tableaux.models import Bilan
 
 ROOT = Path(__file__).resolve().parents[2]
 MARGIN = timedelta(seconds=settings.JOB_STALLED_MARGIN)
@@ -42,7 +43,7 @@ def statut(job: Job) -> str:
 
 
 def test_every_long_task_is_a_job():
-    assert set(job_models()) == {DocumentConvention, ExportPlan}
+    assert set(job_models()) == {DocumentConvention, ExportPlan, Bilan}
     for model in job_models():
         assert model.TASK and model.STALLED and "{error}" in model.FAILED_AFTER_RETRIES
 

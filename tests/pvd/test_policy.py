@@ -129,6 +129,13 @@ TABLE = [
     ),
     ("may_edit_plan", "Ussel", lambda u, lb, user: (u,), {"national", "cdp_ussel"}),
     ("may_edit_plan", "Le Blanc", lambda u, lb, user: (lb,), NATIONAL),
+    (
+        "may_request_bilan",
+        "Ussel",
+        lambda u, lb, user: (u,),
+        USSEL_DRAFTERS | {"elu_ussel", "elu_epci"},
+    ),
+    ("may_request_bilan", "Le Blanc", lambda u, lb, user: (lb,), STATE_36),
     ("may_export", "France", lambda u, lb, user: (policy.NATIONAL,), NATION_READERS),
     ("may_export", "19", lambda u, lb, user: ("19",), NATION_READERS | {"prefecture_19"}),
     ("may_export", "36", lambda u, lb, user: ("36",), NATION_READERS | {"prefecture_36"}),

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TableauxConfig(AppConfig):
+    name = "tableaux"
+    verbose_name = "Tableaux de bord"

@@ -1,0 +1,481 @@
+"""What each role's dashboard shows, read from the database in a fixed number of queries.
+
+The delivery buckets and the plan's totals come from the plan read-model (actions/plan.py),
+the convention-cadre deadline from conventions/echeances.py, the chefs de projet from the
+postes app. Every figure is an aggregate computed by PostgreSQL (GROUP BY, conditional
+aggregates, correlated subqueries), never by looping over rows in Python; every queryset
+starts from ``for_user``, so another territory's figures never enter a total.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.contrib.postgres.aggregates import StringAgg
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    DateTimeField,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
+
+from actions.models import FicheAction, Indicateur, LigneFinancement, Mesure
+from actions.plan import (
+    MONEY,
+    ZERO,
+    Livraison,
+    financement_par_financeur,
+    livraison_case,
+    livraison_counts,
+    plan_totals,
+)
+from communes.models import Beneficiaire, Departement, Region
+from conventions.echeances import Echeance, with_echeances
+from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE
+from postes.models import Occupation, Poste
+
+STATUTS = LigneFinancement.Statut
+PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already paid
+SANS_MISE_A_JOUR = timedelta(days=91)
+MOIS_CADRE = DELAI_CONVENTION_CADRE.years * 12 + DELAI_CONVENTION_CADRE.months
+FINIES = [
+    FicheAction.Maturite.LIVREE,
+    FicheAction.Maturite.ABANDONNEE,
+]  # a plan untouched for 3 months
+# Part of the cache key of the programme's figures: raise it when their shape changes.
+VERSION = 1
+NB_RETARDS = 10  # late fiches listed on the élu's dashboard
+
+
+def _late_q(today: date, prefix: str = "") -> Q:
+    """``FicheActionQuerySet.en_retard`` as a condition on ``prefix``-ed fields."""
+    return Q(**{f"{prefix}date_fin_prevue__lt": today}) & ~Q(
+        Q(
+            **{
+                f"{prefix}maturite__in": [
+                    FicheAction.Maturite.LIVREE,
+                    FicheAction.Maturite.ABANDONNEE,
+                ]
+            }
+        )
+        | Q(**{f"{prefix}avancement": FicheAction.Avancement.ACHEVEE})
+    )
+
+
+def _bucket_counts(prefix: str) -> dict:
+    """One conditional count per delivery bucket, over fiches reached through ``prefix``."""
+    case = livraison_case(prefix)
+    return {
+        f"nb_{bucket}": Count(f"{prefix}pk", filter=Exact(case, Value(bucket)))
+        for bucket in Livraison.values
+    }
+
+
+def _status_sums(prefix: str) -> dict:
+    return {
+        f"m_{statut}": Coalesce(
+            Sum(f"{prefix}montant", filter=Q(**{f"{prefix}statut": statut})),
+            Value(ZERO),
+            output_field=MONEY,
+        )
+        for statut in STATUTS.values
+    }
+
+
+# The élu's « Où en est ma ville ? » -------------------------------------------------------
+
+
+@dataclass
+class Ville:
+    beneficiaire: Beneficiaire
+    today: date
+    totals: dict
+    buckets: list[tuple[str, str, int]]
+    par_statut: list[tuple[str, str, Decimal]]
+    financeurs: list
+    retards: list[FicheAction]
+    nb_retards: int
+    echeance: Echeance
+    chefs: list[Occupation]
+    postes_vacants: list[Poste]
+    indicateurs: list[Indicateur]
+    derniere_mise_a_jour: object = None
+    sans_nouvelles: list[FicheAction] = field(default_factory=list)
+
+    @property
+    def nb_suivies(self) -> int:
+        """Fiches in a bucket (an abandoned one is in none)."""
+        return sum(n for _, _, n in self.buckets)
+
+
+def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = False) -> Ville:
+    """The beneficiary's dashboard (``beneficiaire`` already checked with ``for_user``).
+
+    Nine queries (ten for a chef de projet), whatever the size of the plan.
+    """
+    fiches = FicheAction.objects.filter(beneficiaire=beneficiaire)
+    counts = livraison_counts(fiches)  # 1
+    totals = plan_totals(fiches)  # 2, 3
+    lignes, par_statut = financement_par_financeur(fiches)  # 4
+    late = fiches.filter(_late_q(today)).order_by("date_fin_prevue", "reference")
+    retards = list(late.only("reference", "titre", "date_fin_prevue")[:NB_RETARDS])  # 5
+    echeance_row = (
+        with_echeances(Beneficiaire.objects.filter(pk=beneficiaire.pk))
+        .annotate(
+            nb_retards=Count("fiches", filter=_late_q(today, "fiches__")),
+            derniere_maj=Max("fiches__updated_at"),
+        )
+        .get()
+    )  # 6
+    chefs = list(
+        Occupation.objects.filter(poste__beneficiaires=beneficiaire, date_debut__lte=today)
+        .exclude(date_fin__lt=today)
+        .order_by("nom", "prenom")
+    )  # 7
+    vacants = list(
+        Poste.objects.filter(beneficiaires=beneficiaire, etat=Poste.Etat.VACANT).order_by(
+            "vacant_depuis"
+        )
+    )  # 8
+    derniere = Mesure.objects.filter(indicateur=OuterRef("pk")).order_by("-date", "-pk")
+    indicateurs = list(
+        Indicateur.objects.filter(fiche__beneficiaire=beneficiaire)
+        .select_related("fiche")
+        .annotate(
+            valeur=Subquery(derniere.values("valeur")[:1]),
+            date_valeur=Subquery(derniere.values("date")[:1]),
+        )
+        .order_by("fiche__reference", "libelle")
+    )  # 9
+    result = Ville(
+        beneficiaire=beneficiaire,
+        today=today,
+        totals=totals,
+        buckets=[(value, label, counts[value]) for value, label in Livraison.choices],
+        par_statut=[
+            (value, label, amount)
+            for (value, label), amount in zip(STATUTS.choices, par_statut, strict=True)
+        ],
+        financeurs=lignes,
+        retards=retards,
+        nb_retards=echeance_row.nb_retards,
+        derniere_mise_a_jour=echeance_row.derniere_maj,
+        echeance=Echeance.of(echeance_row, today),
+        chefs=chefs,
+        postes_vacants=vacants,
+        indicateurs=indicateurs,
+    )
+    if chef_de_projet:
+        result.sans_nouvelles = list(
+            fiches.exclude(
+                maturite__in=[FicheAction.Maturite.LIVREE, FicheAction.Maturite.ABANDONNEE]
+            )
+            .filter(updated_at__date__lt=today - SANS_MISE_A_JOUR)
+            .only("reference", "titre", "updated_at")
+            .order_by("updated_at")[:NB_RETARDS]
+        )
+    return result
+
+
+# The préfecture's table --------------------------------------------------------------------
+
+SORTS = {
+    "nom": "nom",
+    "departement": "departement_id",
+    "echeance": "date_adhesion",
+    "part": "part_decidee",
+    "retards": "nb_retards",
+    "maj": "derniere_maj",
+    "livrees": f"nb_{Livraison.LIVREE}",
+}
+
+
+def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
+    """One row per beneficiary: adhésion and cadre dates, cost and money decided, fiches per
+    bucket and late, last update of the plan, chef de projet in post or vacant since — one
+    query. The fiches are joined once (counts); money and posts are correlated subqueries,
+    so that nothing is counted twice."""
+    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk"))
+    couts = FicheAction.objects.filter(beneficiaire=OuterRef("pk"))
+    en_poste = (
+        Occupation.objects.filter(poste__beneficiaires=OuterRef("pk"), date_debut__lte=today)
+        .exclude(date_fin__lt=today)
+        .order_by()
+        .values("poste__beneficiaires")
+        .annotate(noms=StringAgg("nom", ", ", order_by=("nom",)))
+        .values("noms")
+    )
+    vacant = (
+        Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
+        .order_by("vacant_depuis")
+        .values("vacant_depuis")[:1]
+    )
+
+    def nb(fiches) -> Coalesce:
+        inner = fiches.order_by().values("beneficiaire").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(inner, output_field=IntegerField()), Value(0))
+
+    # Correlated subqueries, not a join on the fiches: joined, PostgreSQL would evaluate the
+    # other subqueries once per fiche (measured 0.5 s for a département of 17 plans).
+    classees = couts.annotate(livraison=livraison_case())
+    rows = with_echeances(beneficiaires).annotate(
+        nb_fiches=nb(couts.exclude(maturite=FicheAction.Maturite.ABANDONNEE)),
+        nb_retards=nb(couts.filter(_late_q(today))),
+        derniere_maj=Subquery(
+            couts.order_by("-updated_at").values("updated_at")[:1], output_field=DateTimeField()
+        ),
+        **{f"nb_{bucket}": nb(classees.filter(livraison=bucket)) for bucket in Livraison.values},
+        cout=Coalesce(
+            Subquery(
+                couts.order_by().values("beneficiaire").annotate(t=Sum("cout_total")).values("t"),
+                output_field=MONEY,
+            ),
+            Value(ZERO),
+            output_field=MONEY,
+        ),
+        decide=Coalesce(
+            Subquery(
+                lignes.filter(statut__in=PAYES)
+                .order_by()
+                .values("fiche__beneficiaire")
+                .annotate(t=Sum("montant"))
+                .values("t"),
+                output_field=MONEY,
+            ),
+            Value(ZERO),
+            output_field=MONEY,
+        ),
+        chefs_en_poste=Subquery(en_poste[:1]),
+        vacant_depuis=Subquery(vacant, output_field=DateField()),
+        has_vacant=Exists(
+            Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
+        ),
+    )
+    rows = rows.annotate(
+        date_limite_cadre=Func(
+            F("date_adhesion"),
+            template=f"(%(expressions)s + interval '{MOIS_CADRE} months')::date",
+            output_field=DateField(),
+        ),
+        part_decidee=Case(
+            When(cout=0, then=Value(None)),
+            default=F("decide") * 100 / F("cout"),
+            output_field=MONEY,
+        ),
+    )
+    return rows.select_related("departement")
+
+
+def part(decide: Decimal, cout: Decimal) -> Decimal | None:
+    """The share of the cost notified or paid, in percent (None without a known cost)."""
+    if not cout:
+        return None
+    return (100 * decide / cout).quantize(Decimal("1"))
+
+
+def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
+    """Counts and sums of the given beneficiaries grouped by ``key`` (a path from
+    Beneficiaire: ``departement``, ``departement__region``), three GROUP BY queries."""
+    benef = {
+        row[key]: row
+        for row in beneficiaires.order_by()
+        .values(key)
+        .annotate(
+            nb_beneficiaires=Count("pk", distinct=True),
+        )
+    }
+    fiches = FicheAction.objects.filter(beneficiaire__in=beneficiaires)
+    for row in (
+        fiches.order_by()
+        .values(f"beneficiaire__{key}")
+        .annotate(
+            nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),
+            nb_retards=Count("pk", filter=_late_q(today)),
+            cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
+            **_bucket_counts(""),
+        )
+    ):
+        benef.setdefault(row.pop(f"beneficiaire__{key}"), {}).update(row)
+    for row in (
+        LigneFinancement.objects.filter(fiche__beneficiaire__in=beneficiaires)
+        .order_by()
+        .values(f"fiche__beneficiaire__{key}")
+        .annotate(**_status_sums(""))
+    ):
+        benef.setdefault(row.pop(f"fiche__beneficiaire__{key}"), {}).update(row)
+    return benef
+
+
+# The programme's figures (national, région, département) ----------------------------------
+
+
+@dataclass
+class Chiffres:
+    """The programme's figures for one territory (France, a région or a département)."""
+
+    nb_beneficiaires: int = 0
+    nb_communes: int = 0
+    adhesions: int = 0
+    cadres: int = 0
+    cadres_attendues: int = 0
+    cadres_en_retard: int = 0
+    postes_pourvus: int = 0
+    postes_vacants: int = 0
+    fin_financement_90j: int = 0
+    nb_fiches: int = 0
+    nb_retards: int = 0
+    cout: Decimal = ZERO
+    buckets: list = field(default_factory=list)
+    montants: list = field(default_factory=list)
+    par_axe: list = field(default_factory=list)
+    financeurs: list = field(default_factory=list)
+
+
+def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
+    """The figures of the given beneficiaries (already restricted to the territory and to
+    what the user reads), in five queries."""
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    figures = Chiffres()
+    echeances = with_echeances(actifs).order_by()
+    limite = today - DELAI_CONVENTION_CADRE
+    # Joined to the member communes: every count is distinct.
+    conv = echeances.aggregate(
+        nb_beneficiaires=Count("pk", distinct=True),
+        nb_communes=Count("membres__commune", filter=Q(membres__actif=True), distinct=True),
+        adhesions=Count("pk", filter=Q(date_adhesion__isnull=False), distinct=True),
+        cadres=Count("pk", filter=Q(cadre_signee=True), distinct=True),
+        cadres_en_retard=Count(
+            "pk", filter=Q(cadre_signee=False, date_adhesion__lt=limite), distinct=True
+        ),
+        cadres_attendues=Count(
+            "pk",
+            filter=Q(
+                cadre_signee=False,
+                date_adhesion__gte=limite,
+                date_adhesion__lte=limite + ALERTE_ECHEANCE,
+            ),
+            distinct=True,
+        ),
+    )  # 1
+    figures.nb_beneficiaires, figures.nb_communes = conv["nb_beneficiaires"], conv["nb_communes"]
+    figures.adhesions, figures.cadres = conv["adhesions"], conv["cadres"]
+    figures.cadres_en_retard, figures.cadres_attendues = (
+        conv["cadres_en_retard"],
+        conv["cadres_attendues"],
+    )
+    postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
+    from postes.tableaux import SOON
+
+    pc = Poste.objects.filter(pk__in=postes.values("pk")).aggregate(
+        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU)),
+        vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT)),
+        fin=Count(
+            "pk",
+            filter=Q(
+                occupations__date_fin_contrat__gte=today,
+                occupations__date_fin_contrat__lte=today + SOON,
+                occupations__date_fin__isnull=True,
+            ),
+            distinct=True,
+        ),
+    )  # 2
+    figures.postes_pourvus, figures.postes_vacants = pc["pourvus"], pc["vacants"]
+    figures.fin_financement_90j = pc["fin"]
+    fiches = FicheAction.objects.filter(beneficiaire__in=actifs)
+    agg = fiches.order_by().aggregate(
+        nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),
+        nb_retards=Count("pk", filter=_late_q(today)),
+        cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
+        **_bucket_counts(""),
+    )  # 3
+    figures.nb_fiches, figures.nb_retards, figures.cout = (
+        agg["nb_fiches"],
+        agg["nb_retards"],
+        agg["cout"],
+    )
+    figures.buckets = [(value, label, agg[f"nb_{value}"]) for value, label in Livraison.choices]
+    figures.par_axe = [
+        (row["axe__numero"], [row["nb"], *(row[f"nb_{b}"] for b in Livraison.values)])
+        for row in fiches.exclude(maturite=FicheAction.Maturite.ABANDONNEE)
+        .order_by()
+        .values("axe__numero")
+        .annotate(nb=Count("pk"), **_bucket_counts(""))
+        .order_by("axe__numero")
+    ]  # 4
+    lignes, colonnes = financement_par_financeur(fiches)  # 5
+    figures.financeurs = lignes
+    figures.montants = [
+        (value, label, amount)
+        for (value, label), amount in zip(STATUTS.choices, colonnes, strict=True)
+    ]
+    return figures
+
+
+def territoires(level: str, code: str | None):
+    """The rows to drill down into: régions of France, départements of a région."""
+    if level == "france":
+        return Region.objects.order_by("nom"), "departement__region"
+    return Departement.objects.filter(region_id=code).order_by("code"), "departement"
+
+
+def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheAction]]]:
+    """The plan's fiches in their delivery buckets, in reference order (one query)."""
+    from actions.plan import reference_order
+
+    rows = (
+        FicheAction.objects.filter(beneficiaire=beneficiaire)
+        .annotate(livraison=livraison_case())
+        .exclude(maturite=FicheAction.Maturite.ABANDONNEE)
+        .only("reference", "titre", "date_fin_prevue", "cout_total", "maturite", "avancement")
+        .order_by(*reference_order())
+    )
+    buckets: dict[str, list[FicheAction]] = {value: [] for value in Livraison.values}
+    for fiche in rows:
+        buckets[fiche.livraison].append(fiche)
+    return [(label, buckets[value]) for value, label in Livraison.choices]
+
+
+def financeurs_du_partenaire(user) -> list:
+    """The funders of the plan's catalogue that a partner's organisation is (« Banque des
+    Territoires »): a partner sees where its own money goes. One query."""
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    from actions.models import Financeur
+    from communes.models import normalize
+    from pvd.models import Role
+
+    organisations = Role.objects.filter(user=user, kind=Role.Kind.PARTENAIRE).values("organisation")
+    # The catalogue is short: read it with the user's organisations in one query, compare
+    # the names without accents nor case in Python (communes.models.normalize).
+    catalogue = list(Financeur.objects.annotate(orgs=ArraySubquery(organisations)).order_by("nom"))
+    mine = {normalize(o) for o in (catalogue[0].orgs if catalogue else []) if o}
+    return [f for f in catalogue if normalize(f.nom) in mine]
+
+
+def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, key: str) -> list[dict]:
+    """The funders' lines over the given beneficiaries, by ``key`` (a path from the
+    financing line: ``fiche__beneficiaire__departement``, ``fiche__axe__numero``) and
+    status, in one GROUP BY query."""
+    return list(
+        LigneFinancement.objects.filter(
+            fiche__beneficiaire__in=beneficiaires, financeur__in=financeurs
+        )
+        .order_by()
+        .values(key)
+        .annotate(total=Sum("montant"), **_status_sums(""))
+        .order_by(key)
+    )

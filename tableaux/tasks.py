@@ -1,0 +1,10 @@
+from celery import shared_task
+
+from pvd.jobs import JobTask
+
+from .bilan import generate_bilan as generate
+
+
+@shared_task(base=JobTask, job_model="tableaux.Bilan", max_retries=5)
+def generate_bilan(bilan_id: int) -> None:
+    generate(bilan_id)

@@ -1,0 +1,353 @@
+"""The dashboards: each role's home (pvd.views.HomeView asks ``home_context``), a
+beneficiary's « Où en est ma ville ? », the préfecture's table of beneficiaries and the
+programme's figures by territory, with their CSV/XLSX exports."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django.views.generic import TemplateView
+
+from actions import plan_cache
+from communes.models import Beneficiaire, Departement, Region
+from postes.exports import table_response
+from pvd import policy
+
+from . import charts, lecture
+from .models import Bilan
+
+FORMATS = ("csv", "xlsx")
+NB_BILANS = 10  # the latest reports listed on the dashboard
+
+
+def _ville_context(user, beneficiaire, today) -> dict:
+    chef = beneficiaire.pk in user.perimeter.beneficiaire_ids
+    ville = lecture.ville(beneficiaire, today, chef_de_projet=chef)
+    return {
+        "ville": ville,
+        "bilans": list(
+            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
+                :NB_BILANS
+            ]
+        ),
+        "chef_de_projet": chef,
+        "may_edit_plan": policy.may_edit_plan(user, beneficiaire),
+        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
+        "chart_buckets": charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches"),
+        "chart_statuts": charts.bars(
+            [(label, amount) for _, label, amount in ville.par_statut], unit="€"
+        ),
+    }
+
+
+def _prefecture_rows(user, params, today):
+    """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
+    may choose from."""
+    codes = user.perimeter.prefecture_departement_codes
+    departements = Departement.objects.filter(code__in=codes).order_by("code")
+    beneficiaires = Beneficiaire.objects.for_user(user).filter(departement_id__in=codes)
+    departement = params.get("departement", "")
+    if departement:
+        if departement not in codes:
+            raise Http404("Département inconnu ou hors de votre périmètre.")
+        beneficiaires = beneficiaires.filter(departement_id=departement)
+    statut = params.get("statut", "")
+    if statut in Beneficiaire.Statut.values:
+        beneficiaires = beneficiaires.filter(statut=statut)
+    else:
+        statut = ""
+    q = params.get("q", "").strip()[:100]
+    if q:
+        beneficiaires = beneficiaires.filter(nom__icontains=q)
+    tri = params.get("tri", "nom")
+    if tri.lstrip("-") not in lecture.SORTS:
+        tri = "nom"
+    field = lecture.SORTS[tri.lstrip("-")]
+    descending = tri.startswith("-")
+    order = f"-{field}" if descending else field
+    rows = lecture.beneficiaires_table(beneficiaires, today).order_by(
+        timezone_nulls_last(order), "nom"
+    )
+    return {
+        "rows": rows,
+        "beneficiaires_qs": beneficiaires,
+        "departements": departements,
+        "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
+    }
+
+
+def timezone_nulls_last(order: str):
+    from django.db.models import F
+
+    if order.startswith("-"):
+        return F(order[1:]).desc(nulls_last=True)
+    return F(order).asc(nulls_last=True)
+
+
+def home_context(request) -> dict:
+    """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
+    user = request.user
+    perimeter = user.perimeter
+    today = timezone.localdate()
+    context: dict = {"today": today}
+    if perimeter.sees_everything:
+        context.update(_programme_context("france", None, today, user))
+    elif perimeter.prefecture_departement_codes:
+        table = _prefecture_rows(user, request.GET, today)
+        context["prefecture"] = table
+        context["statuts"] = Beneficiaire.Statut.choices
+        context["sorts"] = SORT_LABELS
+        totaux = lecture.totaux_par(table["beneficiaires_qs"], "departement", today)
+        context["totaux_departements"] = [
+            (d, totaux.get(d.code, {})) for d in table["departements"]
+        ]
+    else:
+        beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
+        context["mes_beneficiaires"] = beneficiaires
+        if len(beneficiaires) == 1:
+            context.update(_ville_context(user, beneficiaires[0], today))
+    return context
+
+
+SORT_LABELS = [
+    ("nom", "Nom"),
+    ("departement", "Département"),
+    ("echeance", "Date d'adhésion"),
+    ("-part", "Part notifiée ou versée"),
+    ("-retards", "Fiches en retard"),
+    ("-maj", "Dernière mise à jour"),
+    ("-livrees", "Fiches livrées"),
+]
+
+
+class VilleView(TemplateView):
+    """« Où en est ma ville ? » for one beneficiary the user reads (404 otherwise)."""
+
+    template_name = "tableaux/ville.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        beneficiaire = get_object_or_404(
+            Beneficiaire.objects.for_user(self.request.user).select_related("departement"),
+            pk=kwargs["pk"],
+        )
+        context.update(_ville_context(self.request.user, beneficiaire, timezone.localdate()))
+        return context
+
+
+def _programme_context(level, code, today, user) -> dict:
+    """France (rows: régions), a région (rows: départements) or a département (rows:
+    beneficiaries)."""
+    context: dict = {"niveau": level}
+    if level == "france":
+        context["export_url"] = reverse("tableaux:france")
+    else:
+        context["export_url"] = reverse(f"tableaux:{level}", args=[code])
+    beneficiaires = Beneficiaire.objects.for_user(user)
+    if level == "region":
+        territoire = get_object_or_404(Region, code=code)
+        beneficiaires = beneficiaires.filter(departement__region=territoire)
+        context["territoire"] = territoire
+    elif level == "departement":
+        territoire = get_object_or_404(Departement.objects.select_related("region"), code=code)
+        beneficiaires = beneficiaires.filter(departement=territoire)
+        context["territoire"] = territoire
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    # The whole country's figures are the same for every national reader: computed once per
+    # PROGRAMME_CACHE_TIMEOUT (the page says when), not on every visit.
+    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
+    version = f"{plan_cache.code_version()}:{lecture.VERSION}"
+    key = f"tableaux:programme:{level}:{code}:{today.isoformat()}:{version}"
+    figures = cache.get(key) if shared else None
+    if figures is None:
+        figures = {"chiffres": lecture.chiffres(beneficiaires, today), "calcule_le": None}
+        if level == "departement":
+            figures["lignes_beneficiaires"] = list(
+                lecture.beneficiaires_table(actifs, today).order_by("nom")
+            )
+        else:
+            rows, group = lecture.territoires(level, code)
+            totaux = lecture.totaux_par(actifs, group, today)
+            figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+        if shared:
+            figures["calcule_le"] = timezone.localtime()
+            cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
+    context.update(figures)
+    chiffres = figures["chiffres"]
+    context["chart_buckets"] = charts.bars(
+        [(label, n) for _, label, n in chiffres.buckets], unit="fiches"
+    )
+    context["chart_statuts"] = charts.bars(
+        [(label, amount) for _, label, amount in chiffres.montants], unit="€"
+    )
+    financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
+    if financeurs:
+        key = {
+            "france": "fiche__beneficiaire__departement__region__nom",
+            "region": "fiche__beneficiaire__departement__nom",
+            "departement": "fiche__beneficiaire__nom",
+        }[level]
+        context["partenaire"] = {
+            "financeurs": financeurs,
+            "par_territoire": [
+                (row[key], row) for row in lecture.argent_du_financeur(actifs, financeurs, key)
+            ],
+            "par_axe": [
+                (row["fiche__axe__numero"], row)
+                for row in lecture.argent_du_financeur(actifs, financeurs, "fiche__axe__numero")
+            ],
+        }
+    return context
+
+
+class ProgrammeView(TemplateView):
+    """The programme's figures for a région or a département: national readers only."""
+
+    template_name = "tableaux/programme.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_see_synthese(request.user):
+            raise PermissionDenied("Page réservée aux lecteurs nationaux du programme.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, *args, **kwargs):
+        level, code = kwargs.get("niveau", "france"), kwargs.get("code")
+        today = timezone.localdate()
+        fmt = request.GET.get("format")
+        if fmt in FORMATS:
+            return _programme_export(request.user, level, code, today, fmt)
+        context = self.get_context_data(**kwargs)
+        context.update(_programme_context(level, code, today, request.user))
+        return self.render_to_response(context)
+
+
+def _money(row: dict, statut: str):
+    return row.get(f"m_{statut}", lecture.ZERO)
+
+
+def _programme_export(user, level, code, today, fmt):
+    context = _programme_context(level, code, today, user)
+    statuts = lecture.STATUTS.choices
+    buckets = lecture.Livraison.choices
+    if level == "departement":
+        header = ["Bénéficiaire", "Statut", "Fiches", "En retard"]
+        header += [label for _, label in buckets] + ["Coût (€)", "Notifié ou versé (€)"]
+        data = [header] + [
+            [b.nom, b.get_statut_display(), b.nb_fiches, b.nb_retards]
+            + [getattr(b, f"nb_{value}") for value, _ in buckets]
+            + [b.cout, b.decide]
+            for b in context["lignes_beneficiaires"]
+        ]
+        name = f"programme-pvd-{context['territoire'].code}"
+    else:
+        header = ["Code", "Territoire", "Bénéficiaires", "Fiches", "En retard"]
+        header += [label for _, label in buckets] + ["Coût (€)"]
+        header += [f"{label} (€)" for _, label in statuts]
+        data = [header] + [
+            [t.code, t.nom, row.get("nb_beneficiaires", 0), row.get("nb_fiches", 0)]
+            + [row.get("nb_retards", 0)]
+            + [row.get(f"nb_{value}", 0) for value, _ in buckets]
+            + [row.get("cout", lecture.ZERO)]
+            + [_money(row, value) for value, _ in statuts]
+            for t, row in context["lignes_territoires"]
+        ]
+        name = "programme-pvd-france" if level == "france" else f"programme-pvd-{code}"
+    return table_response(data, fmt, name, "Programme PVD")
+
+
+class BeneficiairesExportView(TemplateView):
+    """The préfecture's table as CSV or XLSX, with its filters."""
+
+    def get(self, request, *args, **kwargs):
+        user = request.user
+        if not user.perimeter.prefecture_departement_codes:
+            raise PermissionDenied("Export réservé aux préfectures.")
+        fmt = kwargs["format"]
+        if fmt not in FORMATS:
+            raise Http404("Format inconnu : CSV ou XLSX.")
+        table = _prefecture_rows(user, request.GET, timezone.localdate())
+        departement = table["filtre"]["departement"]
+        if departement and not policy.may_export(user, departement):
+            raise PermissionDenied
+        buckets = lecture.Livraison.choices
+        header = [
+            "Département",
+            "Bénéficiaire",
+            "Statut",
+            "Adhésion signée le",
+            "Convention-cadre signée",
+            "Échéance de la convention-cadre",
+            "Coût des fiches (€)",
+            "Notifié ou versé (€)",
+            "Part notifiée ou versée (%)",
+            *(label for _, label in buckets),
+            "Fiches en retard",
+            "Dernière mise à jour du plan",
+            "Chef de projet en poste",
+            "Poste vacant depuis",
+        ]
+
+        def rows():
+            yield header
+            today = timezone.localdate()
+            for b in table["rows"]:
+                echeance = lecture.Echeance.of(b, today)
+                yield [
+                    b.departement_id,
+                    b.nom,
+                    b.get_statut_display(),
+                    b.date_adhesion,
+                    "oui" if b.cadre_signee else "non",
+                    echeance.date_limite,
+                    b.cout,
+                    b.decide,
+                    lecture.part(b.decide, b.cout),
+                    *(getattr(b, f"nb_{value}") for value, _ in buckets),
+                    b.nb_retards,
+                    timezone.localtime(b.derniere_maj).date() if b.derniere_maj else None,
+                    b.chefs_en_poste or "",
+                    b.vacant_depuis,
+                ]
+
+        return table_response(rows(), fmt, "beneficiaires-pvd", "Bénéficiaires")
+
+
+@require_POST
+def request_bilan(request, pk: int):
+    """« Télécharger le bilan »: queue the report; the dashboard lists it once ready."""
+    beneficiaire = get_object_or_404(Beneficiaire.objects.for_user(request.user), pk=pk)
+    if not policy.may_request_bilan(request.user, beneficiaire):
+        raise PermissionDenied("Vous ne pouvez pas demander le bilan de ce bénéficiaire.")
+    bilan = Bilan.request(beneficiaire=beneficiaire, requested_by=request.user)
+    bilan.refresh_from_db(fields=["statut", "erreur"])
+    if bilan.statut == Bilan.Statut.ECHEC:
+        messages.error(request, bilan.erreur)
+    elif bilan.statut == Bilan.Statut.PRET:
+        messages.success(request, "Le bilan est prêt : téléchargez-le dans la liste des bilans.")
+    else:
+        messages.info(
+            request, "Bilan en cours de préparation : il apparaîtra dans la liste des bilans."
+        )
+    return redirect(f"{reverse('tableaux:ville', args=[beneficiaire.pk])}#bilans")
+
+
+def download_bilan(request, pk: int):
+    bilan = get_object_or_404(
+        Bilan.objects.filter(
+            beneficiaire__in=Beneficiaire.objects.for_user(request.user),
+            statut=Bilan.Statut.PRET,
+        ),
+        pk=pk,
+    )
+    date = timezone.localtime(bilan.requested_at)
+    return FileResponse(
+        bilan.fichier.open("rb"),
+        as_attachment=True,
+        filename=f"bilan-pvd-{bilan.beneficiaire_id}-{date:%Y-%m-%d-%Hh%M}.pdf",
+        content_type="application/pdf",
+    )
