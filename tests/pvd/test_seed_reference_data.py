@@ -17,7 +17,7 @@ REAL = settings.REFERENCE_DATA_DIR
 @pytest.mark.realdata
 @pytest.mark.django_db
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"données de référence absentes : {REAL}")
-def test_seed_with_reference_data_imports_ort_and_coordinates(client):
+def test_seed_with_reference_data_imports_ort_and_coordinates(client, empty_base):
     out = io.StringIO()
     call_command("seed_demo", reference_data=str(REAL), stdout=out)
 
