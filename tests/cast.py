@@ -121,6 +121,31 @@ def clear_cast() -> None:
     LogEntry.objects.all().delete()
 
 
+# Where each commune stands on the map (latitude, longitude): the centre of its territory.
+COORDONNEES = {
+    "36001": (46.45581, 1.84004),
+    "36005": (46.73623, 1.82351),
+    "36006": (46.57864, 1.49273),
+    "36031": (46.88727, 1.41253),
+    "36034": (47.25204, 1.66206),
+    "36045": (46.99182, 1.17467),
+    "36063": (46.84054, 1.70244),
+    "36046": (46.5741, 1.9909),
+    "36018": (46.63483, 1.1001),
+    "36093": (46.9741, 1.59645),
+    "36141": (46.59231, 1.81295),
+    "36192": (46.64791, 1.43013),
+    "36208": (46.50427, 2.06812),
+    "36228": (47.15583, 1.5584),
+    "36230": (47.05376, 1.82557),
+    "36241": (46.845, 1.51617),
+    "19028": (45.3934, 2.49174),
+    "19148": (45.37134, 2.2586),
+    "19275": (45.54984, 2.30467),
+    "23067": (45.72996, 2.24381),
+}
+
+
 def build_territoires() -> None:
     # One save() per row, as an import does: computed fields and the audit log follow.
     for code, nom, siren in REGIONS:
@@ -137,6 +162,8 @@ def build_territoires() -> None:
             epci_id=epci,
             siren=siren,
             population=population,
+            latitude=COORDONNEES.get(code, (None, None))[0],
+            longitude=COORDONNEES.get(code, (None, None))[1],
         )
         for date_liste, id_pvd in zip(LISTES_PVD, ids_pvd, strict=True):
             IdentifiantPVD.objects.create(commune_id=code, date_liste=date_liste, id_pvd=id_pvd)

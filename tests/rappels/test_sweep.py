@@ -20,30 +20,32 @@ from .conftest import TODAY, set_adhesion
 pytestmark = pytest.mark.django_db
 
 
-def cadre_rows(beneficiaire):
-    return Rappel.objects.filter(regle="convention_cadre", objet=f"beneficiaire:{beneficiaire.pk}")
+def cadre_rows(beneficiaire, recipient=None):
+    rows = Rappel.objects.filter(regle="convention_cadre", objet=f"beneficiaire:{beneficiaire.pk}")
+    return rows.filter(destinataire=recipient) if recipient else rows
 
 
 def test_the_cadre_reminder_goes_to_its_chef_de_projet_elus_and_prefecture(
-    ussel_at_12_months, cdp_ussel, elu_ussel, prefecture_19, prefecture_36, national
+    ussel_at_12_months, cdp_ussel, elu_ussel, elu_epci, prefecture_19, prefecture_36, national
 ):
     sweep(TODAY)
 
     rows = cadre_rows(ussel_at_12_months)
-    assert {r.destinataire for r in rows} == {cdp_ussel, elu_ussel, prefecture_19}
+    # The élus of the beneficiary: the maire of Ussel and the président of its EPCI.
+    assert {r.destinataire for r in rows} == {cdp_ussel, elu_ussel, elu_epci, prefecture_19}
     assert {r.echeance for r in rows} == {TODAY}
     assert "la convention-cadre est attendue le 30 mai 2027" in rows[0].message
 
 
 def test_a_second_sweep_the_same_day_or_the_next_sends_nothing_again(ussel_at_12_months, cdp_ussel):
     sweep(TODAY)
-    first = cadre_rows(ussel_at_12_months).count()
+    first = cadre_rows(ussel_at_12_months, cdp_ussel).count()
     emails = len(mail.outbox)
 
     sweep(TODAY)
     sweep(TODAY + timedelta(days=1))
 
-    assert cadre_rows(ussel_at_12_months).count() == first == 1
+    assert cadre_rows(ussel_at_12_months, cdp_ussel).count() == first == 1
     assert len(mail.outbox) == emails  # the chef de projet's conventions: one e-mail, once
 
 
@@ -54,10 +56,10 @@ def test_due_dates_follow_the_source_date_and_a_sent_one_is_never_resent(
     # The adhésion turns out a month later: the 12-month reminder moves a month on.
     set_adhesion(ussel_at_12_months, TODAY - relativedelta(months=11))
     sweep(TODAY)
-    assert cadre_rows(ussel_at_12_months).count() == 1
+    assert cadre_rows(ussel_at_12_months, cdp_ussel).count() == 1
 
     sweep(TODAY + relativedelta(months=1))
-    assert sorted(r.echeance for r in cadre_rows(ussel_at_12_months)) == [
+    assert sorted(r.echeance for r in cadre_rows(ussel_at_12_months, cdp_ussel)) == [
         TODAY,
         TODAY + relativedelta(months=1),
     ]
@@ -78,7 +80,7 @@ def test_a_signed_convention_cadre_stops_its_reminders(ussel_at_12_months, cdp_u
 def test_overdue_then_monthly(ussel_la_courtine, cdp_ussel):
     set_adhesion(ussel_la_courtine, TODAY - relativedelta(months=20))
     sweep(TODAY)
-    (row,) = cadre_rows(ussel_la_courtine)
+    (row,) = cadre_rows(ussel_la_courtine, cdp_ussel)
     assert row.echeance == TODAY  # 18 months + 2 months
     assert "était attendue" in row.message
 
@@ -98,16 +100,16 @@ def test_beat_down_three_days_sends_each_missed_reminder_once(ussel_la_courtine,
     for day in range(3):  # back, then the following days
         sweep(TODAY + timedelta(days=day))
 
-    (row,) = cadre_rows(ussel_la_courtine)
+    (row,) = cadre_rows(ussel_la_courtine, cdp_ussel)
     assert row.echeance == TODAY - timedelta(days=2)
     sent = [m for m in mail.outbox if m.to == [cdp_ussel.email]]
     assert len(sent) == 1
 
 
 def test_a_sweep_rerun_after_a_crash_mid_batch_sends_the_rest_once(
-    monkeypatch, ussel_at_12_months, cdp_ussel, elu_ussel, prefecture_19
+    monkeypatch, ussel_at_12_months, cdp_ussel, elu_ussel, elu_epci, prefecture_19
 ):
-    for user in (elu_ussel, prefecture_19):
+    for user in (elu_ussel, elu_epci, prefecture_19):
         for categorie in ("conventions", "plans", "postes"):
             set_frequence(user, categorie, Frequence.IMMEDIAT)
     real_send = EmailMultiAlternatives.send
@@ -127,7 +129,7 @@ def test_a_sweep_rerun_after_a_crash_mid_batch_sends_the_rest_once(
     sweep(TODAY)
 
     assert sorted(m.to[0] for m in mail.outbox) == sorted(
-        [cdp_ussel.email, elu_ussel.email, prefecture_19.email]
+        [cdp_ussel.email, elu_ussel.email, elu_epci.email, prefecture_19.email]
     )
     assert not Rappel.objects.filter(email_le__isnull=True, regle="convention_cadre").exists()
 
