@@ -151,7 +151,7 @@ def test_missing_column_and_empty_file(territoires, tmp_path):
 
 
 @pytest.mark.django_db
-def test_needs_the_territorial_reference(tmp_path):
+def test_needs_the_territorial_reference(empty_base, tmp_path):
     path = write_csv(tmp_path / "c.csv", HEADER, [["36018", "Blanc", "1.1", "46.6", "", ""]], ",")
     with pytest.raises(CommandError, match=r"Importez d'abord le référentiel territorial"):
         run(path)
@@ -172,7 +172,7 @@ REAL_FILE = REAL / "communes_coordonnees.csv"
 @pytest.mark.realdata
 @pytest.mark.django_db
 @pytest.mark.skipif(not REAL_FILE.exists(), reason=f"données de référence absentes : {REAL}")
-def test_real_file():
+def test_real_file(empty_base):
     call_command(
         "import_territoires",
         cog=str(REAL / "insee_cog_communes_2024-01-01.csv"),

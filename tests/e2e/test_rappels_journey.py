@@ -8,20 +8,17 @@ from django.utils import timezone
 
 from communes.models import Beneficiaire
 from conventions.models import Convention
-from pvd.models import Role
 from rappels.models import Frequence, Preference
 from rappels.sweep import sweep
-from tests.factories import user_with_role
 from tests.rappels.conftest import set_adhesion
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def cdp_ussel_notified(territoires):
+def cdp_ussel_notified(cdp_ussel):
     ussel = Beneficiaire.objects.get(nom="Ussel – La Courtine")
-    user = user_with_role("cdp-ussel@test.pvd.fr", Role.Kind.CHEF_PROJET)
-    user.roles.get().beneficiaires.set([ussel])
+    user = cdp_ussel
     Convention.objects.filter(beneficiaire=ussel, type=Convention.Type.CADRE).delete()
     set_adhesion(ussel, timezone.localdate() - relativedelta(months=12))
     sweep()
