@@ -53,7 +53,7 @@ def test_prefecture_records_departure_recruitment_and_capped_cofinancing(login, 
 
     page.get_by_role("link", name="Étape du recrutement").click()
     page.get_by_label("Nouvel état").select_option(label="En recrutement")
-    page.get_by_label("Date", exact=True).fill("2025-04-10")
+    page.locator("input[name=date]").fill("2025-04-10")
     page.get_by_label("Date de publication de l'offre").fill("2025-04-10")
     page.get_by_label("Lien vers l'offre publiée").fill("https://choisirleservicepublic.gouv.fr/1")
     page.get_by_role("button", name="Enregistrer").click()
