@@ -14,7 +14,8 @@ class PreferencesForm(DsfrBaseForm):
                 label=categorie.label,
                 choices=Frequence.choices,
                 initial=initial_frequences[categorie.value],
-                widget=forms.RadioSelect,
+                # A class of its own keeps django-dsfr from adding its invalid `dsfr` attribute.
+                widget=forms.RadioSelect(attrs={"class": "pvd-frequence"}),
                 error_messages={
                     "required": "Choisissez une fréquence pour cette catégorie.",
                     "invalid_choice": "Choisissez une des fréquences proposées.",

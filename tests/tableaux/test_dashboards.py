@@ -94,7 +94,7 @@ def test_elu_sees_where_their_town_stands_and_nothing_of_another(client_for, elu
     assert "Fiches en retard (2)" in content
     assert "99 999" not in content and "Le Blanc" not in content
     # The chart's data is a table next to it.
-    assert "Fiches par état d’avancement (données dans le tableau ci-dessous)" in content
+    assert "Fiches par état d’avancement (données dans le tableau ci-dessus)" in content
 
 
 def test_elu_of_another_territory_gets_404(client_for, elu_ussel, plans):
