@@ -2,6 +2,7 @@
 role (tests/cast.py)."""
 
 import os
+import shutil
 import socket
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -21,6 +22,9 @@ def pytest_configure(config):
             raise pytest.UsageError(f"CI must run on PostgreSQL, not {engine}.")
         if not os.environ.get("REDIS_URL"):
             raise pytest.UsageError("CI must run with REDIS_URL set (real Redis broker).")
+        # The Redis-down test starts its own redis-server: in CI it must not skip.
+        if not shutil.which("redis-server"):
+            raise pytest.UsageError("CI must have redis-server on PATH (Redis-down test).")
         # The tests on the official files skip without them: in CI they must run.
         if not settings.REFERENCE_DATA_DIR.is_dir():
             raise pytest.UsageError(
