@@ -3,10 +3,18 @@
 1. ``record``: every rule's due items × their recipients are inserted with
    ``ON CONFLICT DO NOTHING`` against the unique (rule, object, due date, recipient): a
    second sweep, racing or re-run, inserts nothing twice.
-2. ``send_immediate``: each pending e-mail is claimed by a conditional update
-   (``email_le`` NULL → now) before it is sent, and released if sending fails: two workers
-   never send the same one, and a re-run after a crash sends only the rest.
-3. ``send_digests``: one digest per person and period, claimed the same way on its row.
+2. ``send_immediate``: each pending e-mail is claimed for a lease (``email_reserve_le``,
+   rows locked with ``select_for_update(skip_locked=True)``), sent, then marked sent
+   (``email_le``) one by one; released at once if sending fails. Two workers never send the
+   same one; a re-run after a crash sends only the rest; and a claim whose worker was killed
+   outright is taken again by the first sweep after its lease (``LEASE``) ends.
+3. ``send_digests``: one digest per person and period, claimed the same way on its row
+   (``reserve_le``, then ``envoye_le``); an unsent digest whose lease ended is claimed again,
+   whatever its period.
+
+Exactly once, except in one window no database can close: a worker killed after the SMTP
+server took an e-mail and before its ``email_le`` was written sends that one e-mail again
+after the lease (at most one per killed worker, since each is marked right after it goes).
 """
 
 import logging
@@ -15,6 +23,7 @@ from datetime import date, timedelta
 
 from django.core.mail import get_connection
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from pvd.policy import reminder_recipients
@@ -28,6 +37,14 @@ logger = logging.getLogger(__name__)
 
 BATCH = 1000
 SEND_BATCH = 100  # e-mails claimed at once
+# How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
+# worker's claims expire; the next sweep after it (the daily one, or one run by hand) sends them.
+LEASE = timedelta(minutes=15)
+
+
+def _free(now, field: str = "email_reserve_le") -> Q:
+    """Not claimed, or claimed by a worker whose lease ended."""
+    return Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": now - LEASE})
 
 
 @dataclass
@@ -67,34 +84,35 @@ def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
 
 
 def _pending(today: date):
-    since = timezone.now() - RATTRAPAGE - timedelta(days=7)
+    """Reminders no e-mail carried yet, nor carries now (an e-mail claim under its lease)."""
+    now = timezone.now()
+    since = now - RATTRAPAGE - timedelta(days=7)
     return Rappel.objects.filter(
-        email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
+        _free(now), email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
     )
 
 
 def claim(rappel_ids) -> list[int]:
-    """Take the right to send these e-mails: rows another sweep holds or sent are skipped."""
+    """Take the right to send these e-mails for a lease: rows another worker holds (locked,
+    or claimed within the lease) or already sent are skipped."""
+    now = timezone.now()
     with transaction.atomic():
         claimed = list(
-            Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True)
+            Rappel.objects.filter(_free(now), pk__in=rappel_ids, email_le__isnull=True)
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
-        Rappel.objects.filter(pk__in=claimed).update(email_le=timezone.now())
+        Rappel.objects.filter(pk__in=claimed).update(email_reserve_le=now)
     return claimed
 
 
 def release(rappel_ids) -> None:
-    Rappel.objects.filter(pk__in=rappel_ids).update(email_le=None)
+    Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True).update(email_reserve_le=None)
 
 
 def send_immediate(today: date) -> int:
-    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent.
-
-    (A worker killed outright between a claim and its sending loses those e-mails, never
-    sends them twice; the reminders stay in the notification centre.)
-    """
+    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent,
+    and a worker killed outright leaves claims that the next sweep takes after the lease."""
     pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
     prefs = frequences({user_id for _, user_id, _ in pending})
     ids = [pk for pk, user_id, cat in pending if prefs[user_id][cat] == Frequence.IMMEDIAT]
@@ -116,6 +134,7 @@ def send_immediate(today: date) -> int:
                     "Un rappel du portail Petites villes de demain :",
                     connection=connection,
                 ).send()
+                Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
                 unsent.discard(rappel.pk)
                 sent += 1
         finally:
@@ -146,6 +165,11 @@ def send_digests(today: date) -> int:
         period = period_of(prefs[user_id][categorie], today)
         if period:
             wanted.setdefault((user_id, period), []).append(pk)
+    # Digests a killed worker claimed and never sent: their reminders are attached to them.
+    for key in Recapitulatif.objects.filter(
+        envoye_le__isnull=True, reserve_le__lt=timezone.now() - LEASE
+    ).values_list("destinataire_id", "periode"):
+        wanted.setdefault(key, [])
     Recapitulatif.objects.bulk_create(
         [Recapitulatif(destinataire_id=u, periode=p) for u, p in wanted],
         ignore_conflicts=True,
@@ -176,6 +200,7 @@ def send_digests(today: date) -> int:
                     "Les rappels du portail Petites villes de demain, par bénéficiaire :",
                     connection=connection,
                 ).send()
+                Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
                 del unsent[key]
                 sent += 1
         finally:
@@ -185,14 +210,19 @@ def send_digests(today: date) -> int:
 
 
 def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
-    """Claim the unsent digests of these (user, period) and attach their reminders to them."""
+    """Claim the unsent, unclaimed digests of these (user, period) for a lease and attach
+    their reminders to them."""
     users = {u for u, _ in keys}
     periods = {p for _, p in keys}
+    now = timezone.now()
     with transaction.atomic():
         digests = {
             (d.destinataire_id, d.periode): d
             for d in Recapitulatif.objects.filter(
-                destinataire_id__in=users, periode__in=periods, envoye_le__isnull=True
+                _free(now, "reserve_le"),
+                destinataire_id__in=users,
+                periode__in=periods,
+                envoye_le__isnull=True,
             ).select_for_update(skip_locked=True)
         }
         claimed = {key: digests[key] for key in keys if key in digests}
@@ -207,11 +237,14 @@ def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
         )
         attach = [r for r in attach if r.pk in free]
         Rappel.objects.bulk_update(attach, ["recapitulatif"], batch_size=BATCH)
-        nonempty = {r.recapitulatif_id for r in attach}
-        claimed = {k: d for k, d in claimed.items() if d.pk in nonempty}
-        Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(
-            envoye_le=timezone.now()
+        # Non-empty: given reminders now, or holding those of a claim whose worker died.
+        nonempty = set(
+            Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()])
+            .values_list("recapitulatif_id", flat=True)
+            .distinct()
         )
+        claimed = {k: d for k, d in claimed.items() if d.pk in nonempty}
+        Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(reserve_le=now)
     return claimed
 
 
@@ -219,7 +252,7 @@ def release_digests(digests) -> None:
     ids = [d.pk for d in digests]
     with transaction.atomic():
         Rappel.objects.filter(recapitulatif_id__in=ids).update(recapitulatif=None)
-        Recapitulatif.objects.filter(pk__in=ids).update(envoye_le=None)
+        Recapitulatif.objects.filter(pk__in=ids).update(reserve_le=None)
 
 
 def digest_preview(user, today: date | None = None):
