@@ -1,7 +1,8 @@
 """A reminders sweep in an OS process of its own, for the tests that race or kill sweeps.
 
 Run as ``python -m tests.rappels.sweep_process YYYY-MM-DD`` with ``DATABASE_URL`` naming the
-test database. Every e-mail it sends is appended, one line per recipient, to ``SENT_FILE``
+test database (settings: tests/rappels/settings_processes.py, which Celery workers started by
+the tests use too). Every e-mail it sends is appended, one line per recipient, to ``SENT_FILE``
 (shared by all the processes of a test). With ``GO_FILE`` it waits for that file first, so
 that several processes start their sweep together; with ``HANG_AFTER=n`` it sends n e-mails
 then hangs on the next one, like a worker stuck on its SMTP server until it is killed.
@@ -30,13 +31,10 @@ class AppendBackend(BaseEmailBackend):
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pvd.settings_test")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.rappels.settings_processes"
     import django
 
     django.setup()
-    from django.conf import settings
-
-    settings.EMAIL_BACKEND = "tests.rappels.sweep_process.AppendBackend"
     go = os.environ.get("GO_FILE")
     while go and not os.path.exists(go):
         time.sleep(0.005)
