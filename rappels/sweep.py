@@ -18,11 +18,13 @@ after the lease (at most one per killed worker, since each is marked right after
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -40,6 +42,24 @@ SEND_BATCH = 100  # e-mails claimed at once
 # How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
 # worker's claims expire; the next sweep after it (the daily one, or one run by hand) sends them.
 LEASE = timedelta(minutes=15)
+
+
+@contextmanager
+def _sent_marks_without_disk_wait() -> Iterator[None]:
+    """Each e-mail is marked sent in its own commit; PostgreSQL need not wait for the disk
+    for those (``synchronous_commit`` off for this session, while sending): a database crash
+    could forget the last marks of a fraction of a second, whose e-mails would then go again
+    after the lease, the same window as a worker killed between sending and marking."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
 
 
 def _free(now, field: str = "email_reserve_le") -> Q:
@@ -117,30 +137,33 @@ def send_immediate(today: date) -> int:
     prefs = frequences({user_id for _, user_id, _ in pending})
     ids = [pk for pk, user_id, cat in pending if prefs[user_id][cat] == Frequence.IMMEDIAT]
     sent = 0
-    connection = get_connection()
-    for start in range(0, len(ids), SEND_BATCH):
-        claimed = claim(ids[start : start + SEND_BATCH])
-        rappels = Rappel.objects.filter(pk__in=claimed).select_related(
-            "destinataire", "beneficiaire"
-        )
-        unsent = set(claimed)
-        try:
-            for rappel in rappels:
-                emails.build(
-                    rappel.destinataire,
-                    [rappel],
-                    [rappel.categorie],
-                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
-                    "Un rappel du portail Petites villes de demain :",
-                    connection=connection,
-                ).send()
-                Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
-                unsent.discard(rappel.pk)
-                sent += 1
-        finally:
-            if unsent:
-                release(unsent)
+    mailer = get_connection()
+    with _sent_marks_without_disk_wait():
+        for start in range(0, len(ids), SEND_BATCH):
+            sent += _send_batch(ids[start : start + SEND_BATCH], mailer)
     return sent
+
+
+def _send_batch(ids, mailer) -> int:
+    claimed = claim(ids)
+    rappels = Rappel.objects.filter(pk__in=claimed).select_related("destinataire", "beneficiaire")
+    unsent = set(claimed)
+    try:
+        for rappel in rappels:
+            emails.build(
+                rappel.destinataire,
+                [rappel],
+                [rappel.categorie],
+                f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
+                "Un rappel du portail Petites villes de demain :",
+                connection=mailer,
+            ).send()
+            Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
+            unsent.discard(rappel.pk)
+    finally:
+        if unsent:
+            release(unsent)
+    return len(claimed) - len(unsent)
 
 
 def period_of(frequence: str, today: date) -> str | None:
@@ -177,36 +200,40 @@ def send_digests(today: date) -> int:
     )
     keys = sorted(wanted)
     sent = 0
-    connection = get_connection()
-    for start in range(0, len(keys), SEND_BATCH):
-        batch = keys[start : start + SEND_BATCH]
-        claimed = claim_digests(batch, wanted)
-        unsent = dict(claimed)
-        try:
-            items = Rappel.objects.filter(
-                recapitulatif__in=[d.pk for d in claimed.values()]
-            ).select_related("destinataire", "beneficiaire")
-            by_digest: dict[int, list[Rappel]] = {}
-            for item in items:
-                by_digest.setdefault(item.recapitulatif_id, []).append(item)
-            for key, digest in claimed.items():
-                rows = by_digest.get(digest.pk, [])
-                label = "hebdomadaire" if "S" in digest.periode else "quotidien"
-                emails.build(
-                    rows[0].destinataire,
-                    rows,
-                    sorted({r.categorie for r in rows}),
-                    f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
-                    "Les rappels du portail Petites villes de demain, par bénéficiaire :",
-                    connection=connection,
-                ).send()
-                Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
-                del unsent[key]
-                sent += 1
-        finally:
-            if unsent:
-                release_digests(unsent.values())
+    mailer = get_connection()
+    with _sent_marks_without_disk_wait():
+        for start in range(0, len(keys), SEND_BATCH):
+            sent += _send_digest_batch(keys[start : start + SEND_BATCH], wanted, mailer)
     return sent
+
+
+def _send_digest_batch(keys, wanted, mailer) -> int:
+    claimed = claim_digests(keys, wanted)
+    unsent = dict(claimed)
+    try:
+        items = Rappel.objects.filter(
+            recapitulatif__in=[d.pk for d in claimed.values()]
+        ).select_related("destinataire", "beneficiaire")
+        by_digest: dict[int, list[Rappel]] = {}
+        for item in items:
+            by_digest.setdefault(item.recapitulatif_id, []).append(item)
+        for key, digest in claimed.items():
+            rows = by_digest.get(digest.pk, [])
+            label = "hebdomadaire" if "S" in digest.periode else "quotidien"
+            emails.build(
+                rows[0].destinataire,
+                rows,
+                sorted({r.categorie for r in rows}),
+                f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
+                "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+                connection=mailer,
+            ).send()
+            Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
+            del unsent[key]
+    finally:
+        if unsent:
+            release_digests(unsent.values())
+    return len(claimed) - len(unsent)
 
 
 def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
@@ -226,17 +253,13 @@ def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
             ).select_for_update(skip_locked=True)
         }
         claimed = {key: digests[key] for key in keys if key in digests}
-        attach = []
         for key, digest in claimed.items():
-            attach += [Rappel(pk=pk, recapitulatif=digest) for pk in wanted[key]]
-        # Only reminders no other digest took (a racing sweep may hold a newer list).
-        free = set(
-            Rappel.objects.filter(
-                pk__in=[r.pk for r in attach], recapitulatif__isnull=True
-            ).values_list("pk", flat=True)
-        )
-        attach = [r for r in attach if r.pk in free]
-        Rappel.objects.bulk_update(attach, ["recapitulatif"], batch_size=BATCH)
+            # Only reminders no other digest took (a racing sweep may hold a newer list): a
+            # conditional update per digest, cheaper than one CASE over thousands of rows.
+            if wanted[key]:
+                Rappel.objects.filter(pk__in=wanted[key], recapitulatif__isnull=True).update(
+                    recapitulatif=digest
+                )
         # Non-empty: given reminders now, or holding those of a claim whose worker died.
         nonempty = set(
             Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()])
