@@ -60,6 +60,7 @@ def link(name: str, pk: int) -> str:
     return _url_pattern(name).format(pk)
 
 
+@lru_cache(maxsize=1024)
 def long_date(d: date) -> str:
     return date_format(d, "j F Y")
 
@@ -235,13 +236,7 @@ def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
     )
     labels = dict(Indicateur.Frequence.choices)
     for pk, libelle, frequence, fiche_id, reference, beneficiaire_id, nom, base_day in rows:
-        mois = MOIS_PAR_FREQUENCE[frequence]
-        periods = ((today.year - base_day.year) * 12 + today.month - base_day.month) // mois
-        while periods > 0 and base_day + relativedelta(months=periods * mois) > today:
-            periods -= 1
-        if periods == 0:
-            continue
-        due = latest_due([base_day + relativedelta(months=periods * mois)], today, rattrapage)
+        due = _last_period_due(base_day, MOIS_PAR_FREQUENCE[frequence], today, rattrapage)
         if due is None:
             continue
         yield Echeance(
@@ -255,6 +250,18 @@ def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
             link("actions:indicateurs", fiche_id),
             (CHEF_PROJET,),
         )
+
+
+@lru_cache(maxsize=4096)
+def _last_period_due(base: date, mois: int, today: date, rattrapage: timedelta) -> date | None:
+    """The last of base + k periods (k ≥ 1) on or before today, if within the catch-up window.
+    Cached: measures are mostly taken on the same few dates (ends of months, of quarters)."""
+    periods = ((today.year - base.year) * 12 + today.month - base.month) // mois
+    while periods > 0 and base + relativedelta(months=periods * mois) > today:
+        periods -= 1
+    if periods == 0:
+        return None
+    return latest_due([base + relativedelta(months=periods * mois)], today, rattrapage)
 
 
 def _aware(day: date):

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 
 from django.core.mail import get_connection
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from pvd.policy import reminder_recipients
@@ -253,13 +253,17 @@ def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
             ).select_for_update(skip_locked=True)
         }
         claimed = {key: digests[key] for key in keys if key in digests}
-        for key, digest in claimed.items():
-            # Only reminders no other digest took (a racing sweep may hold a newer list): a
-            # conditional update per digest, cheaper than one CASE over thousands of rows.
-            if wanted[key]:
-                Rappel.objects.filter(pk__in=wanted[key], recapitulatif__isnull=True).update(
-                    recapitulatif=digest
-                )
+        # One conditional update for the batch: a case per digest (not per row, which costs
+        # seconds to build), and only reminders no other digest took meanwhile.
+        cases = [
+            When(pk__in=wanted[key], then=Value(digest.pk))
+            for key, digest in claimed.items()
+            if wanted[key]
+        ]
+        if cases:
+            Rappel.objects.filter(
+                pk__in=[pk for key in claimed for pk in wanted[key]], recapitulatif__isnull=True
+            ).update(recapitulatif_id=Case(*cases))
         # Non-empty: given reminders now, or holding those of a claim whose worker died.
         nonempty = set(
             Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()])
