@@ -76,6 +76,14 @@ class Report:
     errors: list[str] = field(default_factory=list)
 
 
+MESSAGE_MAX = Rappel._meta.get_field("message").max_length
+
+
+def _fit(text: str, size: int) -> str:
+    """A long beneficiary name and a long title must not make the whole sweep's insert fail."""
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
 def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
     """(due items, new sendings recorded)."""
     dues = list(due_today(today, rattrapage))
@@ -92,7 +100,7 @@ def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
                 echeance=due.echeance,
                 destinataire_id=user_id,
                 beneficiaire_id=due.beneficiaire_id,
-                message=due.message,
+                message=_fit(due.message, MESSAGE_MAX),
                 lien=due.lien,
             )
             for user_id in sorted(users)

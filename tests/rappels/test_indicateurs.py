@@ -264,3 +264,18 @@ def test_an_elu_cannot_change_the_frequency_and_another_territory_gets_404(
     assert client_for(cdp_le_blanc).post(url, data).status_code == 404
     indicateur.refresh_from_db()
     assert indicateur.frequence == "annuelle"
+
+
+def test_a_very_long_name_and_label_are_shortened_not_fatal_to_the_sweep(
+    ussel_la_courtine, cdp_ussel
+):
+    ussel_la_courtine.nom = "Commune nouvelle " * 14  # 238 characters
+    ussel_la_courtine.save()
+    indicateur = an_indicateur(a_fiche(ussel_la_courtine))
+    Indicateur.objects.filter(pk=indicateur.pk).update(libelle="Surface " * 37)
+    measure(indicateur, TODAY - relativedelta(months=3))
+
+    sweep(TODAY)
+
+    (row,) = rows(indicateur, cdp_ussel)
+    assert len(row.message) == 300 and row.message.endswith("…")
