@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 SEND_BATCH = 100  # e-mails claimed at once
 # How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
-# worker's claims expire; the next sweep after it (the daily one, or one run by hand) sends them.
+# worker's claims expire; the next sweep after it (hourly, or one run by hand) sends them.
 LEASE = timedelta(minutes=15)
 
 
