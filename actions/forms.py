@@ -300,7 +300,7 @@ AxeFormSet = inlineformset_factory(
 class IndicateurForm(DsfrBaseForm, forms.ModelForm):
     class Meta:
         model = Indicateur
-        fields = ["type", "libelle", "unite", "cible"]
+        fields = ["type", "libelle", "unite", "cible", "frequence"]
 
 
 IndicateurFormSet = inlineformset_factory(

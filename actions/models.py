@@ -1,5 +1,7 @@
+from datetime import date
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -283,6 +285,12 @@ class LigneFinancement(models.Model):
 
 
 class Indicateur(models.Model):
+    class Frequence(models.TextChoices):
+        MENSUELLE = "mensuelle", "Mensuelle"
+        TRIMESTRIELLE = "trimestrielle", "Trimestrielle"
+        SEMESTRIELLE = "semestrielle", "Semestrielle"
+        ANNUELLE = "annuelle", "Annuelle"
+
     class Type(models.TextChoices):
         REALISATION = "realisation", "Réalisation"
         RESULTAT = "resultat", "Résultat"
@@ -294,6 +302,15 @@ class Indicateur(models.Model):
     libelle = models.CharField("indicateur", max_length=300)
     unite = models.CharField("unité", max_length=50, help_text="Par exemple : logements, m², %")
     cible = models.DecimalField("cible", max_digits=14, decimal_places=2, null=True, blank=True)
+    frequence = models.CharField(
+        "fréquence de mesure",
+        max_length=20,
+        choices=Frequence.choices,
+        blank=True,
+        help_text="Le chef de projet reçoit un rappel quand une mesure est attendue ; "
+        "vide : pas de rappel.",
+    )
+    created_at = models.DateTimeField("créé le", auto_now_add=True)
 
     class Meta:
         verbose_name = "indicateur"
@@ -301,6 +318,34 @@ class Indicateur(models.Model):
 
     def __str__(self) -> str:
         return self.libelle
+
+    @property
+    def prochaine_mesure(self) -> date | None:
+        """When the next measure is due (the first due date after the last measure), if any."""
+        if not self.frequence or self.fiche.maturite == FicheAction.Maturite.ABANDONNEE:
+            return None
+        derniere = max((m.date for m in self.mesures.all()), default=None)
+        debut = self.fiche.date_debut_reelle or self.fiche.date_debut_prevue
+        base = mesure_base(derniere, debut, timezone.localtime(self.created_at).date())
+        return base + relativedelta(months=MOIS_PAR_FREQUENCE[self.frequence])
+
+
+# The months between two measures of an indicator, by its frequency (rappels/regles.py).
+MOIS_PAR_FREQUENCE = {
+    Indicateur.Frequence.MENSUELLE: 1,
+    Indicateur.Frequence.TRIMESTRIELLE: 3,
+    Indicateur.Frequence.SEMESTRIELLE: 6,
+    Indicateur.Frequence.ANNUELLE: 12,
+}
+
+
+def mesure_base(derniere_mesure: date | None, debut_fiche: date | None, cree_le: date) -> date:
+    """The date an indicator's measures are counted from: its last measure or, with none, the
+    start of its action or its own creation, whichever is later (no reminder for a measure
+    nobody could take yet). rappels/regles.py computes the same in SQL."""
+    if derniere_mesure:
+        return derniere_mesure
+    return max(debut_fiche, cree_le) if debut_fiche else cree_le
 
 
 class Mesure(models.Model):

@@ -3,7 +3,8 @@
 The row is created by the sweep (rappels/sweep.py) the first day its due date has come, and
 never again: the unique constraint is what makes a reminder fire exactly once, however many
 sweeps race. The row is also the in-app notification (``lue_le``) and remembers whether its
-e-mail went out (``email_le``, claimed by a conditional update) or which digest carried it.
+e-mail went out (``email_le``, after a claim with a lease: ``email_reserve_le``) or which
+digest carried it.
 """
 
 from django.conf import settings
@@ -53,7 +54,9 @@ class Rappel(models.Model):
     lien = models.CharField("lien", max_length=200)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     lue_le = models.DateTimeField("lu le", null=True, blank=True)
-    # The immediate e-mail: claimed (set) before sending, released if sending fails.
+    # The immediate e-mail: a worker claims it (``email_reserve_le``) for a lease, sends it,
+    # then records ``email_le``. A claim whose worker died is taken again once the lease ends.
+    email_reserve_le = models.DateTimeField("courriel réservé le", null=True, blank=True)
     email_le = models.DateTimeField("courriel envoyé le", null=True, blank=True)
     recapitulatif = models.ForeignKey(
         "Recapitulatif",
@@ -92,6 +95,7 @@ class Recapitulatif(models.Model):
     )
     periode = models.CharField("période", max_length=20)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
+    reserve_le = models.DateTimeField("réservé le", null=True, blank=True)
     envoye_le = models.DateTimeField("envoyé le", null=True, blank=True)
 
     class Meta:

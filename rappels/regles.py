@@ -60,6 +60,7 @@ def link(name: str, pk: int) -> str:
     return _url_pattern(name).format(pk)
 
 
+@lru_cache(maxsize=1024)
 def long_date(d: date) -> str:
     return date_format(d, "j F Y")
 
@@ -197,6 +198,72 @@ def plan_sans_mise_a_jour(today: date, rattrapage: timedelta = RATTRAPAGE) -> It
         )
 
 
+def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
+    """An indicator with a frequency is due for a measure one period after its last measure
+    (none yet: after the start of its action or its creation, whichever is later), then at
+    each further period; a new measure moves them on. An abandoned fiche asks for nothing."""
+    from django.db.models import Q
+    from django.db.models.functions import Coalesce, Greatest, TruncDate
+
+    from actions.models import MOIS_PAR_FREQUENCE, FicheAction, Indicateur
+
+    cree_le = TruncDate("created_at")
+    debut = Coalesce("fiche__date_debut_reelle", "fiche__date_debut_prevue")
+    # The same base as actions.models.mesure_base; PostgreSQL's GREATEST skips a NULL start.
+    base = Coalesce(Max("mesures__date"), Greatest(debut, cree_le))
+    # Only indicators with (about) one period passed since their base: a set filter in SQL,
+    # three days loose for the ends of months (31 January + 1 month = 28 February).
+    passed = Q()
+    for frequence, mois in MOIS_PAR_FREQUENCE.items():
+        limit = today - relativedelta(months=mois) + timedelta(days=3)
+        passed |= Q(frequence=frequence, base__lte=limit)
+    rows = (
+        Indicateur.objects.exclude(frequence="")
+        .exclude(fiche__maturite=FicheAction.Maturite.ABANDONNEE)
+        .order_by()
+        .annotate(base=base)
+        .filter(passed)
+        .values_list(
+            "pk",
+            "libelle",
+            "frequence",
+            "fiche_id",
+            "fiche__reference",
+            "fiche__beneficiaire_id",
+            "fiche__beneficiaire__nom",
+            "base",
+        )
+    )
+    labels = dict(Indicateur.Frequence.choices)
+    for pk, libelle, frequence, fiche_id, reference, beneficiaire_id, nom, base_day in rows:
+        due = _last_period_due(base_day, MOIS_PAR_FREQUENCE[frequence], today, rattrapage)
+        if due is None:
+            continue
+        yield Echeance(
+            "mesure_indicateur",
+            Categorie.PLANS,
+            f"indicateur:{pk}",
+            due,
+            beneficiaire_id,
+            f"{nom} : une mesure {labels[frequence].lower()} de l'indicateur « {short(libelle)} » "
+            f"(fiche {reference}) est attendue depuis le {long_date(due)}.",
+            link("actions:indicateurs", fiche_id),
+            (CHEF_PROJET,),
+        )
+
+
+@lru_cache(maxsize=4096)
+def _last_period_due(base: date, mois: int, today: date, rattrapage: timedelta) -> date | None:
+    """The last of base + k periods (k ≥ 1) on or before today, if within the catch-up window.
+    Cached: measures are mostly taken on the same few dates (ends of months, of quarters)."""
+    periods = ((today.year - base.year) * 12 + today.month - base.month) // mois
+    while periods > 0 and base + relativedelta(months=periods * mois) > today:
+        periods -= 1
+    if periods == 0:
+        return None
+    return latest_due([base + relativedelta(months=periods * mois)], today, rattrapage)
+
+
 def _aware(day: date):
     from datetime import datetime, time
 
@@ -314,6 +381,7 @@ REGLES = [
     fin_de_convention,
     fiche_en_retard,
     plan_sans_mise_a_jour,
+    mesure_indicateur,
     poste_vacant,
     fin_de_contrat,
     fin_de_cofinancement,
@@ -324,6 +392,7 @@ LIBELLES = {
     "fin_de_convention": "Fin de convention",
     "fiche_en_retard": "Fiche action en retard",
     "plan_sans_mise_a_jour": "Plan d'action sans mise à jour",
+    "mesure_indicateur": "Mesure d'indicateur attendue",
     "poste_vacant": "Poste vacant",
     "fin_de_contrat": "Fin de contrat",
     "fin_de_cofinancement": "Fin de cofinancement",

@@ -3,18 +3,29 @@
 1. ``record``: every rule's due items × their recipients are inserted with
    ``ON CONFLICT DO NOTHING`` against the unique (rule, object, due date, recipient): a
    second sweep, racing or re-run, inserts nothing twice.
-2. ``send_immediate``: each pending e-mail is claimed by a conditional update
-   (``email_le`` NULL → now) before it is sent, and released if sending fails: two workers
-   never send the same one, and a re-run after a crash sends only the rest.
-3. ``send_digests``: one digest per person and period, claimed the same way on its row.
+2. ``send_immediate``: each pending e-mail is claimed for a lease (``email_reserve_le``,
+   rows locked with ``select_for_update(skip_locked=True)``), sent, then marked sent
+   (``email_le``) one by one; released at once if sending fails. Two workers never send the
+   same one; a re-run after a crash sends only the rest; and a claim whose worker was killed
+   outright is taken again by the first sweep after its lease (``LEASE``) ends.
+3. ``send_digests``: one digest per person and period, claimed the same way on its row
+   (``reserve_le``, then ``envoye_le``); an unsent digest whose lease ended is claimed again,
+   whatever its period.
+
+Exactly once, except in one window no database can close: a worker killed after the SMTP
+server took an e-mail and before its ``email_le`` was written sends that one e-mail again
+after the lease (at most one per killed worker, since each is marked right after it goes).
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from pvd.policy import reminder_recipients
@@ -28,6 +39,32 @@ logger = logging.getLogger(__name__)
 
 BATCH = 1000
 SEND_BATCH = 100  # e-mails claimed at once
+# How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
+# worker's claims expire; the next sweep after it (hourly, or one run by hand) sends them.
+LEASE = timedelta(minutes=15)
+
+
+@contextmanager
+def _sent_marks_without_disk_wait() -> Iterator[None]:
+    """Each e-mail is marked sent in its own commit; PostgreSQL need not wait for the disk
+    for those (``synchronous_commit`` off for this session, while sending): a database crash
+    could forget the last marks of a fraction of a second, whose e-mails would then go again
+    after the lease, the same window as a worker killed between sending and marking."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+
+
+def _free(now, field: str = "email_reserve_le") -> Q:
+    """Not claimed, or claimed by a worker whose lease ended."""
+    return Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": now - LEASE})
 
 
 @dataclass
@@ -37,6 +74,14 @@ class Report:
     emails: int = 0
     digests: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+MESSAGE_MAX = Rappel._meta.get_field("message").max_length
+
+
+def _fit(text: str, size: int) -> str:
+    """A long beneficiary name and a long title must not make the whole sweep's insert fail."""
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
@@ -55,7 +100,7 @@ def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
                 echeance=due.echeance,
                 destinataire_id=user_id,
                 beneficiaire_id=due.beneficiaire_id,
-                message=due.message,
+                message=_fit(due.message, MESSAGE_MAX),
                 lien=due.lien,
             )
             for user_id in sorted(users)
@@ -67,61 +112,66 @@ def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
 
 
 def _pending(today: date):
-    since = timezone.now() - RATTRAPAGE - timedelta(days=7)
+    """Reminders no e-mail carried yet, nor carries now (an e-mail claim under its lease)."""
+    now = timezone.now()
+    since = now - RATTRAPAGE - timedelta(days=7)
     return Rappel.objects.filter(
-        email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
+        _free(now), email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
     )
 
 
 def claim(rappel_ids) -> list[int]:
-    """Take the right to send these e-mails: rows another sweep holds or sent are skipped."""
+    """Take the right to send these e-mails for a lease: rows another worker holds (locked,
+    or claimed within the lease) or already sent are skipped."""
+    now = timezone.now()
     with transaction.atomic():
         claimed = list(
-            Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True)
+            Rappel.objects.filter(_free(now), pk__in=rappel_ids, email_le__isnull=True)
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
-        Rappel.objects.filter(pk__in=claimed).update(email_le=timezone.now())
+        Rappel.objects.filter(pk__in=claimed).update(email_reserve_le=now)
     return claimed
 
 
 def release(rappel_ids) -> None:
-    Rappel.objects.filter(pk__in=rappel_ids).update(email_le=None)
+    Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True).update(email_reserve_le=None)
 
 
 def send_immediate(today: date) -> int:
-    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent.
-
-    (A worker killed outright between a claim and its sending loses those e-mails, never
-    sends them twice; the reminders stay in the notification centre.)
-    """
+    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent,
+    and a worker killed outright leaves claims that the next sweep takes after the lease."""
     pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
     prefs = frequences({user_id for _, user_id, _ in pending})
     ids = [pk for pk, user_id, cat in pending if prefs[user_id][cat] == Frequence.IMMEDIAT]
     sent = 0
-    connection = get_connection()
-    for start in range(0, len(ids), SEND_BATCH):
-        claimed = claim(ids[start : start + SEND_BATCH])
-        rappels = Rappel.objects.filter(pk__in=claimed).select_related(
-            "destinataire", "beneficiaire"
-        )
-        unsent = set(claimed)
-        try:
-            for rappel in rappels:
-                emails.build(
-                    rappel.destinataire,
-                    [rappel],
-                    [rappel.categorie],
-                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
-                    "Un rappel du portail Petites villes de demain :",
-                    connection=connection,
-                ).send()
-                unsent.discard(rappel.pk)
-                sent += 1
-        finally:
-            if unsent:
-                release(unsent)
+    mailer = get_connection()
+    with _sent_marks_without_disk_wait():
+        for start in range(0, len(ids), SEND_BATCH):
+            sent += _send_batch(ids[start : start + SEND_BATCH], mailer)
     return sent
+
+
+def _send_batch(ids, mailer) -> int:
+    claimed = claim(ids)
+    rappels = Rappel.objects.filter(pk__in=claimed).select_related("destinataire", "beneficiaire")
+    unsent = set(claimed)
+    try:
+        for rappel in rappels:
+            emails.build(
+                rappel.destinataire,
+                [rappel],
+                [rappel.categorie],
+                f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
+                "Un rappel du portail Petites villes de demain :",
+                connection=mailer,
+            ).send()
+            Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
+            unsent.discard(rappel.pk)
+    finally:
+        if unsent:
+            release(unsent)
+    return len(claimed) - len(unsent)
 
 
 def period_of(frequence: str, today: date) -> str | None:
@@ -146,6 +196,11 @@ def send_digests(today: date) -> int:
         period = period_of(prefs[user_id][categorie], today)
         if period:
             wanted.setdefault((user_id, period), []).append(pk)
+    # Digests a killed worker claimed and never sent: their reminders are attached to them.
+    for key in Recapitulatif.objects.filter(
+        envoye_le__isnull=True, reserve_le__lt=timezone.now() - LEASE
+    ).values_list("destinataire_id", "periode"):
+        wanted.setdefault(key, [])
     Recapitulatif.objects.bulk_create(
         [Recapitulatif(destinataire_id=u, periode=p) for u, p in wanted],
         ignore_conflicts=True,
@@ -153,65 +208,78 @@ def send_digests(today: date) -> int:
     )
     keys = sorted(wanted)
     sent = 0
-    connection = get_connection()
-    for start in range(0, len(keys), SEND_BATCH):
-        batch = keys[start : start + SEND_BATCH]
-        claimed = claim_digests(batch, wanted)
-        unsent = dict(claimed)
-        try:
-            items = Rappel.objects.filter(
-                recapitulatif__in=[d.pk for d in claimed.values()]
-            ).select_related("destinataire", "beneficiaire")
-            by_digest: dict[int, list[Rappel]] = {}
-            for item in items:
-                by_digest.setdefault(item.recapitulatif_id, []).append(item)
-            for key, digest in claimed.items():
-                rows = by_digest.get(digest.pk, [])
-                label = "hebdomadaire" if "S" in digest.periode else "quotidien"
-                emails.build(
-                    rows[0].destinataire,
-                    rows,
-                    sorted({r.categorie for r in rows}),
-                    f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
-                    "Les rappels du portail Petites villes de demain, par bénéficiaire :",
-                    connection=connection,
-                ).send()
-                del unsent[key]
-                sent += 1
-        finally:
-            if unsent:
-                release_digests(unsent.values())
+    mailer = get_connection()
+    with _sent_marks_without_disk_wait():
+        for start in range(0, len(keys), SEND_BATCH):
+            sent += _send_digest_batch(keys[start : start + SEND_BATCH], wanted, mailer)
     return sent
 
 
+def _send_digest_batch(keys, wanted, mailer) -> int:
+    claimed = claim_digests(keys, wanted)
+    unsent = dict(claimed)
+    try:
+        items = Rappel.objects.filter(
+            recapitulatif__in=[d.pk for d in claimed.values()]
+        ).select_related("destinataire", "beneficiaire")
+        by_digest: dict[int, list[Rappel]] = {}
+        for item in items:
+            by_digest.setdefault(item.recapitulatif_id, []).append(item)
+        for key, digest in claimed.items():
+            rows = by_digest.get(digest.pk, [])
+            label = "hebdomadaire" if "S" in digest.periode else "quotidien"
+            emails.build(
+                rows[0].destinataire,
+                rows,
+                sorted({r.categorie for r in rows}),
+                f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
+                "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+                connection=mailer,
+            ).send()
+            Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
+            del unsent[key]
+    finally:
+        if unsent:
+            release_digests(unsent.values())
+    return len(claimed) - len(unsent)
+
+
 def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
-    """Claim the unsent digests of these (user, period) and attach their reminders to them."""
+    """Claim the unsent, unclaimed digests of these (user, period) for a lease and attach
+    their reminders to them."""
     users = {u for u, _ in keys}
     periods = {p for _, p in keys}
+    now = timezone.now()
     with transaction.atomic():
         digests = {
             (d.destinataire_id, d.periode): d
             for d in Recapitulatif.objects.filter(
-                destinataire_id__in=users, periode__in=periods, envoye_le__isnull=True
+                _free(now, "reserve_le"),
+                destinataire_id__in=users,
+                periode__in=periods,
+                envoye_le__isnull=True,
             ).select_for_update(skip_locked=True)
         }
         claimed = {key: digests[key] for key in keys if key in digests}
-        attach = []
-        for key, digest in claimed.items():
-            attach += [Rappel(pk=pk, recapitulatif=digest) for pk in wanted[key]]
-        # Only reminders no other digest took (a racing sweep may hold a newer list).
-        free = set(
+        # One conditional update for the batch: a case per digest (not per row, which costs
+        # seconds to build), and only reminders no other digest took meanwhile.
+        cases = [
+            When(pk__in=wanted[key], then=Value(digest.pk))
+            for key, digest in claimed.items()
+            if wanted[key]
+        ]
+        if cases:
             Rappel.objects.filter(
-                pk__in=[r.pk for r in attach], recapitulatif__isnull=True
-            ).values_list("pk", flat=True)
+                pk__in=[pk for key in claimed for pk in wanted[key]], recapitulatif__isnull=True
+            ).update(recapitulatif_id=Case(*cases))
+        # Non-empty: given reminders now, or holding those of a claim whose worker died.
+        nonempty = set(
+            Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()])
+            .values_list("recapitulatif_id", flat=True)
+            .distinct()
         )
-        attach = [r for r in attach if r.pk in free]
-        Rappel.objects.bulk_update(attach, ["recapitulatif"], batch_size=BATCH)
-        nonempty = {r.recapitulatif_id for r in attach}
         claimed = {k: d for k, d in claimed.items() if d.pk in nonempty}
-        Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(
-            envoye_le=timezone.now()
-        )
+        Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(reserve_le=now)
     return claimed
 
 
@@ -219,7 +287,7 @@ def release_digests(digests) -> None:
     ids = [d.pk for d in digests]
     with transaction.atomic():
         Rappel.objects.filter(recapitulatif_id__in=ids).update(recapitulatif=None)
-        Recapitulatif.objects.filter(pk__in=ids).update(envoye_le=None)
+        Recapitulatif.objects.filter(pk__in=ids).update(reserve_le=None)
 
 
 def digest_preview(user, today: date | None = None):

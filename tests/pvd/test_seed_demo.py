@@ -24,6 +24,11 @@ def test_demo_instance_gets_accounts_and_signed_conventions(settings):
     assert ussel.date_signature == date(2022, 10, 18)
     assert cadres.get(beneficiaire__nom="Le Blanc").date_signature == date(2023, 2, 17)
     assert Convention.objects.filter(type="adhesion", date_signature__year=2021).count() == 18
+    # Indicators with a frequency whose measure is late: the chef de projet is reminded.
+    from rappels.models import Rappel
+
+    mesures = Rappel.objects.filter(destinataire=cdp, regle="mesure_indicateur")
+    assert mesures.filter(message__contains="Surface d'espace public requalifiée").count() == 1
 
 
 def test_production_instance_gets_no_demo_account(settings):

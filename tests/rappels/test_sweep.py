@@ -169,3 +169,27 @@ def test_two_sweeps_racing_in_two_threads_send_each_reminder_once(territoires):
     assert rows.count() == len(beneficiaires)
     sent = [m.to[0] for m in mail.outbox if m.to[0].startswith("cdp-")]
     assert sorted(sent) == sorted(set(sent)) and len(sent) == len(beneficiaires)
+
+
+def test_beat_down_three_days_sends_each_reminder_missed_on_any_of_them_once(territoires):
+    from communes.models import Beneficiaire
+    from pvd.models import Role
+    from tests.factories import user_with_role
+
+    # Three beneficiaries whose 12-month reminder fell on each of the three days without sweep.
+    emails = []
+    for days, beneficiaire in enumerate(Beneficiaire.objects.order_by("pk")[:3], start=1):
+        Convention.objects.filter(beneficiaire=beneficiaire, type="cadre").delete()
+        set_adhesion(beneficiaire, TODAY - timedelta(days=days) - relativedelta(months=12))
+        user = user_with_role(f"cdp-down-{days}@test.pvd.fr", Role.Kind.CHEF_PROJET)
+        user.roles.get().beneficiaires.set([beneficiaire])
+        emails.append(user.email)
+    sweep(TODAY - timedelta(days=4))  # the last sweep before the beat went down
+    assert not Rappel.objects.filter(destinataire__email__in=emails).exists()
+
+    for day in range(4):  # back today, then the following days
+        sweep(TODAY + timedelta(days=day))
+
+    rows = Rappel.objects.filter(destinataire__email__in=emails)
+    assert sorted(r.echeance for r in rows) == [TODAY - timedelta(days=d) for d in (3, 2, 1)]
+    assert sorted(m.to[0] for m in mail.outbox if m.to[0] in emails) == sorted(emails)

@@ -283,6 +283,7 @@ class Command(BaseCommand):
                 libelle=indicateur_row["libelle"],
                 unite=indicateur_row["unite"],
                 cible=Decimal(str(indicateur_row["cible"])),
+                frequence=indicateur_row.get("frequence", ""),
             )
             for mesure in indicateur_row.get("mesures", []):
                 Mesure.objects.create(
