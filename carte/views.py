@@ -2,11 +2,12 @@
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.generic import TemplateView
 
 from communes.models import Departement, Region
 
-from . import geo
+from . import choroplethe, geo
 
 # Beyond this many communes, the list under the map asks for a département first.
 LISTE_MAX = 400
@@ -34,7 +35,12 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
     user = request.user
     filtre = filtre if filtre is not None else filtre_from(request)
     points = geo.points(user, filtre)
-    departements = geo.departements(user, filtre)
+    if filtre.departement is not None:
+        niveau, code = "departement", filtre.departement.code
+    elif filtre.region is not None:
+        niveau, code = "region", filtre.region.code
+    else:
+        niveau, code = ("france" if user.perimeter.sees_everything else "perimetre"), None
     url = "/carte/donnees.geojson"
     if filtre.querystring():
         url = f"{url}?{filtre.querystring()}"
@@ -43,9 +49,8 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
         "points": points if len(points) <= LISTE_MAX else [],
         "nb_points": len(points),
         "liste_max": LISTE_MAX,
-        "departements": departements,
+        "choroplethe": choroplethe.choroplethe(user, niveau, code, timezone.localdate()),
         "etats": geo.ETATS,
-        "classes": geo.CLASSES,
         "geojson_url": url,
         "tile_url": settings.MAP_TILE_URL,
         "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
