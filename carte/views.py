@@ -1,7 +1,8 @@
 """The map of the PVD communes: a page, and the GeoJSON its script draws."""
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, JsonResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.generic import TemplateView
 
@@ -75,4 +76,13 @@ def carte_geojson(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(geo.geojson(request.user, filtre_from(request)))
     response["Content-Type"] = "application/geo+json"
     response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_not_required
+def departements_svg(request: HttpRequest) -> HttpResponse:
+    """The départements' shapes, which the choropleth's <use> elements point to: public
+    geometry, the same for everyone, cached by the browser (its URL carries the version)."""
+    response = HttpResponse(choroplethe.sprite(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
     return response

@@ -58,6 +58,16 @@ def test_vendored_shapes_cover_metropolitan_and_overseas_departements():
     assert indre[3] < correze[3] and indre[1] < correze[1]
 
 
+def test_shapes_are_served_once_to_anyone_and_cached(client):
+    response = client.get("/carte/departements.svg?v=1")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response["Cache-Control"] == "public, max-age=86400"
+    content = response.content.decode()
+    assert content.count("<path id=") == 96 + 5
+    assert '<path id="d36" d="M' in content and '<path id="d2A" d="M' in content
+
+
 def test_prefecture_home_shows_only_its_departement(client_for, prefecture_36, le_blanc):
     sign_cadre(le_blanc)
     html = client_for(prefecture_36).get(reverse("pvd:home")).content.decode()
@@ -87,14 +97,15 @@ def test_national_home_colours_every_departement_and_drills_down(client_for, nat
         "36": "/tableaux/programme/departement/36/",
     }
     drawn = svg(html)
-    assert 'class="pvd-choroplethe--fort" d="M' in drawn.split("departement--19")[1][:300]
+    assert 'class="pvd-choroplethe--fort" href="/carte/departements.svg?v=1#d19"' in drawn
     assert 'class="pvd-choroplethe--tres-faible"' in drawn.split("departement--36")[1][:300]
     # The Creuse has no beneficiary of its own (La Courtine belongs to Ussel's, in 19).
     assert 'class="pvd-choroplethe--vide"' in drawn.split("departement--23")[1][:300]
     assert "Creuse (23) : aucun bénéficiaire actif" in titles(html)
     # The whole of France, overseas boxes included, is drawn.
     assert 'viewBox="0 0 613 649"' in drawn
-    assert drawn.count("<path") == 96 + 5
+    assert drawn.count("<use") == 96 + 5
+    assert '<text x="32" y="626">971</text>' in drawn  # not localised as « 32,0 »
     assert 'data-geojson-url="/carte/donnees.geojson"' in html
 
 
