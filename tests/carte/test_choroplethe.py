@@ -170,3 +170,10 @@ def test_the_choropleth_costs_two_queries_and_none_once_cached(request, who, set
         cache.clear()  # leave no shared figures behind for the next tests
     # Only the national figures are shared by every reader, hence cached.
     assert counts == ([2, 0] if who == "national" else [2, 2])
+
+
+def test_elu_map_page_counts_only_what_the_elu_reads(client_for, elu_ussel):
+    html = client_for(elu_ussel).get("/carte/").content.decode()
+    # Ussel's beneficiary only, not Bort-les-Orgues – Neuvic, the Corrèze's other one.
+    assert linked(html) == {"19": "/carte/?departement=19"}
+    assert titles(html) == ["Corrèze (19) : 0 convention-cadre signée pour 1 bénéficiaire (0 %)"]
