@@ -11,8 +11,8 @@ table under it. The shapes themselves are served once as ``/carte/departements.s
   under the map. Read once per process.
 - :func:`choroplethe` gives what the template draws for a user and a territory: the
   départements the user reads (``Departement.objects.for_user``) are coloured and linked,
-  their neighbours drawn grey with neither name nor figure. Two queries, cached for the
-  national readers like the programme's figures.
+  their neighbours drawn grey with neither name nor figure. Two queries; :func:`rendu`
+  renders it, once per period for the national readers, like the programme's figures.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from communes.models import Beneficiaire, Departement
 from conventions.models import Convention
@@ -221,24 +223,17 @@ def lignes(user, departements) -> list[dict]:
     return result
 
 
-def _cached_lignes(user, niveau: str, code: str | None, departements, today: date) -> list:
-    """The national readers all see the same figures: computed once per period."""
-    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
-    key = f"carte:choroplethe:{VERSION}:{niveau}:{code}:{today.isoformat()}"
-    rows = cache.get(key) if shared else None
-    if rows is None:
-        rows = lignes(user, departements)
-        if shared:
-            cache.set(key, rows, settings.PROGRAMME_CACHE_TIMEOUT)
-    return rows
-
-
 def _lien(user, code: str, drill_down: bool) -> str:
     if drill_down:
-        return reverse("tableaux:departement", args=[code])
+        return _chiffres_url(code)
     if code in user.perimeter.prefecture_departement_codes:
         return f"{reverse('pvd:home')}?departement={code}#tableau-beneficiaires"
     return f"{reverse('carte:carte')}?departement={code}"
+
+
+@lru_cache(maxsize=512)
+def _chiffres_url(code: str) -> str:
+    return reverse("tableaux:departement", args=[code])
 
 
 def _viewbox(codes, shapes) -> tuple[float, float, float, float]:
@@ -256,7 +251,7 @@ def _intersects(bbox, viewbox) -> bool:
     return bbox[2] >= x and bbox[0] <= x + w and bbox[3] >= y and bbox[1] <= y + h
 
 
-def choroplethe(user, niveau: str, code: str | None, today: date) -> dict:
+def choroplethe(user, niveau: str, code: str | None) -> dict:
     """What the choropleth draws: ``niveau`` is france, region, departement (the national
     drill-down pages) or perimetre (the user's own départements, e.g. a préfecture's)."""
     departements = Departement.objects.for_user(user)
@@ -264,7 +259,7 @@ def choroplethe(user, niveau: str, code: str | None, today: date) -> dict:
         departements = departements.filter(region_id=code)
     elif niveau == "departement":
         departements = departements.filter(code=code)
-    rows = _cached_lignes(user, niveau, code, departements, today)
+    rows = lignes(user, departements)
     shapes = formes()
     drill_down = policy.may_see_synthese(user)
     if niveau == "france":
@@ -294,3 +289,18 @@ def choroplethe(user, niveau: str, code: str | None, today: date) -> dict:
         "drill_down": drill_down,
         "sprite": sprite_url(),
     }
+
+
+def rendu(user, niveau: str, code: str | None, today: date) -> str:
+    """The choropleth's HTML. The national readers all see the same one: rendered once per
+    period (``PROGRAMME_CACHE_TIMEOUT``, as the programme's figures), not on every visit."""
+    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
+    key = f"carte:choroplethe:{VERSION}:{niveau}:{code}:{today.isoformat()}"
+    html = cache.get(key) if shared else None
+    if html is None:
+        html = render_to_string(
+            "carte/includes/choroplethe.html", {"choroplethe": choroplethe(user, niveau, code)}
+        )
+        if shared:
+            cache.set(key, html, settings.PROGRAMME_CACHE_TIMEOUT)
+    return mark_safe(html)  # rendered by the template above, which escapes

@@ -164,12 +164,13 @@ def test_the_choropleth_costs_two_queries_and_none_once_cached(request, who, set
         cache.clear()
         for _ in range(2):
             with CaptureQueriesContext(connection) as context:
-                choroplethe.choroplethe(user, niveau, None, date(2026, 1, 5))
+                html = choroplethe.rendu(user, niveau, None, date(2026, 1, 5))
             counts.append(len(context))
     finally:
         cache.clear()  # leave no shared figures behind for the next tests
-    # Only the national figures are shared by every reader, hence cached.
+    # Only the national map is the same for every reader, hence cached.
     assert counts == ([2, 0] if who == "national" else [2, 2])
+    assert "pvd-choroplethe__departement--36" in html
 
 
 def test_elu_map_page_counts_only_what_the_elu_reads(client_for, elu_ussel):
