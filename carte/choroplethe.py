@@ -11,8 +11,9 @@ table under it. The shapes themselves are served once as ``/carte/departements.s
   under the map. Read once per process.
 - :func:`choroplethe` gives what the template draws for a user and a territory: the
   départements the user reads (``Departement.objects.for_user``) are coloured and linked,
-  their neighbours drawn grey with neither name nor figure. Two queries; :func:`rendu`
-  renders it, once per period for the national readers, like the programme's figures.
+  their neighbours drawn grey with neither name nor figure. Two queries; for the national
+  readers the drawing is cached once per period (:func:`a_cacher`), like the programme's
+  figures.
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 
 from communes.models import Beneficiaire, Departement
 from conventions.models import Convention
@@ -291,16 +289,13 @@ def choroplethe(user, niveau: str, code: str | None) -> dict:
     }
 
 
-def rendu(user, niveau: str, code: str | None, today: date) -> str:
-    """The choropleth's HTML. The national readers all see the same one: rendered once per
-    period (``PROGRAMME_CACHE_TIMEOUT``, as the programme's figures), not on every visit."""
+def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
+    """What ``carte/includes/choroplethe_cache.html`` needs: the choropleth, computed only
+    when drawn (a callable: the template calls it), and the cache key and duration when the
+    drawing is the same for every reader (the national ones), as the programme's figures."""
     shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
-    key = f"carte:choroplethe:{VERSION}:{niveau}:{code}:{today.isoformat()}"
-    html = cache.get(key) if shared else None
-    if html is None:
-        html = render_to_string(
-            "carte/includes/choroplethe.html", {"choroplethe": choroplethe(user, niveau, code)}
-        )
-        if shared:
-            cache.set(key, html, settings.PROGRAMME_CACHE_TIMEOUT)
-    return mark_safe(html)  # rendered by the template above, which escapes
+    return {
+        "calcul": partial(choroplethe, user, niveau, code),
+        "cle": f"{VERSION}:{niveau}:{code}:{today.isoformat()}" if shared else None,
+        "duree": settings.PROGRAMME_CACHE_TIMEOUT,
+    }

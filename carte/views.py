@@ -50,7 +50,7 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
         "points": points if len(points) <= LISTE_MAX else [],
         "nb_points": len(points),
         "liste_max": LISTE_MAX,
-        "choroplethe": choroplethe.rendu(user, niveau, code, timezone.localdate()),
+        "choroplethe": choroplethe.a_cacher(user, niveau, code, timezone.localdate()),
         "etats": geo.ETATS,
         "geojson_url": url,
         "tile_url": settings.MAP_TILE_URL,

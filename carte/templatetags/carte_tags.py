@@ -24,7 +24,7 @@ def carte_embed(context) -> dict:
         niveau = "perimetre"
     query = f"?{niveau}={code}" if code else ""
     return {
-        "choroplethe": choroplethe.rendu(user, niveau, code, timezone.localdate()),
+        "choroplethe": choroplethe.a_cacher(user, niveau, code, timezone.localdate()),
         "geojson_url": reverse("carte:geojson") + query,
         "liste_url": reverse("carte:carte") + query,
         "tile_url": settings.MAP_TILE_URL,

@@ -5,8 +5,9 @@ import re
 from datetime import date
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -158,16 +159,27 @@ def test_the_choropleth_costs_two_queries_and_none_once_cached(request, who, set
     user = request.getfixturevalue(who)
     user.perimeter  # noqa: B018 - read once, as the middleware does
     settings.PROGRAMME_CACHE_TIMEOUT = 600
+    # Page fragments cached as in production (the test settings turn them off).
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "template_fragments": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "carte-tests",
+        },
+    }
     niveau = "france" if who == "national" else "perimetre"
     counts = []
     try:
-        cache.clear()
+        caches["template_fragments"].clear()
         for _ in range(2):
             with CaptureQueriesContext(connection) as context:
-                html = choroplethe.rendu(user, niveau, None, date(2026, 1, 5))
+                html = render_to_string(
+                    "carte/includes/choroplethe_cache.html",
+                    {"choroplethe": choroplethe.a_cacher(user, niveau, None, date(2026, 1, 5))},
+                )
             counts.append(len(context))
     finally:
-        cache.clear()  # leave no shared figures behind for the next tests
+        caches["template_fragments"].clear()  # leave nothing behind for the next tests
     # Only the national map is the same for every reader, hence cached.
     assert counts == ([2, 0] if who == "national" else [2, 2])
     assert "pvd-choroplethe__departement--36" in html
