@@ -1,16 +1,15 @@
 """What the map shows: the PVD communes of a user's perimeter, and their départements.
 
-One place for the map's read-model, used by the GeoJSON view, the list under the map and
-the include that dashboards embed (``templates/carte/includes/carte.html``):
+One place for the map's read-model of communes, used by the GeoJSON view and the list under
+the map (``templates/carte/includes/carte.html``):
 
 - :func:`points` — the active PVD communes that have coordinates, within the user's
   perimeter (``commune_q``: another territory's communes never appear), each with its
   beneficiary and the state of the beneficiary's convention-cadre, in ONE query;
 - :func:`departements` — per département, the centroid of those communes, the number of
-  beneficiaries and of those whose convention-cadre is signed, in ONE query (GROUP BY).
-  No official file of département shapes is in the reference data: the « choropleth » is
-  drawn as one circle per département at its PVD communes' centroid, coloured by that
-  share and sized by the number of beneficiaries. A beneficiary whose communes lie in two
+  beneficiaries and of those whose convention-cadre is signed, in ONE query (GROUP BY),
+  served in the GeoJSON for its readers. The page draws the départements with their real
+  shapes instead (``carte/choroplethe.py``). A beneficiary whose communes lie in two
   départements (Ussel – La Courtine) counts in each: these are per-département figures,
   not national totals.
 

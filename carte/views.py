@@ -1,12 +1,14 @@
 """The map of the PVD communes: a page, and the GeoJSON its script draws."""
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, JsonResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.generic import TemplateView
 
 from communes.models import Departement, Region
 
-from . import geo
+from . import choroplethe, geo
 
 # Beyond this many communes, the list under the map asks for a département first.
 LISTE_MAX = 400
@@ -34,7 +36,12 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
     user = request.user
     filtre = filtre if filtre is not None else filtre_from(request)
     points = geo.points(user, filtre)
-    departements = geo.departements(user, filtre)
+    if filtre.departement is not None:
+        niveau, code = "departement", filtre.departement.code
+    elif filtre.region is not None:
+        niveau, code = "region", filtre.region.code
+    else:
+        niveau, code = ("france" if user.perimeter.sees_everything else "perimetre"), None
     url = "/carte/donnees.geojson"
     if filtre.querystring():
         url = f"{url}?{filtre.querystring()}"
@@ -43,9 +50,8 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
         "points": points if len(points) <= LISTE_MAX else [],
         "nb_points": len(points),
         "liste_max": LISTE_MAX,
-        "departements": departements,
+        "choroplethe": choroplethe.a_cacher(user, niveau, code, timezone.localdate()),
         "etats": geo.ETATS,
-        "classes": geo.CLASSES,
         "geojson_url": url,
         "tile_url": settings.MAP_TILE_URL,
         "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
@@ -70,4 +76,13 @@ def carte_geojson(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(geo.geojson(request.user, filtre_from(request)))
     response["Content-Type"] = "application/geo+json"
     response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_not_required
+def departements_svg(request: HttpRequest) -> HttpResponse:
+    """The départements' shapes, which the choropleth's <use> elements point to: public
+    geometry, the same for everyone, cached by the browser (its URL carries the version)."""
+    response = HttpResponse(choroplethe.sprite(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
     return response

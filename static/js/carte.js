@@ -1,10 +1,11 @@
-/* The map of the PVD communes (templates/carte/includes/carte.html).
+/* The map of the PVD communes (templates/carte/includes/points.html).
  *
  * Reads its settings from the data- attributes of #pvd-carte (no inline script: CSP),
- * fetches the GeoJSON of the user's perimeter, draws the départements as circles at their
- * PVD communes' centroid (coloured by the share of signed conventions-cadres) and the
- * communes as clustered points coloured by their convention-cadre; a point opens the
- * beneficiary's page. Without a tile URL the background stays plain.
+ * fetches the GeoJSON of the user's perimeter and draws the communes as clustered points
+ * coloured by their convention-cadre; a point opens the beneficiary's page. The
+ * départements are drawn by the server (templates/carte/includes/choroplethe.html), with
+ * their real shapes: the GeoJSON's département features are not drawn here. Without a tile
+ * URL the background stays plain.
  */
 (function () {
   "use strict";
@@ -15,12 +16,6 @@
     aucune: "#ffffff",
     terminee: "#929292",
   };
-  var CLASSES = {
-    fort: "#000091",
-    moyen: "#6a6af4",
-    faible: "#bcbcf8",
-    "tres-faible": "#ececfe",
-  };
   var FRANCE = [[41.3, -5.2], [51.1, 9.6]];
 
   function text(tag, value, className) {
@@ -28,31 +23,6 @@
     element.textContent = value;
     if (className) element.className = className;
     return element;
-  }
-
-  function communePopup(p) {
-    var box = document.createElement("div");
-    box.appendChild(text("strong", p.nom + " (" + p.code + ")"));
-    box.appendChild(text("p", p.etat_label, "fr-mb-1v"));
-    var link = text("a", p.beneficiaire, "pvd-carte__lien");
-    link.href = p.url;
-    box.appendChild(link);
-    return box;
-  }
-
-  function departementPopup(p) {
-    var box = document.createElement("div");
-    box.appendChild(text("strong", p.nom + " (" + p.code + ")"));
-    box.appendChild(
-      text(
-        "p",
-        p.beneficiaires + " bénéficiaire" + (p.beneficiaires > 1 ? "s" : "") + ", " +
-          p.signees + " convention" + (p.signees > 1 ? "s" : "") + "-cadre" +
-          " signée" + (p.signees > 1 ? "s" : "") + " (" + p.part + " %)",
-        "fr-mb-0",
-      ),
-    );
-    return box;
   }
 
   function draw(element, data) {
@@ -65,40 +35,26 @@
         maxZoom: 18,
       }).addTo(map);
     }
-    var departements = L.layerGroup();
     var communes = L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 40 });
     var bounds = [];
     data.features.forEach(function (feature) {
       var p = feature.properties;
       var latlng = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
-      if (p.couche === "departement") {
-        L.circleMarker(latlng, {
-          radius: 8 + 3 * Math.sqrt(p.beneficiaires),
-          color: "#161616",
-          weight: 1,
-          fillColor: CLASSES[p.classe] || CLASSES["tres-faible"],
-          fillOpacity: 0.55,
-          className: "pvd-carte__departement",
-        })
-          .bindPopup(departementPopup(p))
-          .bindTooltip(p.nom)
-          .addTo(departements);
-      } else {
-        var marker = L.circleMarker(latlng, {
-          radius: 7,
-          color: "#161616",
-          weight: 1,
-          fillColor: ETATS[p.etat] || ETATS.aucune,
-          fillOpacity: 1,
-          className: "pvd-carte__commune pvd-carte__commune--" + p.code,
-        });
-        marker.bindTooltip(p.nom + " — " + p.beneficiaire);
-        marker.on("click", function () {
-          window.location.assign(p.url);
-        });
-        communes.addLayer(marker);
-        bounds.push(latlng);
-      }
+      if (p.couche !== "commune") return;
+      var marker = L.circleMarker(latlng, {
+        radius: 7,
+        color: "#161616",
+        weight: 1,
+        fillColor: ETATS[p.etat] || ETATS.aucune,
+        fillOpacity: 1,
+        className: "pvd-carte__commune pvd-carte__commune--" + p.code,
+      });
+      marker.bindTooltip(p.nom + " — " + p.beneficiaire);
+      marker.on("click", function () {
+        window.location.assign(p.url);
+      });
+      communes.addLayer(marker);
+      bounds.push(latlng);
     });
     // The view first: the cluster layer needs the map's centre and zoom.
     if (bounds.length) {
@@ -106,11 +62,7 @@
     } else {
       map.fitBounds(FRANCE);
     }
-    departements.addTo(map);
     communes.addTo(map);
-    L.control
-      .layers(null, { "Départements": departements, "Communes PVD": communes }, { collapsed: false })
-      .addTo(map);
     element.dataset.state = "ready";
   }
 

