@@ -254,6 +254,9 @@ JOB_REAPER_PERIOD = 60
 # The programme's figures for national readers (tableaux/views.py) are computed once per
 # this many seconds and the page says when; 0 computes them on every visit.
 PROGRAMME_CACHE_TIMEOUT = env.int("PROGRAMME_CACHE_TIMEOUT", default=600)
+# « Où en est ma ville ? » and the préfecture's table are cached until a change to what they
+# read (tableaux/cache.py), and at most this many seconds (changes made without signals).
+DASHBOARD_CACHE_TIMEOUT = env.int("DASHBOARD_CACHE_TIMEOUT", default=600)
 
 # Celery: a real Redis broker when REDIS_URL is set, tasks run in-process otherwise.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
