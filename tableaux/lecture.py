@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.contrib.postgres.aggregates import StringAgg
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DateField,
     DateTimeField,
@@ -31,7 +33,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import Exact
 
 from actions.models import FicheAction, Indicateur, LigneFinancement, Mesure
@@ -46,7 +48,7 @@ from actions.plan import (
 )
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import Echeance, with_echeances
-from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE
+from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
 
 STATUTS = LigneFinancement.Statut
@@ -60,6 +62,10 @@ FINIES = [
 # Part of the cache key of the programme's figures: raise it when their shape changes.
 VERSION = 1
 NB_RETARDS = 10  # late fiches listed on the élu's dashboard
+# The next deadlines shown with the convention-cadre's: as far ahead as the reminder rules
+# (rappels/regles.py: fin_de_convention, fin_de_contrat) warn of them.
+FIN_DE_CONVENTION = relativedelta(months=6)
+FIN_DE_CONTRAT = timedelta(days=90)
 
 
 def _late_q(today: date, prefix: str = "") -> Q:
@@ -116,11 +122,23 @@ class Ville:
     indicateurs: list[Indicateur]
     derniere_mise_a_jour: object = None
     sans_nouvelles: list[FicheAction] = field(default_factory=list)
+    # The next deadlines the reminders will speak of: contracts and conventions ending.
+    fins_de_contrat: list[Occupation] = field(default_factory=list)
+    conventions_finissantes: list[dict] = field(default_factory=list)
 
     @property
     def nb_suivies(self) -> int:
         """Fiches in a bucket (an abandoned one is in none)."""
         return sum(n for _, _, n in self.buckets)
+
+
+def _convention_finissante(ligne: str) -> dict:
+    pk, type_, fin = ligne.split("|")
+    return {
+        "pk": int(pk),
+        "type": Convention.Type(type_).label,
+        "date_fin": date.fromisoformat(fin),
+    }
 
 
 def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = False) -> Ville:
@@ -139,15 +157,37 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         .order_by("vacant_depuis")
         .values("vacant_depuis")
     )
+    # The signed conventions ending within six months (the rule rappels.regles.fin_de_convention
+    # reminds of), as « id|type|end » strings: one column for the array.
+    finissantes = (
+        Convention.objects.filter(
+            beneficiaire=OuterRef("pk"),
+            statut__in=[Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE],
+            date_fin__gte=today,
+            date_fin__lte=today + FIN_DE_CONVENTION,
+        )
+        .order_by("date_fin", "pk")
+        .values(
+            ligne=Concat(
+                Cast("pk", CharField()),
+                Value("|"),
+                "type",
+                Value("|"),
+                Cast("date_fin", CharField()),
+                output_field=CharField(),
+            )
+        )
+    )
     echeance_row = (
         with_echeances(Beneficiaire.objects.filter(pk=beneficiaire.pk))
         .annotate(
             nb_retards=Count("fiches", filter=_late_q(today, "fiches__")),
             derniere_maj=Max("fiches__updated_at"),
             vacants=ArraySubquery(vacants),
+            finissantes=ArraySubquery(finissantes),
         )
         .get()
-    )  # 6, with the vacant posts
+    )  # 6, with the vacant posts and the conventions ending soon
     chefs = list(
         Occupation.objects.filter(poste__beneficiaires=beneficiaire, date_debut__lte=today)
         .exclude(date_fin__lt=today)
@@ -178,6 +218,14 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         derniere_mise_a_jour=echeance_row.derniere_maj,
         echeance=Echeance.of(echeance_row, today),
         chefs=chefs,
+        fins_de_contrat=[
+            chef
+            for chef in chefs
+            if chef.date_fin_contrat and today <= chef.date_fin_contrat <= today + FIN_DE_CONTRAT
+        ],
+        conventions_finissantes=[
+            _convention_finissante(ligne) for ligne in echeance_row.finissantes
+        ],
         postes_vacants=echeance_row.vacants,
         indicateurs=indicateurs,
     )

@@ -12,10 +12,11 @@ from django.utils import timezone
 from actions.models import FicheAction
 from conventions.models import Convention
 from postes.models import Poste
+from postes.templatetags.postes_tags import date_longue
 from rappels.models import Categorie, Rappel
 from tests.actions.test_plan_readmodel import make_fiche, text
 from tests.conftest import count_queries
-from tests.postes.conftest import make_poste
+from tests.postes.conftest import make_poste, occupe
 from tests.tableaux.test_dashboards import fill
 
 pytestmark = pytest.mark.django_db
@@ -206,3 +207,40 @@ def test_a_reminder_never_links_outside_the_portal(client_for, elu_ussel, ussel_
 
 def test_no_reminder_says_so(client_for, elu_ussel, ussel_la_courtine):
     assert "Aucun rappel non lu." in home(client_for(elu_ussel))
+
+
+def test_elu_sees_the_next_deadlines_of_their_town_only(
+    client_for, elu_ussel, ussel_la_courtine, le_blanc
+):
+    today = timezone.localdate()
+    for beneficiaire, fin in ((ussel_la_courtine, 40), (le_blanc, 50)):
+        Convention.objects.create(
+            beneficiaire=beneficiaire,
+            type=Convention.Type.ADHESION,
+            titre="Convention d'adhésion",
+            statut=Convention.Statut.SIGNEE,
+            date_signature=date(2021, 5, 1),
+            date_fin=today + timedelta(days=fin),
+        )
+    Convention.objects.create(  # ends in a year: not yet a deadline
+        beneficiaire=ussel_la_courtine,
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre",
+        statut=Convention.Statut.SIGNEE,
+        date_signature=date(2022, 5, 1),
+        date_fin=today + timedelta(days=400),
+    )
+    poste = make_poste(ussel_la_courtine, etat=Poste.Etat.POURVU)
+    occupation = occupe(poste, date(2021, 9, 1), prenom="Léa", nom="Roux")
+    occupation.date_fin_contrat = today + timedelta(days=30)
+    occupation.save()
+    content = home(client_for(elu_ussel))
+    echeances = content.split("Prochaines échéances")[1].split("L’argent du plan")[0]
+    fin = today + timedelta(days=40)
+    assert f"Convention d'adhésion : prend fin le {date_longue(fin)}." in echeances
+    assert "Convention-cadre PVD valant ORT : prend fin" not in echeances
+    contrat = today + timedelta(days=30)
+    assert f"Contrat du chef de projet (Léa Roux) : fin prévue le {date_longue(contrat)}." in (
+        echeances
+    )
+    assert date_longue(today + timedelta(days=50)) not in content  # Le Blanc's convention
