@@ -293,6 +293,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "actions.tasks.purge_exports",
         "schedule": 60 * 60,
     },
+    # France's figures for the national home, recomputed before they expire (tableaux/cache.py).
+    "refresh-programme-figures": {
+        "task": "tableaux.tasks.refresh_programme",
+        "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
+    },
     "end-roles-of-departed-chefs-de-projet": {
         "task": "postes.tasks.end_roles_of_departed",
         "schedule": 60 * 60,

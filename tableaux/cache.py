@@ -11,8 +11,10 @@ were computed (« Chiffres au … »). One version for the whole programme: a ch
 sends every dashboard back to the database once, which keeps the rule simple and safe.
 
 The programme's figures (national staff, partners) are not versioned: they are the same for
-every national reader and cost most, so they are recomputed every
-``PROGRAMME_CACHE_TIMEOUT`` seconds (tableaux/views.py), and the page says when too.
+every national reader and cost most (full scans of every plan, a second or two), so they are
+recomputed every ``PROGRAMME_CACHE_TIMEOUT`` seconds (tableaux/views.py), and the page says
+when too. France's are recomputed by Celery beat before they expire (``refresh_programme``),
+so that no reader of the national home waits for them.
 
 A version lost from the cache is replaced by a new random one, never an old one; the key
 also holds the code version (actions/plan_cache.py), so a deployment never serves a
@@ -21,12 +23,16 @@ and the dashboards are computed, as without a cache.
 """
 
 import uuid
+from datetime import date
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from actions.plan_cache import code_version
+
+from . import lecture
 
 VERSION_KEY = "tableaux-version"
 VERSION_TIMEOUT = 7 * 24 * 3600
@@ -56,3 +62,21 @@ def fragment_key(*parts) -> str:
 
 def timeout() -> int:
     return settings.DASHBOARD_CACHE_TIMEOUT
+
+
+def programme_key(level: str, code: str | None, today: date) -> str:
+    return (
+        f"tableaux:programme:{level}:{code}:{today.isoformat()}:{code_version()}:{lecture.VERSION}"
+    )
+
+
+def refresh_programme(today: date | None = None) -> None:
+    """France's figures, as every national reader gets them, computed and cached now."""
+    from communes.models import Beneficiaire
+
+    if settings.PROGRAMME_CACHE_TIMEOUT <= 0:
+        return
+    today = today or timezone.localdate()
+    figures = lecture.programme("france", None, Beneficiaire.objects.all(), today)
+    figures["calcule_le"] = timezone.localtime()
+    cache.set(programme_key("france", None, today), figures, settings.PROGRAMME_CACHE_TIMEOUT)

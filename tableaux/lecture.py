@@ -475,6 +475,21 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     return figures
 
 
+def programme(level: str, code: str | None, beneficiaires: QuerySet, today: date) -> dict:
+    """The programme's figures for France (rows: régions), a région (rows: départements) or
+    a département (rows: beneficiaries); ``beneficiaires`` already restricted to the
+    territory and to what the reader reads."""
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    figures: dict = {"chiffres": chiffres(beneficiaires, today), "calcule_le": None}
+    if level == "departement":
+        figures["lignes_beneficiaires"] = list(beneficiaires_table(actifs, today).order_by("nom"))
+    else:
+        rows, group = territoires(level, code)
+        totaux = totaux_par(actifs, group, today)
+        figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+    return figures
+
+
 def territoires(level: str, code: str | None):
     """The rows to drill down into: régions of France, départements of a région."""
     if level == "france":

@@ -14,7 +14,6 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
-from actions import plan_cache
 from communes.models import Beneficiaire, Departement, Region
 from postes.exports import table_response
 from pvd import policy
@@ -192,20 +191,12 @@ def _programme_context(level, code, today, user) -> dict:
     actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
     # The whole country's figures are the same for every national reader: computed once per
     # PROGRAMME_CACHE_TIMEOUT (the page says when), not on every visit.
+    # France's are also computed ahead of their expiry (tableaux.tasks.refresh_programme).
     shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
-    version = f"{plan_cache.code_version()}:{lecture.VERSION}"
-    key = f"tableaux:programme:{level}:{code}:{today.isoformat()}:{version}"
+    key = dashboard_cache.programme_key(level, code, today)
     figures = cache.get(key) if shared else None
     if figures is None:
-        figures = {"chiffres": lecture.chiffres(beneficiaires, today), "calcule_le": None}
-        if level == "departement":
-            figures["lignes_beneficiaires"] = list(
-                lecture.beneficiaires_table(actifs, today).order_by("nom")
-            )
-        else:
-            rows, group = lecture.territoires(level, code)
-            totaux = lecture.totaux_par(actifs, group, today)
-            figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+        figures = lecture.programme(level, code, beneficiaires, today)
         if shared:
             figures["calcule_le"] = timezone.localtime()
             cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)

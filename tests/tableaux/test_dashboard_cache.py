@@ -244,3 +244,27 @@ def test_elu_sees_the_next_deadlines_of_their_town_only(
         echeances
     )
     assert date_longue(today + timedelta(days=50)) not in content  # Le Blanc's convention
+
+
+# The programme's figures -------------------------------------------------------------------
+
+
+def test_france_figures_are_ready_before_the_first_national_reader(
+    client_for, national, plans, settings
+):
+    from tableaux.tasks import refresh_programme
+
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    client = client_for(national)
+    client.get(reverse("rappels:list"))  # the header's unread count, then cached
+    refresh_programme()
+    ready = count_queries(lambda: client.get(reverse("pvd:home")))
+    from django.core.cache import cache
+
+    cache.clear()
+    client.get(reverse("rappels:list"))
+    computed = count_queries(lambda: client.get(reverse("pvd:home")))
+    assert ready <= computed - 5  # none of France's figures read
+    content = home(client)
+    assert "Chiffres calculés le" in content
+    assert "8 actions suivies (hors abandonnées), dont 2 en retard" in content
