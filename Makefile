@@ -120,7 +120,8 @@ bench-pages: $(VENV)/.installed
 		DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; fi
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(PY) bench/bench_pages.py
 
-# Dashboards (each role's home) against the cheapest view, and the bilan PDF of a 50-fiche plan.
+# Dashboards (each role's home) served by gunicorn (bench_pages' harness) against the cheapest
+# view, and the bilan PDF of a 50-fiche plan.
 bench-dashboards: bench-actions-data
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_dashboards.py
 

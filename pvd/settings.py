@@ -254,6 +254,9 @@ JOB_REAPER_PERIOD = 60
 # The programme's figures for national readers (tableaux/views.py) are computed once per
 # this many seconds and the page says when; 0 computes them on every visit.
 PROGRAMME_CACHE_TIMEOUT = env.int("PROGRAMME_CACHE_TIMEOUT", default=600)
+# « Où en est ma ville ? » and the préfecture's table are cached until a change to what they
+# read (tableaux/cache.py), and at most this many seconds (changes made without signals).
+DASHBOARD_CACHE_TIMEOUT = env.int("DASHBOARD_CACHE_TIMEOUT", default=600)
 
 # Celery: a real Redis broker when REDIS_URL is set, tasks run in-process otherwise.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -289,6 +292,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-actions-exports": {
         "task": "actions.tasks.purge_exports",
         "schedule": 60 * 60,
+    },
+    # France's figures for the national home, recomputed before they expire (tableaux/cache.py).
+    "refresh-programme-figures": {
+        "task": "tableaux.tasks.refresh_programme",
+        "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
     },
     "end-roles-of-departed-chefs-de-projet": {
         "task": "postes.tasks.end_roles_of_departed",

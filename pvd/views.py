@@ -78,7 +78,7 @@ class HomeView(TemplateView):
         user = self.request.user
         perimeter = user.perimeter
         context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
-            "departements", "communes"
+            "departements", "communes", "beneficiaires"
         )
         # Each role's dashboard (tableaux/views.py); the programme's figures replace the
         # counts of France's communes.

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.contrib.postgres.aggregates import StringAgg
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DateField,
     DateTimeField,
@@ -30,7 +33,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import Exact
 
 from actions.models import FicheAction, Indicateur, LigneFinancement, Mesure
@@ -45,7 +48,7 @@ from actions.plan import (
 )
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import Echeance, with_echeances
-from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE
+from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
 
 STATUTS = LigneFinancement.Statut
@@ -59,6 +62,10 @@ FINIES = [
 # Part of the cache key of the programme's figures: raise it when their shape changes.
 VERSION = 1
 NB_RETARDS = 10  # late fiches listed on the élu's dashboard
+# The next deadlines shown with the convention-cadre's: as far ahead as the reminder rules
+# (rappels/regles.py: fin_de_convention, fin_de_contrat) warn of them.
+FIN_DE_CONVENTION = relativedelta(months=6)
+FIN_DE_CONTRAT = timedelta(days=90)
 
 
 def _late_q(today: date, prefix: str = "") -> Q:
@@ -111,10 +118,13 @@ class Ville:
     nb_retards: int
     echeance: Echeance
     chefs: list[Occupation]
-    postes_vacants: list[Poste]
+    postes_vacants: list[date | None]  # since when each vacant post is vacant
     indicateurs: list[Indicateur]
     derniere_mise_a_jour: object = None
     sans_nouvelles: list[FicheAction] = field(default_factory=list)
+    # The next deadlines the reminders will speak of: contracts and conventions ending.
+    fins_de_contrat: list[Occupation] = field(default_factory=list)
+    conventions_finissantes: list[dict] = field(default_factory=list)
 
     @property
     def nb_suivies(self) -> int:
@@ -122,10 +132,19 @@ class Ville:
         return sum(n for _, _, n in self.buckets)
 
 
+def _convention_finissante(ligne: str) -> dict:
+    pk, type_, fin = ligne.split("|")
+    return {
+        "pk": int(pk),
+        "type": Convention.Type(type_).label,
+        "date_fin": date.fromisoformat(fin),
+    }
+
+
 def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = False) -> Ville:
     """The beneficiary's dashboard (``beneficiaire`` already checked with ``for_user``).
 
-    Nine queries (ten for a chef de projet), whatever the size of the plan.
+    Eight queries (nine for a chef de projet), whatever the size of the plan.
     """
     fiches = FicheAction.objects.filter(beneficiaire=beneficiaire)
     counts = livraison_counts(fiches)  # 1
@@ -133,24 +152,47 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
     lignes, par_statut = financement_par_financeur(fiches)  # 4
     late = fiches.filter(_late_q(today)).order_by("date_fin_prevue", "reference")
     retards = list(late.only("reference", "titre", "date_fin_prevue")[:NB_RETARDS])  # 5
+    vacants = (
+        Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
+        .order_by("vacant_depuis")
+        .values("vacant_depuis")
+    )
+    # The signed conventions ending within six months (the rule rappels.regles.fin_de_convention
+    # reminds of), as « id|type|end » strings: one column for the array.
+    finissantes = (
+        Convention.objects.filter(
+            beneficiaire=OuterRef("pk"),
+            statut__in=[Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE],
+            date_fin__gte=today,
+            date_fin__lte=today + FIN_DE_CONVENTION,
+        )
+        .order_by("date_fin", "pk")
+        .values(
+            ligne=Concat(
+                Cast("pk", CharField()),
+                Value("|"),
+                "type",
+                Value("|"),
+                Cast("date_fin", CharField()),
+                output_field=CharField(),
+            )
+        )
+    )
     echeance_row = (
         with_echeances(Beneficiaire.objects.filter(pk=beneficiaire.pk))
         .annotate(
             nb_retards=Count("fiches", filter=_late_q(today, "fiches__")),
             derniere_maj=Max("fiches__updated_at"),
+            vacants=ArraySubquery(vacants),
+            finissantes=ArraySubquery(finissantes),
         )
         .get()
-    )  # 6
+    )  # 6, with the vacant posts and the conventions ending soon
     chefs = list(
         Occupation.objects.filter(poste__beneficiaires=beneficiaire, date_debut__lte=today)
         .exclude(date_fin__lt=today)
         .order_by("nom", "prenom")
     )  # 7
-    vacants = list(
-        Poste.objects.filter(beneficiaires=beneficiaire, etat=Poste.Etat.VACANT).order_by(
-            "vacant_depuis"
-        )
-    )  # 8
     derniere = Mesure.objects.filter(indicateur=OuterRef("pk")).order_by("-date", "-pk")
     indicateurs = list(
         Indicateur.objects.filter(fiche__beneficiaire=beneficiaire)
@@ -160,7 +202,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
             date_valeur=Subquery(derniere.values("date")[:1]),
         )
         .order_by("fiche__reference", "libelle")
-    )  # 9
+    )  # 8
     result = Ville(
         beneficiaire=beneficiaire,
         today=today,
@@ -176,7 +218,15 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         derniere_mise_a_jour=echeance_row.derniere_maj,
         echeance=Echeance.of(echeance_row, today),
         chefs=chefs,
-        postes_vacants=vacants,
+        fins_de_contrat=[
+            chef
+            for chef in chefs
+            if chef.date_fin_contrat and today <= chef.date_fin_contrat <= today + FIN_DE_CONTRAT
+        ],
+        conventions_finissantes=[
+            _convention_finissante(ligne) for ligne in echeance_row.finissantes
+        ],
+        postes_vacants=echeance_row.vacants,
         indicateurs=indicateurs,
     )
     if chef_de_projet:
@@ -425,6 +475,21 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     return figures
 
 
+def programme(level: str, code: str | None, beneficiaires: QuerySet, today: date) -> dict:
+    """The programme's figures for France (rows: régions), a région (rows: départements) or
+    a département (rows: beneficiaries); ``beneficiaires`` already restricted to the
+    territory and to what the reader reads."""
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    figures: dict = {"chiffres": chiffres(beneficiaires, today), "calcule_le": None}
+    if level == "departement":
+        figures["lignes_beneficiaires"] = list(beneficiaires_table(actifs, today).order_by("nom"))
+    else:
+        rows, group = territoires(level, code)
+        totaux = totaux_par(actifs, group, today)
+        figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+    return figures
+
+
 def territoires(level: str, code: str | None):
     """The rows to drill down into: régions of France, départements of a région."""
     if level == "france":
@@ -452,7 +517,6 @@ def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheA
 def financeurs_du_partenaire(user) -> list:
     """The funders of the plan's catalogue that a partner's organisation is (« Banque des
     Territoires »): a partner sees where its own money goes. One query."""
-    from django.contrib.postgres.expressions import ArraySubquery
 
     from actions.models import Financeur
     from communes.models import normalize

@@ -10,14 +10,16 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
-from actions import plan_cache
 from communes.models import Beneficiaire, Departement, Region
 from postes.exports import table_response
 from pvd import policy
+from rappels import prochains
 
+from . import cache as dashboard_cache
 from . import charts, lecture
 from .models import Bilan
 
@@ -26,21 +28,35 @@ NB_BILANS = 10  # the latest reports listed on the dashboard
 
 
 def _ville_context(user, beneficiaire, today) -> dict:
+    """The dashboard's figures are read lazily: served from the cached fragment (keyed on
+    the data's version, the day, the beneficiary and the reader's rights), they cost no
+    query; the bilans and the reader's own reminders are read on every visit."""
     chef = beneficiaire.pk in user.perimeter.beneficiaire_ids
-    ville = lecture.ville(beneficiaire, today, chef_de_projet=chef)
+    may_edit_plan = policy.may_edit_plan(user, beneficiaire)
+    ville = SimpleLazyObject(lambda: lecture.ville(beneficiaire, today, chef_de_projet=chef))
     return {
         "ville": ville,
+        "ville_beneficiaire": beneficiaire,
+        "ville_cache_key": dashboard_cache.fragment_key(
+            today, beneficiaire.pk, chef, may_edit_plan
+        ),
+        "dashboard_cache_timeout": dashboard_cache.timeout(),
         "bilans": list(
             Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
                 :NB_BILANS
             ]
         ),
+        "rappels": prochains.rappels(user, [beneficiaire.pk]),
         "chef_de_projet": chef,
-        "may_edit_plan": policy.may_edit_plan(user, beneficiaire),
+        "may_edit_plan": may_edit_plan,
         "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
-        "chart_buckets": charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches"),
-        "chart_statuts": charts.bars(
-            [(label, amount) for _, label, amount in ville.par_statut], unit="€"
+        "chart_buckets": SimpleLazyObject(
+            lambda: charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches")
+        ),
+        "chart_statuts": SimpleLazyObject(
+            lambda: charts.bars(
+                [(label, amount) for _, label, amount in ville.par_statut], unit="€"
+            )
         ),
     }
 
@@ -70,8 +86,12 @@ def _prefecture_rows(user, params, today):
     field = lecture.SORTS[tri.lstrip("-")]
     descending = tri.startswith("-")
     order = f"-{field}" if descending else field
-    rows = lecture.beneficiaires_table(beneficiaires, today).order_by(
-        timezone_nulls_last(order), "nom"
+    # Built when read: a table served from the cached fragment costs not even its
+    # queryset's construction (some twenty annotated subqueries).
+    rows = SimpleLazyObject(
+        lambda: lecture.beneficiaires_table(beneficiaires, today).order_by(
+            timezone_nulls_last(order), "nom"
+        )
     )
     return {
         "rows": rows,
@@ -102,15 +122,24 @@ def home_context(request) -> dict:
         context["prefecture"] = table
         context["statuts"] = Beneficiaire.Statut.choices
         context["sorts"] = SORT_LABELS
-        totaux = lecture.totaux_par(table["beneficiaires_qs"], "departement", today)
-        context["totaux_departements"] = [
-            (d, totaux.get(d.code, {})) for d in table["departements"]
-        ]
+        # The template's cached fragment also varies on the query string (filters, sort).
+        context["prefecture_cache_key"] = dashboard_cache.fragment_key(
+            today, *sorted(perimeter.prefecture_departement_codes)
+        )
+        context["dashboard_cache_timeout"] = dashboard_cache.timeout()
+
+        def totaux_departements():
+            totaux = lecture.totaux_par(table["beneficiaires_qs"], "departement", today)
+            return [(d, totaux.get(d.code, {})) for d in table["departements"]]
+
+        context["totaux_departements"] = SimpleLazyObject(totaux_departements)
     else:
         beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
         context["mes_beneficiaires"] = beneficiaires
         if len(beneficiaires) == 1:
             context.update(_ville_context(user, beneficiaires[0], today))
+        elif beneficiaires:
+            context["rappels"] = prochains.rappels(user, [b.pk for b in beneficiaires])
     return context
 
 
@@ -136,7 +165,9 @@ class VilleView(TemplateView):
             Beneficiaire.objects.for_user(self.request.user).select_related("departement"),
             pk=kwargs["pk"],
         )
-        context.update(_ville_context(self.request.user, beneficiaire, timezone.localdate()))
+        today = timezone.localdate()
+        context["today"] = today
+        context.update(_ville_context(self.request.user, beneficiaire, today))
         return context
 
 
@@ -160,20 +191,12 @@ def _programme_context(level, code, today, user) -> dict:
     actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
     # The whole country's figures are the same for every national reader: computed once per
     # PROGRAMME_CACHE_TIMEOUT (the page says when), not on every visit.
+    # France's are also computed ahead of their expiry (tableaux.tasks.refresh_programme).
     shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
-    version = f"{plan_cache.code_version()}:{lecture.VERSION}"
-    key = f"tableaux:programme:{level}:{code}:{today.isoformat()}:{version}"
+    key = dashboard_cache.programme_key(level, code, today)
     figures = cache.get(key) if shared else None
     if figures is None:
-        figures = {"chiffres": lecture.chiffres(beneficiaires, today), "calcule_le": None}
-        if level == "departement":
-            figures["lignes_beneficiaires"] = list(
-                lecture.beneficiaires_table(actifs, today).order_by("nom")
-            )
-        else:
-            rows, group = lecture.territoires(level, code)
-            totaux = lecture.totaux_par(actifs, group, today)
-            figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+        figures = lecture.programme(level, code, beneficiaires, today)
         if shared:
             figures["calcule_le"] = timezone.localtime()
             cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
@@ -187,22 +210,33 @@ def _programme_context(level, code, today, user) -> dict:
     )
     financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
     if financeurs:
-        key = {
-            "france": "fiche__beneficiaire__departement__region__nom",
-            "region": "fiche__beneficiaire__departement__nom",
-            "departement": "fiche__beneficiaire__nom",
-        }[level]
-        context["partenaire"] = {
-            "financeurs": financeurs,
-            "par_territoire": [
-                (row[key], row) for row in lecture.argent_du_financeur(actifs, financeurs, key)
-            ],
-            "par_axe": [
-                (row["fiche__axe__numero"], row)
-                for row in lecture.argent_du_financeur(actifs, financeurs, "fiche__axe__numero")
-            ],
-        }
+        key += ":partenaire:" + ",".join(str(f.pk) for f in financeurs)
+        partenaire = cache.get(key) if shared else None
+        if partenaire is None:
+            partenaire = _partenaire(level, actifs, financeurs)
+            if shared:
+                cache.set(key, partenaire, settings.PROGRAMME_CACHE_TIMEOUT)
+        context["partenaire"] = partenaire
     return context
+
+
+def _partenaire(level, actifs, financeurs) -> dict:
+    """Where a partner's money goes: by territory and by axis (two GROUP BY queries)."""
+    key = {
+        "france": "fiche__beneficiaire__departement__region__nom",
+        "region": "fiche__beneficiaire__departement__nom",
+        "departement": "fiche__beneficiaire__nom",
+    }[level]
+    return {
+        "financeurs": financeurs,
+        "par_territoire": [
+            (row[key], row) for row in lecture.argent_du_financeur(actifs, financeurs, key)
+        ],
+        "par_axe": [
+            (row["fiche__axe__numero"], row)
+            for row in lecture.argent_du_financeur(actifs, financeurs, "fiche__axe__numero")
+        ],
+    }
 
 
 class ProgrammeView(TemplateView):

@@ -1,0 +1,82 @@
+"""The version of the dashboards' data, which their cached fragments are keyed on.
+
+« Où en est ma ville ? » and the préfecture's table are rendered once per version, per day
+and per perimeter, then served from the cache. Every write, through the portal, to what
+they read — plans (fiches, axes, financing lines, funders, indicators, measures),
+conventions, posts and their occupations, beneficiaries and their member communes — gives
+a new version (tableaux/signals.py), so a fragment is never served after such a change.
+Writes that send no signal (the importers' ``bulk_create``, the bench generator) are caught
+up by ``TIMEOUT``: a fragment lives at most that long, and the page says when its figures
+were computed (« Chiffres au … »). One version for the whole programme: a change anywhere
+sends every dashboard back to the database once, which keeps the rule simple and safe.
+
+The programme's figures (national staff, partners) are not versioned: they are the same for
+every national reader and cost most (full scans of every plan, a second or two), so they are
+recomputed every ``PROGRAMME_CACHE_TIMEOUT`` seconds (tableaux/views.py), and the page says
+when too. France's are recomputed by Celery beat before they expire (``refresh_programme``),
+so that no reader of the national home waits for them.
+
+A version lost from the cache is replaced by a new random one, never an old one; the key
+also holds the code version (actions/plan_cache.py), so a deployment never serves a
+fragment rendered by the previous release. Redis down: every read misses (pvd/cache.py)
+and the dashboards are computed, as without a cache.
+"""
+
+import uuid
+from datetime import date
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from actions.plan_cache import code_version
+
+from . import lecture
+
+VERSION_KEY = "tableaux-version"
+VERSION_TIMEOUT = 7 * 24 * 3600
+
+
+def new_version() -> None:
+    """A new version now, and again once the transaction commits: a dashboard rendered
+    between the change and its commit read the data before it, under a version that ends."""
+    cache.set(VERSION_KEY, uuid.uuid4().hex, VERSION_TIMEOUT)
+    transaction.on_commit(lambda: cache.set(VERSION_KEY, uuid.uuid4().hex, VERSION_TIMEOUT))
+
+
+def version() -> str:
+    current = cache.get(VERSION_KEY)
+    if current is None:
+        current = uuid.uuid4().hex
+        if not cache.add(VERSION_KEY, current, VERSION_TIMEOUT):
+            current = cache.get(VERSION_KEY) or current  # another request set it first
+    return f"{current}-{code_version()}"
+
+
+def fragment_key(*parts) -> str:
+    """The key of a dashboard's cached fragment: the version, then what it is rendered for
+    (the day, the perimeter, the reader's rights — whatever changes its content)."""
+    return ":".join([version(), *(str(part) for part in parts)])
+
+
+def timeout() -> int:
+    return settings.DASHBOARD_CACHE_TIMEOUT
+
+
+def programme_key(level: str, code: str | None, today: date) -> str:
+    return (
+        f"tableaux:programme:{level}:{code}:{today.isoformat()}:{code_version()}:{lecture.VERSION}"
+    )
+
+
+def refresh_programme(today: date | None = None) -> None:
+    """France's figures, as every national reader gets them, computed and cached now."""
+    from communes.models import Beneficiaire
+
+    if settings.PROGRAMME_CACHE_TIMEOUT <= 0:
+        return
+    today = today or timezone.localdate()
+    figures = lecture.programme("france", None, Beneficiaire.objects.all(), today)
+    figures["calcule_le"] = timezone.localtime()
+    cache.set(programme_key("france", None, today), figures, settings.PROGRAMME_CACHE_TIMEOUT)
