@@ -27,7 +27,8 @@ from functools import lru_cache, partial
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from communes.models import Beneficiaire, Departement
@@ -184,8 +185,7 @@ def _classe(beneficiaires: int, signees: int) -> tuple[str, str]:
 
 def lignes(user, departements) -> list[dict]:
     """Per département the user reads: active beneficiaries and signed conventions-cadres
-    (two queries: the départements, then one GROUP BY)."""
-    departements = list(departements.order_by("code").values("code", "nom"))
+    (one query: the départements, each with its two counts as correlated subqueries)."""
     cadre_signee = Exists(
         Convention.objects.filter(
             beneficiaire=OuterRef("pk"),
@@ -193,32 +193,34 @@ def lignes(user, departements) -> list[dict]:
             statut__in=Convention.STATUTS_SIGNES,
         )
     )
-    figures = {
-        row["departement_id"]: row
-        for row in Beneficiaire.objects.for_user(user)
+    par_departement = (
+        Beneficiaire.objects.for_user(user)
         .actifs()
-        .filter(departement_id__in=[d["code"] for d in departements])
+        .filter(departement_id=OuterRef("code"))
         .annotate(cadre_signee=cadre_signee)
         .values("departement_id")
-        .annotate(
-            beneficiaires=Count("pk"),
-            signees=Count("pk", filter=Q(cadre_signee=True)),
-        )
         .order_by()
-    }
-    result = []
-    for departement in departements:
-        row = figures.get(departement["code"], {})
-        beneficiaires, signees = row.get("beneficiaires", 0), row.get("signees", 0)
-        result.append(
-            {
-                **departement,
-                "beneficiaires": beneficiaires,
-                "signees": signees,
-                "part": round(100 * signees / beneficiaires) if beneficiaires else None,
-            }
-        )
-    return result
+    )
+
+    def compte(**filters):
+        counted = par_departement.filter(**filters).annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+    rows = departements.order_by("code").annotate(
+        nb_beneficiaires=compte(), nb_signees=compte(cadre_signee=True)
+    )
+    return [
+        {
+            "code": row.code,
+            "nom": row.nom,
+            "beneficiaires": row.nb_beneficiaires,
+            "signees": row.nb_signees,
+            "part": (
+                round(100 * row.nb_signees / row.nb_beneficiaires) if row.nb_beneficiaires else None
+            ),
+        }
+        for row in rows.only("code", "nom")
+    ]
 
 
 def _lien(user, code: str, drill_down: bool) -> str:

@@ -10,6 +10,7 @@ starts from ``for_user``, so another territory's figures never enter a total.
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 
 from dateutil.relativedelta import relativedelta
 from django.contrib.postgres.aggregates import StringAgg
@@ -46,7 +47,7 @@ from actions.plan import (
     livraison_counts,
     plan_totals,
 )
-from communes.models import Beneficiaire, Departement, Region
+from communes.models import Beneficiaire, Departement, Region, normalize
 from conventions.echeances import Echeance, with_echeances
 from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
@@ -519,7 +520,6 @@ def financeurs_du_partenaire(user) -> list:
     Territoires »): a partner sees where its own money goes. One query."""
 
     from actions.models import Financeur
-    from communes.models import normalize
     from pvd.models import Role
 
     organisations = Role.objects.filter(user=user, kind=Role.Kind.PARTENAIRE).values("organisation")
@@ -530,16 +530,30 @@ def financeurs_du_partenaire(user) -> list:
     return [f for f in catalogue if normalize(f.nom) in mine]
 
 
-def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, key: str) -> list[dict]:
-    """The funders' lines over the given beneficiaries, by ``key`` (a path from the
-    financing line: ``fiche__beneficiaire__departement``, ``fiche__axe__numero``) and
-    status, in one GROUP BY query."""
-    return list(
+def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, *keys: str) -> dict:
+    """The funders' lines over the given beneficiaries, by each of ``keys`` (paths from the
+    financing line: ``fiche__beneficiaire__departement__nom``, ``fiche__axe__numero``) and
+    status: one GROUP BY query over all the keys together, whose few rows (territories ×
+    axes) are then added up per key. Returns {key: [{key: value, "total", "m_<statut>"}]}."""
+    rows = (
         LigneFinancement.objects.filter(
             fiche__beneficiaire__in=beneficiaires, financeur__in=financeurs
         )
         .order_by()
-        .values(key)
+        .values(*keys)
         .annotate(total=Sum("montant"), **_status_sums(""))
-        .order_by(key)
     )
+    sums = ["total", *(f"m_{statut}" for statut in STATUTS.values)]
+    result: dict[str, dict] = {key: {} for key in keys}
+    for row in rows:
+        for key in keys:
+            group = result[key].setdefault(row[key], {key: row[key], **dict.fromkeys(sums, ZERO)})
+            for name in sums:
+                group[name] += row[name]
+    return {key: sorted(rows.values(), key=partial(_ordre, key)) for key, rows in result.items()}
+
+
+def _ordre(key: str, group: dict) -> tuple:
+    """Territories by name without accents (« Île-de-France » among the I), axes by number."""
+    value = group[key]
+    return (value is None, normalize(value) if isinstance(value, str) else value or 0)

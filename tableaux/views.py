@@ -221,21 +221,18 @@ def _programme_context(level, code, today, user) -> dict:
 
 
 def _partenaire(level, actifs, financeurs) -> dict:
-    """Where a partner's money goes: by territory and by axis (two GROUP BY queries)."""
+    """Where a partner's money goes: by territory and by axis (one GROUP BY query)."""
     key = {
         "france": "fiche__beneficiaire__departement__region__nom",
         "region": "fiche__beneficiaire__departement__nom",
         "departement": "fiche__beneficiaire__nom",
     }[level]
+    axe = "fiche__axe__numero"
+    argent = lecture.argent_du_financeur(actifs, financeurs, key, axe)
     return {
         "financeurs": financeurs,
-        "par_territoire": [
-            (row[key], row) for row in lecture.argent_du_financeur(actifs, financeurs, key)
-        ],
-        "par_axe": [
-            (row["fiche__axe__numero"], row)
-            for row in lecture.argent_du_financeur(actifs, financeurs, "fiche__axe__numero")
-        ],
+        "par_territoire": [(row[key], row) for row in argent[key]],
+        "par_axe": [(row[axe], row) for row in argent[axe]],
     }
 
 

@@ -155,7 +155,7 @@ def test_only_signed_conventions_count(client_for, national, le_blanc):
 
 
 @pytest.mark.parametrize("who", ["prefecture_36", "national"])
-def test_the_choropleth_costs_two_queries_and_none_once_cached(request, who, settings):
+def test_the_choropleth_costs_one_query_and_none_once_cached(request, who, settings):
     user = request.getfixturevalue(who)
     user.perimeter  # noqa: B018 - read once, as the middleware does
     settings.PROGRAMME_CACHE_TIMEOUT = 600
@@ -181,7 +181,7 @@ def test_the_choropleth_costs_two_queries_and_none_once_cached(request, who, set
     finally:
         caches["template_fragments"].clear()  # leave nothing behind for the next tests
     # Only the national map is the same for every reader, hence cached.
-    assert counts == ([2, 0] if who == "national" else [2, 2])
+    assert counts == ([1, 0] if who == "national" else [1, 1])
     assert "pvd-choroplethe__departement--36" in html
 
 
