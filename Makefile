@@ -9,7 +9,7 @@ REFERENCE_DATA_DIR ?= ../shared/pvd-reference-data
 # The libraries WeasyPrint needs on Debian (https://doc.courtbouillon.org/weasyprint/stable/first_steps.html).
 DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
-.PHONY: run test lint format check-html check-html-files check-system bench bench-import \
+.PHONY: run test lint format check-demo check-html check-html-files check-system bench bench-import \
 	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
 	bench-rappels bench-dashboards clean
 
@@ -61,9 +61,14 @@ node_modules/.installed: package.json package-lock.json
 HTML_DIR := build/html
 test: $(VENV)/.installed node_modules/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
+	$(PY) scripts/check_demo_sqlite.py
 	rm -rf $(HTML_DIR)
 	PVD_HTML_DIR=$(abspath $(HTML_DIR)) $(VENV)/bin/pytest
 	$(MAKE) check-html-files
+
+# The demo of `make run` on SQLite: every demo account's pages answer without a server error.
+check-demo: $(VENV)/.installed
+	$(PY) scripts/check_demo_sqlite.py
 
 # Valid HTML on its own: the accessibility sweep (every role's pages), then the checker.
 check-html: $(VENV)/.installed node_modules/.installed

@@ -54,6 +54,17 @@ class ReferenceNumbers(Func):
     template = "array_remove(regexp_split_to_array(%(expressions)s, '\\D+'), '')::numeric[]"
     output_field = ArrayField(DecimalField(max_digits=40, decimal_places=0))
 
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # The embedded SQLite demo (make run) has no arrays nor regular expressions: its
+        # first two numbers as zero-padded text (« 1.10 » → 0000000001.0000000010).
+        first = "CAST(CAST(%(expressions)s AS INTEGER) AS TEXT)"
+        after_dot = "substr(%(expressions)s, instr(%(expressions)s, '.') + 1)"
+        second = f"CAST(CAST({after_dot} AS INTEGER) AS TEXT)"
+        template = (
+            f"substr('0000000000' || {first}, -10) || '.' || substr('0000000000' || {second}, -10)"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra_context)
+
 
 def reference_order(field_name: str = "reference") -> list:
     """``reference_key`` as an ``order_by`` (for exports streamed in order from the database)."""

@@ -13,8 +13,6 @@ from decimal import Decimal
 from functools import partial
 
 from dateutil.relativedelta import relativedelta
-from django.contrib.postgres.aggregates import StringAgg
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import (
     Case,
     CharField,
@@ -23,7 +21,6 @@ from django.db.models import (
     DateTimeField,
     Exists,
     F,
-    Func,
     IntegerField,
     Max,
     OuterRef,
@@ -51,6 +48,7 @@ from communes.models import Beneficiaire, Departement, Region, normalize
 from conventions.echeances import Echeance, with_echeances
 from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
+from pvd.db import AddMonths, ArraySubquery, StringAgg
 
 STATUTS = LigneFinancement.Statut
 PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already paid
@@ -317,11 +315,7 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
         ),
     )
     rows = rows.annotate(
-        date_limite_cadre=Func(
-            F("date_adhesion"),
-            template=f"(%(expressions)s + interval '{MOIS_CADRE} months')::date",
-            output_field=DateField(),
-        ),
+        date_limite_cadre=AddMonths(F("date_adhesion"), MOIS_CADRE),
         part_decidee=Case(
             When(cout=0, then=Value(None)),
             default=F("decide") * 100 / F("cout"),
