@@ -63,8 +63,12 @@ RGAA_CHECKS = """() => {
     + " select, textarea"
   );
   for (const field of fields) {
-    const labelled = (field.labels && field.labels.length) || field.getAttribute("aria-label")
-      || field.getAttribute("aria-labelledby") || field.getAttribute("title");
+    // A label, or what stands for one, with words in it (a placeholder does not count).
+    const named = (text) => text && text.trim();
+    const labelled = [...(field.labels || [])].some((label) => named(label.textContent))
+      || named(field.getAttribute("aria-label")) || named(field.getAttribute("title"))
+      || (field.getAttribute("aria-labelledby") || "").split(/\\s+/).some(
+        (id) => named(document.getElementById(id)?.textContent));
     if (!labelled) problems.push(["RGAA 11.1 champ sans étiquette", describe(field)]);
   }
   for (const element of document.querySelectorAll("[tabindex]")) {
