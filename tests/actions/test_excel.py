@@ -818,8 +818,8 @@ def test_progress_page_polls_while_in_progress_then_links_the_file(client_for, n
     fragment = text_of(client.get(url("export-progress", pk=export.pk)))
 
     for content in (page, fragment):
-        assert f'hx-get="{url("export-progress", pk=export.pk)}"' in content
-        assert 'hx-trigger="every 2s"' in content
+        assert f'data-hx-get="{url("export-progress", pk=export.pk)}"' in content
+        assert 'data-hx-trigger="every 2s"' in content
         assert '<progress max="100"' in content and 'value="25"' in content
         assert "250 lignes écrites sur 1 000" in content
         assert url("export-download", pk=export.pk) not in content

@@ -63,8 +63,12 @@ RGAA_CHECKS = """() => {
     + " select, textarea"
   );
   for (const field of fields) {
-    const labelled = (field.labels && field.labels.length) || field.getAttribute("aria-label")
-      || field.getAttribute("aria-labelledby") || field.getAttribute("title");
+    // A label, or what stands for one, with words in it (a placeholder does not count).
+    const named = (text) => text && text.trim();
+    const labelled = [...(field.labels || [])].some((label) => named(label.textContent))
+      || named(field.getAttribute("aria-label")) || named(field.getAttribute("title"))
+      || (field.getAttribute("aria-labelledby") || "").split(/\\s+/).some(
+        (id) => named(document.getElementById(id)?.textContent));
     if (!labelled) problems.push(["RGAA 11.1 champ sans étiquette", describe(field)]);
   }
   for (const element of document.querySelectorAll("[tabindex]")) {
@@ -85,12 +89,48 @@ FOCUS_VISIBLE = """() => {
 }"""
 
 
-def run_axe(page) -> list[dict]:
+def run_axe(page, scope: str | None = None) -> list[dict]:
+    """axe-core's WCAG 2.1 A/AA violations on the page, or only inside the element `scope`
+    selects (an open dialog)."""
     return page.evaluate(
-        """(tags) => axe.run(document, {runOnly: {type: "tag", values: tags}})
+        """([tags, scope]) => axe.run(scope ? document.querySelector(scope) : document,
+              {runOnly: {type: "tag", values: tags}})
             .then((results) => results.violations.map((v) => ({
               id: v.id, impact: v.impact, help: v.help,
               nodes: v.nodes.map((n) => n.target.join(" ") + " — " + n.html.slice(0, 160)),
             })))""",
-        WCAG_TAGS,
+        [WCAG_TAGS, scope],
     )
+
+
+# The DSFR dialogs (modals) and disclosures (collapses in the page's content, the breadcrumb's
+# on small screens) that a visible button opens: [(id, is a modal)]. The header's menus are
+# links to pages the sweep visits anyway.
+OPENABLE = """() => [...document.querySelectorAll(
+    ".fr-modal[id], main .fr-collapse[id], .fr-breadcrumb .fr-collapse[id]")]
+  .filter((target) => [...document.querySelectorAll(
+      `[aria-controls="${target.id}"]`)].some((button) => button.checkVisibility()
+        && button.getAttribute("aria-expanded") !== "true"
+        && !target.classList.contains("fr-modal--opened")))
+  .map((target) => [target.id, target.classList.contains("fr-modal")])"""
+
+# The error state of a form: its required fields emptied and the browser's own checks off, so
+# that the server answers with its messages (and, having refused the form, changes nothing).
+# Returns how many fields were emptied; 0 means the form has nothing to refuse.
+EMPTY_REQUIRED = """(form) => {
+  form.noValidate = true;
+  let emptied = 0;
+  for (const field of form.querySelectorAll("[required]")) {
+    if (field.type === "checkbox" || field.type === "radio") field.checked = false;
+    else if (field.tagName === "SELECT") field.selectedIndex = -1;
+    else field.value = "";
+    emptied += 1;
+  }
+  return emptied;
+}"""
+
+# A search form of the page's content (GET, with a text field to search in).
+SEARCH_FIELD = (
+    "main form:not([method=post]) input[type=search], main form:not([method=post]) input[name=q]"
+)
+NOTHING_MATCHES = "zzzz-aucun-resultat"

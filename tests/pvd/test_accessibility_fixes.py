@@ -98,7 +98,10 @@ def test_the_accessibility_statement_says_what_is_tested_and_what_is_not(client)
     content = client.get(reverse("pvd:accessibilite")).content.decode()
     assert "Ce qui est testé automatiquement" in content
     assert "Ce qui reste à vérifier à la main" in content
-    assert re.search(r"Résultat au \d+ \w+ \d{4} : \d+ pages testées", content)
+    result = r"Résultat au \d+ \w+ \d{4} : \d+ pages et\s+\d+ états de page testés"
+    assert re.search(result, content)
+    assert re.search(r"<li>préfecture : \d+ pages</li>", content)
+    assert re.search(r"formulaires renvoyés avec leurs erreurs : \d+", content)
 
 
 def test_date_and_file_fields_use_the_dsfr_components_with_french_hints(client_for, cdp_ussel):
