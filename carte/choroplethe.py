@@ -293,11 +293,21 @@ def choroplethe(user, niveau: str, code: str | None) -> dict:
 
 def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
     """What ``carte/includes/choroplethe_cache.html`` needs: the choropleth, computed only
-    when drawn (a callable: the template calls it), and the cache key and duration when the
-    drawing is the same for every reader (the national ones), as the programme's figures."""
-    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
-    return {
-        "calcul": partial(choroplethe, user, niveau, code),
-        "cle": f"{VERSION}:{niveau}:{code}:{today.isoformat()}" if shared else None,
-        "duree": settings.PROGRAMME_CACHE_TIMEOUT,
-    }
+    when drawn (a callable: the template calls it), and its cache key and duration. For
+    national readers, the drawing is the same for all and kept as long as the programme's
+    figures; for the others it is kept per perimeter under the dashboards' version
+    (tableaux/cache.py), so a signed convention or a new beneficiary shows at once."""
+    from tableaux import cache as dashboard_cache
+
+    perimeter = user.perimeter
+    if perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0:
+        cle, duree = (
+            f"{VERSION}:{niveau}:{code}:{today.isoformat()}",
+            settings.PROGRAMME_CACHE_TIMEOUT,
+        )
+    elif dashboard_cache.timeout() > 0:
+        cle = dashboard_cache.fragment_key(today, VERSION, niveau, code, perimeter.cache_key)
+        duree = dashboard_cache.timeout()
+    else:
+        cle, duree = None, 0
+    return {"calcul": partial(choroplethe, user, niveau, code), "cle": cle, "duree": duree}

@@ -1,6 +1,7 @@
 """What a user may see: the union of the territorial perimeters of their roles."""
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, fields
 
 from django.db.models import Q
 
@@ -21,6 +22,18 @@ class Perimeter:
     @property
     def sees_everything(self) -> bool:
         return self.national or self.readonly_nation
+
+    @property
+    def cache_key(self) -> str:
+        """A short key that differs whenever the perimeter does (for cached fragments that
+        depend on what the user reads)."""
+        parts = [
+            ",".join(sorted(str(v) for v in getattr(self, f.name)))
+            if isinstance(getattr(self, f.name), frozenset)
+            else str(getattr(self, f.name))
+            for f in fields(self)
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
     @property
     def is_empty(self) -> bool:

@@ -180,9 +180,44 @@ def test_the_choropleth_costs_one_query_and_none_once_cached(request, who, setti
             counts.append(len(context))
     finally:
         caches["template_fragments"].clear()  # leave nothing behind for the next tests
-    # Only the national map is the same for every reader, hence cached.
-    assert counts == ([1, 0] if who == "national" else [1, 1])
+    # National readers share one drawing; a préfecture's is kept for its perimeter.
+    assert counts == [1, 0]
     assert "pvd-choroplethe__departement--36" in html
+
+
+def test_a_prefecture_map_is_kept_for_its_perimeter_until_the_data_changes(
+    settings, prefecture_36, prefecture_19, le_blanc
+):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "template_fragments": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "carte-tests-prefecture",
+        },
+    }
+
+    def draw(user):
+        user.perimeter  # noqa: B018 - read once, as the middleware does
+        with CaptureQueriesContext(connection) as context:
+            html = render_to_string(
+                "carte/includes/choroplethe_cache.html",
+                {"choroplethe": choroplethe.a_cacher(user, "perimetre", None, date(2026, 1, 5))},
+            )
+        return len(context), html
+
+    try:
+        caches["template_fragments"].clear()
+        assert draw(prefecture_36)[0] == 1
+        assert draw(prefecture_36)[0] == 0
+        # Another préfecture never gets the Indre's drawing.
+        queries, html = draw(prefecture_19)
+        assert queries == 1
+        assert 'href="/?departement=19' in html and 'href="/?departement=36' not in html
+        # A change to a beneficiary (through the portal: a signal) draws it anew.
+        le_blanc.save()
+        assert draw(prefecture_36)[0] == 1
+    finally:
+        caches["template_fragments"].clear()
 
 
 def test_elu_map_page_counts_only_what_the_elu_reads(client_for, elu_ussel):
