@@ -5,7 +5,6 @@ change; a short lifetime bounds any other drift. Without a cache (Redis down) it
 """
 
 from django.core.cache import cache
-from django.db.models import F
 
 from .models import Rappel
 
@@ -26,15 +25,3 @@ def unread_count(user) -> int:
 
 def forget(user_ids) -> None:
     cache.delete_many([_key(user_id) for user_id in user_ids])
-
-
-def upcoming_for(user, beneficiaire_ids, today, limit: int = 5) -> list:
-    """The user's latest reminders about these beneficiaries for a dashboard, in one query:
-    unread first, then the latest due dates, none due after ``today``. Only the user's own
-    rows (``Rappel.objects.for_user``), so another territory's never show."""
-    return list(
-        Rappel.objects.for_user(user)
-        .filter(beneficiaire_id__in=beneficiaire_ids, echeance__lte=today)
-        .order_by(F("lue_le").asc(nulls_first=True), "-echeance", "-pk")
-        .only("pk", "regle", "echeance", "message", "lien", "beneficiaire_id", "lue_le")[:limit]
-    )

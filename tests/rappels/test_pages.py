@@ -175,21 +175,22 @@ def test_service_health_is_for_national_staff_and_turns_red_when_the_sweep_stops
     assert "Le service est dégradé" in page and "En retard" in page
 
 
-def test_upcoming_for_lists_the_users_own_reminders_for_the_beneficiaries_in_one_query(
+def test_the_home_lists_the_users_own_unread_reminders_for_the_beneficiaries_in_one_query(
     django_assert_num_queries, ussel_at_12_months, le_blanc, elu_ussel, cdp_ussel, prefecture_36
 ):
-    from rappels.inbox import upcoming_for
+    from rappels.prochains import rappels
     from rappels.sweep import record
 
     record(TODAY)
     with django_assert_num_queries(1):
-        rows = upcoming_for(elu_ussel, [ussel_at_12_months.pk, le_blanc.pk], TODAY)
+        rows = rappels(elu_ussel, [ussel_at_12_months.pk, le_blanc.pk])
     assert [r.regle for r in rows] == ["convention_cadre"]
     assert "la convention-cadre est attendue" in rows[0].message
     # Another territory's people, or another beneficiary asked for: nothing.
-    assert upcoming_for(prefecture_36, [ussel_at_12_months.pk], TODAY) == []
-    assert upcoming_for(elu_ussel, [le_blanc.pk], TODAY) == []
-    # A read reminder comes after an unread one, even an older one.
+    assert rappels(prefecture_36, [ussel_at_12_months.pk]) == []
+    assert rappels(elu_ussel, [le_blanc.pk]) == []
+    # A read reminder leaves the home (the notifications page keeps it); a foreign link is
+    # never followed.
     Rappel.objects.filter(pk=rows[0].pk).update(lue_le=timezone.now())
     older = Rappel.objects.create(
         regle="fiche_en_retard",
@@ -199,6 +200,7 @@ def test_upcoming_for_lists_the_users_own_reminders_for_the_beneficiaries_in_one
         destinataire=elu_ussel,
         beneficiaire=ussel_at_12_months,
         message="Une fiche en retard",
-        lien="/",
+        lien="https://evil.example/",
     )
-    assert upcoming_for(elu_ussel, [ussel_at_12_months.pk], TODAY) == [older, rows[0]]
+    assert rappels(elu_ussel, [ussel_at_12_months.pk]) == [older]
+    assert rappels(elu_ussel, [ussel_at_12_months.pk])[0].lien == ""
