@@ -156,3 +156,23 @@ def count_queries(request_page) -> int:
     count = len(context)
     assert count > 0
     return count
+
+
+@pytest.fixture
+def production_caches(settings):
+    """Page fragments cached as in production (the test settings turn them off), in
+    memory, emptied before and after the test."""
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "template_fragments": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "production-caches",
+        },
+    }
+    caches["default"].clear()
+    caches["template_fragments"].clear()
+    yield
+    caches["default"].clear()
+    caches["template_fragments"].clear()

@@ -5,7 +5,6 @@ import re
 from datetime import date
 
 import pytest
-from django.core.cache import caches
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
@@ -155,46 +154,29 @@ def test_only_signed_conventions_count(client_for, national, le_blanc):
 
 
 @pytest.mark.parametrize("who", ["prefecture_36", "national"])
-def test_the_choropleth_costs_one_query_and_none_once_cached(request, who, settings):
+def test_the_choropleth_costs_one_query_and_none_once_cached(
+    request, who, settings, production_caches
+):
     user = request.getfixturevalue(who)
     user.perimeter  # noqa: B018 - read once, as the middleware does
     settings.PROGRAMME_CACHE_TIMEOUT = 600
-    # Page fragments cached as in production (the test settings turn them off).
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "template_fragments": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "carte-tests",
-        },
-    }
     niveau = "france" if who == "national" else "perimetre"
     counts = []
-    try:
-        caches["template_fragments"].clear()
-        for _ in range(2):
-            with CaptureQueriesContext(connection) as context:
-                html = render_to_string(
-                    "carte/includes/choroplethe_cache.html",
-                    {"choroplethe": choroplethe.a_cacher(user, niveau, None, date(2026, 1, 5))},
-                )
-            counts.append(len(context))
-    finally:
-        caches["template_fragments"].clear()  # leave nothing behind for the next tests
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as context:
+            html = render_to_string(
+                "carte/includes/choroplethe_cache.html",
+                {"choroplethe": choroplethe.a_cacher(user, niveau, None, date(2026, 1, 5))},
+            )
+        counts.append(len(context))
     # National readers share one drawing; a préfecture's is kept for its perimeter.
     assert counts == [1, 0]
     assert "pvd-choroplethe__departement--36" in html
 
 
 def test_a_prefecture_map_is_kept_for_its_perimeter_until_the_data_changes(
-    settings, prefecture_36, prefecture_19, le_blanc
+    production_caches, prefecture_36, prefecture_19, le_blanc
 ):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "template_fragments": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "carte-tests-prefecture",
-        },
-    }
 
     def draw(user):
         user.perimeter  # noqa: B018 - read once, as the middleware does
@@ -205,19 +187,15 @@ def test_a_prefecture_map_is_kept_for_its_perimeter_until_the_data_changes(
             )
         return len(context), html
 
-    try:
-        caches["template_fragments"].clear()
-        assert draw(prefecture_36)[0] == 1
-        assert draw(prefecture_36)[0] == 0
-        # Another préfecture never gets the Indre's drawing.
-        queries, html = draw(prefecture_19)
-        assert queries == 1
-        assert 'href="/?departement=19' in html and 'href="/?departement=36' not in html
-        # A change to a beneficiary (through the portal: a signal) draws it anew.
-        le_blanc.save()
-        assert draw(prefecture_36)[0] == 1
-    finally:
-        caches["template_fragments"].clear()
+    assert draw(prefecture_36)[0] == 1
+    assert draw(prefecture_36)[0] == 0
+    # Another préfecture never gets the Indre's drawing.
+    queries, html = draw(prefecture_19)
+    assert queries == 1
+    assert 'href="/?departement=19' in html and 'href="/?departement=36' not in html
+    # A change to a beneficiary (through the portal: a signal) draws it anew.
+    le_blanc.save()
+    assert draw(prefecture_36)[0] == 1
 
 
 def test_elu_map_page_counts_only_what_the_elu_reads(client_for, elu_ussel):

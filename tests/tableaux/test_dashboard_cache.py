@@ -23,22 +23,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fragment_cache(settings):
-    """Page fragments cached as in production (the test settings turn them off)."""
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "template_fragments": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "dashboard-cache-tests",
-        },
-    }
-    from django.core.cache import caches
-
-    caches["default"].clear()
-    caches["template_fragments"].clear()
-    yield
-    caches["default"].clear()
-    caches["template_fragments"].clear()
+def fragment_cache(production_caches):
+    """Page fragments cached as in production (tests/conftest.py)."""
 
 
 @pytest.fixture
