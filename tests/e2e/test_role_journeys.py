@@ -138,7 +138,9 @@ def test_prefecture_selects_and_decides_follows_convention_deadlines_and_fills_a
     page.get_by_role("link", name="Sélection").first.click()
     page.get_by_label("Sélectionner Issoudun").check()
     page.get_by_role("button", name="Proposer les communes cochées").first.click()
+    assert page.get_by_label("Codes INSEE des communes").input_value() == "36088"
     page.get_by_role("button", name="Proposer").click()
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Issoudun")
     assert "Bénéficiaire « Issoudun » proposé" in page.content()
     page.get_by_label("Décision", exact=True).select_option("laureat")
     page.get_by_label("Date de la décision").fill(date.today().isoformat())
