@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from actions.models import FicheAction, LigneFinancement
+from actions.models import FicheAction, Indicateur, LigneFinancement
 from actions.plan import Livraison, financement_par_financeur, livraison_counts, plan_totals
 from tableaux import lecture
 from tableaux.views import home_context
@@ -113,6 +113,21 @@ def test_chef_de_projet_sees_stale_fiches_and_quick_links(client_for, cdp_ussel,
     assert "Sans mise à jour depuis 3 mois" in content
     assert "1.3 – Fiche 1.3" in content
     assert reverse("actions:fiche-create", args=[ussel.pk]) in response.content.decode()
+
+
+def test_chef_de_projet_has_a_quick_link_to_measure_each_indicator_the_elu_has_not(
+    client_for, cdp_ussel, elu_ussel, plans
+):
+    ussel, _ = plans
+    fiche = FicheAction.objects.get(beneficiaire=ussel, reference="1.1")
+    Indicateur.objects.create(
+        fiche=fiche, type=Indicateur.Type.RESULTAT, libelle="Logements <rénovés>", unite="logements"
+    )
+    mesurer = reverse("actions:indicateurs", args=[fiche.pk])
+    html = client_for(cdp_ussel).get(reverse("pvd:home")).content.decode()
+    assert f'href="{mesurer}">Saisir une mesure' in html
+    assert "Logements &lt;rénovés&gt;" in html and "<rénovés>" not in html
+    assert mesurer not in client_for(elu_ussel).get(reverse("pvd:home")).content.decode()
 
 
 # The préfecture ---------------------------------------------------------------------------
