@@ -61,14 +61,14 @@ node_modules/.installed: package.json package-lock.json
 HTML_DIR := build/html
 test: $(VENV)/.installed node_modules/.installed lint
 	DEBUG=false SECRET_KEY=makemigrations-check-only $(MANAGE) makemigrations --check --dry-run
-	$(PY) scripts/check_demo_sqlite.py
+	$(PY) scripts/check_demo_sqlite.py "$(REFERENCE_DATA_DIR)"
 	rm -rf $(HTML_DIR)
 	PVD_HTML_DIR=$(abspath $(HTML_DIR)) $(VENV)/bin/pytest
 	$(MAKE) check-html-files
 
 # The demo of `make run` on SQLite: every demo account's pages answer without a server error.
 check-demo: $(VENV)/.installed
-	$(PY) scripts/check_demo_sqlite.py
+	$(PY) scripts/check_demo_sqlite.py "$(REFERENCE_DATA_DIR)"
 
 # Valid HTML on its own: the accessibility sweep (every role's pages), then the checker.
 check-html: $(VENV)/.installed node_modules/.installed

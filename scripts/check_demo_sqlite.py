@@ -2,8 +2,9 @@
 
 Production and the test suite run on PostgreSQL; ``make run`` runs on SQLite by default,
 where PostgreSQL-only SQL (arrays, intervals, regular expressions) fails. This script
-migrates a throw-away SQLite database, seeds the demo (without the national files: the
-pages are the same), then, for each demo account, follows the links from its home page (at
+migrates a throw-away SQLite database, seeds the demo as ``make run`` does (with the
+national files when their folder, the first argument, exists: their importers write SQL
+too), then, for each demo account, follows the links from its home page (at
 most MAX_PAGES pages each) and fails on any server error. The plan's exports are links too.
 """
 
@@ -41,7 +42,11 @@ def main() -> int:
     from pvd.models import User
 
     call_command("migrate", verbosity=0)
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    reference = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+    options = {"reference_data": str(reference)} if reference and reference.is_dir() else {}
+    with open(os.devnull, "w") as quiet:
+        call_command("seed_demo", stdout=quiet, **options)
+    print("Démo SQLite", "avec" if options else "sans", "les fichiers officiels")
     errors: list[str] = []
     for user in User.objects.filter(email__endswith="@demo.pvd.fr").order_by("email"):
         client = Client(HTTP_HOST="127.0.0.1", raise_request_exception=False)
