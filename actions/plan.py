@@ -35,6 +35,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
 from .models import Axe, FicheAction, LigneFinancement
+from .plan_cache import content_key, fiche_rows
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 ZERO = Decimal("0")
@@ -216,34 +217,57 @@ def with_plan_totals(beneficiaires: QuerySet) -> QuerySet:
     )
 
 
-def axes_with_totals(beneficiaire, fiches: QuerySet) -> list[Axe]:
-    """The axes of a plan, each with the count, cost, financing, reste and dépassement of
-    the given fiches.
-
-    Two GROUP BY queries (fiches, then financing lines, by axis): correlated subqueries per
-    axis cost several times more on a national database.
-    """
-    par_axe = {
+def totals_by_axe(fiches: QuerySet) -> dict[int, dict]:
+    """The count, cost and financing of the given fiches on each axis, in one GROUP BY query
+    (each fiche's financing is a subquery inside the sum, so no fiche is counted twice)."""
+    lignes = (
+        LigneFinancement.objects.filter(fiche=OuterRef("pk"))
+        .order_by()
+        .values("fiche")
+        .annotate(total=Sum("montant"))
+        .values("total")
+    )
+    return {
         row["axe"]: row
         for row in fiches.order_by()
         .values("axe")
-        .annotate(nb=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(ZERO)))
+        .annotate(
+            nb=Count("pk"),
+            cout=Coalesce(Sum("cout_total"), Value(ZERO)),
+            finance=Coalesce(Sum(Subquery(lignes, output_field=MONEY)), Value(ZERO)),
+        )
     }
-    finance = dict(
-        LigneFinancement.objects.filter(fiche__in=fiches)
-        .order_by()
-        .values("fiche__axe")
-        .annotate(total=Sum("montant"))
-        .values_list("fiche__axe", "total")
-    )
+
+
+def axes_with_totals(beneficiaire, fiches: QuerySet, par_axe: dict | None = None) -> list[Axe]:
+    """The axes of a plan, each with the count, cost, financing, reste and dépassement of
+    the given fiches (``par_axe``: their ``totals_by_axe``, when already read).
+
+    Two queries (the totals by axis, then the axes): correlated subqueries per axis cost
+    several times more on a national database.
+    """
+    if par_axe is None:
+        par_axe = totals_by_axe(fiches)
     axes = list(beneficiaire.axes.order_by("numero"))
     for axe in axes:
         row = par_axe.get(axe.pk, {})
         axe.nb_fiches = row.get("nb", 0)
         axe.cout = row.get("cout", ZERO)
-        axe.finance = finance.get(axe.pk) or ZERO
+        axe.finance = row.get("finance", ZERO)
         axe.reste, axe.depassement = reste_et_depassement(axe.cout, axe.finance)
     return axes
+
+
+def totals_of(par_axe: dict) -> dict:
+    """The totals of a plan, added up from its ``totals_by_axe`` (a handful of rows, one per
+    axis, rather than two more queries over the fiches and their financing lines)."""
+    totals = {
+        "nb_fiches": sum((row["nb"] for row in par_axe.values()), 0),
+        "cout": sum((row["cout"] for row in par_axe.values()), ZERO),
+        "finance": sum((row["finance"] for row in par_axe.values()), ZERO),
+    }
+    totals["reste"], totals["depassement"] = reste_et_depassement(totals["cout"], totals["finance"])
+    return totals
 
 
 def plan_totals(fiches: QuerySet) -> dict:
@@ -361,6 +385,25 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
 # The plan page ----------------------------------------------------------------------------
 
 
+# The fields of a fiche that the plan's page shows: its row (fiche_row.html, with its badges)
+# and its bar on the timeline.
+PAGE_FIELDS = [
+    "beneficiaire",  # set from the plan's beneficiary by its related manager
+    "axe",
+    "reference",
+    "titre",
+    "maitre_ouvrage",
+    "maitre_ouvrage_type",
+    "maturite",
+    "avancement",
+    "priorite",
+    "cout_total",
+    "budget_vert",
+    "date_debut_prevue",
+    "date_fin_prevue",
+]
+
+
 class Plan:
     """A plan (or the fiches of it a search retained), as its page shows it: the fiches by
     axis in reference order with their totals, the plan's totals, the financing by funder ×
@@ -375,14 +418,17 @@ class Plan:
 
     @cached_property
     def fiches(self) -> list[FicheAction]:
+        # Only the fields the page shows (a deferred field read by a template would cost a
+        # query per fiche: tests/actions/test_plan.py counts them), sorted here, not by SQL.
         rows = sorted(
-            fiches_with_totals(self.queryset).defer("description", "objectifs", "jalons"),
+            fiches_with_totals(self.queryset).order_by().only(*PAGE_FIELDS),
             key=lambda fiche: reference_key(fiche.reference),
         )
         # One reverse() for the page, not one per fiche and per place it is linked from.
         fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
         for fiche in rows:
             fiche.url = fiche_url.format(fiche.pk)
+        fiche_rows(rows)
         return rows
 
     @cached_property
@@ -393,13 +439,26 @@ class Plan:
             by_axe.setdefault(fiche.axe_id, []).append(fiche)
         return [
             (axe, by_axe.get(axe.pk, []))
-            for axe in axes_with_totals(self.beneficiaire, self.queryset)
+            for axe in self._axes
             if by_axe.get(axe.pk) or not self.filtered
         ]
 
     @cached_property
+    def _axes(self) -> list[Axe]:
+        return axes_with_totals(self.beneficiaire, self.queryset, self._par_axe)
+
+    @property
+    def axes_key(self) -> str:
+        """What the filter form shows of the plan: its axes (all of them, filtered or not)."""
+        return repr([(axe.pk, str(axe)) for axe in self._axes])
+
+    @cached_property
+    def _par_axe(self) -> dict[int, dict]:
+        return totals_by_axe(self.queryset)
+
+    @cached_property
     def totals(self) -> dict:
-        return plan_totals(self.queryset)
+        return totals_of(self._par_axe)
 
     @cached_property
     def _financement(self) -> tuple[list[LigneFinanceur], list[Decimal]]:
@@ -416,3 +475,9 @@ class Plan:
     @cached_property
     def timeline(self) -> dict | None:
         return timeline(self.fiches, self.today)
+
+    @cached_property
+    def timeline_key(self) -> str:
+        """The timeline's content: its markup and CSS are cached on it, so a change of the
+        plan that moves no bar does not render them again."""
+        return content_key(self.timeline)

@@ -15,8 +15,11 @@ from functools import cache as once
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import InvalidCacheBackendError, cache, caches
 from django.db import transaction
+from django.db.models import Model
+from django.template.loader import get_template
+from django.utils.safestring import mark_safe
 
 VERSION_TIMEOUT = 7 * 24 * 3600
 PAGE_TIMEOUT = 24 * 3600
@@ -36,14 +39,22 @@ def new_plan_version(beneficiaire_id: int | str) -> None:
     )
 
 
-def plan_version(beneficiaire_id: int) -> str:
-    """The version of the plan and of the funders' catalogue, in one cache round trip."""
+def plan_versions(beneficiaire_id: int) -> tuple[str, str]:
+    """The version of the plan's page (the plan, the funders' catalogue and the code) and
+    that of its filter form (the catalogue and the code: the form's axes are keyed on apart),
+    in one cache round trip."""
     keys = [_version_key(beneficiaire_id), _version_key(CATALOGUE)]
     versions = cache.get_many(keys)
     missing = {key: uuid.uuid4().hex for key in keys if key not in versions}
     if missing:
         cache.set_many(missing, VERSION_TIMEOUT)
-    return "-".join([*({**versions, **missing}[key] for key in keys), code_version()])
+    plan, catalogue = ({**versions, **missing}[key] for key in keys)
+    return f"{plan}-{catalogue}-{code_version()}", f"{catalogue}-{code_version()}"
+
+
+def plan_version(beneficiaire_id: int) -> str:
+    """The version of the plan and of the funders' catalogue, in one cache round trip."""
+    return plan_versions(beneficiaire_id)[0]
 
 
 @once
@@ -55,3 +66,62 @@ def code_version() -> str:
     for path in sorted(path for pattern in patterns for path in root.glob(pattern)):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def fragment_cache():
+    """The cache of page fragments, as for the {% cache %} tag."""
+    try:
+        return caches["template_fragments"]
+    except InvalidCacheBackendError:
+        return caches["default"]
+
+
+def fiche_rows(fiches: list) -> None:
+    """Give each fiche its ``row``: its row in the table of its axis on the plan's page
+    (templates/actions/includes/fiche_row.html), taken from the fragment cache in one round
+    trip, and rendered only for the fiches whose row is not there.
+
+    A row is keyed on everything it may show: every field and annotation read with the fiche
+    (not only ``updated_at``: an ``update()`` or a financing line changes a row without it),
+    its lateness (which changes with the day) and the code's version. A row is thus never
+    stale, and a change of the plan renders again only the rows it changed.
+    """
+    keys = {fiche.pk: _row_key(fiche) for fiche in fiches}
+    store = fragment_cache()
+    rows = store.get_many(list(keys.values()))
+    missing = [fiche for fiche in fiches if keys[fiche.pk] not in rows]
+    if missing:
+        template = get_template("actions/includes/fiche_row.html")
+        rendered = {keys[fiche.pk]: template.render({"fiche": fiche}) for fiche in missing}
+        store.set_many(rendered, PAGE_TIMEOUT)
+        rows.update(rendered)
+    for fiche in fiches:
+        fiche.row = mark_safe(rows[keys[fiche.pk]])  # noqa: S308 (rendered by the template)
+
+
+def _row_key(fiche) -> str:
+    return f"plan-row:{content_key((fiche, fiche.en_retard))}"
+
+
+def content_key(value) -> str:
+    """A digest of what a fragment shows and of the code that renders it: a fragment cached
+    under it can never be stale. Model instances stand for every field and annotation read
+    with them (so a template may show any of them)."""
+    digest = hashlib.sha256(repr(_content(value)).encode())
+    return f"{code_version()}:{digest.hexdigest()}"
+
+
+def _content(value):
+    if isinstance(value, Model):
+        return (type(value).__name__, sorted(_fields(value)))
+    if isinstance(value, dict):
+        return sorted((key, _content(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return [_content(item) for item in value]
+    return value
+
+
+def _fields(instance):
+    for name, value in vars(instance).items():
+        if name not in ("_state", "row"):
+            yield name, value
