@@ -472,6 +472,13 @@ class Plan:
     def totaux_statut(self) -> list[Decimal]:
         return self._financement[1]
 
+    @property
+    def financeurs_key(self) -> str:
+        """The content of the table of financing by funder, which it is cached on."""
+        return content_key(
+            [self.financeurs, self.statuts, self.totaux_statut, self.totals, self.filtered]
+        )
+
     @cached_property
     def timeline(self) -> dict | None:
         return timeline(self.fiches, self.today)

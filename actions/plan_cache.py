@@ -103,6 +103,9 @@ def _row_key(fiche) -> str:
     return f"plan-row:{content_key((fiche, fiche.en_retard))}"
 
 
+NOT_CONTENT = {"_state", "row"}
+
+
 def content_key(value) -> str:
     """A digest of what a fragment shows and of the code that renders it: a fragment cached
     under it can never be stale. Model instances stand for every field and annotation read
@@ -113,15 +116,10 @@ def content_key(value) -> str:
 
 def _content(value):
     if isinstance(value, Model):
-        return (type(value).__name__, sorted(_fields(value)))
+        # In the order the query set them: the same for the same query and code.
+        return [(name, item) for name, item in vars(value).items() if name not in NOT_CONTENT]
     if isinstance(value, dict):
-        return sorted((key, _content(item)) for key, item in value.items())
+        return [(key, _content(item)) for key, item in value.items()]
     if isinstance(value, list | tuple):
         return [_content(item) for item in value]
     return value
-
-
-def _fields(instance):
-    for name, value in vars(instance).items():
-        if name not in ("_state", "row"):
-            yield name, value
