@@ -227,15 +227,19 @@ def totals_by_axe(fiches: QuerySet) -> dict[int, dict]:
         .annotate(total=Sum("montant"))
         .values("total")
     )
-    return {
-        row["axe"]: row
-        for row in fiches.order_by()
+    rows = (
+        fiches.order_by()
         .values("axe")
         .annotate(
             nb=Count("pk"),
-            cout=Coalesce(Sum("cout_total"), Value(ZERO)),
-            finance=Coalesce(Sum(Subquery(lignes, output_field=MONEY)), Value(ZERO)),
+            cout=Sum("cout_total"),
+            finance=Sum(Subquery(lignes, output_field=MONEY)),
         )
+    )
+    # No COALESCE (None is zero below): its compilation costs more than the query.
+    return {
+        row["axe"]: {**row, "cout": row["cout"] or ZERO, "finance": row["finance"] or ZERO}
+        for row in rows
     }
 
 
@@ -296,16 +300,14 @@ def financement_par_financeur(fiches: QuerySet) -> tuple[list[LigneFinanceur], l
         .values("financeur__nom", "financeur__ordre")
         .annotate(
             total=Sum("montant"),
-            **{
-                f"s_{statut}": Coalesce(Sum("montant", filter=Q(statut=statut)), Value(ZERO))
-                for statut in statuts
-            },
+            # No COALESCE per status (None below): its compilation costs more than the query.
+            **{f"s_{statut}": Sum("montant", filter=Q(statut=statut)) for statut in statuts},
         )
         .order_by("financeur__ordre", "financeur__nom")
     )
     lignes = [
         LigneFinanceur(
-            row["financeur__nom"], [row[f"s_{statut}"] for statut in statuts], row["total"]
+            row["financeur__nom"], [row[f"s_{statut}"] or ZERO for statut in statuts], row["total"]
         )
         for row in rows
     ]
@@ -418,10 +420,12 @@ class Plan:
 
     @cached_property
     def fiches(self) -> list[FicheAction]:
-        # Only the fields the page shows (a deferred field read by a template would cost a
-        # query per fiche: tests/actions/test_plan.py counts them), sorted here, not by SQL.
+        # Only what the page shows: the fields (a deferred field read by a template would
+        # cost a query per fiche: tests/actions/test_plan.py counts them) and the financing,
+        # not each fiche's reste and dépassement (their CASE expressions cost more to compile
+        # than the query takes to run); sorted here, not by SQL.
         rows = sorted(
-            fiches_with_totals(self.queryset).order_by().only(*PAGE_FIELDS),
+            self.queryset.with_financement().order_by().only(*PAGE_FIELDS),
             key=lambda fiche: reference_key(fiche.reference),
         )
         # One reverse() for the page, not one per fiche and per place it is linked from.
