@@ -35,7 +35,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
 from .models import Axe, FicheAction, LigneFinancement
-from .plan_cache import content_key, fiche_rows
+from .plan_cache import content_key, fiche_rows, render_each
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 ZERO = Decimal("0")
@@ -486,6 +486,12 @@ class Plan:
     @cached_property
     def timeline(self) -> dict | None:
         return timeline(self.fiches, self.today)
+
+    @cached_property
+    def timeline_rows(self) -> list[str]:
+        """The timeline's rows (timeline_bar.html), each rendered only when it changed."""
+        contexts = [{"bar": bar, "n": n} for n, bar in enumerate(self.timeline["bars"], 1)]
+        return render_each("actions/includes/timeline_bar.html", contexts)
 
     @cached_property
     def timeline_key(self) -> str:

@@ -76,31 +76,37 @@ def fragment_cache():
         return caches["default"]
 
 
+def render_each(template_name: str, contexts: list[dict]) -> list[str]:
+    """The template rendered with each context, taken from the fragment cache in one round
+    trip and rendered only for the contexts not there, each keyed on its context's content
+    (``content_key``): a fragment is never stale, and a change of the plan renders again
+    only the fragments it changed."""
+    keys = [f"plan-fragment:{template_name}:{content_key(context)}" for context in contexts]
+    store = fragment_cache()
+    fragments = store.get_many(keys)
+    missing = {
+        key: context for key, context in zip(keys, contexts, strict=True) if key not in fragments
+    }
+    if missing:
+        template = get_template(template_name)
+        rendered = {key: template.render(context) for key, context in missing.items()}
+        store.set_many(rendered, PAGE_TIMEOUT)
+        fragments.update(rendered)
+    return [mark_safe(fragments[key]) for key in keys]  # noqa: S308 (rendered by the template)
+
+
 def fiche_rows(fiches: list) -> None:
     """Give each fiche its ``row``: its row in the table of its axis on the plan's page
-    (templates/actions/includes/fiche_row.html), taken from the fragment cache in one round
-    trip, and rendered only for the fiches whose row is not there.
+    (templates/actions/includes/fiche_row.html), by ``render_each``.
 
     A row is keyed on everything it may show: every field and annotation read with the fiche
     (not only ``updated_at``: an ``update()`` or a financing line changes a row without it),
-    its lateness (which changes with the day) and the code's version. A row is thus never
-    stale, and a change of the plan renders again only the rows it changed.
+    its lateness (which changes with the day) and the code's version.
     """
-    keys = {fiche.pk: _row_key(fiche) for fiche in fiches}
-    store = fragment_cache()
-    rows = store.get_many(list(keys.values()))
-    missing = [fiche for fiche in fiches if keys[fiche.pk] not in rows]
-    if missing:
-        template = get_template("actions/includes/fiche_row.html")
-        rendered = {keys[fiche.pk]: template.render({"fiche": fiche}) for fiche in missing}
-        store.set_many(rendered, PAGE_TIMEOUT)
-        rows.update(rendered)
-    for fiche in fiches:
-        fiche.row = mark_safe(rows[keys[fiche.pk]])  # noqa: S308 (rendered by the template)
-
-
-def _row_key(fiche) -> str:
-    return f"plan-row:{content_key((fiche, fiche.en_retard))}"
+    contexts = [{"fiche": fiche, "en_retard": fiche.en_retard} for fiche in fiches]
+    rows = render_each("actions/includes/fiche_row.html", contexts)
+    for fiche, row in zip(fiches, rows, strict=True):
+        fiche.row = row
 
 
 NOT_CONTENT = {"_state", "row"}

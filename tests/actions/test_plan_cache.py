@@ -158,8 +158,8 @@ def test_a_new_release_does_not_serve_the_previous_pages(fiche, monkeypatch):
 
 
 @pytest.fixture
-def row_renders(monkeypatch):
-    """The references of the fiches whose row is rendered (not taken from the cache)."""
+def renders(monkeypatch):
+    """The fragments rendered one by one (not taken from the cache): (template, reference)."""
     import actions.plan_cache
 
     rendered = []
@@ -170,13 +170,19 @@ def row_renders(monkeypatch):
 
         class Spy:
             def render(self, context):
-                rendered.append(context["fiche"].reference)
+                fiche = context["fiche"] if "fiche" in context else context["bar"]["fiche"]
+                rendered.append((name.rsplit("/", 1)[-1], fiche.reference))
                 return template.render(context)
 
         return Spy()
 
     monkeypatch.setattr(actions.plan_cache, "get_template", spying_get_template)
     return rendered
+
+
+def rows(renders) -> list[str]:
+    """The references of the fiches whose row in its axis' table was rendered."""
+    return [reference for name, reference in renders if name == "fiche_row.html"]
 
 
 @pytest.fixture
@@ -192,24 +198,24 @@ def three_fiches(fiche):
 
 
 def test_a_change_renders_again_only_the_rows_it_changed(
-    client_for, cdp_ussel, three_fiches, row_renders
+    client_for, cdp_ussel, three_fiches, renders
 ):
     client = client_for(cdp_ussel)
     client.get(plan_url(three_fiches))
-    assert sorted(row_renders) == ["1.1", "1.2", "2.1"]
+    assert sorted(rows(renders)) == ["1.1", "1.2", "2.1"]
 
-    row_renders.clear()
+    renders.clear()
     three_fiches.titre = "Halle rénovée"
     three_fiches.save()
     assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
-    assert row_renders == ["1.1"]
+    assert rows(renders) == ["1.1"]
 
     # A financing line changes the row's « Financé », not the fiche.
-    row_renders.clear()
+    renders.clear()
     three_fiches.financements.update(montant=Decimal("65432"))
     new_plan_version(three_fiches.beneficiaire_id)
     assert "65 432 €" in text(client.get(plan_url(three_fiches)))
-    assert row_renders == ["1.1"]
+    assert rows(renders) == ["1.1"]
 
 
 def test_a_row_changed_without_its_modification_date_is_not_served_stale(
@@ -290,3 +296,26 @@ def test_a_search_answer_shows_the_rows_of_its_fiches(client_for, cdp_ussel, thr
     page = text(client.get(plan_url(three_fiches), {"axe": three_fiches.axe_id}))
     assert "Halle couverte" in page and "Fiche 1.2" in page
     assert "Fiche 2.1" not in page
+
+
+def test_a_new_title_renders_again_only_its_row_and_its_bar(
+    client_for, cdp_ussel, three_fiches, renders
+):
+    for n, fiche in enumerate(FicheAction.objects.filter(beneficiaire=three_fiches.beneficiaire)):
+        fiche.date_debut_prevue = date(2025, 1, 1)
+        fiche.date_fin_prevue = date(2025, 3 + n, 1)
+        fiche.save()
+    client = client_for(cdp_ussel)
+    client.get(plan_url(three_fiches))
+    assert sorted(renders) == [
+        *(("fiche_row.html", ref) for ref in ("1.1", "1.2", "2.1")),
+        *(("timeline_bar.html", ref) for ref in ("1.1", "1.2", "2.1")),
+    ]
+
+    renders.clear()
+    fiche = FicheAction.objects.get(reference="1.2", beneficiaire=three_fiches.beneficiaire)
+    fiche.titre = "Kiosque"
+    fiche.save()
+    page = text(client.get(plan_url(three_fiches)))
+    assert "1.2 – Kiosque" in page
+    assert sorted(renders) == [("fiche_row.html", "1.2"), ("timeline_bar.html", "1.2")]
