@@ -7,6 +7,12 @@ version on every change; a version lost from the cache is replaced by a new rand
 never by an old one, so a stale fragment is never served. The version also changes with
 the templates and code that render the page, so a deployment never serves a fragment
 rendered by the previous release.
+
+Right after a change, the page is rendered again from parts that are themselves cached on
+their content (``content_key``), not on the plan's version: each fiche's row, each bar of
+the timeline, the timeline, the table by funder; and the empty filter form on the funders'
+catalogue and the plan's axes. A change thus renders again only what it changed, and a part
+is never stale, whatever wrote the data (a form, the Excel import, an ``update()``).
 """
 
 import hashlib
@@ -114,8 +120,9 @@ NOT_CONTENT = {"_state", "row"}
 
 def content_key(value) -> str:
     """A digest of what a fragment shows and of the code that renders it: a fragment cached
-    under it can never be stale. Model instances stand for every field and annotation read
-    with them (so a template may show any of them)."""
+    under it can never be stale. A model instance stands for every field and annotation read
+    with it (and attributes set on it, as a fiche's ``url``), so its template may show any of
+    them, but not the fields of a related object (those are not part of the digest)."""
     digest = hashlib.sha256(repr(_content(value)).encode())
     return f"{code_version()}:{digest.hexdigest()}"
 
