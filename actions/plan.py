@@ -489,8 +489,13 @@ class Plan:
 
     @cached_property
     def timeline_rows(self) -> list[str]:
-        """The timeline's rows (timeline_bar.html), each rendered only when it changed."""
-        contexts = [{"bar": bar, "n": n} for n, bar in enumerate(self.timeline["bars"], 1)]
+        """The timeline's rows (timeline_bar.html), each rendered only when it changed. A bar's
+        position is in the page's CSS, not in its row: a row is not rendered again because
+        the timeline's span changed (a later end, a new year, a search)."""
+        contexts = [
+            {"bar": {k: v for k, v in bar.items() if k not in ("left", "width")}, "n": n}
+            for n, bar in enumerate(self.timeline["bars"], 1)
+        ]
         return render_each("actions/includes/timeline_bar.html", contexts)
 
     @cached_property

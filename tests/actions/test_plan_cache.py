@@ -319,3 +319,28 @@ def test_a_new_title_renders_again_only_its_row_and_its_bar(
     page = text(client.get(plan_url(three_fiches)))
     assert "1.2 – Kiosque" in page
     assert sorted(renders) == [("fiche_row.html", "1.2"), ("timeline_bar.html", "1.2")]
+
+
+def test_a_longer_timeline_moves_the_bars_without_rendering_their_rows_again(
+    client_for, cdp_ussel, three_fiches, renders
+):
+    fiches = list(FicheAction.objects.filter(beneficiaire=three_fiches.beneficiaire))
+    for fiche in fiches:
+        fiche.date_debut_prevue = date(2025, 1, 1)
+        fiche.date_fin_prevue = date(2025, 6, 1)
+        fiche.save()
+    client = client_for(cdp_ussel)
+    before = client.get(plan_url(three_fiches)).context["plan"].timeline["bars"]
+
+    renders.clear()
+    fiches[0].date_fin_prevue = date(2027, 6, 1)  # two more years: every bar moves
+    fiches[0].save()
+    response = client.get(plan_url(three_fiches))
+    after = response.context["plan"].timeline["bars"]
+    assert [bar["width"] for bar in after] != [bar["width"] for bar in before]
+    content = response.content.decode()
+    for n, bar in enumerate(after, 1):
+        assert (
+            f".pvd-timeline__bar--{n} {{ left: {bar['left']}; width: {bar['width']}; }}" in content
+        )
+    assert [name for name, _ in renders].count("timeline_bar.html") == 1
