@@ -35,6 +35,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
 from .models import Axe, FicheAction, LigneFinancement
+from .plan_cache import content_key, fiche_rows, render_each
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 ZERO = Decimal("0")
@@ -216,34 +217,61 @@ def with_plan_totals(beneficiaires: QuerySet) -> QuerySet:
     )
 
 
-def axes_with_totals(beneficiaire, fiches: QuerySet) -> list[Axe]:
-    """The axes of a plan, each with the count, cost, financing, reste and dépassement of
-    the given fiches.
-
-    Two GROUP BY queries (fiches, then financing lines, by axis): correlated subqueries per
-    axis cost several times more on a national database.
-    """
-    par_axe = {
-        row["axe"]: row
-        for row in fiches.order_by()
-        .values("axe")
-        .annotate(nb=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(ZERO)))
-    }
-    finance = dict(
-        LigneFinancement.objects.filter(fiche__in=fiches)
+def totals_by_axe(fiches: QuerySet) -> dict[int, dict]:
+    """The count, cost and financing of the given fiches on each axis, in one GROUP BY query
+    (each fiche's financing is a subquery inside the sum, so no fiche is counted twice)."""
+    lignes = (
+        LigneFinancement.objects.filter(fiche=OuterRef("pk"))
         .order_by()
-        .values("fiche__axe")
+        .values("fiche")
         .annotate(total=Sum("montant"))
-        .values_list("fiche__axe", "total")
+        .values("total")
     )
+    rows = (
+        fiches.order_by()
+        .values("axe")
+        .annotate(
+            nb=Count("pk"),
+            cout=Sum("cout_total"),
+            finance=Sum(Subquery(lignes, output_field=MONEY)),
+        )
+    )
+    # No COALESCE (None is zero below): its compilation costs more than the query.
+    return {
+        row["axe"]: {**row, "cout": row["cout"] or ZERO, "finance": row["finance"] or ZERO}
+        for row in rows
+    }
+
+
+def axes_with_totals(beneficiaire, fiches: QuerySet, par_axe: dict | None = None) -> list[Axe]:
+    """The axes of a plan, each with the count, cost, financing, reste and dépassement of
+    the given fiches (``par_axe``: their ``totals_by_axe``, when already read).
+
+    Two queries (the totals by axis, then the axes): correlated subqueries per axis cost
+    several times more on a national database.
+    """
+    if par_axe is None:
+        par_axe = totals_by_axe(fiches)
     axes = list(beneficiaire.axes.order_by("numero"))
     for axe in axes:
         row = par_axe.get(axe.pk, {})
         axe.nb_fiches = row.get("nb", 0)
         axe.cout = row.get("cout", ZERO)
-        axe.finance = finance.get(axe.pk) or ZERO
+        axe.finance = row.get("finance", ZERO)
         axe.reste, axe.depassement = reste_et_depassement(axe.cout, axe.finance)
     return axes
+
+
+def totals_of(par_axe: dict) -> dict:
+    """The totals of a plan, added up from its ``totals_by_axe`` (a handful of rows, one per
+    axis, rather than two more queries over the fiches and their financing lines)."""
+    totals = {
+        "nb_fiches": sum((row["nb"] for row in par_axe.values()), 0),
+        "cout": sum((row["cout"] for row in par_axe.values()), ZERO),
+        "finance": sum((row["finance"] for row in par_axe.values()), ZERO),
+    }
+    totals["reste"], totals["depassement"] = reste_et_depassement(totals["cout"], totals["finance"])
+    return totals
 
 
 def plan_totals(fiches: QuerySet) -> dict:
@@ -272,16 +300,14 @@ def financement_par_financeur(fiches: QuerySet) -> tuple[list[LigneFinanceur], l
         .values("financeur__nom", "financeur__ordre")
         .annotate(
             total=Sum("montant"),
-            **{
-                f"s_{statut}": Coalesce(Sum("montant", filter=Q(statut=statut)), Value(ZERO))
-                for statut in statuts
-            },
+            # No COALESCE per status (None below): its compilation costs more than the query.
+            **{f"s_{statut}": Sum("montant", filter=Q(statut=statut)) for statut in statuts},
         )
         .order_by("financeur__ordre", "financeur__nom")
     )
     lignes = [
         LigneFinanceur(
-            row["financeur__nom"], [row[f"s_{statut}"] for statut in statuts], row["total"]
+            row["financeur__nom"], [row[f"s_{statut}"] or ZERO for statut in statuts], row["total"]
         )
         for row in rows
     ]
@@ -361,6 +387,25 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
 # The plan page ----------------------------------------------------------------------------
 
 
+# The fields of a fiche that the plan's page shows: its row (fiche_row.html, with its badges)
+# and its bar on the timeline.
+PAGE_FIELDS = [
+    "beneficiaire",  # set from the plan's beneficiary by its related manager
+    "axe",
+    "reference",
+    "titre",
+    "maitre_ouvrage",
+    "maitre_ouvrage_type",
+    "maturite",
+    "avancement",
+    "priorite",
+    "cout_total",
+    "budget_vert",
+    "date_debut_prevue",
+    "date_fin_prevue",
+]
+
+
 class Plan:
     """A plan (or the fiches of it a search retained), as its page shows it: the fiches by
     axis in reference order with their totals, the plan's totals, the financing by funder ×
@@ -375,14 +420,19 @@ class Plan:
 
     @cached_property
     def fiches(self) -> list[FicheAction]:
+        # Only what the page shows: the fields (a deferred field read by a template would
+        # cost a query per fiche: tests/actions/test_plan.py counts them) and the financing,
+        # not each fiche's reste and dépassement (their CASE expressions cost more to compile
+        # than the query takes to run); sorted here, not by SQL.
         rows = sorted(
-            fiches_with_totals(self.queryset).defer("description", "objectifs", "jalons"),
+            self.queryset.with_financement().order_by().only(*PAGE_FIELDS),
             key=lambda fiche: reference_key(fiche.reference),
         )
         # One reverse() for the page, not one per fiche and per place it is linked from.
         fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
         for fiche in rows:
             fiche.url = fiche_url.format(fiche.pk)
+        fiche_rows(rows)
         return rows
 
     @cached_property
@@ -393,13 +443,26 @@ class Plan:
             by_axe.setdefault(fiche.axe_id, []).append(fiche)
         return [
             (axe, by_axe.get(axe.pk, []))
-            for axe in axes_with_totals(self.beneficiaire, self.queryset)
+            for axe in self._axes
             if by_axe.get(axe.pk) or not self.filtered
         ]
 
     @cached_property
+    def _axes(self) -> list[Axe]:
+        return axes_with_totals(self.beneficiaire, self.queryset, self._par_axe)
+
+    @property
+    def axes_key(self) -> str:
+        """What the filter form shows of the plan: its axes (all of them, filtered or not)."""
+        return repr([(axe.pk, str(axe)) for axe in self._axes])
+
+    @cached_property
+    def _par_axe(self) -> dict[int, dict]:
+        return totals_by_axe(self.queryset)
+
+    @cached_property
     def totals(self) -> dict:
-        return plan_totals(self.queryset)
+        return totals_of(self._par_axe)
 
     @cached_property
     def _financement(self) -> tuple[list[LigneFinanceur], list[Decimal]]:
@@ -413,6 +476,30 @@ class Plan:
     def totaux_statut(self) -> list[Decimal]:
         return self._financement[1]
 
+    @property
+    def financeurs_key(self) -> str:
+        """The content of the table of financing by funder, which it is cached on."""
+        return content_key(
+            [self.financeurs, self.statuts, self.totaux_statut, self.totals, self.filtered]
+        )
+
     @cached_property
     def timeline(self) -> dict | None:
         return timeline(self.fiches, self.today)
+
+    @cached_property
+    def timeline_rows(self) -> list[str]:
+        """The timeline's rows (timeline_bar.html), each rendered only when it changed. A bar's
+        position is in the page's CSS, not in its row: a row is not rendered again because
+        the timeline's span changed (a later end, a new year, a search)."""
+        contexts = [
+            {"bar": {k: v for k, v in bar.items() if k not in ("left", "width")}, "n": n}
+            for n, bar in enumerate(self.timeline["bars"], 1)
+        ]
+        return render_each("actions/includes/timeline_bar.html", contexts)
+
+    @cached_property
+    def timeline_key(self) -> str:
+        """The timeline's content: its markup and CSS are cached on it, so a change of the
+        plan that moves no bar does not render them again."""
+        return content_key(self.timeline)

@@ -7,6 +7,12 @@ version on every change; a version lost from the cache is replaced by a new rand
 never by an old one, so a stale fragment is never served. The version also changes with
 the templates and code that render the page, so a deployment never serves a fragment
 rendered by the previous release.
+
+Right after a change, the page is rendered again from parts that are themselves cached on
+their content (``content_key``), not on the plan's version: each fiche's row, each bar of
+the timeline, the timeline, the table by funder; and the empty filter form on the funders'
+catalogue and the plan's axes. A change thus renders again only what it changed, and a part
+is never stale, whatever wrote the data (a form, the Excel import, an ``update()``).
 """
 
 import hashlib
@@ -15,8 +21,11 @@ from functools import cache as once
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import InvalidCacheBackendError, cache, caches
 from django.db import transaction
+from django.db.models import Model
+from django.template.loader import get_template
+from django.utils.safestring import mark_safe
 
 VERSION_TIMEOUT = 7 * 24 * 3600
 PAGE_TIMEOUT = 24 * 3600
@@ -36,14 +45,22 @@ def new_plan_version(beneficiaire_id: int | str) -> None:
     )
 
 
-def plan_version(beneficiaire_id: int) -> str:
-    """The version of the plan and of the funders' catalogue, in one cache round trip."""
+def plan_versions(beneficiaire_id: int) -> tuple[str, str]:
+    """The version of the plan's page (the plan, the funders' catalogue and the code) and
+    that of its filter form (the catalogue and the code: the form's axes are keyed on apart),
+    in one cache round trip."""
     keys = [_version_key(beneficiaire_id), _version_key(CATALOGUE)]
     versions = cache.get_many(keys)
     missing = {key: uuid.uuid4().hex for key in keys if key not in versions}
     if missing:
         cache.set_many(missing, VERSION_TIMEOUT)
-    return "-".join([*({**versions, **missing}[key] for key in keys), code_version()])
+    plan, catalogue = ({**versions, **missing}[key] for key in keys)
+    return f"{plan}-{catalogue}-{code_version()}", f"{catalogue}-{code_version()}"
+
+
+def plan_version(beneficiaire_id: int) -> str:
+    """The version of the plan and of the funders' catalogue, in one cache round trip."""
+    return plan_versions(beneficiaire_id)[0]
 
 
 @once
@@ -55,3 +72,67 @@ def code_version() -> str:
     for path in sorted(path for pattern in patterns for path in root.glob(pattern)):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def fragment_cache():
+    """The cache of page fragments, as for the {% cache %} tag."""
+    try:
+        return caches["template_fragments"]
+    except InvalidCacheBackendError:
+        return caches["default"]
+
+
+def render_each(template_name: str, contexts: list[dict]) -> list[str]:
+    """The template rendered with each context, taken from the fragment cache in one round
+    trip and rendered only for the contexts not there, each keyed on its context's content
+    (``content_key``): a fragment is never stale, and a change of the plan renders again
+    only the fragments it changed."""
+    keys = [f"plan-fragment:{template_name}:{content_key(context)}" for context in contexts]
+    store = fragment_cache()
+    fragments = store.get_many(keys)
+    missing = {
+        key: context for key, context in zip(keys, contexts, strict=True) if key not in fragments
+    }
+    if missing:
+        template = get_template(template_name)
+        rendered = {key: template.render(context) for key, context in missing.items()}
+        store.set_many(rendered, PAGE_TIMEOUT)
+        fragments.update(rendered)
+    return [mark_safe(fragments[key]) for key in keys]  # noqa: S308 (rendered by the template)
+
+
+def fiche_rows(fiches: list) -> None:
+    """Give each fiche its ``row``: its row in the table of its axis on the plan's page
+    (templates/actions/includes/fiche_row.html), by ``render_each``.
+
+    A row is keyed on everything it may show: every field and annotation read with the fiche
+    (not only ``updated_at``: an ``update()`` or a financing line changes a row without it),
+    its lateness (which changes with the day) and the code's version.
+    """
+    contexts = [{"fiche": fiche, "en_retard": fiche.en_retard} for fiche in fiches]
+    rows = render_each("actions/includes/fiche_row.html", contexts)
+    for fiche, row in zip(fiches, rows, strict=True):
+        fiche.row = row
+
+
+NOT_CONTENT = {"_state", "row"}
+
+
+def content_key(value) -> str:
+    """A digest of what a fragment shows and of the code that renders it: a fragment cached
+    under it can never be stale. A model instance stands for every field and annotation read
+    with it (and attributes set on it, as a fiche's ``url``), so its template may show any of
+    them, but not the fields of a related object (those are not part of the digest)."""
+    digest = hashlib.sha256(repr(_content(value)).encode())
+    return f"{code_version()}:{digest.hexdigest()}"
+
+
+def _content(value):
+    if isinstance(value, Model):
+        # In the order the query set them: the same for the same query and code.
+        return [(name, item) for name, item in vars(value).items() if name not in NOT_CONTENT]
+    if isinstance(value, dict):
+        return [(key, _content(item)) for key, item in value.items()]
+    if isinstance(value, list | tuple):
+        return [_content(item) for item in value]
+    return value

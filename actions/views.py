@@ -33,7 +33,7 @@ from .models import (
     ensure_axes,
 )
 from .plan import Plan, fiche_totals, with_plan_totals
-from .plan_cache import plan_version
+from .plan_cache import plan_versions
 
 # Access -------------------------------------------------------------------------------------
 
@@ -117,12 +117,15 @@ class PlanView(PlanMixin, FilterView):
         today = timezone.localdate()
         plan = Plan(self.beneficiaire, self.object_list, today, filtered=filtered)
         # The plain page is cached until the plan changes; a search is rendered each time.
-        version = None if self.request.GET else plan_version(self.beneficiaire.pk)
+        version, filter_version = (
+            (None, None) if self.request.GET else plan_versions(self.beneficiaire.pk)
+        )
         return super().get_context_data(
             beneficiaire=self.beneficiaire,
             can_edit=self.can_edit,
             plan=plan,
             cache_key=version and f"{version}-{today}-{self.can_edit}",
+            filter_version=filter_version,
             **kwargs,
         )
 

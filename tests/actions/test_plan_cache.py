@@ -1,7 +1,7 @@
 """The plan page is cached until the plan changes (actions/plan_cache.py, actions/signals.py)."""
 
 import html
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
-from actions.plan_cache import plan_version
+from actions.plan_cache import new_plan_version, plan_version
 from tests.conftest import count_queries
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +141,195 @@ def test_a_new_release_does_not_serve_the_previous_pages(fiche, monkeypatch):
     before = plan_version(fiche.beneficiaire_id)
     monkeypatch.setattr("actions.plan_cache.code_version", lambda: "next-release")
     assert plan_version(fiche.beneficiaire_id) != before
+
+
+# Fragments cached on their content ---------------------------------------------------------
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """The fragments rendered one by one (not taken from the cache): (template, reference)."""
+    import actions.plan_cache
+
+    rendered = []
+    get_template = actions.plan_cache.get_template
+
+    def spying_get_template(name):
+        template = get_template(name)
+
+        class Spy:
+            def render(self, context):
+                fiche = context["fiche"] if "fiche" in context else context["bar"]["fiche"]
+                rendered.append((name.rsplit("/", 1)[-1], fiche.reference))
+                return template.render(context)
+
+        return Spy()
+
+    monkeypatch.setattr(actions.plan_cache, "get_template", spying_get_template)
+    return rendered
+
+
+def rows(renders) -> list[str]:
+    """The references of the fiches whose row in its axis' table was rendered."""
+    return [reference for name, reference in renders if name == "fiche_row.html"]
+
+
+@pytest.fixture
+def three_fiches(fiche):
+    for reference in ("1.2", "2.1"):
+        FicheAction.objects.create(
+            beneficiaire=fiche.beneficiaire,
+            axe=fiche.beneficiaire.axes.get(numero=int(reference[0])),
+            reference=reference,
+            titre=f"Fiche {reference}",
+        )
+    return fiche
+
+
+def test_a_change_renders_again_only_the_rows_it_changed(
+    client_for, cdp_ussel, three_fiches, renders
+):
+    client = client_for(cdp_ussel)
+    client.get(plan_url(three_fiches))
+    assert sorted(rows(renders)) == ["1.1", "1.2", "2.1"]
+
+    renders.clear()
+    three_fiches.titre = "Halle rénovée"
+    three_fiches.save()
+    assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
+    assert rows(renders) == ["1.1"]
+
+    # A financing line changes the row's « Financé », not the fiche.
+    renders.clear()
+    three_fiches.financements.update(montant=Decimal("65432"))
+    new_plan_version(three_fiches.beneficiaire_id)
+    assert "65 432 €" in text(client.get(plan_url(three_fiches)))
+    assert rows(renders) == ["1.1"]
+
+
+def test_a_row_changed_without_its_modification_date_is_not_served_stale(
+    client_for, cdp_ussel, three_fiches
+):
+    client = client_for(cdp_ussel)
+    updated_at = three_fiches.updated_at
+    client.get(plan_url(three_fiches))
+    # update() leaves updated_at as it was: the row is keyed on what it shows.
+    FicheAction.objects.filter(pk=three_fiches.pk).update(
+        titre="Halle rénovée", maitre_ouvrage="Syndicat mixte"
+    )
+    new_plan_version(three_fiches.beneficiaire_id)
+    assert FicheAction.objects.get(pk=three_fiches.pk).updated_at == updated_at
+    page = text(client.get(plan_url(three_fiches)))
+    assert "Halle rénovée Syndicat mixte" in page
+    assert "Halle couverte" not in page
+
+
+def test_a_row_turns_late_the_day_after_its_planned_end(client_for, cdp_ussel, fiche, monkeypatch):
+    today = timezone.localdate()
+    fiche.date_fin_prevue = today
+    fiche.save()
+    client = client_for(cdp_ussel)
+    badge = ">En retard</span>"
+    assert badge not in client.get(plan_url(fiche)).content.decode()
+    monkeypatch.setattr(timezone, "localdate", lambda *args: today + timedelta(days=1))
+    assert badge in client.get(plan_url(fiche)).content.decode()
+
+
+def options(response, name: str) -> list[str]:
+    page = response.content.decode()
+    select = page[page.index(f'name="{name}"') :]
+    select = select[: select.index("</select>")]
+    return [
+        html.unescape(strip_tags(option.partition(">")[2])).strip()
+        for option in select.split("<option")[2:]
+    ]
+
+
+def test_the_filter_form_follows_the_axes_and_the_funders(client_for, cdp_ussel, fiche):
+    client = client_for(cdp_ussel)
+    assert "1. Habitat" in options(client.get(plan_url(fiche)), "axe")
+
+    axe = fiche.axe
+    axe.nom = "Habiter le centre"
+    axe.save()
+    assert "1. Habiter le centre" in options(client.get(plan_url(fiche)), "axe")
+
+    Financeur.objects.create(nom="Fondation du patrimoine", ordre=99)
+    assert "Fondation du patrimoine" in options(client.get(plan_url(fiche)), "financeur")
+
+    fiche.beneficiaire.axes.get(numero=6).delete()
+    assert "6. Transition écologique" not in options(client.get(plan_url(fiche)), "axe")
+
+
+def test_a_moved_bar_is_drawn_again(client_for, cdp_ussel, fiche):
+    fiche.date_debut_prevue = date(2025, 1, 1)
+    fiche.date_fin_prevue = date(2025, 12, 31)
+    fiche.save()
+    client = client_for(cdp_ussel)
+    first = client.get(plan_url(fiche)).content.decode()
+    assert "du 01/01/2025 au 31/12/2025" in first
+
+    fiche.date_fin_prevue = date(2025, 6, 30)
+    fiche.save()
+    page = client.get(plan_url(fiche))
+    css = page.context["plan"].timeline["bars"][0]
+    content = page.content.decode()
+    assert "du 01/01/2025 au 30/06/2025" in html.unescape(strip_tags(content))
+    assert f".pvd-timeline__bar--1 {{ left: {css['left']}; width: {css['width']}; }}" in content
+    assert css["width"] not in first.split("<style")[1].split("</style>")[0]
+
+
+def test_a_search_answer_shows_the_rows_of_its_fiches(client_for, cdp_ussel, three_fiches):
+    client = client_for(cdp_ussel)
+    client.get(plan_url(three_fiches))  # rows cached
+    page = text(client.get(plan_url(three_fiches), {"axe": three_fiches.axe_id}))
+    assert "Halle couverte" in page and "Fiche 1.2" in page
+    assert "Fiche 2.1" not in page
+
+
+def test_a_new_title_renders_again_only_its_row_and_its_bar(
+    client_for, cdp_ussel, three_fiches, renders
+):
+    for n, fiche in enumerate(FicheAction.objects.filter(beneficiaire=three_fiches.beneficiaire)):
+        fiche.date_debut_prevue = date(2025, 1, 1)
+        fiche.date_fin_prevue = date(2025, 3 + n, 1)
+        fiche.save()
+    client = client_for(cdp_ussel)
+    client.get(plan_url(three_fiches))
+    assert sorted(renders) == [
+        *(("fiche_row.html", ref) for ref in ("1.1", "1.2", "2.1")),
+        *(("timeline_bar.html", ref) for ref in ("1.1", "1.2", "2.1")),
+    ]
+
+    renders.clear()
+    fiche = FicheAction.objects.get(reference="1.2", beneficiaire=three_fiches.beneficiaire)
+    fiche.titre = "Kiosque"
+    fiche.save()
+    page = text(client.get(plan_url(three_fiches)))
+    assert "1.2 – Kiosque" in page
+    assert sorted(renders) == [("fiche_row.html", "1.2"), ("timeline_bar.html", "1.2")]
+
+
+def test_a_longer_timeline_moves_the_bars_without_rendering_their_rows_again(
+    client_for, cdp_ussel, three_fiches, renders
+):
+    fiches = list(FicheAction.objects.filter(beneficiaire=three_fiches.beneficiaire))
+    for fiche in fiches:
+        fiche.date_debut_prevue = date(2025, 1, 1)
+        fiche.date_fin_prevue = date(2025, 6, 1)
+        fiche.save()
+    client = client_for(cdp_ussel)
+    before = client.get(plan_url(three_fiches)).context["plan"].timeline["bars"]
+
+    renders.clear()
+    fiches[0].date_fin_prevue = date(2027, 6, 1)  # two more years: every bar moves
+    fiches[0].save()
+    response = client.get(plan_url(three_fiches))
+    after = response.context["plan"].timeline["bars"]
+    assert [bar["width"] for bar in after] != [bar["width"] for bar in before]
+    content = response.content.decode()
+    for n, bar in enumerate(after, 1):
+        assert (
+            f".pvd-timeline__bar--{n} {{ left: {bar['left']}; width: {bar['width']}; }}" in content
+        )
+    assert [name for name, _ in renders].count("timeline_bar.html") == 1
