@@ -69,10 +69,11 @@ class User(AbstractUser):
             and kwargs.get("update_fields") is None
             and not kwargs.get("force_insert")
         ):
+            deferred = self.get_deferred_fields()  # as Django does: only what was loaded
             kwargs["update_fields"] = [
                 f.name
                 for f in self._meta.concrete_fields
-                if not f.primary_key and f.name != "perimeter_version"
+                if not f.primary_key and f.name != "perimeter_version" and f.attname not in deferred
             ]
         super().save(*args, **kwargs)
 

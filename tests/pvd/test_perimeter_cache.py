@@ -110,6 +110,12 @@ def test_an_account_saved_from_an_old_object_keeps_the_new_version(elu_ussel):
     old.first_name = "Renommée"
     old.save()  # e.g. the account page, opened before the change
     assert perimeter_of(elu_ussel).commune_codes == {"19275", "19028"}
+    partial = User.objects.only("email").get(pk=elu_ussel.pk)
+    partial.email = "elu-ussel@test.pvd.fr"
+    with CaptureQueriesContext(connection) as queries:
+        partial.save()
+    assert len(queries) == 2  # the audit trail's read and the update: no deferred field read
+    assert User.objects.get(pk=elu_ussel.pk).first_name == "Renommée"
 
 
 def test_a_role_changed_on_a_loaded_user_is_seen_by_that_object(sans_role):
