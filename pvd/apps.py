@@ -8,7 +8,7 @@ class PvdConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
-        from . import audit, mfa  # noqa: F401
+        from . import audit, mfa, signals  # noqa: F401
         from .middleware import stamp_session
 
         user_logged_in.connect(stamp_session, dispatch_uid="pvd-stamp-session")

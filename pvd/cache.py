@@ -1,8 +1,9 @@
 """A Redis cache that degrades to « nothing cached » when Redis does not answer.
 
-The cache holds allauth's rate-limit counters only (sessions live in the database): losing
-it for a while must not stop anyone from logging in. While Redis is down, reads miss,
-writes are dropped and ``add`` claims success (allauth's lock loops until ``add`` succeeds),
+The cache holds allauth's rate-limit counters and what can be computed again (perimeters,
+unread counts, dashboards' figures, plan pages); sessions live in the database: losing it
+for a while must not stop anyone from logging in. While Redis is down, reads miss, writes are
+dropped and ``add`` claims success (allauth's lock loops until ``add`` succeeds),
 so the rate limits are off until Redis is back. After a failure the cache is not asked
 again for ``RETRY_AFTER`` seconds: a Redis that times out costs one timeout, not one per
 call of a page.
@@ -38,6 +39,16 @@ def degrade(fallback):
 
 class DegradingRedisCacheClient(RedisCacheClient):
     down_until = 0.0
+
+    def get_client(self, key=None, *, write=False):
+        """One redis-py client per connection pool, kept: Django makes a new one on every
+        call, and each builds its table of ~170 response callbacks (a third of a get)."""
+        pool = self._get_connection_pool(write)
+        clients = self.__dict__.setdefault("_clients", {})
+        client = clients.get(pool)
+        if client is None:
+            client = clients[pool] = self._client(connection_pool=pool)
+        return client
 
     add = degrade(True)(RedisCacheClient.add)
     get = degrade(lambda key, default: default)(RedisCacheClient.get)

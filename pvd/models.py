@@ -1,7 +1,12 @@
+import hashlib
+import uuid
 from collections import defaultdict
+from functools import cache as once
 from functools import cached_property
+from pathlib import Path
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Value
@@ -39,6 +44,9 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("adresse électronique", unique=True)
+    # A new value whenever what the user's perimeter reads changes (pvd/signals.py): the
+    # cached perimeter is keyed on it. Loaded with the request's user, so free to check.
+    perimeter_version = models.UUIDField(default=uuid.uuid4, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -53,11 +61,36 @@ class User(AbstractUser):
         full_name = self.get_full_name()
         return f"{full_name} <{self.email}>" if full_name else self.email
 
+    def save(self, *args, **kwargs) -> None:
+        # An account saved from an object loaded before a role change must not write the old
+        # perimeter version back: only touch_perimeters() writes it.
+        if (
+            not self._state.adding
+            and kwargs.get("update_fields") is None
+            and not kwargs.get("force_insert")
+        ):
+            deferred = self.get_deferred_fields()  # as Django does: only what was loaded
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "perimeter_version" and f.attname not in deferred
+            ]
+        super().save(*args, **kwargs)
+
     @cached_property
     def perimeter(self) -> Perimeter:
-        """Computed once per request (the request's user object), in one query."""
+        """Once per request (the request's user object), from the cache when the roles have
+        not changed since it was computed, else in one query."""
         if not self.is_active:
             return EMPTY
+        key = f"perimeter:{perimeter_code_version()}:{self.pk}:{self.perimeter_version}"
+        perimeter = cache.get(key)
+        if perimeter is None:
+            perimeter = self.compute_perimeter()
+            cache.set(key, perimeter, PERIMETER_CACHE_TIMEOUT)
+        return perimeter
+
+    def compute_perimeter(self) -> Perimeter:
         kinds: dict[int, str] = {}
         territories: dict[str, set[tuple[int, str]]] = defaultdict(set)
         for role_id, kind, what, code in territory_rows(self):
@@ -83,6 +116,33 @@ class User(AbstractUser):
             prefecture_departement_codes=codes("departement", Role.Kind.PREFECTURE),
             beneficiaire_ids=frozenset(int(c) for c in codes("beneficiaire")),
         )
+
+
+PERIMETER_CACHE_TIMEOUT = 24 * 3600
+
+
+@once
+def perimeter_code_version() -> str:
+    """A digest of the code that computes a perimeter: a deployment that changes it never
+    reads a perimeter cached by the previous release."""
+    digest = hashlib.sha256()
+    for name in ("models.py", "perimeter.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def touch_perimeters(user_ids, *loaded: User) -> None:
+    """These users' perimeters changed: a new version, in the transaction of the change, so
+    that no request reads the new version before the change is committed. ``loaded``: user
+    objects at hand (a role's user), which forget the perimeter they computed."""
+    user_ids = {pk for pk in user_ids if pk is not None}
+    if not user_ids:
+        return
+    version = uuid.uuid4()
+    User.objects.filter(pk__in=user_ids).update(perimeter_version=version)
+    for user in loaded:
+        user.perimeter_version = version
+        user.__dict__.pop("perimeter", None)
 
 
 def territory_rows(user: User) -> models.QuerySet:

@@ -99,7 +99,6 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pvd.context_processors.portal",
-                "rappels.context_processors.notifications",  # header's unread count
             ],
         },
     },

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 from communes.models import Beneficiaire
 from pvd.models import User
@@ -45,6 +46,14 @@ def _loopback_only(self, address):
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (perimeters, unread counts, figures): the database
+    rolls back between tests, the cache would not, and a test's first request would pay or not
+    depending on the tests run before it."""
+    cache.clear()
 
 
 @pytest.fixture(scope="session")

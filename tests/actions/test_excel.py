@@ -689,6 +689,7 @@ def test_national_csv_export_has_every_fiche_in_a_constant_number_of_queries(
             rows = csv_rows(client.get(url("export-national-csv")))
         return len(queries), rows
 
+    export()  # the first request computes what the next ones read from the cache (perimeter)
     count, rows = export()
     assert [r[0] for r in rows[1:]] == ["Ussel – La Courtine"] * 2 + ["Le Blanc"]
     for n in range(20):

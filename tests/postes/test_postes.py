@@ -507,6 +507,7 @@ def test_national_list_keeps_its_query_count_at_two_sizes(
 
     url = reverse("postes:list") + "?annee=2024"
     add_posts(beneficiaires[:2])
+    client.get(url)  # the first request computes what the next ones read from the cache
     small = count_queries(lambda: client.get(url))
     add_posts(beneficiaires[2:])
     large = count_queries(lambda: client.get(url))
