@@ -1,23 +1,20 @@
-"""The header, the footer and the DSFR assets of every page, rendered once and kept.
+"""The header and the footer of every page, rendered once per kind of page and kept.
 
 They are most of what a simple page renders (some twenty URLs, a few rights), yet they
 depend only on the page (its URL name), the reader's rights to the menu's sections, and three
 things of the reader's own: their name, their unread count and the logout form's CSRF token.
 So each is rendered once per process for each page and set of rights (no reader's data in
 it) and kept; the reader's own are written into the slots left for them, escaped, at every
-request. django-dsfr's asset tags (CSS, favicon, theme dialog, scripts) give the same HTML
-on every page but the scripts' CSP nonce: kept too, the nonce written in at each request.
-With DEBUG on, templates are read again at each request: nothing is kept then.
+request. With DEBUG on, templates are read again at each request: nothing is kept then.
 """
 
 from functools import lru_cache
 
 from django import template
 from django.conf import settings
-from django.template import Context, Template
 from django.template.backends.utils import csrf_input
 from django.template.loader import render_to_string
-from django.utils.html import conditional_escape, escape, format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from pvd import policy
@@ -29,7 +26,6 @@ register = template.Library()
 # Where the reader's own values go in a kept header: HTML comments, never in a user's text
 # once escaped (a user's « <!-- » becomes « &lt;!-- »).
 NAME, UNREAD, CSRF = "<!--pvd:name-->", "<!--pvd:unread-->", "<!--pvd:csrf-->"
-NONCE = "pvd-nonce-slot"
 KEPT = 512  # pages × sets of rights, a few KB each
 
 
@@ -102,30 +98,3 @@ _kept_footer = lru_cache(maxsize=KEPT)(_render_footer)
 def portal_footer(context) -> SafeString:
     render = _render_footer if settings.DEBUG else _kept_footer
     return mark_safe(render(_page(context.get("request"))[0]))
-
-
-@lru_cache(maxsize=4)
-def _dsfr(tags: str) -> str:
-    return Template("{% load dsfr_tags %}" + tags).render(Context())
-
-
-@register.simple_tag
-def portal_head() -> SafeString:
-    """django-dsfr's stylesheets and favicons."""
-    html = _dsfr("{% dsfr_css %}{% dsfr_favicon %}")
-    if settings.DEBUG:
-        _dsfr.cache_clear()
-    return mark_safe(html)
-
-
-@register.simple_tag(takes_context=True)
-def portal_scripts(context) -> SafeString:
-    """django-dsfr's theme dialog and scripts, with the page's CSP nonce."""
-    html = _dsfr(f'{{% dsfr_theme_modale %}}{{% dsfr_js nonce="{NONCE}" %}}')
-    if settings.DEBUG:
-        _dsfr.cache_clear()
-    # django-csp's lazy nonce is false until read: str() reads it, and puts it in the header.
-    nonce = getattr(context.get("request"), "csp_nonce", None)
-    if nonce is None:
-        return mark_safe(html.replace(f' nonce="{NONCE}"', ""))
-    return mark_safe(html.replace(NONCE, escape(str(nonce))))
