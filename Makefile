@@ -117,12 +117,15 @@ bench-actions-export: bench-actions-data
 BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_pages
 
 bench-pages: $(VENV)/.installed
-	@$(PY) bench/ensure_database.py "$(BENCH_PAGES_DATABASE_URL)"
-	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	@# With the official files, on a new database only: the national territories, the ANCT
+	@# lists and the ORT first, then the bench data (seeding the lists again later would take
+	@# the bench's fictitious beneficiaries out of the programme, which the import refuses).
+	@created=$$($(PY) bench/ensure_database.py "$(BENCH_PAGES_DATABASE_URL)"); echo "$$created"; \
+	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) migrate --no-input -v0 && \
+	if [ -n "$$created" ] && [ -d "$(REFERENCE_DATA_DIR)" ]; then \
+		DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" \
+		$(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; fi && \
 	DEBUG=true DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) generate_bench_data
-	@# With the official files: the national territories and the ANCT lists too (no demo account).
-	if [ -d "$(REFERENCE_DATA_DIR)" ]; then DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING \
-		DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(MANAGE) seed_demo --reference-data "$(REFERENCE_DATA_DIR)"; fi
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_PAGES_DATABASE_URL)" $(PY) bench/bench_pages.py
 
 # Dashboards (each role's home) served by gunicorn (bench_pages' harness) against the cheapest
