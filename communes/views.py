@@ -1,20 +1,18 @@
 from collections import Counter, defaultdict
-from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from conventions.echeances import Echeance, with_echeances
 from pvd import policy
+from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin
-from pvd.models import User
 
 from . import exports
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
@@ -27,21 +25,6 @@ from .models import (
     IdentifiantPVD,
     MembreBeneficiaire,
 )
-
-
-def get_beneficiaire(
-    request: HttpRequest,
-    pk: int,
-    may: Callable[[User, Beneficiaire], bool] | None = None,
-    denied: str = "",
-) -> Beneficiaire:
-    """404 outside the perimeter; 403 when `may`, a policy question, says no."""
-    beneficiaire = get_object_or_404(
-        Beneficiaire.objects.for_user(request.user).select_related("departement"), pk=pk
-    )
-    if may is not None and not may(request.user, beneficiaire):
-        raise PermissionDenied(denied)
-    return beneficiaire
 
 
 class CommuneListView(FilterView):
@@ -147,7 +130,7 @@ class BeneficiaireDetailView(DetailView):
     template_name = "communes/beneficiaire_detail.html"
 
     def get_queryset(self):
-        return with_echeances(beneficiaires_for(self.request.user))
+        return beneficiaires_for(self.request.user)
 
     def get_context_data(self, **kwargs):
         beneficiaire = self.object
@@ -155,7 +138,6 @@ class BeneficiaireDetailView(DetailView):
         visibles = Commune.objects.for_user(self.request.user).filter(code__in=codes)
         return super().get_context_data(
             conventions=beneficiaire.conventions.select_related("convention_modifiee"),
-            echeance=Echeance.of(beneficiaire),
             can_draft=policy.may_draft_convention(self.request.user, beneficiaire),
             communes_visibles=set(visibles.values_list("code", flat=True)),
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
@@ -198,24 +180,14 @@ class BeneficiaireCreateView(IntegrityErrorMixin, CreateView):
         return reverse("communes:beneficiaire-detail", args=[self.object.pk])
 
 
-class DecisionCreateView(FormView):
+class DecisionCreateView(BeneficiaireMixin, FormView):
     form_class = DecisionForm
     template_name = "communes/decision_form.html"
-
-    def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_beneficiaire(
-            request,
-            kwargs["pk"],
-            policy.may_decide,
-            "Seule la préfecture du département décide du statut.",
-        )
-        return super().dispatch(request, *args, **kwargs)
+    may = staticmethod(policy.may_decide)
+    denied = "Seule la préfecture du département décide du statut."
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
     def form_valid(self, form):
         if not self.beneficiaire.allowed_transitions():
