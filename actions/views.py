@@ -69,8 +69,12 @@ class PlanMixin(BeneficiaireMixin):
     def can_edit(self) -> bool:
         return policy.may_edit_plan(self.request.user, self.beneficiaire)
 
+    @cached_property
+    def started(self) -> bool:
+        return self.beneficiaire.axes.exists()
+
     def get(self, request, *args, **kwargs):
-        if self.access == WRITE and not self.beneficiaire.axes.exists():
+        if self.access == WRITE and not self.started:
             return redirect("actions:plan", pk=self.beneficiaire.pk)
         return super().get(request, *args, **kwargs)
 
@@ -128,18 +132,15 @@ class PlanView(PlanMixin, FilterView):
         return {**kwargs, "beneficiaire": self.beneficiaire}
 
     def get_context_data(self, **kwargs):
-        form = self.filterset.form
-        filtered = form.is_bound and form.is_valid() and any(form.cleaned_data.values())
         today = timezone.localdate()
-        plan = Plan(self.beneficiaire, self.object_list, today, filtered=filtered)
+        plan = Plan(self.beneficiaire, self.object_list, today, filtered=self.filterset.filtered)
         # The plain page is cached until the plan changes; a search is rendered each time.
         version, filter_version = (
             (None, None) if self.request.GET else plan_versions(self.beneficiaire.pk)
         )
         return super().get_context_data(
             can_edit=self.can_edit,
-            # Asked of editors only: readers are told the plan is not started.
-            started=self.can_edit and self.beneficiaire.axes.exists(),
+            started=self.can_edit and self.started,  # readers: no query, the body says it
             plan=plan,
             cache_key=version and f"{version}-{today}-{self.can_edit}",
             filter_version=filter_version,
@@ -203,7 +204,7 @@ class FicheFormMixin:
 
     def get_context_data(self, **kwargs):
         kwargs.setdefault("financements", self.get_financements())
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+        return super().get_context_data(**{"beneficiaire": self.beneficiaire, **kwargs})
 
     def form_valid(self, form):
         financements = self.get_financements()
