@@ -1,6 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from pvd.files import pdf_upload_name
@@ -134,6 +134,19 @@ class CommuneQuerySet(models.QuerySet):
         if perimeter.sees_everything:
             return self
         return self.filter(perimeter.commune_q())
+
+    def with_active_membership(self) -> "CommuneQuerySet":
+        """Each commune's current beneficiary, if any: its id, name and status."""
+
+        def active(field: str) -> Subquery:
+            membres = MembreBeneficiaire.objects.filter(commune=OuterRef("pk"), actif=True)
+            return Subquery(membres.values(field)[:1])
+
+        return self.annotate(
+            beneficiaire_actif=active("beneficiaire_id"),
+            beneficiaire_nom=active("beneficiaire__nom"),
+            beneficiaire_statut=active("beneficiaire__statut"),
+        )
 
     def search(self, text: str) -> "CommuneQuerySet":
         text = text.strip()

@@ -1,8 +1,6 @@
-from collections import Counter, defaultdict
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import IntegerField, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -14,7 +12,7 @@ from pvd import policy
 from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin
 
-from . import exports
+from . import exports, synthese
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
 from .forms import BeneficiaireForm, DecisionForm
 from .models import (
@@ -37,12 +35,6 @@ class CommuneListView(FilterView):
 
     def get_filterset_kwargs(self, filterset_class):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
-
-
-def active_membership(field: str):
-    return Subquery(
-        MembreBeneficiaire.objects.filter(commune=OuterRef("pk"), actif=True).values(field)[:1]
-    )
 
 
 class CommuneDetailView(DetailView):
@@ -112,10 +104,8 @@ class BeneficiaireListView(FilterView):
         filterset = self.get_filterset(self.get_filterset_class())
         if not filterset.is_valid():
             return super().get(request, *args, **kwargs)
-        columns = [c for c in request.GET.getlist("colonnes") if c in exports.COLUMNS]
-        columns = columns or exports.DEFAULT_COLUMNS
-        respond = exports.csv_response if export == "csv" else exports.xlsx_response
-        return respond(filterset.qs, columns, "beneficiaires-pvd")
+        columns = request.GET.getlist("colonnes")
+        return exports.response(filterset.qs, export, columns, "beneficiaires-pvd")
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(
@@ -231,15 +221,8 @@ class SelectionView(FilterView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
-        return (
-            Commune.objects.filter(departement=self.departement)
-            .select_related("epci")
-            .annotate(
-                beneficiaire_actif=active_membership("beneficiaire_id"),
-                beneficiaire_nom=active_membership("beneficiaire__nom"),
-                beneficiaire_statut=active_membership("beneficiaire__statut"),
-            )
-        )
+        communes = Commune.objects.filter(departement=self.departement).select_related("epci")
+        return communes.with_active_membership()
 
     def get_filterset_kwargs(self, filterset_class):
         kwargs = super().get_filterset_kwargs(filterset_class)
@@ -260,36 +243,7 @@ class SyntheseView(TemplateView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
-        statuts = Beneficiaire.Statut
-        # One GROUP BY per figure over the whole table, then merged per département: a
-        # subquery per département row would run once per beneficiary joined to it.
-        counts: dict[str, Counter] = defaultdict(Counter)
-        par_statut = Beneficiaire.objects.values("departement_id", "statut").annotate(n=Count("pk"))
-        for row in par_statut.order_by():
-            counts[row["departement_id"]][row["statut"]] = row["n"]
-        # Communes count where they are (La Courtine in the Creuse), beneficiaries where
-        # their dossier is followed (Ussel – La Courtine in the Corrèze).
-        communes = (
-            MembreBeneficiaire.objects.filter(actif=True)
-            .values(departement=F("commune__departement_id"))
-            .annotate(n=Count("pk"))
-        )
-        for row in communes.order_by():
-            counts[row["departement"]]["nb_communes_pvd"] = row["n"]
-        departements = Departement.objects.select_related("region").order_by("region__nom", "code")
-        regions: dict[str, dict] = {}
-        totals = dict.fromkeys([*(s.value for s in statuts), "nb_communes_pvd"], 0)
-        for dep in departements:
-            for key in totals:
-                setattr(dep, key, counts[dep.pk][key])
-            region = regions.setdefault(
-                dep.region_id,
-                {"region": dep.region, "departements": [], **dict.fromkeys(totals, 0)},
-            )
-            region["departements"].append(dep)
-            for key in totals:
-                region[key] += getattr(dep, key)
-                totals[key] += getattr(dep, key)
+        regions, totals = synthese.par_region()
         return super().get_context_data(
-            regions=list(regions.values()), totals=totals, statuts=statuts, **kwargs
+            regions=regions, totals=totals, statuts=Beneficiaire.Statut, **kwargs
         )
