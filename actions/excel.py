@@ -26,7 +26,15 @@ from openpyxl.utils.datetime import from_excel
 
 from communes.models import Beneficiaire
 
-from .models import TEXTE_LONG, Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
+from .models import (
+    TEXTE_LONG,
+    Axe,
+    FicheAction,
+    Financeur,
+    LigneFinancement,
+    default_axes,
+    ensure_axes,
+)
 from .plan import reference_key as tri_naturel
 
 logger = logging.getLogger(__name__)
@@ -330,9 +338,9 @@ class Plan:
     """What rows are checked against: the plan's axes, its fiches and the funders."""
 
     def __init__(self, beneficiaire: Beneficiaire) -> None:
-        ensure_axes(beneficiaire)
         self.beneficiaire = beneficiaire
-        self.axes = list(beneficiaire.axes.order_by("numero"))
+        # A plan not started yet offers the usual axes (saved by the import, not here).
+        self.axes = list(beneficiaire.axes.order_by("numero")) or default_axes(beneficiaire)
         self.financeurs = list(Financeur.objects.all())
         self.fiches = {f.reference: f for f in beneficiaire.fiches.all()}
 
@@ -537,6 +545,7 @@ def _lire_feuille(
 
 def read_workbook(workbook, beneficiaire: Beneficiaire) -> Lecture:
     """Every row of both sheets, checked; ``erreurs`` lists every problem found."""
+    ensure_axes(beneficiaire)  # an import starts the plan: its rows point at saved axes
     plan = Plan(beneficiaire)
     lecture = Lecture()
     feuilles = [

@@ -12,8 +12,8 @@ from django.views.generic import FormView
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import Beneficiaire, Departement
-from communes.views import get_beneficiaire
 from pvd import policy
+from pvd.access import BeneficiaireMixin, get_beneficiaire_for_user
 
 from . import exports
 from .excel import MAX_SIZE, apply_import, check_identity, open_workbook, read_workbook
@@ -41,7 +41,7 @@ class ImportForm(DsfrBaseForm, forms.Form):
 
 
 def excel(request: HttpRequest, pk: int) -> HttpResponse:
-    beneficiaire = get_beneficiaire(request, pk)
+    beneficiaire = get_beneficiaire_for_user(request, pk)
     return render(
         request,
         "actions/excel.html",
@@ -55,7 +55,7 @@ def excel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def excel_template(request: HttpRequest, pk: int) -> HttpResponse:
-    beneficiaire = get_beneficiaire(request, pk)
+    beneficiaire = get_beneficiaire_for_user(request, pk)
     output = BytesIO()
     template_workbook(beneficiaire).save(output)
     response = HttpResponse(output.getvalue(), content_type=exports.XLSX_CONTENT_TYPE)
@@ -64,23 +64,16 @@ def excel_template(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-class ExcelImportView(FormView):
+class ExcelImportView(BeneficiaireMixin, FormView):
     """Checks every row first: a workbook with one error imports nothing."""
 
     form_class = ImportForm
     template_name = "actions/excel_import.html"
-
-    def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_beneficiaire(
-            request, kwargs["pk"], policy.may_edit_plan, PLAN_READ_ONLY
-        )
-        return super().dispatch(request, *args, **kwargs)
+    may = staticmethod(policy.may_edit_plan)
+    denied = PLAN_READ_ONLY
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
     def form_valid(self, form):
         lecture = read_workbook(form.workbook, self.beneficiaire)
@@ -95,7 +88,7 @@ class ExcelImportView(FormView):
 
 
 def export_plan(request: HttpRequest, pk: int, format: str) -> HttpResponse:
-    beneficiaire = get_beneficiaire(request, pk)
+    beneficiaire = get_beneficiaire_for_user(request, pk)
     fiches = exports.fiches_for(request.user, beneficiaire=beneficiaire)
     name = exports.filename(f"plan-action-{slugify(beneficiaire.nom)}")
     if format == "csv":

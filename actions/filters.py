@@ -50,6 +50,12 @@ class FicheFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
         self.filters["axe"].queryset = beneficiaire.axes.all()
 
+    @property
+    def filtered(self) -> bool:
+        """A search was asked (the plan then shows the fiches retained, uncached)."""
+        form = self.form
+        return form.is_bound and form.is_valid() and any(form.cleaned_data.values())
+
     def with_financeur(self, queryset, name, value):
         # Exists, not a join: a join would repeat fiches and multiply their totals.
         lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)

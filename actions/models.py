@@ -62,22 +62,25 @@ class Axe(models.Model):
         return f"{self.numero}. {self.nom}"
 
 
+def default_axes(beneficiaire: Beneficiaire) -> list["Axe"]:
+    """The five usual ORT axes and the transversal one, not saved."""
+    return [
+        Axe(beneficiaire=beneficiaire, numero=i, nom=nom) for i, nom in enumerate(AXES_ORT, 1)
+    ] + [
+        Axe(
+            beneficiaire=beneficiaire,
+            numero=len(AXES_ORT) + 1,
+            nom=AXE_TRANSVERSAL,
+            transversal=True,
+        )
+    ]
+
+
 def ensure_axes(beneficiaire: Beneficiaire) -> None:
-    """Seed a plan with the five usual ORT axes and the transversal one."""
+    """Seed a plan with the usual axes (``default_axes``) when it starts: its first write."""
     if beneficiaire.axes.exists():
         return
-    Axe.objects.bulk_create(
-        [Axe(beneficiaire=beneficiaire, numero=i, nom=nom) for i, nom in enumerate(AXES_ORT, 1)]
-        + [
-            Axe(
-                beneficiaire=beneficiaire,
-                numero=len(AXES_ORT) + 1,
-                nom=AXE_TRANSVERSAL,
-                transversal=True,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    Axe.objects.bulk_create(default_axes(beneficiaire), ignore_conflicts=True)
     new_plan_version(beneficiaire.pk)  # bulk_create sends no signal
 
 

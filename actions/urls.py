@@ -7,6 +7,7 @@ app_name = "actions"
 urlpatterns = [
     path("", views.PlanListView.as_view(), name="list"),
     path("beneficiaire/<int:pk>/", views.PlanView.as_view(), name="plan"),
+    path("beneficiaire/<int:pk>/commencer/", views.plan_start, name="plan-start"),
     path("beneficiaire/<int:pk>/axes/", views.AxesView.as_view(), name="axes"),
     path(
         "beneficiaire/<int:pk>/fiches/nouvelle/",

@@ -6,15 +6,20 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, DetailView, FormView, ListView, UpdateView
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from communes.views import get_beneficiaire
 from pvd import policy
+from pvd.access import (
+    BeneficiaireMixin,
+    NationalRequiredMixin,
+    get_beneficiaire_for_user,
+    get_fiche_for_user,
+)
 from pvd.integrity import IntegrityErrorMixin, save_or_refuse
-from pvd.views import NationalRequiredMixin
 
 from .filters import FicheFilter, PlanFilter
 from .forms import (
@@ -41,39 +46,54 @@ READ, WRITE = "read", "write"
 
 
 PLAN_READ_ONLY = "Vous ne pouvez que consulter le plan d'action de ce bénéficiaire."
+FICHE_READ_ONLY = "Vous ne pouvez que consulter cette fiche action."
 
 
-def get_fiche(request: HttpRequest, pk: int, access: str = READ) -> FicheAction:
-    fiche = get_object_or_404(
-        FicheAction.objects.for_user(request.user).select_related(
-            "beneficiaire", "axe", "updated_by"
-        ),
-        pk=pk,
-    )
-    if access == WRITE and not fiche.can_edit(request.user):
-        raise PermissionDenied("Vous ne pouvez que consulter cette fiche action.")
-    return fiche
+def may_edit_fiche(user, fiche: FicheAction) -> bool:
+    return fiche.can_edit(user)
 
 
-class PlanMixin:
-    """Pages under a plan (a beneficiary): `access` decides who may open them."""
+class PlanMixin(BeneficiaireMixin):
+    """Pages under a plan (a beneficiary): `access` decides who may open them. A page that
+    writes (`access = WRITE`) needs a started plan: its GET sends back to the plan otherwise
+    (a GET writes nothing; « Commencer le plan d'action » does, by POST)."""
 
     access = WRITE
+    denied = PLAN_READ_ONLY
 
-    def dispatch(self, request, *args, **kwargs):
-        may = policy.may_edit_plan if self.access == WRITE else None
-        self.beneficiaire = get_beneficiaire(request, kwargs["pk"], may, PLAN_READ_ONLY)
-        self.can_edit = policy.may_edit_plan(request.user, self.beneficiaire)
-        if self.can_edit:
-            ensure_axes(self.beneficiaire)
-        return super().dispatch(request, *args, **kwargs)
+    @property
+    def may(self):
+        return policy.may_edit_plan if self.access == WRITE else None
+
+    @cached_property
+    def can_edit(self) -> bool:
+        return policy.may_edit_plan(self.request.user, self.beneficiaire)
+
+    @cached_property
+    def started(self) -> bool:
+        return self.beneficiaire.axes.exists()
+
+    def get(self, request, *args, **kwargs):
+        if self.access == WRITE and not self.started:
+            return redirect("actions:plan", pk=self.beneficiaire.pk)
+        return super().get(request, *args, **kwargs)
+
+
+@require_POST
+def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
+    """« Commencer le plan d'action »: its first write gives it the usual axes."""
+    beneficiaire = get_beneficiaire_for_user(request, pk, policy.may_edit_plan, PLAN_READ_ONLY)
+    ensure_axes(beneficiaire)
+    messages.success(request, "Plan d'action commencé avec les axes habituels de l'ORT.")
+    return redirect("actions:plan", pk=beneficiaire.pk)
 
 
 class FicheMixin:
     access = WRITE
 
     def dispatch(self, request, *args, **kwargs):
-        self.fiche = get_fiche(request, kwargs["pk"], self.access)
+        may = may_edit_fiche if self.access == WRITE else None
+        self.fiche = get_fiche_for_user(request, kwargs["pk"], may, FICHE_READ_ONLY)
         self.beneficiaire = self.fiche.beneficiaire
         return super().dispatch(request, *args, **kwargs)
 
@@ -112,17 +132,15 @@ class PlanView(PlanMixin, FilterView):
         return {**kwargs, "beneficiaire": self.beneficiaire}
 
     def get_context_data(self, **kwargs):
-        form = self.filterset.form
-        filtered = form.is_bound and form.is_valid() and any(form.cleaned_data.values())
         today = timezone.localdate()
-        plan = Plan(self.beneficiaire, self.object_list, today, filtered=filtered)
+        plan = Plan(self.beneficiaire, self.object_list, today, filtered=self.filterset.filtered)
         # The plain page is cached until the plan changes; a search is rendered each time.
         version, filter_version = (
             (None, None) if self.request.GET else plan_versions(self.beneficiaire.pk)
         )
         return super().get_context_data(
-            beneficiaire=self.beneficiaire,
             can_edit=self.can_edit,
+            started=self.can_edit and self.started,  # readers: no query, the body says it
             plan=plan,
             cache_key=version and f"{version}-{today}-{self.can_edit}",
             filter_version=filter_version,
@@ -135,9 +153,6 @@ class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
 
     def get_form(self, form_class=None):
         return AxeFormSet(**self.get_form_kwargs(), instance=self.beneficiaire)
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
     def form_valid(self, form):
         form.save()
@@ -152,7 +167,7 @@ class FicheDetailView(DetailView):
     template_name = "actions/fiche_detail.html"
 
     def get_object(self, queryset=None):
-        return get_fiche(self.request, self.kwargs["pk"])
+        return get_fiche_for_user(self.request, self.kwargs["pk"])
 
     def get_context_data(self, **kwargs):
         fiche = self.object
@@ -160,7 +175,7 @@ class FicheDetailView(DetailView):
         audit_url = None
         if policy.may_read_audit_log(user):
             content_type = ContentType.objects.get_for_model(FicheAction)
-            audit_url = f"{reverse('pvd:audit-log')}?content_type={content_type.pk}"
+            audit_url = f"{reverse('portail:audit-log')}?content_type={content_type.pk}"
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
             communes=fiche.communes.all(),
@@ -189,7 +204,7 @@ class FicheFormMixin:
 
     def get_context_data(self, **kwargs):
         kwargs.setdefault("financements", self.get_financements())
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+        return super().get_context_data(**{"beneficiaire": self.beneficiaire, **kwargs})
 
     def form_valid(self, form):
         financements = self.get_financements()

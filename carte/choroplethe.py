@@ -227,7 +227,7 @@ def _lien(user, code: str, drill_down: bool) -> str:
     if drill_down:
         return _chiffres_url(code)
     if code in user.perimeter.prefecture_departement_codes:
-        return f"{reverse('pvd:home')}?departement={code}#tableau-beneficiaires"
+        return f"{reverse('portail:home')}?departement={code}#tableau-beneficiaires"
     return f"{reverse('carte:carte')}?departement={code}"
 
 

@@ -58,6 +58,13 @@ def headers(columns: list[str]) -> list[str]:
     return [COLUMNS[c][0] for c in columns]
 
 
+def response(queryset, fmt: str, asked: list[str], filename: str):
+    """The list as CSV or XLSX, with the columns asked (the usual ones when none is known)."""
+    columns = [c for c in asked if c in COLUMNS] or DEFAULT_COLUMNS
+    respond = csv_response if fmt == "csv" else xlsx_response
+    return respond(queryset, columns, filename)
+
+
 def csv_response(queryset, columns: list[str], filename: str) -> StreamingHttpResponse:
     return spreadsheets.csv_response(headers(columns), rows(queryset, columns), filename)
 

@@ -1,23 +1,13 @@
-import unicodedata
-
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from pvd.files import pdf_upload_name
+from pvd.french import normalize
 
 # The programme aims at communes below this population; a larger one needs a reason.
 SEUIL_POPULATION = 20_000
-
-
-def normalize(text: str) -> str:
-    """Lowercase, no accents, hyphens and apostrophes as spaces: how people type names."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-    for sep in ("-", "'", "’", "  "):
-        stripped = stripped.replace(sep, " ")
-    return " ".join(stripped.split())
 
 
 class RegionQuerySet(models.QuerySet):
@@ -54,6 +44,16 @@ class DepartementQuerySet(models.QuerySet):
             Q(code__in=perimeter.departement_codes)
             | Q(region_id__in=perimeter.region_codes)
             | Exists(communes)
+        )
+
+    def with_counts(self) -> "DepartementQuerySet":
+        """Each département's communes, small communes (the programme's threshold) and EPCI."""
+        return self.annotate(
+            nb_communes=Count("communes", distinct=True),
+            nb_petites=Count(
+                "communes", filter=Q(communes__population__lt=SEUIL_POPULATION), distinct=True
+            ),
+            nb_epci=Count("communes__epci", distinct=True),
         )
 
 
@@ -134,6 +134,19 @@ class CommuneQuerySet(models.QuerySet):
         if perimeter.sees_everything:
             return self
         return self.filter(perimeter.commune_q())
+
+    def with_active_membership(self) -> "CommuneQuerySet":
+        """Each commune's current beneficiary, if any: its id, name and status."""
+
+        def active(field: str) -> Subquery:
+            membres = MembreBeneficiaire.objects.filter(commune=OuterRef("pk"), actif=True)
+            return Subquery(membres.values(field)[:1])
+
+        return self.annotate(
+            beneficiaire_actif=active("beneficiaire_id"),
+            beneficiaire_nom=active("beneficiaire__nom"),
+            beneficiaire_statut=active("beneficiaire__statut"),
+        )
 
     def search(self, text: str) -> "CommuneQuerySet":
         text = text.strip()

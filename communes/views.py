@@ -1,22 +1,18 @@
-from collections import Counter, defaultdict
-from collections.abc import Callable
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import IntegerField, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from conventions.echeances import Echeance, with_echeances
 from pvd import policy
+from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin
-from pvd.models import User
 
-from . import exports
+from . import exports, synthese
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
 from .forms import BeneficiaireForm, DecisionForm
 from .models import (
@@ -29,21 +25,6 @@ from .models import (
 )
 
 
-def get_beneficiaire(
-    request: HttpRequest,
-    pk: int,
-    may: Callable[[User, Beneficiaire], bool] | None = None,
-    denied: str = "",
-) -> Beneficiaire:
-    """404 outside the perimeter; 403 when `may`, a policy question, says no."""
-    beneficiaire = get_object_or_404(
-        Beneficiaire.objects.for_user(request.user).select_related("departement"), pk=pk
-    )
-    if may is not None and not may(request.user, beneficiaire):
-        raise PermissionDenied(denied)
-    return beneficiaire
-
-
 class CommuneListView(FilterView):
     filterset_class = CommuneFilter
     template_name = "communes/commune_list.html"
@@ -54,12 +35,6 @@ class CommuneListView(FilterView):
 
     def get_filterset_kwargs(self, filterset_class):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
-
-
-def active_membership(field: str):
-    return Subquery(
-        MembreBeneficiaire.objects.filter(commune=OuterRef("pk"), actif=True).values(field)[:1]
-    )
 
 
 class CommuneDetailView(DetailView):
@@ -129,10 +104,8 @@ class BeneficiaireListView(FilterView):
         filterset = self.get_filterset(self.get_filterset_class())
         if not filterset.is_valid():
             return super().get(request, *args, **kwargs)
-        columns = [c for c in request.GET.getlist("colonnes") if c in exports.COLUMNS]
-        columns = columns or exports.DEFAULT_COLUMNS
-        respond = exports.csv_response if export == "csv" else exports.xlsx_response
-        return respond(filterset.qs, columns, "beneficiaires-pvd")
+        columns = request.GET.getlist("colonnes")
+        return exports.response(filterset.qs, export, columns, "beneficiaires-pvd")
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(
@@ -147,7 +120,7 @@ class BeneficiaireDetailView(DetailView):
     template_name = "communes/beneficiaire_detail.html"
 
     def get_queryset(self):
-        return with_echeances(beneficiaires_for(self.request.user))
+        return beneficiaires_for(self.request.user)
 
     def get_context_data(self, **kwargs):
         beneficiaire = self.object
@@ -155,7 +128,6 @@ class BeneficiaireDetailView(DetailView):
         visibles = Commune.objects.for_user(self.request.user).filter(code__in=codes)
         return super().get_context_data(
             conventions=beneficiaire.conventions.select_related("convention_modifiee"),
-            echeance=Echeance.of(beneficiaire),
             can_draft=policy.may_draft_convention(self.request.user, beneficiaire),
             communes_visibles=set(visibles.values_list("code", flat=True)),
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
@@ -198,24 +170,14 @@ class BeneficiaireCreateView(IntegrityErrorMixin, CreateView):
         return reverse("communes:beneficiaire-detail", args=[self.object.pk])
 
 
-class DecisionCreateView(FormView):
+class DecisionCreateView(BeneficiaireMixin, FormView):
     form_class = DecisionForm
     template_name = "communes/decision_form.html"
-
-    def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_beneficiaire(
-            request,
-            kwargs["pk"],
-            policy.may_decide,
-            "Seule la préfecture du département décide du statut.",
-        )
-        return super().dispatch(request, *args, **kwargs)
+    may = staticmethod(policy.may_decide)
+    denied = "Seule la préfecture du département décide du statut."
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
     def form_valid(self, form):
         if not self.beneficiaire.allowed_transitions():
@@ -259,15 +221,8 @@ class SelectionView(FilterView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
-        return (
-            Commune.objects.filter(departement=self.departement)
-            .select_related("epci")
-            .annotate(
-                beneficiaire_actif=active_membership("beneficiaire_id"),
-                beneficiaire_nom=active_membership("beneficiaire__nom"),
-                beneficiaire_statut=active_membership("beneficiaire__statut"),
-            )
-        )
+        communes = Commune.objects.filter(departement=self.departement).select_related("epci")
+        return communes.with_active_membership()
 
     def get_filterset_kwargs(self, filterset_class):
         kwargs = super().get_filterset_kwargs(filterset_class)
@@ -288,36 +243,7 @@ class SyntheseView(TemplateView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
-        statuts = Beneficiaire.Statut
-        # One GROUP BY per figure over the whole table, then merged per département: a
-        # subquery per département row would run once per beneficiary joined to it.
-        counts: dict[str, Counter] = defaultdict(Counter)
-        par_statut = Beneficiaire.objects.values("departement_id", "statut").annotate(n=Count("pk"))
-        for row in par_statut.order_by():
-            counts[row["departement_id"]][row["statut"]] = row["n"]
-        # Communes count where they are (La Courtine in the Creuse), beneficiaries where
-        # their dossier is followed (Ussel – La Courtine in the Corrèze).
-        communes = (
-            MembreBeneficiaire.objects.filter(actif=True)
-            .values(departement=F("commune__departement_id"))
-            .annotate(n=Count("pk"))
-        )
-        for row in communes.order_by():
-            counts[row["departement"]]["nb_communes_pvd"] = row["n"]
-        departements = Departement.objects.select_related("region").order_by("region__nom", "code")
-        regions: dict[str, dict] = {}
-        totals = dict.fromkeys([*(s.value for s in statuts), "nb_communes_pvd"], 0)
-        for dep in departements:
-            for key in totals:
-                setattr(dep, key, counts[dep.pk][key])
-            region = regions.setdefault(
-                dep.region_id,
-                {"region": dep.region, "departements": [], **dict.fromkeys(totals, 0)},
-            )
-            region["departements"].append(dep)
-            for key in totals:
-                region[key] += getattr(dep, key)
-                totals[key] += getattr(dep, key)
+        regions, totals = synthese.par_region()
         return super().get_context_data(
-            regions=list(regions.values()), totals=totals, statuts=statuts, **kwargs
+            regions=regions, totals=totals, statuts=Beneficiaire.Statut, **kwargs
         )

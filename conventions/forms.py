@@ -1,4 +1,5 @@
 from django import forms
+from django.db import transaction
 from django.forms import inlineformset_factory
 from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
@@ -56,6 +57,16 @@ class ConventionForm(DsfrBaseForm, forms.ModelForm):
                 self.instance.titre = Convention.titre_par_defaut(kind, self.instance.beneficiaire)
                 cleaned["titre"] = self.instance.titre
         return cleaned
+
+    @transaction.atomic
+    def save(self, commit: bool = True) -> Convention:
+        """A new convention comes with its usual signatories (``default_parties``)."""
+        adding = self.instance._state.adding
+        convention = super().save(commit)
+        if commit and adding:
+            for partie in default_parties(convention):
+                partie.save()
+        return convention
 
     def _post_clean(self):
         super()._post_clean()

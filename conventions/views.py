@@ -2,7 +2,6 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,8 +10,8 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from communes.views import get_beneficiaire
 from pvd import policy
+from pvd.access import BeneficiaireMixin, get_convention_for_user
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
 
@@ -25,7 +24,6 @@ from .forms import (
     ResiliationForm,
     ScanForm,
     SecteurFormSet,
-    default_parties,
 )
 from .models import Convention, DocumentConvention, Partie, ScanSigne
 from .pdf import request_generation
@@ -66,22 +64,12 @@ class EcheancesView(ListView):
         return context
 
 
-class BeneficiaireMixin:
-    """Views under a beneficiary: 404 outside the perimeter, 403 for read-only roles."""
-
-    def dispatch(self, request, *args, **kwargs):
-        self.beneficiaire = get_beneficiaire(
-            request,
-            kwargs["beneficiaire_pk"],
-            policy.may_draft_convention,
-            "Vous ne pouvez que consulter les conventions de ce bénéficiaire.",
-        )
-        return super().dispatch(request, *args, **kwargs)
-
-
 class ConventionCreateView(BeneficiaireMixin, CreateView):
     form_class = ConventionForm
     template_name = "conventions/convention_form.html"
+    beneficiaire_kwarg = "beneficiaire_pk"
+    may = staticmethod(policy.may_draft_convention)
+    denied = "Vous ne pouvez que consulter les conventions de ce bénéficiaire."
 
     def get_initial(self):
         return {"type": self.request.GET.get("type", Convention.Type.ADHESION)}
@@ -89,15 +77,9 @@ class ConventionCreateView(BeneficiaireMixin, CreateView):
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
 
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
-
-    @transaction.atomic
     def form_valid(self, form):
         form.instance.created_by = self.request.user
-        response = super().form_valid(form)
-        for partie in default_parties(self.object):
-            partie.save()
+        response = super().form_valid(form)  # the form adds the usual signatories
         messages.success(
             self.request,
             "Convention créée, avec les communes, l'EPCI et l'État comme signataires. "
@@ -119,13 +101,9 @@ def get_convention(
     denied: str = READ_ONLY,
     editable: bool = False,
 ) -> Convention:
-    """404 outside the perimeter; 403 when `may`, a policy question, says no, or to redraft
-    a signed convention."""
-    convention = get_object_or_404(
-        Convention.objects.for_user(request.user).select_related("beneficiaire"), pk=pk
-    )
-    if may is not None and not may(request.user, convention):
-        raise PermissionDenied(denied)
+    """pvd.access's helper (404 outside the perimeter, 403 when `may` says no); 403 too to
+    redraft a signed convention."""
+    convention = get_convention_for_user(request, pk, may, denied)
     if editable and not convention.is_editable:
         raise PermissionDenied(
             "Cette convention est signée : elle ne se modifie plus que par avenant."

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from pvd.templatetags.pvd_format import euros
+from pvd.french import euros
 
 from .models import Financeur, RegleCofinancement
 

@@ -10,6 +10,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 from pvd import policy
+from pvd.access import get_poste_for_user
 
 from . import exports, tableaux
 from .filters import PosteFilter
@@ -77,10 +78,12 @@ class ManagePostMixin:
     """A post the user sees (else 404) and may manage (else 403)."""
 
     def get_poste(self) -> Poste:
-        poste = get_object_or_404(Poste.objects.for_user(self.request.user), pk=self.kwargs["pk"])
-        if not policy.may_manage_post(self.request.user, poste):
-            raise PermissionDenied("Seules la préfecture du département et l'ANCT gèrent ce poste.")
-        return poste
+        return get_poste_for_user(
+            self.request,
+            self.kwargs["pk"],
+            policy.may_manage_post,
+            "Seules la préfecture du département et l'ANCT gèrent ce poste.",
+        )
 
     def dispatch(self, request, *args, **kwargs):
         self.poste = self.get_poste()
@@ -279,7 +282,7 @@ class CofinancementView(ManagePostMixin, FormView):
 
 
 def fiche_de_poste(request, pk: int):
-    poste = get_object_or_404(Poste.objects.for_user(request.user), pk=pk)
+    poste = get_poste_for_user(request, pk)
     if not poste.fiche_de_poste:
         raise Http404("Pas de fiche de poste.")
     return FileResponse(

@@ -1,5 +1,13 @@
 """French spelling the pages, PDFs and e-mails share."""
 
+import unicodedata
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.template.defaultfilters import floatformat
+from django.utils.formats import get_format
+
+CENTIMES = Decimal("0.01")
+
 VOYELLES = "AEIOUYÂÀÉÈÊËÎÏÔÛÙ"
 
 
@@ -13,3 +21,39 @@ def de(nom: str) -> str:
     if nom[:1].upper() in VOYELLES:
         return f"d'{nom}"
     return f"de {nom}"
+
+
+def normalize(text: str) -> str:
+    """Lowercase, no accents, hyphens and apostrophes as spaces: how people type names."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    for sep in ("-", "'", "’", "  "):
+        stripped = stripped.replace(sep, " ")
+    return " ".join(stripped.split())
+
+
+def euros(montant) -> str:
+    """An amount in euros, French style: « 300 000 € », « 1 234,50 € »; « — » when unknown.
+
+    The same as ``floatformat:"-2g"`` (whole amounts without decimals), written with Python's
+    formatting: a plan page shows hundreds of amounts, and floatformat costs more than its
+    queries.
+    """
+    if montant is None or montant == "":
+        return "—"
+    try:
+        value = Decimal(repr(montant) if isinstance(montant, float) else montant)
+    except (InvalidOperation, TypeError, ValueError):
+        return f"{floatformat(montant, '-2g')}\u00a0€"
+    if not value.is_finite():
+        return f"{floatformat(montant, '-2g')}\u00a0€"
+    if value == value.to_integral_value():
+        text = f"{int(value):,}"
+    else:
+        rounded = value.quantize(CENTIMES, ROUND_HALF_UP)
+        text = f"{rounded if rounded else abs(rounded):,}"  # « 0,00 », not « -0,00 »
+    integer, _, decimals = text.partition(".")
+    integer = integer.replace(",", get_format("THOUSAND_SEPARATOR"))
+    if decimals:
+        integer += get_format("DECIMAL_SEPARATOR") + decimals
+    return f"{integer}\u00a0€"

@@ -5,14 +5,13 @@ from functools import cache as once
 from functools import cached_property
 from pathlib import Path
 
+from django.apps import apps
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Value
 from django.db.models.functions import Cast
-
-from communes.models import MembreBeneficiaire
 
 from .perimeter import EMPTY, Perimeter
 
@@ -167,7 +166,10 @@ def territory_rows(user: User) -> models.QuerySet:
         (Role.communes.through, "commune", "commune_id"),
         (Role.beneficiaires.through, "beneficiaire", "beneficiaire_id"),
     ]
-    membres = MembreBeneficiaire.objects.filter(actif=True, beneficiaire__roles__user=user)
+    # The kernel imports no feature app: the membership model is looked up by its label.
+    membres = apps.get_model("communes", "MembreBeneficiaire").objects.filter(
+        actif=True, beneficiaire__roles__user=user
+    )
     return rows(roles, "pk", "role", None).union(
         rows(roles.filter(region__isnull=False), "pk", "region", "region_id"),
         rows(roles.filter(epci__isnull=False), "pk", "epci", "epci_id"),

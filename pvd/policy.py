@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from django.apps import apps
+
+from .french import normalize
+
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
@@ -233,9 +237,11 @@ def visible_funders(user: User) -> set[str] | None:
     A partner reads its own organisation's lines only; the State, the chef de projet and the
     élus read every line of the posts they see.
     """
-    from communes.models import normalize
-    from postes.models import Financeur
     from pvd.models import Role
+
+    # The funders are the choices of a co-financing line (postes.models.Financeur).
+    lignes = apps.get_model("postes", "LigneCofinancement")
+    funders = lignes._meta.get_field("financeur").choices
 
     if user.perimeter.national or user.perimeter.prefecture_departement_codes:
         return None
@@ -247,10 +253,10 @@ def visible_funders(user: User) -> set[str] | None:
         for o in user.roles.filter(kind=Role.Kind.PARTENAIRE).values_list("organisation", flat=True)
     }
     return {
-        f.value
-        for f in Financeur
-        if normalize(f.label) in organisations
-        or any(normalize(f.label.split(" (")[0]) == o for o in organisations)
+        value
+        for value, label in funders
+        if normalize(label) in organisations
+        or any(normalize(label.split(" (")[0]) == o for o in organisations)
     }
 
 
@@ -273,9 +279,10 @@ def reminder_recipients(audiences, beneficiaire_ids=None) -> dict[int, dict[str,
     its active communes or for its EPCI); its préfecture (a préfecture role for its
     département). Inactive accounts receive nothing.
     """
-    from communes.models import Beneficiaire, MembreBeneficiaire
     from pvd.models import Role
 
+    Beneficiaire = apps.get_model("communes", "Beneficiaire")
+    MembreBeneficiaire = apps.get_model("communes", "MembreBeneficiaire")
     result: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     beneficiaires = Beneficiaire.objects.all()
     if beneficiaire_ids is not None:

@@ -108,6 +108,9 @@ class ProConnectProvider(OpenIDConnectProvider):
     """Replaces allauth's OpenID Connect provider class (settings: ``provider_class``)."""
 
     oauth2_adapter_class = ProConnectOAuth2Adapter
+    # allauth adds the routes of `<package>.urls`: the generic OpenID Connect ones, which the
+    # root URLconf (portail/urls.py) closes; ProConnect's own two routes are declared there.
+    package = "allauth.socialaccount.providers.openid_connect"
 
     def get_login_url(self, request: HttpRequest, **kwargs) -> str:
         url = reverse("proconnect_login")

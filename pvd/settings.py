@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     # --- reminders and notifications (rappels/) ---
     "rappels",
     "tableaux",
+    # --- the site shell: home, access pages, journal, public pages (imports every app) ---
+    "portail",
 ]
 
 MIDDLEWARE = [
@@ -85,7 +87,7 @@ MIDDLEWARE = [
     "pvd.middleware.MfaRequiredMiddleware",
 ]
 
-ROOT_URLCONF = "pvd.urls"
+ROOT_URLCONF = "portail.urls"
 WSGI_APPLICATION = "pvd.wsgi.application"
 
 TEMPLATES = [
@@ -133,7 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "pvd:home"
+LOGIN_REDIRECT_URL = "portail:home"
 
 # django-allauth: e-mail login, accounts are opened by ANCT (no self sign-up).
 ACCOUNT_LOGIN_METHODS = {"email"}
@@ -250,7 +252,7 @@ JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
 JOB_REAPER_PERIOD = 60
 
-# The programme's figures for national readers (tableaux/views.py) are computed once per
+# The programme's figures for national readers (tableaux/cache.py) are computed once per
 # this many seconds and the page says when; 0 computes them on every visit.
 PROGRAMME_CACHE_TIMEOUT = env.int("PROGRAMME_CACHE_TIMEOUT", default=600)
 # « Où en est ma ville ? » and the préfecture's table are cached until a change to what they

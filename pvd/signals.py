@@ -7,12 +7,12 @@ not change a perimeter: the importers' ``bulk_create`` adds communes to new bene
 only (nobody's role names them yet), their ``bulk_update`` changes signature dates only.
 Write a role's territories through the relation (``role.communes.add``), never through its
 ``through`` model, whose rows Django saves and deletes without signals.
+
+The territories' models are named by their label: the kernel imports no feature app.
 """
 
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
-
-from communes.models import Beneficiaire, Commune, Departement, MembreBeneficiaire
 
 from .models import Role, touch_perimeters
 
@@ -47,13 +47,22 @@ for link in LINKS:
     m2m_changed.connect(territories_changed, sender=link, dispatch_uid=f"perimeter-{label}")
 
 
-@receiver(pre_delete, sender=Beneficiaire, dispatch_uid="perimeter-beneficiaire-delete")
-@receiver(pre_delete, sender=Commune, dispatch_uid="perimeter-commune-delete")
-@receiver(pre_delete, sender=Departement, dispatch_uid="perimeter-departement-delete")
+# A territory's model and the role's relation to it.
+TERRITORIES = {
+    "communes.Beneficiaire": "beneficiaires",
+    "communes.Commune": "communes",
+    "communes.Departement": "departements",
+}
+
+
 def territory_deleted(sender, instance, **kwargs) -> None:
     """Deleting a territory deletes the roles' links to it, without any signal."""
-    field = {Beneficiaire: "beneficiaires", Commune: "communes", Departement: "departements"}
-    touch_role_users(Role.objects.filter(**{field[sender]: instance.pk}).values("pk"))
+    field = TERRITORIES[sender._meta.label]
+    touch_role_users(Role.objects.filter(**{field: instance.pk}).values("pk"))
+
+
+for label in TERRITORIES:
+    pre_delete.connect(territory_deleted, sender=label, dispatch_uid=f"perimeter-{label}-delete")
 
 
 def touch_beneficiaires_users(beneficiaire_ids) -> None:
@@ -62,18 +71,18 @@ def touch_beneficiaires_users(beneficiaire_ids) -> None:
     )
 
 
-@receiver(pre_save, sender=MembreBeneficiaire, dispatch_uid="perimeter-membre-moved")
-def membre_moving(sender, instance: MembreBeneficiaire, update_fields=None, **kwargs) -> None:
+@receiver(pre_save, sender="communes.MembreBeneficiaire", dispatch_uid="perimeter-membre-moved")
+def membre_moving(sender, instance, update_fields=None, **kwargs) -> None:
     """A membership moved to another beneficiary also leaves the perimeters of the first."""
     if instance.pk and (update_fields is None or "beneficiaire" in update_fields):
         touch_beneficiaires_users(
-            MembreBeneficiaire.objects.filter(pk=instance.pk)
+            sender.objects.filter(pk=instance.pk)
             .exclude(beneficiaire_id=instance.beneficiaire_id)
             .values("beneficiaire_id")
         )
 
 
-@receiver(post_save, sender=MembreBeneficiaire, dispatch_uid="perimeter-membre-save")
-@receiver(post_delete, sender=MembreBeneficiaire, dispatch_uid="perimeter-membre-delete")
-def membre_changed(sender, instance: MembreBeneficiaire, **kwargs) -> None:
+@receiver(post_save, sender="communes.MembreBeneficiaire", dispatch_uid="perimeter-membre-save")
+@receiver(post_delete, sender="communes.MembreBeneficiaire", dispatch_uid="perimeter-membre-delete")
+def membre_changed(sender, instance, **kwargs) -> None:
     touch_beneficiaires_users([instance.beneficiaire_id])

@@ -12,7 +12,7 @@ sends every dashboard back to the database once, which keeps the rule simple and
 
 The programme's figures (national staff, partners) are not versioned: they are the same for
 every national reader and cost most (full scans of every plan, a second or two), so they are
-recomputed every ``PROGRAMME_CACHE_TIMEOUT`` seconds (tableaux/views.py), and the page says
+recomputed every ``PROGRAMME_CACHE_TIMEOUT`` seconds (``programme_figures``), and the page says
 when too. France's are recomputed by Celery beat before they expire (``refresh_programme``),
 so that no reader of the national home waits for them.
 
@@ -23,6 +23,7 @@ and the dashboards are computed, as without a cache.
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 
 from django.conf import settings
@@ -68,6 +69,43 @@ def programme_key(level: str, code: str | None, today: date) -> str:
     return (
         f"tableaux:programme:{level}:{code}:{today.isoformat()}:{code_version()}:{lecture.VERSION}"
     )
+
+
+def programme_figures(
+    level: str, code: str | None, today: date, shared: bool, compute: Callable[[], dict]
+) -> dict:
+    """The programme's figures for a territory: from the cache for a national reader
+    (`shared`: the same for all of them), computed by `compute` otherwise or when missing.
+    France's are also computed ahead of their expiry (``refresh_programme``)."""
+    if not (shared and settings.PROGRAMME_CACHE_TIMEOUT > 0):
+        return compute()
+    key = programme_key(level, code, today)
+    figures = cache.get(key)
+    if figures is None:
+        figures = compute()
+        figures["calcule_le"] = timezone.localtime()
+        cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
+    return figures
+
+
+def partner_figures(
+    level: str,
+    code: str | None,
+    today: date,
+    financeurs: list,
+    shared: bool,
+    compute: Callable[[], dict],
+) -> dict:
+    """Where a partner's funders' money goes, kept like the programme's figures."""
+    if not (shared and settings.PROGRAMME_CACHE_TIMEOUT > 0):
+        return compute()
+    key = programme_key(level, code, today) + ":partenaire:"
+    key += ",".join(str(f.pk) for f in financeurs)
+    figures = cache.get(key)
+    if figures is None:
+        figures = compute()
+        cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
+    return figures
 
 
 def refresh_programme(today: date | None = None) -> None:

@@ -1,36 +1,8 @@
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-
 from django import template
-from django.template.defaultfilters import floatformat
-from django.utils.formats import get_format
+
+from pvd.french import euros
 
 register = template.Library()
-CENTIMES = Decimal("0.01")
 
-
-@register.filter
-def euros(montant) -> str:
-    """An amount in euros, French style: « 300 000 € », « 1 234,50 € »; « — » when unknown.
-
-    The same as ``floatformat:"-2g"`` (whole amounts without decimals), written with Python's
-    formatting: a plan page shows hundreds of amounts, and floatformat costs more than its
-    queries.
-    """
-    if montant is None or montant == "":
-        return "—"
-    try:
-        value = Decimal(repr(montant) if isinstance(montant, float) else montant)
-    except (InvalidOperation, TypeError, ValueError):
-        return f"{floatformat(montant, '-2g')}\u00a0€"
-    if not value.is_finite():
-        return f"{floatformat(montant, '-2g')}\u00a0€"
-    if value == value.to_integral_value():
-        text = f"{int(value):,}"
-    else:
-        rounded = value.quantize(CENTIMES, ROUND_HALF_UP)
-        text = f"{rounded if rounded else abs(rounded):,}"  # « 0,00 », not « -0,00 »
-    integer, _, decimals = text.partition(".")
-    integer = integer.replace(",", get_format("THOUSAND_SEPARATOR"))
-    if decimals:
-        integer += get_format("DECIMAL_SEPARATOR") + decimals
-    return f"{integer}\u00a0€"
+# The amounts of pages, PDFs and exports are written by one function (pvd/french.py).
+register.filter("euros", euros)

@@ -215,12 +215,18 @@ def test_template_has_both_sheets_lists_and_the_plan_fiches(client_for, cdp_usse
     )
 
 
-def test_template_of_a_new_plan_seeds_its_axes(client_for, cdp_ussel, ussel_la_courtine):
+def test_template_of_a_new_plan_offers_the_usual_axes_and_writes_nothing(
+    client_for, cdp_ussel, ussel_la_courtine
+):
     response = client_for(cdp_ussel).get(url("excel-template", pk=ussel_la_courtine.pk))
 
     assert response.status_code == 200
-    assert ussel_la_courtine.axes.count() == 6
-    assert read_xlsx(response.content)["Fiches"].max_row == 1
+    assert ussel_la_courtine.axes.count() == 0  # a GET writes nothing; the import starts it
+    workbook = read_xlsx(response.content)
+    assert workbook["Fiches"].max_row == 1
+    axes = [c.value for c in workbook["Listes"]["A"][1:] if c.value]
+    assert axes[:2] == ["1. Habitat", "2. Développement économique et commercial"]
+    assert len(axes) == 6
 
 
 # Importing a good workbook ---------------------------------------------------------------------

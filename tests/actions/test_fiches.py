@@ -286,7 +286,7 @@ def test_fiche_page_shows_what_remains_to_finance(client_for, cdp_ussel, fiche_u
 
 def test_national_staff_get_the_audit_link(client_for, national, fiche_ussel):
     response = client_for(national).get(reverse("actions:fiche", args=[fiche_ussel.pk]))
-    assert response.context["audit_url"].startswith(reverse("pvd:audit-log") + "?content_type=")
+    assert response.context["audit_url"].startswith(reverse("portail:audit-log") + "?content_type=")
     assert client_for(national).get(response.context["audit_url"]).status_code == 200
 
 

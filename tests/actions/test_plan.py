@@ -239,14 +239,46 @@ def test_plan_page_draws_the_timeline(client_for, cdp_ussel, ussel_la_courtine):
 # Access -------------------------------------------------------------------------------------
 
 
-def test_editor_opening_an_empty_plan_gets_the_usual_axes(client_for, cdp_ussel, ussel_la_courtine):
-    response = client_for(cdp_ussel).get(plan_url(ussel_la_courtine))
+def test_opening_an_empty_plan_writes_nothing_and_its_editor_starts_it_by_post(
+    client_for, cdp_ussel, ussel_la_courtine
+):
+    client = client_for(cdp_ussel)
+    response = client.get(plan_url(ussel_la_courtine))
     assert response.status_code == 200
+    assert "Commencer le plan d’action" in text(response)
+    assert not Axe.objects.filter(beneficiaire=ussel_la_courtine).exists()
+    # The pages that write need a started plan: their GET sends back to the plan.
+    for name in ("actions:axes", "actions:fiche-create"):
+        response = client.get(reverse(name, args=[ussel_la_courtine.pk]))
+        assert response.status_code == 302
+        assert response.url == plan_url(ussel_la_courtine)
+    assert not Axe.objects.filter(beneficiaire=ussel_la_courtine).exists()
+
+    response = client.post(reverse("actions:plan-start", args=[ussel_la_courtine.pk]))
+    assert response.status_code == 302
+    response = client.get(plan_url(ussel_la_courtine))
     assert [a.nom for a, _ in response.context["plan"].axes][:2] == [
         "Habitat",
         "Développement économique et commercial",
     ]
     assert Axe.objects.filter(beneficiaire=ussel_la_courtine).count() == 6
+    assert "Nouvelle fiche action" in text(response)
+    client.post(reverse("actions:plan-start", args=[ussel_la_courtine.pk]))  # once only
+    assert Axe.objects.filter(beneficiaire=ussel_la_courtine).count() == 6
+
+
+@pytest.mark.parametrize("who", ["elu_ussel", "prefecture_19", "partenaire"])
+def test_readers_may_not_start_a_plan(request, client_for, who, ussel_la_courtine):
+    client = client_for(request.getfixturevalue(who))
+    response = client.post(reverse("actions:plan-start", args=[ussel_la_courtine.pk]))
+    assert response.status_code == 403
+    assert not Axe.objects.filter(beneficiaire=ussel_la_courtine).exists()
+
+
+def test_another_territory_cannot_start_a_plan(client_for, cdp_ussel, le_blanc):
+    response = client_for(cdp_ussel).post(reverse("actions:plan-start", args=[le_blanc.pk]))
+    assert response.status_code == 404
+    assert not Axe.objects.filter(beneficiaire=le_blanc).exists()
 
 
 @pytest.mark.parametrize("who", ["elu_ussel", "prefecture_19", "partenaire"])
@@ -388,5 +420,6 @@ def test_readers_cannot_change_axes(request, client_for, who, plan_ussel):
 
 def test_national_staff_edit_any_plan(client_for, national, le_blanc):
     client = client_for(national)
+    assert client.post(reverse("actions:plan-start", args=[le_blanc.pk])).status_code == 302
     assert client.get(reverse("actions:axes", args=[le_blanc.pk])).status_code == 200
     assert client.get(plan_url(le_blanc)).context["can_edit"]

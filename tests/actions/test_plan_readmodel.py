@@ -27,7 +27,7 @@ from actions.plan import (
 )
 from conventions import pdf
 from conventions.models import Convention
-from pvd.templatetags.pvd_format import euros
+from pvd.french import euros
 
 pytestmark = pytest.mark.django_db
 

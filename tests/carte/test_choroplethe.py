@@ -70,7 +70,7 @@ def test_shapes_are_served_once_to_anyone_and_cached(client):
 
 def test_prefecture_home_shows_only_its_departement(client_for, prefecture_36, le_blanc):
     sign_cadre(le_blanc)
-    html = client_for(prefecture_36).get(reverse("pvd:home")).content.decode()
+    html = client_for(prefecture_36).get(reverse("portail:home")).content.decode()
     assert linked(html) == {"36": "/?departement=36#tableau-beneficiaires"}
     # Neighbours are drawn for context, hidden from assistive technologies, without figures.
     assert '<g class="pvd-choroplethe__voisins" aria-hidden="true">' in html
@@ -90,7 +90,7 @@ def test_national_home_colours_every_departement_and_drills_down(client_for, nat
     beneficiaires = Beneficiaire.objects.filter(departement_id="19")
     for beneficiaire in beneficiaires:
         sign_cadre(beneficiaire)
-    html = client_for(national).get(reverse("pvd:home")).content.decode()
+    html = client_for(national).get(reverse("portail:home")).content.decode()
     assert linked(html) == {
         "19": "/tableaux/programme/departement/19/",
         "23": "/tableaux/programme/departement/23/",
@@ -122,12 +122,12 @@ def test_region_page_zooms_on_its_departements(client_for, national):
 
 
 def test_partner_reads_the_national_map(client_for, partenaire):
-    html = client_for(partenaire).get(reverse("pvd:home")).content.decode()
+    html = client_for(partenaire).get(reverse("portail:home")).content.decode()
     assert set(linked(html)) == {"19", "23", "36"}
 
 
 def test_elu_home_has_no_departement_map(client_for, elu_ussel):
-    html = client_for(elu_ussel).get(reverse("pvd:home")).content.decode()
+    html = client_for(elu_ussel).get(reverse("portail:home")).content.decode()
     assert "pvd-choroplethe" not in html
 
 

@@ -33,7 +33,7 @@ from tests.factories import CommuneFactory, DepartementFactory, EPCIFactory, Reg
 
 from .conftest import write_csv
 
-FIXTURE = Path(settings.BASE_DIR) / "pvd" / "fixtures" / "demo_territoires.json"
+FIXTURE = Path(settings.BASE_DIR) / "portail" / "fixtures" / "demo_territoires.json"
 DEMO = json.loads(FIXTURE.read_text(encoding="utf-8"))
 NOMS = {c["code"]: c["nom"] for c in DEMO["communes"]}
 IDS_2021 = DEMO["identifiants_pvd"]["2021-01-22"]

@@ -26,8 +26,8 @@ from django.utils.module_loading import import_string
 
 from actions.models import ExportPlan
 from conventions.models import Convention, DocumentConvention
+from portail.views import ACCESSIBILITY_TESTS
 from pvd.jobs import job_models
-from pvd.views import ACCESSIBILITY_TESTS
 from tests.e2e.sweep import (
     AXE_JS,
     BLOCKING_IMPACTS,

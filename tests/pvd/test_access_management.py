@@ -13,13 +13,15 @@ READ_ONLY_OR_LOCAL = ["prefecture_36", "cdp_ussel", "elu_ussel", "partenaire", "
 
 
 def test_national_lists_accounts(client_for, national, prefecture_36):
-    response = client_for(national).get(reverse("pvd:user-list"), {"q": "prefecture"})
+    response = client_for(national).get(reverse("portail:user-list"), {"q": "prefecture"})
     assert response.status_code == 200
     assert "prefecture-36@test.pvd.fr" in response.content.decode()
 
 
 @pytest.mark.parametrize("who", READ_ONLY_OR_LOCAL)
-@pytest.mark.parametrize("url_name", ["pvd:user-list", "pvd:user-create", "pvd:audit-log"])
+@pytest.mark.parametrize(
+    "url_name", ["portail:user-list", "portail:user-create", "portail:audit-log"]
+)
 def test_other_roles_get_403_on_access_pages(request, client_for, who, url_name):
     user = request.getfixturevalue(who)
     assert client_for(user).get(reverse(url_name)).status_code == 403
@@ -29,7 +31,7 @@ def test_other_roles_get_403_on_access_pages(request, client_for, who, url_name)
 def test_other_roles_cannot_remove_a_role(request, client_for, who, cdp_ussel):
     user = request.getfixturevalue(who)
     role = cdp_ussel.roles.get()
-    response = client_for(user).post(reverse("pvd:role-delete", args=[role.pk]))
+    response = client_for(user).post(reverse("portail:role-delete", args=[role.pk]))
     assert response.status_code == 403
     assert Role.objects.filter(pk=role.pk).exists()
 
@@ -38,7 +40,7 @@ def test_other_roles_cannot_remove_a_role(request, client_for, who, cdp_ussel):
 def test_other_roles_cannot_add_a_role(request, client_for, who, cdp_ussel):
     user = request.getfixturevalue(who)
     response = client_for(user).post(
-        reverse("pvd:role-create", args=[cdp_ussel.pk]), {"kind": "national"}
+        reverse("portail:role-create", args=[cdp_ussel.pk]), {"kind": "national"}
     )
     assert response.status_code == 403
     assert cdp_ussel.roles.count() == 1
@@ -46,7 +48,7 @@ def test_other_roles_cannot_add_a_role(request, client_for, who, cdp_ussel):
 
 def test_national_creates_an_account_which_gets_an_email(client_for, national):
     response = client_for(national).post(
-        reverse("pvd:user-create"),
+        reverse("portail:user-create"),
         {
             "email": "Nouvelle.Agente@Correze.gouv.fr",
             "first_name": "Léa",
@@ -62,7 +64,7 @@ def test_national_creates_an_account_which_gets_an_email(client_for, national):
 
 def test_duplicate_email_is_refused(client_for, national, prefecture_36):
     response = client_for(national).post(
-        reverse("pvd:user-create"), {"email": "PREFECTURE-36@test.pvd.fr", "is_active": "on"}
+        reverse("portail:user-create"), {"email": "PREFECTURE-36@test.pvd.fr", "is_active": "on"}
     )
     assert response.status_code == 200
     assert "existe déjà" in response.content.decode()
@@ -71,7 +73,7 @@ def test_duplicate_email_is_refused(client_for, national, prefecture_36):
 
 def test_national_gives_a_prefecture_role(client_for, national, sans_role):
     response = client_for(national).post(
-        reverse("pvd:role-create", args=[sans_role.pk]),
+        reverse("portail:role-create", args=[sans_role.pk]),
         {"kind": "prefecture", "departements": ["19"], "fonction": "Sous-préfète d'Ussel"},
     )
     assert response.status_code == 302
@@ -83,7 +85,7 @@ def test_national_gives_a_prefecture_role(client_for, national, sans_role):
 
 def test_national_gives_a_chef_de_projet_role_by_insee_codes(client_for, national, sans_role):
     response = client_for(national).post(
-        reverse("pvd:role-create", args=[sans_role.pk]),
+        reverse("portail:role-create", args=[sans_role.pk]),
         {"kind": "chef_projet", "commune_codes": "19028, 19148"},
     )
     assert response.status_code == 302
@@ -104,7 +106,7 @@ def test_national_gives_a_chef_de_projet_role_by_insee_codes(client_for, nationa
 def test_inconsistent_roles_are_refused_and_nothing_is_saved(
     client_for, national, sans_role, data, message
 ):
-    response = client_for(national).post(reverse("pvd:role-create", args=[sans_role.pk]), data)
+    response = client_for(national).post(reverse("portail:role-create", args=[sans_role.pk]), data)
     assert response.status_code == 200
     assert message in html.unescape(response.content.decode())
     assert not sans_role.roles.exists()
@@ -112,25 +114,27 @@ def test_inconsistent_roles_are_refused_and_nothing_is_saved(
 
 def test_national_removes_a_role(client_for, national, cdp_ussel):
     role = cdp_ussel.roles.get()
-    response = client_for(national).post(reverse("pvd:role-delete", args=[role.pk]))
+    response = client_for(national).post(reverse("portail:role-delete", args=[role.pk]))
     assert response.status_code == 302
     assert not cdp_ussel.roles.exists()
 
 
 def test_unknown_account_is_404(client_for, national):
-    assert client_for(national).get(reverse("pvd:user-detail", args=[999999])).status_code == 404
+    assert (
+        client_for(national).get(reverse("portail:user-detail", args=[999999])).status_code == 404
+    )
 
 
 def test_changes_are_in_the_audit_trail_with_their_author(client_for, national, sans_role):
     client = client_for(national)
     client.post(
-        reverse("pvd:role-create", args=[sans_role.pk]),
+        reverse("portail:role-create", args=[sans_role.pk]),
         {"kind": "prefecture", "departements": ["36"]},
     )
     role = sans_role.roles.get()
     entry = LogEntry.objects.get_for_object(role).get(action=LogEntry.Action.CREATE)
     assert entry.actor == national
-    page = client.get(reverse("pvd:audit-log")).content.decode()
+    page = client.get(reverse("portail:audit-log")).content.decode()
     assert national.email in page
 
 
@@ -154,8 +158,8 @@ def test_journal_names_related_objects_with_a_fixed_number_of_queries(client_for
     commune = Commune.objects.get(code="19275")
     commune.departement = creuse
     commune.save()  # a changed foreign key: named « Corrèze → Creuse » on the page
-    client.get(reverse("pvd:audit-log"))
-    small = count_queries(lambda: client.get(reverse("pvd:audit-log")))
+    client.get(reverse("portail:audit-log"))
+    small = count_queries(lambda: client.get(reverse("portail:audit-log")))
 
     # Fifty entries whose foreign keys point at many different objects.
     for i in range(10):
@@ -163,10 +167,10 @@ def test_journal_names_related_objects_with_a_fixed_number_of_queries(client_for
         other = CommuneFactory(departement=creuse, epci=epci)
         beneficiaire = Beneficiaire.objects.create(nom=f"Duo {i}", departement=creuse, epci=epci)
         MembreBeneficiaire.objects.create(beneficiaire=beneficiaire, commune=other)
-    large = count_queries(lambda: client.get(reverse("pvd:audit-log")))
+    large = count_queries(lambda: client.get(reverse("portail:audit-log")))
 
     assert large == small
-    page = " ".join(client.get(reverse("pvd:audit-log")).content.decode().split())
+    page = " ".join(client.get(reverse("portail:audit-log")).content.decode().split())
     assert "Département : Corrèze (19) → Creuse (23)" in page
     assert "CC numéro 9 &lt;script&gt;" in page
     assert "CC numéro 9 <script>" not in page
@@ -182,6 +186,6 @@ def test_journal_names_a_deleted_related_object_in_french(client_for, national):
     MembreBeneficiaire.objects.create(beneficiaire=ephemere, commune=ussel, actif=False)
     ephemere_pk = ephemere.pk
     ephemere.delete()
-    page = " ".join(client_for(national).get(reverse("pvd:audit-log")).content.decode().split())
+    page = " ".join(client_for(national).get(reverse("portail:audit-log")).content.decode().split())
     assert f"Bénéficiaire : bénéficiaire PVD supprimé(e) ({ephemere_pk})" in page
     assert "Deleted" not in page

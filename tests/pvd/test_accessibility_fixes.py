@@ -58,23 +58,23 @@ ROLES = ["national", "prefecture_36", "cdp_ussel", "elu_ussel", "partenaire", "s
 @pytest.mark.parametrize("role", ROLES)
 def test_the_sitemap_links_only_to_pages_the_user_may_open(request, client_for, role):
     client = client_for(request.getfixturevalue(role))
-    content = client.get(reverse("pvd:plan-du-site")).content.decode()
+    content = client.get(reverse("portail:plan-du-site")).content.decode()
     main = content[content.index("<main") : content.index("</main>")]
     links = set(re.findall(r'href="(/[^"]*)"', main))
-    assert reverse("pvd:home") in links
+    assert reverse("portail:home") in links
     for link in links:
         assert client.get(link).status_code == 200, link
     if role == "national":
-        assert {reverse("pvd:audit-log"), reverse("actions:list")} <= links
+        assert {reverse("portail:audit-log"), reverse("actions:list")} <= links
     if role == "partenaire":
-        assert reverse("pvd:audit-log") not in links
+        assert reverse("portail:audit-log") not in links
         assert reverse("communes:beneficiaire-create") not in links
 
 
 def test_the_sitemap_offers_login_to_visitors(client):
-    content = client.get(reverse("pvd:plan-du-site")).content.decode()
+    content = client.get(reverse("portail:plan-du-site")).content.decode()
     assert reverse("account_login") in content
-    assert reverse("pvd:user-list") not in content
+    assert reverse("portail:user-list") not in content
 
 
 def test_pagination_links_that_lead_nowhere_are_announced_disabled():
@@ -95,7 +95,7 @@ def test_password_rules_are_a_sentence_not_a_list_inside_the_label(client_for, e
 
 
 def test_the_accessibility_statement_says_what_is_tested_and_what_is_not(client):
-    content = client.get(reverse("pvd:accessibilite")).content.decode()
+    content = client.get(reverse("portail:accessibilite")).content.decode()
     assert "Ce qui est testé automatiquement" in content
     assert "Ce qui reste à vérifier à la main" in content
     result = r"Résultat au \d+ \w+ \d{4} : \d+ pages et\s+\d+ états de page testés"

@@ -336,7 +336,7 @@ def test_catalogue_and_role_beneficiary_changes_are_journaled(
     )
     account = UserFactory(email="nouvelle-cdp@test.pvd.fr")
     client.post(
-        reverse("pvd:role-create", args=[account.pk]),
+        reverse("portail:role-create", args=[account.pk]),
         {"kind": Role.Kind.CHEF_PROJET, "beneficiaire_codes": "19275"},
     )
     role = account.roles.get()

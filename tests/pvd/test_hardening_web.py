@@ -56,10 +56,10 @@ def test_no_template_or_module_marks_text_safe():
     markup is built with format_html, whose arguments are escaped."""
     root = Path(settings.BASE_DIR)
     offenders = []
-    # The one exception: the kept header and footer (pvd/templatetags/portal.py) mark safe
+    # The one exception: the kept header and footer (portail/templatetags/portal.py) mark safe
     # what templates rendered, with the reader's name escaped into its slot; tested in
     # tests/pvd/test_portal_header.py.
-    kept = root / "pvd" / "templatetags" / "portal.py"
+    kept = root / "portail" / "templatetags" / "portal.py"
     modules = [p for p in root.glob("*/**/*.py") if "migrations" not in p.parts and p != kept]
     for path in [*root.glob("templates/**/*.html"), *modules]:
         if {".venv", "node_modules", "tests", "bench", "scripts"} & set(
@@ -85,7 +85,7 @@ def test_every_response_carries_the_csp_and_the_permissions_policy(client, clien
     for response in [
         client.get(reverse("account_login")),
         client.get("/healthz"),
-        client_for(national).get(reverse("pvd:home")),
+        client_for(national).get(reverse("portail:home")),
         client_for(national).get("/nexiste-pas/"),
     ]:
         policy = csp(response)
@@ -116,7 +116,7 @@ def test_pages_have_no_inline_script_or_style_without_the_nonce(client_for, cdp_
     assert "data-pvd-dismiss" in with_message.content.decode()
     assert not re.search(r"\son[a-z]+=", with_message.content.decode())
     for url in [
-        reverse("pvd:home"),
+        reverse("portail:home"),
         reverse("actions:plan", args=[axes_ussel.pk]),
         create_url(axes_ussel),
         reverse("account_change_password"),
@@ -174,13 +174,13 @@ def test_a_funder_created_twice_at_once_gives_a_form_error(client_for, national)
 
 
 def test_an_account_created_twice_at_once_gives_a_form_error(client_for, national):
-    from pvd.forms import UserForm
+    from portail.forms import UserForm
     from pvd.models import User
     from tests.factories import UserFactory
 
     data = {"email": "double@test.pvd.fr", "first_name": "A", "last_name": "B", "is_active": "on"}
     with twin_saved_after_checks(UserForm, lambda: UserFactory(email="double@test.pvd.fr")):
-        response = client_for(national).post(reverse("pvd:user-create"), data)
+        response = client_for(national).post(reverse("portail:user-create"), data)
     assert response.status_code == 200
     assert User.objects.filter(email="double@test.pvd.fr").count() == 1
 

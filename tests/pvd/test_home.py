@@ -5,7 +5,7 @@ pytestmark = pytest.mark.django_db
 
 
 def home(client_for, user) -> str:
-    response = client_for(user).get(reverse("pvd:home"))
+    response = client_for(user).get(reverse("portail:home"))
     assert response.status_code == 200
     return response.content.decode()
 
@@ -49,5 +49,5 @@ def test_account_without_role_is_told_to_contact_anct(client_for, sans_role):
 
 
 def test_navigation_depends_on_role(client_for, national, elu_ussel):
-    assert reverse("pvd:user-list") in home(client_for, national)
-    assert reverse("pvd:user-list") not in home(client_for, elu_ussel)
+    assert reverse("portail:user-list") in home(client_for, national)
+    assert reverse("portail:user-list") not in home(client_for, elu_ussel)

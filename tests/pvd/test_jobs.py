@@ -174,13 +174,13 @@ def test_each_periodic_task_records_its_last_success_and_period(db):
 
 
 def test_healthz_stays_the_database_liveness_check(client, db):
-    response = client.get(reverse("pvd:healthz"))
+    response = client.get(reverse("portail:healthz"))
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
 def test_readyz_is_503_without_a_worker_nor_a_beat(client, db):
-    response = client.get(reverse("pvd:readyz"))
+    response = client.get(reverse("portail:readyz"))
 
     assert response.status_code == 503
     assert response.json() == {
@@ -198,20 +198,20 @@ def test_readyz_says_the_beat_is_late_once_its_heartbeat_is(client, db):
         last_success=timezone.now() - timedelta(minutes=5),
         period=timedelta(minutes=1),
     )
-    assert client.get(reverse("pvd:readyz")).json()["beat"] == "indisponible"
+    assert client.get(reverse("portail:readyz")).json()["beat"] == "indisponible"
 
     fail_stalled_jobs.delay()
 
-    assert client.get(reverse("pvd:readyz")).json()["beat"] == "ok"
+    assert client.get(reverse("portail:readyz")).json()["beat"] == "ok"
 
 
 def test_only_national_staff_read_the_details(client_for, national, prefecture_19):
     fail_stalled_jobs.delay()
 
-    public = client_for(prefecture_19).get(reverse("pvd:readyz")).json()
+    public = client_for(prefecture_19).get(reverse("portail:readyz")).json()
     assert "details" not in public and "taches_periodiques" not in public
 
-    report = client_for(national).get(reverse("pvd:readyz")).json()
+    report = client_for(national).get(reverse("portail:readyz")).json()
     assert report["details"]["worker"] == "aucun worker ne répond"
     tasks = {row["task"]: row for row in report["taches_periodiques"]}
     assert tasks["pvd.tasks.fail_stalled_jobs"]["late"] is False
@@ -231,7 +231,7 @@ def test_readyz_is_ready_when_a_worker_answers_and_the_beat_runs(client):
     app.conf.task_always_eager = False
     try:
         with start_worker(app, perform_ping_check=False, loglevel="WARNING"):
-            response = client.get(reverse("pvd:readyz"))
+            response = client.get(reverse("portail:readyz"))
     finally:
         app.conf.task_always_eager = True
 

@@ -27,9 +27,9 @@ def commune_page(code: str) -> str:
 
 def test_the_next_request_reads_the_perimeter_from_the_cache(client_for, elu_ussel):
     client = client_for(elu_ussel)
-    client.get(reverse("pvd:plan-du-site"))
+    client.get(reverse("portail:plan-du-site"))
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(reverse("pvd:plan-du-site"))
+        response = client.get(reverse("portail:plan-du-site"))
     assert response.status_code == 200
     assert not [q for q in queries if "pvd_role" in q["sql"]]
 
@@ -40,7 +40,7 @@ def test_a_role_given_through_the_access_pages_takes_effect_at_once(
     elu = client_for(elu_ussel)
     assert elu.get(commune_page("19028")).status_code == 404  # cached: Ussel only
     client_for(national).post(
-        reverse("pvd:role-create", args=[elu_ussel.pk]),
+        reverse("portail:role-create", args=[elu_ussel.pk]),
         {"kind": "elu", "commune_codes": "19028"},
     )
     elu.force_login(elu_ussel)
@@ -52,7 +52,7 @@ def test_a_role_removed_through_the_access_pages_takes_effect_at_once(client, na
     assert client.get(commune_page("19275")).status_code == 200
     client.force_login(national)
     role = elu_ussel.roles.get()
-    assert client.post(reverse("pvd:role-delete", args=[role.pk])).status_code == 302
+    assert client.post(reverse("portail:role-delete", args=[role.pk])).status_code == 302
     client.force_login(elu_ussel)
     assert client.get(commune_page("19275")).status_code == 404
 

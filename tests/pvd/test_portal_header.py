@@ -1,5 +1,5 @@
 """The header and the footer are rendered once per page and set of rights, then kept
-(pvd/templatetags/portal.py): each reader still gets their own name, unread count, menu and
+(portail/templatetags/portal.py): each reader still gets their own name, unread count, menu and
 logout token, escaped, and a role change shows in the menu at once."""
 
 import re
@@ -14,7 +14,7 @@ from rappels.models import Categorie, Rappel
 
 pytestmark = pytest.mark.django_db
 
-PAGE = reverse("pvd:mentions-legales")
+PAGE = reverse("portail:mentions-legales")
 
 
 def header(client, url: str = PAGE) -> str:
@@ -38,7 +38,7 @@ def test_readers_of_the_same_page_each_get_their_own_name_and_menu(client, natio
         re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', first)[1],
         re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', again)[1],
     )
-    assert reverse("pvd:user-list") in first and reverse("pvd:user-list") not in second
+    assert reverse("portail:user-list") in first and reverse("portail:user-list") not in second
     assert reverse("communes:synthese") in first and reverse("communes:synthese") not in second
 
 
@@ -93,9 +93,9 @@ def test_the_current_page_is_marked_in_the_header_and_the_footer(client, elu_uss
 
 def test_a_new_role_shows_in_the_menu_at_once(client, elu_ussel):
     client.force_login(elu_ussel)
-    assert reverse("pvd:user-list") not in header(client)
+    assert reverse("portail:user-list") not in header(client)
     Role.objects.create(user=elu_ussel, kind=Role.Kind.NATIONAL)
-    assert reverse("pvd:user-list") in header(client)
+    assert reverse("portail:user-list") in header(client)
 
 
 def test_a_visitor_gets_the_login_link_and_no_menu(client):

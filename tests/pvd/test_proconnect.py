@@ -382,9 +382,9 @@ def test_failed_login_is_logged_for_the_operators(client, provider, agent, caplo
 def test_national_sees_and_detaches_a_proconnect_identity(client, configured, national, agent):
     SocialAccount.objects.create(user=agent, provider="proconnect", uid="sub-agent")
     client.force_login(national)
-    page = client.get(reverse("pvd:user-detail", args=[agent.pk])).content.decode()
+    page = client.get(reverse("portail:user-detail", args=[agent.pk])).content.decode()
     assert "Détacher l’identité ProConnect" in page
-    response = client.post(reverse("pvd:proconnect-unlink", args=[agent.pk]), follow=True)
+    response = client.post(reverse("portail:proconnect-unlink", args=[agent.pk]), follow=True)
     assert "Identité ProConnect détachée" in response.content.decode()
     assert not SocialAccount.objects.exists()
     assert "aucune identité rattachée" in response.content.decode()
@@ -394,13 +394,13 @@ def test_national_sees_and_detaches_a_proconnect_identity(client, configured, na
 def test_other_roles_cannot_detach_a_proconnect_identity(request, client, configured, agent, who):
     SocialAccount.objects.create(user=agent, provider="proconnect", uid="sub-agent")
     client.force_login(request.getfixturevalue(who))
-    assert client.post(reverse("pvd:proconnect-unlink", args=[agent.pk])).status_code == 403
+    assert client.post(reverse("portail:proconnect-unlink", args=[agent.pk])).status_code == 403
     assert SocialAccount.objects.filter(user=agent).exists()
 
 
 def test_detaching_on_an_unknown_account_is_404(client, national):
     client.force_login(national)
-    assert client.post(reverse("pvd:proconnect-unlink", args=[999999])).status_code == 404
+    assert client.post(reverse("portail:proconnect-unlink", args=[999999])).status_code == 404
 
 
 def test_after_detaching_the_next_login_finds_the_account_by_email_again(client, provider, agent):

@@ -8,10 +8,10 @@ from django.urls import reverse
 pytestmark = pytest.mark.django_db
 
 PUBLIC_PAGES = [
-    "pvd:accessibilite",
-    "pvd:mentions-legales",
-    "pvd:donnees-personnelles",
-    "pvd:plan-du-site",
+    "portail:accessibilite",
+    "portail:mentions-legales",
+    "portail:donnees-personnelles",
+    "portail:plan-du-site",
 ]
 
 
@@ -28,7 +28,7 @@ def test_legal_pages_are_public(client, name):
 
 
 def test_accessibility_page_states_conformity(client):
-    content = client.get(reverse("pvd:accessibilite")).content.decode()
+    content = client.get(reverse("portail:accessibilite")).content.decode()
     assert "non conforme" in content
 
 
@@ -54,7 +54,7 @@ def test_healthz_answers_200_without_login(client):
 
 
 def test_healthz_answers_503_when_database_is_down(client):
-    with mock.patch("pvd.views.connection.cursor", side_effect=OperationalError("down")):
+    with mock.patch("portail.views.connection.cursor", side_effect=OperationalError("down")):
         response = client.get("/healthz")
     assert response.status_code == 503
 

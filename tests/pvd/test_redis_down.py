@@ -117,7 +117,7 @@ def test_with_redis_down_pages_and_login_work_and_jobs_fail_at_once(
     client.logout()
 
     # Public pages and the login form still answer, and login works.
-    for name in ("account_login", "pvd:accessibilite"):
+    for name in ("account_login", "portail:accessibilite"):
         response, seconds = timed(lambda name=name: client.get(reverse(name)))
         assert response.status_code == 200 and seconds < FAST
     response, seconds = login(client, "cdp-ussel@test.pvd.fr")
@@ -145,7 +145,7 @@ def test_with_redis_down_pages_and_login_work_and_jobs_fail_at_once(
     assert export.statut == Job.Statut.ECHEC and export.erreur == UNAVAILABLE
 
     # Readiness says what is down.
-    response, seconds = timed(lambda: client.get(reverse("pvd:readyz")))
+    response, seconds = timed(lambda: client.get(reverse("portail:readyz")))
     assert response.status_code == 503 and seconds < FAST
     assert response.json()["redis"] == "indisponible"
     assert response.json()["database"] == "ok"

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("who", ["cdp_ussel", "prefecture_19", "national"])
 def test_a_simple_page_costs_two_queries(request, client_for, who):
     client = client_for(request.getfixturevalue(who))
-    url = reverse("pvd:plan-du-site")
+    url = reverse("portail:plan-du-site")
     client.get(url)  # anything done once per process (content types, caches) is done
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)

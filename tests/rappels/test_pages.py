@@ -168,7 +168,7 @@ def test_service_health_is_for_national_staff_and_turns_red_when_the_sweep_stops
         task="pvd.tasks.fail_stalled_jobs",
         defaults={"last_success": timezone.now(), "period": timedelta(minutes=1)},
     )
-    readiness = client.get(reverse("pvd:readyz"))
+    readiness = client.get(reverse("portail:readyz"))
     assert readiness.status_code == 503
     assert "rappels.tasks.sweep_reminders" in readiness.json()["details"]["beat"]
     page = client.get(reverse("rappels:sante")).content.decode()

@@ -42,7 +42,7 @@ def test_elu_downloads_a_dated_report_that_does_not_change_later(
     assert "Livrée (1)" in text and "Non démarrée (1)" in text
     assert "1.0" in text  # a fiche listed in its bucket
     # Listed on the dashboard, with who asked.
-    assert "demandé par" in page(client, reverse("pvd:home"))
+    assert "demandé par" in page(client, reverse("portail:home"))
     # The plan changes: the old report stays as it was, a new one shows the change.
     make_fiche(ussel_la_courtine, "9.9", titre="Nouvelle halle", maturite=FicheAction.Maturite.IDEE)
     assert download(client, bilan) == first

@@ -35,7 +35,7 @@ def plans(ussel_la_courtine, le_blanc):
 
 
 def home(client) -> str:
-    response = client.get(reverse("pvd:home"))
+    response = client.get(reverse("portail:home"))
     assert response.status_code == 200
     return text(response.content.decode())
 
@@ -46,11 +46,11 @@ def home(client) -> str:
 def test_a_second_visit_is_served_from_the_cache(client_for, elu_ussel, plans):
     client = client_for(elu_ussel)
     first = home(client)
-    warm = count_queries(lambda: client.get(reverse("pvd:home")))
+    warm = count_queries(lambda: client.get(reverse("portail:home")))
     from django.core.cache import caches
 
     caches["template_fragments"].clear()
-    cold = count_queries(lambda: client.get(reverse("pvd:home")))
+    cold = count_queries(lambda: client.get(reverse("portail:home")))
     assert warm <= cold - 8  # the dashboard's own figures: none read
     assert home(client) == first
     assert "Chiffres au" in first
@@ -125,7 +125,7 @@ def test_each_prefecture_gets_its_own_table(client_for, prefecture_19, prefectur
 def test_a_filtered_table_is_not_the_cached_plain_one(client_for, prefecture_19, plans):
     client = client_for(prefecture_19)
     assert "Ussel – La Courtine" in home(client)
-    response = client.get(reverse("pvd:home"), {"q": "introuvable"})
+    response = client.get(reverse("portail:home"), {"q": "introuvable"})
     content = text(response.content.decode())
     assert "Aucun bénéficiaire ne correspond à ces critères." in content
     assert "Ussel – La Courtine" in home(client)
@@ -163,7 +163,7 @@ def test_elu_sees_their_own_reminders_about_their_town_only(
     rappel(elu_ussel, ussel_la_courtine, "Ussel : déjà lu.", lue_le=timezone.now())
     rappel(cdp_ussel, ussel_la_courtine, "Ussel : rappel du chef de projet.")
     rappel(elu_ussel, le_blanc, "Le Blanc : convention-cadre attendue.")  # a former role
-    response = client_for(elu_ussel).get(reverse("pvd:home"))
+    response = client_for(elu_ussel).get(reverse("portail:home"))
     html = response.content.decode()
     content = text(html)
     assert "Vos rappels" in content
@@ -187,7 +187,7 @@ def test_chef_de_projet_sees_their_reminders_on_their_home(
 
 def test_a_reminder_never_links_outside_the_portal(client_for, elu_ussel, ussel_la_courtine):
     rappel(elu_ussel, ussel_la_courtine, "Ussel : rappel.", lien="https://example.com/piege")
-    html = client_for(elu_ussel).get(reverse("pvd:home")).content.decode()
+    html = client_for(elu_ussel).get(reverse("portail:home")).content.decode()
     assert "Ussel : rappel." in html and "example.com" not in html
 
 
@@ -244,12 +244,12 @@ def test_france_figures_are_ready_before_the_first_national_reader(
     client = client_for(national)
     client.get(reverse("rappels:list"))  # the header's unread count, then cached
     refresh_programme()
-    ready = count_queries(lambda: client.get(reverse("pvd:home")))
+    ready = count_queries(lambda: client.get(reverse("portail:home")))
     from django.core.cache import cache
 
     cache.clear()
     client.get(reverse("rappels:list"))
-    computed = count_queries(lambda: client.get(reverse("pvd:home")))
+    computed = count_queries(lambda: client.get(reverse("portail:home")))
     assert ready <= computed - 5  # none of France's figures read
     content = home(client)
     assert "Chiffres calculés le" in content

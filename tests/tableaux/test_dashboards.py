@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from actions.models import FicheAction, Indicateur, LigneFinancement
 from actions.plan import Livraison, financement_par_financeur, livraison_counts, plan_totals
 from tableaux import lecture
-from tableaux.views import home_context
+from tableaux.dashboards import home_context
 from tests.actions.test_plan_readmodel import make_fiche, text
 from tests.conftest import count_queries
 
@@ -87,7 +87,7 @@ def test_buckets_and_money_by_status_add_up_to_the_plan_totals(plans):
 
 
 def test_elu_sees_where_their_town_stands_and_nothing_of_another(client_for, elu_ussel, plans):
-    content = page(client_for(elu_ussel), reverse("pvd:home"))
+    content = page(client_for(elu_ussel), reverse("portail:home"))
     assert "Où en est ma ville ? — Ussel – La Courtine" in content
     # Money side by side by status, never one headline: 10 × 111 notified (DETR).
     assert "1 110 € Notifié" in content
@@ -108,7 +108,7 @@ def test_chef_de_projet_sees_stale_fiches_and_quick_links(client_for, cdp_ussel,
     FicheAction.objects.filter(reference="1.3").update(
         updated_at=timezone.now() - timedelta(days=200)
     )
-    response = client_for(cdp_ussel).get(reverse("pvd:home"))
+    response = client_for(cdp_ussel).get(reverse("portail:home"))
     content = text(response.content.decode())
     assert "Sans mise à jour depuis 3 mois" in content
     assert "1.3 – Fiche 1.3" in content
@@ -124,17 +124,17 @@ def test_chef_de_projet_has_a_quick_link_to_measure_each_indicator_the_elu_has_n
         fiche=fiche, type=Indicateur.Type.RESULTAT, libelle="Logements <rénovés>", unite="logements"
     )
     mesurer = reverse("actions:indicateurs", args=[fiche.pk])
-    html = client_for(cdp_ussel).get(reverse("pvd:home")).content.decode()
+    html = client_for(cdp_ussel).get(reverse("portail:home")).content.decode()
     assert f'href="{mesurer}">Saisir une mesure' in html
     assert "Logements &lt;rénovés&gt;" in html and "<rénovés>" not in html
-    assert mesurer not in client_for(elu_ussel).get(reverse("pvd:home")).content.decode()
+    assert mesurer not in client_for(elu_ussel).get(reverse("portail:home")).content.decode()
 
 
 # The préfecture ---------------------------------------------------------------------------
 
 
 def test_prefecture_table_shows_its_departement_only(client_for, prefecture_36, plans):
-    content = page(client_for(prefecture_36), reverse("pvd:home"))
+    content = page(client_for(prefecture_36), reverse("portail:home"))
     assert "Le Blanc" in content
     assert "Ussel – La Courtine" not in content
     # Département totals: Le Blanc's 5 fiches, none of Ussel's 10.
@@ -146,11 +146,11 @@ def test_prefecture_sorts_by_late_fiches_and_rejects_another_departement(
     client_for, prefecture_19, plans
 ):
     client = client_for(prefecture_19)
-    content = page(client, reverse("pvd:home") + "?tri=-retards")
+    content = page(client, reverse("portail:home") + "?tri=-retards")
     assert "Ussel – La Courtine" in content and "Le Blanc" not in content
-    page(client, reverse("pvd:home") + "?departement=36", 404)
+    page(client, reverse("portail:home") + "?departement=36", 404)
     # A bad sort is ignored, not an error.
-    page(client, reverse("pvd:home") + "?tri=evil;drop")
+    page(client, reverse("portail:home") + "?tri=evil;drop")
 
 
 def test_prefecture_export_is_formula_safe_and_its_own(client_for, prefecture_19, plans):
@@ -181,7 +181,7 @@ def test_only_prefectures_export_their_table(client_for, elu_ussel, plans):
 
 
 def test_national_home_shows_the_programme_not_the_communes_of_france(client_for, national, plans):
-    content = page(client_for(national), reverse("pvd:home"))
+    content = page(client_for(national), reverse("portail:home"))
     assert "Le programme en chiffres — France" in content
     assert "15 actions suivies" not in content  # abandoned ones are not followed
     assert "12 actions suivies" in content
@@ -224,11 +224,11 @@ DASHBOARD = {
 @pytest.mark.parametrize(
     "who,url",
     [
-        ("elu_ussel", "pvd:home"),
-        ("prefecture_19", "pvd:home"),
-        ("national", "pvd:home"),
-        ("cdp_ussel", "pvd:home"),
-        ("partenaire", "pvd:home"),
+        ("elu_ussel", "portail:home"),
+        ("prefecture_19", "portail:home"),
+        ("national", "portail:home"),
+        ("cdp_ussel", "portail:home"),
+        ("partenaire", "portail:home"),
     ],
 )
 def test_dashboards_cost_a_fixed_number_of_queries(request, client_for, who, url, plans):
@@ -251,7 +251,7 @@ def test_dashboards_cost_a_fixed_number_of_queries(request, client_for, who, url
 
 
 def test_a_partner_sees_where_its_own_money_goes(client_for, partenaire, plans):
-    content = page(client_for(partenaire), reverse("pvd:home"))
+    content = page(client_for(partenaire), reverse("portail:home"))
     assert "Où vont vos financements (Banque des Territoires)" in content
     # Ussel's Banque des Territoires lines: 5 × 111 paid, 5 × 111 planned (Nouvelle-Aquitaine).
     assert "Nouvelle-Aquitaine555 €0 €0 €555 €" in content
@@ -260,7 +260,7 @@ def test_a_partner_sees_where_its_own_money_goes(client_for, partenaire, plans):
 
 
 def test_national_staff_have_no_partner_table(client_for, national, plans):
-    assert "Où vont vos financements" not in page(client_for(national), reverse("pvd:home"))
+    assert "Où vont vos financements" not in page(client_for(national), reverse("portail:home"))
 
 
 def test_national_figures_are_computed_once_per_period(client_for, national, plans, settings):

@@ -4,9 +4,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 
 from communes.models import Departement
-
-from .audit import EVENTS
-from .models import Role, User
+from pvd.audit import EVENTS
+from pvd.models import Role, User
 
 
 class UserFilter(django_filters.FilterSet):

@@ -1,32 +1,36 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from . import proconnect, views
+from pvd import proconnect
+
+from . import views
 
 public = views.PublicPageView.as_view
 
-# The core app's pages, under the « pvd » namespace (this module is also the root URLconf).
-pvd_patterns = [
+# The site shell's pages, under the « portail » namespace (this module is the root URLconf).
+portail_patterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path(
         "accessibilite/",
-        public(template_name="pvd/public/accessibilite.html"),
+        public(template_name="portail/public/accessibilite.html"),
         name="accessibilite",
     ),
     path(
         "mentions-legales/",
-        public(template_name="pvd/public/mentions_legales.html"),
+        public(template_name="portail/public/mentions_legales.html"),
         name="mentions-legales",
     ),
     path(
         "donnees-personnelles/",
-        public(template_name="pvd/public/donnees_personnelles.html"),
+        public(template_name="portail/public/donnees_personnelles.html"),
         name="donnees-personnelles",
     ),
     path(
-        "plan-du-site/", public(template_name="pvd/public/plan_du_site.html"), name="plan-du-site"
+        "plan-du-site/",
+        public(template_name="portail/public/plan_du_site.html"),
+        name="plan-du-site",
     ),
     path("acces/", views.UserListView.as_view(), name="user-list"),
     path("acces/nouveau/", views.UserCreateView.as_view(), name="user-create"),
@@ -39,7 +43,7 @@ pvd_patterns = [
 ]
 
 urlpatterns = [
-    path("", include((pvd_patterns, "pvd"))),
+    path("", include((portail_patterns, "portail"))),
     path("", include("communes.urls")),
     path("conventions/", include("conventions.urls")),
     path("actions/", include("actions.urls")),

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -16,15 +15,16 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
 from django_filters.views import FilterView
 
-from communes.models import SEUIL_POPULATION, Commune, Departement
-from tableaux.views import home_context
+from communes.models import Commune, Departement
+from pvd import health, policy, proconnect
+from pvd.access import NationalRequiredMixin
+from pvd.audit import with_related_labels
+from pvd.integrity import IntegrityErrorMixin
+from pvd.models import ImportRun, Role, User
+from tableaux.dashboards import home_context
 
-from . import health, policy, proconnect
-from .audit import with_related_labels
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
-from .integrity import IntegrityErrorMixin
-from .models import ImportRun, Role, User
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class PublicPageView(TemplateView):
 
 
 class HomeView(TemplateView):
-    template_name = "pvd/home.html"
+    template_name = "portail/home.html"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -96,35 +96,17 @@ class HomeView(TemplateView):
         context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
             "departements", "communes", "beneficiaires"
         )
-        # Each role's dashboard (tableaux/views.py); the programme's figures replace the
+        # Each role's dashboard (tableaux/dashboards.py); the programme's figures replace the
         # counts of France's communes.
         context.update(home_context(self.request))
-        if not perimeter.sees_everything and (
-            perimeter.departement_codes or perimeter.region_codes
-        ):
+        territorial = perimeter.departement_codes or perimeter.region_codes
+        if territorial and not perimeter.sees_everything:
             context["departements"] = (
-                Departement.objects.filter(
-                    Q(code__in=perimeter.departement_codes)
-                    | Q(region_id__in=perimeter.region_codes)
-                )
-                .select_related("region")
-                .annotate(
-                    nb_communes=Count("communes", distinct=True),
-                    nb_petites=Count(
-                        "communes",
-                        filter=Q(communes__population__lt=SEUIL_POPULATION),
-                        distinct=True,
-                    ),
-                    nb_epci=Count("communes__epci", distinct=True),
-                )
+                Departement.objects.for_user(user).select_related("region").with_counts()
             )
-        if perimeter.commune_codes or perimeter.epci_sirens:
+        elif perimeter.commune_codes or perimeter.epci_sirens:
             context["communes"] = (
-                Commune.objects.filter(
-                    Q(code__in=perimeter.commune_codes) | Q(epci_id__in=perimeter.epci_sirens)
-                )
-                .select_related("departement", "epci")
-                .order_by("nom")
+                Commune.objects.for_user(user).select_related("departement", "epci").order_by("nom")
             )
         return context
 
@@ -133,20 +115,9 @@ def not_found(request: HttpRequest) -> HttpResponse:
     raise Http404
 
 
-class NationalRequiredMixin:
-    """Pages of the national team: 403 unless the policy's `allowed` says yes."""
-
-    allowed = staticmethod(policy.may_manage_access)
-
-    def dispatch(self, request, *args, **kwargs):
-        if not self.allowed(request.user):
-            raise PermissionDenied("Page réservée à l'équipe nationale de l'ANCT.")
-        return super().dispatch(request, *args, **kwargs)
-
-
 class UserListView(NationalRequiredMixin, FilterView):
     filterset_class = UserFilter
-    template_name = "pvd/user_list.html"
+    template_name = "portail/user_list.html"
     paginate_by = 50
 
     def get_queryset(self):
@@ -169,7 +140,7 @@ def send_activation_email(request: HttpRequest, user: User) -> None:
 class UserCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
     model = User
     form_class = UserForm
-    template_name = "pvd/user_form.html"
+    template_name = "portail/user_form.html"
 
     def form_valid(self, form):
         form.instance.set_unusable_password()
@@ -185,13 +156,13 @@ class UserCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
         return response
 
     def get_success_url(self) -> str:
-        return reverse("pvd:user-detail", args=[self.object.pk])
+        return reverse("portail:user-detail", args=[self.object.pk])
 
 
 class UserUpdateView(NationalRequiredMixin, IntegrityErrorMixin, UpdateView):
     model = User
     form_class = UserForm
-    template_name = "pvd/user_form.html"
+    template_name = "portail/user_form.html"
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -200,12 +171,12 @@ class UserUpdateView(NationalRequiredMixin, IntegrityErrorMixin, UpdateView):
         return response
 
     def get_success_url(self) -> str:
-        return reverse("pvd:user-detail", args=[self.object.pk])
+        return reverse("portail:user-detail", args=[self.object.pk])
 
 
 class UserDetailView(NationalRequiredMixin, DetailView):
     model = User
-    template_name = "pvd/user_detail.html"
+    template_name = "portail/user_detail.html"
     context_object_name = "account"
 
     def get_queryset(self):
@@ -221,7 +192,7 @@ class UserDetailView(NationalRequiredMixin, DetailView):
 class RoleCreateView(NationalRequiredMixin, CreateView):
     model = Role
     form_class = RoleForm
-    template_name = "pvd/role_form.html"
+    template_name = "portail/role_form.html"
 
     def dispatch(self, request, *args, **kwargs):
         self.account = get_object_or_404(User, pk=kwargs["user_pk"])
@@ -241,7 +212,7 @@ class RoleCreateView(NationalRequiredMixin, CreateView):
         return response
 
     def get_success_url(self) -> str:
-        return reverse("pvd:user-detail", args=[self.account.pk])
+        return reverse("portail:user-detail", args=[self.account.pk])
 
 
 @require_POST
@@ -251,7 +222,7 @@ def role_delete(request: HttpRequest, pk: int) -> HttpResponse:
     role = get_object_or_404(Role.objects.select_related("user"), pk=pk)
     role.delete()
     messages.success(request, f"Rôle retiré à {role.user.email}.")
-    return redirect("pvd:user-detail", pk=role.user_id)
+    return redirect("portail:user-detail", pk=role.user_id)
 
 
 @require_POST
@@ -264,13 +235,13 @@ def proconnect_unlink(request: HttpRequest, pk: int) -> HttpResponse:
     deleted, _ = account.socialaccount_set.filter(provider=proconnect.PROVIDER_ID).delete()
     if deleted:
         messages.success(request, f"Identité ProConnect détachée du compte {account.email}.")
-    return redirect("pvd:user-detail", pk=account.pk)
+    return redirect("portail:user-detail", pk=account.pk)
 
 
 class AuditLogView(NationalRequiredMixin, FilterView):
     allowed = staticmethod(policy.may_read_audit_log)
     filterset_class = LogEntryFilter
-    template_name = "pvd/audit_log.html"
+    template_name = "portail/audit_log.html"
     paginate_by = 50
 
     def get_queryset(self):

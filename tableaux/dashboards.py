@@ -1,0 +1,202 @@
+"""What each dashboard shows: each role's home (portail.views.HomeView asks
+``home_context``), a beneficiary's « Où en est ma ville ? », the préfecture's table of
+beneficiaries and the programme's figures by territory. The pages and their exports
+(tableaux/views.py) render these."""
+
+from django.db.models import F
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+
+from communes.models import Beneficiaire, Departement, Region
+from pvd import policy
+from rappels import prochains
+
+from . import cache as dashboard_cache
+from . import charts, lecture
+from .models import Bilan
+
+NB_BILANS = 10  # the latest reports listed on the dashboard
+
+
+def ville_context(user, beneficiaire, today) -> dict:
+    """The dashboard's figures are read lazily: served from the cached fragment (keyed on
+    the data's version, the day, the beneficiary and the reader's rights), they cost no
+    query; the bilans and the reader's own reminders are read on every visit."""
+    chef = beneficiaire.pk in user.perimeter.beneficiaire_ids
+    may_edit_plan = policy.may_edit_plan(user, beneficiaire)
+    ville = SimpleLazyObject(lambda: lecture.ville(beneficiaire, today, chef_de_projet=chef))
+    return {
+        "ville": ville,
+        "ville_beneficiaire": beneficiaire,
+        "ville_cache_key": dashboard_cache.fragment_key(
+            today, beneficiaire.pk, chef, may_edit_plan
+        ),
+        "dashboard_cache_timeout": dashboard_cache.timeout(),
+        "bilans": list(
+            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
+                :NB_BILANS
+            ]
+        ),
+        "rappels": prochains.rappels(user, [beneficiaire.pk]),
+        "chef_de_projet": chef,
+        "may_edit_plan": may_edit_plan,
+        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
+        "chart_buckets": SimpleLazyObject(
+            lambda: charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches")
+        ),
+        "chart_statuts": SimpleLazyObject(
+            lambda: charts.bars(
+                [(label, amount) for _, label, amount in ville.par_statut], unit="€"
+            )
+        ),
+    }
+
+
+def prefecture_rows(user, params, today):
+    """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
+    may choose from."""
+    codes = user.perimeter.prefecture_departement_codes
+    departements = Departement.objects.filter(code__in=codes).order_by("code")
+    beneficiaires = Beneficiaire.objects.for_user(user).filter(departement_id__in=codes)
+    departement = params.get("departement", "")
+    if departement:
+        if departement not in codes:
+            raise Http404("Département inconnu ou hors de votre périmètre.")
+        beneficiaires = beneficiaires.filter(departement_id=departement)
+    statut = params.get("statut", "")
+    if statut in Beneficiaire.Statut.values:
+        beneficiaires = beneficiaires.filter(statut=statut)
+    else:
+        statut = ""
+    q = params.get("q", "").strip()[:100]
+    if q:
+        beneficiaires = beneficiaires.filter(nom__icontains=q)
+    tri = params.get("tri", "nom")
+    if tri.lstrip("-") not in lecture.SORTS:
+        tri = "nom"
+    field = lecture.SORTS[tri.lstrip("-")]
+    descending = tri.startswith("-")
+    order = f"-{field}" if descending else field
+    # Built when read: a table served from the cached fragment costs not even its
+    # queryset's construction (some twenty annotated subqueries).
+    rows = SimpleLazyObject(
+        lambda: lecture.beneficiaires_table(beneficiaires, today).order_by(
+            timezone_nulls_last(order), "nom"
+        )
+    )
+    return {
+        "rows": rows,
+        "beneficiaires_qs": beneficiaires,
+        "departements": departements,
+        "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
+    }
+
+
+def timezone_nulls_last(order: str):
+    if order.startswith("-"):
+        return F(order[1:]).desc(nulls_last=True)
+    return F(order).asc(nulls_last=True)
+
+
+def home_context(request) -> dict:
+    """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
+    user = request.user
+    perimeter = user.perimeter
+    today = timezone.localdate()
+    context: dict = {"today": today}
+    if perimeter.sees_everything:
+        context.update(programme_context("france", None, today, user))
+    elif perimeter.prefecture_departement_codes:
+        table = prefecture_rows(user, request.GET, today)
+        context["prefecture"] = table
+        context["statuts"] = Beneficiaire.Statut.choices
+        context["sorts"] = SORT_LABELS
+        # The template's cached fragment also varies on the query string (filters, sort).
+        context["prefecture_cache_key"] = dashboard_cache.fragment_key(
+            today, *sorted(perimeter.prefecture_departement_codes)
+        )
+        context["dashboard_cache_timeout"] = dashboard_cache.timeout()
+
+        def totaux_departements():
+            totaux = lecture.totaux_par(table["beneficiaires_qs"], "departement", today)
+            return [(d, totaux.get(d.code, {})) for d in table["departements"]]
+
+        context["totaux_departements"] = SimpleLazyObject(totaux_departements)
+    else:
+        beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
+        context["mes_beneficiaires"] = beneficiaires
+        if len(beneficiaires) == 1:
+            context.update(ville_context(user, beneficiaires[0], today))
+        elif beneficiaires:
+            context["rappels"] = prochains.rappels(user, [b.pk for b in beneficiaires])
+    return context
+
+
+SORT_LABELS = [
+    ("nom", "Nom"),
+    ("departement", "Département"),
+    ("echeance", "Date d'adhésion"),
+    ("-part", "Part notifiée ou versée"),
+    ("-retards", "Fiches en retard"),
+    ("-maj", "Dernière mise à jour"),
+    ("-livrees", "Fiches livrées"),
+]
+
+
+def programme_context(level, code, today, user) -> dict:
+    """France (rows: régions), a région (rows: départements) or a département (rows:
+    beneficiaries)."""
+    context: dict = {"niveau": level}
+    if level == "france":
+        context["export_url"] = reverse("tableaux:france")
+    else:
+        context["export_url"] = reverse(f"tableaux:{level}", args=[code])
+    beneficiaires = Beneficiaire.objects.for_user(user)
+    if level == "region":
+        territoire = get_object_or_404(Region, code=code)
+        beneficiaires = beneficiaires.filter(departement__region=territoire)
+        context["territoire"] = territoire
+    elif level == "departement":
+        territoire = get_object_or_404(Departement.objects.select_related("region"), code=code)
+        beneficiaires = beneficiaires.filter(departement=territoire)
+        context["territoire"] = territoire
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    # The whole country's figures are the same for every national reader: kept in the cache
+    # (tableaux/cache.py), the page says when they were computed.
+    shared = user.perimeter.sees_everything
+    figures = dashboard_cache.programme_figures(
+        level, code, today, shared, lambda: lecture.programme(level, code, beneficiaires, today)
+    )
+    context.update(figures)
+    chiffres = figures["chiffres"]
+    context["chart_buckets"] = charts.bars(
+        [(label, n) for _, label, n in chiffres.buckets], unit="fiches"
+    )
+    context["chart_statuts"] = charts.bars(
+        [(label, amount) for _, label, amount in chiffres.montants], unit="€"
+    )
+    financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
+    if financeurs:
+        context["partenaire"] = dashboard_cache.partner_figures(
+            level, code, today, financeurs, shared, lambda: _partenaire(level, actifs, financeurs)
+        )
+    return context
+
+
+def _partenaire(level, actifs, financeurs) -> dict:
+    """Where a partner's money goes: by territory and by axis (one GROUP BY query)."""
+    key = {
+        "france": "fiche__beneficiaire__departement__region__nom",
+        "region": "fiche__beneficiaire__departement__nom",
+        "departement": "fiche__beneficiaire__nom",
+    }[level]
+    axe = "fiche__axe__numero"
+    argent = lecture.argent_du_financeur(actifs, financeurs, key, axe)
+    return {
+        "financeurs": financeurs,
+        "par_territoire": [(row[key], row) for row in argent[key]],
+        "par_axe": [(row[axe], row) for row in argent[axe]],
+    }
