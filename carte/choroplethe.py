@@ -226,7 +226,7 @@ def lignes(user, departements) -> list[dict]:
 def _lien(user, code: str, drill_down: bool) -> str:
     if drill_down:
         return _chiffres_url(code)
-    if code in user.perimeter.prefecture_departement_codes:
+    if code in policy.prefecture_departements(user):
         return f"{reverse('pvd:home')}?departement={code}#tableau-beneficiaires"
     return f"{reverse('carte:carte')}?departement={code}"
 
@@ -299,14 +299,13 @@ def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
     (tableaux/cache.py), so a signed convention or a new beneficiary shows at once."""
     from tableaux import cache as dashboard_cache
 
-    perimeter = user.perimeter
-    if perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0:
+    if policy.sees_everything(user) and settings.PROGRAMME_CACHE_TIMEOUT > 0:
         cle, duree = (
             f"{VERSION}:{niveau}:{code}:{today.isoformat()}",
             settings.PROGRAMME_CACHE_TIMEOUT,
         )
     elif dashboard_cache.timeout() > 0:
-        cle = dashboard_cache.fragment_key(today, VERSION, niveau, code, perimeter.cache_key)
+        cle = dashboard_cache.fragment_key(today, VERSION, niveau, code, policy.perimeter_key(user))
         duree = dashboard_cache.timeout()
     else:
         cle, duree = None, 0

@@ -53,7 +53,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     the last success of each periodic task.
     """
     user = request.user
-    details = user.is_authenticated and user.perimeter.national
+    details = user.is_authenticated and policy.is_national(user)
     ready, report = health.readiness(details=details)
     return JsonResponse(report, status=200 if ready else 503)
 
@@ -92,21 +92,15 @@ class HomeView(TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user = self.request.user
-        perimeter = user.perimeter
         context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
             "departements", "communes", "beneficiaires"
         )
         # Each role's dashboard (tableaux/views.py); the programme's figures replace the
         # counts of France's communes.
         context.update(home_context(self.request))
-        if not perimeter.sees_everything and (
-            perimeter.departement_codes or perimeter.region_codes
-        ):
+        if (departements := policy.role_departements_q(user)) is not None:
             context["departements"] = (
-                Departement.objects.filter(
-                    Q(code__in=perimeter.departement_codes)
-                    | Q(region_id__in=perimeter.region_codes)
-                )
+                Departement.objects.filter(departements)
                 .select_related("region")
                 .annotate(
                     nb_communes=Count("communes", distinct=True),
@@ -118,11 +112,9 @@ class HomeView(TemplateView):
                     nb_epci=Count("communes__epci", distinct=True),
                 )
             )
-        if perimeter.commune_codes or perimeter.epci_sirens:
+        if (communes := policy.role_communes_q(user)) is not None:
             context["communes"] = (
-                Commune.objects.filter(
-                    Q(code__in=perimeter.commune_codes) | Q(epci_id__in=perimeter.epci_sirens)
-                )
+                Commune.objects.filter(communes)
                 .select_related("departement", "epci")
                 .order_by("nom")
             )

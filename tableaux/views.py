@@ -31,7 +31,7 @@ def _ville_context(user, beneficiaire, today) -> dict:
     """The dashboard's figures are read lazily: served from the cached fragment (keyed on
     the data's version, the day, the beneficiary and the reader's rights), they cost no
     query; the bilans and the reader's own reminders are read on every visit."""
-    chef = beneficiaire.pk in user.perimeter.beneficiaire_ids
+    chef = policy.works_for(user, beneficiaire.pk)
     may_edit_plan = policy.may_edit_plan(user, beneficiaire)
     ville = SimpleLazyObject(lambda: lecture.ville(beneficiaire, today, chef_de_projet=chef))
     return {
@@ -64,7 +64,7 @@ def _ville_context(user, beneficiaire, today) -> dict:
 def _prefecture_rows(user, params, today):
     """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
     may choose from."""
-    codes = user.perimeter.prefecture_departement_codes
+    codes = policy.prefecture_departements(user)
     departements = Departement.objects.filter(code__in=codes).order_by("code")
     beneficiaires = Beneficiaire.objects.for_user(user).filter(departement_id__in=codes)
     departement = params.get("departement", "")
@@ -112,20 +112,18 @@ def timezone_nulls_last(order: str):
 def home_context(request) -> dict:
     """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
     user = request.user
-    perimeter = user.perimeter
+    prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
     context: dict = {"today": today}
-    if perimeter.sees_everything:
+    if policy.sees_everything(user):
         context.update(_programme_context("france", None, today, user))
-    elif perimeter.prefecture_departement_codes:
+    elif prefecture:
         table = _prefecture_rows(user, request.GET, today)
         context["prefecture"] = table
         context["statuts"] = Beneficiaire.Statut.choices
         context["sorts"] = SORT_LABELS
         # The template's cached fragment also varies on the query string (filters, sort).
-        context["prefecture_cache_key"] = dashboard_cache.fragment_key(
-            today, *sorted(perimeter.prefecture_departement_codes)
-        )
+        context["prefecture_cache_key"] = dashboard_cache.fragment_key(today, *sorted(prefecture))
         context["dashboard_cache_timeout"] = dashboard_cache.timeout()
 
         def totaux_departements():
@@ -192,7 +190,7 @@ def _programme_context(level, code, today, user) -> dict:
     # The whole country's figures are the same for every national reader: computed once per
     # PROGRAMME_CACHE_TIMEOUT (the page says when), not on every visit.
     # France's are also computed ahead of their expiry (tableaux.tasks.refresh_programme).
-    shared = user.perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0
+    shared = policy.sees_everything(user) and settings.PROGRAMME_CACHE_TIMEOUT > 0
     key = dashboard_cache.programme_key(level, code, today)
     figures = cache.get(key) if shared else None
     if figures is None:
@@ -208,7 +206,7 @@ def _programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = charts.bars(
         [(label, amount) for _, label, amount in chiffres.montants], unit="€"
     )
-    financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
+    financeurs = lecture.financeurs_du_partenaire(user) if not policy.is_national(user) else []
     if financeurs:
         key += ":partenaire:" + ",".join(str(f.pk) for f in financeurs)
         partenaire = cache.get(key) if shared else None
@@ -296,7 +294,7 @@ class BeneficiairesExportView(TemplateView):
 
     def get(self, request, *args, **kwargs):
         user = request.user
-        if not user.perimeter.prefecture_departement_codes:
+        if not policy.is_prefecture(user):
             raise PermissionDenied("Export réservé aux préfectures.")
         fmt = kwargs["format"]
         if fmt not in FORMATS:
