@@ -4,7 +4,9 @@ A job is a row (``Job``: status, error, file, who asked and when). The working m
 requests it with ``Model.request(**fields)``: the row is created and its task queued once
 the transaction commits (``enqueue_on_commit``; a broker that does not answer fails the row
 at once). The task, built on ``JobTask``, loads the row by id and calls one plain function
-of the working module, which stores the result once with ``Model.store_result``. The beat
+of the working module, which hands its work to ``Model.run``: the one runner loads the row
+still « en cours », calls the work, stores its result once (``Model.store_result``) or fails
+the row with a message the requester reads. The beat
 runs ``pvd.tasks.fail_stalled_jobs`` every minute: a job whose worker died is marked
 failed. ``tasks.py`` imports the working module, never the reverse: the model names its
 task by its dotted path (``TASK``).
@@ -16,6 +18,7 @@ its kind's limit in ``JOB_TIME_LIMITS``; a job started longer ago than that plus
 """
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from celery.contrib.django.task import DjangoTask
@@ -32,6 +35,14 @@ logger = logging.getLogger(__name__)
 # Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
 TRANSIENT_ERRORS = (OSError, ConnectionError)
 UNAVAILABLE = "Service momentanément indisponible, réessayez dans quelques minutes."
+
+
+class JobRefused(Exception):
+    """The work will not be done, for a reason the requester reads as is (no retry)."""
+
+
+# What a job's work returns: the file to store, and the row's fields to set with it.
+Result = tuple[File, dict]
 
 
 class JobQuerySet(models.QuerySet):
@@ -111,6 +122,44 @@ class Job(models.Model):
                 statut=cls.Statut.ECHEC, erreur=message, finished_at=timezone.now()
             )
         )
+
+    @classmethod
+    def run(
+        cls,
+        pk: int,
+        work: Callable[["Job"], Result],
+        *,
+        failed: str,
+        related: Iterable[str] = (),
+    ) -> bool:
+        """Do a job's work once, from its task: True when its result was stored.
+
+        The row is loaded (with ``related``) only while still « en cours »: a second run of
+        the task, or a run after the reaper, changes nothing. ``work(job)`` returns the file
+        and the fields to store. A storage or I/O hiccup propagates, so that the task retries;
+        a ``JobRefused`` fails the row with its own message; any other error is logged and
+        fails the row with ``failed``, formatted with ``{error}`` (the exception's class) and
+        ``{detail}`` (its class and text, bounded).
+        """
+        job = cls.objects.select_related(*related).filter(pk=pk).first()
+        if job is None or job.statut != cls.Statut.EN_COURS:
+            return False
+        try:
+            content, fields = work(job)
+        except TRANSIENT_ERRORS:
+            raise  # the task retries
+        except JobRefused as refusal:
+            cls.mark_failed(pk, str(refusal))
+            return False
+        except Exception as exc:
+            logger.exception("%s %s failed", cls._meta.label, pk)
+            error = type(exc).__name__
+            cls.mark_failed(pk, failed.format(error=error, detail=f"{error} : {str(exc)[:300]}"))
+            return False
+        try:
+            return cls.store_result(pk, content, **fields)
+        finally:
+            content.close()
 
     @classmethod
     def store_result(cls, pk: int, content: File, **fields) -> bool:

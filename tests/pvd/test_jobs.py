@@ -13,7 +13,7 @@ from django.utils import timezone
 from actions.models import ExportPlan
 from conventions.models import Convention, DocumentConvention
 from conventions.tasks import generate_convention_pdf
-from pvd.jobs import Job, job_models
+from pvd.jobs import Job, JobRefused, job_models
 from pvd.models import Heartbeat
 from pvd.tasks import clear_expired_sessions, fail_stalled_jobs
 from tableaux.models import Bilan
@@ -153,6 +153,69 @@ def test_a_ready_job_cannot_fail(convention):
     assert not DocumentConvention.mark_failed(doc.pk, "trop tard")
 
     assert statut(doc) == Job.Statut.PRET
+
+
+# The one runner (Job.run) ----------------------------------------------------------------------
+
+FAILED = "Échec ({error}) — {detail}"
+
+
+def test_run_stores_the_work_once_and_a_second_run_changes_nothing(convention):
+    doc = document(convention, 1)
+    calls = []
+
+    def work(job):
+        calls.append(job.pk)
+        return ContentFile(b"%PDF-1.7"), {"sha256": "abc"}
+
+    assert DocumentConvention.run(doc.pk, work, failed=FAILED)
+    assert not DocumentConvention.run(doc.pk, work, failed=FAILED)
+
+    doc.refresh_from_db()
+    assert (doc.statut, doc.sha256, doc.fichier.read()) == (Job.Statut.PRET, "abc", b"%PDF-1.7")
+    assert calls == [doc.pk]
+
+
+def test_run_fails_the_row_with_the_kinds_message_on_an_error(convention):
+    doc = document(convention, 1)
+
+    def work(job):
+        raise ValueError("colonne inconnue")
+
+    assert not DocumentConvention.run(doc.pk, work, failed=FAILED)
+
+    doc.refresh_from_db()
+    assert doc.statut == Job.Statut.ECHEC
+    assert doc.erreur == "Échec (ValueError) — ValueError : colonne inconnue"
+
+
+def test_run_fails_a_refused_job_with_the_refusals_own_words(convention):
+    doc = document(convention, 1)
+
+    def work(job):
+        raise JobRefused("Le demandeur n'a plus le droit.")
+
+    DocumentConvention.run(doc.pk, work, failed=FAILED)
+
+    doc.refresh_from_db()
+    assert (doc.statut, doc.erreur) == (Job.Statut.ECHEC, "Le demandeur n'a plus le droit.")
+
+
+def test_run_lets_an_io_hiccup_through_so_that_the_task_retries(convention):
+    doc = document(convention, 1)
+
+    def work(job):
+        raise ConnectionError("stockage")
+
+    with pytest.raises(ConnectionError):
+        DocumentConvention.run(doc.pk, work, failed=FAILED)
+    assert statut(doc) == Job.Statut.EN_COURS
+
+
+def test_the_job_tasks_use_the_one_runner():
+    for path in ("actions/exports.py", "conventions/pdf.py", "tableaux/bilan.py"):
+        text = (ROOT / path).read_text(encoding="utf-8")
+        assert ".run(" in text and "mark_failed" not in text and "store_result" not in text
 
 
 # Heartbeats of periodic tasks ------------------------------------------------------------------
