@@ -18,8 +18,8 @@ so that no reader of the national home waits for them.
 
 A version lost from the cache is replaced by a new random one, never an old one; the key
 also holds the code version (pvd/cache.py, over ``RENDERED_BY`` and what it imports), so a
-deployment never serves a fragment rendered by the previous release. Redis down: every read misses (pvd/cache.py)
-and the dashboards are computed, as without a cache.
+deployment never serves a fragment rendered by the previous release. Redis down: every read
+misses (pvd/cache.py) and the dashboards are computed, as without a cache.
 """
 
 import uuid

@@ -1,17 +1,16 @@
 """A change to what the dashboards read gives them a new version (tableaux/cache.py).
 
 The read-models whose output is cached under that version declare the models they read
-(``READS`` in tableaux/lecture.py and carte/choroplethe.py); their writes are connected here
-from those declarations, never listed by hand. tests/tableaux/test_dashboard_sources.py
-renders each cached fragment and fails if it reads a table no declaration names.
+(``READS`` in tableaux/lecture.py, and carte/choroplethe.py through carte/apps.py); their
+writes are connected by ``watch`` from those declarations, never listed by hand.
+tests/tableaux/test_dashboard_sources.py renders each cached fragment and fails if it reads
+a table no declaration names.
 """
 
 from collections.abc import Iterable
 
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
-
-from carte.choroplethe import READS as CARTE_READS
 
 from .cache import new_version
 from .lecture import READS as LECTURE_READS
@@ -64,4 +63,4 @@ def connected_senders() -> set[str]:
     return labels
 
 
-watch([*LECTURE_READS, *CARTE_READS])
+watch(LECTURE_READS)  # carte/apps.py watches the choropleth's own READS
