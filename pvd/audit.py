@@ -72,6 +72,7 @@ auditlog.register(apps.get_model("actions", "Financeur"))
 AUDIT_EXEMPT = {
     "pvd.ImportRun": "it is itself the record of an import: who ran it, when, what it changed",
     "pvd.Heartbeat": "written by the periodic tasks, not by people",
+    "pvd.Incident": "written by the service's own health checks, not by people",
     "actions.ExportPlan": "a generated file (a job row); the request is not a change of data",
     "tableaux.Bilan": "a generated file (a job row); the request is not a change of data",
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",

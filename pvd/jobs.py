@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 # Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
 TRANSIENT_ERRORS = (OSError, ConnectionError)
 UNAVAILABLE = "Service momentanément indisponible, réessayez dans quelques minutes."
+# What the person waiting reads once no worker answers (the job stays queued: a worker that
+# comes back takes it). Shown within a minute: a job older than NOTICE_AFTER asks whether a
+# worker answers (an answer kept pvd.health.WORKERS_ANSWER_TTL seconds) on each 2-second poll.
+NO_WORKER = "Aucun service de génération ne répond ; votre demande sera traitée à son retour."
+NOTICE_AFTER = timedelta(seconds=20)
 
 
 class JobRefused(Exception):
@@ -96,6 +101,21 @@ class Job(models.Model):
 
     def result_filename(self) -> str:
         raise NotImplementedError
+
+    def waiting_notice(self) -> str:
+        """For the person waiting on a job still « en cours »: ``NO_WORKER`` when no worker
+        answers (and the incident is recorded for national staff), else nothing."""
+        if self.statut != self.Statut.EN_COURS or self.pk is None:
+            return ""
+        since = self.started_at or self.requested_at
+        if since is None or timezone.now() - since < NOTICE_AFTER:
+            return ""
+        from . import health
+
+        if health.workers_answer():
+            return ""
+        health.when_no_worker_answers()
+        return NO_WORKER
 
     @classmethod
     def time_limit(cls) -> int:
@@ -270,7 +290,8 @@ def beat_period(task_name: str) -> timedelta | None:
 
 
 class HeartbeatTask(DjangoTask):
-    """Base of every periodic task: each success is recorded with its expected period."""
+    """Base of every periodic task: each success is recorded with its expected period, each
+    failure with its cause (SMTP, database, Redis…), for « Santé du service »."""
 
     def on_success(self, retval, task_id, args, kwargs) -> None:
         from .models import Heartbeat
@@ -280,3 +301,20 @@ class HeartbeatTask(DjangoTask):
             Heartbeat.objects.update_or_create(
                 task=self.name, defaults={"last_success": timezone.now(), "period": period}
             )
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        from .health import failure_cause
+        from .models import Heartbeat
+
+        period = beat_period(self.name)
+        if period is None:
+            return
+        cause, detail = failure_cause(exc)
+        fields = {"last_failure": timezone.now(), "failure_cause": cause}
+        fields["failure_detail"] = detail[:300]
+        try:
+            Heartbeat.objects.update_or_create(
+                task=self.name, defaults={**fields, "period": period}
+            )
+        except Exception:  # the database itself may be the cause: the log keeps it
+            logger.exception("Could not record the failure of %s", self.name)

@@ -47,14 +47,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: database, Redis, worker and beat, 503 when one is down.
+    """Readiness: 503 only when pages cannot be served (database, Redis where used).
 
-    Anyone (the orchestrator) reads the statuses; national staff also read the details and
-    the last success of each periodic task.
+    National staff, fully logged in, also read the worker, beat, SMTP and periodic tasks.
     """
-    user = request.user
-    details = user.is_authenticated and policy.is_national(user)
-    ready, report = health.readiness(details=details)
+    ready, report = health.readiness()
+    if health.may_read_details(request):
+        report["service"] = health.service_report().as_json()
     return JsonResponse(report, status=200 if ready else 503)
 
 

@@ -242,61 +242,23 @@ def test_healthz_stays_the_database_liveness_check(client, db):
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_readyz_is_503_without_a_worker_nor_a_beat(client, db):
-    response = client.get(reverse("pvd:readyz"))
-
-    assert response.status_code == 503
-    assert response.json() == {
-        "status": "erreur",
-        "database": "ok",
-        "redis": "ok",
-        "worker": "indisponible",
-        "beat": "indisponible",
-    }
-
-
-def test_readyz_says_the_beat_is_late_once_its_heartbeat_is(client, db):
-    Heartbeat.objects.create(
-        task="pvd.tasks.fail_stalled_jobs",
-        last_success=timezone.now() - timedelta(minutes=5),
-        period=timedelta(minutes=1),
-    )
-    assert client.get(reverse("pvd:readyz")).json()["beat"] == "indisponible"
-
-    fail_stalled_jobs.delay()
-
-    assert client.get(reverse("pvd:readyz")).json()["beat"] == "ok"
-
-
-def test_only_national_staff_read_the_details(client_for, national, prefecture_19):
-    fail_stalled_jobs.delay()
-
-    public = client_for(prefecture_19).get(reverse("pvd:readyz")).json()
-    assert "details" not in public and "taches_periodiques" not in public
-
-    report = client_for(national).get(reverse("pvd:readyz")).json()
-    assert report["details"]["worker"] == "aucun worker ne répond"
-    tasks = {row["task"]: row for row in report["taches_periodiques"]}
-    assert tasks["pvd.tasks.fail_stalled_jobs"]["late"] is False
-    assert tasks["pvd.tasks.fail_stalled_jobs"]["period_seconds"] == 60
-    assert tasks["actions.tasks.purge_exports"]["last_success"] is None
-
-
 @pytest.mark.django_db(transaction=True)
-def test_readyz_is_ready_when_a_worker_answers_and_the_beat_runs(client):
+def test_the_service_report_sees_a_live_worker_and_beat(settings):
     from celery.contrib.testing.worker import start_worker
 
+    from pvd import health
     from pvd.celery import app
 
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as in production: a worker and a beat
     Heartbeat.objects.create(
         task="pvd.tasks.fail_stalled_jobs", last_success=timezone.now(), period=timedelta(minutes=1)
     )
     app.conf.task_always_eager = False
     try:
         with start_worker(app, perform_ping_check=False, loglevel="WARNING"):
-            response = client.get(reverse("pvd:readyz"))
+            report = health.service_report()
     finally:
         app.conf.task_always_eager = True
 
-    assert response.status_code == 200, response.json()
-    assert response.json()["worker"] == "ok"
+    statuses = {check.name: check.status for check in report.checks}
+    assert statuses["worker"] == statuses["beat"] == "ok"
