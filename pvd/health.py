@@ -361,14 +361,16 @@ def readiness() -> tuple[bool, dict]:
 
 
 def may_read_details(request) -> bool:
-    """National staff, fully logged in (second factor passed where it is required)."""
+    """National staff, fully logged in (second factor passed where it is required, as the
+    MFA middleware requires it for every page)."""
     from . import policy
     from .mfa import mfa_done, mfa_required
 
     user = request.user
     if not (user.is_authenticated and policy.is_national(user)):
         return False
-    return not mfa_required(user) or mfa_done(request)
+    enforced = settings.PVD_MFA_ENFORCED and mfa_required(user)
+    return not enforced or mfa_done(request)
 
 
 # Alerts -----------------------------------------------------------------------------------------

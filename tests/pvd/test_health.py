@@ -91,8 +91,9 @@ def test_readyz_is_ready_when_only_smtp_is_down(client, settings, production):
 
 
 def test_readyz_details_only_for_national_staff_past_their_second_factor(
-    client, client_for, national, prefecture_19, worker_answers, beat_runs, production
+    client, client_for, national, prefecture_19, worker_answers, beat_runs, production, settings
 ):
+    settings.PVD_MFA_ENFORCED = True
     assert "service" not in client.get(reverse("pvd:readyz")).json()
     assert "service" not in client_for(prefecture_19).get(reverse("pvd:readyz")).json()
     # National, but the second factor not passed in this session.
