@@ -165,7 +165,11 @@ def workers_answer() -> bool:
         return True  # tasks run in the web process: there is no worker to wait for
     answer = cache.get(WORKERS_KEY)
     if answer is None:
-        answer = not check_worker(check_redis()).down
+        redis_check = check_redis()
+        # One missed ping (a worker busy starting a task) is not a dead worker: asked twice.
+        answer = not check_worker(redis_check).down or (
+            not redis_check.down and not check_worker(redis_check).down
+        )
         cache.set(WORKERS_KEY, answer, WORKERS_ANSWER_TTL)
     return answer
 
