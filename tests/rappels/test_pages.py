@@ -179,6 +179,32 @@ def test_service_health_is_for_national_staff_and_turns_red_when_the_sweep_stops
     assert "Tâche sweep-reminders : n&#x27;a pas abouti à temps" in page
 
 
+def test_a_sweep_failing_on_smtp_is_reported_failing_with_smtp_as_its_cause(
+    client_for, national, ussel_at_12_months, cdp_ussel, settings, monkeypatch
+):
+    from pvd import health
+    from rappels.tasks import sweep_reminders
+
+    set_frequence(cdp_ussel, "conventions", Frequence.IMMEDIAT)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # refused at once
+    result = sweep_reminders.apply(throw=False)  # as a worker runs it: the failure is kept
+
+    assert result.failed() and isinstance(result.result, OSError)
+
+    heartbeat = Heartbeat.objects.get(task="rappels.tasks.sweep_reminders")
+    assert heartbeat.failing and heartbeat.failure_cause == "SMTP"
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as in production: a worker and a beat
+    monkeypatch.setattr(health, "check_worker", lambda redis: health.Check("worker", health.OK))
+    Heartbeat.objects.update_or_create(
+        task="pvd.tasks.fail_stalled_jobs",
+        defaults={"last_success": timezone.now(), "period": timedelta(minutes=1)},
+    )
+    page = client_for(national).get(reverse("rappels:sante")).content.decode()
+    assert "Tâche sweep-reminders : SMTP — échec le" in page
+    assert "Beat : ok" in page and "Worker : ok" in page
+
+
 def test_the_home_lists_the_users_own_unread_reminders_for_the_beneficiaries_in_one_query(
     django_assert_num_queries, ussel_at_12_months, le_blanc, elu_ussel, cdp_ussel, prefecture_36
 ):
