@@ -305,7 +305,7 @@ def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
 
     if policy.sees_everything(user) and settings.PROGRAMME_CACHE_TIMEOUT > 0:
         cle, duree = (
-            f"{VERSION}:{niveau}:{code}:{today.isoformat()}",
+            f"{VERSION}:{dashboard_cache.code_version()}:{niveau}:{code}:{today.isoformat()}",
             settings.PROGRAMME_CACHE_TIMEOUT,
         )
     elif dashboard_cache.timeout() > 0:
