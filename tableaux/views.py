@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -27,6 +27,17 @@ FORMATS = ("csv", "xlsx")
 NB_BILANS = 10  # the latest reports listed on the dashboard
 
 
+def _bilans_context(user, beneficiaire) -> dict:
+    return {
+        "bilans": list(
+            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
+                :NB_BILANS
+            ]
+        ),
+        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
+    }
+
+
 def _ville_context(user, beneficiaire, today) -> dict:
     """The dashboard's figures are read lazily: served from the cached fragment (keyed on
     the data's version, the day, the beneficiary and the reader's rights), they cost no
@@ -41,15 +52,10 @@ def _ville_context(user, beneficiaire, today) -> dict:
             today, beneficiaire.pk, chef, may_edit_plan
         ),
         "dashboard_cache_timeout": dashboard_cache.timeout(),
-        "bilans": list(
-            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
-                :NB_BILANS
-            ]
-        ),
+        **_bilans_context(user, beneficiaire),
         "rappels": prochains.rappels(user, [beneficiaire.pk]),
         "chef_de_projet": chef,
         "may_edit_plan": may_edit_plan,
-        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
         "chart_buckets": SimpleLazyObject(
             lambda: charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches")
         ),
@@ -363,6 +369,13 @@ def request_bilan(request, pk: int):
             request, "Bilan en cours de préparation : il apparaîtra dans la liste des bilans."
         )
     return redirect(f"{reverse('tableaux:ville', args=[beneficiaire.pk])}#bilans")
+
+
+def bilans(request, pk: int):
+    """The bilans section alone: polled while a bilan is being prepared."""
+    beneficiaire = get_object_or_404(Beneficiaire.objects.for_user(request.user), pk=pk)
+    context = {"b": beneficiaire, **_bilans_context(request.user, beneficiaire)}
+    return render(request, "tableaux/includes/bilans.html", context)
 
 
 def download_bilan(request, pk: int):

@@ -324,7 +324,23 @@ def test_a_convention_pdf_and_a_bilan_waiting_for_a_dead_worker_say_so(
 
     page = client_for(cdp_ussel).get(reverse("conventions:documents", args=[convention.pk]))
     assert NO_WORKER in page.content.decode()
-    assert Bilan.objects.get(pk=bilan.pk).waiting_notice() == NO_WORKER
+    bilans = reverse("tableaux:bilans", args=[ussel_la_courtine.pk])
+    page = client_for(cdp_ussel).get(bilans).content.decode()
+    assert NO_WORKER in page and "data-hx-trigger" in page
+
+
+def test_the_bilans_stop_polling_once_ready_and_stay_in_their_territory(
+    client_for, cdp_ussel, prefecture_36, ussel_la_courtine
+):
+    from tableaux.models import Bilan
+
+    bilan = Bilan.objects.create(beneficiaire=ussel_la_courtine, requested_by=cdp_ussel)
+    url = reverse("tableaux:bilans", args=[ussel_la_courtine.pk])
+    assert "data-hx-trigger" in client_for(cdp_ussel).get(url).content.decode()
+
+    Bilan.objects.filter(pk=bilan.pk).update(statut=Bilan.Statut.ECHEC, erreur="Échec.")
+    assert "data-hx-trigger" not in client_for(cdp_ussel).get(url).content.decode()
+    assert client_for(prefecture_36).get(url).status_code == 404
 
 
 def test_a_failed_export_offers_to_run_it_again(client_for, national, export):
