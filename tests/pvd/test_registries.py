@@ -81,9 +81,9 @@ def test_an_exempt_model_is_not_audited_as_well():
 
 # The perimeter is read by the policy and the for_user QuerySets only ----------------------------
 
-# pvd/perimeter.py computes it; pvd/policy.py answers every question about it; pvd/models.py
-# builds and caches it on the user. Elsewhere only a `for_user` QuerySet method reads it.
-PERIMETER_HOMES = {"pvd/policy.py", "pvd/perimeter.py", "pvd/models.py"}
+# pvd/perimeter.py computes it (User.perimeter caches it); pvd/policy.py answers every
+# question about it. Elsewhere only a `for_user` QuerySet method reads it.
+PERIMETER_HOMES = {"pvd/policy.py", "pvd/perimeter.py"}
 
 
 def perimeter_reads(source: str) -> list[tuple[int, str]]:
