@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-demo check-html check-html-files check-system bench bench-import \
 	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
-	bench-rappels bench-dashboards clean
+	bench-rappels bench-dashboards bench-reference-imports clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -81,7 +81,7 @@ check-html-files:
 	java -jar node_modules/vnu-jar/build/dist/vnu.jar --errors-only $(HTML_DIR)
 	@echo "HTML valide : $$(ls $(HTML_DIR) | wc -l) pages vérifiées"
 
-bench: bench-import bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards
+bench: bench-import bench-reference-imports bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -90,6 +90,14 @@ bench-import: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/bench_import.py
+
+# The official files' importers in deployment order, each step timed (a new database each run).
+BENCH_REFERENCE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_reference
+
+bench-reference-imports: $(VENV)/.installed
+	@$(PY) bench/ensure_database.py "$(BENCH_REFERENCE_DATABASE_URL)" --fresh
+	DEBUG=true DATABASE_URL="$(BENCH_REFERENCE_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	DEBUG=true DATABASE_URL="$(BENCH_REFERENCE_DATABASE_URL)" $(PY) bench/bench_reference_imports.py
 
 BENCH_PDF_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_pdf
 

@@ -5,7 +5,6 @@ Rows are read with ``values_list`` and ``iterator()``: memory stays flat whateve
 of fiches, and the amount financed comes from an annotation, not from a query per fiche.
 """
 
-import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -21,12 +20,10 @@ from openpyxl.utils import get_column_letter
 
 from communes.models import Beneficiaire, Departement
 from pvd import policy, spreadsheets
-from pvd.jobs import TRANSIENT_ERRORS
+from pvd.jobs import JobRefused, Result
 
 from .models import ExportPlan, FicheAction, LigneFinancement
 from .plan import fiches_with_totals, reference_order
-
-logger = logging.getLogger(__name__)
 
 XLSX_CONTENT_TYPE = spreadsheets.XLSX_CONTENT_TYPE
 CHUNK_SIZE = 2_000
@@ -304,38 +301,35 @@ def export_filename(export: ExportPlan) -> str:
     return export.result_filename()
 
 
+EXPORT_FAILED = (
+    "L'export a échoué ({detail}). Relancez-le ou signalez le problème à l'équipe du portail."
+)
+
+
 def build_export(export_id: int) -> None:
     """Write and store a requested workbook; running it again changes nothing."""
-    export = ExportPlan.objects.select_related("requested_by").filter(pk=export_id).first()
-    if export is None or export.statut != ExportPlan.Statut.EN_COURS:
-        return
+    ExportPlan.run(export_id, write_export, failed=EXPORT_FAILED, related=["requested_by"])
+
+
+def write_export(export: ExportPlan) -> Result:
+    """The workbook of the fiches the requester may read, its progress kept on the row."""
     user = export.requested_by
     if user is None or not policy.may_see_export(user, export):
-        ExportPlan.mark_failed(export_id, "Le demandeur n'a plus le droit de faire cet export.")
-        return
+        raise JobRefused("Le demandeur n'a plus le droit de faire cet export.")
     filters = (
         {"beneficiaire__departement_id": export.departement_id} if export.departement_id else {}
     )
     fiches = fiches_for(user, **filters)
     lignes = lignes_for(user, **{f"fiche__{k}": v for k, v in filters.items()})
     total = fiches.count() + lignes.count()
-    pending = ExportPlan.objects.filter(pk=export_id, statut=ExportPlan.Statut.EN_COURS)
+    pending = ExportPlan.objects.filter(pk=export.pk, statut=ExportPlan.Statut.EN_COURS)
     pending.update(lignes_total=total, lignes_faites=0)
-    with tempfile.TemporaryFile() as output:
-        try:
-            write_workbook(fiches, lignes, output, lambda done: pending.update(lignes_faites=done))
-        except TRANSIENT_ERRORS:
-            raise  # the task retries
-        except Exception as exc:
-            logger.exception("Export %s failed", export_id)
-            ExportPlan.mark_failed(
-                export_id,
-                f"L'export a échoué ({type(exc).__name__} : {str(exc)[:300]}). "
-                "Relancez-le ou signalez le problème à l'équipe du portail.",
-            )
-            return
-        output.seek(0)
-        name = f"export-{export_id}.xlsx"  # the stored name comes from result_filename()
-        ExportPlan.store_result(
-            export_id, File(output, name=name), lignes_total=total, lignes_faites=total
-        )
+    output = tempfile.TemporaryFile()  # closed by ExportPlan.run once stored
+    try:
+        write_workbook(fiches, lignes, output, lambda done: pending.update(lignes_faites=done))
+    except BaseException:
+        output.close()
+        raise
+    output.seek(0)
+    name = f"export-{export.pk}.xlsx"  # the stored name comes from result_filename()
+    return File(output, name=name), {"lignes_total": total, "lignes_faites": total}

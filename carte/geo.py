@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
 from conventions.models import Convention
+from pvd import policy
 
 # The state of a beneficiary's convention-cadre, as the map colours it.
 SIGNEE = "signee"
@@ -96,7 +97,7 @@ def membres(user, filtre: Filtre = Filtre()) -> QuerySet:
             commune__latitude__isnull=False,
             commune__longitude__isnull=False,
         )
-        .filter(user.perimeter.commune_q("commune"))
+        .filter(policy.communes_q(user, "commune"))
         .annotate(cadre=Subquery(cadre))
     )
     if filtre.departement is not None:

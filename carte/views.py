@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.views.generic import TemplateView
 
 from communes.models import Departement, Region
+from pvd import policy
 
 from . import choroplethe, geo
 
@@ -41,7 +42,7 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
     elif filtre.region is not None:
         niveau, code = "region", filtre.region.code
     else:
-        niveau, code = ("france" if user.perimeter.sees_everything else "perimetre"), None
+        niveau, code = ("france" if policy.sees_everything(user) else "perimetre"), None
     url = "/carte/donnees.geojson"
     if filtre.querystring():
         url = f"{url}?{filtre.querystring()}"

@@ -157,6 +157,10 @@ class BeneficiaireCreateView(IntegrityErrorMixin, CreateView):
         codes = self.request.GET.getlist("communes")
         return {"commune_codes": ", ".join(codes)} if codes else {}
 
+    def get_context_data(self, **kwargs):
+        departements = sorted(policy.prefecture_departements(self.request.user))
+        return super().get_context_data(departements_prefecture=departements, **kwargs)
+
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "user": self.request.user}
 

@@ -6,7 +6,6 @@
 """
 
 import hashlib
-import logging
 import mimetypes
 import posixpath
 from collections import defaultdict
@@ -31,11 +30,9 @@ from actions.models import FicheAction, LigneFinancement
 from actions.plan import fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
 from pvd.french import de
-from pvd.jobs import TRANSIENT_ERRORS
+from pvd.jobs import Result
 
 from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
-
-logger = logging.getLogger(__name__)
 
 TEMPLATE = "conventions/pdf/convention.html"
 # PDF/A-2b: fonts embedded, sRGB output intent, XMP metadata. A-3 would only add the
@@ -490,31 +487,22 @@ def document_filename(document: DocumentConvention) -> str:
     return document.result_filename()
 
 
+DOCUMENT_FAILED = (
+    "La génération du PDF a échoué ({detail}). La version précédente reste disponible ; "
+    "relancez la génération ou signalez le problème à l'équipe du portail."
+)
+
+
 def generate_document(document_id: int) -> None:
     """Render and store a requested version; running it again changes nothing."""
-    document = (
-        DocumentConvention.objects.select_related("convention__beneficiaire")
-        .filter(pk=document_id)
-        .first()
+    DocumentConvention.run(
+        document_id, render_document, failed=DOCUMENT_FAILED, related=["convention__beneficiaire"]
     )
-    if document is None or document.statut != DocumentConvention.Statut.EN_COURS:
-        return
-    try:
-        content = render_pdf(document.convention, pdfa=document.pdfa)
-    except TRANSIENT_ERRORS:
-        raise  # the task retries
-    except Exception as exc:
-        logger.exception("PDF rendering failed for document %s", document_id)
-        DocumentConvention.mark_failed(
-            document_id,
-            f"La génération du PDF a échoué ({type(exc).__name__} : {str(exc)[:300]}). "
-            "La version précédente reste disponible ; relancez la génération ou signalez "
-            "le problème à l'équipe du portail.",
-        )
-        return
-    DocumentConvention.store_result(
-        document_id, ContentFile(content), sha256=hashlib.sha256(content).hexdigest()
-    )
+
+
+def render_document(document: DocumentConvention) -> Result:
+    content = render_pdf(document.convention, pdfa=document.pdfa)
+    return ContentFile(content), {"sha256": hashlib.sha256(content).hexdigest()}
 
 
 def request_generation(convention: Convention, user, *, pdfa: bool = False) -> DocumentConvention:

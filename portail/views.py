@@ -47,14 +47,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: database, Redis, worker and beat, 503 when one is down.
+    """Readiness: 503 only when pages cannot be served (database, Redis where used).
 
-    Anyone (the orchestrator) reads the statuses; national staff also read the details and
-    the last success of each periodic task.
+    National staff, fully logged in, also read the worker, beat, SMTP and periodic tasks.
     """
-    user = request.user
-    details = user.is_authenticated and user.perimeter.national
-    ready, report = health.readiness(details=details)
+    ready, report = health.readiness()
+    if health.may_read_details(request):
+        report["service"] = health.service_report().as_json()
     return JsonResponse(report, status=200 if ready else 503)
 
 
@@ -92,21 +91,21 @@ class HomeView(TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user = self.request.user
-        perimeter = user.perimeter
         context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
             "departements", "communes", "beneficiaires"
         )
         # Each role's dashboard (tableaux/dashboards.py); the programme's figures replace the
         # counts of France's communes.
         context.update(home_context(self.request))
-        territorial = perimeter.departement_codes or perimeter.region_codes
-        if territorial and not perimeter.sees_everything:
+        if (departements := policy.role_departements_q(user)) is not None:
             context["departements"] = (
-                Departement.objects.for_user(user).select_related("region").with_counts()
+                Departement.objects.filter(departements).select_related("region").with_counts()
             )
-        elif perimeter.commune_codes or perimeter.epci_sirens:
+        if (communes := policy.role_communes_q(user)) is not None:
             context["communes"] = (
-                Commune.objects.for_user(user).select_related("departement", "epci").order_by("nom")
+                Commune.objects.filter(communes)
+                .select_related("departement", "epci")
+                .order_by("nom")
             )
         return context
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
+from pvd import policy
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 from pvd.models import Role, User
@@ -27,9 +28,9 @@ DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 def manageable_beneficiaires(user):
     """Beneficiaries whose posts the user may create: national staff, or its préfecture."""
     beneficiaires = Beneficiaire.objects.actifs().select_related("departement")
-    if user.perimeter.national:
+    if policy.is_national(user):
         return beneficiaires
-    return beneficiaires.filter(departement_id__in=user.perimeter.prefecture_departement_codes)
+    return beneficiaires.filter(departement_id__in=policy.prefecture_departements(user))
 
 
 class PosteForm(DsfrBaseForm, forms.ModelForm):

@@ -16,7 +16,7 @@ MONEY = {"max_digits": 10, "decimal_places": 2}
 
 
 class Financeur(models.TextChoices):
-    """The co-funders of the post (DOMAIN.md §5); the collectivité pays the rest."""
+    """The co-funders of the post (docs/domaine.md §5); the collectivité pays the rest."""
 
     ANCT = "anct", "ANCT"
     BANQUE_DES_TERRITOIRES = "bdt", "Banque des Territoires"

@@ -1,4 +1,4 @@
-"""The co-financing rules of the programme as published (DOMAIN.md §5), each with its source."""
+"""The co-financing rules of the programme as published (docs/domaine.md §5), with sources."""
 
 from datetime import date
 from decimal import Decimal

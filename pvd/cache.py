@@ -9,9 +9,14 @@ again for ``RETRY_AFTER`` seconds: a Redis that times out costs one timeout, not
 call of a page.
 """
 
+import ast
+import hashlib
 import logging
 import time
+from functools import cache as once
+from pathlib import Path
 
+from django.conf import settings
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
@@ -67,3 +72,69 @@ class DegradingRedisCache(RedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = DegradingRedisCacheClient
+
+
+# The code a cached page was rendered by ---------------------------------------------------------
+# A cache key holds the digest of that code, so that a deployment never serves what the
+# previous release rendered: the modules that render the page, every project module they
+# import (at the top or inside a function, transitively), the templates and template tags.
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    path = root.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(root: Path, path: Path, name: str) -> set[str]:
+    """The dotted names a module imports (relative imports resolved)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(filter(None, [*parent, base]))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in names if name}
+
+
+def module_files(*modules: str, root: Path | None = None) -> set[Path]:
+    """The project's files these modules run: themselves and what they import, transitively."""
+    root = Path(root or settings.BASE_DIR)
+    files: set[Path] = set()
+    pending = list(modules)
+    while pending:
+        name = pending.pop()
+        parts = name.split(".")
+        # A package's __init__ runs before its modules.
+        for depth in range(1, len(parts) + 1):
+            path = _module_file(root, ".".join(parts[:depth]))
+            if path is None or path in files:
+                continue
+            files.add(path)
+            pending.extend(_imported_names(root, path, ".".join(parts[:depth])))
+    return files
+
+
+def digest(paths, root: Path) -> str:
+    content = hashlib.sha256()
+    for path in sorted(paths):
+        content.update(path.relative_to(root).as_posix().encode())
+        content.update(path.read_bytes())
+    return content.hexdigest()[:12]
+
+
+@once
+def code_version(*modules: str) -> str:
+    """The digest of the code that renders a cache's content: the modules named, what they
+    import, the templates and the template tags."""
+    root = Path(settings.BASE_DIR)
+    shared = [*root.glob("templates/**/*.html"), *root.glob("*/templatetags/*.py")]
+    return digest({*module_files(*modules, root=root), *shared}, root)

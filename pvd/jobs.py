@@ -4,7 +4,9 @@ A job is a row (``Job``: status, error, file, who asked and when). The working m
 requests it with ``Model.request(**fields)``: the row is created and its task queued once
 the transaction commits (``enqueue_on_commit``; a broker that does not answer fails the row
 at once). The task, built on ``JobTask``, loads the row by id and calls one plain function
-of the working module, which stores the result once with ``Model.store_result``. The beat
+of the working module, which hands its work to ``Model.run``: the one runner loads the row
+still « en cours », calls the work, stores its result once (``Model.store_result``) or fails
+the row with a message the requester reads. The beat
 runs ``pvd.tasks.fail_stalled_jobs`` every minute: a job whose worker died is marked
 failed. ``tasks.py`` imports the working module, never the reverse: the model names its
 task by its dotted path (``TASK``).
@@ -16,6 +18,7 @@ its kind's limit in ``JOB_TIME_LIMITS``; a job started longer ago than that plus
 """
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from celery.contrib.django.task import DjangoTask
@@ -32,6 +35,19 @@ logger = logging.getLogger(__name__)
 # Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
 TRANSIENT_ERRORS = (OSError, ConnectionError)
 UNAVAILABLE = "Service momentanément indisponible, réessayez dans quelques minutes."
+# What the person waiting reads once no worker answers (the job stays queued: a worker that
+# comes back takes it). Shown within a minute: a job older than NOTICE_AFTER asks whether a
+# worker answers (an answer kept pvd.health.WORKERS_ANSWER_TTL seconds) on each 2-second poll.
+NO_WORKER = "Aucun service de génération ne répond ; votre demande sera traitée à son retour."
+NOTICE_AFTER = timedelta(seconds=20)
+
+
+class JobRefused(Exception):
+    """The work will not be done, for a reason the requester reads as is (no retry)."""
+
+
+# What a job's work returns: the file to store, and the row's fields to set with it.
+Result = tuple[File, dict]
 
 
 class JobQuerySet(models.QuerySet):
@@ -86,6 +102,21 @@ class Job(models.Model):
     def result_filename(self) -> str:
         raise NotImplementedError
 
+    def waiting_notice(self) -> str:
+        """For the person waiting on a job still « en cours »: ``NO_WORKER`` when no worker
+        answers (and the incident is recorded for national staff), else nothing."""
+        if self.statut != self.Statut.EN_COURS or self.pk is None:
+            return ""
+        since = self.started_at or self.requested_at
+        if since is None or timezone.now() - since < NOTICE_AFTER:
+            return ""
+        from . import health
+
+        if health.workers_answer():
+            return ""
+        health.when_no_worker_answers()
+        return NO_WORKER
+
     @classmethod
     def time_limit(cls) -> int:
         """Seconds a task of this kind may run (settings.JOB_TIME_LIMITS)."""
@@ -111,6 +142,44 @@ class Job(models.Model):
                 statut=cls.Statut.ECHEC, erreur=message, finished_at=timezone.now()
             )
         )
+
+    @classmethod
+    def run(
+        cls,
+        pk: int,
+        work: Callable[["Job"], Result],
+        *,
+        failed: str,
+        related: Iterable[str] = (),
+    ) -> bool:
+        """Do a job's work once, from its task: True when its result was stored.
+
+        The row is loaded (with ``related``) only while still « en cours »: a second run of
+        the task, or a run after the reaper, changes nothing. ``work(job)`` returns the file
+        and the fields to store. A storage or I/O hiccup propagates, so that the task retries;
+        a ``JobRefused`` fails the row with its own message; any other error is logged and
+        fails the row with ``failed``, formatted with ``{error}`` (the exception's class) and
+        ``{detail}`` (its class and text, bounded).
+        """
+        job = cls.objects.select_related(*related).filter(pk=pk).first()
+        if job is None or job.statut != cls.Statut.EN_COURS:
+            return False
+        try:
+            content, fields = work(job)
+        except TRANSIENT_ERRORS:
+            raise  # the task retries
+        except JobRefused as refusal:
+            cls.mark_failed(pk, str(refusal))
+            return False
+        except Exception as exc:
+            logger.exception("%s %s failed", cls._meta.label, pk)
+            error = type(exc).__name__
+            cls.mark_failed(pk, failed.format(error=error, detail=f"{error} : {str(exc)[:300]}"))
+            return False
+        try:
+            return cls.store_result(pk, content, **fields)
+        finally:
+            content.close()
 
     @classmethod
     def store_result(cls, pk: int, content: File, **fields) -> bool:
@@ -221,7 +290,8 @@ def beat_period(task_name: str) -> timedelta | None:
 
 
 class HeartbeatTask(DjangoTask):
-    """Base of every periodic task: each success is recorded with its expected period."""
+    """Base of every periodic task: each success is recorded with its expected period, each
+    failure with its cause (SMTP, database, Redis…), for « Santé du service »."""
 
     def on_success(self, retval, task_id, args, kwargs) -> None:
         from .models import Heartbeat
@@ -231,3 +301,20 @@ class HeartbeatTask(DjangoTask):
             Heartbeat.objects.update_or_create(
                 task=self.name, defaults={"last_success": timezone.now(), "period": period}
             )
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        from .health import failure_cause
+        from .models import Heartbeat
+
+        period = beat_period(self.name)
+        if period is None:
+            return
+        cause, detail = failure_cause(exc)
+        fields = {"last_failure": timezone.now(), "failure_cause": cause}
+        fields["failure_detail"] = detail[:300]
+        try:
+            Heartbeat.objects.update_or_create(
+                task=self.name, defaults={**fields, "period": period}
+            )
+        except Exception:  # the database itself may be the cause: the log keeps it
+            logger.exception("Could not record the failure of %s", self.name)

@@ -322,8 +322,13 @@ class Heartbeat(models.Model):
     """
 
     task = models.CharField("tâche", max_length=200, unique=True)
-    last_success = models.DateTimeField("dernier succès")
+    last_success = models.DateTimeField("dernier succès", null=True, blank=True)
     period = models.DurationField("période attendue")
+    # The last run that failed, and why (pvd.health.failure_cause): « SMTP », « base de
+    # données »… so that « Santé du service » names the real cause.
+    last_failure = models.DateTimeField("dernier échec", null=True, blank=True)
+    failure_cause = models.CharField("cause du dernier échec", max_length=30, blank=True)
+    failure_detail = models.CharField("détail du dernier échec", max_length=300, blank=True)
 
     class Meta:
         verbose_name = "tâche périodique"
@@ -335,4 +340,36 @@ class Heartbeat(models.Model):
 
     def is_late(self, now) -> bool:
         """Two periods without a success: a run was missed, not merely delayed."""
-        return self.last_success < now - 2 * self.period
+        return self.last_success is None or self.last_success < now - 2 * self.period
+
+    @property
+    def failing(self) -> bool:
+        """Its last run failed (no success since)."""
+        return self.last_failure is not None and (
+            self.last_success is None or self.last_failure > self.last_success
+        )
+
+
+class Incident(models.Model):
+    """A component of the service found failing (worker, beat, SMTP, a periodic task…),
+    from the first time it was seen to its recovery: national staff are told once."""
+
+    composant = models.CharField("composant", max_length=200)
+    cause = models.CharField("cause", max_length=300)
+    debut = models.DateTimeField("constaté le")
+    fin = models.DateTimeField("rétabli le", null=True, blank=True)
+    alerte_le = models.DateTimeField("alerte envoyée le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "incident"
+        ordering = ["-debut"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["composant"],
+                condition=models.Q(fin__isnull=True),
+                name="one_open_incident_per_component",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.composant} : {self.cause}"

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from django.apps import apps
+from django.db.models import Q
 
 from .french import normalize
 
@@ -42,9 +43,54 @@ def must_use_mfa(user: User) -> bool:
     return user.is_staff or user.is_superuser or is_national(user) or is_prefecture(user)
 
 
-def _sees_everything(user: User) -> bool:
-    # National staff, and the partners who read the whole country.
+def sees_everything(user: User) -> bool:
+    """National staff, and the partners who read the whole country."""
     return user.perimeter.sees_everything
+
+
+_sees_everything = sees_everything
+
+
+def is_without_territory(user: User) -> bool:
+    """No role gives the user any territory to read yet."""
+    return user.perimeter.is_empty
+
+
+def prefecture_departements(user: User) -> frozenset[str]:
+    """The départements where the user acts for the State (préfecture)."""
+    return user.perimeter.prefecture_departement_codes
+
+
+def works_for(user: User, beneficiaire_id: int) -> bool:
+    """The user is one of this beneficiary's chefs de projet."""
+    return beneficiaire_id in user.perimeter.beneficiaire_ids
+
+
+def perimeter_key(user: User) -> str:
+    """Differs whenever what the user reads does: keys cached fragments read per user."""
+    return user.perimeter.cache_key
+
+
+def communes_q(user: User, prefix: str = "") -> Q:
+    """The communes the user reads (or a relation to them, through ``prefix``)."""
+    return user.perimeter.commune_q(prefix)
+
+
+def role_departements_q(user: User) -> Q | None:
+    """The départements and régions the user's roles name, None when they name none (or
+    the user reads everything): the home page lists them."""
+    perimeter = user.perimeter
+    if perimeter.sees_everything or not (perimeter.departement_codes or perimeter.region_codes):
+        return None
+    return Q(code__in=perimeter.departement_codes) | Q(region_id__in=perimeter.region_codes)
+
+
+def role_communes_q(user: User) -> Q | None:
+    """The communes and EPCI the user's roles name, None when they name none."""
+    perimeter = user.perimeter
+    if not (perimeter.commune_codes or perimeter.epci_sirens):
+        return None
+    return Q(code__in=perimeter.commune_codes) | Q(epci_id__in=perimeter.epci_sirens)
 
 
 def _acts_for_state(user: User, departement_code: str) -> bool:
@@ -54,7 +100,7 @@ def _acts_for_state(user: User, departement_code: str) -> bool:
 
 
 def _works_for(user: User, beneficiaire: Beneficiaire) -> bool:
-    return beneficiaire.pk in user.perimeter.beneficiaire_ids
+    return works_for(user, beneficiaire.pk)
 
 
 # Selection and decisions ---------------------------------------------------------------------

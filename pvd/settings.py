@@ -290,6 +290,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pvd.tasks.fail_stalled_jobs",
         "schedule": JOB_REAPER_PERIOD,
     },
+    # Incidents (SMTP, failing or late tasks…) recorded, national staff told once (pvd/health.py).
+    "watch-service": {
+        "task": "pvd.tasks.watch_service",
+        "schedule": 5 * 60,
+    },
     "purge-actions-exports": {
         "task": "actions.tasks.purge_exports",
         "schedule": 60 * 60,

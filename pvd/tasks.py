@@ -16,6 +16,14 @@ def clear_expired_sessions() -> None:
 
 
 @shared_task(base=jobs.HeartbeatTask)
+def watch_service() -> int:
+    """Open and close the service's incidents; national staff are e-mailed once for each."""
+    from . import health
+
+    return len(health.watch())
+
+
+@shared_task(base=jobs.HeartbeatTask)
 def fail_stalled_jobs() -> int:
     """A worker killed mid-job never reports: the reaper says the job failed."""
     return jobs.fail_stalled()

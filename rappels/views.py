@@ -103,11 +103,6 @@ class SanteView(TemplateView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
-        ready, report = health.readiness(details=True)
-        return super().get_context_data(
-            ready=ready,
-            report=report,
-            taches=health.task_rows(timezone.now()),
-            file=health.queue_length(),
-            **kwargs,
-        )
+        report = health.service_report()
+        health.watch(report)  # what this page shows failing is an incident, told once
+        return super().get_context_data(report=report, file=health.queue_length(), **kwargs)

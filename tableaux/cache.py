@@ -17,9 +17,9 @@ when too. France's are recomputed by Celery beat before they expire (``refresh_p
 so that no reader of the national home waits for them.
 
 A version lost from the cache is replaced by a new random one, never an old one; the key
-also holds the code version (actions/plan_cache.py), so a deployment never serves a
-fragment rendered by the previous release. Redis down: every read misses (pvd/cache.py)
-and the dashboards are computed, as without a cache.
+also holds the code version (pvd/cache.py, over ``RENDERED_BY`` and what it imports), so a
+deployment never serves a fragment rendered by the previous release. Redis down: every read
+misses (pvd/cache.py) and the dashboards are computed, as without a cache.
 """
 
 import uuid
@@ -31,10 +31,14 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from actions.plan_cache import code_version
+from pvd.cache import code_version as cache_code_version
 
 from . import lecture
 
+# The modules that render the cached dashboards and map (pvd/cache.py adds what they import,
+# the read-models among them, and the templates): a deployment that changes one of them never
+# serves a fragment the previous release rendered.
+RENDERED_BY = ("tableaux.views", "carte.views")
 VERSION_KEY = "tableaux-version"
 VERSION_TIMEOUT = 7 * 24 * 3600
 
@@ -53,6 +57,10 @@ def version() -> str:
         if not cache.add(VERSION_KEY, current, VERSION_TIMEOUT):
             current = cache.get(VERSION_KEY) or current  # another request set it first
     return f"{current}-{code_version()}"
+
+
+def code_version() -> str:
+    return cache_code_version(*RENDERED_BY)
 
 
 def fragment_key(*parts) -> str:

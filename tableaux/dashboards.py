@@ -21,11 +21,22 @@ from .models import Bilan
 NB_BILANS = 10  # the latest reports listed on the dashboard
 
 
+def bilans_context(user, beneficiaire) -> dict:
+    return {
+        "bilans": list(
+            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
+                :NB_BILANS
+            ]
+        ),
+        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
+    }
+
+
 def ville_context(user, beneficiaire, today) -> dict:
     """The dashboard's figures are read lazily: served from the cached fragment (keyed on
     the data's version, the day, the beneficiary and the reader's rights), they cost no
     query; the bilans and the reader's own reminders are read on every visit."""
-    chef = beneficiaire.pk in user.perimeter.beneficiaire_ids
+    chef = policy.works_for(user, beneficiaire.pk)
     may_edit_plan = policy.may_edit_plan(user, beneficiaire)
     ville = SimpleLazyObject(lambda: lecture.ville(beneficiaire, today, chef_de_projet=chef))
     return {
@@ -35,15 +46,10 @@ def ville_context(user, beneficiaire, today) -> dict:
             today, beneficiaire.pk, chef, may_edit_plan
         ),
         "dashboard_cache_timeout": dashboard_cache.timeout(),
-        "bilans": list(
-            Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
-                :NB_BILANS
-            ]
-        ),
+        **bilans_context(user, beneficiaire),
         "rappels": prochains.rappels(user, [beneficiaire.pk]),
         "chef_de_projet": chef,
         "may_edit_plan": may_edit_plan,
-        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
         "chart_buckets": SimpleLazyObject(
             lambda: charts.bars([(label, n) for _, label, n in ville.buckets], unit="fiches")
         ),
@@ -58,7 +64,7 @@ def ville_context(user, beneficiaire, today) -> dict:
 def prefecture_rows(user, params, today):
     """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
     may choose from."""
-    codes = user.perimeter.prefecture_departement_codes
+    codes = policy.prefecture_departements(user)
     departements = Departement.objects.filter(code__in=codes).order_by("code")
     beneficiaires = Beneficiaire.objects.for_user(user).filter(departement_id__in=codes)
     departement = params.get("departement", "")
@@ -104,20 +110,18 @@ def timezone_nulls_last(order: str):
 def home_context(request) -> dict:
     """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
     user = request.user
-    perimeter = user.perimeter
+    prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
     context: dict = {"today": today}
-    if perimeter.sees_everything:
+    if policy.sees_everything(user):
         context.update(programme_context("france", None, today, user))
-    elif perimeter.prefecture_departement_codes:
+    elif prefecture:
         table = prefecture_rows(user, request.GET, today)
         context["prefecture"] = table
         context["statuts"] = Beneficiaire.Statut.choices
         context["sorts"] = SORT_LABELS
         # The template's cached fragment also varies on the query string (filters, sort).
-        context["prefecture_cache_key"] = dashboard_cache.fragment_key(
-            today, *sorted(perimeter.prefecture_departement_codes)
-        )
+        context["prefecture_cache_key"] = dashboard_cache.fragment_key(today, *sorted(prefecture))
         context["dashboard_cache_timeout"] = dashboard_cache.timeout()
 
         def totaux_departements():
@@ -166,7 +170,7 @@ def programme_context(level, code, today, user) -> dict:
     actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
     # The whole country's figures are the same for every national reader: kept in the cache
     # (tableaux/cache.py), the page says when they were computed.
-    shared = user.perimeter.sees_everything
+    shared = policy.sees_everything(user)
     figures = dashboard_cache.programme_figures(
         level, code, today, shared, lambda: lecture.programme(level, code, beneficiaires, today)
     )
@@ -178,7 +182,7 @@ def programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = charts.bars(
         [(label, amount) for _, label, amount in chiffres.montants], unit="€"
     )
-    financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
+    financeurs = lecture.financeurs_du_partenaire(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
             level, code, today, financeurs, shared, lambda: _partenaire(level, actifs, financeurs)

@@ -34,7 +34,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import Exact
 
-from actions.models import FicheAction, Indicateur, LigneFinancement, Mesure
+from actions.models import Axe, FicheAction, Financeur, Indicateur, LigneFinancement, Mesure
 from actions.plan import (
     MONEY,
     ZERO,
@@ -44,11 +44,35 @@ from actions.plan import (
     livraison_counts,
     plan_totals,
 )
-from communes.models import Beneficiaire, Departement, Region, normalize
+from communes.models import (
+    Beneficiaire,
+    Departement,
+    MembreBeneficiaire,
+    Region,
+    normalize,
+)
 from conventions.echeances import Echeance, with_echeances
 from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
 from pvd.db import AddMonths, ArraySubquery, StringAgg
+
+# The models these read-models query: a write to one of them gives the cached dashboards a
+# new version (tableaux/signals.py; tests/tableaux/test_dashboard_sources.py checks the list
+# against the SQL a dashboard runs).
+READS = [
+    FicheAction,
+    Axe,
+    LigneFinancement,
+    Financeur,
+    Indicateur,
+    Mesure,
+    Beneficiaire,
+    MembreBeneficiaire,
+    Convention,
+    Poste,
+    Poste.beneficiaires.through,
+    Occupation,
+]
 
 STATUTS = LigneFinancement.Statut
 PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already paid

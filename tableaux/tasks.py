@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from pvd.jobs import JobTask
+from pvd.jobs import HeartbeatTask, JobTask
 
 from . import cache
 from .bilan import generate_bilan as generate
@@ -11,7 +11,7 @@ def generate_bilan(bilan_id: int) -> None:
     generate(bilan_id)
 
 
-@shared_task
+@shared_task(base=HeartbeatTask)
 def refresh_programme() -> None:
     """France's figures, recomputed before they expire (beat: PROGRAMME_REFRESH)."""
     cache.refresh_programme()

@@ -6,6 +6,7 @@ app_name = "tableaux"
 urlpatterns = [
     path("beneficiaire/<int:pk>/", views.VilleView.as_view(), name="ville"),
     path("beneficiaire/<int:pk>/bilan/", views.request_bilan, name="bilan-request"),
+    path("beneficiaire/<int:pk>/bilans/", views.bilans, name="bilans"),
     path("bilans/<int:pk>/", views.download_bilan, name="bilan"),
     path("programme/", views.ProgrammeView.as_view(), {"niveau": "france"}, name="france"),
     path(

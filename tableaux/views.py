@@ -5,7 +5,7 @@ tableaux/dashboards.py (each role's home too, for portail.views.HomeView)."""
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -17,7 +17,7 @@ from pvd import policy
 from pvd.access import BeneficiaireMixin, get_beneficiaire_for_user
 
 from . import exports
-from .dashboards import prefecture_rows, programme_context, ville_context
+from .dashboards import bilans_context, prefecture_rows, programme_context, ville_context
 from .models import Bilan
 
 FORMATS = ("csv", "xlsx")
@@ -65,7 +65,7 @@ class BeneficiairesExportView(TemplateView):
 
     def get(self, request, *args, **kwargs):
         user = request.user
-        if not user.perimeter.prefecture_departement_codes:
+        if not policy.is_prefecture(user):
             raise PermissionDenied("Export réservé aux préfectures.")
         fmt = kwargs["format"]
         if fmt not in FORMATS:
@@ -99,6 +99,13 @@ def request_bilan(request, pk: int):
             request, "Bilan en cours de préparation : il apparaîtra dans la liste des bilans."
         )
     return redirect(f"{reverse('tableaux:ville', args=[beneficiaire.pk])}#bilans")
+
+
+def bilans(request, pk: int):
+    """The bilans section alone: polled while a bilan is being prepared."""
+    beneficiaire = get_object_or_404(Beneficiaire.objects.for_user(request.user), pk=pk)
+    context = {"b": beneficiaire, **bilans_context(request.user, beneficiaire)}
+    return render(request, "tableaux/includes/bilans.html", context)
 
 
 def download_bilan(request, pk: int):

@@ -2,7 +2,7 @@
 one user per role. Built once per test session (tests/conftest.py, `django_db_setup`) and rebuilt
 only after a transactional test flushed the tables; each test runs in its own transaction.
 
-The territories mirror the demo (DOMAIN.md §11) but are the tests' data: changing the demo
+The territories mirror the demo (docs/domaine.md §8) but are the tests' data: changing the demo
 fixture must not change what the tests see.
 """
 

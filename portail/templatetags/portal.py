@@ -61,7 +61,11 @@ def portal_header(context) -> SafeString:
     user = getattr(request, "user", None)  # none on a 404 answered before authentication
     logged_in = user is not None and user.is_authenticated
     rights = (
-        (not user.perimeter.is_empty, policy.may_see_synthese(user), policy.may_manage_access(user))
+        (
+            not policy.is_without_territory(user),
+            policy.may_see_synthese(user),
+            policy.may_manage_access(user),
+        )
         if logged_in
         else (False, False, False)
     )

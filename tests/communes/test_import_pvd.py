@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -595,9 +594,7 @@ def test_real_national_lists(empty_base):
     )
 
     # The list of 22 January 2021.
-    started = time.monotonic()
     out = run(REAL_2021)
-    first_run = time.monotonic() - started
     assert len(active_codes()) == 1_606
     sizes = Counter(
         Beneficiaire.objects.annotate(n=Count("membres", filter=Q(membres__actif=True)))
@@ -624,9 +621,7 @@ def test_real_national_lists(empty_base):
     )
 
     # ANCT's table on the COG 2023.
-    started = time.monotonic()
     out = run(REAL_2023)
-    second_list = time.monotonic() - started
     active = active_codes()
     assert len(active) == 1_653
     assert {"87002", "01348"}.isdisjoint(active)
@@ -652,7 +647,6 @@ def test_real_national_lists(empty_base):
     assert snapshot() == before
     last = ImportRun.objects.latest("pk")
     assert (last.created, last.updated, last.unchanged) == (0, 0, 1_653)
-    assert first_run < 30 and second_list < 30, (first_run, second_list)
 
 
 def test_a_partial_list_is_refused_unless_forced(territoires, tmp_path):

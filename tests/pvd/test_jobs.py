@@ -13,7 +13,7 @@ from django.utils import timezone
 from actions.models import ExportPlan
 from conventions.models import Convention, DocumentConvention
 from conventions.tasks import generate_convention_pdf
-from pvd.jobs import Job, job_models
+from pvd.jobs import Job, JobRefused, job_models
 from pvd.models import Heartbeat
 from pvd.tasks import clear_expired_sessions, fail_stalled_jobs
 from tableaux.models import Bilan
@@ -155,6 +155,69 @@ def test_a_ready_job_cannot_fail(convention):
     assert statut(doc) == Job.Statut.PRET
 
 
+# The one runner (Job.run) ----------------------------------------------------------------------
+
+FAILED = "Échec ({error}) — {detail}"
+
+
+def test_run_stores_the_work_once_and_a_second_run_changes_nothing(convention):
+    doc = document(convention, 1)
+    calls = []
+
+    def work(job):
+        calls.append(job.pk)
+        return ContentFile(b"%PDF-1.7"), {"sha256": "abc"}
+
+    assert DocumentConvention.run(doc.pk, work, failed=FAILED)
+    assert not DocumentConvention.run(doc.pk, work, failed=FAILED)
+
+    doc.refresh_from_db()
+    assert (doc.statut, doc.sha256, doc.fichier.read()) == (Job.Statut.PRET, "abc", b"%PDF-1.7")
+    assert calls == [doc.pk]
+
+
+def test_run_fails_the_row_with_the_kinds_message_on_an_error(convention):
+    doc = document(convention, 1)
+
+    def work(job):
+        raise ValueError("colonne inconnue")
+
+    assert not DocumentConvention.run(doc.pk, work, failed=FAILED)
+
+    doc.refresh_from_db()
+    assert doc.statut == Job.Statut.ECHEC
+    assert doc.erreur == "Échec (ValueError) — ValueError : colonne inconnue"
+
+
+def test_run_fails_a_refused_job_with_the_refusals_own_words(convention):
+    doc = document(convention, 1)
+
+    def work(job):
+        raise JobRefused("Le demandeur n'a plus le droit.")
+
+    DocumentConvention.run(doc.pk, work, failed=FAILED)
+
+    doc.refresh_from_db()
+    assert (doc.statut, doc.erreur) == (Job.Statut.ECHEC, "Le demandeur n'a plus le droit.")
+
+
+def test_run_lets_an_io_hiccup_through_so_that_the_task_retries(convention):
+    doc = document(convention, 1)
+
+    def work(job):
+        raise ConnectionError("stockage")
+
+    with pytest.raises(ConnectionError):
+        DocumentConvention.run(doc.pk, work, failed=FAILED)
+    assert statut(doc) == Job.Statut.EN_COURS
+
+
+def test_the_job_tasks_use_the_one_runner():
+    for path in ("actions/exports.py", "conventions/pdf.py", "tableaux/bilan.py"):
+        text = (ROOT / path).read_text(encoding="utf-8")
+        assert ".run(" in text and "mark_failed" not in text and "store_result" not in text
+
+
 # Heartbeats of periodic tasks ------------------------------------------------------------------
 
 
@@ -179,61 +242,23 @@ def test_healthz_stays_the_database_liveness_check(client, db):
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_readyz_is_503_without_a_worker_nor_a_beat(client, db):
-    response = client.get(reverse("portail:readyz"))
-
-    assert response.status_code == 503
-    assert response.json() == {
-        "status": "erreur",
-        "database": "ok",
-        "redis": "ok",
-        "worker": "indisponible",
-        "beat": "indisponible",
-    }
-
-
-def test_readyz_says_the_beat_is_late_once_its_heartbeat_is(client, db):
-    Heartbeat.objects.create(
-        task="pvd.tasks.fail_stalled_jobs",
-        last_success=timezone.now() - timedelta(minutes=5),
-        period=timedelta(minutes=1),
-    )
-    assert client.get(reverse("portail:readyz")).json()["beat"] == "indisponible"
-
-    fail_stalled_jobs.delay()
-
-    assert client.get(reverse("portail:readyz")).json()["beat"] == "ok"
-
-
-def test_only_national_staff_read_the_details(client_for, national, prefecture_19):
-    fail_stalled_jobs.delay()
-
-    public = client_for(prefecture_19).get(reverse("portail:readyz")).json()
-    assert "details" not in public and "taches_periodiques" not in public
-
-    report = client_for(national).get(reverse("portail:readyz")).json()
-    assert report["details"]["worker"] == "aucun worker ne répond"
-    tasks = {row["task"]: row for row in report["taches_periodiques"]}
-    assert tasks["pvd.tasks.fail_stalled_jobs"]["late"] is False
-    assert tasks["pvd.tasks.fail_stalled_jobs"]["period_seconds"] == 60
-    assert tasks["actions.tasks.purge_exports"]["last_success"] is None
-
-
 @pytest.mark.django_db(transaction=True)
-def test_readyz_is_ready_when_a_worker_answers_and_the_beat_runs(client):
+def test_the_service_report_sees_a_live_worker_and_beat(settings):
     from celery.contrib.testing.worker import start_worker
 
+    from pvd import health
     from pvd.celery import app
 
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as in production: a worker and a beat
     Heartbeat.objects.create(
         task="pvd.tasks.fail_stalled_jobs", last_success=timezone.now(), period=timedelta(minutes=1)
     )
     app.conf.task_always_eager = False
     try:
         with start_worker(app, perform_ping_check=False, loglevel="WARNING"):
-            response = client.get(reverse("portail:readyz"))
+            report = health.service_report()
     finally:
         app.conf.task_always_eager = True
 
-    assert response.status_code == 200, response.json()
-    assert response.json()["worker"] == "ok"
+    statuses = {check.name: check.status for check in report.checks}
+    assert statuses["worker"] == statuses["beat"] == "ok"

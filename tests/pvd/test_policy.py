@@ -45,6 +45,7 @@ def export(user, departement: str | None, mine: bool = True) -> ExportPlan:
 # (question, territory, arguments after the user, who may)
 TABLE = [
     ("is_national", "—", lambda u, lb, user: (), NATIONAL),
+    ("is_without_territory", "—", lambda u, lb, user: (), {"sans_role"}),
     ("may_create_posts", "un département", lambda u, lb, user: (), STATE_19 | STATE_36),
     ("may_manage_posts", "19", lambda u, lb, user: (["19"],), STATE_19),
     ("may_manage_posts", "36", lambda u, lb, user: (["36"],), STATE_36),

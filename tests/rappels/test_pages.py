@@ -148,19 +148,23 @@ def test_an_email_through_a_real_smtp_server(ussel_at_12_months, cdp_ussel):
 
 
 def test_service_health_is_for_national_staff_and_turns_red_when_the_sweep_stops(
-    client_for, national, cdp_ussel
+    client_for, national, cdp_ussel, settings, monkeypatch
 ):
+    from pvd import health
+
     assert client_for(cdp_ussel).get(reverse("rappels:sante")).status_code == 403
     from rappels.tasks import sweep_reminders
 
     sweep_reminders.delay()
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as in production: a worker and a beat
+    monkeypatch.setattr(health, "check_worker", lambda redis: health.Check("worker", health.OK))
     heartbeat = Heartbeat.objects.get(task="rappels.tasks.sweep_reminders")
     assert heartbeat.period == timedelta(hours=1)
     client = client_for(national)
     page = client.get(reverse("rappels:sante")).content.decode()
     assert "rappels.tasks.sweep_reminders" in page
 
-    # The sweep stops: three hours without a success.
+    # The sweep stops: three hours without a success, while the beat runs the others.
     Heartbeat.objects.filter(pk=heartbeat.pk).update(
         last_success=timezone.now() - timedelta(hours=3)
     )
@@ -169,10 +173,36 @@ def test_service_health_is_for_national_staff_and_turns_red_when_the_sweep_stops
         defaults={"last_success": timezone.now(), "period": timedelta(minutes=1)},
     )
     readiness = client.get(reverse("portail:readyz"))
-    assert readiness.status_code == 503
-    assert "rappels.tasks.sweep_reminders" in readiness.json()["details"]["beat"]
+    assert readiness.status_code == 200  # pages are served: no load balancer pulls the site
     page = client.get(reverse("rappels:sante")).content.decode()
     assert "Le service est dégradé" in page and "En retard" in page
+    assert "Tâche sweep-reminders : n&#x27;a pas abouti à temps" in page
+
+
+def test_a_sweep_failing_on_smtp_is_reported_failing_with_smtp_as_its_cause(
+    client_for, national, ussel_at_12_months, cdp_ussel, settings, monkeypatch
+):
+    from pvd import health
+    from rappels.tasks import sweep_reminders
+
+    set_frequence(cdp_ussel, "conventions", Frequence.IMMEDIAT)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # refused at once
+    result = sweep_reminders.apply(throw=False)  # as a worker runs it: the failure is kept
+
+    assert result.failed() and isinstance(result.result, OSError)
+
+    heartbeat = Heartbeat.objects.get(task="rappels.tasks.sweep_reminders")
+    assert heartbeat.failing and heartbeat.failure_cause == "SMTP"
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as in production: a worker and a beat
+    monkeypatch.setattr(health, "check_worker", lambda redis: health.Check("worker", health.OK))
+    Heartbeat.objects.update_or_create(
+        task="pvd.tasks.fail_stalled_jobs",
+        defaults={"last_success": timezone.now(), "period": timedelta(minutes=1)},
+    )
+    page = client_for(national).get(reverse("rappels:sante")).content.decode()
+    assert "Tâche sweep-reminders : SMTP — échec le" in page
+    assert "Beat : ok" in page and "Worker : ok" in page
 
 
 def test_the_home_lists_the_users_own_unread_reminders_for_the_beneficiaries_in_one_query(
