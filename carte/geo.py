@@ -24,7 +24,7 @@ from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
-from conventions.models import Convention
+from conventions.models import STATUTS_EN_VIGUEUR, Convention
 
 # The state of a beneficiary's convention-cadre, as the map colours it.
 SIGNEE = "signee"
@@ -45,7 +45,6 @@ _ETAT_DU_STATUT = {
     Convention.Statut.ECHUE: TERMINEE,
     Convention.Statut.RESILIEE: TERMINEE,
 }
-STATUTS_EN_VIGUEUR = (Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE)
 
 # Share of beneficiaries with a signed convention-cadre: the classes of the départements.
 CLASSES = (

@@ -208,7 +208,7 @@ def _programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = charts.bars(
         [(label, amount) for _, label, amount in chiffres.montants], unit="€"
     )
-    financeurs = lecture.financeurs_du_partenaire(user) if not user.perimeter.national else []
+    financeurs = policy.partner_funders(user) if not user.perimeter.national else []
     if financeurs:
         key += ":partenaire:" + ",".join(str(f.pk) for f in financeurs)
         partenaire = cache.get(key) if shared else None
