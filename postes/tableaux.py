@@ -35,6 +35,9 @@ def with_facts(postes, today: date, year: int, funders: set[str] | None):
     postes = postes.annotate(
         personne=Subquery(current.annotate(n=Concat("prenom", Value(" "), "nom")).values("n")[:1]),
         fin_contrat=Subquery(current.values("date_fin_contrat")[:1]),
+        contrat_finissant=Exists(
+            Occupation.objects.filter(poste=OuterRef("pk")).contrats_finissants(today)
+        ),
         derniere_annee_financee=Subquery(funded_years, output_field=IntegerField()),
         region_nom=Subquery(region.values("departement__region__nom")[:1]),
     )
@@ -61,7 +64,7 @@ class Compteurs:
 
 
 def compteurs(postes, today: date) -> Compteurs:
-    """The counts ANCT reports, in one query over the (filtered, annotated) posts."""
+    """The counts ANCT reports, in one query over the posts annotated by ``with_facts``."""
     vacant = Q(etat=Poste.Etat.VACANT)
     counts = postes.order_by().aggregate(
         total=Count("pk"),
@@ -77,12 +80,7 @@ def compteurs(postes, today: date) -> Compteurs:
         vacants_plus_6_mois=Count("pk", filter=vacant & Q(vacant_depuis__lte=today - SIX_MOIS)),
         en_recrutement=Count("pk", filter=Q(etat=Poste.Etat.EN_RECRUTEMENT)),
         a_creer=Count("pk", filter=Q(etat=Poste.Etat.A_CREER)),
-        fin_contrat_90j=Count(
-            "pk",
-            filter=Exists(
-                Occupation.objects.filter(poste=OuterRef("pk")).contrats_finissants(today)
-            ),
-        ),
+        fin_contrat_90j=Count("pk", filter=Q(contrat_finissant=True)),
         fin_financement_90j=Count(
             "pk",
             filter=Q(derniere_annee_financee=today.year)
