@@ -315,6 +315,15 @@ def plan_totals(fiches: QuerySet) -> dict:
     return totals
 
 
+def abandonnees(fiches: QuerySet) -> dict:
+    """The number and cost of the abandoned fiches among the given ones, shown apart from a
+    plan's totals (one query)."""
+    return fiches.aggregate(
+        nb_abandonnees=Count("pk", filter=ABANDONNEE),
+        cout_abandonne=Coalesce(Sum("cout_total", filter=ABANDONNEE), Value(ZERO)),
+    )
+
+
 def lignes_comptees(fiches: QuerySet) -> QuerySet:
     """The financing lines of the given fiches that a plan's totals count (not those of an
     abandoned fiche)."""
