@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
@@ -17,6 +18,7 @@ MONEY = {"max_digits": 10, "decimal_places": 2}
 # A contract, or a post's co-financing, ending within this horizon is announced: on the
 # dashboards, in the posts list and by the reminders (rappels/regles.py), from the same day.
 HORIZON_FIN_CONTRAT = timedelta(days=90)
+ALERTE_VACANCE = relativedelta(months=2)
 
 
 class Financeur(models.TextChoices):
@@ -106,6 +108,10 @@ class Poste(models.Model):
     updated_at = models.DateTimeField("modifié le", auto_now=True)
 
     objects = PosteQuerySet.as_manager()
+
+    # Nobody in post and somebody expected: the reminders (rappels/regles.py: poste_vacant)
+    # speak of such a post once it has waited ALERTE_VACANCE.
+    ETATS_A_POURVOIR = (Etat.VACANT, Etat.EN_RECRUTEMENT)
 
     # Recorded by hand: « pourvu » comes with an occupation, see Occupation.
     TRANSITIONS = {

@@ -286,20 +286,20 @@ def _postes_beneficiaires(poste_ids) -> dict[int, list[tuple[int, str]]]:
 
 
 def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A post vacant (or being recruited) for more than two months."""
-    from postes.models import Poste
+    """A post vacant (or being recruited) for more than ``ALERTE_VACANCE``."""
+    from postes.models import ALERTE_VACANCE, Poste
 
     rows = list(
         Poste.objects.filter(
-            etat__in=[Poste.Etat.VACANT, Poste.Etat.EN_RECRUTEMENT],
-            vacant_depuis__lte=today - relativedelta(months=2),
+            etat__in=Poste.ETATS_A_POURVOIR,
+            vacant_depuis__lte=today - ALERTE_VACANCE,
         )
         .order_by()
         .values_list("pk", "intitule", "vacant_depuis")
     )
     beneficiaires = _postes_beneficiaires([row[0] for row in rows])
     for pk, intitule, depuis in rows:
-        due = latest_due([depuis + relativedelta(months=2)], today, rattrapage)
+        due = latest_due([depuis + ALERTE_VACANCE], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(pk, []) if due else []:
             yield Echeance(
                 "poste_vacant",
