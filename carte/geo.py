@@ -37,14 +37,6 @@ ETATS = {
     AUCUNE: "Pas de convention-cadre",
     TERMINEE: "Convention-cadre échue ou résiliée",
 }
-_ETAT_DU_STATUT = {
-    Convention.Statut.SIGNEE: SIGNEE,
-    Convention.Statut.MODIFIEE: SIGNEE,
-    Convention.Statut.BROUILLON: EN_COURS,
-    Convention.Statut.EN_SIGNATURE: EN_COURS,
-    Convention.Statut.ECHUE: TERMINEE,
-    Convention.Statut.RESILIEE: TERMINEE,
-}
 
 # Share of beneficiaries with a signed convention-cadre: the classes of the départements.
 CLASSES = (
@@ -56,7 +48,14 @@ CLASSES = (
 
 
 def etat(statut: str | None) -> str:
-    return _ETAT_DU_STATUT.get(statut, AUCUNE)
+    """The map's state of a convention-cadre of that status (None: no convention-cadre)."""
+    if statut is None:
+        return AUCUNE
+    if statut in STATUTS_EN_VIGUEUR:
+        return SIGNEE
+    if statut in Convention.STATUTS_MODIFIABLES:
+        return EN_COURS
+    return TERMINEE
 
 
 def classe(part: float) -> tuple[str, str]:
