@@ -13,12 +13,14 @@ from decimal import Decimal
 from functools import partial
 
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
     DateField,
     DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     IntegerField,
     Max,
@@ -470,13 +472,19 @@ def territoires(level: str, code: str | None):
     return Departement.objects.filter(region_id=code).order_by("code"), "departement"
 
 
-def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheAction]]]:
-    """The plan's fiches in their delivery buckets, in reference order (one query)."""
+def fiches_par_bucket(
+    beneficiaire: Beneficiaire, today: date
+) -> list[tuple[str, list[FicheAction]]]:
+    """The plan's fiches in their delivery buckets, in reference order, each knowing whether
+    it is late on ``today`` (one query)."""
     from actions.plan import reference_order
 
     rows = (
         FicheAction.objects.filter(beneficiaire=beneficiaire)
-        .annotate(livraison=livraison_case())
+        .annotate(
+            livraison=livraison_case(),
+            late=ExpressionWrapper(en_retard_q(today), output_field=BooleanField()),
+        )
         .filter(COMPTEE)
         .only("reference", "titre", "date_fin_prevue", "cout_total", "maturite", "avancement")
         .order_by(*reference_order())

@@ -197,6 +197,8 @@ def test_elu_dashboard_and_bilan(client_for, elu_ussel, ville, today):
     cout = "Coût total des fiches : 210 000 € (3 fiches, hors 1 abandonnée d’un coût de 40 000 €)"
     assert cout in report
     assert "Fiches en retard (1)" in report
+    assert "Fiche 2.1 (en retard)" in report and "Fiche 2.2 (en retard)" not in report
+    assert "Fiche 1.1" not in report  # the abandoned fiche is in no bucket
     assert "Poste vacant depuis le 10 janvier 2026" in report
 
 
