@@ -249,6 +249,19 @@ def test_prefecture_and_national_figures(client_for, prefecture_19, national, vi
     assert "3 actions suivies (hors abandonnées), dont 1 en retard ; coût total 210 000 €" in (
         text(body(response))
     )
+    # The national export, by région: the Nouvelle-Aquitaine holds Ussel's plan.
+    (region,) = [
+        r
+        for r in xlsx_rows(national_client.get(reverse("tableaux:france"), {"format": "xlsx"}))
+        if r["Territoire"] == "Nouvelle-Aquitaine"
+    ]
+    assert (region["Fiches"], region["En retard"], region["Coût (€)"]) == (3, 1, COUT)
+    assert [region[f"{label} (€)"] for label in ("Prévu", "Sollicité", "Notifié", "Versé")] == [
+        PREVU,
+        0,
+        NOTIFIE,
+        VERSE,
+    ]
 
 
 def test_partner_follows_its_own_money_only(client_for, partenaire, ville):
@@ -342,6 +355,19 @@ def test_post_page_lists_and_exports_agree_on_what_remains_to_pay(
             row["Reste à verser (année)"],
             row["Trop-versé (année)"],
         ) == tuple(f"{v},00" for v in (notifie, verse, reste, trop_verse))
+        (row,) = [
+            r
+            for r in xlsx_rows(
+                client.get(reverse("postes:list"), {"annee": 2025, "export": "xlsx"})
+            )
+            if r["Intitulé"] == poste.intitule
+        ]
+        assert (
+            row["Notifié (année)"],
+            row["Versé (année)"],
+            row["Reste à verser (année)"],
+            row["Trop-versé (année)"],
+        ) == (notifie, verse, reste, trop_verse)
 
 
 def test_reminders(ville, today):
