@@ -24,3 +24,25 @@ def seed_financeurs(model) -> None:
     """Create the missing funders (the model class is passed so migrations can use it)."""
     for ordre, (nom, description) in enumerate(FINANCEURS, 1):
         model.objects.get_or_create(nom=nom, defaults={"description": description, "ordre": ordre})
+
+
+# The catalogue funders that also co-finance the posts of chefs de projet, with their code in
+# postes.models.Financeur. The ANCT funds no action: it is listed, out of the forms, for its
+# partners to read its co-financing of posts.
+CODES_POSTE = {"ANCT": "anct", "Banque des Territoires": "bdt", "FNADT": "etat", "Anah": "anah"}
+
+
+def seed_codes_poste(model) -> None:
+    """Point the catalogue at the posts' funders (the model class is passed for migrations)."""
+    for nom, code in CODES_POSTE.items():
+        financeur, _ = model.objects.get_or_create(
+            nom=nom,
+            defaults={
+                "description": "Agence nationale de la cohésion des territoires",
+                "ordre": 100,
+                "actif": False,
+            },
+        )
+        if financeur.code_poste != code:
+            financeur.code_poste = code
+            financeur.save(update_fields=["code_poste"])

@@ -34,10 +34,25 @@ class Financeur(models.Model):
     description = models.CharField("description", max_length=200, blank=True)
     ordre = models.PositiveSmallIntegerField("ordre", default=0)
     actif = models.BooleanField("proposé dans les formulaires", default=True)
+    # The same funder in the posts' co-financing lines (postes.models.Financeur): what a
+    # partner pointing at this funder reads there (pvd/policy.py: visible_funders).
+    code_poste = models.CharField(
+        "code dans les cofinancements de postes",
+        max_length=10,
+        blank=True,
+        help_text="anct, bdt, etat ou anah ; vide si ce financeur ne cofinance pas les postes.",
+    )
 
     class Meta:
         verbose_name = "financeur"
         ordering = ["ordre", "nom"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code_poste"],
+                condition=~Q(code_poste=""),
+                name="one_catalogue_funder_per_post_funder",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.nom
@@ -84,17 +99,40 @@ def ensure_axes(beneficiaire: Beneficiaire) -> None:
     new_plan_version(beneficiaire.pk)  # bulk_create sends no signal
 
 
+# A plan none of whose fiches changed for this long is « sans mise à jour »: the chef de
+# projet's dashboard lists its fiches, the reminders (rappels/regles.py) send a reminder.
+SANS_MISE_A_JOUR = relativedelta(months=3)
+
+
+def abandonnee_q(prefix: str = "") -> Q:
+    """An abandoned fiche, on fiches reached through ``prefix`` (``"fiches__"`` from a
+    beneficiary, ``"fiche__"`` from a financing line)."""
+    return Q(**{f"{prefix}maturite": FicheAction.Maturite.ABANDONNEE})
+
+
+def finie_q(prefix: str = "") -> Q:
+    """A fiche with nothing left to do: delivered, abandoned, or its works achieved."""
+    maturite, avancement = FicheAction.Maturite, FicheAction.Avancement
+    return Q(**{f"{prefix}maturite__in": (maturite.LIVREE, maturite.ABANDONNEE)}) | Q(
+        **{f"{prefix}avancement": avancement.ACHEVEE}
+    )
+
+
+def en_retard_q(day: date, prefix: str = "") -> Q:
+    """Planned to end before ``day`` and not finished (``finie_q``)."""
+    return Q(**{f"{prefix}date_fin_prevue__lt": day}) & ~finie_q(prefix)
+
+
 class FicheActionQuerySet(models.QuerySet):
     def for_user(self, user) -> "FicheActionQuerySet":
         return self.filter(beneficiaire__in=Beneficiaire.objects.for_user(user))
 
-    def en_retard(self, today=None) -> "FicheActionQuerySet":
-        """Planned to end, not delivered nor abandoned."""
-        today = today or timezone.localdate()
-        return self.filter(date_fin_prevue__lt=today).exclude(
-            Q(maturite__in=[FicheAction.Maturite.LIVREE, FicheAction.Maturite.ABANDONNEE])
-            | Q(avancement=FicheAction.Avancement.ACHEVEE)
-        )
+    def finies(self) -> "FicheActionQuerySet":
+        return self.filter(finie_q())
+
+    def en_retard(self, day: date | None = None) -> "FicheActionQuerySet":
+        """Planned to end before ``day`` (today), not finished."""
+        return self.filter(en_retard_q(day or timezone.localdate()))
 
     def with_financement(self) -> "FicheActionQuerySet":
         return self.annotate(
@@ -249,13 +287,20 @@ class FicheAction(models.Model):
             raise ValidationError(errors)
 
     @property
-    def en_retard(self) -> bool:
-        return bool(
-            self.date_fin_prevue
-            and self.date_fin_prevue < timezone.localdate()
-            and self.maturite not in (self.Maturite.LIVREE, self.Maturite.ABANDONNEE)
-            and self.avancement != self.Avancement.ACHEVEE
+    def is_finie(self) -> bool:
+        """``finie_q`` on a loaded fiche."""
+        return (
+            self.maturite in (self.Maturite.LIVREE, self.Maturite.ABANDONNEE)
+            or self.avancement == self.Avancement.ACHEVEE
         )
+
+    def is_en_retard(self, day: date) -> bool:
+        """``en_retard_q`` on a loaded fiche."""
+        return bool(self.date_fin_prevue and self.date_fin_prevue < day and not self.is_finie)
+
+    @property
+    def en_retard(self) -> bool:
+        return self.is_en_retard(timezone.localdate())
 
 
 class LigneFinancement(models.Model):

@@ -34,7 +34,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
-from .models import Axe, FicheAction, LigneFinancement
+from .models import Axe, FicheAction, LigneFinancement, abandonnee_q
 from .plan_cache import content_key, fiche_rows, render_each
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
@@ -189,6 +189,15 @@ def livraison_counts(fiches: QuerySet) -> dict[str, int]:
 # Totals -----------------------------------------------------------------------------------
 # Costs and financing are summed in separate queries or subqueries: summing both over one
 # join would count a fiche's cost once per financing line.
+#
+# An abandoned fiche stays in its plan (its row, its history, its own figures) but not in what
+# the plan adds up to: the count, cost, financing, reste à financer and dépassement of a plan
+# or an axis leave it out, and its number and cost are shown apart (``nb_abandonnees``,
+# ``cout_abandonne``). The plan page, the dashboards, the bilan and the convention's annex
+# all read these totals, so a plan costs the same everywhere.
+
+COMPTEE = ~abandonnee_q()
+ABANDONNEE = abandonnee_q()
 
 
 def _sum_of(queryset: QuerySet, group: str, field_name: str) -> Coalesce:
@@ -204,13 +213,17 @@ def _count_of(queryset: QuerySet, group: str) -> Coalesce:
 
 
 def with_plan_totals(beneficiaires: QuerySet) -> QuerySet:
-    """Each beneficiary with the count, cost, financing, reste and dépassement of its plan."""
+    """Each beneficiary with the count, cost, financing, reste and dépassement of its plan
+    (abandoned fiches left out, their number apart in ``nb_abandonnees``)."""
     fiches = FicheAction.objects.filter(beneficiaire=OuterRef("pk"))
-    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk"))
+    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk")).filter(
+        ~abandonnee_q("fiche__")
+    )
     return with_reste(
         beneficiaires.annotate(
-            nb_fiches=_count_of(fiches, "beneficiaire"),
-            cout=_sum_of(fiches, "beneficiaire", "cout_total"),
+            nb_fiches=_count_of(fiches.filter(COMPTEE), "beneficiaire"),
+            nb_abandonnees=_count_of(fiches.filter(ABANDONNEE), "beneficiaire"),
+            cout=_sum_of(fiches.filter(COMPTEE), "beneficiaire", "cout_total"),
             finance=_sum_of(lignes, "fiche__beneficiaire", "montant"),
         ),
         cout="cout",
@@ -218,8 +231,9 @@ def with_plan_totals(beneficiaires: QuerySet) -> QuerySet:
 
 
 def totals_by_axe(fiches: QuerySet) -> dict[int, dict]:
-    """The count, cost and financing of the given fiches on each axis, in one GROUP BY query
-    (each fiche's financing is a subquery inside the sum, so no fiche is counted twice)."""
+    """The count, cost and financing of the given fiches on each axis, abandoned fiches apart,
+    in one GROUP BY query (each fiche's financing is a subquery inside the sum, so no fiche is
+    counted twice)."""
     lignes = (
         LigneFinancement.objects.filter(fiche=OuterRef("pk"))
         .order_by()
@@ -231,21 +245,29 @@ def totals_by_axe(fiches: QuerySet) -> dict[int, dict]:
         fiches.order_by()
         .values("axe")
         .annotate(
-            nb=Count("pk"),
-            cout=Sum("cout_total"),
-            finance=Sum(Subquery(lignes, output_field=MONEY)),
+            nb=Count("pk", filter=COMPTEE),
+            cout=Sum("cout_total", filter=COMPTEE),
+            finance=Sum(Subquery(lignes, output_field=MONEY), filter=COMPTEE),
+            nb_abandonnees=Count("pk", filter=ABANDONNEE),
+            cout_abandonne=Sum("cout_total", filter=ABANDONNEE),
         )
     )
     # No COALESCE (None is zero below): its compilation costs more than the query.
     return {
-        row["axe"]: {**row, "cout": row["cout"] or ZERO, "finance": row["finance"] or ZERO}
+        row["axe"]: {
+            **row,
+            "cout": row["cout"] or ZERO,
+            "finance": row["finance"] or ZERO,
+            "cout_abandonne": row["cout_abandonne"] or ZERO,
+        }
         for row in rows
     }
 
 
 def axes_with_totals(beneficiaire, fiches: QuerySet, par_axe: dict | None = None) -> list[Axe]:
     """The axes of a plan, each with the count, cost, financing, reste and dépassement of
-    the given fiches (``par_axe``: their ``totals_by_axe``, when already read).
+    the given fiches, abandoned ones apart (``par_axe``: their ``totals_by_axe``, when
+    already read).
 
     Two queries (the totals by axis, then the axes): correlated subqueries per axis cost
     several times more on a national database.
@@ -258,6 +280,8 @@ def axes_with_totals(beneficiaire, fiches: QuerySet, par_axe: dict | None = None
         axe.nb_fiches = row.get("nb", 0)
         axe.cout = row.get("cout", ZERO)
         axe.finance = row.get("finance", ZERO)
+        axe.nb_abandonnees = row.get("nb_abandonnees", 0)
+        axe.cout_abandonne = row.get("cout_abandonne", ZERO)
         axe.reste, axe.depassement = reste_et_depassement(axe.cout, axe.finance)
     return axes
 
@@ -269,18 +293,41 @@ def totals_of(par_axe: dict) -> dict:
         "nb_fiches": sum((row["nb"] for row in par_axe.values()), 0),
         "cout": sum((row["cout"] for row in par_axe.values()), ZERO),
         "finance": sum((row["finance"] for row in par_axe.values()), ZERO),
+        "nb_abandonnees": sum((row["nb_abandonnees"] for row in par_axe.values()), 0),
+        "cout_abandonne": sum((row["cout_abandonne"] for row in par_axe.values()), ZERO),
     }
     totals["reste"], totals["depassement"] = reste_et_depassement(totals["cout"], totals["finance"])
     return totals
 
 
 def plan_totals(fiches: QuerySet) -> dict:
-    totals = fiches.aggregate(nb_fiches=Count("pk"), cout=Coalesce(Sum("cout_total"), Value(ZERO)))
-    totals["finance"] = LigneFinancement.objects.filter(fiche__in=fiches).aggregate(
+    """The totals of the given fiches, abandoned ones apart (two queries)."""
+    totals = fiches.aggregate(
+        nb_fiches=Count("pk", filter=COMPTEE),
+        cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO)),
+        nb_abandonnees=Count("pk", filter=ABANDONNEE),
+        cout_abandonne=Coalesce(Sum("cout_total", filter=ABANDONNEE), Value(ZERO)),
+    )
+    totals["finance"] = lignes_comptees(fiches).aggregate(
         total=Coalesce(Sum("montant"), Value(ZERO))
     )["total"]
     totals["reste"], totals["depassement"] = reste_et_depassement(totals["cout"], totals["finance"])
     return totals
+
+
+def abandonnees(fiches: QuerySet) -> dict:
+    """The number and cost of the abandoned fiches among the given ones, shown apart from a
+    plan's totals (one query)."""
+    return fiches.aggregate(
+        nb_abandonnees=Count("pk", filter=ABANDONNEE),
+        cout_abandonne=Coalesce(Sum("cout_total", filter=ABANDONNEE), Value(ZERO)),
+    )
+
+
+def lignes_comptees(fiches: QuerySet) -> QuerySet:
+    """The financing lines of the given fiches that a plan's totals count (not those of an
+    abandoned fiche)."""
+    return LigneFinancement.objects.filter(fiche__in=fiches).filter(~abandonnee_q("fiche__"))
 
 
 @dataclass
@@ -292,10 +339,11 @@ class LigneFinanceur:
 
 def financement_par_financeur(fiches: QuerySet) -> tuple[list[LigneFinanceur], list[Decimal]]:
     """Financing by funder and status: one row per funder, one column per status, and the
-    column totals; one query with a conditional sum per status."""
+    column totals; one query with a conditional sum per status. Abandoned fiches are left
+    out, as from every total of the plan."""
     statuts = list(LigneFinancement.Statut.values)
     rows = (
-        LigneFinancement.objects.filter(fiche__in=fiches)
+        lignes_comptees(fiches)
         .order_by()
         .values("financeur__nom", "financeur__ordre")
         .annotate(

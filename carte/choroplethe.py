@@ -190,12 +190,12 @@ def _classe(beneficiaires: int, signees: int) -> tuple[str, str]:
 def lignes(user, departements) -> list[dict]:
     """Per département the user reads: active beneficiaries and signed conventions-cadres
     (one query: the départements, each with its two counts as correlated subqueries)."""
+    # In force, as the map's points and their popups say (carte/geo.py): an ended or
+    # terminated convention-cadre is not counted as signed.
     cadre_signee = Exists(
         Convention.objects.filter(
-            beneficiaire=OuterRef("pk"),
-            type=Convention.Type.CADRE,
-            statut__in=Convention.STATUTS_SIGNES,
-        )
+            beneficiaire=OuterRef("pk"), type=Convention.Type.CADRE
+        ).en_vigueur()
     )
     par_departement = (
         Beneficiaire.objects.for_user(user)

@@ -24,7 +24,7 @@ from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
-from conventions.models import Convention
+from conventions.models import STATUTS_EN_VIGUEUR, Convention
 from pvd import policy
 
 # The state of a beneficiary's convention-cadre, as the map colours it.
@@ -38,15 +38,6 @@ ETATS = {
     AUCUNE: "Pas de convention-cadre",
     TERMINEE: "Convention-cadre échue ou résiliée",
 }
-_ETAT_DU_STATUT = {
-    Convention.Statut.SIGNEE: SIGNEE,
-    Convention.Statut.MODIFIEE: SIGNEE,
-    Convention.Statut.BROUILLON: EN_COURS,
-    Convention.Statut.EN_SIGNATURE: EN_COURS,
-    Convention.Statut.ECHUE: TERMINEE,
-    Convention.Statut.RESILIEE: TERMINEE,
-}
-STATUTS_EN_VIGUEUR = (Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE)
 
 # Share of beneficiaries with a signed convention-cadre: the classes of the départements.
 CLASSES = (
@@ -58,7 +49,14 @@ CLASSES = (
 
 
 def etat(statut: str | None) -> str:
-    return _ETAT_DU_STATUT.get(statut, AUCUNE)
+    """The map's state of a convention-cadre of that status (None: no convention-cadre)."""
+    if statut is None:
+        return AUCUNE
+    if statut in STATUTS_EN_VIGUEUR:
+        return SIGNEE
+    if statut in Convention.STATUTS_MODIFIABLES:
+        return EN_COURS
+    return TERMINEE
 
 
 def classe(part: float) -> tuple[str, str]:

@@ -14,6 +14,25 @@ from pvd.jobs import Job
 
 DELAI_CONVENTION_CADRE = relativedelta(months=18)
 ALERTE_ECHEANCE = relativedelta(months=3)
+# A signed convention ending within this horizon is announced: on the dashboards and by the
+# reminders (rappels/regles.py: fin_de_convention), from the same day.
+HORIZON_FIN_CONVENTION = relativedelta(months=6)
+
+
+def en_vigueur_q(prefix: str = "") -> Q:
+    """A convention in force (``STATUTS_EN_VIGUEUR``), on conventions reached through
+    ``prefix`` (``"conventions__"`` from a beneficiary)."""
+    return Q(**{f"{prefix}statut__in": STATUTS_EN_VIGUEUR})
+
+
+def finissante_q(day: date, prefix: str = "") -> Q:
+    """In force and ending between ``day`` and the announcement horizon."""
+    return en_vigueur_q(prefix) & Q(
+        **{
+            f"{prefix}date_fin__gte": day,
+            f"{prefix}date_fin__lte": day + HORIZON_FIN_CONVENTION,
+        }
+    )
 
 
 class ConventionQuerySet(models.QuerySet):
@@ -22,6 +41,13 @@ class ConventionQuerySet(models.QuerySet):
 
     def signees(self) -> "ConventionQuerySet":
         return self.filter(statut__in=Convention.STATUTS_SIGNES)
+
+    def en_vigueur(self) -> "ConventionQuerySet":
+        return self.filter(en_vigueur_q())
+
+    def finissantes(self, day: date) -> "ConventionQuerySet":
+        """In force and ending within ``HORIZON_FIN_CONVENTION`` of ``day``."""
+        return self.filter(finissante_q(day))
 
 
 class Convention(models.Model):
@@ -249,7 +275,7 @@ class Convention(models.Model):
 
     @property
     def is_resiliable(self) -> bool:
-        return self.statut in (self.Statut.SIGNEE, self.Statut.MODIFIEE)
+        return self.statut in STATUTS_EN_VIGUEUR
 
     def resilier(self, *, on: date, motif: str) -> None:
         """Terminated early: its end becomes that date, and the reason is kept."""
@@ -264,6 +290,10 @@ class Convention(models.Model):
 
     def latest_document(self):
         return self.documents.filter(statut=DocumentConvention.Statut.PRET).first()
+
+
+# In force: signed, or signed then amended by an avenant (neither ended nor terminated).
+STATUTS_EN_VIGUEUR = (Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE)
 
 
 # The titles of each kind of convention: in full (the PDF's heading, a convention's default

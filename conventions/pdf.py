@@ -27,7 +27,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from actions.models import FicheAction, LigneFinancement
-from actions.plan import fiche_order_key, reste_et_depassement
+from actions.plan import COMPTEE, abandonnees, fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
 from pvd.french import de
 from pvd.jobs import Result
@@ -307,11 +307,12 @@ class FicheAnnexe:
 def annex_fiches(convention: Convention) -> list[FicheAnnexe]:
     """The beneficiary's plan d'action, by axis and reference, in two queries.
 
-    Abandoned actions are left out: the annex shows the plan the parties commit to.
+    Abandoned actions are left out, as from every total of a plan (actions/plan.py): the annex
+    shows the plan the parties commit to, and says apart how many were abandoned.
     """
     fiches = (
         FicheAction.objects.filter(beneficiaire_id=convention.beneficiaire_id)
-        .exclude(maturite=FicheAction.Maturite.ABANDONNEE)
+        .filter(COMPTEE)
         .select_related("axe")
         .prefetch_related(
             Prefetch("financements", queryset=LigneFinancement.objects.select_related("financeur"))
@@ -440,6 +441,9 @@ def convention_context(convention: Convention, fiches: list) -> dict:
         "date_fin": date_longue(convention.date_fin),
         "fiches": fiches,
         "maquette": maquette_financiere(fiches),
+        "abandonnees": abandonnees(
+            FicheAction.objects.filter(beneficiaire_id=convention.beneficiaire_id)
+        ),
         "genere_le": timezone.now().replace(microsecond=0).isoformat(),
     }
 

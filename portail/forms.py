@@ -54,12 +54,14 @@ class RoleForm(DsfrBaseForm, forms.ModelForm):
 
     class Meta:
         model = Role
-        fields = ["kind", "fonction", "organisation", "region", "departements"]
+        fields = ["kind", "fonction", "organisation", "financeurs", "region", "departements"]
+        widgets = {"financeurs": forms.CheckboxSelectMultiple}
 
     field_order = [
         "kind",
         "fonction",
         "organisation",
+        "financeurs",
         "region",
         "departements",
         "beneficiaire_codes",
@@ -128,4 +130,7 @@ class RoleForm(DsfrBaseForm, forms.ModelForm):
         role.departements.set(self.cleaned_data.get("departements") or [])
         role.communes.set(self.cleaned_data.get("commune_codes") or [])
         role.beneficiaires.set(self.cleaned_data.get("beneficiaire_codes") or [])
+        # Only a partner follows funders' money (pvd/policy.py: partner_funders).
+        partenaire = role.kind == Role.Kind.PARTENAIRE
+        role.financeurs.set(self.cleaned_data.get("financeurs") or [] if partenaire else [])
         return role

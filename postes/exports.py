@@ -27,6 +27,7 @@ COLUMNS = [
     "Notifié (année)",
     "Versé (année)",
     "Reste à verser (année)",
+    "Trop-versé (année)",
 ]
 
 
@@ -52,6 +53,7 @@ def rows(postes) -> Iterator[list]:
             poste.notifie,
             poste.verse,
             poste.reste,
+            poste.trop_verse,
         ]
 
 

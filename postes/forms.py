@@ -19,6 +19,7 @@ from .models import (
     Occupation,
     Poste,
     RegleCofinancement,
+    avec_anah,
 )
 from .plafonds import plafond_de
 
@@ -370,9 +371,8 @@ class BaseLigneFormSet(forms.BaseFormSet):
         annee = self.year_form.cleaned_data.get("annee") or self.year_form.instance.annee
         cout = self.year_form.cleaned_data["cout_charge"]
         notifies = {f.cleaned_data["financeur"]: f.cleaned_data["montant_notifie"] for f in self}
-        anah = next(f.cleaned_data for f in self if f.cleaned_data["financeur"] == Financeur.ANAH)
-        avec_anah = bool(anah["montant_demande"] or anah["montant_notifie"])
-        self.plafond = plafond_de(self.poste, annee, cout, avec_anah)
+        lignes = [LigneCofinancement(**f.cleaned_data) for f in self]
+        self.plafond = plafond_de(self.poste, annee, cout, avec_anah(lignes))
         errors = self.plafond.erreurs({k: v for k, v in notifies.items() if v})
         if errors:
             raise forms.ValidationError(errors)

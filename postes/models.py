@@ -1,8 +1,10 @@
 """Posts of chefs de projet: recruitment states, the people in post, co-financing by year."""
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, timedelta
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
@@ -13,6 +15,10 @@ from communes.models import Beneficiaire, Commune
 from pvd.files import pdf_upload_name
 
 MONEY = {"max_digits": 10, "decimal_places": 2}
+# A contract, or a post's co-financing, ending within this horizon is announced: on the
+# dashboards, in the posts list and by the reminders (rappels/regles.py), from the same day.
+HORIZON_FIN_CONTRAT = timedelta(days=90)
+ALERTE_VACANCE = relativedelta(months=2)
 
 
 class Financeur(models.TextChoices):
@@ -103,6 +109,10 @@ class Poste(models.Model):
 
     objects = PosteQuerySet.as_manager()
 
+    # Nobody in post and somebody expected: the reminders (rappels/regles.py: poste_vacant)
+    # speak of such a post once it has waited ALERTE_VACANCE.
+    ETATS_A_POURVOIR = (Etat.VACANT, Etat.EN_RECRUTEMENT)
+
     # Recorded by hand: « pourvu » comes with an occupation, see Occupation.
     TRANSITIONS = {
         Etat.A_CREER: (Etat.EN_RECRUTEMENT,),
@@ -152,12 +162,7 @@ class Poste(models.Model):
 
     def occupation_actuelle(self, today: date | None = None) -> "Occupation | None":
         today = today or timezone.localdate()
-        for occupation in self.occupations.all():
-            if occupation.date_debut <= today and (
-                occupation.date_fin is None or occupation.date_fin >= today
-            ):
-                return occupation
-        return None
+        return next((o for o in self.occupations.all() if o.is_actuelle(today)), None)
 
 
 class ChangementEtat(models.Model):
@@ -191,6 +196,42 @@ class ChangementEtat(models.Model):
         return f"{self.get_nouvel_etat_display()} le {self.date:%d/%m/%Y}"
 
 
+def cofinancement_finissant(day: date) -> bool:
+    """Whether the co-financing of ``day``'s year, which ends on 31 December, is announced."""
+    return date(day.year, 12, 31) - day <= HORIZON_FIN_CONTRAT
+
+
+def actuelle_q(day: date, prefix: str = "") -> Q:
+    """An occupation in post on ``day`` (started, not left), on occupations reached through
+    ``prefix`` (``"occupations__"`` from a post)."""
+    return Q(**{f"{prefix}date_debut__lte": day}) & (
+        Q(**{f"{prefix}date_fin__isnull": True}) | Q(**{f"{prefix}date_fin__gte": day})
+    )
+
+
+def contrat_finissant_q(day: date, prefix: str = "") -> Q:
+    """In post on ``day``, no departure recorded, and the contract ends within
+    ``HORIZON_FIN_CONTRAT``: what the dashboards count and the reminders announce."""
+    return (
+        actuelle_q(day, prefix)
+        & Q(**{f"{prefix}date_fin__isnull": True})
+        & Q(
+            **{
+                f"{prefix}date_fin_contrat__gte": day,
+                f"{prefix}date_fin_contrat__lte": day + HORIZON_FIN_CONTRAT,
+            }
+        )
+    )
+
+
+class OccupationQuerySet(models.QuerySet):
+    def actuelles(self, day: date) -> "OccupationQuerySet":
+        return self.filter(actuelle_q(day))
+
+    def contrats_finissants(self, day: date) -> "OccupationQuerySet":
+        return self.filter(contrat_finissant_q(day))
+
+
 class Occupation(models.Model):
     """A person in the post, from the day they start to the day they leave."""
 
@@ -216,6 +257,8 @@ class Occupation(models.Model):
     )
     created_at = models.DateTimeField("créée le", auto_now_add=True)
 
+    objects = OccupationQuerySet.as_manager()
+
     class Meta:
         verbose_name = "occupation du poste"
         verbose_name_plural = "occupations du poste"
@@ -234,6 +277,19 @@ class Occupation(models.Model):
     @property
     def nom_complet(self) -> str:
         return f"{self.prenom} {self.nom}"
+
+    def is_actuelle(self, day: date) -> bool:
+        """``actuelle_q`` on a loaded occupation."""
+        return self.date_debut <= day and (self.date_fin is None or self.date_fin >= day)
+
+    def is_contrat_finissant(self, day: date) -> bool:
+        """``contrat_finissant_q`` on a loaded occupation."""
+        return (
+            self.is_actuelle(day)
+            and self.date_fin is None
+            and self.date_fin_contrat is not None
+            and day <= self.date_fin_contrat <= day + HORIZON_FIN_CONTRAT
+        )
 
     def clean(self) -> None:
         if self.date_fin and self.date_debut and self.date_fin < self.date_debut:
@@ -448,4 +504,23 @@ class LigneCofinancement(models.Model):
 
     @property
     def reste_a_verser(self) -> Decimal:
-        return max(self.montant_notifie - self.montant_verse, Decimal("0"))
+        """See postes/financement.py: never negative, an overrun is shown apart."""
+        from .financement import reste_a_verser
+
+        return reste_a_verser(self.montant_notifie, self.montant_verse)
+
+    @property
+    def trop_verse(self) -> Decimal:
+        from .financement import trop_verse
+
+        return trop_verse(self.montant_notifie, self.montant_verse)
+
+
+def avec_anah(lignes: Iterable[LigneCofinancement]) -> bool:
+    """Whether the Anah takes part in a year (amounts asked or notified): this chooses
+    between the « avec Anah » and « sans Anah » rules of the ceiling (postes/plafonds.py).
+    ``lignes``: a year's lines, stored or built from a form."""
+    return any(
+        ligne.financeur == Financeur.ANAH and bool(ligne.montant_demande or ligne.montant_notifie)
+        for ligne in lignes
+    )

@@ -12,7 +12,7 @@ from communes.models import Beneficiaire
 from pvd import policy
 from pvd.access import get_poste_for_user
 
-from . import exports, tableaux
+from . import exports, financement, tableaux
 from .filters import PosteFilter
 from .forms import (
     CofinancementForm,
@@ -26,7 +26,6 @@ from .forms import (
     save_cofinancement,
 )
 from .models import CofinancementAnnee, Occupation, Poste, RegleCofinancement
-from .plafonds import plafond_de
 
 
 def selected_year(request) -> int:
@@ -68,7 +67,7 @@ class PosteListView(FilterView):
         postes = self.object_list
         context["year"] = self.year
         context["compteurs"] = tableaux.compteurs(postes, timezone.localdate())
-        context["totaux"] = tableaux.totaux(postes, self.year, self.funders)
+        context["totaux"] = financement.totaux(postes, self.year, self.funders)
         context["may_create"] = policy.may_create_posts(self.request.user)
         context["query"] = self.request.GET.urlencode()
         return context
@@ -146,33 +145,8 @@ class PosteDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         poste, user = self.object, self.request.user
         funders = policy.visible_funders(user)
-        annees = []
-        for annee in poste.annees.prefetch_related("lignes"):
-            toutes = list(annee.lignes.all())
-            lignes = [li for li in toutes if funders is None or li.financeur in funders]
-            avec_anah = any(
-                li.financeur == "anah" and (li.montant_demande or li.montant_notifie)
-                for li in toutes
-            )
-            plafond = plafond_de(poste, annee.annee, annee.cout_charge, avec_anah)
-            annees.append(
-                {
-                    "annee": annee,
-                    "lignes": lignes,
-                    "plafond": plafond,
-                    # The people's dates may have changed since the amounts were notified.
-                    "depassements": plafond.erreurs(
-                        {li.financeur: li.montant_notifie for li in toutes}
-                    )
-                    if funders is None
-                    else [],
-                    "notifie": sum(li.montant_notifie for li in lignes),
-                    "verse": sum(li.montant_verse for li in lignes),
-                    "reste": sum(li.reste_a_verser for li in lignes),
-                }
-            )
         context.update(
-            annees=annees,
+            annees=financement.annees(poste, funders),
             occupation=poste.occupation_actuelle(),
             may_manage=policy.may_manage_post(user, poste),
             all_funders=funders is None,

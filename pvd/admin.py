@@ -11,7 +11,7 @@ class RoleInline(admin.TabularInline):
     model = Role
     extra = 0
     raw_id_fields = ["epci", "communes"]
-    filter_horizontal = ["departements"]
+    filter_horizontal = ["departements", "financeurs"]
 
 
 @admin.register(User)

@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from .models import Role, User
 
 auditlog.register(User, exclude_fields=["password", "last_login", "perimeter_version"])
-auditlog.register(Role, m2m_fields={"departements", "communes", "beneficiaires"})
+auditlog.register(Role, m2m_fields={"departements", "communes", "beneficiaires", "financeurs"})
 # A ProConnect identity attached to an account (first login) or detached by ANCT.
 auditlog.register(
     apps.get_model("socialaccount", "SocialAccount"), include_fields=["user", "provider", "uid"]

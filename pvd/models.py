@@ -230,6 +230,14 @@ class Role(models.Model):
         blank=True,
         related_name="roles",
     )
+    financeurs = models.ManyToManyField(
+        "actions.Financeur",
+        verbose_name="financeurs représentés",
+        blank=True,
+        related_name="partenaires",
+        help_text="Pour un partenaire : les financeurs du catalogue dont il suit l'argent "
+        "(tableaux de bord, cofinancements des postes).",
+    )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
 
     class Meta:

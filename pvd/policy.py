@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 from django.apps import apps
 from django.db.models import Q
 
-from .french import normalize
-
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
@@ -277,33 +275,36 @@ def may_invite_chef_de_projet(user: User, poste) -> bool:
     return may_manage_post(user, poste)
 
 
-def visible_funders(user: User) -> set[str] | None:
-    """Funders whose co-financing lines the user reads; None for all of them.
-
-    A partner reads its own organisation's lines only; the State, the chef de projet and the
-    élus read every line of the posts they see.
-    """
+def partner_funders(user: User) -> list:
+    """The catalogue funders (actions.models.Financeur) whose money a partner follows: those
+    its partner roles point at (``Role.financeurs``, set by the national team); none for
+    anyone else. One query."""
     from pvd.models import Role
 
-    # The funders are the choices of a co-financing line (postes.models.Financeur).
-    lignes = apps.get_model("postes", "LigneCofinancement")
-    funders = lignes._meta.get_field("financeur").choices
+    # Read through the role's field: the kernel imports no feature app.
+    financeur = Role._meta.get_field("financeurs").related_model
+    return list(
+        financeur.objects.filter(partenaires__user=user, partenaires__kind=Role.Kind.PARTENAIRE)
+        .distinct()
+        .order_by("nom")
+    )
+
+
+def visible_funders(user: User) -> set[str] | None:
+    """Funders whose co-financing lines of posts the user reads (their codes in
+    postes.models.Financeur); None for all of them.
+
+    A partner reads its own funders' lines only (``partner_funders``); the State, the chef de
+    projet and the élus read every line of the posts they see.
+    """
+    from pvd.models import Role
 
     if user.perimeter.national or user.perimeter.prefecture_departement_codes:
         return None
     kinds = {role.kind for role in user.roles.all()}
     if kinds & {Role.Kind.CHEF_PROJET, Role.Kind.ELU}:
         return None
-    organisations = {
-        normalize(o)
-        for o in user.roles.filter(kind=Role.Kind.PARTENAIRE).values_list("organisation", flat=True)
-    }
-    return {
-        value
-        for value, label in funders
-        if normalize(label) in organisations
-        or any(normalize(label.split(" (")[0]) == o for o in organisations)
-    }
+    return {f.code_poste for f in partner_funders(user) if f.code_poste}
 
 
 # Reminders and notifications (rappels/) ----------------------------------------------------

@@ -110,21 +110,18 @@ def convention_cadre(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterato
 
 
 def fin_de_convention(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A signed convention (the convention-cadre valant ORT included) ends within six months."""
-    from conventions.models import Convention
+    """A convention in force (the convention-cadre valant ORT included) ends within
+    ``HORIZON_FIN_CONVENTION``."""
+    from conventions.models import HORIZON_FIN_CONVENTION, Convention
 
     rows = (
-        Convention.objects.filter(
-            statut__in=[Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE],
-            date_fin__gte=today,
-            date_fin__lte=today + relativedelta(months=6),
-        )
+        Convention.objects.finissantes(today)
         .order_by()
         .values_list("pk", "type", "beneficiaire_id", "beneficiaire__nom", "date_fin")
     )
     labels = dict(Convention.Type.choices)
     for pk, type_, beneficiaire_id, nom, fin in rows:
-        due = latest_due([fin - relativedelta(months=6)], today, rattrapage)
+        due = latest_due([fin - HORIZON_FIN_CONVENTION], today, rattrapage)
         if due is None:
             continue
         yield Echeance(
@@ -169,20 +166,21 @@ def fiche_en_retard(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator
 
 
 def plan_sans_mise_a_jour(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A plan none of whose fiches changed for three months (then every three months)."""
-    from actions.models import FicheAction
+    """A plan none of whose fiches changed for ``SANS_MISE_A_JOUR`` (then as often again)."""
+    from actions.models import SANS_MISE_A_JOUR, FicheAction
 
     rows = (
         FicheAction.objects.order_by()
         .values("beneficiaire_id", "beneficiaire__nom")
         .annotate(last=Max("updated_at"))
-        .filter(last__lte=_aware(today - relativedelta(months=3)))
+        .filter(last__lte=_aware(today - SANS_MISE_A_JOUR))
         .values_list("beneficiaire_id", "beneficiaire__nom", "last")
     )
     for beneficiaire_id, nom, last in rows:
         last_day = last.date()
-        quarters = ((today.year - last_day.year) * 12 + today.month - last_day.month) // 3 + 1
-        dates = [last_day + relativedelta(months=3 * q) for q in range(1, quarters + 1)]
+        months = (today.year - last_day.year) * 12 + today.month - last_day.month
+        periods = months // SANS_MISE_A_JOUR.months + 1
+        dates = [last_day + SANS_MISE_A_JOUR * q for q in range(1, periods + 1)]
         due = latest_due(dates, today, rattrapage)
         if due is None:
             continue
@@ -205,7 +203,7 @@ def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
     from django.db.models import Q
     from django.db.models.functions import Coalesce, Greatest, TruncDate
 
-    from actions.models import MOIS_PAR_FREQUENCE, FicheAction, Indicateur
+    from actions.models import MOIS_PAR_FREQUENCE, Indicateur, abandonnee_q
 
     cree_le = TruncDate("created_at")
     debut = Coalesce("fiche__date_debut_reelle", "fiche__date_debut_prevue")
@@ -219,7 +217,7 @@ def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
         passed |= Q(frequence=frequence, base__lte=limit)
     rows = (
         Indicateur.objects.exclude(frequence="")
-        .exclude(fiche__maturite=FicheAction.Maturite.ABANDONNEE)
+        .exclude(abandonnee_q("fiche__"))
         .order_by()
         .annotate(base=base)
         .filter(passed)
@@ -288,20 +286,20 @@ def _postes_beneficiaires(poste_ids) -> dict[int, list[tuple[int, str]]]:
 
 
 def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A post vacant (or being recruited) for more than two months."""
-    from postes.models import Poste
+    """A post vacant (or being recruited) for more than ``ALERTE_VACANCE``."""
+    from postes.models import ALERTE_VACANCE, Poste
 
     rows = list(
         Poste.objects.filter(
-            etat__in=[Poste.Etat.VACANT, Poste.Etat.EN_RECRUTEMENT],
-            vacant_depuis__lte=today - relativedelta(months=2),
+            etat__in=Poste.ETATS_A_POURVOIR,
+            vacant_depuis__lte=today - ALERTE_VACANCE,
         )
         .order_by()
         .values_list("pk", "intitule", "vacant_depuis")
     )
     beneficiaires = _postes_beneficiaires([row[0] for row in rows])
     for pk, intitule, depuis in rows:
-        due = latest_due([depuis + relativedelta(months=2)], today, rattrapage)
+        due = latest_due([depuis + ALERTE_VACANCE], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(pk, []) if due else []:
             yield Echeance(
                 "poste_vacant",
@@ -316,21 +314,17 @@ def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Ec
 
 
 def fin_de_contrat(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """The contract of the chef de projet in post ends within 90 days."""
-    from postes.models import Occupation
+    """The contract of the chef de projet in post ends within ``HORIZON_FIN_CONTRAT``."""
+    from postes.models import HORIZON_FIN_CONTRAT, Occupation
 
     rows = list(
-        Occupation.objects.filter(
-            date_fin__isnull=True,
-            date_fin_contrat__gte=today,
-            date_fin_contrat__lte=today + timedelta(days=90),
-        )
+        Occupation.objects.contrats_finissants(today)
         .order_by()
         .values_list("pk", "poste_id", "poste__intitule", "date_fin_contrat")
     )
     beneficiaires = _postes_beneficiaires([row[1] for row in rows])
     for pk, poste_id, intitule, fin in rows:
-        due = latest_due([fin - timedelta(days=90)], today, rattrapage)
+        due = latest_due([fin - HORIZON_FIN_CONTRAT], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
             yield Echeance(
                 "fin_de_contrat",
@@ -345,8 +339,14 @@ def fin_de_contrat(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[
 
 
 def fin_de_cofinancement(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """The co-financing of a filled post ends with its last funded year, within 90 days."""
-    from postes.models import CofinancementAnnee, Poste
+    """The co-financing of a filled post ends with its last funded year, within
+    ``HORIZON_FIN_CONTRAT``."""
+    from postes.models import (
+        HORIZON_FIN_CONTRAT,
+        CofinancementAnnee,
+        Poste,
+        cofinancement_finissant,
+    )
 
     rows = (
         CofinancementAnnee.objects.filter(lignes__montant_notifie__gt=0)
@@ -357,11 +357,11 @@ def fin_de_cofinancement(today: date, rattrapage: timedelta = RATTRAPAGE) -> Ite
         .filter(derniere=today.year)
         .values_list("poste_id", "poste__intitule", "derniere")
     )
-    rows = list(rows) if today >= date(today.year, 10, 3) else []
+    rows = list(rows) if cofinancement_finissant(today) else []
     beneficiaires = _postes_beneficiaires([row[0] for row in rows])
     for poste_id, intitule, annee in rows:
         fin = date(annee, 12, 31)
-        due = latest_due([fin - timedelta(days=90)], today, rattrapage)
+        due = latest_due([fin - HORIZON_FIN_CONTRAT], today, rattrapage)
         for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
             yield Echeance(
                 "fin_de_cofinancement",

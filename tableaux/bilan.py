@@ -17,7 +17,7 @@ TEMPLATE = "tableaux/pdf/bilan.html"
 
 def render_bilan(beneficiaire, today, requested_by=None) -> bytes:
     ville = lecture.ville(beneficiaire, today)
-    fiches = lecture.fiches_par_bucket(beneficiaire)
+    fiches = lecture.fiches_par_bucket(beneficiaire, today)
     context = {
         "ville": ville,
         "fiches_par_bucket": fiches,

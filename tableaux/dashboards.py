@@ -182,7 +182,7 @@ def programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = charts.bars(
         [(label, amount) for _, label, amount in chiffres.montants], unit="€"
     )
-    financeurs = lecture.financeurs_du_partenaire(user) if not policy.is_national(user) else []
+    financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
             level, code, today, financeurs, shared, lambda: _partenaire(level, actifs, financeurs)

@@ -8,18 +8,19 @@ starts from ``for_user``, so another territory's figures never enter a total.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from functools import partial
 
-from dateutil.relativedelta import relativedelta
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
     DateField,
     DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     IntegerField,
     Max,
@@ -34,7 +35,18 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import Exact
 
-from actions.models import Axe, FicheAction, Financeur, Indicateur, LigneFinancement, Mesure
+from actions.models import (
+    SANS_MISE_A_JOUR,
+    Axe,
+    FicheAction,
+    Financeur,
+    Indicateur,
+    LigneFinancement,
+    Mesure,
+    abandonnee_q,
+    en_retard_q,
+    finie_q,
+)
 from actions.plan import (
     MONEY,
     ZERO,
@@ -76,34 +88,12 @@ READS = [
 
 STATUTS = LigneFinancement.Statut
 PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already paid
-SANS_MISE_A_JOUR = timedelta(days=91)
 MOIS_CADRE = DELAI_CONVENTION_CADRE.years * 12 + DELAI_CONVENTION_CADRE.months
-FINIES = [
-    FicheAction.Maturite.LIVREE,
-    FicheAction.Maturite.ABANDONNEE,
-]  # a plan untouched for 3 months
+# What a plan adds up to leaves abandoned fiches out (actions/plan.py).
+COMPTEE = ~abandonnee_q()
 # Part of the cache key of the programme's figures: raise it when their shape changes.
 VERSION = 1
 NB_RETARDS = 10  # late fiches listed on the élu's dashboard
-# The next deadlines shown with the convention-cadre's: as far ahead as the reminder rules
-# (rappels/regles.py: fin_de_convention, fin_de_contrat) warn of them.
-FIN_DE_CONVENTION = relativedelta(months=6)
-FIN_DE_CONTRAT = timedelta(days=90)
-
-
-def _late_q(today: date, prefix: str = "") -> Q:
-    """``FicheActionQuerySet.en_retard`` as a condition on ``prefix``-ed fields."""
-    return Q(**{f"{prefix}date_fin_prevue__lt": today}) & ~Q(
-        Q(
-            **{
-                f"{prefix}maturite__in": [
-                    FicheAction.Maturite.LIVREE,
-                    FicheAction.Maturite.ABANDONNEE,
-                ]
-            }
-        )
-        | Q(**{f"{prefix}avancement": FicheAction.Avancement.ACHEVEE})
-    )
 
 
 def _bucket_counts(prefix: str) -> dict:
@@ -173,22 +163,18 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
     counts = livraison_counts(fiches)  # 1
     totals = plan_totals(fiches)  # 2, 3
     lignes, par_statut = financement_par_financeur(fiches)  # 4
-    late = fiches.filter(_late_q(today)).order_by("date_fin_prevue", "reference")
+    late = fiches.filter(en_retard_q(today)).order_by("date_fin_prevue", "reference")
     retards = list(late.only("reference", "titre", "date_fin_prevue")[:NB_RETARDS])  # 5
     vacants = (
         Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
         .order_by("vacant_depuis")
         .values("vacant_depuis")
     )
-    # The signed conventions ending within six months (the rule rappels.regles.fin_de_convention
-    # reminds of), as « id|type|end » strings: one column for the array.
+    # The conventions ending soon (the rule rappels.regles.fin_de_convention reminds of), as
+    # « id|type|end » strings: one column for the array.
     finissantes = (
-        Convention.objects.filter(
-            beneficiaire=OuterRef("pk"),
-            statut__in=[Convention.Statut.SIGNEE, Convention.Statut.MODIFIEE],
-            date_fin__gte=today,
-            date_fin__lte=today + FIN_DE_CONVENTION,
-        )
+        Convention.objects.filter(beneficiaire=OuterRef("pk"))
+        .finissantes(today)
         .order_by("date_fin", "pk")
         .values(
             ligne=Concat(
@@ -204,7 +190,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
     echeance_row = (
         with_echeances(Beneficiaire.objects.filter(pk=beneficiaire.pk))
         .annotate(
-            nb_retards=Count("fiches", filter=_late_q(today, "fiches__")),
+            nb_retards=Count("fiches", filter=en_retard_q(today, "fiches__")),
             derniere_maj=Max("fiches__updated_at"),
             vacants=ArraySubquery(vacants),
             finissantes=ArraySubquery(finissantes),
@@ -212,8 +198,8 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         .get()
     )  # 6, with the vacant posts and the conventions ending soon
     chefs = list(
-        Occupation.objects.filter(poste__beneficiaires=beneficiaire, date_debut__lte=today)
-        .exclude(date_fin__lt=today)
+        Occupation.objects.actuelles(today)
+        .filter(poste__beneficiaires=beneficiaire)
         .order_by("nom", "prenom")
     )  # 7
     derniere = Mesure.objects.filter(indicateur=OuterRef("pk")).order_by("-date", "-pk")
@@ -241,11 +227,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         derniere_mise_a_jour=echeance_row.derniere_maj,
         echeance=Echeance.of(echeance_row, today),
         chefs=chefs,
-        fins_de_contrat=[
-            chef
-            for chef in chefs
-            if chef.date_fin_contrat and today <= chef.date_fin_contrat <= today + FIN_DE_CONTRAT
-        ],
+        fins_de_contrat=[chef for chef in chefs if chef.is_contrat_finissant(today)],
         conventions_finissantes=[
             _convention_finissante(ligne) for ligne in echeance_row.finissantes
         ],
@@ -254,9 +236,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
     )
     if chef_de_projet:
         result.sans_nouvelles = list(
-            fiches.exclude(
-                maturite__in=[FicheAction.Maturite.LIVREE, FicheAction.Maturite.ABANDONNEE]
-            )
+            fiches.exclude(finie_q())
             .filter(updated_at__date__lt=today - SANS_MISE_A_JOUR)
             .only("reference", "titre", "updated_at")
             .order_by("updated_at")[:NB_RETARDS]
@@ -282,11 +262,13 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
     bucket and late, last update of the plan, chef de projet in post or vacant since — one
     query. The fiches are joined once (counts); money and posts are correlated subqueries,
     so that nothing is counted twice."""
-    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk"))
+    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk")).filter(
+        ~abandonnee_q("fiche__")
+    )
     couts = FicheAction.objects.filter(beneficiaire=OuterRef("pk"))
     en_poste = (
-        Occupation.objects.filter(poste__beneficiaires=OuterRef("pk"), date_debut__lte=today)
-        .exclude(date_fin__lt=today)
+        Occupation.objects.actuelles(today)
+        .filter(poste__beneficiaires=OuterRef("pk"))
         .order_by()
         .values("poste__beneficiaires")
         .annotate(noms=StringAgg("nom", ", ", order_by=("nom",)))
@@ -306,15 +288,19 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
     # other subqueries once per fiche (measured 0.5 s for a département of 17 plans).
     classees = couts.annotate(livraison=livraison_case())
     rows = with_echeances(beneficiaires).annotate(
-        nb_fiches=nb(couts.exclude(maturite=FicheAction.Maturite.ABANDONNEE)),
-        nb_retards=nb(couts.filter(_late_q(today))),
+        nb_fiches=nb(couts.filter(COMPTEE)),
+        nb_retards=nb(couts.filter(en_retard_q(today))),
         derniere_maj=Subquery(
             couts.order_by("-updated_at").values("updated_at")[:1], output_field=DateTimeField()
         ),
         **{f"nb_{bucket}": nb(classees.filter(livraison=bucket)) for bucket in Livraison.values},
         cout=Coalesce(
             Subquery(
-                couts.order_by().values("beneficiaire").annotate(t=Sum("cout_total")).values("t"),
+                couts.filter(COMPTEE)
+                .order_by()
+                .values("beneficiaire")
+                .annotate(t=Sum("cout_total"))
+                .values("t"),
                 output_field=MONEY,
             ),
             Value(ZERO),
@@ -372,15 +358,16 @@ def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
         fiches.order_by()
         .values(f"beneficiaire__{key}")
         .annotate(
-            nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),
-            nb_retards=Count("pk", filter=_late_q(today)),
-            cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
+            nb_fiches=Count("pk", filter=COMPTEE),
+            nb_retards=Count("pk", filter=en_retard_q(today)),
+            cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
             **_bucket_counts(""),
         )
     ):
         benef.setdefault(row.pop(f"beneficiaire__{key}"), {}).update(row)
     for row in (
         LigneFinancement.objects.filter(fiche__beneficiaire__in=beneficiaires)
+        .filter(~abandonnee_q("fiche__"))
         .order_by()
         .values(f"fiche__beneficiaire__{key}")
         .annotate(**_status_sums(""))
@@ -404,7 +391,7 @@ class Chiffres:
     cadres_en_retard: int = 0
     postes_pourvus: int = 0
     postes_vacants: int = 0
-    fin_financement_90j: int = 0
+    fin_contrat_90j: int = 0
     nb_fiches: int = 0
     nb_retards: int = 0
     cout: Decimal = ZERO
@@ -447,28 +434,23 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
         conv["cadres_attendues"],
     )
     postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
-    from postes.tableaux import SOON
-
     pc = Poste.objects.filter(pk__in=postes.values("pk")).aggregate(
         pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU)),
         vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT)),
         fin=Count(
             "pk",
-            filter=Q(
-                occupations__date_fin_contrat__gte=today,
-                occupations__date_fin_contrat__lte=today + SOON,
-                occupations__date_fin__isnull=True,
+            filter=Exists(
+                Occupation.objects.filter(poste=OuterRef("pk")).contrats_finissants(today)
             ),
-            distinct=True,
         ),
     )  # 2
     figures.postes_pourvus, figures.postes_vacants = pc["pourvus"], pc["vacants"]
-    figures.fin_financement_90j = pc["fin"]
+    figures.fin_contrat_90j = pc["fin"]
     fiches = FicheAction.objects.filter(beneficiaire__in=actifs)
     agg = fiches.order_by().aggregate(
-        nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),
-        nb_retards=Count("pk", filter=_late_q(today)),
-        cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
+        nb_fiches=Count("pk", filter=COMPTEE),
+        nb_retards=Count("pk", filter=en_retard_q(today)),
+        cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
         **_bucket_counts(""),
     )  # 3
     figures.nb_fiches, figures.nb_retards, figures.cout = (
@@ -479,7 +461,7 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     figures.buckets = [(value, label, agg[f"nb_{value}"]) for value, label in Livraison.choices]
     figures.par_axe = [
         (row["axe__numero"], [row["nb"], *(row[f"nb_{b}"] for b in Livraison.values)])
-        for row in fiches.exclude(maturite=FicheAction.Maturite.ABANDONNEE)
+        for row in fiches.filter(COMPTEE)
         .order_by()
         .values("axe__numero")
         .annotate(nb=Count("pk"), **_bucket_counts(""))
@@ -516,14 +498,20 @@ def territoires(level: str, code: str | None):
     return Departement.objects.filter(region_id=code).order_by("code"), "departement"
 
 
-def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheAction]]]:
-    """The plan's fiches in their delivery buckets, in reference order (one query)."""
+def fiches_par_bucket(
+    beneficiaire: Beneficiaire, today: date
+) -> list[tuple[str, list[FicheAction]]]:
+    """The plan's fiches in their delivery buckets, in reference order, each knowing whether
+    it is late on ``today`` (one query)."""
     from actions.plan import reference_order
 
     rows = (
         FicheAction.objects.filter(beneficiaire=beneficiaire)
-        .annotate(livraison=livraison_case())
-        .exclude(maturite=FicheAction.Maturite.ABANDONNEE)
+        .annotate(
+            livraison=livraison_case(),
+            late=ExpressionWrapper(en_retard_q(today), output_field=BooleanField()),
+        )
+        .filter(COMPTEE)
         .only("reference", "titre", "date_fin_prevue", "cout_total", "maturite", "avancement")
         .order_by(*reference_order())
     )
@@ -531,21 +519,6 @@ def fiches_par_bucket(beneficiaire: Beneficiaire) -> list[tuple[str, list[FicheA
     for fiche in rows:
         buckets[fiche.livraison].append(fiche)
     return [(label, buckets[value]) for value, label in Livraison.choices]
-
-
-def financeurs_du_partenaire(user) -> list:
-    """The funders of the plan's catalogue that a partner's organisation is (« Banque des
-    Territoires »): a partner sees where its own money goes. One query."""
-
-    from actions.models import Financeur
-    from pvd.models import Role
-
-    organisations = Role.objects.filter(user=user, kind=Role.Kind.PARTENAIRE).values("organisation")
-    # The catalogue is short: read it with the user's organisations in one query, compare
-    # the names without accents nor case in Python (communes.models.normalize).
-    catalogue = list(Financeur.objects.annotate(orgs=ArraySubquery(organisations)).order_by("nom"))
-    mine = {normalize(o) for o in (catalogue[0].orgs if catalogue else []) if o}
-    return [f for f in catalogue if normalize(f.nom) in mine]
 
 
 def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, *keys: str) -> dict:
@@ -557,6 +530,7 @@ def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, *keys: str) -
         LigneFinancement.objects.filter(
             fiche__beneficiaire__in=beneficiaires, financeur__in=financeurs
         )
+        .filter(~abandonnee_q("fiche__"))
         .order_by()
         .values(*keys)
         .annotate(total=Sum("montant"), **_status_sums(""))

@@ -11,7 +11,7 @@ from datetime import date
 from auditlog.context import disable_auditlog
 from auditlog.models import LogEntry
 
-from actions.catalogue import seed_financeurs
+from actions.catalogue import seed_codes_poste, seed_financeurs
 from actions.models import Financeur
 from communes.models import (
     EPCI,
@@ -93,6 +93,8 @@ USERS = [
     ("president-hcc@test.pvd.fr", Role.Kind.ELU, {"epci_id": "200066744"}),
     ("partenaire@test.pvd.fr", Role.Kind.PARTENAIRE, {"organisation": "Banque des Territoires"}),
 ]
+# The catalogue funders each partner follows (Role.financeurs).
+FINANCEURS_DES_PARTENAIRES = {"partenaire@test.pvd.fr": ["Banque des Territoires"]}
 SANS_ROLE = "nouveau@test.pvd.fr"
 
 
@@ -103,6 +105,7 @@ def cast_exists() -> bool:
 def build_cast() -> None:
     # Transactional tests flush every table, the catalogue of the data migrations included.
     seed_financeurs(Financeur)
+    seed_codes_poste(Financeur)
     build_territoires()
     build_users()
 
@@ -200,4 +203,8 @@ def build_users() -> None:
         user_with_role(email, kind, **perimeter)
     ussel = Beneficiaire.objects.get(nom="Ussel – La Courtine")
     Role.objects.get(user__email="cdp-ussel@test.pvd.fr").beneficiaires.set([ussel])
+    for email, noms in FINANCEURS_DES_PARTENAIRES.items():
+        Role.objects.get(user__email=email, kind=Role.Kind.PARTENAIRE).financeurs.set(
+            Financeur.objects.filter(nom__in=noms)
+        )
     UserFactory(email=SANS_ROLE)

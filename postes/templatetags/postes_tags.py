@@ -20,7 +20,7 @@ def chefs_de_projet(context, beneficiaire):
         .prefetch_related(
             Prefetch(
                 "occupations",
-                Occupation.objects.filter(date_debut__lte=today).exclude(date_fin__lt=today),
+                Occupation.objects.actuelles(today),
                 to_attr="actuelles",
             )
         )
@@ -36,12 +36,11 @@ def chefs_de_projet(context, beneficiaire):
 def chef_de_projet_en_poste(context, beneficiaire) -> str:
     """« Léa Durand, Marc Petit », or an empty string: who holds the beneficiary's posts today."""
     today = timezone.localdate()
-    occupations = Occupation.objects.filter(
+    occupations = Occupation.objects.actuelles(today).filter(
         poste__in=Poste.objects.for_user(context["request"].user).filter(
             beneficiaires=beneficiaire
         ),
-        date_debut__lte=today,
-    ).exclude(date_fin__lt=today)
+    )
     return ", ".join(o.nom_complet for o in occupations.order_by("nom", "prenom"))
 
 

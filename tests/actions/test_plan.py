@@ -90,7 +90,30 @@ def test_grand_totals(client_for, cdp_ussel, plan_ussel):
         "finance": Decimal("280000"),
         "reste": Decimal("70000"),
         "depassement": Decimal("0"),
+        "nb_abandonnees": 0,
+        "cout_abandonne": Decimal("0"),
     }
+
+
+def test_an_abandoned_fiche_is_listed_but_shown_apart_from_the_totals(
+    client_for, cdp_ussel, plan_ussel
+):
+    fiche(plan_ussel, 1, "1.3", 30000, [("DSIL", 5000, "notifie")], maturite="abandonnee")
+    response = client_for(cdp_ussel).get(plan_url(plan_ussel))
+    plan = response.context["plan"]
+    assert (plan.totals["nb_fiches"], plan.totals["cout"], plan.totals["finance"]) == (
+        4,
+        350000,
+        280000,
+    )
+    assert (plan.totals["nb_abandonnees"], plan.totals["cout_abandonne"]) == (1, 30000)
+    habitat = next(axe for axe, _ in plan.axes if axe.numero == 1)
+    assert (habitat.nb_fiches, habitat.cout, habitat.nb_abandonnees) == (2, 150000, 1)
+    assert sum(ligne.total for ligne in plan.financeurs) == 280000  # not its 5 000
+    content = text(response)
+    assert "et 1 fiche abandonnée (coût 30 000 €), hors totaux" in content
+    assert "1 abandonnée hors totaux" in content
+    assert "Fiche 1.3" in content  # still listed in its axis
 
 
 def test_financing_by_funder_and_status(client_for, cdp_ussel, plan_ussel):

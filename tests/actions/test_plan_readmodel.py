@@ -207,3 +207,32 @@ def test_an_over_financed_fiche_reads_the_same_on_pages_exports_and_annex(
 def test_euros_writes_amounts_as_floatformat_did(montant):
     with translation.override("fr"):
         assert euros(montant) == f"{floatformat(montant, '-2g')}\u00a0€"
+
+
+# A fiche « finie » and « en retard »: one rule, in SQL and in Python ---------------------------
+
+
+def test_late_and_finished_fiches_agree_in_sql_and_python(ussel_la_courtine):
+    from datetime import date
+
+    day = date(2026, 3, 16)
+    combos = list(product(FicheAction.Maturite.values, FicheAction.Avancement.values))
+    for n, (maturite, avancement) in enumerate(combos):
+        make_fiche(
+            ussel_la_courtine,
+            f"9.{n}",
+            maturite=maturite,
+            avancement=avancement,
+            date_fin_prevue=date(2026, 3, 15) if n % 2 else date(2026, 3, 16),
+        )
+    fiches = FicheAction.objects.filter(beneficiaire=ussel_la_courtine)
+    late = set(fiches.en_retard(day).values_list("pk", flat=True))
+    finies = set(fiches.finies().values_list("pk", flat=True))
+    assert late == {f.pk for f in fiches if f.is_en_retard(day)}
+    assert finies == {f.pk for f in fiches if f.is_finie}
+    # Late: planned to end before the day (not on it), neither delivered, abandoned nor achieved.
+    assert {(f.maturite, f.avancement) for f in fiches if f.pk in late} == {
+        (m, a)
+        for n, (m, a) in enumerate(combos)
+        if n % 2 and m not in ("livree", "abandonnee") and a != "achevee"
+    }

@@ -203,3 +203,19 @@ def test_elu_map_page_counts_only_what_the_elu_reads(client_for, elu_ussel):
     # Ussel's beneficiary only, not Bort-les-Orgues – Neuvic, the Corrèze's other one.
     assert linked(html) == {"19": "/carte/?departement=19"}
     assert titles(html) == ["Corrèze (19) : 0 convention-cadre signée pour 1 bénéficiaire (0 %)"]
+
+
+def test_a_terminated_cadre_counts_as_signed_nowhere_on_the_map(
+    client_for, prefecture_36, le_blanc
+):
+    """The choropleth counts the conventions-cadres in force, as the points say them."""
+    sign_cadre(le_blanc, Convention.Statut.RESILIEE)
+    html = client_for(prefecture_36).get(reverse("portail:home")).content.decode()
+    assert titles(html) == ["Indre (36) : 0 convention-cadre signée pour 16 bénéficiaires (0 %)"]
+    geojson = client_for(prefecture_36).get(reverse("carte:geojson")).json()
+    (point,) = [
+        f["properties"]
+        for f in geojson["features"]
+        if f["properties"]["couche"] == "commune" and f["properties"]["nom"] == "Le Blanc"
+    ]
+    assert point["etat_label"] == "Convention-cadre échue ou résiliée"

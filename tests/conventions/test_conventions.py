@@ -395,3 +395,40 @@ def test_stalled_generations_are_marked_failed(cadre_ussel):
     old.refresh_from_db()
     recent.refresh_from_db()
     assert old.statut == "echec" and recent.statut == "en_cours"
+
+
+def test_in_force_and_ending_soon_are_one_rule(ussel_la_courtine):
+    from conventions.models import STATUTS_EN_VIGUEUR, en_vigueur_q
+
+    day = date(2026, 3, 16)
+    for statut in Convention.Statut.values:
+        for fin in (date(2026, 3, 15), date(2026, 3, 16), date(2026, 9, 16), date(2026, 9, 17)):
+            Convention.objects.create(
+                beneficiaire=ussel_la_courtine,
+                type=Convention.Type.ADHESION,
+                titre=f"{statut} {fin}",
+                statut=statut,
+                date_fin=fin,
+            )
+    conventions = Convention.objects.filter(beneficiaire=ussel_la_courtine)
+    assert (
+        set(conventions.en_vigueur().values_list("statut", flat=True))
+        == {
+            "signee",
+            "modifiee",
+        }
+        == set(STATUTS_EN_VIGUEUR)
+    )
+    assert sorted(conventions.finissantes(day).values_list("titre", flat=True)) == [
+        "modifiee 2026-03-16",
+        "modifiee 2026-09-16",
+        "signee 2026-03-16",
+        "signee 2026-09-16",
+    ]
+    # The same from a beneficiary, through the prefix.
+    assert Beneficiaire.objects.filter(
+        en_vigueur_q("conventions__"), pk=ussel_la_courtine.pk
+    ).exists()
+    assert [c.is_resiliable for c in conventions.order_by("pk")] == [
+        c.statut in STATUTS_EN_VIGUEUR for c in conventions.order_by("pk")
+    ]

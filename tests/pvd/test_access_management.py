@@ -5,6 +5,8 @@ from auditlog.models import LogEntry
 from django.core import mail
 from django.urls import reverse
 
+from actions.models import Financeur
+from pvd import policy
 from pvd.models import Role, User
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +92,23 @@ def test_national_gives_a_chef_de_projet_role_by_insee_codes(client_for, nationa
     )
     assert response.status_code == 302
     assert set(sans_role.roles.get().communes.values_list("code", flat=True)) == {"19028", "19148"}
+
+
+def test_national_points_a_partner_at_the_funders_it_follows(client_for, national, sans_role):
+    anah, bdt = (Financeur.objects.get(nom=nom) for nom in ("Anah", "Banque des Territoires"))
+    client = client_for(national)
+    response = client.post(
+        reverse("portail:role-create", args=[sans_role.pk]),
+        {"kind": "partenaire", "organisation": "Agence X", "financeurs": [anah.pk, bdt.pk]},
+    )
+    assert response.status_code == 302
+    assert [f.nom for f in policy.partner_funders(sans_role)] == ["Anah", "Banque des Territoires"]
+    # Another kind of role follows no funder, whatever was ticked.
+    client.post(
+        reverse("portail:role-create", args=[sans_role.pk]),
+        {"kind": "prefecture", "departements": ["19"], "financeurs": [anah.pk]},
+    )
+    assert not sans_role.roles.get(kind=Role.Kind.PREFECTURE).financeurs.exists()
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,14 @@ the roles that get « yes »; every other role of the cast must get « no ». A 
 must get its rows here (test_the_table_asks_every_question).
 """
 
+import importlib
 import inspect
 from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 
-from actions.models import ExportPlan
+from actions.models import ExportPlan, Financeur
 from communes.models import Beneficiaire
 from conventions.models import Convention, Partie
 from pvd import policy
@@ -193,3 +195,59 @@ def test_policy_table(request, role):
         != (role in who)
     ]
     assert wrong == []
+
+
+# Whose money each role follows: the catalogue funders of ``partner_funders`` and the posts'
+# funders of ``visible_funders`` (None: every funder's lines).
+FUNDERS = {
+    "national": ([], None),
+    "prefecture_36": ([], None),
+    "prefecture_19": ([], None),
+    "cdp_ussel": ([], None),
+    "elu_ussel": ([], None),
+    "elu_epci": ([], None),
+    "partenaire": (["Banque des Territoires"], {"bdt"}),
+    "sans_role": ([], set()),
+}
+
+
+@pytest.mark.parametrize("role", CAST)
+def test_funders_table(request, role):
+    user = request.getfixturevalue(role)
+    assert (
+        [f.nom for f in policy.partner_funders(user)],
+        policy.visible_funders(user),
+    ) == FUNDERS[role]
+
+
+def test_a_partner_follows_the_funders_its_role_points_at_not_its_name(partenaire):
+    role = partenaire.roles.get()
+    role.organisation = "Banque des Territoires"
+    role.save()
+    role.financeurs.set(Financeur.objects.filter(nom__in=["Anah", "FNADT", "Région"]))
+
+    assert [f.nom for f in policy.partner_funders(partenaire)] == ["Anah", "FNADT", "Région"]
+    # Région co-finances no post: the partner reads the Anah's and the State's lines.
+    assert policy.visible_funders(partenaire) == {"anah", "etat"}
+
+    role.financeurs.clear()
+    assert policy.partner_funders(partenaire) == []
+    assert policy.visible_funders(partenaire) == set()
+
+
+def test_migration_links_partners_where_their_name_matched(partenaire):
+    migration = importlib.import_module("pvd.migrations.0005_role_financeurs")
+    role = partenaire.roles.get()
+    organisations = {
+        "banque des territoires": ["Banque des Territoires"],  # the dashboards' rule
+        "État": ["FNADT"],  # the posts' rule: « État (FNADT) » without its bracket
+        "ANCT": ["ANCT"],
+        "Région": ["Région"],
+        "Cerema": [],  # in no catalogue
+    }
+    for organisation, expected in organisations.items():
+        role.organisation = organisation
+        role.save()
+        role.financeurs.clear()
+        migration.link_partners_to_funders(django_apps, None)
+        assert sorted(f.nom for f in role.financeurs.all()) == expected, organisation

@@ -74,7 +74,7 @@ def test_every_change_to_the_plan_the_conventions_or_the_posts_shows_at_once(
     ligne = fiche.financements.get(financeur__nom="DETR")
     ligne.montant = Decimal("1000")
     ligne.save()
-    assert "1 444 € Notifié" in home(client)  # 4 × 111 + 1 000
+    assert "1 333 € Notifié" in home(client)  # 3 × 111 + 1 000, 1.4 abandoned
 
     Convention.objects.create(
         beneficiaire=ussel,
@@ -96,10 +96,10 @@ def test_another_territory_is_never_served_from_the_cache(client_for, national, 
     ussel, le_blanc = plans
     reader = client_for(national)
     blanc = reader.get(reverse("tableaux:ville", args=[le_blanc.pk])).content.decode()
-    assert "499 995 € Notifié" in text(blanc)
+    assert "399 996 € Notifié" in text(blanc)  # 2.4 abandoned
     content = home(client_for(elu_ussel))
-    assert "Ussel – La Courtine" in content and "555 € Notifié" in content
-    assert "499 995" not in content and "Le Blanc" not in content
+    assert "Ussel – La Courtine" in content and "444 € Notifié" in content
+    assert "399 996" not in content and "Le Blanc" not in content
 
 
 def test_an_editor_and_a_reader_get_their_own_dashboard(client_for, cdp_ussel, elu_ussel, plans):

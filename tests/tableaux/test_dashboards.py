@@ -73,8 +73,11 @@ def test_buckets_and_money_by_status_add_up_to_the_plan_totals(plans):
     fiches = FicheAction.objects.filter(beneficiaire=ussel)
     counts = livraison_counts(fiches)
     assert {value: n for value, _, n in ville.buckets} == counts
-    abandonnees = fiches.filter(maturite=M.ABANDONNEE).count()
-    assert ville.nb_suivies + abandonnees == plan_totals(fiches)["nb_fiches"] == 10
+    # The two abandoned fiches are in no bucket and out of the plan's totals, shown apart.
+    totals = plan_totals(fiches)
+    assert ville.nb_suivies == totals["nb_fiches"] == 8
+    assert fiches.filter(maturite=M.ABANDONNEE).count() == totals["nb_abandonnees"] == 2
+    assert totals["cout"] == 8000 and totals["cout_abandonne"] == 2000
     assert sum(a for *_, a in ville.par_statut) == plan_totals(fiches)["finance"]
     assert [a for *_, a in ville.par_statut] == financement_par_financeur(fiches)[1]
     assert dict((v, n) for v, _, n in ville.buckets) == {
@@ -89,9 +92,10 @@ def test_buckets_and_money_by_status_add_up_to_the_plan_totals(plans):
 def test_elu_sees_where_their_town_stands_and_nothing_of_another(client_for, elu_ussel, plans):
     content = page(client_for(elu_ussel), reverse("portail:home"))
     assert "Où en est ma ville ? — Ussel – La Courtine" in content
-    # Money side by side by status, never one headline: 10 × 111 notified (DETR).
-    assert "1 110 € Notifié" in content
-    assert "555 € Versé" in content and "555 € Prévu" in content
+    # Money side by side by status, never one headline: 8 × 111 notified (DETR), the two
+    # abandoned fiches left out.
+    assert "888 € Notifié" in content
+    assert "444 € Versé" in content and "444 € Prévu" in content
     assert "Fiches en retard (2)" in content
     assert "99 999" not in content and "Le Blanc" not in content
     # The chart's data is a table next to it.
@@ -253,8 +257,9 @@ def test_dashboards_cost_a_fixed_number_of_queries(request, client_for, who, url
 def test_a_partner_sees_where_its_own_money_goes(client_for, partenaire, plans):
     content = page(client_for(partenaire), reverse("portail:home"))
     assert "Où vont vos financements (Banque des Territoires)" in content
-    # Ussel's Banque des Territoires lines: 5 × 111 paid, 5 × 111 planned (Nouvelle-Aquitaine).
-    assert "Nouvelle-Aquitaine555 €0 €0 €555 €" in content
+    # Ussel's Banque des Territoires lines: 4 × 111 paid, 4 × 111 planned (Nouvelle-Aquitaine),
+    # those of the two abandoned fiches left out.
+    assert "Nouvelle-Aquitaine444 €0 €0 €444 €" in content
     indre = page(client_for(partenaire), reverse("tableaux:departement", args=["36"]))
     assert "Le Blanc" in indre and "Ussel" not in indre.split("Vos financements par territoire")[1]
 

@@ -233,6 +233,7 @@ class Command(BaseCommand):
         role.beneficiaires.set(
             Beneficiaire.objects.filter(nom__in=row.get("beneficiaires", [])).actifs()
         )
+        role.financeurs.set(Financeur.objects.filter(nom__in=row.get("financeurs", [])))
 
     def seed_plans(self, plans: list[dict]) -> None:
         """Illustrative plans d'action; a plan that already has fiches is left alone."""

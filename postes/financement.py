@@ -1,0 +1,171 @@
+"""What a post's co-financing adds up to: the one place for the lines a user reads, each
+year's totals, « reste à verser » and the year's ceiling.
+
+« Reste à verser » is what a funder notified and has not paid yet: never negative. Money paid
+beyond the notified amount is shown apart, as « trop-versé », line by line and in every total,
+so the post's page, the posts list, its export and the totals by région agree whatever was
+stored. Sums are computed by the database in the lists, never by looping over posts.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
+
+from communes.models import Beneficiaire
+
+from .models import CofinancementAnnee, Financeur, LigneCofinancement, Poste, avec_anah
+from .plafonds import Plafond, plafond_de
+
+MONEY = DecimalField(max_digits=12, decimal_places=2)
+ZERO = Decimal("0")
+
+
+# Reste à verser, trop-versé --------------------------------------------------------------
+
+
+def reste_a_verser(notifie: Decimal, verse: Decimal) -> Decimal:
+    """Notified and not paid yet; never negative (see ``trop_verse``)."""
+    return max(notifie - verse, ZERO)
+
+
+def trop_verse(notifie: Decimal, verse: Decimal) -> Decimal:
+    """Paid beyond the notified amount, shown apart from « reste à verser »."""
+    return max(verse - notifie, ZERO)
+
+
+def reste_expression(prefix: str = "") -> Greatest:
+    """``reste_a_verser`` of lines reached through ``prefix``, in SQL (to be summed)."""
+    return Greatest(
+        F(f"{prefix}montant_notifie") - F(f"{prefix}montant_verse"), Value(ZERO), output_field=MONEY
+    )
+
+
+def trop_verse_expression(prefix: str = "") -> Greatest:
+    return Greatest(
+        F(f"{prefix}montant_verse") - F(f"{prefix}montant_notifie"), Value(ZERO), output_field=MONEY
+    )
+
+
+# The lines a user reads ------------------------------------------------------------------
+
+
+def lignes_visibles(funders: set[str] | None) -> QuerySet:
+    """The co-financing lines of the funders a user reads (``policy.visible_funders``:
+    None for all of them)."""
+    lignes = LigneCofinancement.objects.all()
+    return lignes if funders is None else lignes.filter(financeur__in=funders)
+
+
+def _sum(lignes: QuerySet, expression) -> Coalesce:
+    inner = lignes.order_by().values("annee__poste").annotate(total=Sum(expression)).values("total")
+    return Coalesce(Subquery(inner, output_field=MONEY), Value(ZERO), output_field=MONEY)
+
+
+def with_montants(postes: QuerySet, year: int, funders: set[str] | None) -> QuerySet:
+    """Each post with the year's amounts of the lines the user reads: ``demande``,
+    ``notifie``, ``verse``, ``reste`` and ``trop_verse`` (correlated subqueries)."""
+    of_year = lignes_visibles(funders).filter(annee__poste=OuterRef("pk"), annee__annee=year)
+    return postes.annotate(
+        demande=_sum(of_year, F("montant_demande")),
+        notifie=_sum(of_year, F("montant_notifie")),
+        verse=_sum(of_year, F("montant_verse")),
+        reste=_sum(of_year, reste_expression()),
+        trop_verse=_sum(of_year, trop_verse_expression()),
+    )
+
+
+# One post, year by year -------------------------------------------------------------------
+
+
+@dataclass
+class Annee:
+    """One year of a post's co-financing as its page shows it."""
+
+    annee: CofinancementAnnee
+    lignes: list[LigneCofinancement]  # the lines the user reads
+    plafond: Plafond
+    # Notified amounts above the ceiling (the people's dates may have changed since they
+    # were notified); only for a reader of every line, who sees the whole amount.
+    depassements: list[str]
+    demande: Decimal
+    notifie: Decimal
+    verse: Decimal
+    reste: Decimal
+    trop_verse: Decimal
+
+
+def annees(poste: Poste, funders: set[str] | None) -> list[Annee]:
+    """The post's years, latest first, with the lines of ``funders`` (None: all), their
+    totals and the year's ceiling (postes/plafonds.py). Two queries, then one per year for
+    the rules in force."""
+    result = []
+    for annee in poste.annees.prefetch_related("lignes"):
+        toutes = list(annee.lignes.all())
+        lignes = [li for li in toutes if funders is None or li.financeur in funders]
+        plafond = plafond_de(poste, annee.annee, annee.cout_charge, avec_anah(toutes))
+        result.append(
+            Annee(
+                annee=annee,
+                lignes=lignes,
+                plafond=plafond,
+                depassements=plafond.erreurs({li.financeur: li.montant_notifie for li in toutes})
+                if funders is None
+                else [],
+                demande=sum((li.montant_demande for li in lignes), ZERO),
+                notifie=sum((li.montant_notifie for li in lignes), ZERO),
+                verse=sum((li.montant_verse for li in lignes), ZERO),
+                reste=sum((li.reste_a_verser for li in lignes), ZERO),
+                trop_verse=sum((li.trop_verse for li in lignes), ZERO),
+            )
+        )
+    return result
+
+
+# Totals by région and funder --------------------------------------------------------------
+
+
+@dataclass
+class TotalFinanceur:
+    region: str
+    financeur: str
+    demande: Decimal
+    notifie: Decimal
+    verse: Decimal
+    reste: Decimal
+    trop_verse: Decimal
+
+
+def totaux(postes: QuerySet, year: int, funders: set[str] | None) -> list[TotalFinanceur]:
+    """The year's amounts by région and funder (a shared post counts once)."""
+    region = Beneficiaire.objects.filter(postes=OuterRef("annee__poste")).order_by(
+        "departement__region_id"
+    )
+    rows = (
+        lignes_visibles(funders)
+        .filter(annee__annee=year, annee__poste__in=postes.values("pk"))
+        .annotate(region=Subquery(region.values("departement__region__nom")[:1]))
+        .order_by()
+        .values("region", "financeur")
+        .annotate(
+            demande=Sum("montant_demande"),
+            notifie=Sum("montant_notifie"),
+            verse=Sum("montant_verse"),
+            reste=Sum(reste_expression()),
+            trop_verse=Sum(trop_verse_expression()),
+        )
+        .order_by("region", "financeur")
+    )
+    return [
+        TotalFinanceur(
+            region=r["region"] or "—",
+            financeur=Financeur(r["financeur"]).label,
+            demande=r["demande"],
+            notifie=r["notifie"],
+            verse=r["verse"],
+            reste=r["reste"],
+            trop_verse=r["trop_verse"],
+        )
+        for r in rows
+    ]
