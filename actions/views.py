@@ -12,7 +12,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 from communes.views import get_beneficiaire
-from pvd import policy
+from pvd import audit, policy
 from pvd.integrity import IntegrityErrorMixin, save_or_refuse
 from pvd.views import NationalRequiredMixin
 
@@ -29,6 +29,7 @@ from .forms import (
 from .models import (
     FicheAction,
     Financeur,
+    Mesure,
     PointAvancement,
     ensure_axes,
 )
@@ -169,6 +170,13 @@ class FicheDetailView(DetailView):
             indicateurs=fiche.indicateurs.prefetch_related("mesures"),
             points=fiche.points.select_related("auteur"),
             audit_url=audit_url,
+            historique=audit.history(
+                fiche,
+                fiche.financements.all(),
+                fiche.indicateurs.all(),
+                Mesure.objects.filter(indicateur__fiche=fiche),
+                fiche.points.all(),
+            ),
             **kwargs,
         )
 

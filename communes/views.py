@@ -12,7 +12,7 @@ from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
 from conventions.echeances import Echeance, with_echeances
-from pvd import policy
+from pvd import audit, policy
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
 
@@ -164,6 +164,9 @@ class BeneficiaireDetailView(DetailView):
             decision_form=DecisionForm(beneficiaire=beneficiaire)
             if beneficiaire.allowed_transitions()
             else None,
+            historique=audit.history(
+                beneficiaire, beneficiaire.membres.all(), beneficiaire.decisions.all()
+            ),
             **kwargs,
         )
 

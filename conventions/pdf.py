@@ -11,7 +11,6 @@ import mimetypes
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -30,7 +29,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from actions.models import FicheAction, LigneFinancement
 from actions.plan import fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
-from pvd.french import de
+from pvd.french import date_longue, de
 from pvd.jobs import TRANSIENT_ERRORS
 
 from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
@@ -52,20 +51,6 @@ CONTENT_TYPES = {
     ".otf": "font/otf",
     ".svg": "image/svg+xml",
 }
-MOIS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 
 
 class PdfRenderingError(ValueError):
@@ -133,14 +118,6 @@ class StaticFilesURLFetcher(URLFetcher):
 
 
 # Words of the document ------------------------------------------------------------------
-
-
-def date_longue(value: date | None) -> str:
-    """« 1er mars 2024 », as written in French official documents."""
-    if not value:
-        return ""
-    day = "1er" if value.day == 1 else str(value.day)
-    return f"{day} {MOIS[value.month - 1]} {value.year}"
 
 
 EPCI_PREFIXES = {

@@ -12,7 +12,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 from communes.views import get_beneficiaire
-from pvd import policy
+from pvd import audit, policy
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
 
@@ -167,6 +167,12 @@ class ConventionDetailView(ConventionMixin, DetailView):
             scan_form=ScanForm(),
             envoi_form=DateForm(label="Envoyée le", required=False),
             datation_form=DateForm(label="Date de signature"),
+            historique=audit.history(
+                convention,
+                convention.parties.all(),
+                convention.secteurs.all(),
+                convention.scans.all(),
+            ),
             **kwargs,
         )
 

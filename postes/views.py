@@ -9,7 +9,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import policy
+from pvd import audit, policy
 
 from . import exports, tableaux
 from .filters import PosteFilter
@@ -173,6 +173,7 @@ class PosteDetailView(DetailView):
             occupation=poste.occupation_actuelle(),
             may_manage=policy.may_manage_post(user, poste),
             all_funders=funders is None,
+            historique=audit.history(poste, poste.changements.all(), poste.occupations.all()),
         )
         return context
 
@@ -275,7 +276,13 @@ class CofinancementView(ManagePostMixin, FormView):
         return self.render_to_response(self.get_context_data(form=form))
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "formset": self.formset, "annee": self.annee}
+        historique = audit.history(self.annee, self.annee.lignes.all()) if self.annee else None
+        return {
+            **super().get_context_data(**kwargs),
+            "formset": self.formset,
+            "annee": self.annee,
+            "historique": historique,
+        }
 
 
 def fiche_de_poste(request, pk: int):

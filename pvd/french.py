@@ -1,5 +1,7 @@
 """French spelling the pages, PDFs and e-mails share."""
 
+from datetime import date
+
 VOYELLES = "AEIOUYÂÀÉÈÊËÎÏÔÛÙ"
 
 
@@ -13,3 +15,27 @@ def de(nom: str) -> str:
     if nom[:1].upper() in VOYELLES:
         return f"d'{nom}"
     return f"de {nom}"
+
+
+MOIS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def date_longue(value: date | None) -> str:
+    """« 1er mars 2024 », « 15 mars 2024 », as written in French official documents."""
+    if not value:
+        return ""
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {MOIS[value.month - 1]} {value.year}"

@@ -20,7 +20,7 @@ from communes.models import SEUIL_POPULATION, Commune, Departement
 from tableaux.views import home_context
 
 from . import health, policy, proconnect
-from .audit import with_related_labels
+from .audit import readable, readable_for_user_q
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
 from .integrity import IntegrityErrorMixin
@@ -274,12 +274,15 @@ class AuditLogView(NationalRequiredMixin, FilterView):
     paginate_by = 50
 
     def get_queryset(self):
-        return LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
+        entries = LogEntry.objects.filter(readable_for_user_q(self.request.user))
+        return entries.select_related("actor", "content_type").order_by("-timestamp")
 
     def paginate_queryset(self, queryset, page_size):
         paginator, page, entries, is_paginated = super().paginate_queryset(queryset, page_size)
-        page.object_list = with_related_labels(list(entries))
+        page.object_list = readable(list(entries))
         return paginator, page, page.object_list, is_paginated
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(imports=ImportRun.objects.all()[:20], **kwargs)
+        national = self.request.user.perimeter.national
+        imports = ImportRun.objects.all()[:20] if national else []
+        return super().get_context_data(national=national, imports=imports, **kwargs)

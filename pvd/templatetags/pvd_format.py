@@ -4,8 +4,12 @@ from django import template
 from django.template.defaultfilters import floatformat
 from django.utils.formats import get_format
 
+from pvd import french
+
 register = template.Library()
 CENTIMES = Decimal("0.01")
+# « 1er mai 2026 », « 15 mai 2026 »: French dates for the pages, PDFs and e-mails.
+register.filter("date_longue", french.date_longue)
 
 
 @register.filter
