@@ -37,6 +37,7 @@ from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Parti
 logger = logging.getLogger(__name__)
 
 TEMPLATE = "conventions/pdf/convention.html"
+PLAN_TEMPLATE = "conventions/pdf/plan_a_date.html"
 # PDF/A-2b: fonts embedded, sRGB output intent, XMP metadata. A-3 would only add the
 # right to embed arbitrary files, which a convention does not need.
 PDFA_VARIANT = "pdf/a-2b"
@@ -396,6 +397,7 @@ def convention_context(convention: Convention, fiches: list) -> dict:
         "epci_designation": designation_epci(beneficiaire.epci) if beneficiaire.epci_id else "",
         "departement": beneficiaire.departement,
         "titre": titre,
+        "titre_phrase": titre[0].lower() + titre[1:],
         "titre_court": titre_court,
         "etat_document": etat_document(convention),
         "is_cadre": convention.type == Convention.Type.CADRE,
@@ -420,6 +422,7 @@ def convention_context(convention: Convention, fiches: list) -> dict:
         "date_fin": date_longue(convention.date_fin),
         "fiches": fiches,
         "maquette": maquette_financiere(fiches),
+        "annexe_du": date_longue(timezone.localdate()),
         "genere_le": timezone.now().replace(microsecond=0).isoformat(),
     }
 
@@ -444,12 +447,20 @@ def typographie(html: str) -> str:
     return html
 
 
-def render_pdf(convention: Convention, *, pdfa: bool = False, fiches: list | None = None) -> bytes:
-    """The convention as a PDF; ``fiches`` replaces the annexed plan d'action (benchmarks)."""
+def render_pdf(
+    convention: Convention,
+    *,
+    pdfa: bool = False,
+    fiches: list | None = None,
+    nature: str = DocumentConvention.Nature.CONVENTION,
+) -> bytes:
+    """The convention as a PDF, or its plan d'action à date (``nature``); ``fiches`` replaces
+    the plan d'action (benchmarks)."""
     if fiches is None:
         fiches = annex_fiches(convention)
+    template = PLAN_TEMPLATE if nature == DocumentConvention.Nature.PLAN else TEMPLATE
     with translation.override("fr"):
-        html = typographie(render_to_string(TEMPLATE, convention_context(convention, fiches)))
+        html = typographie(render_to_string(template, convention_context(convention, fiches)))
     fetcher = StaticFilesURLFetcher()
     document = HTML(string=html, base_url=fetcher.base_url, url_fetcher=fetcher)
     options = {"pdf_variant": PDFA_VARIANT} if pdfa else {}
@@ -477,7 +488,7 @@ def generate_document(document_id: int) -> None:
     if document is None or document.statut != DocumentConvention.Statut.EN_COURS:
         return
     try:
-        content = render_pdf(document.convention, pdfa=document.pdfa)
+        content = render_pdf(document.convention, pdfa=document.pdfa, nature=document.nature)
     except TRANSIENT_ERRORS:
         raise  # the task retries
     except Exception as exc:
@@ -494,13 +505,31 @@ def generate_document(document_id: int) -> None:
     )
 
 
-def request_generation(convention: Convention, user, *, pdfa: bool = False) -> DocumentConvention:
-    """Number the next version and queue its generation once the transaction commits."""
+def request_generation(
+    convention: Convention, user, *, pdfa: bool = False, nature: str | None = None
+) -> DocumentConvention:
+    """Number the next version and queue its generation once the transaction commits.
+
+    A signed convention is never generated again from today's plan: what is asked for is the
+    plan d'action à date, a separate document (its signed version is `freeze_signed`'s).
+    """
+    if nature is None:
+        nature = (
+            DocumentConvention.Nature.CONVENTION
+            if convention.is_editable
+            else DocumentConvention.Nature.PLAN
+        )
     with transaction.atomic():
         # Locking the convention serialises concurrent requests (a double click): each one
         # reads the highest number only after the previous one has committed its row.
         Convention.objects.select_for_update().only("pk").get(pk=convention.pk)
         last = convention.documents.aggregate(last=Max("version"))["last"] or 0
         return DocumentConvention.request(
-            convention=convention, version=last + 1, pdfa=pdfa, requested_by=user
+            convention=convention, version=last + 1, pdfa=pdfa, requested_by=user, nature=nature
         )
+
+
+def freeze_signed(convention: Convention, user) -> DocumentConvention:
+    """The convention as signed, with the plan d'action of the day of signature in annex: the
+    archival version (PDF/A) kept and served from then on."""
+    return request_generation(convention, user, pdfa=True, nature=DocumentConvention.Nature.SIGNEE)

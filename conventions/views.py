@@ -28,7 +28,7 @@ from .forms import (
     default_parties,
 )
 from .models import Convention, DocumentConvention, Partie, ScanSigne
-from .pdf import request_generation
+from .pdf import freeze_signed, request_generation
 
 READ_ONLY = "Vous ne pouvez que consulter cette convention."
 STATE_ONLY = "Cette action revient à la préfecture du département ou à l'équipe nationale."
@@ -263,8 +263,14 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             convention.mark_sent(on=on)
             messages.success(request, "Convention envoyée pour signature.")
         elif action == "signer":
-            convention.mark_signed()
-            messages.success(request, "Convention signée.")
+            with transaction.atomic():
+                convention.mark_signed()
+                freeze_signed(convention, request.user)
+            messages.success(
+                request,
+                "Convention signée. Sa version signée, avec le plan d'action de ce jour en "
+                "annexe, est en cours de génération : elle sera conservée telle quelle.",
+            )
         elif action == "dater":
             convention.complete_signature_date(on)
             messages.success(request, "Date de signature enregistrée.")
@@ -310,7 +316,11 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
     if document.statut == DocumentConvention.Statut.ECHEC:  # the task queue does not answer
         messages.error(request, document.erreur)
     else:
-        messages.info(request, f"Génération de la version {document.version} en cours.")
+        messages.info(
+            request,
+            f"Génération de la version {document.version} "
+            f"({document.get_nature_display().lower()}) en cours.",
+        )
     return redirect("conventions:detail", pk=convention.pk)
 
 
@@ -338,7 +348,7 @@ def download_document(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(
         document.fichier.open("rb"),
         as_attachment=True,
-        filename=f"convention-{document.convention_id}-v{document.version}.pdf",
+        filename=document.result_filename(),
         content_type="application/pdf",
     )
 
