@@ -39,3 +39,11 @@ def date_longue(value: date | None) -> str:
         return ""
     day = "1er" if value.day == 1 else str(value.day)
     return f"{day} {MOIS[value.month - 1]} {value.year}"
+
+
+def compte(n: int, singulier: str, pluriel: str, aucun: str) -> str:
+    """A count in words: « aucune fiche », « 1 fiche », « 2 fiches » (never « 0 fiches », nor
+    « fiche(s) »)."""
+    if not n:
+        return aucun
+    return f"{n} {singulier if n == 1 else pluriel}"

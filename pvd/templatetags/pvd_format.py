@@ -38,3 +38,9 @@ def euros(montant) -> str:
     if decimals:
         integer += get_format("DECIMAL_SEPARATOR") + decimals
     return f"{integer}\u00a0€"
+
+
+@register.simple_tag
+def compte(n, singulier: str, pluriel: str, aucun: str) -> str:
+    """{% compte n "poste vacant" "postes vacants" "aucun poste vacant" %}."""
+    return french.compte(n or 0, singulier, pluriel, aucun)
