@@ -20,11 +20,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.datetime import from_excel
-
-from django.db.models import Q
 
 from communes.models import Beneficiaire, Commune
 
