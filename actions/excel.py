@@ -26,6 +26,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.utils.datetime import from_excel
 
 from communes.models import Beneficiaire, Commune
+from pvd.french import de
 
 from .models import (
     TEXTE_LONG,
@@ -532,7 +533,7 @@ def check_identity(workbook, beneficiaire: Beneficiaire) -> None:
         workbook.close()
         raise FichierRefuse(
             "Ce classeur est le modèle du plan d'action d'un autre bénéficiaire : il ne peut "
-            f"pas modifier le plan de {beneficiaire.nom}. Téléchargez le modèle sur cette page."
+            f"pas modifier le plan {de(beneficiaire.nom)}. Téléchargez le modèle sur cette page."
         )
 
 

@@ -12,6 +12,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from communes.models import Beneficiaire
+from pvd.french import de
 from pvd.spreadsheets import text_cell, xlsx_row
 
 from .excel import (
@@ -239,7 +240,7 @@ def _mode_emploi(feuille, beneficiaire: Beneficiaire) -> None:
     feuille.column_dimensions["B"].width = 14
     feuille.column_dimensions["C"].width = 90
     lignes = [
-        (f"Plan d'action de {beneficiaire.nom} : modèle d'import", "titre"),
+        (f"Plan d'action {de(beneficiaire.nom)} : modèle d'import", "titre"),
         ("", None),
         ("1. La feuille « Fiches » compte une ligne par fiche action.", None),
         (

@@ -10,6 +10,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 from pvd import audit, policy
+from pvd.french import de_personne
 
 from . import exports, tableaux
 from .filters import PosteFilter
@@ -236,8 +237,8 @@ class DepartView(ManagePostMixin, UpdateView):
         occupation = form.save(by=self.request.user)
         messages.success(
             self.request,
-            f"Départ de {occupation.nom_complet} enregistré au {occupation.date_fin:%d/%m/%Y} : "
-            "le poste est vacant.",
+            f"Départ {de_personne(occupation.nom_complet)} enregistré au "
+            f"{occupation.date_fin:%d/%m/%Y} : le poste est vacant.",
         )
         return redirect(self.get_success_url())
 

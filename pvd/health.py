@@ -79,7 +79,7 @@ def check_worker(redis_check: Check) -> Check:
         replies = {}
     if not replies:
         return Check("worker", DOWN, "aucun worker ne répond")
-    return Check("worker", OK, f"{len(replies)} worker(s)")
+    return Check("worker", OK, f"{len(replies)} worker{'s' if len(replies) > 1 else ''}")
 
 
 def beat_witness() -> str:

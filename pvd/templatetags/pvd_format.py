@@ -10,6 +10,9 @@ register = template.Library()
 CENTIMES = Decimal("0.01")
 # « 1er mai 2026 », « 15 mai 2026 »: French dates for the pages, PDFs and e-mails.
 register.filter("date_longue", french.date_longue)
+register.filter("date_heure_longue", french.date_heure_longue)
+# « de » before a name, elided or contracted: {{ beneficiaire.nom|de }} → « d'Ussel ».
+register.filter("de", french.de)
 
 
 @register.filter
