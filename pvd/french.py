@@ -58,9 +58,9 @@ def date_heure_longue(value: datetime | None) -> str:
     return f"{date_longue(local.date())} à {local:%H:%M}"
 
 
-def compte(n: int, singulier: str, pluriel: str, aucun: str) -> str:
+def compte(n: int, singulier: str, pluriel: str, aucun: str, chiffres: str = "") -> str:
     """A count in words: « aucune fiche », « 1 fiche », « 2 fiches » (never « 0 fiches », nor
-    « fiche(s) »)."""
+    « fiche(s) »); ``chiffres`` writes the number (« 1 303 »)."""
     if not n:
         return aucun
-    return f"{n} {singulier if n == 1 else pluriel}"
+    return f"{chiffres or n} {singulier if n == 1 else pluriel}"

@@ -2,7 +2,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.template.defaultfilters import floatformat
-from django.utils.formats import get_format
+from django.utils.formats import get_format, number_format
 
 from pvd import french
 
@@ -46,4 +46,5 @@ def euros(montant) -> str:
 @register.simple_tag
 def compte(n, singulier: str, pluriel: str, aucun: str) -> str:
     """{% compte n "poste vacant" "postes vacants" "aucun poste vacant" %}."""
-    return french.compte(n or 0, singulier, pluriel, aucun)
+    n = n or 0
+    return french.compte(n, singulier, pluriel, aucun, number_format(n, force_grouping=True))

@@ -80,7 +80,9 @@ def test_french_words():
 def test_the_template_filters():
     template = Template(
         "{% load pvd_format %}{{ d|date_longue }} · {{ nom|de }} · "
-        '{% compte n "fiche" "fiches" "aucune fiche" %}'
+        '{% compte n "fiche" "fiches" "aucune fiche" %} · {% compte m "fiche" "fiches" "" %}'
     )
-    context = Context({"d": date(2027, 5, 1), "nom": "Ussel – La Courtine", "n": 0})
-    assert template.render(context) == "1er mai 2027 · d&#x27;Ussel – La Courtine · aucune fiche"
+    context = Context({"d": date(2027, 5, 1), "nom": "Ussel – La Courtine", "n": 0, "m": 1303})
+    assert template.render(context) == (
+        "1er mai 2027 · d&#x27;Ussel – La Courtine · aucune fiche · 1\xa0303 fiches"
+    )
