@@ -170,7 +170,7 @@ class Change:
     label: str
     before: str = ""
     after: str = ""
-    # Many-to-many changes read as one sentence: « Communes ajoutées : Ussel, Égletons ».
+    # Many-to-many changes read as one sentence: « Communes couvertes, ajout : Ussel, Égletons ».
     text: str = ""
 
 
@@ -280,8 +280,9 @@ def _changes(entry: LogEntry, model: type[models.Model], labels: dict) -> list[C
         if isinstance(values, dict):
             if values.get("type") == "m2m":
                 objets = ", ".join(str(o) for o in values.get("objects", []))
-                verbe = "ajoutés" if values.get("operation") == "add" else "retirés"
-                changes.append(Change(label, text=f"{label} {verbe} : {objets}"))
+                # « ajout » / « retrait »: no agreement with the field's gender to get wrong.
+                verbe = "ajout" if values.get("operation") == "add" else "retrait"
+                changes.append(Change(label, text=f"{label}, {verbe} : {objets}"))
             continue
         # Reverse relations and many-to-many fields without their own entries print as
         # « app.Model.None »: nothing a reader can use.

@@ -124,3 +124,15 @@ def test_national_journal_is_readable(client_for, national, fiche_ussel):
     content = page(client_for(national), reverse("pvd:audit-log"))
     assert "Budget vert : Non → Oui" in content
     assert "Imports de données de référence" in content
+
+
+def test_many_to_many_changes_name_the_objects(national, sans_role):
+    from communes.models import Departement
+    from pvd.models import Role
+
+    with set_actor(national):
+        role = Role.objects.create(user=sans_role, kind="prefecture")
+        role.departements.add(Departement.objects.get(code="36"))
+    rows = readable(list(LogEntry.objects.get_for_object(role)))
+    texts = [c.text for row in rows for c in row.changes if c.text]
+    assert any(t.endswith(", ajout : " + str(Departement.objects.get(code="36"))) for t in texts)
