@@ -2,6 +2,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.template.defaultfilters import floatformat
+from django.utils import timezone
 from django.utils.formats import get_format, number_format
 
 from pvd import french
@@ -48,3 +49,9 @@ def compte(n, singulier: str, pluriel: str, aucun: str) -> str:
     """{% compte n "poste vacant" "postes vacants" "aucun poste vacant" %}."""
     n = n or 0
     return french.compte(n, singulier, pluriel, aucun, number_format(n, force_grouping=True))
+
+
+@register.simple_tag
+def maintenant() -> str:
+    """Now, in words: « 1er décembre 2026 à 09:30 » (Django's {% now "j F Y" %} writes « 1 »)."""
+    return french.date_heure_longue(timezone.now())

@@ -37,6 +37,7 @@ def test_templates_have_no_parenthesised_plurals_nor_unelided_names(path):
     assert not DE_NOM.search(text), "« de {{ …nom }} »: use {{ …nom|de }} (pvd.french.de)"
     # Django's « j F Y » writes « 1 mai »: date_longue writes « 1er mai ».
     assert 'date:"j ' not in text, "use the date_longue or date_heure_longue filter"
+    assert '{% now "j ' not in text, "use {% maintenant %}"
 
 
 def _strings(tree: ast.AST):

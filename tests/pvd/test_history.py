@@ -136,3 +136,9 @@ def test_many_to_many_changes_name_the_objects(national, sans_role):
     rows = readable(list(LogEntry.objects.get_for_object(role)))
     texts = [c.text for row in rows for c in row.changes if c.text]
     assert any(t.endswith(", ajout : " + str(Departement.objects.get(code="36"))) for t in texts)
+
+
+def test_the_prefecture_dashboard_links_to_its_journal(client_for, prefecture_19):
+    page_content = page(client_for(prefecture_19), reverse("pvd:home"))
+    assert reverse("pvd:audit-log") in page_content
+    assert "Journal des modifications de vos départements" in page_content
