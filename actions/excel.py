@@ -20,17 +20,20 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.datetime import from_excel
 
-from communes.models import Beneficiaire
+from communes.models import Beneficiaire, Commune
+from pvd.french import de
 
 from .models import (
     TEXTE_LONG,
     Axe,
     FicheAction,
     Financeur,
+    Indicateur,
     LigneFinancement,
     default_axes,
     ensure_axes,
@@ -45,6 +48,7 @@ MAX_SIZE = 10 * 1024 * 1024
 MAX_UNCOMPRESSED_SIZE = 60 * 1024 * 1024
 MAX_FICHES = 2_000
 MAX_FINANCEMENTS = 10_000
+MAX_INDICATEURS = 10_000
 # Rows read per sheet, blank ones included: Excel writes formatted blank rows, and a forged
 # file can declare a million of them, each cheap to store and slow to read.
 MAX_LIGNES_LUES = 20_000
@@ -62,6 +66,8 @@ IDENTITE_SALT = "actions.excel.plan"
 
 FICHES = "Fiches"
 FINANCEMENTS = "Financements"
+# Optional: a workbook made from an older template has no such sheet.
+INDICATEURS = "Indicateurs"
 
 NBSP = "\u00a0"
 
@@ -72,6 +78,8 @@ CHOIX = {
     "priorite": tuple(FicheAction.Priorite.choices),
     "nature": tuple(FicheAction.Nature.choices),
     "statut": tuple(LigneFinancement.Statut.choices),
+    "type": tuple(Indicateur.Type.choices),
+    "frequence": tuple(Indicateur.Frequence.choices),
 }
 
 
@@ -79,7 +87,7 @@ CHOIX = {
 class Colonne:
     titre: str
     champ: str
-    type: str  # texte, reference, axe, choix, date, montant, booleen, financeur
+    type: str  # texte, reference, axe, choix, date, montant, nombre, booleen, financeur, communes
     largeur: int
     aide: str
     obligatoire: bool = False
@@ -128,6 +136,13 @@ COLONNES_FICHES = [
             "En euros hors taxes, par exemple 120000 ou 120 000,50."),
     Colonne("Nature", "nature", "choix", 16,
             "Investissement ou fonctionnement (vide : investissement)."),
+    Colonne("Secteur d'intervention", "secteur", "texte", 28,
+            "Le quartier ou le secteur de l'action, par exemple : centre-bourg.", longueur=200),
+    Colonne("Communes concernées", "communes", "communes", 30,
+            "Des communes du bénéficiaire, séparées par « ; », par exemple : Ussel ; La "
+            "Courtine (vide : aucune)."),
+    Colonne("Jalons", "jalons", "texte", 45,
+            "Les étapes et leurs dates : étude, consultation, travaux, livraison…"),
 ]
 COLONNES_FINANCEMENTS = [
     Colonne("Référence de la fiche", "reference", "reference", 14,
@@ -139,6 +154,19 @@ COLONNES_FINANCEMENTS = [
     Colonne("Statut", "statut", "choix", 14,
             "Prévu, sollicité, notifié ou versé (vide : prévu)."),
     Colonne("Date de décision", "date_decision", "date", 16, "Une date (JJ/MM/AAAA)."),
+]
+COLONNES_INDICATEURS = [
+    Colonne("Référence de la fiche", "reference", "reference", 14,
+            "La référence d'une fiche de la feuille Fiches ou du plan.", True, longueur=20),
+    Colonne("Indicateur", "libelle", "texte", 45,
+            "L'intitulé de l'indicateur : un indicateur de même intitulé sur la fiche est mis à "
+            "jour, ses mesures sont gardées.", True, longueur=300),
+    Colonne("Type", "type", "choix", 14, "Réalisation ou résultat.", True),
+    Colonne("Unité", "unite", "texte", 16, "Par exemple : logements, m², %.", True,
+            longueur=50),
+    Colonne("Cible", "cible", "nombre", 12, "Un nombre, par exemple 25 ou 12,5."),
+    Colonne("Fréquence de mesure", "frequence", "choix", 20,
+            "Mensuelle, trimestrielle, semestrielle ou annuelle (vide : pas de rappel)."),
 ]
 # fmt: on
 
@@ -200,10 +228,19 @@ SEPARATEURS = re.compile(r"[\s\u00a0\u202f']")
 
 def lire_montant(value) -> Decimal | None:
     """A number, or a text in French writing: « 120 000,50 », « 120 000 € »."""
+    return lire_decimal(value, "montant")
+
+
+def lire_nombre(value) -> Decimal | None:
+    """A target: « 25 », « 12,5 », « 1 200 »."""
+    return lire_decimal(value, "nombre")
+
+
+def lire_decimal(value, quoi: str) -> Decimal | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool) or isinstance(value, datetime | date):
-        raise ValeurInvalide(f"« {texte_de(value)} » n'est pas un montant")
+        raise ValeurInvalide(f"« {texte_de(value)} » n'est pas un {quoi}")
     if isinstance(value, int | float | Decimal):
         amount = Decimal(str(value))
     else:
@@ -218,14 +255,15 @@ def lire_montant(value) -> Decimal | None:
         except InvalidOperation:
             amount = None
         if amount is None or not re.fullmatch(r"[+-]?\d+(\.\d+)?", text):
-            raise ValeurInvalide(f"« {value} » n'est pas un montant") from None
+            raise ValeurInvalide(f"« {value} » n'est pas un {quoi}") from None
     if not amount.is_finite():
-        raise ValeurInvalide(f"« {value} » n'est pas un montant")
+        raise ValeurInvalide(f"« {value} » n'est pas un {quoi}")
     amount = amount.quantize(CENTIME, rounding=ROUND_HALF_UP)
+    ecrit = euros(amount) if quoi == "montant" else texte_de(float(amount))
     if amount < 0:
-        raise ValeurInvalide(f"montant négatif ({euros(amount)})")
+        raise ValeurInvalide(f"{quoi} négatif ({ecrit})")
     if amount > MAX_MONTANT:
-        raise ValeurInvalide(f"montant trop élevé ({euros(amount)})")
+        raise ValeurInvalide(f"{quoi} trop élevé ({ecrit})")
     return amount
 
 
@@ -328,6 +366,7 @@ class Ligne:
 class Lecture:
     fiches: list[Ligne] = field(default_factory=list)
     financements: list[Ligne] = field(default_factory=list)
+    indicateurs: list[Ligne] = field(default_factory=list)
     erreurs: list[Erreur] = field(default_factory=list)
     # Which optional columns the Fiches sheet has: an absent column leaves its field alone.
     champs_fiches: set[str] = field(default_factory=set)
@@ -343,6 +382,40 @@ class Plan:
         self.axes = list(beneficiaire.axes.order_by("numero")) or default_axes(beneficiaire)
         self.financeurs = list(Financeur.objects.all())
         self.fiches = {f.reference: f for f in beneficiaire.fiches.all()}
+        # Its member communes, and those its fiches already name (a commune that left).
+        self.communes = list(
+            Commune.objects.filter(
+                Q(membres__beneficiaire=beneficiaire, membres__actif=True)
+                | Q(ficheaction__beneficiaire=beneficiaire)
+            )
+            .distinct()
+            .order_by("nom")
+        )
+
+    def communes_de(self, value) -> list[Commune]:
+        """« Ussel (19275) ; La Courtine » → the communes, by INSEE code or by name."""
+        found = []
+        for morceau in re.split(r"[;\n]", texte_de(value)):
+            morceau = morceau.strip()
+            if not morceau:
+                continue
+            code = re.search(r"\((\w{5})\)$", morceau) or re.fullmatch(r"\w{5}", morceau)
+            code = code[1] if code and code.groups() else (code[0] if code else None)
+            commune = next(
+                (c for c in self.communes if c.code == code or cle(c.nom) == cle(morceau)),
+                None,
+            )
+            if commune is None and code is None:
+                nom = re.sub(r"\s*\(.*\)$", "", morceau)
+                commune = next((c for c in self.communes if cle(c.nom) == cle(nom)), None)
+            if commune is None:
+                noms = ", ".join(c.nom for c in self.communes) or "aucune"
+                raise ValeurInvalide(
+                    f"commune inconnue « {morceau} » (communes du bénéficiaire : {noms})"
+                )
+            if commune not in found:
+                found.append(commune)
+        return found
 
     def axe(self, value) -> Axe:
         text = texte_de(value)
@@ -372,6 +445,10 @@ class Plan:
             return lire_date(value)
         if colonne.type == "montant":
             return lire_montant(value)
+        if colonne.type == "nombre":
+            return lire_nombre(value)
+        if colonne.type == "communes":
+            return self.communes_de(value)
         if colonne.type == "choix":
             return lire_choix(value, colonne.choix)
         if colonne.type == "booleen":
@@ -457,7 +534,7 @@ def check_identity(workbook, beneficiaire: Beneficiaire) -> None:
         workbook.close()
         raise FichierRefuse(
             "Ce classeur est le modèle du plan d'action d'un autre bénéficiaire : il ne peut "
-            f"pas modifier le plan de {beneficiaire.nom}. Téléchargez le modèle sur cette page."
+            f"pas modifier le plan {de(beneficiaire.nom)}. Téléchargez le modèle sur cette page."
         )
 
 
@@ -483,6 +560,8 @@ def _vide(row: tuple) -> bool:
 def _lire_feuille(
     workbook, nom: str, colonnes: list[Colonne], plan: Plan, lecture: Lecture, limite: int
 ) -> tuple[list[Ligne], set[str]]:
+    if nom == INDICATEURS and nom not in workbook.sheetnames:
+        return [], set()
     if nom not in workbook.sheetnames:
         lecture.erreurs.append(
             Erreur(nom, None, None, "feuille absente du classeur (partez du modèle à jour)")
@@ -551,6 +630,7 @@ def read_workbook(workbook, beneficiaire: Beneficiaire) -> Lecture:
     feuilles = [
         (FICHES, COLONNES_FICHES, MAX_FICHES),
         (FINANCEMENTS, COLONNES_FINANCEMENTS, MAX_FINANCEMENTS),
+        (INDICATEURS, COLONNES_INDICATEURS, MAX_INDICATEURS),
     ]
     lues = []
     try:
@@ -564,9 +644,14 @@ def read_workbook(workbook, beneficiaire: Beneficiaire) -> Lecture:
                 lues.append(([], set()))
     finally:
         workbook.close()
-    (lecture.fiches, lecture.champs_fiches), (lecture.financements, _) = lues
+    (lecture.fiches, lecture.champs_fiches), (lecture.financements, _), (indicateurs, _) = lues
+    lecture.indicateurs = indicateurs
     _verifier(lecture, plan)
-    lecture.erreurs.sort(key=lambda e: (e.feuille != FICHES, e.ligne or 0))
+    _verifier_indicateurs(lecture, plan)
+    ordre = [FICHES, FINANCEMENTS, INDICATEURS]
+    lecture.erreurs.sort(
+        key=lambda e: (ordre.index(e.feuille) if e.feuille in ordre else 0, e.ligne or 0)
+    )
     return lecture
 
 
@@ -658,6 +743,43 @@ def _verifier(lecture: Lecture, plan: Plan) -> None:
                 )
 
 
+def _verifier_indicateurs(lecture: Lecture, plan: Plan) -> None:
+    """Each indicator names a fiche of the sheet or of the plan, once per fiche."""
+    references = {ligne.valeurs.get("reference") for ligne in lecture.fiches} | set(plan.fiches)
+    premieres: dict[tuple, int] = {}
+    for ligne in lecture.indicateurs:
+        reference, libelle = ligne.valeurs.get("reference"), ligne.valeurs.get("libelle")
+        if not reference:
+            continue
+        if reference not in references:
+            lecture.erreurs.append(
+                Erreur(
+                    INDICATEURS,
+                    ligne.numero,
+                    "Référence de la fiche",
+                    f"la fiche « {reference} » n'est ni dans la feuille Fiches ni dans le plan",
+                )
+            )
+            ligne.valide = False
+            continue
+        if not libelle:
+            continue
+        cle_indicateur = (reference, cle(libelle))
+        if cle_indicateur in premieres:
+            lecture.erreurs.append(
+                Erreur(
+                    INDICATEURS,
+                    ligne.numero,
+                    "Indicateur",
+                    f"indicateur « {libelle} » en double pour la fiche « {reference} » (déjà "
+                    f"ligne {premieres[cle_indicateur]})",
+                )
+            )
+            ligne.valide = False
+        else:
+            premieres[cle_indicateur] = ligne.numero
+
+
 # Writing the rows ------------------------------------------------------------------------
 
 
@@ -727,16 +849,20 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         f.reference: f
         for f in FicheAction.objects.select_for_update()
         .filter(beneficiaire=beneficiaire)
-        .prefetch_related("financements")
+        .prefetch_related("financements", "communes", "indicateurs")
     }
     financements: dict[str, list[Ligne]] = defaultdict(list)
     for ligne in lecture.financements:
         financements[ligne.valeurs["reference"]].append(ligne)
+    indicateurs: dict[str, list[Ligne]] = defaultdict(list)
+    for ligne in lecture.indicateurs:
+        indicateurs[ligne.valeurs["reference"]].append(ligne)
     bilan = Bilan()
     traitees = set()
     for ligne in lecture.fiches:
         valeurs = _valeurs_fiche(ligne)
         reference = valeurs.pop("reference")
+        communes = valeurs.pop("communes", None)
         traitees.add(reference)
         fiche = existantes.get(reference)
         if fiche is None:
@@ -744,7 +870,10 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
             for champ, valeur in valeurs.items():
                 setattr(fiche, champ, valeur)
             fiche.save()
+            if communes:
+                fiche.communes.set(communes)
             _remplacer_financements(fiche, financements[reference])
+            _indicateurs(fiche, indicateurs[reference])
             bilan.creees.append(reference)
             continue
         modifiee = False
@@ -754,15 +883,26 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
             else:
                 modifiee |= getattr(fiche, champ) != valeur
             setattr(fiche, champ, valeur)
-        if _enregistrer(fiche, modifiee, financements[reference], user):
+        if communes is not None and {c.pk for c in communes} != {
+            c.pk for c in fiche.communes.all()
+        }:
+            modifiee = True
+            fiche.communes.set(communes)
+        enregistree = _enregistrer(fiche, modifiee, financements[reference], user)
+        if _indicateurs(fiche, indicateurs[reference]) or enregistree:
             bilan.modifiees.append(reference)
         else:
             bilan.inchangees.append(reference)
-    # Fiches of the plan that only appear in the Financements sheet: their plan is replaced.
-    for reference, lignes in financements.items():
+    # Fiches of the plan only in the Financements sheet (their plan is replaced) or only in
+    # the Indicateurs sheet.
+    for reference in [*financements, *indicateurs]:
         if reference not in traitees:
             traitees.add(reference)
-            if _enregistrer(existantes[reference], False, lignes, user):
+            fiche = existantes[reference]
+            changed = reference in financements and _enregistrer(
+                fiche, False, financements[reference], user
+            )
+            if _indicateurs(fiche, indicateurs[reference]) or changed:
                 bilan.modifiees.append(reference)
             else:
                 bilan.inchangees.append(reference)
@@ -800,3 +940,36 @@ def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne]) -> None:
             statut=v.get("statut") or LigneFinancement.Statut.PREVU,
             date_decision=v.get("date_decision"),
         )
+
+
+def _indicateurs(fiche: FicheAction, lignes: list[Ligne]) -> bool:
+    """Create or update the fiche's indicators by their title; one absent from the sheet is
+    kept with its measures. True when something changed."""
+    par_libelle = {cle(i.libelle): i for i in fiche.indicateurs.all()}
+    changed = False
+    for ligne in lignes:
+        v = ligne.valeurs
+        valeurs = {
+            "libelle": v["libelle"],
+            "type": v["type"],
+            "unite": v["unite"],
+            "cible": v.get("cible"),
+            "frequence": v.get("frequence") or "",
+        }
+        indicateur = par_libelle.get(cle(v["libelle"]))
+        if indicateur is None:
+            par_libelle[cle(v["libelle"])] = Indicateur.objects.create(fiche=fiche, **valeurs)
+            changed = True
+            continue
+        champs = [
+            champ
+            for champ, valeur in valeurs.items()
+            if champ in v or champ == "libelle"
+            if getattr(indicateur, champ) != valeur
+        ]
+        if champs:
+            for champ in champs:
+                setattr(indicateur, champ, valeurs[champ])
+            indicateur.save(update_fields=champs)
+            changed = True
+    return changed

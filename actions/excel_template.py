@@ -1,7 +1,8 @@
 """The Excel template of a plan d'action, pre-filled with its fiches (export → edit → import).
 
-Sheets « Fiches » and « Financements » (the columns of excel.py, header style, frozen header,
-widths, drop-down lists), a « Mode d'emploi » and the hidden « Listes » the drop-downs read.
+Sheets « Fiches », « Financements » and « Indicateurs » (the columns of excel.py, header style,
+frozen header, widths, drop-down lists), a « Mode d'emploi » and the hidden « Listes » the
+drop-downs read.
 """
 
 from django.db.models import Prefetch
@@ -11,19 +12,22 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from communes.models import Beneficiaire
+from pvd.french import de
 from pvd.spreadsheets import text_cell, xlsx_row
 
 from .excel import (
     CHOIX,
     COLONNES_FICHES,
     COLONNES_FINANCEMENTS,
+    COLONNES_INDICATEURS,
     FICHES,
     FINANCEMENTS,
+    INDICATEURS,
     Colonne,
     Plan,
     mark_identity,
 )
-from .models import FicheAction, LigneFinancement
+from .models import FicheAction, Indicateur, LigneFinancement
 from .plan import fiche_order_key
 
 MODE_EMPLOI = "Mode d'emploi"
@@ -58,6 +62,11 @@ def _entetes(feuille, colonnes: list[Colonne]) -> None:
             dimension.number_format = FORMAT_DATE
         elif colonne.type == "montant":
             dimension.number_format = FORMAT_MONTANT
+
+
+def communes_texte(communes) -> str:
+    """« Ussel (19275) ; La Courtine (23067) », as the import reads it back."""
+    return " ; ".join(f"{c.nom} ({c.code})" for c in sorted(communes, key=lambda c: c.nom))
 
 
 def _formats(feuille, colonnes: list[Colonne]) -> None:
@@ -135,6 +144,9 @@ def _ligne_fiche(fiche: FicheAction) -> list:
         "oui" if fiche.budget_vert else "non",
         fiche.cout_total,
         fiche.get_nature_display(),
+        fiche.secteur,
+        communes_texte(fiche.communes.all()),
+        fiche.jalons,
     ]
 
 
@@ -149,12 +161,25 @@ def _ligne_financement(fiche: FicheAction, ligne: LigneFinancement) -> list:
     ]
 
 
+def _ligne_indicateur(fiche: FicheAction, indicateur: Indicateur) -> list:
+    return [
+        fiche.reference,
+        indicateur.libelle,
+        indicateur.get_type_display(),
+        indicateur.unite,
+        indicateur.cible,
+        indicateur.get_frequence_display() if indicateur.frequence else None,
+    ]
+
+
 def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
     """The workbook to fill in, with the plan's fiches and financing lines already in it."""
     plan = Plan(beneficiaire)
     fiches = sorted(
         beneficiaire.fiches.select_related("axe").prefetch_related(
-            Prefetch("financements", LigneFinancement.objects.select_related("financeur"))
+            Prefetch("financements", LigneFinancement.objects.select_related("financeur")),
+            "communes",
+            "indicateurs",
         ),
         key=fiche_order_key,
     )
@@ -181,6 +206,15 @@ def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
             )
     _formats(feuille_financements, COLONNES_FINANCEMENTS)
 
+    feuille_indicateurs = workbook.create_sheet(INDICATEURS)
+    _entetes(feuille_indicateurs, COLONNES_INDICATEURS)
+    for fiche in fiches:
+        for indicateur in fiche.indicateurs.all():
+            feuille_indicateurs.append(
+                xlsx_row(feuille_indicateurs, _ligne_indicateur(fiche, indicateur))
+            )
+    _formats(feuille_indicateurs, COLONNES_INDICATEURS)
+
     _mode_emploi(workbook.create_sheet(MODE_EMPLOI), beneficiaire)
     plages = _listes(workbook, plan, financeurs)
     _validations(feuille_fiches, COLONNES_FICHES, plages, feuille_fiches.max_row + TEMPLATE_ROWS)
@@ -189,6 +223,12 @@ def template_workbook(beneficiaire: Beneficiaire) -> Workbook:
         COLONNES_FINANCEMENTS,
         plages,
         feuille_financements.max_row + TEMPLATE_ROWS,
+    )
+    _validations(
+        feuille_indicateurs,
+        COLONNES_INDICATEURS,
+        plages,
+        feuille_indicateurs.max_row + TEMPLATE_ROWS,
     )
     mark_identity(workbook, beneficiaire)
     workbook.active = 0
@@ -200,7 +240,7 @@ def _mode_emploi(feuille, beneficiaire: Beneficiaire) -> None:
     feuille.column_dimensions["B"].width = 14
     feuille.column_dimensions["C"].width = 90
     lignes = [
-        (f"Plan d'action de {beneficiaire.nom} : modèle d'import", "titre"),
+        (f"Plan d'action {de(beneficiaire.nom)} : modèle d'import", "titre"),
         ("", None),
         ("1. La feuille « Fiches » compte une ligne par fiche action.", None),
         (
@@ -220,13 +260,24 @@ def _mode_emploi(feuille, beneficiaire: Beneficiaire) -> None:
             None,
         ),
         (
-            "5. Dates au format JJ/MM/AAAA ; montants en euros, en chiffres "
+            "5. La feuille « Indicateurs » compte une ligne par indicateur d'une fiche. Un "
+            "indicateur de même intitulé sur la fiche est mis à jour (ses mesures sont "
+            "gardées) ; un indicateur absent du classeur n'est pas supprimé.",
+            None,
+        ),
+        (
+            "6. « Communes concernées » : des communes du bénéficiaire, séparées par « ; » "
+            "(nom ou code INSEE). « Jalons » : les étapes de l'action, en texte libre.",
+            None,
+        ),
+        (
+            "7. Dates au format JJ/MM/AAAA ; montants en euros, en chiffres "
             "(120000, 120 000,50 ou 120 000 €). Le total des financements d'une fiche ne peut "
             "pas dépasser son coût total HT.",
             None,
         ),
         (
-            "6. Si une seule ligne comporte une erreur, rien n'est importé : le portail liste "
+            "8. Si une seule ligne comporte une erreur, rien n'est importé : le portail liste "
             "toutes les erreurs (feuille, ligne, colonne) ; corrigez-les et déposez à nouveau "
             "le classeur.",
             None,
@@ -245,7 +296,12 @@ def _mode_emploi(feuille, beneficiaire: Beneficiaire) -> None:
         cell = feuille.cell(row=feuille.max_row, column=1)
         if style == "titre":
             cell.font = Font(bold=True, size=14)
-    for nom, colonnes in ((FICHES, COLONNES_FICHES), (FINANCEMENTS, COLONNES_FINANCEMENTS)):
+    feuilles = (
+        (FICHES, COLONNES_FICHES),
+        (FINANCEMENTS, COLONNES_FINANCEMENTS),
+        (INDICATEURS, COLONNES_INDICATEURS),
+    )
+    for nom, colonnes in feuilles:
         for colonne in colonnes:
             feuille.append(
                 [f"{nom} – {colonne.titre}", "oui" if colonne.obligatoire else "", colonne.aide]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from communes.models import Beneficiaire, Commune
 from pvd import policy
 from pvd.files import pdf_upload_name
+from pvd.french import euros
 from pvd.jobs import Job, JobQuerySet
 
 from .plan_cache import new_plan_version
@@ -329,7 +330,7 @@ class LigneFinancement(models.Model):
         ordering = ["fiche", "financeur__ordre", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.financeur} : {self.montant} €"
+        return f"{self.financeur} : {euros(self.montant)}, fiche {self.fiche.reference}"
 
 
 class Indicateur(models.Model):

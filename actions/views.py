@@ -12,7 +12,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import policy
+from pvd import audit, policy
 from pvd.access import (
     BeneficiaireMixin,
     NationalRequiredMixin,
@@ -34,6 +34,7 @@ from .forms import (
 from .models import (
     FicheAction,
     Financeur,
+    Mesure,
     PointAvancement,
     ensure_axes,
 )
@@ -184,6 +185,13 @@ class FicheDetailView(DetailView):
             indicateurs=fiche.indicateurs.prefetch_related("mesures"),
             points=fiche.points.select_related("auteur"),
             audit_url=audit_url,
+            historique=audit.history(
+                fiche,
+                fiche.financements.all(),
+                fiche.indicateurs.all(),
+                Mesure.objects.filter(indicateur__fiche=fiche),
+                fiche.points.all(),
+            ),
             **kwargs,
         )
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from pvd import policy
+from pvd import audit, policy
 from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin
 
@@ -136,6 +136,9 @@ class BeneficiaireDetailView(DetailView):
             decision_form=DecisionForm(beneficiaire=beneficiaire)
             if beneficiaire.allowed_transitions()
             else None,
+            historique=audit.history(
+                beneficiaire, beneficiaire.membres.all(), beneficiaire.decisions.all()
+            ),
             **kwargs,
         )
 

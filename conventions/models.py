@@ -434,12 +434,25 @@ def document_upload_to(instance: "DocumentConvention", filename: str) -> str:
 
 
 class DocumentConvention(Job):
-    """One generated PDF of a convention: each generation is a new version."""
+    """One generated PDF of a convention: each generation is a new version.
+
+    Once the convention is signed its text is never generated again: the version generated at
+    signature, with the plan d'action of that day in annex, is kept as signed; later requests
+    produce a separate, dated « plan d'action à date ».
+    """
+
+    class Nature(models.TextChoices):
+        CONVENTION = "convention", "Convention"
+        SIGNEE = "signee", "Convention telle que signée"
+        PLAN = "plan", "Plan d'action à date"
 
     convention = models.ForeignKey(
         Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="documents"
     )
     version = models.PositiveIntegerField("version")
+    nature = models.CharField(
+        "document", max_length=20, choices=Nature.choices, default=Nature.CONVENTION
+    )
     pdfa = models.BooleanField("PDF/A (archivage)", default=False)
     fichier = models.FileField("fichier", upload_to=document_upload_to, blank=True)
     sha256 = models.CharField("empreinte SHA-256", max_length=64, blank=True)
@@ -468,6 +481,15 @@ class DocumentConvention(Job):
         return f"{self.convention} – version {self.version}"
 
     def result_filename(self) -> str:
+        if self.nature == self.Nature.PLAN:
+            day = (
+                timezone.localtime(self.requested_at).date()
+                if self.requested_at
+                else timezone.localdate()
+            )
+            return f"plan-action-{self.convention_id}-{day:%Y-%m-%d}-v{self.version}.pdf"
+        if self.nature == self.Nature.SIGNEE:
+            return f"convention-{self.convention_id}-signee-v{self.version}.pdf"
         return f"convention-{self.convention_id}-v{self.version}.pdf"
 
 

@@ -10,7 +10,6 @@ import mimetypes
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -29,12 +28,13 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from actions.models import FicheAction, LigneFinancement
 from actions.plan import COMPTEE, abandonnees, fiche_order_key, reste_et_depassement
 from communes.models import EPCI, Commune
-from pvd.french import de
+from pvd.french import date_longue, de
 from pvd.jobs import Result
 
 from .models import TITRES, TITRES_COURTS, Convention, DocumentConvention, Partie
 
 TEMPLATE = "conventions/pdf/convention.html"
+PLAN_TEMPLATE = "conventions/pdf/plan_a_date.html"
 # PDF/A-2b: fonts embedded, sRGB output intent, XMP metadata. A-3 would only add the
 # right to embed arbitrary files, which a convention does not need.
 PDFA_VARIANT = "pdf/a-2b"
@@ -49,20 +49,6 @@ CONTENT_TYPES = {
     ".otf": "font/otf",
     ".svg": "image/svg+xml",
 }
-MOIS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 
 
 class PdfRenderingError(ValueError):
@@ -130,14 +116,6 @@ class StaticFilesURLFetcher(URLFetcher):
 
 
 # Words of the document ------------------------------------------------------------------
-
-
-def date_longue(value: date | None) -> str:
-    """« 1er mars 2024 », as written in French official documents."""
-    if not value:
-        return ""
-    day = "1er" if value.day == 1 else str(value.day)
-    return f"{day} {MOIS[value.month - 1]} {value.year}"
 
 
 EPCI_PREFIXES = {
@@ -417,6 +395,7 @@ def convention_context(convention: Convention, fiches: list) -> dict:
         "epci_designation": designation_epci(beneficiaire.epci) if beneficiaire.epci_id else "",
         "departement": beneficiaire.departement,
         "titre": titre,
+        "titre_phrase": titre[0].lower() + titre[1:],
         "titre_court": titre_court,
         "etat_document": etat_document(convention),
         "is_cadre": convention.type == Convention.Type.CADRE,
@@ -444,6 +423,7 @@ def convention_context(convention: Convention, fiches: list) -> dict:
         "abandonnees": abandonnees(
             FicheAction.objects.filter(beneficiaire_id=convention.beneficiaire_id)
         ),
+        "annexe_du": date_longue(timezone.localdate()),
         "genere_le": timezone.now().replace(microsecond=0).isoformat(),
     }
 
@@ -468,12 +448,20 @@ def typographie(html: str) -> str:
     return html
 
 
-def render_pdf(convention: Convention, *, pdfa: bool = False, fiches: list | None = None) -> bytes:
-    """The convention as a PDF; ``fiches`` replaces the annexed plan d'action (benchmarks)."""
+def render_pdf(
+    convention: Convention,
+    *,
+    pdfa: bool = False,
+    fiches: list | None = None,
+    nature: str = DocumentConvention.Nature.CONVENTION,
+) -> bytes:
+    """The convention as a PDF, or its plan d'action à date (``nature``); ``fiches`` replaces
+    the plan d'action (benchmarks)."""
     if fiches is None:
         fiches = annex_fiches(convention)
+    template = PLAN_TEMPLATE if nature == DocumentConvention.Nature.PLAN else TEMPLATE
     with translation.override("fr"):
-        html = typographie(render_to_string(TEMPLATE, convention_context(convention, fiches)))
+        html = typographie(render_to_string(template, convention_context(convention, fiches)))
     fetcher = StaticFilesURLFetcher()
     document = HTML(string=html, base_url=fetcher.base_url, url_fetcher=fetcher)
     options = {"pdf_variant": PDFA_VARIANT} if pdfa else {}
@@ -505,17 +493,35 @@ def generate_document(document_id: int) -> None:
 
 
 def render_document(document: DocumentConvention) -> Result:
-    content = render_pdf(document.convention, pdfa=document.pdfa)
+    content = render_pdf(document.convention, pdfa=document.pdfa, nature=document.nature)
     return ContentFile(content), {"sha256": hashlib.sha256(content).hexdigest()}
 
 
-def request_generation(convention: Convention, user, *, pdfa: bool = False) -> DocumentConvention:
-    """Number the next version and queue its generation once the transaction commits."""
+def request_generation(
+    convention: Convention, user, *, pdfa: bool = False, nature: str | None = None
+) -> DocumentConvention:
+    """Number the next version and queue its generation once the transaction commits.
+
+    A signed convention is never generated again from today's plan: what is asked for is the
+    plan d'action à date, a separate document (its signed version is `freeze_signed`'s).
+    """
+    if nature is None:
+        nature = (
+            DocumentConvention.Nature.CONVENTION
+            if convention.is_editable
+            else DocumentConvention.Nature.PLAN
+        )
     with transaction.atomic():
         # Locking the convention serialises concurrent requests (a double click): each one
         # reads the highest number only after the previous one has committed its row.
         Convention.objects.select_for_update().only("pk").get(pk=convention.pk)
         last = convention.documents.aggregate(last=Max("version"))["last"] or 0
         return DocumentConvention.request(
-            convention=convention, version=last + 1, pdfa=pdfa, requested_by=user
+            convention=convention, version=last + 1, pdfa=pdfa, requested_by=user, nature=nature
         )
+
+
+def freeze_signed(convention: Convention, user) -> DocumentConvention:
+    """The convention as signed, with the plan d'action of the day of signature in annex: the
+    archival version (PDF/A) kept and served from then on."""
+    return request_generation(convention, user, pdfa=True, nature=DocumentConvention.Nature.SIGNEE)

@@ -2,6 +2,7 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -10,7 +11,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import policy
+from pvd import audit, policy
 from pvd.access import BeneficiaireMixin, get_convention_for_user
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
@@ -26,7 +27,7 @@ from .forms import (
     SecteurFormSet,
 )
 from .models import Convention, DocumentConvention, Partie, ScanSigne
-from .pdf import request_generation
+from .pdf import freeze_signed, request_generation
 
 READ_ONLY = "Vous ne pouvez que consulter cette convention."
 STATE_ONLY = "Cette action revient à la préfecture du département ou à l'équipe nationale."
@@ -145,6 +146,12 @@ class ConventionDetailView(ConventionMixin, DetailView):
             scan_form=ScanForm(),
             envoi_form=DateForm(label="Envoyée le", required=False),
             datation_form=DateForm(label="Date de signature"),
+            historique=audit.history(
+                convention,
+                convention.parties.all(),
+                convention.secteurs.all(),
+                convention.scans.all(),
+            ),
             **kwargs,
         )
 
@@ -235,8 +242,14 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             convention.mark_sent(on=on)
             messages.success(request, "Convention envoyée pour signature.")
         elif action == "signer":
-            convention.mark_signed()
-            messages.success(request, "Convention signée.")
+            with transaction.atomic():
+                convention.mark_signed()
+                freeze_signed(convention, request.user)
+            messages.success(
+                request,
+                "Convention signée. Sa version signée, avec le plan d'action de ce jour en "
+                "annexe, est en cours de génération : elle sera conservée telle quelle.",
+            )
         elif action == "dater":
             convention.complete_signature_date(on)
             messages.success(request, "Date de signature enregistrée.")
@@ -282,7 +295,11 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
     if document.statut == DocumentConvention.Statut.ECHEC:  # the task queue does not answer
         messages.error(request, document.erreur)
     else:
-        messages.info(request, f"Génération de la version {document.version} en cours.")
+        messages.info(
+            request,
+            f"Génération de la version {document.version} "
+            f"({document.get_nature_display().lower()}) en cours.",
+        )
     return redirect("conventions:detail", pk=convention.pk)
 
 
@@ -310,7 +327,7 @@ def download_document(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(
         document.fichier.open("rb"),
         as_attachment=True,
-        filename=f"convention-{document.convention_id}-v{document.version}.pdf",
+        filename=document.result_filename(),
         content_type="application/pdf",
     )
 

@@ -18,7 +18,7 @@ from django_filters.views import FilterView
 from communes.models import Commune, Departement
 from pvd import health, policy, proconnect
 from pvd.access import NationalRequiredMixin
-from pvd.audit import with_related_labels
+from pvd.audit import readable, readable_for_user_q
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import ImportRun, Role, User
 from tableaux.dashboards import home_context
@@ -244,12 +244,15 @@ class AuditLogView(NationalRequiredMixin, FilterView):
     paginate_by = 50
 
     def get_queryset(self):
-        return LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
+        entries = LogEntry.objects.filter(readable_for_user_q(self.request.user))
+        return entries.select_related("actor", "content_type").order_by("-timestamp")
 
     def paginate_queryset(self, queryset, page_size):
         paginator, page, entries, is_paginated = super().paginate_queryset(queryset, page_size)
-        page.object_list = with_related_labels(list(entries))
+        page.object_list = readable(list(entries))
         return paginator, page, page.object_list, is_paginated
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(imports=ImportRun.objects.all()[:20], **kwargs)
+        national = policy.is_national(self.request.user)
+        imports = ImportRun.objects.all()[:20] if national else []
+        return super().get_context_data(national=national, imports=imports, **kwargs)

@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 from communes.models import EPCI, Beneficiaire, Commune
+from pvd.french import de_personne
 from pvd.models import Role, User
 
 from .models import (
@@ -161,7 +162,10 @@ def _create(row: dict, beneficiaires: list[Beneficiaire]) -> Poste:
             ).first(),
         )
         poste.change_etat(
-            Poste.Etat.POURVU, by=None, date_effet=debut, commentaire=f"Prise de poste de {prenom}"
+            Poste.Etat.POURVU,
+            by=None,
+            date_effet=debut,
+            commentaire=f"Prise de poste {de_personne(prenom)}",
         )
         if fin:
             poste.change_etat(

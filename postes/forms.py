@@ -10,6 +10,7 @@ from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
 from pvd import policy
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
+from pvd.french import de_personne
 from pvd.models import Role, User
 
 from .models import (
@@ -264,7 +265,7 @@ class OccupationForm(DsfrBaseForm, forms.ModelForm):
                 Poste.Etat.POURVU,
                 by=by,
                 date_effet=occupation.date_debut,
-                commentaire=f"Prise de poste de {occupation.nom_complet}.",
+                commentaire=f"Prise de poste {de_personne(occupation.nom_complet)}.",
             )
             if self.cleaned_data.get("inviter"):
                 open_account(occupation, self.existing_user, request=request)
@@ -296,7 +297,9 @@ class DepartForm(DsfrBaseForm, forms.ModelForm):
                 Poste.Etat.VACANT,
                 by=by,
                 date_effet=occupation.date_fin + timedelta(days=1),
-                commentaire=f"Départ de {occupation.nom_complet} : {occupation.motif_fin}",
+                commentaire=(
+                    f"Départ {de_personne(occupation.nom_complet)} : {occupation.motif_fin}"
+                ),
                 motif_vacance=occupation.motif_fin,
             )
             end_role_if_due(occupation, timezone.localdate())

@@ -9,8 +9,9 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import policy
+from pvd import audit, policy
 from pvd.access import get_poste_for_user
+from pvd.french import de_personne
 
 from . import exports, financement, tableaux
 from .filters import PosteFilter
@@ -150,6 +151,7 @@ class PosteDetailView(DetailView):
             occupation=poste.occupation_actuelle(),
             may_manage=policy.may_manage_post(user, poste),
             all_funders=funders is None,
+            historique=audit.history(poste, poste.changements.all(), poste.occupations.all()),
         )
         return context
 
@@ -212,8 +214,8 @@ class DepartView(ManagePostMixin, UpdateView):
         occupation = form.save(by=self.request.user)
         messages.success(
             self.request,
-            f"Départ de {occupation.nom_complet} enregistré au {occupation.date_fin:%d/%m/%Y} : "
-            "le poste est vacant.",
+            f"Départ {de_personne(occupation.nom_complet)} enregistré au "
+            f"{occupation.date_fin:%d/%m/%Y} : le poste est vacant.",
         )
         return redirect(self.get_success_url())
 
@@ -252,7 +254,13 @@ class CofinancementView(ManagePostMixin, FormView):
         return self.render_to_response(self.get_context_data(form=form))
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "formset": self.formset, "annee": self.annee}
+        historique = audit.history(self.annee, self.annee.lignes.all()) if self.annee else None
+        return {
+            **super().get_context_data(**kwargs),
+            "formset": self.formset,
+            "annee": self.annee,
+            "historique": historique,
+        }
 
 
 def fiche_de_poste(request, pk: int):

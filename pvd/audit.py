@@ -1,9 +1,11 @@
 """Which models the audit trail follows (django-auditlog): who changed what, and when."""
 
 import ipaddress
+import os
 from collections import defaultdict
-from collections.abc import Iterator
-from functools import partial
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from allauth.account import signals as allauth_signals
 from allauth.mfa import signals as mfa_signals
@@ -15,8 +17,15 @@ from django.contrib.auth.signals import user_logged_out
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
+from django.db.models import Q, QuerySet
 from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.formats import number_format
+from django.utils.text import capfirst
 
+from . import policy
+from .french import date_longue, euros
 from .models import Role, User
 
 auditlog.register(User, exclude_fields=["password", "last_login", "perimeter_version"])
@@ -154,60 +163,231 @@ def _mfa(sender, request, user, **kwargs):
     record_event(request, "mfa", user)
 
 
-def with_related_labels(entries: list[LogEntry]) -> list[LogEntry]:
-    """Let `changes_display_dict` name related objects without one query per entry.
+# Readable history --------------------------------------------------------------------------
+# auditlog stores raw values (« True », « 30000.00 », a foreign key's id, a choice's code).
+# Pages and the journal show these rows instead: the field's label, the related object's name,
+# Oui/Non, amounts in euros, a choice's label, and the object the entry is about.
 
-    auditlog loads each changed foreign key's object with its own query
-    (`_get_changes_display_for_fk_field`): a journal page would cost one query per foreign key
-    in its entries. Here the page's keys are loaded together, one query per related model.
-    """
+ACTIONS = {
+    LogEntry.Action.CREATE: "Création",
+    LogEntry.Action.UPDATE: "Modification",
+    LogEntry.Action.DELETE: "Suppression",
+}
+# Decimal fields holding amounts in euros (the others are rates, targets, measures, FTEs).
+MONEY_PREFIXES = ("montant", "cout", "plafond")
+LONGEST = 300
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    before: str = ""
+    after: str = ""
+    # Many-to-many changes read as one sentence: « Communes couvertes, ajout : Ussel, Égletons ».
+    text: str = ""
+
+
+@dataclass
+class HistoryRow:
+    entry: LogEntry
+    when: datetime
+    who: str
+    who_detail: str
+    action: str
+    objet: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def is_creation(self) -> bool:
+        return self.entry.action == LogEntry.Action.CREATE
+
+
+def history(*targets: models.Model | QuerySet, limit: int = 100) -> list[HistoryRow]:
+    """The readable history of objects (instances, or QuerySets of them), newest first."""
+    query = Q(pk__in=[])
+    for target in targets:
+        query |= _entries_q(target)
+    entries = LogEntry.objects.filter(query).select_related("actor", "content_type")
+    return readable(list(entries.order_by("-timestamp", "-pk")[:limit]))
+
+
+def _entries_q(target: models.Model | QuerySet) -> Q:
+    model = target.model if isinstance(target, QuerySet) else type(target)
+    content_type = ContentType.objects.get_for_model(model)
+    pks = target.values("pk") if isinstance(target, QuerySet) else [target.pk]
+    if isinstance(model._meta.pk, models.IntegerField | models.AutoField):
+        return Q(content_type=content_type, object_id__in=pks)
+    return Q(content_type=content_type, object_pk__in=pks)
+
+
+def readable_for_user_q(user: User) -> Q:
+    """The journal entries a user may read: everything for national staff; for the others,
+    the entries about objects they read (`Model.objects.for_user`, or the object their row
+    belongs to), the security events and accounts staying national."""
+    if policy.is_national(user):
+        return Q()
+    query = Q(pk__in=[])
+    for model in auditlog.get_models():
+        readable_objects = _readable_objects(model, user)
+        if readable_objects is not None:
+            query |= _entries_q(readable_objects)
+    return query
+
+
+def _readable_objects(model: type[models.Model], user: User, depth: int = 0) -> QuerySet | None:
+    manager = model._default_manager
+    if hasattr(manager, "for_user") and model not in (User, Role):
+        return manager.for_user(user)
+    if depth >= 2:
+        return None
+    # A row of a readable object: a fiche's financing line, a convention's party, a post's
+    # occupation.
+    for parent in model._meta.get_fields():
+        if isinstance(parent, models.ForeignKey) and not parent.null:
+            parents = _readable_objects(parent.related_model, user, depth + 1)
+            if parents is not None:
+                return model._default_manager.filter(**{f"{parent.name}__in": parents.values("pk")})
+    return None
+
+
+def readable(entries: list[LogEntry]) -> list[HistoryRow]:
+    """Journal entries as rows people read; related objects are named with one query per
+    related model for the whole list."""
+    labels = _related_labels(entries)
+    return [_row(entry, labels) for entry in entries]
+
+
+def _row(entry: LogEntry, labels: dict) -> HistoryRow:
+    actor = entry.actor
+    if actor is not None:
+        who = actor.get_full_name() or actor.email
+        who_detail = actor.email if actor.get_full_name() else ""
+    else:
+        who, who_detail = entry.actor_email or "Système / import", ""
+    model = entry.content_type.model_class()
+    nom = capfirst(model._meta.verbose_name) if model else capfirst(entry.content_type.name)
+    if entry.action == LogEntry.Action.ACCESS:
+        action, changes = entry.changes_text or "Accès", []
+    else:
+        action = ACTIONS.get(entry.action, "Modification")
+        changes = _changes(entry, model, labels) if model else []
+    return HistoryRow(
+        entry=entry,
+        when=entry.timestamp,
+        who=who,
+        who_detail=who_detail,
+        action=action,
+        objet=f"{nom} « {entry.object_repr} »",
+        changes=changes,
+    )
+
+
+def _changes(entry: LogEntry, model: type[models.Model], labels: dict) -> list[Change]:
+    changes = []
+    for name, values in (entry.changes or {}).items():
+        try:
+            model_field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        label = capfirst(str(getattr(model_field, "verbose_name", name)))
+        if isinstance(values, dict):
+            if values.get("type") == "m2m":
+                objets = ", ".join(str(o) for o in values.get("objects", []))
+                # « ajout » / « retrait »: no agreement with the field's gender to get wrong.
+                verbe = "ajout" if values.get("operation") == "add" else "retrait"
+                changes.append(Change(label, text=f"{label}, {verbe} : {objets}"))
+            continue
+        # Reverse relations and many-to-many fields without their own entries print as
+        # « app.Model.None »: nothing a reader can use.
+        if not model_field.concrete or model_field.many_to_many or len(values) != 2:
+            continue
+        # Bookkeeping the model keeps by itself (« modifiée le », a version counter).
+        if model_field.primary_key or (not model_field.editable and not model_field.choices):
+            continue
+        before, after = (_display(model_field, value, labels) for value in values)
+        if before != after:
+            changes.append(Change(label, before, after))
+    return changes
+
+
+def _empty(value) -> bool:
+    return value is None or str(value) in ("None", "")
+
+
+def _display(model_field: models.Field, value, labels: dict) -> str:
+    if _empty(value):
+        return "—"
+    text = str(value)
+    if model_field.choices:
+        choices = {str(key): label for key, label in model_field.flatchoices}
+        return str(choices.get(text, text))
+    if isinstance(model_field, models.BooleanField):
+        return "Oui" if text == "True" else "Non"
+    if isinstance(model_field, models.ForeignKey):
+        pk = _pk(model_field, text)
+        label = labels.get(model_field.related_model, {}).get(pk)
+        if label is None:
+            return f"{capfirst(model_field.related_model._meta.verbose_name)} supprimé, n° {text}"
+        return label
+    if isinstance(model_field, models.DecimalField | models.FloatField | models.IntegerField):
+        return _number(model_field, text)
+    if isinstance(model_field, models.DateTimeField):
+        moment = parse_datetime(text)
+        if moment is None:
+            return text
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, UTC)
+        return timezone.localtime(moment).strftime("%d/%m/%Y à %H:%M")
+    if isinstance(model_field, models.DateField):
+        day = parse_date(text[:10])
+        return date_longue(day) if day else text
+    if isinstance(model_field, models.FileField):
+        return os.path.basename(text)
+    return text if len(text) <= LONGEST else text[: LONGEST - 1] + "…"
+
+
+def _number(model_field: models.Field, text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    if model_field.name.startswith(MONEY_PREFIXES):
+        return euros(value)
+    if value == value.to_integral_value():
+        value = value.quantize(Decimal(1))
+    return number_format(value)
+
+
+def _related_labels(entries: list[LogEntry]) -> dict[type[models.Model], dict]:
     wanted: dict[type[models.Model], set] = defaultdict(set)
     for entry in entries:
-        for field, value in _foreign_key_changes(entry):
-            wanted[field.related_model].add(value)
-    labels = {
+        model = entry.content_type.model_class()
+        if model is None or entry.action == LogEntry.Action.ACCESS:
+            continue
+        for name, values in (entry.changes or {}).items():
+            try:
+                model_field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if not isinstance(model_field, models.ForeignKey) or model_field.choices:
+                continue
+            if isinstance(values, list):
+                for value in values:
+                    pk = _pk(model_field, value)
+                    if pk is not None:
+                        wanted[model_field.related_model].add(pk)
+    return {
         model: {
             pk: str(obj) for pk, obj in model._default_manager.select_related().in_bulk(pks).items()
         }
         for model, pks in wanted.items()
     }
-    for entry in entries:
-        # An instance attribute takes precedence over auditlog's method of the same name.
-        entry._get_changes_display_for_fk_field = partial(_related_label, labels)
-    return entries
 
 
-def _foreign_key_changes(entry: LogEntry) -> Iterator[tuple[models.Field, object]]:
-    model = entry.content_type.model_class()
-    if model is None:
-        return
-    for name, values in entry.changes_dict.items():
-        try:
-            field = model._meta.get_field(name)
-        except FieldDoesNotExist:
-            continue
-        if not isinstance(field, models.ForeignKey) or field.choices:
-            continue
-        for value in values:
-            pk = _pk(field, value)
-            if pk is not None:
-                yield field, pk
-
-
-def _pk(field: models.ForeignKey, value) -> object | None:
-    if value is None or str(value) == "None":
+def _pk(model_field: models.ForeignKey, value) -> object | None:
+    if _empty(value):
         return None
     try:
-        return field.related_model._meta.pk.to_python(str(value))
+        return model_field.related_model._meta.pk.to_python(str(value))
     except ValidationError:
         return None
-
-
-def _related_label(labels: dict, field: models.ForeignKey, value) -> str:
-    pk = _pk(field, value)
-    if pk is None:
-        return str(value)
-    label = labels.get(field.related_model, {}).get(pk)
-    if label is None:
-        return f"{field.related_model._meta.verbose_name} supprimé(e) ({value})"
-    return label

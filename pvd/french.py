@@ -1,9 +1,11 @@
 """French spelling the pages, PDFs and e-mails share."""
 
 import unicodedata
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.template.defaultfilters import floatformat
+from django.utils import timezone
 from django.utils.formats import get_format
 
 CENTIMES = Decimal("0.01")
@@ -79,3 +81,50 @@ def duree(delta) -> str:
         if len(parts) == 2 or (parts and count == 0):
             break
     return " ".join(parts) or "moins d'une seconde"
+
+
+def de_personne(nom: str) -> str:
+    """« de » before a person's name, elided only: « d'Anne Martin », « de Le Gall »."""
+    return f"d'{nom}" if nom[:1].upper() in VOYELLES else f"de {nom}"
+
+
+MOIS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def date_longue(value: date | datetime | None) -> str:
+    """« 1er mars 2024 », « 15 mars 2024 », as written in French official documents."""
+    if not value:
+        return ""
+    if isinstance(value, datetime):
+        value = (timezone.localtime(value) if timezone.is_aware(value) else value).date()
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {MOIS[value.month - 1]} {value.year}"
+
+
+def date_heure_longue(value: datetime | None) -> str:
+    """« 1er mai 2026 à 09:30 », in local time."""
+    if not value:
+        return ""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return f"{date_longue(local.date())} à {local:%H:%M}"
+
+
+def compte(n: int, singulier: str, pluriel: str, aucun: str, chiffres: str = "") -> str:
+    """A count in words: « aucune fiche », « 1 fiche », « 2 fiches » (never « 0 fiches », nor
+    « fiche(s) »); ``chiffres`` writes the number (« 1 303 »)."""
+    if not n:
+        return aucun
+    return f"{chiffres or n} {singulier if n == 1 else pluriel}"

@@ -240,8 +240,9 @@ def may_manage_funders(user: User) -> bool:
 
 
 def may_read_audit_log(user: User) -> bool:
-    """Read the journal of every change."""
-    return is_national(user)
+    """Read the journal: of every change for national staff, of the objects of their
+    départements for préfectures (pvd.audit.readable_for_user_q)."""
+    return is_national(user) or is_prefecture(user)
 
 
 # Posts of chefs de projet -------------------------------------------------------------------

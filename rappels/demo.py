@@ -4,6 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from pvd.french import compte
+
 from .sweep import record
 
 # On a demo base every situation still open gives its latest reminder, however old, so that
@@ -13,4 +15,6 @@ DEMO_RATTRAPAGE = timedelta(days=3650)
 
 def seed_demo_rappels(stdout) -> None:
     due, recorded = record(timezone.localdate(), DEMO_RATTRAPAGE)
-    stdout.write(f"Rappels de démonstration : {recorded} notification(s) pour {due} échéance(s).")
+    notifications = compte(recorded, "notification", "notifications", "aucune notification")
+    echeances = compte(due, "échéance", "échéances", "aucune échéance")
+    stdout.write(f"Rappels de démonstration : {notifications} pour {echeances}.")

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
+from pvd.french import compte
 from pvd.policy import reminder_recipients
 
 from . import emails, inbox
@@ -232,7 +233,7 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
                 rows[0].destinataire,
                 rows,
                 sorted({r.categorie for r in rows}),
-                f"[PVD] Votre récapitulatif {label} : {len(rows)} rappel(s)",
+                f"[PVD] Votre récapitulatif {label} : {compte(len(rows), 'rappel', 'rappels', '')}",
                 "Les rappels du portail Petites villes de demain, par bénéficiaire :",
                 connection=mailer,
             ).send()
@@ -304,7 +305,7 @@ def digest_preview(user, today: date | None = None):
         user,
         items,
         categories,
-        f"[PVD] Votre récapitulatif : {len(items)} rappel(s)",
+        f"[PVD] Votre récapitulatif : {compte(len(items), 'rappel', 'rappels', '')}",
         "Les rappels du portail Petites villes de demain, par bénéficiaire :",
     )
 

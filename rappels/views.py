@@ -45,7 +45,11 @@ def mark_read(request, pk: int):
 def mark_all_read(request):
     count = Rappel.objects.for_user(request.user).non_lus().update(lue_le=timezone.now())
     forget([request.user.pk])
-    messages.success(request, f"{count} notification(s) marquée(s) comme lue(s).")
+    if count:
+        lues = "notification marquée" if count == 1 else "notifications marquées"
+        messages.success(request, f"{count} {lues} comme lue{'s' if count > 1 else ''}.")
+    else:
+        messages.info(request, "Aucune notification à marquer comme lue.")
     return redirect("rappels:list")
 
 

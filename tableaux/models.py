@@ -1,6 +1,7 @@
 from django.db import models
 
 from communes.models import Beneficiaire
+from pvd.french import de
 from pvd.jobs import Job
 
 
@@ -30,7 +31,7 @@ class Bilan(Job):
         ordering = ["beneficiaire", "-requested_at"]
 
     def __str__(self) -> str:
-        return f"Bilan de {self.beneficiaire} du {self.requested_at:%d/%m/%Y}"
+        return f"Bilan {de(self.beneficiaire.nom)} du {self.requested_at:%d/%m/%Y}"
 
     def result_filename(self) -> str:
         return f"bilan-{self.beneficiaire_id}-{self.pk}.pdf"

@@ -2,7 +2,7 @@ from django import template
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from pvd import policy
+from pvd import french, policy
 
 from ..models import Occupation, Poste
 
@@ -44,12 +44,5 @@ def chef_de_projet_en_poste(context, beneficiaire) -> str:
     return ", ".join(o.nom_complet for o in occupations.order_by("nom", "prenom"))
 
 
-@register.filter
-def date_longue(value) -> str:
-    """« 1er juin 2021 », « 15 mars 2021 »."""
-    if not value:
-        return ""
-    from django.utils.dateformat import format as date_format
-
-    jour = "1er" if value.day == 1 else str(value.day)
-    return f"{jour} {date_format(value, 'F Y')}"
+# « 1er juin 2021 », « 15 mars 2021 ».
+register.filter("date_longue", french.date_longue)

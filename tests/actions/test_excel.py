@@ -182,7 +182,14 @@ def test_template_has_both_sheets_lists_and_the_plan_fiches(client_for, cdp_usse
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
     assert "modele.xlsx" in response["Content-Disposition"]
     workbook = read_xlsx(response.content)
-    assert workbook.sheetnames == ["Fiches", "Financements", "Mode d'emploi", "Listes", "Identité"]
+    assert workbook.sheetnames == [
+        "Fiches",
+        "Financements",
+        "Indicateurs",
+        "Mode d'emploi",
+        "Listes",
+        "Identité",
+    ]
     assert workbook["Listes"].sheet_state == "hidden"
     fiches = workbook["Fiches"]
     assert [c.value for c in fiches[1]][:3] == ["Référence", "Titre", "Axe"]
@@ -951,3 +958,178 @@ def test_national_export_goes_through_a_real_worker_and_redis(
     assert workbook["Fiches action"].max_row == 1 + 3
     assert workbook["Financements"].max_row == 1 + 3
     assert export.lignes_faites == export.lignes_total == 6
+
+
+# Indicators, communes, secteur and jalons both ways ---------------------------------------------
+
+
+def test_round_trip_keeps_indicators_communes_secteur_and_jalons(client_for, cdp_ussel, plan_ussel):
+    from actions.models import Indicateur, Mesure
+
+    halle = plan_ussel.fiches.get(reference="1.1")
+    halle.secteur = "Centre-bourg"
+    halle.jalons = "Étude 2024 ; travaux 2025"
+    halle.save()
+    halle.communes.set(["19275", "23067"])
+    logements = Indicateur.objects.create(
+        fiche=halle,
+        type="realisation",
+        libelle="Logements rénovés",
+        unite="logements",
+        cible=Decimal("25"),
+        frequence="annuelle",
+    )
+    Mesure.objects.create(indicateur=logements, valeur=Decimal("4"), date=date(2025, 1, 31))
+    client = client_for(cdp_ussel)
+    before = snapshot(plan_ussel)
+
+    template = client.get(url("excel-template", pk=plan_ussel.pk)).content
+    workbook = read_xlsx(template)
+    fiches = {c.value: c.column for c in workbook["Fiches"][1]}
+    assert workbook["Fiches"].cell(row=2, column=fiches["Secteur d'intervention"]).value == (
+        "Centre-bourg"
+    )
+    assert workbook["Fiches"].cell(row=2, column=fiches["Communes concernées"]).value == (
+        "La Courtine (23067) ; Ussel (19275)"
+    )
+    assert [c.value for c in workbook["Indicateurs"][2]] == [
+        "1.1",
+        "Logements rénovés",
+        "Réalisation",
+        "logements",
+        25,
+        "Annuelle",
+    ]
+    # As is: nothing changes.
+    response = upload(client, plan_ussel, template)
+    assert "0 fiche créée, 0 mise à jour, 2 inchangées" in text_of(response)
+    assert snapshot(plan_ussel) == before
+
+    # Edited: a new target, a new indicator, one commune less, new jalons, a secteur on 2.1.
+    put(workbook["Indicateurs"], 2, {"Cible": "30"})
+    put(
+        workbook["Indicateurs"],
+        3,
+        {
+            "Référence de la fiche": "2.1",
+            "Indicateur": "Boutiques ouvertes",
+            "Type": "Résultat",
+            "Unité": "boutiques",
+            "Cible": "3",
+        },
+    )
+    put(workbook["Fiches"], 2, {"Communes concernées": "Ussel", "Jalons": "Travaux 2026"})
+    put(workbook["Fiches"], 3, {"Secteur d'intervention": "Rue commerçante"})
+    output = io.BytesIO()
+    workbook.save(output)
+    response = upload(client, plan_ussel, output.getvalue())
+
+    assert "0 fiche créée, 2 mises à jour, 0 inchangée" in text_of(response)
+    halle.refresh_from_db()
+    assert list(halle.communes.values_list("code", flat=True)) == ["19275"]
+    assert (halle.secteur, halle.jalons) == ("Centre-bourg", "Travaux 2026")
+    logements.refresh_from_db()
+    assert (logements.cible, logements.frequence) == (Decimal("30"), "annuelle")
+    assert logements.mesures.count() == 1  # updated in place: its measures are kept
+    boutique = plan_ussel.fiches.get(reference="2.1")
+    assert boutique.secteur == "Rue commerçante"
+    assert boutique.indicateurs.get().libelle == "Boutiques ouvertes"
+
+    # Exported again: what was imported comes back.
+    again = read_xlsx(client.get(url("excel-template", pk=plan_ussel.pk)).content)
+    assert [r[1].value for r in again["Indicateurs"].iter_rows(min_row=2)] == [
+        "Logements rénovés",
+        "Boutiques ouvertes",
+    ]
+
+
+def test_bad_indicators_and_communes_are_refused_in_french_and_nothing_is_imported(
+    client_for, cdp_ussel, plan_ussel
+):
+    before = snapshot(plan_ussel)
+    fiches = [{**FICHES[1], "Communes concernées": "Ussel ; Châteauroux"}]
+
+    def edit(workbook):
+        rows = [
+            {
+                "Référence de la fiche": "9.9",
+                "Indicateur": "Logements",
+                "Type": "Réalisation",
+                "Unité": "logements",
+            },
+            {
+                "Référence de la fiche": "1.1",
+                "Indicateur": "Logements",
+                "Type": "Souvent",
+                "Unité": "logements",
+                "Cible": "beaucoup",
+            },
+            {
+                "Référence de la fiche": "1.1",
+                "Indicateur": "Commerces",
+                "Type": "Résultat",
+                "Unité": "",
+                "Cible": "-3",
+            },
+            {
+                "Référence de la fiche": "1.1",
+                "Indicateur": "logements",
+                "Type": "Résultat",
+                "Unité": "logements",
+            },
+        ]
+        for row, values in enumerate(rows, start=2):
+            put(workbook["Indicateurs"], row, values)
+
+    page = text_of(
+        upload(client_for(cdp_ussel), plan_ussel, workbook_bytes(plan_ussel, fiches, edit=edit))
+    )
+
+    assert "Rien n’a été importé" in page
+    assert (
+        "Feuille Fiches, ligne 2, colonne « Communes concernées » : commune inconnue "
+        "« Châteauroux » (communes du bénéficiaire : La Courtine, Ussel)"
+    ) in page
+    assert (
+        "Feuille Indicateurs, ligne 2, colonne « Référence de la fiche » : la fiche « 9.9 » "
+        "n'est ni dans la feuille Fiches ni dans le plan"
+    ) in page
+    assert "Feuille Indicateurs, ligne 3, colonne « Type » : valeur inconnue « Souvent »" in page
+    assert "ligne 3, colonne « Cible » : « beaucoup » n'est pas un nombre" in page
+    assert "ligne 4, colonne « Unité » : valeur obligatoire" in page
+    assert "ligne 4, colonne « Cible » : nombre négatif (-3)" in page
+    assert "ligne 5, colonne « Indicateur » : indicateur « logements » en double" in page
+    assert snapshot(plan_ussel) == before
+    assert not plan_ussel.fiches.filter(indicateurs__isnull=False).exists()
+
+
+def test_a_workbook_from_the_older_template_without_indicators_still_imports(
+    client_for, cdp_ussel, plan_ussel
+):
+    def older(workbook):
+        del workbook["Indicateurs"]
+
+    response = upload(
+        client_for(cdp_ussel), plan_ussel, workbook_bytes(plan_ussel, keep=True, edit=older)
+    )
+    assert "0 fiche créée, 0 mise à jour, 2 inchangées" in text_of(response)
+
+
+def test_an_empty_plan_offers_its_editor_to_import_the_existing_spreadsheet(
+    client_for, cdp_ussel, elu_ussel, ussel_la_courtine
+):
+    page = text_of(client_for(cdp_ussel).get(url("plan", pk=ussel_la_courtine.pk)))
+    assert "Commencer le plan d’action" in page
+    assert url("excel-template", pk=ussel_la_courtine.pk) in page
+    assert url("excel-import", pk=ussel_la_courtine.pk) in page
+    assert "au moins sa référence, son titre et son axe" in page  # what to fill
+    assert "<td>Réhabilitation de l’îlot de la Halle</td> <td>1. Habitat</td> <td>300 000</td>" in (
+        page
+    )  # an example
+    assert "0 €" not in page and "0 fiche" not in page
+    # Not offered to a reader; once a fiche exists, the panel is gone.
+    reader = text_of(client_for(elu_ussel).get(url("plan", pk=ussel_la_courtine.pk)))
+    assert "Commencer le plan d’action" not in reader
+    fiche(ussel_la_courtine, "1.1")
+    page = text_of(client_for(cdp_ussel).get(url("plan", pk=ussel_la_courtine.pk)))
+    assert "Commencer le plan d’action" not in page

@@ -120,7 +120,8 @@ def test_a_reader_sees_the_axes_an_editor_just_started(
 ):
     url = reverse("actions:plan", args=[ussel_la_courtine.pk])
     assert "n’est pas encore commencé" in text(client_for(elu_ussel).get(url))
-    client_for(cdp_ussel).get(url)  # the editor's visit seeds the usual axes
+    # The editor starts the plan: the usual axes are created.
+    client_for(cdp_ussel).post(reverse("actions:plan-start", args=[ussel_la_courtine.pk]))
     page = text(client_for(elu_ussel).get(url))
     assert "n’est pas encore commencé" not in page
     assert "1. Habitat" in page

@@ -440,3 +440,66 @@ def test_avenant_and_adhesion_annex_the_same_plan(plan_ussel):
         assert [f.titre for f in pdf.annex_fiches(convention)][-1] == "Voie verte de la Diège"
     _, text = read(render_pdf(avenant))
     assert "OPAH-RU multisite" in text
+
+
+# Title once; a signed convention keeps its PDF as signed ----------------------------------
+
+
+def test_the_title_is_printed_once(cadre):
+    reader, _ = read(render_pdf(cadre))
+    first_page = " ".join(reader.pages[0].extract_text().split())
+    assert first_page.count("Convention-cadre Petites villes de demain valant") == 1
+    assert "Convention-cadre PVD valant ORT – Ussel – La Courtine" not in first_page
+
+
+def test_signing_freezes_the_pdf_and_the_plan_a_date_is_a_separate_document(
+    client_for, prefecture_19, plan_ussel, time_machine, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from actions.models import FicheAction
+    from tests.conventions.test_conventions import sign_all
+
+    time_machine.move_to("2026-05-01 10:00:00+02:00")
+    sign_all(plan_ussel, on=date(2026, 4, 30))
+    client = client_for(prefecture_19)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("conventions:signer", args=[plan_ussel.pk]))
+    signed = plan_ussel.documents.get()
+    assert (signed.nature, signed.pdfa, signed.statut) == ("signee", True, "pret")
+    signed_bytes = stored(signed)
+    _, text = read(signed_bytes)
+    assert "Annexe – Plan d'action au 1er mai 2026" in text
+    assert "Voie verte de la Diège" in text
+
+    time_machine.move_to("2026-12-07 10:00:00+01:00")
+    fiche = FicheAction.objects.get(beneficiaire=plan_ussel.beneficiaire, reference="3.1")
+    fiche.titre = "Voie verte prolongée"
+    fiche.save()
+    client = client_for(prefecture_19)  # a new session, months later
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("conventions:generate", args=[plan_ussel.pk]))
+
+    plan = plan_ussel.documents.exclude(pk=signed.pk).get()
+    assert (plan.nature, plan.statut) == ("plan", "pret")
+    _, text = read(stored(plan))
+    assert "Plan d'action au 7 décembre 2026" in text
+    assert "Voie verte prolongée" in text
+    assert "ne modifie pas la convention-cadre" in text
+    assert "signée le 30 avril 2026" in text
+    # The signed version is the same file, served as signed.
+    signed.refresh_from_db()
+    assert stored(signed) == signed_bytes
+    response = client.get(reverse("conventions:download-document", args=[signed.pk]))
+    assert b"".join(response.streaming_content) == signed_bytes
+    assert "signee" in response["Content-Disposition"]
+    page = client.get(reverse("conventions:detail", args=[plan_ussel.pk])).content.decode()
+    assert "Générer le plan d’action à date" in page
+    assert "Convention telle que signée" in page
+
+
+def test_a_refused_signature_generates_nothing(client_for, prefecture_19, plan_ussel):
+    from django.urls import reverse
+
+    client_for(prefecture_19).post(reverse("conventions:signer", args=[plan_ussel.pk]))
+    assert not plan_ussel.documents.exists()

@@ -229,11 +229,13 @@ def test_chef_de_projet_updates_the_plan_round_trips_it_through_excel_and_gets_t
     fiche.refresh_from_db()
     assert (fiche.titre, fiche.cout_total) == ("Halle du marché couvert", Decimal("120000"))
 
-    # The convention's PDF: generated, then offered for download once ready.
+    # The convention's PDF (or, once signed, its plan d'action à date): generated, then
+    # offered for download once ready.
     convention = Convention.objects.filter(beneficiaire=ussel_la_courtine).order_by("pk").first()
     page.get_by_role("link", name="Conventions").first.click()
     page.locator(f"main a[href='/conventions/{convention.pk}/']").first.click()
-    page.get_by_role("button", name="Générer le PDF").click()
+    generate = "Générer le PDF" if convention.is_editable else "Générer le plan d’action à date"
+    page.get_by_role("button", name=generate).click()
     document = DocumentConvention.objects.filter(convention=convention).latest("version")
     ready = page.get_by_role("link", name=f"Télécharger la version {document.version} (PDF)")
     ready.wait_for(timeout=30000)  # in place at once when the task ran, else htmx swaps it in

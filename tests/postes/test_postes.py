@@ -562,3 +562,30 @@ def test_a_departure_recorded_after_notification_shows_the_overrun(
         client_for(prefecture_19).get(reverse("postes:detail", kwargs={"pk": poste_ussel.pk}))
     )
     assert "Le total notifié pour 2024 (45 000 €) dépasse le plafond de 22 500 €" in page
+
+
+def test_post_and_co_financing_pages_have_their_history_in_words(
+    client_for, prefecture_19, partenaire, poste_ussel
+):
+    from auditlog.context import set_actor
+
+    with set_actor(prefecture_19):
+        annee = CofinancementAnnee.objects.create(poste=poste_ussel, annee=2024, cout_charge=60000)
+        ligne = LigneCofinancement.objects.create(
+            annee=annee, financeur="anct", montant_notifie=22222
+        )
+        ligne.montant_notifie = 31313
+        ligne.save()
+    client = client_for(prefecture_19)
+    page = text(client.get(reverse("postes:detail", kwargs={"pk": poste_ussel.pk})))
+    assert "Historique" in page and "Camille Martin" in page
+    url = reverse(
+        "postes:cofinancement-update", kwargs={"pk": poste_ussel.pk, "annee_pk": annee.pk}
+    )
+    page = text(client.get(url))
+    assert "Historique" in page and prefecture_19.get_full_name() in page
+    assert "22 222 € → 31 313 €" in page
+    # A funder reads the post's history, never the other funders' amounts.
+    page = text(client_for(partenaire).get(reverse("postes:detail", kwargs={"pk": poste_ussel.pk})))
+    assert "Historique" in page
+    assert "22 222" not in page and "31 313" not in page

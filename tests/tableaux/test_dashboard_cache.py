@@ -12,7 +12,7 @@ from django.utils import timezone
 from actions.models import FicheAction
 from conventions.models import Convention
 from postes.models import Poste
-from postes.templatetags.postes_tags import date_longue
+from pvd.french import date_longue
 from rappels.models import Categorie, Rappel
 from tests.actions.test_plan_readmodel import make_fiche, text
 from tests.conftest import count_queries

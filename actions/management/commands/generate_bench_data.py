@@ -40,6 +40,7 @@ from communes.models import (
     Region,
     normalize,
 )
+from pvd.french import de
 
 REGION = "XX"
 MAX_BENEFICIAIRES = 9999  # commune codes X0001…X9999
@@ -514,11 +515,11 @@ class Generator:
             titre=titre,
             axe=axe,
             description=(
-                f"{titre} : opération inscrite au plan d'action de {beneficiaire.nom}, "
+                f"{titre} : opération inscrite au plan d'action {de(beneficiaire.nom)}, "
                 "au cœur du secteur d'intervention de l'ORT."
             ),
             objectifs="Renforcer l'attractivité du centre-bourg et la qualité de vie.",
-            secteur=f"Centre-bourg de {commune.nom}",
+            secteur=f"Centre-bourg {de(commune.nom)}",
             maitre_ouvrage_type=modele.maitre_ouvrage,
             maitre_ouvrage=maitre_ouvrage,
             partenaires="ANCT, DDT, Banque des Territoires",

@@ -28,6 +28,7 @@ from communes.models import (
 )
 from conventions.forms import default_parties
 from conventions.models import Convention, SecteurIntervention
+from pvd.french import de
 from pvd.models import ImportRun, Role, User
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -210,7 +211,7 @@ class Command(BaseCommand):
                     SecteurIntervention.objects.create(
                         convention=convention,
                         commune=main,
-                        nom=f"Centre-ville de {main.nom}",
+                        nom=f"Centre-ville {de(main.nom)}",
                         centre_ville_principale=True,
                     )
                 convention.complete_signature_date(signed)

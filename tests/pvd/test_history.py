@@ -1,0 +1,144 @@
+"""« Historique » on every object and the journal in words: labels, names, Oui/Non, euros,
+choices by label; read by whoever reads the object, the journal scoped to the département."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from auditlog.context import set_actor
+from auditlog.models import LogEntry
+from django.urls import reverse
+
+from actions.models import ensure_axes
+from communes.models import Beneficiaire
+from conventions.models import Convention
+from pvd.audit import history, readable
+from tests.actions.test_plan import fiche
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fiche_ussel(ussel_la_courtine, cdp_ussel):
+    ensure_axes(ussel_la_courtine)
+    created = fiche(
+        ussel_la_courtine, 4, "4.1", 100000, [("DSIL", 40000, "notifie")], titre="Halle"
+    )
+    with set_actor(cdp_ussel):
+        created.cout_total = Decimal("130000.50")
+        created.avancement = "operationnelle"
+        created.budget_vert = True
+        created.date_fin_prevue = date(2027, 5, 1)
+        created.axe = ussel_la_courtine.axes.get(numero=2)
+        created.save()
+        ligne = created.financements.get()
+        ligne.montant = Decimal("30000")
+        ligne.save()
+    return created
+
+
+def page(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_chef_de_projet_reads_the_history_of_their_fiche_in_words(
+    client_for, cdp_ussel, fiche_ussel
+):
+    content = page(client_for(cdp_ussel), reverse("actions:fiche", args=[fiche_ussel.pk]))
+    historique = content[content.index('id="historique-titre"') :]
+    assert cdp_ussel.get_full_name() in historique
+    assert "Coût total (€ HT) : 100\u00a0000\u00a0€ → 130\u00a0000,50\u00a0€" in historique
+    assert "Budget vert : Non → Oui" in historique
+    assert "Fin prévue : — → 1er mai 2027" in historique
+    assert "Avancement : Non commencée → Opérationnelle" in historique
+    axe = str(fiche_ussel.beneficiaire.axes.get(numero=2))
+    assert f"→ {axe}" in historique
+    # The financing line's change names its fiche and funder, in euros.
+    assert "Montant (€) : 40\u00a0000\u00a0€ → 30\u00a0000\u00a0€" in historique
+    assert "Ligne de financement « DSIL : 30\u00a0000\u00a0€, fiche 4.1 »" in historique
+    for raw in ("130000.50", "True", "False", "None", "ID : ", "pvd.Role.None"):
+        assert raw not in historique
+
+
+def test_another_territory_gets_404_on_the_object_and_its_history(
+    client_for, prefecture_36, fiche_ussel
+):
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+    assert client_for(prefecture_36).get(url).status_code == 404
+
+
+def test_beneficiary_convention_and_post_pages_have_their_history(
+    client_for, prefecture_19, ussel_la_courtine
+):
+    with set_actor(prefecture_19):
+        convention = Convention.objects.create(
+            beneficiaire=ussel_la_courtine, type=Convention.Type.CADRE, titre="Cadre Ussel"
+        )
+        convention.date_signature = date(2024, 3, 1)
+        convention.save()
+        Beneficiaire.objects.filter(pk=ussel_la_courtine.pk).update()  # nothing logged
+        ussel_la_courtine.refresh_from_db()
+        ussel_la_courtine.save()
+    client = client_for(prefecture_19)
+    content = page(client, reverse("conventions:detail", args=[convention.pk]))
+    assert "Historique" in content
+    assert "Date de signature : — → 1er mars 2024" in content
+    content = page(client, reverse("communes:beneficiaire-detail", args=[ussel_la_courtine.pk]))
+    assert 'id="historique-titre"' in content
+
+
+def test_user_changes_read_oui_non_and_skip_reverse_relations(national, sans_role):
+    with set_actor(national):
+        sans_role.is_superuser = True
+        sans_role.save()
+    rows = readable(list(LogEntry.objects.get_for_object(sans_role)))
+    changes = [c for row in rows for c in row.changes]
+    assert any(c.label == "Statut super-utilisateur" and c.after == "Oui" for c in changes)
+    assert all("None" not in f"{c.before}{c.after}{c.text}" for c in changes)
+    assert rows[0].who == national.get_full_name() or rows[0].who == national.email
+
+
+def test_history_names_the_object(fiche_ussel):
+    rows = history(fiche_ussel)
+    assert rows[0].objet.startswith("Fiche") and "Halle" in rows[0].objet
+
+
+def test_prefecture_reads_the_journal_of_its_departement_only(
+    client_for, prefecture_19, prefecture_36, fiche_ussel
+):
+    content = page(client_for(prefecture_19), reverse("portail:audit-log"))
+    assert "Halle" in content and "130\u00a0000,50\u00a0€" in content
+    assert "Imports de données de référence" not in content
+    other = page(client_for(prefecture_36), reverse("portail:audit-log"))
+    assert "Halle" not in other
+
+
+def test_chef_de_projet_and_partner_get_403_on_the_journal(client_for, cdp_ussel, partenaire):
+    assert client_for(cdp_ussel).get(reverse("portail:audit-log")).status_code == 403
+    assert client_for(partenaire).get(reverse("portail:audit-log")).status_code == 403
+
+
+def test_national_journal_is_readable(client_for, national, fiche_ussel):
+    content = page(client_for(national), reverse("portail:audit-log"))
+    assert "Budget vert : Non → Oui" in content
+    assert "Imports de données de référence" in content
+
+
+def test_many_to_many_changes_name_the_objects(national, sans_role):
+    from communes.models import Departement
+    from pvd.models import Role
+
+    with set_actor(national):
+        role = Role.objects.create(user=sans_role, kind="prefecture")
+        role.departements.add(Departement.objects.get(code="36"))
+    rows = readable(list(LogEntry.objects.get_for_object(role)))
+    texts = [c.text for row in rows for c in row.changes if c.text]
+    assert any(t.endswith(", ajout : " + str(Departement.objects.get(code="36"))) for t in texts)
+
+
+def test_the_prefecture_dashboard_links_to_its_journal(client_for, prefecture_19):
+    page_content = page(client_for(prefecture_19), reverse("portail:home"))
+    assert reverse("portail:audit-log") in page_content
+    assert "Journal des modifications de vos départements" in page_content
