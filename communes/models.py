@@ -5,6 +5,7 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from pvd.dates import date_passee
 from pvd.files import pdf_upload_name
 
 # The programme aims at communes below this population; a larger one needs a reason.
@@ -270,7 +271,10 @@ class Beneficiaire(models.Model):
     def enregistrer_proposition(
         self, *, by, reference: str = "Proposition enregistrée sur le portail", date=None
     ) -> "DecisionStatut":
-        """The first entry of the decision history: how the beneficiary came in."""
+        """The first entry of the decision history: how the beneficiary came in, on the day
+        it was proposed (today if not given)."""
+        if date is not None:
+            date_passee(date)
 
         return DecisionStatut.objects.create(
             beneficiaire=self,
@@ -280,6 +284,17 @@ class Beneficiaire(models.Model):
             date_decision=date or timezone.localdate(),
             reference=reference,
         )
+
+    def derniere_decision(self) -> "DecisionStatut | None":
+        """The latest event of the history by its own date (then by recording order)."""
+        return self.decisions.order_by("-date_decision", "-created_at").first()
+
+    def decision_precedente_errors(self, date_decision) -> None:
+        last = self.derniere_decision()
+        if last and date_decision < last.date_decision:
+            raise ValidationError(
+                f"La décision ne peut pas précéder la précédente, du {last.date_decision:%d/%m/%Y}."
+            )
 
     def change_statut(
         self,
@@ -298,7 +313,12 @@ class Beneficiaire(models.Model):
                 f"Un bénéficiaire « {self.get_statut_display()} » ne peut pas passer au statut "
                 f"« {self.Statut(nouveau).label} »."
             )
+        date_passee(date_decision)
         with transaction.atomic():
+            # On what is stored, the row locked: the real dates of the events, not the days
+            # they were recorded, so a past arrêté entered today follows its proposal.
+            Beneficiaire.objects.select_for_update().filter(pk=self.pk).first()
+            self.decision_precedente_errors(date_decision)
             decision = DecisionStatut.objects.create(
                 beneficiaire=self,
                 ancien_statut=self.statut,
@@ -399,15 +419,21 @@ class DecisionStatut(models.Model):
     nouveau_statut = models.CharField(
         "nouveau statut", max_length=20, choices=Beneficiaire.Statut.choices
     )
+    # Who recorded it on the portal and when (created_at): apart from the decision's own date.
     decided_by = models.ForeignKey(
         "pvd.User",
-        verbose_name="décidé par",
+        verbose_name="enregistrée par",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
     )
-    date_decision = models.DateField("date de la décision")
+    date_decision = models.DateField(
+        "date de la décision",
+        validators=[date_passee],
+        help_text="Le jour où la décision a été prise (ou la proposition faite), pas celui où "
+        "elle est enregistrée.",
+    )
     reference = models.CharField(
         "référence de la décision",
         max_length=250,

@@ -2,7 +2,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, HttpRequest
@@ -221,7 +221,11 @@ class DecisionCreateView(FormView):
         if not self.beneficiaire.allowed_transitions():
             form.add_error(None, "Ce bénéficiaire n'a plus de décision possible.")
             return self.form_invalid(form)
-        decision = form.save(self.request.user)
+        try:
+            decision = form.save(self.request.user)
+        except ValidationError as error:
+            form.add_error("date_decision", error.messages)
+            return self.form_invalid(form)
         messages.success(
             self.request,
             f"Décision enregistrée : {decision.get_nouveau_statut_display()}.",

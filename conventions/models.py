@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
+from pvd.dates import date_passee
 from pvd.files import pdf_upload_name
 from pvd.french import de
 from pvd.jobs import Job
@@ -80,6 +81,7 @@ class Convention(models.Model):
         "date de signature",
         null=True,
         blank=True,
+        validators=[date_passee],
         help_text="La date de la dernière signature des signataires.",
     )
     date_signature_prevue = models.CharField(
@@ -214,11 +216,15 @@ class Convention(models.Model):
         errors = self.signature_errors()
         if errors:
             raise ValidationError(errors)
+        signed_on = max(p.date_signature for p in self.parties.filter(role=Partie.Role.SIGNATAIRE))
+        if signed_on > timezone.localdate():
+            raise ValidationError(
+                f"La dernière signature est datée du {signed_on:%d/%m/%Y}, dans le futur : "
+                "corrigez la date de signature des signataires."
+            )
         with transaction.atomic():
             self.statut = self.Statut.SIGNEE
-            self.date_signature = max(
-                p.date_signature for p in self.parties.filter(role=Partie.Role.SIGNATAIRE)
-            )
+            self.date_signature = signed_on
             if not self.date_entree_vigueur:
                 self.date_entree_vigueur = self.date_signature
             self.compute_date_fin()
@@ -241,6 +247,7 @@ class Convention(models.Model):
         """A convention known to be signed (national tracking) whose date was missing."""
         if self.statut not in self.STATUTS_SIGNES or self.date_signature:
             raise ValidationError("Seule une convention signée sans date peut être datée.")
+        date_passee(on)
         self.date_signature = on
         if not self.date_entree_vigueur:
             self.date_entree_vigueur = on
@@ -332,9 +339,10 @@ class Partie(models.Model):
         "date de la délibération",
         null=True,
         blank=True,
+        validators=[date_passee],
         help_text="Pour une collectivité : la délibération qui autorise la signature.",
     )
-    date_signature = models.DateField("signée le", null=True, blank=True)
+    date_signature = models.DateField("signée le", null=True, blank=True, validators=[date_passee])
     ordre = models.PositiveSmallIntegerField("ordre", default=0)
 
     class Meta:

@@ -7,6 +7,7 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
+from pvd.dates import date_passee
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 from pvd.models import Role, User
@@ -138,12 +139,22 @@ class EtatForm(DsfrBaseForm, forms.Form):
     """A recruitment step recorded by hand (publication, or back to « à créer »)."""
 
     nouvel_etat = forms.ChoiceField(label="Nouvel état")
-    date = forms.DateField(label="Date", widget=DATE)
+    date = forms.DateField(
+        label="Date",
+        help_text="Le jour où l'étape a eu lieu (aujourd'hui au plus tard), pas celui de la "
+        "saisie.",
+        initial=timezone.localdate,
+        validators=[date_passee],
+        widget=DATE,
+    )
     fiche_de_poste = forms.FileField(
         label="Fiche de poste (PDF, 20 Mo au plus)", required=False, validators=[validate_pdf]
     )
     date_publication = forms.DateField(
-        label="Date de publication de l'offre", required=False, widget=DATE
+        label="Date de publication de l'offre",
+        required=False,
+        validators=[date_passee],
+        widget=DATE,
     )
     lien_offre = forms.URLField(
         label="Lien vers l'offre publiée",

@@ -1,5 +1,5 @@
 import html
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -395,3 +395,54 @@ def test_stalled_generations_are_marked_failed(cadre_ussel):
     old.refresh_from_db()
     recent.refresh_from_db()
     assert old.statut == "echec" and recent.statut == "en_cours"
+
+
+# Signatures happened: never in the future ------------------------------------------------------
+
+
+def test_a_signature_dated_in_the_future_is_refused_by_the_form(
+    client_for, prefecture_19, cadre_ussel, today
+):
+    url = reverse("conventions:parties", args=[cadre_ussel.pk])
+    parties = list(cadre_ussel.parties.all())
+    data = {
+        "parties-TOTAL_FORMS": str(len(parties)),
+        "parties-INITIAL_FORMS": str(len(parties)),
+        "parties-MIN_NUM_FORMS": "0",
+        "parties-MAX_NUM_FORMS": "1000",
+    }
+    for i, p in enumerate(parties):
+        data.update(
+            {
+                f"parties-{i}-id": p.pk,
+                f"parties-{i}-nature": p.nature,
+                f"parties-{i}-commune": p.commune_id or "",
+                f"parties-{i}-nom_partenaire": p.nom_partenaire,
+                f"parties-{i}-role": p.role,
+                f"parties-{i}-ordre": i,
+                f"parties-{i}-date_signature": "",
+            }
+        )
+    data["parties-0-date_signature"] = (today + timedelta(days=3)).isoformat()
+    response = client_for(prefecture_19).post(url, data)
+    assert response.status_code == 200
+    assert "Cette date est dans le futur" in html.unescape(response.content.decode())
+    assert not cadre_ussel.parties.exclude(date_signature=None).exists()
+
+
+def test_a_convention_is_not_marked_signed_on_a_future_date(cadre_ussel, today):
+    sign_all(cadre_ussel, on=today + timedelta(days=3))
+    with pytest.raises(ValidationError, match="dans le futur"):
+        cadre_ussel.mark_signed()
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.statut == Convention.Statut.BROUILLON
+    assert cadre_ussel.date_signature is None
+
+
+def test_a_signature_date_completed_later_is_not_in_the_future(cadre_ussel, today):
+    Convention.objects.filter(pk=cadre_ussel.pk).update(statut=Convention.Statut.SIGNEE)
+    cadre_ussel.refresh_from_db()
+    with pytest.raises(ValidationError, match="dans le futur"):
+        cadre_ussel.complete_signature_date(today + timedelta(days=1))
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature is None

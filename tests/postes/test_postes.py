@@ -562,3 +562,16 @@ def test_a_departure_recorded_after_notification_shows_the_overrun(
         client_for(prefecture_19).get(reverse("postes:detail", kwargs={"pk": poste_ussel.pk}))
     )
     assert "Le total notifié pour 2024 (45 000 €) dépasse le plafond de 22 500 €" in page
+
+
+def test_a_recruitment_step_in_the_future_is_refused(client_for, prefecture_36, poste_le_blanc):
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    url = reverse("postes:etat", kwargs={"pk": poste_le_blanc.pk})
+    response = client_for(prefecture_36).post(
+        url, {"nouvel_etat": "en_recrutement", "date": tomorrow, "date_publication": tomorrow}
+    )
+    assert response.status_code == 200
+    assert "Cette date est dans le futur" in text(response)
+    poste_le_blanc.refresh_from_db()
+    assert poste_le_blanc.etat == Poste.Etat.A_CREER
+    assert not poste_le_blanc.changements.exists()
