@@ -247,6 +247,27 @@ class Beneficiaire(models.Model):
     justification_population = models.TextField(
         "justification (commune de 20 000 habitants ou plus)", blank=True
     )
+    # The adhésion date entered by the préfecture where neither a signed convention
+    # d'adhésion nor ANCT's list gives it (conventions/echeances.py reads them in that order).
+    date_adhesion_saisie = models.DateField(
+        "date d'adhésion (saisie)",
+        null=True,
+        blank=True,
+        validators=[date_passee],
+        help_text="Date de signature de la convention d'adhésion, quand le portail ne la "
+        "connaît ni par la convention ni par la liste de l'ANCT.",
+    )
+    date_adhesion_saisie_par = models.ForeignKey(
+        "pvd.User",
+        verbose_name="date d'adhésion saisie par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    date_adhesion_saisie_le = models.DateTimeField(
+        "date d'adhésion saisie le", null=True, blank=True
+    )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     updated_at = models.DateTimeField("modifié le", auto_now=True)
 
@@ -284,6 +305,28 @@ class Beneficiaire(models.Model):
             date_decision=date or timezone.localdate(),
             reference=reference,
         )
+
+    def renseigner_date_adhesion(self, day, *, by) -> None:
+        """Fill the unknown adhésion date (or correct one entered before), checked on what
+        is stored, the row locked: a date known from a convention or ANCT's list stays."""
+        from conventions.echeances import date_adhesion_errors
+
+        with transaction.atomic():
+            locked = Beneficiaire.objects.select_for_update().get(pk=self.pk)
+            errors = date_adhesion_errors(locked, day)
+            if errors:
+                raise ValidationError(errors)
+            self.date_adhesion_saisie = day
+            self.date_adhesion_saisie_par = by
+            self.date_adhesion_saisie_le = timezone.now()
+            self.save(
+                update_fields=[
+                    "date_adhesion_saisie",
+                    "date_adhesion_saisie_par",
+                    "date_adhesion_saisie_le",
+                    "updated_at",
+                ]
+            )
 
     def derniere_decision(self) -> "DecisionStatut | None":
         """The latest event of the history by its own date (then by recording order)."""

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from conventions.echeances import Echeance, with_echeances
+from conventions.echeances import Echeance, sans_date_adhesion, with_echeances
 from pvd import policy
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
@@ -161,6 +161,8 @@ class BeneficiaireDetailView(DetailView):
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
             decisions=beneficiaire.decisions.select_related("decided_by"),
             can_decide=policy.may_decide(self.request.user, beneficiaire),
+            can_date_adhesion=beneficiaire.statut == Beneficiaire.Statut.LAUREAT
+            and policy.may_date_adhesion(self.request.user, beneficiaire),
             decision_form=DecisionForm(beneficiaire=beneficiaire)
             if beneficiaire.allowed_transitions()
             else None,
@@ -308,9 +310,20 @@ class SyntheseView(TemplateView):
         )
         for row in communes.order_by():
             counts[row["departement"]]["nb_communes_pvd"] = row["n"]
+        # The lauréats whose convention-cadre deadline cannot be computed (no adhésion date).
+        sans_date = (
+            sans_date_adhesion(Beneficiaire.objects.all())
+            .order_by()
+            .values("departement_id")
+            .annotate(n=Count("pk"))
+        )
+        for row in sans_date:
+            counts[row["departement_id"]]["sans_date_adhesion"] = row["n"]
         departements = Departement.objects.select_related("region").order_by("region__nom", "code")
         regions: dict[str, dict] = {}
-        totals = dict.fromkeys([*(s.value for s in statuts), "nb_communes_pvd"], 0)
+        totals = dict.fromkeys(
+            [*(s.value for s in statuts), "nb_communes_pvd", "sans_date_adhesion"], 0
+        )
         for dep in departements:
             for key in totals:
                 setattr(dep, key, counts[dep.pk][key])

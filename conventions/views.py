@@ -3,7 +3,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -12,7 +12,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 from communes.views import get_beneficiaire
-from pvd import policy
+from pvd import policy, spreadsheets
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
 
@@ -20,13 +20,16 @@ from . import echeances
 from .filters import ConventionFilter
 from .forms import (
     ConventionForm,
+    DateAdhesionForm,
     DateForm,
+    ImportDatesAdhesionForm,
     PartieFormSet,
     ResiliationForm,
     ScanForm,
     SecteurFormSet,
     default_parties,
 )
+from .importers import adhesions
 from .models import Convention, DocumentConvention, Partie, ScanSigne
 from .pdf import request_generation
 
@@ -63,7 +66,99 @@ class EcheancesView(ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["lignes"] = [(b, echeances.Echeance.of(b)) for b in context["object_list"]]
+        # The deadlines this list cannot show: lauréats whose adhésion date is unknown.
+        sans_date = echeances.sans_date_adhesion(
+            Beneficiaire.objects.for_user(self.request.user).select_related("departement")
+        )
+        context["sans_date"] = list(sans_date)
+        context["may_import"] = policy.may_import_adhesion_dates(self.request.user)
         return context
+
+
+ADHESION_STATE_ONLY = (
+    "La date d'adhésion se renseigne par la préfecture du département ou l'équipe nationale."
+)
+
+
+class DateAdhesionView(FormView):
+    """Fill one beneficiary's unknown adhésion date."""
+
+    form_class = DateAdhesionForm
+    template_name = "conventions/date_adhesion.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.beneficiaire = get_beneficiaire(
+            request, kwargs["beneficiaire_pk"], policy.may_date_adhesion, ADHESION_STATE_ONLY
+        )
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_initial(self):
+        return {"date": self.beneficiaire.date_adhesion_saisie}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            self.beneficiaire.renseigner_date_adhesion(
+                form.cleaned_data["date"], by=self.request.user
+            )
+        except ValidationError as error:
+            form.add_error("date", error.messages)
+            return self.form_invalid(form)
+        messages.success(
+            self.request,
+            f"Date d'adhésion enregistrée : {form.cleaned_data['date']:%d/%m/%Y}.",
+        )
+        return redirect("communes:beneficiaire-detail", pk=self.beneficiaire.pk)
+
+
+class ImportDatesAdhesionView(FormView):
+    """Fill adhésion dates from a file: every row checked first, all recorded or none."""
+
+    form_class = ImportDatesAdhesionForm
+    template_name = "conventions/import_dates_adhesion.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_import_adhesion_dates(request.user):
+            raise PermissionDenied(ADHESION_STATE_ONLY)
+        return super().dispatch(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        upload = form.cleaned_data["fichier"]
+        try:
+            report = adhesions.import_file(upload, self.request.user)
+        except adhesions.FichierRefuse as error:
+            form.add_error("fichier", error.messages)
+            return self.form_invalid(form)
+        refused = bool(report.counts["Erreurs"])
+        return self.render_to_response(
+            self.get_context_data(
+                form=ImportDatesAdhesionForm() if not refused else form,
+                report=report,
+                refused=refused,
+            )
+        )
+
+
+def modele_dates_adhesion(request: HttpRequest, format: str) -> HttpResponse:
+    """The lauréats the user may date whose adhésion date is unknown: the file to fill."""
+    if not policy.may_import_adhesion_dates(request.user):
+        raise PermissionDenied(ADHESION_STATE_ONLY)
+    if format not in ("csv", "xlsx"):
+        raise Http404("Format inconnu : CSV ou XLSX.")
+    beneficiaires = echeances.sans_date_adhesion(
+        Beneficiaire.objects.for_user(request.user).select_related("departement")
+    ).prefetch_related("membres")
+    rows = (
+        [b.pk, min((m.commune_id for m in b.membres.all() if m.actif), default=""), b.nom, ""]
+        for b in beneficiaires
+        if policy.may_date_adhesion(request.user, b)
+    )
+    name = "dates-adhesion-a-completer"
+    if format == "xlsx":
+        return spreadsheets.xlsx_response(adhesions.HEADER, rows, name, "Dates d'adhésion")
+    return spreadsheets.csv_response(adhesions.HEADER, rows, name)
 
 
 class BeneficiaireMixin:

@@ -10,7 +10,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from actions.models import FicheAction, Indicateur, Mesure
-from communes.models import MembreBeneficiaire
+from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.models import Convention
 from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Poste
 
@@ -43,6 +43,8 @@ def _poste_beneficiaires(poste_id) -> list[int]:
 
 
 def _beneficiaires(instance) -> list[int]:
+    if isinstance(instance, Beneficiaire):  # its adhésion date entered or corrected
+        return [instance.pk]
     if isinstance(instance, (Convention, MembreBeneficiaire, FicheAction)):
         return [instance.beneficiaire_id]
     if isinstance(instance, Indicateur):
@@ -69,6 +71,7 @@ def _beneficiaires(instance) -> list[int]:
 
 
 SOURCES = [
+    Beneficiaire,
     Convention,
     MembreBeneficiaire,
     FicheAction,

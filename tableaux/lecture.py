@@ -45,7 +45,7 @@ from actions.plan import (
     plan_totals,
 )
 from communes.models import Beneficiaire, Departement, Region, normalize
-from conventions.echeances import Echeance, with_echeances
+from conventions.echeances import SANS_DATE_ADHESION, Echeance, with_echeances
 from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
 from pvd.db import AddMonths, ArraySubquery, StringAgg
@@ -378,6 +378,10 @@ class Chiffres:
     cadres: int = 0
     cadres_attendues: int = 0
     cadres_en_retard: int = 0
+    # Lauréats without a signed convention-cadre, and among them those whose adhésion date is
+    # unknown: their deadline cannot be computed, so « attendues » and « en retard » miss them.
+    laureats_sans_cadre: int = 0
+    sans_date_adhesion: int = 0
     postes_pourvus: int = 0
     postes_vacants: int = 0
     fin_financement_90j: int = 0
@@ -415,6 +419,10 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
             ),
             distinct=True,
         ),
+        laureats_sans_cadre=Count(
+            "pk", filter=Q(statut=Beneficiaire.Statut.LAUREAT, cadre_signee=False), distinct=True
+        ),
+        sans_date_adhesion=Count("pk", filter=SANS_DATE_ADHESION, distinct=True),
     )  # 1
     figures.nb_beneficiaires, figures.nb_communes = conv["nb_beneficiaires"], conv["nb_communes"]
     figures.adhesions, figures.cadres = conv["adhesions"], conv["cadres"]
@@ -422,6 +430,8 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
         conv["cadres_en_retard"],
         conv["cadres_attendues"],
     )
+    figures.laureats_sans_cadre = conv["laureats_sans_cadre"]
+    figures.sans_date_adhesion = conv["sans_date_adhesion"]
     postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
     from postes.tableaux import SOON
 

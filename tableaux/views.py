@@ -323,6 +323,12 @@ class BeneficiairesExportView(TemplateView):
             "Poste vacant depuis",
         ]
 
+        def inconnue(b) -> str:
+            # A lauréat's deadline that cannot be computed says so, rather than a blank cell.
+            if b.statut == b.Statut.LAUREAT and not b.cadre_signee:
+                return "inconnue (date d'adhésion à compléter)"
+            return ""
+
         def rows():
             yield header
             today = timezone.localdate()
@@ -332,9 +338,9 @@ class BeneficiairesExportView(TemplateView):
                     b.departement_id,
                     b.nom,
                     b.get_statut_display(),
-                    b.date_adhesion,
+                    b.date_adhesion or inconnue(b),
                     "oui" if b.cadre_signee else "non",
-                    echeance.date_limite,
+                    echeance.date_limite or inconnue(b),
                     b.cout,
                     b.decide,
                     lecture.part(b.decide, b.cout),
