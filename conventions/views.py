@@ -136,6 +136,8 @@ class ImportDatesAdhesionView(FormView):
             self.get_context_data(
                 form=ImportDatesAdhesionForm() if not refused else form,
                 report=report,
+                # A plain list: the template must not look « items » up in a defaultdict.
+                sections=[(name, items) for name, items in report.sections.items() if items],
                 refused=refused,
             )
         )
