@@ -82,6 +82,15 @@ def _late_q(today: date, prefix: str = "") -> Q:
     )
 
 
+def _sans_fin_q(prefix: str = "") -> Q:
+    """Fiches not finished whose planned end is unknown: whether they are late cannot be
+    said, so the figures count them beside « en retard » (the same exclusions)."""
+    finie = Q(
+        **{f"{prefix}maturite__in": [FicheAction.Maturite.LIVREE, FicheAction.Maturite.ABANDONNEE]}
+    ) | Q(**{f"{prefix}avancement": FicheAction.Avancement.ACHEVEE})
+    return Q(**{f"{prefix}date_fin_prevue__isnull": True}) & ~finie
+
+
 def _bucket_counts(prefix: str) -> dict:
     """One conditional count per delivery bucket, over fiches reached through ``prefix``."""
     case = livraison_case(prefix)
@@ -120,6 +129,7 @@ class Ville:
     postes_vacants: list[date | None]  # since when each vacant post is vacant
     indicateurs: list[Indicateur]
     derniere_mise_a_jour: object = None
+    nb_sans_fin: int = 0  # not finished, no planned end: lateness unknown
     sans_nouvelles: list[FicheAction] = field(default_factory=list)
     # The next deadlines the reminders will speak of: contracts and conventions ending.
     fins_de_contrat: list[Occupation] = field(default_factory=list)
@@ -181,6 +191,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         with_echeances(Beneficiaire.objects.filter(pk=beneficiaire.pk))
         .annotate(
             nb_retards=Count("fiches", filter=_late_q(today, "fiches__")),
+            nb_sans_fin=Count("fiches", filter=_sans_fin_q("fiches__")),
             derniere_maj=Max("fiches__updated_at"),
             vacants=ArraySubquery(vacants),
             finissantes=ArraySubquery(finissantes),
@@ -214,6 +225,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         financeurs=lignes,
         retards=retards,
         nb_retards=echeance_row.nb_retards,
+        nb_sans_fin=echeance_row.nb_sans_fin,
         derniere_mise_a_jour=echeance_row.derniere_maj,
         echeance=Echeance.of(echeance_row, today),
         chefs=chefs,
@@ -387,6 +399,7 @@ class Chiffres:
     fin_financement_90j: int = 0
     nb_fiches: int = 0
     nb_retards: int = 0
+    nb_sans_fin: int = 0
     cout: Decimal = ZERO
     buckets: list = field(default_factory=list)
     montants: list = field(default_factory=list)
@@ -454,9 +467,11 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     agg = fiches.order_by().aggregate(
         nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),
         nb_retards=Count("pk", filter=_late_q(today)),
+        nb_sans_fin=Count("pk", filter=_sans_fin_q()),
         cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
         **_bucket_counts(""),
     )  # 3
+    figures.nb_sans_fin = agg["nb_sans_fin"]
     figures.nb_fiches, figures.nb_retards, figures.cout = (
         agg["nb_fiches"],
         agg["nb_retards"],

@@ -1,0 +1,43 @@
+"""A figure says what it cannot count: fiches without a planned end beside « en retard »."""
+
+import html
+from datetime import date
+
+import pytest
+from django.urls import reverse
+
+from actions.models import FicheAction
+from tests.actions.test_plan_readmodel import make_fiche
+
+pytestmark = pytest.mark.django_db
+
+M = FicheAction.Maturite
+
+
+@pytest.fixture
+def fiches(ussel_la_courtine):
+    make_fiche(ussel_la_courtine, "1.1", date_fin_prevue=date(2020, 1, 1))  # late
+    make_fiche(ussel_la_courtine, "1.2")  # no planned end: lateness unknown
+    make_fiche(ussel_la_courtine, "1.3", maturite=M.LIVREE)  # delivered: nothing to say
+    make_fiche(ussel_la_courtine, "1.4", maturite=M.ENGAGEE)  # no planned end either
+    return ussel_la_courtine
+
+
+def test_national_and_departement_pages_count_fiches_without_planned_end(
+    client_for, national, fiches
+):
+    client = client_for(national)
+    for url in (reverse("pvd:home"), reverse("tableaux:departement", args=["19"])):
+        page = html.unescape(client.get(url).content.decode())
+        assert "dont 1 en retard et 2 sans date de fin prévue (retard incalculable)" in page
+
+
+def test_the_beneficiary_page_says_how_many_cannot_be_judged(client_for, cdp_ussel, fiches):
+    page = html.unescape(
+        client_for(cdp_ussel).get(reverse("tableaux:ville", args=[fiches.pk])).content.decode()
+    )
+    assert "Fiches en retard (1)" in page
+    assert (
+        "Et 2 fiches en cours sans date de fin prévue : leur retard ne peut pas être calculé."
+        in page
+    )
