@@ -247,3 +247,9 @@ def test_read_only_roles_may_not_import(request, client_for, who, ussel_la_court
     assert client.get(url).status_code == 403
     ussel_la_courtine.refresh_from_db()
     assert ussel_la_courtine.date_adhesion_saisie is None
+
+
+def test_the_prefecture_home_says_how_many_deadlines_it_cannot_compute(client_for, prefecture_19):
+    page = content(client_for(prefecture_19).get(reverse("pvd:home")))
+    n = unknown(departement_id="19")
+    assert f"{n} lauréats sans convention-cadre et sans date d’adhésion connue" in page
