@@ -349,10 +349,12 @@ def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
     Beneficiaire: ``departement``, ``departement__region``), three GROUP BY queries."""
     benef = {
         row[key]: row
-        for row in beneficiaires.order_by()
+        for row in with_echeances(beneficiaires)
+        .order_by()
         .values(key)
         .annotate(
             nb_beneficiaires=Count("pk", distinct=True),
+            sans_date_adhesion=Count("pk", filter=SANS_DATE_ADHESION, distinct=True),
         )
     }
     fiches = FicheAction.objects.filter(beneficiaire__in=beneficiaires)
@@ -362,6 +364,7 @@ def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
         .annotate(
             nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),
             nb_retards=Count("pk", filter=_late_q(today)),
+            nb_sans_fin=Count("pk", filter=_sans_fin_q()),
             cout=Coalesce(Sum("cout_total"), Value(ZERO), output_field=MONEY),
             **_bucket_counts(""),
         )

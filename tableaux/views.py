@@ -266,6 +266,14 @@ def _money(row: dict, statut: str):
     return row.get(f"m_{statut}", lecture.ZERO)
 
 
+def inconnue(b) -> str:
+    """A lauréat's adhésion date the deadline needs and nobody knows says so in the exports,
+    rather than a blank cell read as « nothing due »."""
+    if b.statut == Beneficiaire.Statut.LAUREAT and not b.cadre_signee:
+        return "inconnue (date d'adhésion à compléter)"
+    return ""
+
+
 def _programme_export(user, level, code, today, fmt):
     context = _programme_context(level, code, today, user)
     statuts = lecture.STATUTS.choices
@@ -273,10 +281,12 @@ def _programme_export(user, level, code, today, fmt):
     if level == "departement":
         header = ["Bénéficiaire", "Statut", "Fiches", "En retard"]
         header += [label for _, label in buckets] + ["Coût (€)", "Notifié ou versé (€)"]
+        header += ["Date d'adhésion"]
         data = [header] + [
             [b.nom, b.get_statut_display(), b.nb_fiches, b.nb_retards]
             + [getattr(b, f"nb_{value}") for value, _ in buckets]
             + [b.cout, b.decide]
+            + [b.date_adhesion or inconnue(b)]
             for b in context["lignes_beneficiaires"]
         ]
         name = f"programme-pvd-{context['territoire'].code}"
@@ -284,12 +294,15 @@ def _programme_export(user, level, code, today, fmt):
         header = ["Code", "Territoire", "Bénéficiaires", "Fiches", "En retard"]
         header += [label for _, label in buckets] + ["Coût (€)"]
         header += [f"{label} (€)" for _, label in statuts]
+        # What the figures cannot count, beside them.
+        header += ["Fiches sans date de fin prévue", "Lauréats sans date d'adhésion connue"]
         data = [header] + [
             [t.code, t.nom, row.get("nb_beneficiaires", 0), row.get("nb_fiches", 0)]
             + [row.get("nb_retards", 0)]
             + [row.get(f"nb_{value}", 0) for value, _ in buckets]
             + [row.get("cout", lecture.ZERO)]
             + [_money(row, value) for value, _ in statuts]
+            + [row.get("nb_sans_fin", 0), row.get("sans_date_adhesion", 0)]
             for t, row in context["lignes_territoires"]
         ]
         name = "programme-pvd-france" if level == "france" else f"programme-pvd-{code}"
@@ -327,12 +340,6 @@ class BeneficiairesExportView(TemplateView):
             "Chef de projet en poste",
             "Poste vacant depuis",
         ]
-
-        def inconnue(b) -> str:
-            # A lauréat's deadline that cannot be computed says so, rather than a blank cell.
-            if b.statut == b.Statut.LAUREAT and not b.cadre_signee:
-                return "inconnue (date d'adhésion à compléter)"
-            return ""
 
         def rows():
             yield header

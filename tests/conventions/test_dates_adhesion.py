@@ -253,3 +253,16 @@ def test_the_prefecture_home_says_how_many_deadlines_it_cannot_compute(client_fo
     page = content(client_for(prefecture_19).get(reverse("pvd:home")))
     n = unknown(departement_id="19")
     assert f"{n} lauréats sans convention-cadre et sans date d’adhésion connue" in page
+
+
+def test_the_programme_exports_carry_the_unknowns(client_for, national):
+    client = client_for(national)
+    response = client.get(reverse("tableaux:france") + "?format=csv")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    column = rows[0].index("Lauréats sans date d'adhésion connue")
+    assert sum(int(row[column]) for row in rows[1:]) == unknown()
+    response = client.get(reverse("tableaux:departement", args=["19"]) + "?format=csv")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = {row[0]: row for row in csv.reader(io.StringIO(text), delimiter=";")}
+    assert rows["Ussel – La Courtine"][-1] == "inconnue (date d'adhésion à compléter)"
