@@ -397,6 +397,7 @@ class Chiffres:
     # unknown: their deadline cannot be computed, so « attendues » and « en retard » miss them.
     laureats_sans_cadre: int = 0
     sans_date_adhesion: int = 0
+    cadres_sans_date: int = 0  # signed (national tracking) on an unknown day
     postes_pourvus: int = 0
     postes_vacants: int = 0
     fin_financement_90j: int = 0
@@ -439,6 +440,9 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
             "pk", filter=Q(statut=Beneficiaire.Statut.LAUREAT, cadre_signee=False), distinct=True
         ),
         sans_date_adhesion=Count("pk", filter=SANS_DATE_ADHESION, distinct=True),
+        cadres_sans_date=Count(
+            "pk", filter=Q(cadre_signee=True, date_cadre__isnull=True), distinct=True
+        ),
     )  # 1
     figures.nb_beneficiaires, figures.nb_communes = conv["nb_beneficiaires"], conv["nb_communes"]
     figures.adhesions, figures.cadres = conv["adhesions"], conv["cadres"]
@@ -448,6 +452,7 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     )
     figures.laureats_sans_cadre = conv["laureats_sans_cadre"]
     figures.sans_date_adhesion = conv["sans_date_adhesion"]
+    figures.cadres_sans_date = conv["cadres_sans_date"]
     postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
     from postes.tableaux import SOON
 

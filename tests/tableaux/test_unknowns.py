@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from actions.models import FicheAction
+from conventions.models import Convention
 from tests.actions.test_plan_readmodel import make_fiche
 
 pytestmark = pytest.mark.django_db
@@ -41,3 +42,17 @@ def test_the_beneficiary_page_says_how_many_cannot_be_judged(client_for, cdp_uss
         "Et 2 fiches en cours sans date de fin prévue : leur retard ne peut pas être calculé."
         in page
     )
+
+
+def test_a_convention_cadre_signed_on_an_unknown_day_is_counted_apart(
+    client_for, national, ussel_la_courtine
+):
+    Convention.objects.create(
+        beneficiaire=ussel_la_courtine,
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre",
+        statut=Convention.Statut.SIGNEE,
+        source=Convention.Source.IMPORT_ORT,
+    )
+    page = html.unescape(client_for(national).get(reverse("pvd:home")).content.decode())
+    assert "conventions-cadres signées (dont 1 sans date de signature connue)" in page
