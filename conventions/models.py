@@ -105,6 +105,18 @@ class Convention(models.Model):
         blank=True,
         related_name="+",
     )
+    # Who recorded the signature on the portal and when, apart from the day it was signed.
+    signature_enregistree_par = models.ForeignKey(
+        "pvd.User",
+        verbose_name="signature enregistrée par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    signature_enregistree_le = models.DateTimeField(
+        "signature enregistrée le", null=True, blank=True
+    )
     created_at = models.DateTimeField("créée le", auto_now_add=True)
     updated_at = models.DateTimeField("modifiée le", auto_now=True)
 
@@ -209,8 +221,9 @@ class Convention(models.Model):
         self.date_envoi_signature = on or timezone.localdate()
         self.save(update_fields=["statut", "date_envoi_signature", "updated_at"])
 
-    def mark_signed(self) -> None:
-        """Signed once every signataire has signed: the last signature dates the convention."""
+    def mark_signed(self, *, by=None) -> None:
+        """Signed once every signataire has signed: the last signature dates the convention;
+        ``by`` and now are who recorded it and when."""
         if self.statut not in self.STATUTS_MODIFIABLES:
             raise ValidationError("Cette convention est déjà signée : elle évolue par avenant.")
         errors = self.signature_errors()
@@ -225,6 +238,8 @@ class Convention(models.Model):
         with transaction.atomic():
             self.statut = self.Statut.SIGNEE
             self.date_signature = signed_on
+            self.signature_enregistree_par = by
+            self.signature_enregistree_le = timezone.now()
             if not self.date_entree_vigueur:
                 self.date_entree_vigueur = self.date_signature
             self.compute_date_fin()
@@ -232,6 +247,8 @@ class Convention(models.Model):
                 update_fields=[
                     "statut",
                     "date_signature",
+                    "signature_enregistree_par",
+                    "signature_enregistree_le",
                     "date_entree_vigueur",
                     "date_fin",
                     "updated_at",
@@ -243,16 +260,27 @@ class Convention(models.Model):
                     amended.statut = self.Statut.MODIFIEE
                     amended.save(update_fields=["statut", "updated_at"])
 
-    def complete_signature_date(self, on: date) -> None:
+    def complete_signature_date(self, on: date, *, by=None) -> None:
         """A convention known to be signed (national tracking) whose date was missing."""
         if self.statut not in self.STATUTS_SIGNES or self.date_signature:
             raise ValidationError("Seule une convention signée sans date peut être datée.")
         date_passee(on)
         self.date_signature = on
+        self.signature_enregistree_par = by
+        self.signature_enregistree_le = timezone.now()
         if not self.date_entree_vigueur:
             self.date_entree_vigueur = on
         self.compute_date_fin()
-        self.save(update_fields=["date_signature", "date_entree_vigueur", "date_fin", "updated_at"])
+        self.save(
+            update_fields=[
+                "date_signature",
+                "signature_enregistree_par",
+                "signature_enregistree_le",
+                "date_entree_vigueur",
+                "date_fin",
+                "updated_at",
+            ]
+        )
 
     @property
     def is_resiliable(self) -> bool:

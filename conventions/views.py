@@ -354,10 +354,10 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             convention.mark_sent(on=on)
             messages.success(request, "Convention envoyée pour signature.")
         elif action == "signer":
-            convention.mark_signed()
+            convention.mark_signed(by=request.user)
             messages.success(request, "Convention signée.")
         elif action == "dater":
-            convention.complete_signature_date(on)
+            convention.complete_signature_date(on, by=request.user)
             messages.success(request, "Date de signature enregistrée.")
     except ValidationError as error:
         for message in error.messages:

@@ -446,3 +446,31 @@ def test_a_signature_date_completed_later_is_not_in_the_future(cadre_ussel, toda
         cadre_ussel.complete_signature_date(today + timedelta(days=1))
     cadre_ussel.refresh_from_db()
     assert cadre_ussel.date_signature is None
+
+
+def test_the_signature_keeps_its_own_date_apart_from_who_recorded_it_and_when(
+    client_for, prefecture_19, cadre_ussel
+):
+    sign_all(cadre_ussel, on=date(2022, 10, 18))
+    client = client_for(prefecture_19)
+    client.post(reverse("conventions:signer", args=[cadre_ussel.pk]))
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature == date(2022, 10, 18)
+    assert cadre_ussel.signature_enregistree_par == prefecture_19
+    assert cadre_ussel.signature_enregistree_le.date() == timezone.localdate()
+    page = client.get(reverse("conventions:detail", args=[cadre_ussel.pk])).content.decode()
+    assert f"(enregistrée le {timezone.localdate():%d/%m/%Y} par" in page
+
+
+def test_the_data_migration_dates_past_recordings_from_the_timestamps(cadre_ussel):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    Convention.objects.filter(pk=cadre_ussel.pk).update(
+        statut=Convention.Statut.SIGNEE, date_signature=date(2022, 10, 18)
+    )
+    import_module("conventions.migrations.0007_fill_signature_recorded").fill(apps, None)
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.signature_enregistree_le == cadre_ussel.updated_at
+    assert cadre_ussel.signature_enregistree_par is None
