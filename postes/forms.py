@@ -228,6 +228,8 @@ class OccupationForm(DsfrBaseForm, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.poste = poste
         self.existing_user = None
+        # The day it happens (or will): today unless said otherwise; a start may be planned.
+        self.initial["date_debut"] = self.initial.get("date_debut") or timezone.localdate()
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].lower()
@@ -292,6 +294,7 @@ class DepartForm(DsfrBaseForm, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["date_fin"].required = True
         self.fields["date_fin"].label = "Date de départ (dernier jour dans le poste)"
+        self.initial["date_fin"] = self.initial.get("date_fin") or timezone.localdate()
         self.fields["motif_fin"].required = True
         self.fields["motif_fin"].help_text = "Par exemple : fin de contrat, mutation, démission."
 

@@ -575,3 +575,14 @@ def test_a_recruitment_step_in_the_future_is_refused(client_for, prefecture_36, 
     poste_le_blanc.refresh_from_db()
     assert poste_le_blanc.etat == Poste.Etat.A_CREER
     assert not poste_le_blanc.changements.exists()
+
+
+def test_arrival_and_departure_forms_propose_today_as_the_date(
+    client_for, prefecture_19, prefecture_36, poste_ussel, poste_le_blanc
+):
+    today = f'value="{timezone.localdate():%Y-%m-%d}"'
+    url = reverse("postes:occupation-create", kwargs={"pk": poste_le_blanc.pk})
+    assert today in client_for(prefecture_36).get(url).content.decode()
+    occupation = poste_ussel.occupations.get()
+    url = reverse("postes:depart", kwargs={"pk": occupation.pk})
+    assert today in client_for(prefecture_19).get(url).content.decode()
