@@ -17,57 +17,67 @@ from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Po
 _pending = threading.local()
 
 
-def schedule(beneficiaire_ids) -> None:
-    """Resolve these beneficiaries' reminders after the commit; one pass for a whole
-    transaction however many saves it holds (an import saves hundreds of fiches)."""
-    ids = {pk for pk in beneficiaire_ids if pk}
+def schedule(kind: str, ids) -> None:
+    """Resolve the reminders of these objects' beneficiaries after the commit: one pass for a
+    whole transaction however many saves it holds (an import saves hundreds of fiches), and
+    no query at save time (the beneficiaries are looked up then)."""
+    ids = {pk for pk in ids if pk}
     if not ids:
         return
     if not hasattr(_pending, "ids"):
-        _pending.ids = set()
-    _pending.ids |= ids
+        _pending.ids = {}
+    _pending.ids.setdefault(kind, set()).update(ids)
     transaction.on_commit(_run)
 
 
 def _run() -> None:
-    ids, _pending.ids = getattr(_pending, "ids", set()), set()
-    if ids:
+    pending, _pending.ids = getattr(_pending, "ids", {}), {}
+    beneficiaires = _beneficiaires(pending)
+    if beneficiaires:
         from .sweep import resolve
 
-        resolve(timezone.localdate(), beneficiaires=ids)
+        resolve(timezone.localdate(), beneficiaires=beneficiaires)
 
 
-def _poste_beneficiaires(poste_id) -> list[int]:
-    through = Poste.beneficiaires.through.objects.filter(poste_id=poste_id)
-    return list(through.values_list("beneficiaire_id", flat=True))
-
-
-def _beneficiaires(instance) -> list[int]:
-    if isinstance(instance, Beneficiaire):  # its adhésion date entered or corrected
-        return [instance.pk]
-    if isinstance(instance, (Convention, MembreBeneficiaire, FicheAction)):
-        return [instance.beneficiaire_id]
-    if isinstance(instance, Indicateur):
-        return list(
-            FicheAction.objects.filter(pk=instance.fiche_id).values_list(
-                "beneficiaire_id", flat=True
-            )
+def _beneficiaires(pending: dict[str, set[int]]) -> set[int]:
+    """The beneficiaries of the objects saved: one query per kind of object."""
+    found = set(pending.get("beneficiaire", ()))
+    if ids := pending.get("fiche"):
+        found.update(
+            FicheAction.objects.filter(pk__in=ids).values_list("beneficiaire_id", flat=True)
         )
-    if isinstance(instance, Mesure):
-        return list(
-            Indicateur.objects.filter(pk=instance.indicateur_id).values_list(
-                "fiche__beneficiaire_id", flat=True
-            )
+    if ids := pending.get("indicateur"):
+        found.update(
+            Indicateur.objects.filter(pk__in=ids).values_list("fiche__beneficiaire_id", flat=True)
         )
-    if isinstance(instance, Poste):
-        return _poste_beneficiaires(instance.pk)
-    if isinstance(instance, (Occupation, CofinancementAnnee)):
-        return _poste_beneficiaires(instance.poste_id)
-    if isinstance(instance, LigneCofinancement):
-        poste_ids = CofinancementAnnee.objects.filter(pk=instance.annee_id).values("poste_id")
+    poste_ids = set(pending.get("poste", ()))
+    if ids := pending.get("annee"):
+        poste_ids.update(
+            CofinancementAnnee.objects.filter(pk__in=ids).values_list("poste_id", flat=True)
+        )
+    if poste_ids:
         through = Poste.beneficiaires.through.objects.filter(poste_id__in=poste_ids)
-        return list(through.values_list("beneficiaire_id", flat=True))
-    return []
+        found.update(through.values_list("beneficiaire_id", flat=True))
+    return {pk for pk in found if pk}
+
+
+def _what(instance) -> tuple[str, list[int]]:
+    """Which object a save touches, as (kind, ids) for ``_beneficiaires``."""
+    if isinstance(instance, Beneficiaire):  # its adhésion date entered or corrected
+        return "beneficiaire", [instance.pk]
+    if isinstance(instance, (Convention, MembreBeneficiaire, FicheAction)):
+        return "beneficiaire", [instance.beneficiaire_id]
+    if isinstance(instance, Indicateur):
+        return "fiche", [instance.fiche_id]
+    if isinstance(instance, Mesure):
+        return "indicateur", [instance.indicateur_id]
+    if isinstance(instance, Poste):
+        return "poste", [instance.pk]
+    if isinstance(instance, (Occupation, CofinancementAnnee)):
+        return "poste", [instance.poste_id]
+    if isinstance(instance, LigneCofinancement):
+        return "annee", [instance.annee_id]
+    return "beneficiaire", []
 
 
 SOURCES = [
@@ -85,16 +95,17 @@ SOURCES = [
 
 
 def changed(sender, instance, **kwargs) -> None:
-    schedule(_beneficiaires(instance))
+    schedule(*_what(instance))
 
 
 def postes_changed(sender, instance, action, pk_set=None, **kwargs) -> None:
     if not action.startswith("post_"):
         return
     if isinstance(instance, Poste):  # pk_set: the beneficiaries added or removed
-        schedule([*_poste_beneficiaires(instance.pk), *(pk_set or [])])
+        schedule("poste", [instance.pk])
+        schedule("beneficiaire", pk_set or [])
     else:  # a beneficiary's posts changed
-        schedule([instance.pk])
+        schedule("beneficiaire", [instance.pk])
 
 
 for model in SOURCES:

@@ -216,3 +216,17 @@ RESOLUTION_TESTS = {
 def test_every_rule_states_when_it_is_over_and_has_its_test():
     assert set(RESOLUTION_TESTS) == {regle.__name__ for regle in REGLES}
     assert all("Over once" in regle.__doc__ for regle in REGLES)
+
+
+def test_a_transaction_of_many_saves_resolves_once_after_its_commit(
+    ussel_la_courtine, monkeypatch, django_capture_on_commit_callbacks
+):
+    calls = []
+    monkeypatch.setattr(
+        "rappels.sweep.resolve", lambda day, beneficiaires: calls.append(beneficiaires)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        for reference in ("1.1", "1.2", "1.3"):
+            a_fiche(ussel_la_courtine, reference)
+        assert calls == []  # nothing before the commit
+    assert calls == [{ussel_la_courtine.pk}]
