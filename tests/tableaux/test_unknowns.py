@@ -5,10 +5,13 @@ from datetime import date
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from actions.models import FicheAction
 from conventions.models import Convention
+from tableaux.bilan import render_bilan
 from tests.actions.test_plan_readmodel import make_fiche
+from tests.tableaux.test_bilan import pdf_text
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +59,9 @@ def test_a_convention_cadre_signed_on_an_unknown_day_is_counted_apart(
     )
     page = html.unescape(client_for(national).get(reverse("pvd:home")).content.decode())
     assert "conventions-cadres signées (dont 1 sans date de signature connue)" in page
+
+
+def test_the_bilan_says_what_it_cannot_compute(fiches):
+    text = pdf_text(render_bilan(fiches, timezone.localdate()))
+    assert "Date d’adhésion inconnue : l’échéance de la convention-cadre" in text
+    assert "Et 2 fiches en cours sans date de fin prévue" in text
