@@ -8,13 +8,13 @@ situation (convention-cadre signed, fiche achieved, post filled) simply yields n
 Only the latest due date on or before today counts, and only within ``RATTRAPAGE`` days: a
 sweep that did not run for three days sends each missed reminder once on its return, and an
 old situation seen for the first time gives one reminder, not its whole history.
+Each rule is one or two set queries over the whole country (never one per object).
 
 Each rule's docstring says when its situation is over. A recorded reminder stays open while
 its rule, run over every open situation (``OUVERTES``), still gives the same object with the
 same due date; otherwise it is closed (``Rappel.resolu_le``): at once on the save that
 resolves it (rappels/signals.py), and at the next sweep. A moved date closes the old reminder
 and gives one new one.
-Each rule is one or two set queries over the whole country (never one per object).
 """
 
 from collections.abc import Collection, Iterator
@@ -106,7 +106,7 @@ def convention_cadre(
     today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
 ) -> Iterator[Echeance]:
     """Due 18 months after the adhésion: at 12, 15 and 17 months, on the day, then monthly.
-    Over once a convention-cadre is signed or the adhésion date moves (a later one)."""
+    Over once a convention-cadre is signed (a moved adhésion date moves the reminder)."""
     from communes.models import Beneficiaire
     from conventions.echeances import with_echeances
     from conventions.models import DELAI_CONVENTION_CADRE
