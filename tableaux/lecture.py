@@ -401,6 +401,8 @@ class Chiffres:
     postes_pourvus: int = 0
     postes_vacants: int = 0
     fin_financement_90j: int = 0
+    vacants_sans_date: int = 0
+    sans_fin_contrat: int = 0
     nb_fiches: int = 0
     nb_retards: int = 0
     nb_sans_fin: int = 0
@@ -456,9 +458,25 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
     from postes.tableaux import SOON
 
+    # Distinct: the occupations joined below would count a post once per person it had.
     pc = Poste.objects.filter(pk__in=postes.values("pk")).aggregate(
-        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU)),
-        vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT)),
+        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU), distinct=True),
+        vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT), distinct=True),
+        # What the reminders cannot date: a vacancy since an unknown day, a fixed-term
+        # contract of the person in post with no planned end.
+        vacants_sans_date=Count(
+            "pk", filter=Q(etat=Poste.Etat.VACANT, vacant_depuis__isnull=True), distinct=True
+        ),
+        sans_fin_contrat=Count(
+            "pk",
+            filter=Q(
+                type_contrat__in=[Poste.TypeContrat.CONTRAT_DE_PROJET, Poste.TypeContrat.CDD],
+                occupations__date_debut__lte=today,
+                occupations__date_fin__isnull=True,
+                occupations__date_fin_contrat__isnull=True,
+            ),
+            distinct=True,
+        ),
         fin=Count(
             "pk",
             filter=Q(
@@ -471,6 +489,8 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     )  # 2
     figures.postes_pourvus, figures.postes_vacants = pc["pourvus"], pc["vacants"]
     figures.fin_financement_90j = pc["fin"]
+    figures.vacants_sans_date = pc["vacants_sans_date"]
+    figures.sans_fin_contrat = pc["sans_fin_contrat"]
     fiches = FicheAction.objects.filter(beneficiaire__in=actifs)
     agg = fiches.order_by().aggregate(
         nb_fiches=Count("pk", filter=~Q(maturite=FicheAction.Maturite.ABANDONNEE)),

@@ -8,9 +8,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from actions.models import FicheAction
+from communes.models import Beneficiaire
 from conventions.models import Convention
+from postes.models import Poste
+from tableaux import lecture
 from tableaux.bilan import render_bilan
 from tests.actions.test_plan_readmodel import make_fiche
+from tests.postes.conftest import make_poste, occupe
 from tests.tableaux.test_bilan import pdf_text
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +69,17 @@ def test_the_bilan_says_what_it_cannot_compute(fiches):
     text = pdf_text(render_bilan(fiches, timezone.localdate()))
     assert "Date d’adhésion inconnue : l’échéance de la convention-cadre" in text
     assert "Et 2 fiches en cours sans date de fin prévue" in text
+
+
+def test_posts_without_the_dates_reminders_need_are_counted_apart(
+    client_for, national, ussel_la_courtine, le_blanc
+):
+    make_poste(le_blanc, etat=Poste.Etat.VACANT)  # vacant since an unknown day
+    poste = make_poste(ussel_la_courtine, etat=Poste.Etat.POURVU)
+    occupe(poste, date(2021, 9, 1), fin=date(2023, 8, 31), prenom="Ancien")
+    occupe(poste, date(2023, 9, 1))  # a contrat de projet with no planned end
+    page = html.unescape(client_for(national).get(reverse("pvd:home")).content.decode())
+    assert "postes vacants (dont 1 sans date de vacance connue)" in page
+    assert "et 1 à durée déterminée sans date de fin connue" in page
+    figures = lecture.chiffres(Beneficiaire.objects.all(), timezone.localdate())
+    assert (figures.postes_pourvus, figures.postes_vacants) == (1, 1)  # each post once
