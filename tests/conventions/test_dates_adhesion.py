@@ -55,6 +55,9 @@ def test_national_and_departement_figures_count_the_unknown_dates(
     assert f"dont {total} sans date d’adhésion connue" in home
     correze = content(client.get(reverse("tableaux:departement", args=["19"])))
     assert f"dont {unknown(departement_id='19')} sans date d’adhésion connue" in correze
+    aquitaine = content(client.get(reverse("tableaux:region", args=["75"])))
+    n = unknown(departement__region_id="75")
+    assert f"dont {n} sans date d’adhésion connue" in aquitaine
 
     MembreBeneficiaire.objects.filter(beneficiaire=ussel_la_courtine).update(
         date_signature=date(2021, 6, 1)
