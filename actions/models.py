@@ -124,6 +124,12 @@ def en_retard_q(day: date, prefix: str = "") -> Q:
     return Q(**{f"{prefix}date_fin_prevue__lt": day}) & ~finie_q(prefix)
 
 
+def sans_fin_q(prefix: str = "") -> Q:
+    """Not finished and its planned end unknown: whether it is late cannot be said, so the
+    figures count it beside « en retard »."""
+    return Q(**{f"{prefix}date_fin_prevue__isnull": True}) & ~finie_q(prefix)
+
+
 class FicheActionQuerySet(models.QuerySet):
     def for_user(self, user) -> "FicheActionQuerySet":
         return self.filter(beneficiaire__in=Beneficiaire.objects.for_user(user))

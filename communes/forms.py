@@ -6,6 +6,7 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from pvd import policy
+from pvd.dates import date_passee
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 
@@ -22,6 +23,15 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
     confirmer_epci_multiples = forms.BooleanField(
         label="Je confirme que ces communes d'EPCI différents forment un seul bénéficiaire",
         required=False,
+    )
+    date_proposition = forms.DateField(
+        label="Date de la proposition",
+        help_text="Le jour où la candidature a été proposée (courrier, comité), pas celui de sa "
+        "saisie : un historique ancien se saisit avec ses vraies dates.",
+        initial=timezone.localdate,
+        required=False,
+        validators=[date_passee],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
     class Meta:
@@ -108,7 +118,9 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
         beneficiaire.save()
         for commune in communes:
             MembreBeneficiaire.objects.create(beneficiaire=beneficiaire, commune=commune)
-        beneficiaire.enregistrer_proposition(by=self.user)
+        beneficiaire.enregistrer_proposition(
+            by=self.user, date=self.cleaned_data.get("date_proposition") or timezone.localdate()
+        )
         return beneficiaire
 
 
@@ -140,11 +152,7 @@ class DecisionForm(DsfrBaseForm, forms.Form):
         value = self.cleaned_data["date_decision"]
         if value > timezone.localdate():
             raise forms.ValidationError("La date de la décision ne peut pas être dans le futur.")
-        last = self.beneficiaire.decisions.order_by("-date_decision").first()
-        if last and value < last.date_decision:
-            raise forms.ValidationError(
-                f"La décision ne peut pas précéder la précédente, du {last.date_decision:%d/%m/%Y}."
-            )
+        self.beneficiaire.decision_precedente_errors(value)
         return value
 
     def clean(self):
@@ -158,6 +166,7 @@ class DecisionForm(DsfrBaseForm, forms.Form):
         return cleaned
 
     def save(self, user):
+        """Checked again on the stored history, the row locked (``change_statut``)."""
         data = self.cleaned_data
         return self.beneficiaire.change_statut(
             data["nouveau_statut"],

@@ -3,6 +3,7 @@ from django.db import models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from pvd.dates import date_passee
 from pvd.files import pdf_upload_name
 from pvd.french import normalize
 
@@ -259,6 +260,27 @@ class Beneficiaire(models.Model):
     justification_population = models.TextField(
         "justification (commune de 20 000 habitants ou plus)", blank=True
     )
+    # The adhésion date entered by the préfecture where neither a signed convention
+    # d'adhésion nor ANCT's list gives it (conventions/echeances.py reads them in that order).
+    date_adhesion_saisie = models.DateField(
+        "date d'adhésion (saisie)",
+        null=True,
+        blank=True,
+        validators=[date_passee],
+        help_text="Date de signature de la convention d'adhésion, quand le portail ne la "
+        "connaît ni par la convention ni par la liste de l'ANCT.",
+    )
+    date_adhesion_saisie_par = models.ForeignKey(
+        "pvd.User",
+        verbose_name="date d'adhésion saisie par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    date_adhesion_saisie_le = models.DateTimeField(
+        "date d'adhésion saisie le", null=True, blank=True
+    )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     updated_at = models.DateTimeField("modifié le", auto_now=True)
 
@@ -283,7 +305,10 @@ class Beneficiaire(models.Model):
     def enregistrer_proposition(
         self, *, by, reference: str = "Proposition enregistrée sur le portail", date=None
     ) -> "DecisionStatut":
-        """The first entry of the decision history: how the beneficiary came in."""
+        """The first entry of the decision history: how the beneficiary came in, on the day
+        it was proposed (today if not given)."""
+        if date is not None:
+            date_passee(date)
 
         return DecisionStatut.objects.create(
             beneficiaire=self,
@@ -293,6 +318,17 @@ class Beneficiaire(models.Model):
             date_decision=date or timezone.localdate(),
             reference=reference,
         )
+
+    def derniere_decision(self) -> "DecisionStatut | None":
+        """The latest event of the history by its own date (then by recording order)."""
+        return self.decisions.order_by("-date_decision", "-created_at").first()
+
+    def decision_precedente_errors(self, date_decision) -> None:
+        last = self.derniere_decision()
+        if last and date_decision < last.date_decision:
+            raise ValidationError(
+                f"La décision ne peut pas précéder la précédente, du {last.date_decision:%d/%m/%Y}."
+            )
 
     def change_statut(
         self,
@@ -311,7 +347,12 @@ class Beneficiaire(models.Model):
                 f"Un bénéficiaire « {self.get_statut_display()} » ne peut pas passer au statut "
                 f"« {self.Statut(nouveau).label} »."
             )
+        date_passee(date_decision)
         with transaction.atomic():
+            # On what is stored, the row locked: the real dates of the events, not the days
+            # they were recorded, so a past arrêté entered today follows its proposal.
+            Beneficiaire.objects.select_for_update().filter(pk=self.pk).first()
+            self.decision_precedente_errors(date_decision)
             decision = DecisionStatut.objects.create(
                 beneficiaire=self,
                 ancien_statut=self.statut,
@@ -412,15 +453,21 @@ class DecisionStatut(models.Model):
     nouveau_statut = models.CharField(
         "nouveau statut", max_length=20, choices=Beneficiaire.Statut.choices
     )
+    # Who recorded it on the portal and when (created_at): apart from the decision's own date.
     decided_by = models.ForeignKey(
         "pvd.User",
-        verbose_name="décidé par",
+        verbose_name="enregistrée par",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
     )
-    date_decision = models.DateField("date de la décision")
+    date_decision = models.DateField(
+        "date de la décision",
+        validators=[date_passee],
+        help_text="Le jour où la décision a été prise (ou la proposition faite), pas celui où "
+        "elle est enregistrée.",
+    )
     reference = models.CharField(
         "référence de la décision",
         max_length=250,

@@ -2,12 +2,17 @@
 département and région (« Synthèse nationale », communes.views.SyntheseView)."""
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
-from django.db.models import Count, F
+from django.db.models import Count, F, QuerySet
 
 from .models import Beneficiaire, Departement, MembreBeneficiaire
 
 COMMUNES_PVD = "nb_communes_pvd"
+# Counts of beneficiaries that apps above this one add per département, by name: each gives
+# the beneficiaries to count (conventions: the lauréats with no known adhésion date). They
+# are registered from the app's AppConfig.ready(): communes imports no app above it.
+COMPTES: dict[str, Callable[[], QuerySet]] = {}
 
 
 def par_region() -> tuple[list[dict], dict[str, int]]:
@@ -27,9 +32,13 @@ def par_region() -> tuple[list[dict], dict[str, int]]:
     )
     for row in communes.order_by():
         counts[row["departement"]][COMMUNES_PVD] = row["n"]
+    for name, beneficiaires in COMPTES.items():
+        par_departement = beneficiaires().order_by().values("departement_id")
+        for row in par_departement.annotate(n=Count("pk")):
+            counts[row["departement_id"]][name] = row["n"]
     departements = Departement.objects.select_related("region").order_by("region__nom", "code")
     regions: dict[str, dict] = {}
-    totals = dict.fromkeys([*Beneficiaire.Statut.values, COMMUNES_PVD], 0)
+    totals = dict.fromkeys([*Beneficiaire.Statut.values, COMMUNES_PVD, *COMPTES], 0)
     for dep in departements:
         for key in totals:
             setattr(dep, key, counts[dep.pk][key])

@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import IntegerField, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import FileResponse
@@ -133,6 +133,8 @@ class BeneficiaireDetailView(DetailView):
             anciens_membres=beneficiaire.membres.filter(actif=False).select_related("commune"),
             decisions=beneficiaire.decisions.select_related("decided_by"),
             can_decide=policy.may_decide(self.request.user, beneficiaire),
+            can_date_adhesion=beneficiaire.statut == Beneficiaire.Statut.LAUREAT
+            and policy.may_date_adhesion(self.request.user, beneficiaire),
             decision_form=DecisionForm(beneficiaire=beneficiaire)
             if beneficiaire.allowed_transitions()
             else None,
@@ -190,7 +192,11 @@ class DecisionCreateView(BeneficiaireMixin, FormView):
         if not self.beneficiaire.allowed_transitions():
             form.add_error(None, "Ce bénéficiaire n'a plus de décision possible.")
             return self.form_invalid(form)
-        decision = form.save(self.request.user)
+        try:
+            decision = form.save(self.request.user)
+        except ValidationError as error:
+            form.add_error("date_decision", error.messages)
+            return self.form_invalid(form)
         messages.success(
             self.request,
             f"Décision enregistrée : {decision.get_nouveau_statut_display()}.",

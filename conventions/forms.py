@@ -6,6 +6,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune
 from pvd import policy
+from pvd.dates import date_passee
 from pvd.files import validate_pdf
 from pvd.models import User
 
@@ -240,3 +241,20 @@ class DateForm(DsfrBaseForm, forms.Form):
         if value and value > timezone.localdate():
             raise forms.ValidationError("La date ne peut pas être dans le futur.")
         return value
+
+
+class DateAdhesionForm(DsfrBaseForm, forms.Form):
+    date = forms.DateField(
+        label="Date de signature de la convention d'adhésion",
+        help_text="Elle fait courir les 18 mois laissés pour signer la convention-cadre.",
+        validators=[date_passee],
+        widget=DATE,
+    )
+
+
+class ImportDatesAdhesionForm(DsfrBaseForm, forms.Form):
+    fichier = forms.FileField(
+        label="Fichier des dates d'adhésion (CSV ou Excel .xlsx, 2 Mo au plus)",
+        help_text="Une ligne par bénéficiaire : son identifiant ou le code INSEE d'une de ses "
+        "communes, et la date d'adhésion (JJ/MM/AAAA).",
+    )

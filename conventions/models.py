@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
+from pvd.dates import date_passee
 from pvd.files import pdf_upload_name
 from pvd.french import de
 from pvd.jobs import Job
@@ -106,6 +107,7 @@ class Convention(models.Model):
         "date de signature",
         null=True,
         blank=True,
+        validators=[date_passee],
         help_text="La date de la dernière signature des signataires.",
     )
     date_signature_prevue = models.CharField(
@@ -128,6 +130,18 @@ class Convention(models.Model):
         null=True,
         blank=True,
         related_name="+",
+    )
+    # Who recorded the signature on the portal and when, apart from the day it was signed.
+    signature_enregistree_par = models.ForeignKey(
+        "pvd.User",
+        verbose_name="signature enregistrée par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    signature_enregistree_le = models.DateTimeField(
+        "signature enregistrée le", null=True, blank=True
     )
     created_at = models.DateTimeField("créée le", auto_now_add=True)
     updated_at = models.DateTimeField("modifiée le", auto_now=True)
@@ -233,18 +247,25 @@ class Convention(models.Model):
         self.date_envoi_signature = on or timezone.localdate()
         self.save(update_fields=["statut", "date_envoi_signature", "updated_at"])
 
-    def mark_signed(self) -> None:
-        """Signed once every signataire has signed: the last signature dates the convention."""
+    def mark_signed(self, *, by=None) -> None:
+        """Signed once every signataire has signed: the last signature dates the convention;
+        ``by`` and now are who recorded it and when."""
         if self.statut not in self.STATUTS_MODIFIABLES:
             raise ValidationError("Cette convention est déjà signée : elle évolue par avenant.")
         errors = self.signature_errors()
         if errors:
             raise ValidationError(errors)
+        signed_on = max(p.date_signature for p in self.parties.filter(role=Partie.Role.SIGNATAIRE))
+        if signed_on > timezone.localdate():
+            raise ValidationError(
+                f"La dernière signature est datée du {signed_on:%d/%m/%Y}, dans le futur : "
+                "corrigez la date de signature des signataires."
+            )
         with transaction.atomic():
             self.statut = self.Statut.SIGNEE
-            self.date_signature = max(
-                p.date_signature for p in self.parties.filter(role=Partie.Role.SIGNATAIRE)
-            )
+            self.date_signature = signed_on
+            self.signature_enregistree_par = by
+            self.signature_enregistree_le = timezone.now()
             if not self.date_entree_vigueur:
                 self.date_entree_vigueur = self.date_signature
             self.compute_date_fin()
@@ -252,6 +273,8 @@ class Convention(models.Model):
                 update_fields=[
                     "statut",
                     "date_signature",
+                    "signature_enregistree_par",
+                    "signature_enregistree_le",
                     "date_entree_vigueur",
                     "date_fin",
                     "updated_at",
@@ -263,15 +286,27 @@ class Convention(models.Model):
                     amended.statut = self.Statut.MODIFIEE
                     amended.save(update_fields=["statut", "updated_at"])
 
-    def complete_signature_date(self, on: date) -> None:
+    def complete_signature_date(self, on: date, *, by=None) -> None:
         """A convention known to be signed (national tracking) whose date was missing."""
         if self.statut not in self.STATUTS_SIGNES or self.date_signature:
             raise ValidationError("Seule une convention signée sans date peut être datée.")
+        date_passee(on)
         self.date_signature = on
+        self.signature_enregistree_par = by
+        self.signature_enregistree_le = timezone.now()
         if not self.date_entree_vigueur:
             self.date_entree_vigueur = on
         self.compute_date_fin()
-        self.save(update_fields=["date_signature", "date_entree_vigueur", "date_fin", "updated_at"])
+        self.save(
+            update_fields=[
+                "date_signature",
+                "signature_enregistree_par",
+                "signature_enregistree_le",
+                "date_entree_vigueur",
+                "date_fin",
+                "updated_at",
+            ]
+        )
 
     @property
     def is_resiliable(self) -> bool:
@@ -362,9 +397,10 @@ class Partie(models.Model):
         "date de la délibération",
         null=True,
         blank=True,
+        validators=[date_passee],
         help_text="Pour une collectivité : la délibération qui autorise la signature.",
     )
-    date_signature = models.DateField("signée le", null=True, blank=True)
+    date_signature = models.DateField("signée le", null=True, blank=True, validators=[date_passee])
     ordre = models.PositiveSmallIntegerField("ordre", default=0)
 
     class Meta:

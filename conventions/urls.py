@@ -8,6 +8,21 @@ urlpatterns = [
     path("", views.ConventionListView.as_view(), name="list"),
     path("echeances/", views.EcheancesView.as_view(), name="echeances"),
     path(
+        "dates-adhesion/",
+        views.ImportDatesAdhesionView.as_view(),
+        name="dates-adhesion-import",
+    ),
+    path(
+        "dates-adhesion/modele.<str:format>",
+        views.modele_dates_adhesion,
+        name="dates-adhesion-modele",
+    ),
+    path(
+        "beneficiaire/<int:beneficiaire_pk>/date-adhesion/",
+        views.DateAdhesionView.as_view(),
+        name="date-adhesion",
+    ),
+    path(
         "beneficiaire/<int:beneficiaire_pk>/nouvelle/",
         views.ConventionCreateView.as_view(),
         name="create",

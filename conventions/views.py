@@ -3,7 +3,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -11,7 +11,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import audit, policy
+from pvd import audit, policy, spreadsheets
 from pvd.access import BeneficiaireMixin, get_convention_for_user
 from pvd.integrity import IntegrityErrorMixin
 from pvd.models import User
@@ -20,12 +20,15 @@ from . import echeances
 from .filters import ConventionFilter
 from .forms import (
     ConventionForm,
+    DateAdhesionForm,
     DateForm,
+    ImportDatesAdhesionForm,
     PartieFormSet,
     ResiliationForm,
     ScanForm,
     SecteurFormSet,
 )
+from .importers import adhesions
 from .models import Convention, DocumentConvention, Partie, ScanSigne
 from .pdf import freeze_signed, request_generation
 
@@ -62,7 +65,98 @@ class EcheancesView(ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["lignes"] = [(b, echeances.Echeance.of(b)) for b in context["object_list"]]
+        # The deadlines this list cannot show: lauréats whose adhésion date is unknown.
+        sans_date = echeances.sans_date_adhesion(
+            Beneficiaire.objects.for_user(self.request.user).select_related("departement")
+        )
+        context["sans_date"] = list(sans_date)
+        context["may_import"] = policy.may_import_adhesion_dates(self.request.user)
         return context
+
+
+ADHESION_STATE_ONLY = (
+    "La date d'adhésion se renseigne par la préfecture du département ou l'équipe nationale."
+)
+
+
+class DateAdhesionView(BeneficiaireMixin, FormView):
+    """Fill one beneficiary's unknown adhésion date."""
+
+    form_class = DateAdhesionForm
+    template_name = "conventions/date_adhesion.html"
+    beneficiaire_kwarg = "beneficiaire_pk"
+    may = staticmethod(policy.may_date_adhesion)
+    denied = ADHESION_STATE_ONLY
+
+    def get_initial(self):
+        return {"date": self.beneficiaire.date_adhesion_saisie}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            echeances.renseigner_date_adhesion(
+                self.beneficiaire, form.cleaned_data["date"], by=self.request.user
+            )
+        except ValidationError as error:
+            form.add_error("date", error.messages)
+            return self.form_invalid(form)
+        messages.success(
+            self.request,
+            f"Date d'adhésion enregistrée : {form.cleaned_data['date']:%d/%m/%Y}.",
+        )
+        return redirect("communes:beneficiaire-detail", pk=self.beneficiaire.pk)
+
+
+class ImportDatesAdhesionView(FormView):
+    """Fill adhésion dates from a file: every row checked first, all recorded or none."""
+
+    form_class = ImportDatesAdhesionForm
+    template_name = "conventions/import_dates_adhesion.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_import_adhesion_dates(request.user):
+            raise PermissionDenied(ADHESION_STATE_ONLY)
+        return super().dispatch(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        upload = form.cleaned_data["fichier"]
+        try:
+            report = adhesions.import_file(upload, self.request.user)
+        except adhesions.FichierRefuse as error:
+            form.add_error("fichier", error.messages)
+            return self.form_invalid(form)
+        refused = bool(report.counts["Erreurs"])
+        return self.render_to_response(
+            self.get_context_data(
+                form=ImportDatesAdhesionForm() if not refused else form,
+                report=report,
+                # A plain list: the template must not look « items » up in a defaultdict.
+                sections=[(name, items) for name, items in report.sections.items() if items],
+                refused=refused,
+            )
+        )
+
+
+def modele_dates_adhesion(request: HttpRequest, format: str) -> HttpResponse:
+    """The lauréats the user may date whose adhésion date is unknown: the file to fill."""
+    if not policy.may_import_adhesion_dates(request.user):
+        raise PermissionDenied(ADHESION_STATE_ONLY)
+    if format not in ("csv", "xlsx"):
+        raise Http404("Format inconnu : CSV ou XLSX.")
+    beneficiaires = echeances.sans_date_adhesion(
+        Beneficiaire.objects.for_user(request.user).select_related("departement")
+    ).prefetch_related("membres")
+    rows = (
+        [b.pk, min((m.commune_id for m in b.membres.all() if m.actif), default=""), b.nom, ""]
+        for b in beneficiaires
+        if policy.may_date_adhesion(request.user, b)
+    )
+    name = "dates-adhesion-a-completer"
+    if format == "xlsx":
+        return spreadsheets.xlsx_response(adhesions.HEADER, rows, name, "Dates d'adhésion")
+    return spreadsheets.csv_response(adhesions.HEADER, rows, name)
 
 
 class ConventionCreateView(BeneficiaireMixin, CreateView):
@@ -243,7 +337,7 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             messages.success(request, "Convention envoyée pour signature.")
         elif action == "signer":
             with transaction.atomic():
-                convention.mark_signed()
+                convention.mark_signed(by=request.user)
                 freeze_signed(convention, request.user)
             messages.success(
                 request,
@@ -251,7 +345,7 @@ def change_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
                 "annexe, est en cours de génération : elle sera conservée telle quelle.",
             )
         elif action == "dater":
-            convention.complete_signature_date(on)
+            convention.complete_signature_date(on, by=request.user)
             messages.success(request, "Date de signature enregistrée.")
     except ValidationError as error:
         for message in error.messages:

@@ -8,6 +8,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
 from pvd import policy
+from pvd.dates import date_passee
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 from pvd.french import de_personne
@@ -141,12 +142,22 @@ class EtatForm(DsfrBaseForm, forms.Form):
     """A recruitment step recorded by hand (publication, or back to « à créer »)."""
 
     nouvel_etat = forms.ChoiceField(label="Nouvel état")
-    date = forms.DateField(label="Date", widget=DATE)
+    date = forms.DateField(
+        label="Date",
+        help_text="Le jour où l'étape a eu lieu (aujourd'hui au plus tard), pas celui de la "
+        "saisie.",
+        initial=timezone.localdate,
+        validators=[date_passee],
+        widget=DATE,
+    )
     fiche_de_poste = forms.FileField(
         label="Fiche de poste (PDF, 20 Mo au plus)", required=False, validators=[validate_pdf]
     )
     date_publication = forms.DateField(
-        label="Date de publication de l'offre", required=False, widget=DATE
+        label="Date de publication de l'offre",
+        required=False,
+        validators=[date_passee],
+        widget=DATE,
     )
     lien_offre = forms.URLField(
         label="Lien vers l'offre publiée",
@@ -220,6 +231,8 @@ class OccupationForm(DsfrBaseForm, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.poste = poste
         self.existing_user = None
+        # The day it happens (or will): today unless said otherwise; a start may be planned.
+        self.initial["date_debut"] = self.initial.get("date_debut") or timezone.localdate()
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].lower()
@@ -284,6 +297,7 @@ class DepartForm(DsfrBaseForm, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["date_fin"].required = True
         self.fields["date_fin"].label = "Date de départ (dernier jour dans le poste)"
+        self.initial["date_fin"] = self.initial.get("date_fin") or timezone.localdate()
         self.fields["motif_fin"].required = True
         self.fields["motif_fin"].help_text = "Par exemple : fin de contrat, mutation, démission."
 

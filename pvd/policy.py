@@ -116,6 +116,17 @@ def may_decide(user: User, beneficiaire: Beneficiaire) -> bool:
     return _acts_for_state(user, beneficiaire.departement_id)
 
 
+def may_date_adhesion(user: User, beneficiaire: Beneficiaire) -> bool:
+    """Fill a beneficiary's unknown adhésion date: the State in its département."""
+    return _acts_for_state(user, beneficiaire.departement_id)
+
+
+def may_import_adhesion_dates(user: User) -> bool:
+    """Fill adhésion dates from a file: national staff and préfectures (each row is then
+    checked with ``may_date_adhesion``)."""
+    return is_national(user) or bool(user.perimeter.prefecture_departement_codes)
+
+
 def may_see_synthese(user: User) -> bool:
     """The national picture: for those who read the whole country."""
     return _sees_everything(user)

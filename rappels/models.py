@@ -2,9 +2,10 @@
 
 The row is created by the sweep (rappels/sweep.py) the first day its due date has come, and
 never again: the unique constraint is what makes a reminder fire exactly once, however many
-sweeps race. The row is also the in-app notification (``lue_le``) and remembers whether its
-e-mail went out (``email_le``, after a claim with a lease: ``email_reserve_le``) or which
-digest carried it.
+sweeps race. It is closed (``resolu_le``) once its situation is over (rappels/regles.py).
+The row is also the in-app notification (``lue_le``) and remembers whether its e-mail went
+out (``email_le``, after a claim with a lease: ``email_reserve_le``) or which digest
+carried it.
 """
 
 from django.conf import settings
@@ -29,8 +30,12 @@ class RappelQuerySet(models.QuerySet):
         """Each person reads their own notifications, nobody else's."""
         return self.filter(destinataire=user)
 
+    def ouverts(self) -> "RappelQuerySet":
+        """Reminders whose situation is not over (rappels/regles.py says when it is)."""
+        return self.filter(resolu_le__isnull=True)
+
     def non_lus(self) -> "RappelQuerySet":
-        return self.filter(lue_le__isnull=True)
+        return self.ouverts().filter(lue_le__isnull=True)
 
 
 class Rappel(models.Model):
@@ -54,6 +59,9 @@ class Rappel(models.Model):
     lien = models.CharField("lien", max_length=200)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     lue_le = models.DateTimeField("lu le", null=True, blank=True)
+    # Its situation is over (measure entered, convention signed, date moved…): it leaves the
+    # notification centre and no e-mail carries it any more.
+    resolu_le = models.DateTimeField("résolu le", null=True, blank=True)
     # The immediate e-mail: a worker claims it (``email_reserve_le``) for a lease, sends it,
     # then records ``email_le``. A claim whose worker died is taken again once the lease ends.
     email_reserve_le = models.DateTimeField("courriel réservé le", null=True, blank=True)

@@ -9,15 +9,21 @@ Only the latest due date on or before today counts, and only within ``RATTRAPAGE
 sweep that did not run for three days sends each missed reminder once on its return, and an
 old situation seen for the first time gives one reminder, not its whole history.
 Each rule is one or two set queries over the whole country (never one per object).
+
+Each rule's docstring says when its situation is over. A recorded reminder stays open while
+its rule, run over every open situation (``OUVERTES``), still gives the same object with the
+same due date; otherwise it is closed (``Rappel.resolu_le``): at once on the save that
+resolves it (rappels/signals.py), and at the next sweep. A moved date closes the old reminder
+and gives one new one.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.urls import reverse
 from django.utils.formats import date_format
 
@@ -26,7 +32,31 @@ from pvd.policy import CHEF_PROJET, ELUS, PREFECTURE
 from .models import Categorie
 
 RATTRAPAGE = timedelta(days=31)
+# The catch-up window that sees every situation still open, whenever it began: the sweep and
+# the saves that may resolve a reminder compare the open reminders with it (rappels/sweep.py).
+OUVERTES = timedelta(days=36500)
 TITRE_MAX = 120
+
+# None: the whole country; else the ids of the beneficiaries to look at (a save resolving).
+Scope = Collection[int] | None
+
+
+def _scope(field: str, beneficiaires: Scope) -> Q:
+    return Q() if beneficiaires is None else Q(**{f"{field}__in": beneficiaires})
+
+
+def _scoped(queryset, field: str, beneficiaires: Scope):
+    return queryset.filter(_scope(field, beneficiaires))
+
+
+def _postes_scope(field: str, beneficiaires: Scope) -> Q:
+    """Posts serving one of ``beneficiaires`` (a subquery: no duplicate rows)."""
+    if beneficiaires is None:
+        return Q()
+    from postes.models import Poste
+
+    through = Poste.beneficiaires.through.objects.filter(beneficiaire_id__in=beneficiaires)
+    return Q(**{f"{field}__in": through.values("poste_id")})
 
 
 @dataclass(frozen=True)
@@ -72,15 +102,18 @@ def short(text: str) -> str:
 # Conventions ----------------------------------------------------------------------------------
 
 
-def convention_cadre(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """Due 18 months after the adhésion: at 12, 15 and 17 months, on the day, then monthly."""
+def convention_cadre(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """Due 18 months after the adhésion: at 12, 15 and 17 months, on the day, then monthly.
+    Over once a convention-cadre is signed (a moved adhésion date moves the reminder)."""
     from communes.models import Beneficiaire
     from conventions.echeances import with_echeances
     from conventions.models import DELAI_CONVENTION_CADRE
 
     oldest = today - relativedelta(months=12)
     rows = (
-        with_echeances(Beneficiaire.objects.order_by())
+        with_echeances(_scoped(Beneficiaire.objects.order_by(), "pk", beneficiaires))
         .filter(cadre_signee=False, date_adhesion__lte=oldest)
         .values_list("pk", "nom", "date_adhesion")
     )
@@ -109,14 +142,18 @@ def convention_cadre(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterato
         )
 
 
-def fin_de_convention(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
+def fin_de_convention(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
     """A convention in force (the convention-cadre valant ORT included) ends within
-    ``HORIZON_FIN_CONVENTION``."""
+    ``HORIZON_FIN_CONVENTION``. Over once it ended, was terminated, or its end date moved
+    beyond the horizon."""
     from conventions.models import HORIZON_FIN_CONVENTION, Convention
 
     rows = (
         Convention.objects.finissantes(today)
         .order_by()
+        .filter(_scope("beneficiaire_id", beneficiaires))
         .values_list("pk", "type", "beneficiaire_id", "beneficiaire__nom", "date_fin")
     )
     labels = dict(Convention.Type.choices)
@@ -139,13 +176,17 @@ def fin_de_convention(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
 # Action plans ---------------------------------------------------------------------------------
 
 
-def fiche_en_retard(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A fiche whose planned end has passed while it is not achieved (nor delivered, dropped)."""
+def fiche_en_retard(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """A fiche whose planned end has passed while it is not achieved (nor delivered, dropped).
+    Over once it is achieved, delivered or dropped, or its planned end moves."""
     from actions.models import FicheAction
 
     rows = (
         FicheAction.objects.en_retard(today)
         .filter(date_fin_prevue__gte=today - rattrapage - timedelta(days=1))
+        .filter(_scope("beneficiaire_id", beneficiaires))
         .order_by()
         .values_list("pk", "titre", "beneficiaire_id", "beneficiaire__nom", "date_fin_prevue")
     )
@@ -165,12 +206,16 @@ def fiche_en_retard(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator
         )
 
 
-def plan_sans_mise_a_jour(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A plan none of whose fiches changed for ``SANS_MISE_A_JOUR`` (then as often again)."""
+def plan_sans_mise_a_jour(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """A plan none of whose fiches changed for ``SANS_MISE_A_JOUR`` (then as often again).
+    Over once a fiche of the plan is saved."""
     from actions.models import SANS_MISE_A_JOUR, FicheAction
 
     rows = (
         FicheAction.objects.order_by()
+        .filter(_scope("beneficiaire_id", beneficiaires))
         .values("beneficiaire_id", "beneficiaire__nom")
         .annotate(last=Max("updated_at"))
         .filter(last__lte=_aware(today - SANS_MISE_A_JOUR))
@@ -196,10 +241,13 @@ def plan_sans_mise_a_jour(today: date, rattrapage: timedelta = RATTRAPAGE) -> It
         )
 
 
-def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
+def mesure_indicateur(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
     """An indicator with a frequency is due for a measure one period after its last measure
     (none yet: after the start of its action or its creation, whichever is later), then at
-    each further period; a new measure moves them on. An abandoned fiche asks for nothing."""
+    each further period; a new measure moves them on. An abandoned fiche asks for nothing.
+    Over once a measure is entered (or the frequency removed, the fiche dropped)."""
     from django.db.models import Q
     from django.db.models.functions import Coalesce, Greatest, TruncDate
 
@@ -218,6 +266,7 @@ def mesure_indicateur(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterat
     rows = (
         Indicateur.objects.exclude(frequence="")
         .exclude(abandonnee_q("fiche__"))
+        .filter(_scope("fiche__beneficiaire_id", beneficiaires))
         .order_by()
         .annotate(base=base)
         .filter(passed)
@@ -285,8 +334,11 @@ def _postes_beneficiaires(poste_ids) -> dict[int, list[tuple[int, str]]]:
     return result
 
 
-def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """A post vacant (or being recruited) for more than ``ALERTE_VACANCE``."""
+def poste_vacant(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """A post vacant (or being recruited) for more than ``ALERTE_VACANCE``.
+    Over once the post is filled (or set back to « à créer »)."""
     from postes.models import ALERTE_VACANCE, Poste
 
     rows = list(
@@ -294,6 +346,7 @@ def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Ec
             etat__in=Poste.ETATS_A_POURVOIR,
             vacant_depuis__lte=today - ALERTE_VACANCE,
         )
+        .filter(_postes_scope("pk", beneficiaires))
         .order_by()
         .values_list("pk", "intitule", "vacant_depuis")
     )
@@ -313,12 +366,16 @@ def poste_vacant(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Ec
             )
 
 
-def fin_de_contrat(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
-    """The contract of the chef de projet in post ends within ``HORIZON_FIN_CONTRAT``."""
+def fin_de_contrat(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """The contract of the chef de projet in post ends within ``HORIZON_FIN_CONTRAT``.
+    Over once the person left, or the contract's end moved (renewed) or passed."""
     from postes.models import HORIZON_FIN_CONTRAT, Occupation
 
     rows = list(
         Occupation.objects.contrats_finissants(today)
+        .filter(_postes_scope("poste_id", beneficiaires))
         .order_by()
         .values_list("pk", "poste_id", "poste__intitule", "date_fin_contrat")
     )
@@ -338,9 +395,11 @@ def fin_de_contrat(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[
             )
 
 
-def fin_de_cofinancement(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
+def fin_de_cofinancement(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
     """The co-financing of a filled post ends with its last funded year, within
-    ``HORIZON_FIN_CONTRAT``."""
+    ``HORIZON_FIN_CONTRAT``. Over once a later year is notified (or the year ends)."""
     from postes.models import (
         HORIZON_FIN_CONTRAT,
         CofinancementAnnee,
@@ -351,6 +410,7 @@ def fin_de_cofinancement(today: date, rattrapage: timedelta = RATTRAPAGE) -> Ite
     rows = (
         CofinancementAnnee.objects.filter(lignes__montant_notifie__gt=0)
         .exclude(poste__etat=Poste.Etat.A_CREER)
+        .filter(_postes_scope("poste_id", beneficiaires))
         .order_by()
         .values("poste_id", "poste__intitule")
         .annotate(derniere=Max("annee"))
@@ -399,6 +459,8 @@ LIBELLES = {
 }
 
 
-def due_today(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
+def due_today(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
     for regle in REGLES:
         yield from regle(today, rattrapage)

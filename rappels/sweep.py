@@ -18,7 +18,7 @@ after the lease (at most one per killed worker, since each is marked right after
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -34,7 +34,7 @@ from pvd.policy import reminder_recipients
 from . import emails, inbox
 from .models import Frequence, Rappel, Recapitulatif
 from .preferences import frequences
-from .regles import LIBELLES, RATTRAPAGE, due_today
+from .regles import LIBELLES, OUVERTES, RATTRAPAGE, due_today
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def _free(now, field: str = "email_reserve_le") -> Q:
 class Report:
     due: int = 0
     recorded: int = 0
+    resolved: int = 0
     emails: int = 0
     digests: int = 0
     errors: list[str] = field(default_factory=list)
@@ -85,38 +86,97 @@ def _fit(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
-def record(today: date, rattrapage: timedelta = RATTRAPAGE) -> tuple[int, int]:
-    """(due items, new sendings recorded)."""
-    dues = list(due_today(today, rattrapage))
+def _rows(due, user_ids) -> list[Rappel]:
+    return [
+        Rappel(
+            regle=due.regle,
+            categorie=due.categorie,
+            objet=due.objet,
+            echeance=due.echeance,
+            destinataire_id=user_id,
+            beneficiaire_id=due.beneficiaire_id,
+            message=_fit(due.message, MESSAGE_MAX),
+            lien=due.lien,
+        )
+        for user_id in sorted(user_ids)
+    ]
+
+
+def record(
+    today: date, rattrapage: timedelta = RATTRAPAGE, situations: list | None = None
+) -> tuple[int, int]:
+    """(due items, new sendings recorded). A reminder closed and due again is reopened."""
+    if situations is None:
+        situations = list(due_today(today, OUVERTES))
+    dues = [d for d in situations if d.echeance >= today - rattrapage]
     audiences = {a for due in dues for a in due.audiences}
     recipients = reminder_recipients(audiences, {due.beneficiaire_id for due in dues})
     rows = []
     for due in dues:
         users = set().union(*(recipients[due.beneficiaire_id][a] for a in due.audiences))
-        rows += [
-            Rappel(
-                regle=due.regle,
-                categorie=due.categorie,
-                objet=due.objet,
-                echeance=due.echeance,
-                destinataire_id=user_id,
-                beneficiaire_id=due.beneficiaire_id,
-                message=_fit(due.message, MESSAGE_MAX),
-                lien=due.lien,
-            )
-            for user_id in sorted(users)
-        ]
+        rows += _rows(due, users)
     before = Rappel.objects.count()
     Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
-    inbox.forget({row.destinataire_id for row in rows})
+    reopened = _reopen({(d.regle, d.objet, d.echeance) for d in dues})
+    inbox.forget({row.destinataire_id for row in rows} | reopened)
     return len(dues), Rappel.objects.count() - before
+
+
+def _reopen(keys: set[tuple[str, str, date]]) -> set[int]:
+    """Closed reminders whose situation is open again at the same date (a date moved back)."""
+    if not keys:
+        return set()
+    closed = Rappel.objects.filter(
+        resolu_le__isnull=False, echeance__gte=min(key[2] for key in keys)
+    ).values_list("pk", "regle", "objet", "echeance", "destinataire_id")
+    ids, users = [], set()
+    for pk, regle, objet, echeance, user_id in closed:
+        if (regle, objet, echeance) in keys:
+            ids.append(pk)
+            users.add(user_id)
+    Rappel.objects.filter(pk__in=ids).update(resolu_le=None)
+    return users
+
+
+def resolve(
+    today: date, beneficiaires: Collection[int] | None = None, situations: list | None = None
+) -> int:
+    """Close the open reminders whose situation is over or whose due date moved: they leave
+    the unread count and no e-mail carries them. A moved date gives its reminder, at the new
+    date, to the same people (however old the new date: the situation is still open).
+    ``beneficiaires``: only theirs (a save), else the whole country (the sweep)."""
+    if situations is None:
+        situations = list(due_today(today, OUVERTES, beneficiaires))
+    current = {(d.regle, d.objet, d.beneficiaire_id): d for d in situations}
+    ouverts = Rappel.objects.ouverts()
+    if beneficiaires is not None:
+        ouverts = ouverts.filter(beneficiaire_id__in=beneficiaires)
+    closed, users, moved = [], set(), {}
+    for pk, regle, objet, echeance, beneficiaire_id, user_id in ouverts.values_list(
+        "pk", "regle", "objet", "echeance", "beneficiaire_id", "destinataire_id"
+    ):
+        due = current.get((regle, objet, beneficiaire_id))
+        if due is None or due.echeance != echeance:
+            closed.append(pk)
+            users.add(user_id)
+        if due is not None and due.echeance != echeance:
+            moved.setdefault(due, set()).add(user_id)
+    now = timezone.now()
+    with transaction.atomic():
+        for start in range(0, len(closed), BATCH):
+            Rappel.objects.filter(pk__in=closed[start : start + BATCH]).update(resolu_le=now)
+        replacements = [row for due, user_ids in moved.items() for row in _rows(due, user_ids)]
+        Rappel.objects.bulk_create(replacements, ignore_conflicts=True, batch_size=BATCH)
+        _reopen({(d.regle, d.objet, d.echeance) for d in moved})
+    inbox.forget(users)
+    return len(closed)
 
 
 def _pending(today: date):
     """Reminders no e-mail carried yet, nor carries now (an e-mail claim under its lease)."""
     now = timezone.now()
     since = now - RATTRAPAGE - timedelta(days=7)
-    return Rappel.objects.filter(
+    return Rappel.objects.ouverts().filter(
         _free(now), email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
     )
 
@@ -127,7 +187,8 @@ def claim(rappel_ids) -> list[int]:
     now = timezone.now()
     with transaction.atomic():
         claimed = list(
-            Rappel.objects.filter(_free(now), pk__in=rappel_ids, email_le__isnull=True)
+            Rappel.objects.ouverts()
+            .filter(_free(now), pk__in=rappel_ids, email_le__isnull=True)
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
@@ -313,14 +374,17 @@ def digest_preview(user, today: date | None = None):
 def sweep(today: date | None = None) -> Report:
     today = today or timezone.localdate()
     report = Report()
-    report.due, report.recorded = record(today)
+    situations = list(due_today(today, OUVERTES))
+    report.due, report.recorded = record(today, situations=situations)
+    report.resolved = resolve(today, situations=situations)
     report.emails = send_immediate(today)
     report.digests = send_digests(today)
     logger.info(
-        "Reminders sweep %s: %s due, %s recorded, %s e-mails, %s digests",
+        "Reminders sweep %s: %s due, %s recorded, %s resolved, %s e-mails, %s digests",
         today,
         report.due,
         report.recorded,
+        report.resolved,
         report.emails,
         report.digests,
     )

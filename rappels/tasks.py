@@ -9,4 +9,9 @@ from . import sweep
 def sweep_reminders() -> dict:
     """The reminders sweep (rappels/sweep.py); safe to run twice, or in two workers at once."""
     report = sweep.sweep()
-    return {"due": report.due, "recorded": report.recorded, "emails": report.emails}
+    return {
+        "due": report.due,
+        "recorded": report.recorded,
+        "resolved": report.resolved,
+        "emails": report.emails,
+    }

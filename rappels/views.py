@@ -26,7 +26,7 @@ class RappelListView(ListView):
     context_object_name = "rappels"
 
     def get_queryset(self):
-        return Rappel.objects.for_user(self.request.user).select_related("beneficiaire")
+        return Rappel.objects.for_user(self.request.user).ouverts().select_related("beneficiaire")
 
 
 @require_POST

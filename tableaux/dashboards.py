@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from communes.models import Beneficiaire, Departement, Region
+from conventions.echeances import sans_date_adhesion
 from pvd import policy
 from rappels import prochains
 
@@ -72,6 +73,7 @@ def prefecture_rows(user, params, today):
         if departement not in codes:
             raise Http404("Département inconnu ou hors de votre périmètre.")
         beneficiaires = beneficiaires.filter(departement_id=departement)
+    du_departement = beneficiaires
     statut = params.get("statut", "")
     if statut in Beneficiaire.Statut.values:
         beneficiaires = beneficiaires.filter(statut=statut)
@@ -96,6 +98,9 @@ def prefecture_rows(user, params, today):
     return {
         "rows": rows,
         "beneficiaires_qs": beneficiaires,
+        # Called by the template (in the cached fragment): the lauréats whose deadline
+        # cannot be computed, whatever the filters.
+        "sans_date_adhesion": lambda: sans_date_adhesion(du_departement).count(),
         "departements": departements,
         "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
     }

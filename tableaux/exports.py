@@ -5,11 +5,21 @@ from collections.abc import Iterator
 
 from django.utils import timezone
 
+from communes.models import Beneficiaire
+
 from . import lecture
 
 
 def _money(row: dict, statut: str):
     return row.get(f"m_{statut}", lecture.ZERO)
+
+
+def inconnue(b) -> str:
+    """A lauréat's adhésion date the deadline needs and nobody knows says so in the exports,
+    rather than a blank cell read as « nothing due »."""
+    if b.statut == Beneficiaire.Statut.LAUREAT and not b.cadre_signee:
+        return "inconnue (date d'adhésion à compléter)"
+    return ""
 
 
 def programme_rows(context: dict, level: str) -> list[list]:
@@ -19,21 +29,26 @@ def programme_rows(context: dict, level: str) -> list[list]:
     if level == "departement":
         header = ["Bénéficiaire", "Statut", "Fiches", "En retard"]
         header += [label for _, label in buckets] + ["Coût (€)", "Notifié ou versé (€)"]
+        header += ["Date d'adhésion"]
         return [header] + [
             [b.nom, b.get_statut_display(), b.nb_fiches, b.nb_retards]
             + [getattr(b, f"nb_{value}") for value, _ in buckets]
             + [b.cout, b.decide]
+            + [b.date_adhesion or inconnue(b)]
             for b in context["lignes_beneficiaires"]
         ]
     header = ["Code", "Territoire", "Bénéficiaires", "Fiches", "En retard"]
     header += [label for _, label in buckets] + ["Coût (€)"]
     header += [f"{label} (€)" for _, label in statuts]
+    # What the figures cannot count, beside them.
+    header += ["Fiches sans date de fin prévue", "Lauréats sans date d'adhésion connue"]
     return [header] + [
         [t.code, t.nom, row.get("nb_beneficiaires", 0), row.get("nb_fiches", 0)]
         + [row.get("nb_retards", 0)]
         + [row.get(f"nb_{value}", 0) for value, _ in buckets]
         + [row.get("cout", lecture.ZERO)]
         + [_money(row, value) for value, _ in statuts]
+        + [row.get("nb_sans_fin", 0), row.get("sans_date_adhesion", 0)]
         for t, row in context["lignes_territoires"]
     ]
 
@@ -65,9 +80,9 @@ def beneficiaires_rows(rows, today) -> Iterator[list]:
             b.departement_id,
             b.nom,
             b.get_statut_display(),
-            b.date_adhesion,
+            b.date_adhesion or inconnue(b),
             "oui" if b.cadre_signee else "non",
-            echeance.date_limite,
+            echeance.date_limite or inconnue(b),
             b.cout,
             b.decide,
             lecture.part(b.decide, b.cout),

@@ -46,6 +46,7 @@ from actions.models import (
     abandonnee_q,
     en_retard_q,
     finie_q,
+    sans_fin_q,
 )
 from actions.plan import (
     MONEY,
@@ -63,7 +64,7 @@ from communes.models import (
     Region,
     normalize,
 )
-from conventions.echeances import Echeance, with_echeances
+from conventions.echeances import SANS_DATE_ADHESION, Echeance, with_echeances
 from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Convention
 from postes.models import Occupation, Poste
 from pvd.db import AddMonths, ArraySubquery, StringAgg
@@ -134,6 +135,7 @@ class Ville:
     postes_vacants: list[date | None]  # since when each vacant post is vacant
     indicateurs: list[Indicateur]
     derniere_mise_a_jour: object = None
+    nb_sans_fin: int = 0  # not finished, no planned end: lateness unknown
     sans_nouvelles: list[FicheAction] = field(default_factory=list)
     # The next deadlines the reminders will speak of: contracts and conventions ending.
     fins_de_contrat: list[Occupation] = field(default_factory=list)
@@ -191,6 +193,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         with_echeances(Beneficiaire.objects.filter(pk=beneficiaire.pk))
         .annotate(
             nb_retards=Count("fiches", filter=en_retard_q(today, "fiches__")),
+            nb_sans_fin=Count("fiches", filter=sans_fin_q("fiches__")),
             derniere_maj=Max("fiches__updated_at"),
             vacants=ArraySubquery(vacants),
             finissantes=ArraySubquery(finissantes),
@@ -224,6 +227,7 @@ def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = Fal
         financeurs=lignes,
         retards=retards,
         nb_retards=echeance_row.nb_retards,
+        nb_sans_fin=echeance_row.nb_sans_fin,
         derniere_mise_a_jour=echeance_row.derniere_maj,
         echeance=Echeance.of(echeance_row, today),
         chefs=chefs,
@@ -347,10 +351,12 @@ def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
     Beneficiaire: ``departement``, ``departement__region``), three GROUP BY queries."""
     benef = {
         row[key]: row
-        for row in beneficiaires.order_by()
+        for row in with_echeances(beneficiaires)
+        .order_by()
         .values(key)
         .annotate(
             nb_beneficiaires=Count("pk", distinct=True),
+            sans_date_adhesion=Count("pk", filter=SANS_DATE_ADHESION, distinct=True),
         )
     }
     fiches = FicheAction.objects.filter(beneficiaire__in=beneficiaires)
@@ -360,6 +366,7 @@ def totaux_par(beneficiaires: QuerySet, key: str, today: date) -> list[dict]:
         .annotate(
             nb_fiches=Count("pk", filter=COMPTEE),
             nb_retards=Count("pk", filter=en_retard_q(today)),
+            nb_sans_fin=Count("pk", filter=sans_fin_q()),
             cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
             **_bucket_counts(""),
         )
@@ -389,11 +396,19 @@ class Chiffres:
     cadres: int = 0
     cadres_attendues: int = 0
     cadres_en_retard: int = 0
+    # Lauréats without a signed convention-cadre, and among them those whose adhésion date is
+    # unknown: their deadline cannot be computed, so « attendues » and « en retard » miss them.
+    laureats_sans_cadre: int = 0
+    sans_date_adhesion: int = 0
+    cadres_sans_date: int = 0  # signed (national tracking) on an unknown day
     postes_pourvus: int = 0
     postes_vacants: int = 0
     fin_contrat_90j: int = 0
+    vacants_sans_date: int = 0
+    sans_fin_contrat: int = 0
     nb_fiches: int = 0
     nb_retards: int = 0
+    nb_sans_fin: int = 0
     cout: Decimal = ZERO
     buckets: list = field(default_factory=list)
     montants: list = field(default_factory=list)
@@ -426,6 +441,13 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
             ),
             distinct=True,
         ),
+        laureats_sans_cadre=Count(
+            "pk", filter=Q(statut=Beneficiaire.Statut.LAUREAT, cadre_signee=False), distinct=True
+        ),
+        sans_date_adhesion=Count("pk", filter=SANS_DATE_ADHESION, distinct=True),
+        cadres_sans_date=Count(
+            "pk", filter=Q(cadre_signee=True, date_cadre__isnull=True), distinct=True
+        ),
     )  # 1
     figures.nb_beneficiaires, figures.nb_communes = conv["nb_beneficiaires"], conv["nb_communes"]
     figures.adhesions, figures.cadres = conv["adhesions"], conv["cadres"]
@@ -433,10 +455,29 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
         conv["cadres_en_retard"],
         conv["cadres_attendues"],
     )
+    figures.laureats_sans_cadre = conv["laureats_sans_cadre"]
+    figures.sans_date_adhesion = conv["sans_date_adhesion"]
+    figures.cadres_sans_date = conv["cadres_sans_date"]
     postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
+    # Distinct: the occupations joined below would count a post once per person it had.
     pc = Poste.objects.filter(pk__in=postes.values("pk")).aggregate(
-        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU)),
-        vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT)),
+        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU), distinct=True),
+        vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT), distinct=True),
+        # What the reminders cannot date: a vacancy since an unknown day, a fixed-term
+        # contract of the person in post with no planned end.
+        vacants_sans_date=Count(
+            "pk", filter=Q(etat=Poste.Etat.VACANT, vacant_depuis__isnull=True), distinct=True
+        ),
+        sans_fin_contrat=Count(
+            "pk",
+            filter=Q(
+                type_contrat__in=[Poste.TypeContrat.CONTRAT_DE_PROJET, Poste.TypeContrat.CDD],
+                occupations__date_debut__lte=today,
+                occupations__date_fin__isnull=True,
+                occupations__date_fin_contrat__isnull=True,
+            ),
+            distinct=True,
+        ),
         fin=Count(
             "pk",
             filter=Exists(
@@ -446,13 +487,17 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     )  # 2
     figures.postes_pourvus, figures.postes_vacants = pc["pourvus"], pc["vacants"]
     figures.fin_contrat_90j = pc["fin"]
+    figures.vacants_sans_date = pc["vacants_sans_date"]
+    figures.sans_fin_contrat = pc["sans_fin_contrat"]
     fiches = FicheAction.objects.filter(beneficiaire__in=actifs)
     agg = fiches.order_by().aggregate(
         nb_fiches=Count("pk", filter=COMPTEE),
         nb_retards=Count("pk", filter=en_retard_q(today)),
+        nb_sans_fin=Count("pk", filter=sans_fin_q()),
         cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
         **_bucket_counts(""),
     )  # 3
+    figures.nb_sans_fin = agg["nb_sans_fin"]
     figures.nb_fiches, figures.nb_retards, figures.cout = (
         agg["nb_fiches"],
         agg["nb_retards"],

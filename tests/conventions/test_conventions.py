@@ -1,5 +1,5 @@
 import html
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -432,3 +432,82 @@ def test_in_force_and_ending_soon_are_one_rule(ussel_la_courtine):
     assert [c.is_resiliable for c in conventions.order_by("pk")] == [
         c.statut in STATUTS_EN_VIGUEUR for c in conventions.order_by("pk")
     ]
+
+
+# Signatures happened: never in the future ------------------------------------------------------
+
+
+def test_a_signature_dated_in_the_future_is_refused_by_the_form(
+    client_for, prefecture_19, cadre_ussel, today
+):
+    url = reverse("conventions:parties", args=[cadre_ussel.pk])
+    parties = list(cadre_ussel.parties.all())
+    data = {
+        "parties-TOTAL_FORMS": str(len(parties)),
+        "parties-INITIAL_FORMS": str(len(parties)),
+        "parties-MIN_NUM_FORMS": "0",
+        "parties-MAX_NUM_FORMS": "1000",
+    }
+    for i, p in enumerate(parties):
+        data.update(
+            {
+                f"parties-{i}-id": p.pk,
+                f"parties-{i}-nature": p.nature,
+                f"parties-{i}-commune": p.commune_id or "",
+                f"parties-{i}-nom_partenaire": p.nom_partenaire,
+                f"parties-{i}-role": p.role,
+                f"parties-{i}-ordre": i,
+                f"parties-{i}-date_signature": "",
+            }
+        )
+    data["parties-0-date_signature"] = (today + timedelta(days=3)).isoformat()
+    response = client_for(prefecture_19).post(url, data)
+    assert response.status_code == 200
+    assert "Cette date est dans le futur" in html.unescape(response.content.decode())
+    assert not cadre_ussel.parties.exclude(date_signature=None).exists()
+
+
+def test_a_convention_is_not_marked_signed_on_a_future_date(cadre_ussel, today):
+    sign_all(cadre_ussel, on=today + timedelta(days=3))
+    with pytest.raises(ValidationError, match="dans le futur"):
+        cadre_ussel.mark_signed()
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.statut == Convention.Statut.BROUILLON
+    assert cadre_ussel.date_signature is None
+
+
+def test_a_signature_date_completed_later_is_not_in_the_future(cadre_ussel, today):
+    Convention.objects.filter(pk=cadre_ussel.pk).update(statut=Convention.Statut.SIGNEE)
+    cadre_ussel.refresh_from_db()
+    with pytest.raises(ValidationError, match="dans le futur"):
+        cadre_ussel.complete_signature_date(today + timedelta(days=1))
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature is None
+
+
+def test_the_signature_keeps_its_own_date_apart_from_who_recorded_it_and_when(
+    client_for, prefecture_19, cadre_ussel
+):
+    sign_all(cadre_ussel, on=date(2022, 10, 18))
+    client = client_for(prefecture_19)
+    client.post(reverse("conventions:signer", args=[cadre_ussel.pk]))
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.date_signature == date(2022, 10, 18)
+    assert cadre_ussel.signature_enregistree_par == prefecture_19
+    assert cadre_ussel.signature_enregistree_le.date() == timezone.localdate()
+    page = client.get(reverse("conventions:detail", args=[cadre_ussel.pk])).content.decode()
+    assert f"(enregistrée le {timezone.localdate():%d/%m/%Y} par" in page
+
+
+def test_the_data_migration_dates_past_recordings_from_the_timestamps(cadre_ussel):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    Convention.objects.filter(pk=cadre_ussel.pk).update(
+        statut=Convention.Statut.SIGNEE, date_signature=date(2022, 10, 18)
+    )
+    import_module("conventions.migrations.0007_fill_signature_recorded").fill(apps, None)
+    cadre_ussel.refresh_from_db()
+    assert cadre_ussel.signature_enregistree_le == cadre_ussel.updated_at
+    assert cadre_ussel.signature_enregistree_par is None

@@ -589,3 +589,27 @@ def test_post_and_co_financing_pages_have_their_history_in_words(
     page = text(client_for(partenaire).get(reverse("postes:detail", kwargs={"pk": poste_ussel.pk})))
     assert "Historique" in page
     assert "22 222" not in page and "31 313" not in page
+
+
+def test_a_recruitment_step_in_the_future_is_refused(client_for, prefecture_36, poste_le_blanc):
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    url = reverse("postes:etat", kwargs={"pk": poste_le_blanc.pk})
+    response = client_for(prefecture_36).post(
+        url, {"nouvel_etat": "en_recrutement", "date": tomorrow, "date_publication": tomorrow}
+    )
+    assert response.status_code == 200
+    assert "Cette date est dans le futur" in text(response)
+    poste_le_blanc.refresh_from_db()
+    assert poste_le_blanc.etat == Poste.Etat.A_CREER
+    assert not poste_le_blanc.changements.exists()
+
+
+def test_arrival_and_departure_forms_propose_today_as_the_date(
+    client_for, prefecture_19, prefecture_36, poste_ussel, poste_le_blanc
+):
+    today = f'value="{timezone.localdate():%Y-%m-%d}"'
+    url = reverse("postes:occupation-create", kwargs={"pk": poste_le_blanc.pk})
+    assert today in client_for(prefecture_36).get(url).content.decode()
+    occupation = poste_ussel.occupations.get()
+    url = reverse("postes:depart", kwargs={"pk": occupation.pk})
+    assert today in client_for(prefecture_19).get(url).content.decode()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conventions', '0004_document_job_protocol'),
+        ('conventions', '0007_fill_signature_recorded'),
     ]
 
     operations = [
