@@ -206,7 +206,8 @@ class FicheFormMixin:
 
 class FicheCreateView(PlanMixin, FicheFormMixin, CreateView):
     def get_initial(self):
-        axe = self.beneficiaire.axes.filter(pk=self.request.GET.get("axe") or None).first()
+        asked = self.request.GET.get("axe", "")
+        axe = self.beneficiaire.axes.filter(pk=asked).first() if asked.isdigit() else None
         if axe is None:
             return {}
         # Suggest the next reference of the axis (e.g. 2.4), which the user may change.
