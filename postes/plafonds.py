@@ -15,6 +15,11 @@ from pvd.templatetags.pvd_format import euros
 
 from .models import Financeur, RegleCofinancement
 
+# The « avec Anah » ceilings apply when the Anah really co-finances the year: its line brings
+# at least this share of the loaded annual cost (notified, else requested). A token Anah line
+# (0,01 €) leaves the year under the « sans Anah » ceilings.
+PART_ANAH_MINIMALE = Decimal("0.10")
+
 CENT = Decimal("0.01")
 MONTHS = [
     "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
@@ -153,6 +158,23 @@ def calculer_plafond(
 
 def _round(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def avec_anah(cout: Decimal, lignes: Iterable) -> bool:
+    """Whether the year's lines make it a year « avec Anah » (see PART_ANAH_MINIMALE)."""
+    for ligne in lignes:
+        if ligne.financeur == Financeur.ANAH:
+            montant = ligne.montant_notifie or ligne.montant_demande
+            return montant > 0 and montant >= cout * PART_ANAH_MINIMALE
+    return False
+
+
+def plafond_stocke(annee) -> Plafond:
+    """The ceiling of a stored year of co-financing, from its stored lines."""
+    lignes = list(annee.lignes.all())
+    return plafond_de(
+        annee.poste, annee.annee, annee.cout_charge, avec_anah(annee.cout_charge, lignes)
+    )
 
 
 def plafond_de(poste, annee: int, cout: Decimal, avec_anah: bool) -> Plafond:

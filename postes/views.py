@@ -25,7 +25,7 @@ from .forms import (
     save_cofinancement,
 )
 from .models import CofinancementAnnee, Occupation, Poste, RegleCofinancement
-from .plafonds import plafond_de
+from .plafonds import avec_anah, plafond_de
 
 
 def selected_year(request) -> int:
@@ -147,11 +147,8 @@ class PosteDetailView(DetailView):
         for annee in poste.annees.prefetch_related("lignes"):
             toutes = list(annee.lignes.all())
             lignes = [li for li in toutes if funders is None or li.financeur in funders]
-            avec_anah = any(
-                li.financeur == "anah" and (li.montant_demande or li.montant_notifie)
-                for li in toutes
-            )
-            plafond = plafond_de(poste, annee.annee, annee.cout_charge, avec_anah)
+            anah = avec_anah(annee.cout_charge, toutes)
+            plafond = plafond_de(poste, annee.annee, annee.cout_charge, anah)
             annees.append(
                 {
                     "annee": annee,
@@ -204,6 +201,8 @@ class OccupationCreateView(ManagePostMixin, CreateView):
 
     def form_valid(self, form):
         occupation = form.save(by=self.request.user, request=self.request)
+        if occupation is None:
+            return self.form_invalid(form)
         text = (
             f"{occupation.nom_complet} occupe le poste depuis le {occupation.date_debut:%d/%m/%Y}."
         )
@@ -270,8 +269,9 @@ class CofinancementView(ManagePostMixin, FormView):
         form = self.get_form()
         if form.is_valid() and self.formset.is_valid():
             annee = save_cofinancement(form, self.formset)
-            messages.success(request, f"Cofinancement {annee.annee} enregistré.")
-            return redirect(self.get_success_url())
+            if annee is not None:
+                messages.success(request, f"Cofinancement {annee.annee} enregistré.")
+                return redirect(self.get_success_url())
         return self.render_to_response(self.get_context_data(form=form))
 
     def get_context_data(self, **kwargs):

@@ -74,9 +74,7 @@ class MalformedUrlMiddleware:
         if "\x00" in request.path or "\x00" in request.path_info:
             raise Http404("Adresse invalide.")
         if any(
-            CONTROL.search(text)
-            for key, values in request.GET.lists()
-            for text in (key, *values)
+            CONTROL.search(text) for key, values in request.GET.lists() for text in (key, *values)
         ):
             raise BadRequest("Un paramètre de l'adresse contient un caractère invalide.")
         return self.get_response(request)
