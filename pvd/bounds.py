@@ -1,14 +1,13 @@
 """The bounds of what a user may type, declared once on the models' fields and read from there
 by the web forms, the admin and the Excel import (actions/excel.py).
 
-| kind                         | bound                                           | validator          |
-|------------------------------|-------------------------------------------------|--------------------|
-| a date                       | 1 January 1950 … 31 December 2100                | ``date_plausible`` |
-| an amount in euros           | 0 … 1 000 000 000 €                             | ``MONTANT``        |
-| a rate                       | 0 … 100 %                                       | ``taux_valide``    |
-| a single-line text           | no control character (CR, LF, NUL, tab…)        | ``texte_une_ligne``|
-| a long text (notes, reasons) | 10 000 characters, NUL refused                  | ``TEXTE_LONG_VALIDATORS`` |
-| a web address                | 200 characters (``URLField``'s ``max_length``)  | the field's own    |
+- a date: 1 January 1950 … 31 December 2100 (``date_plausible``);
+- an amount in euros: 0 … 1 000 000 000 € (``MONTANT``);
+- a rate: 0 … 100 % (``taux_valide``);
+- a single-line text: no control character, CR, LF, NUL, tab… (``texte_une_ligne``);
+- a long text (notes, reasons, comments, sources): 10 000 characters, no NUL
+  (``TEXTE_LONG`` with ``TEXTE_LONG_VALIDATORS``);
+- a web address: 200 characters (``URLField``'s own ``max_length``, ``URL_MAX``).
 
 Messages carry no ``%`` that Django would format: a validator's message is formatted with its
 parameters, and « 100 %. » raised a ValueError instead of the message.

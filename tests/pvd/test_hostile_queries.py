@@ -36,7 +36,7 @@ def query_parameters() -> set[str]:
     """Every query parameter the project reads: its filters' and its views' own."""
     names = {"page", "format"}
     for filterset in _subclasses(django_filters.FilterSet):
-        if not filterset.__module__.split(".")[0] in APPS:
+        if filterset.__module__.split(".")[0] not in APPS:
             continue
         for name, field in filterset.base_filters.items():
             names.add(name)
