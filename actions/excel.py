@@ -18,15 +18,16 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.core import signing
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from openpyxl import Workbook, load_workbook
-from openpyxl.utils.datetime import from_excel
+from openpyxl.utils.datetime import from_excel, to_excel
 
 from communes.models import Beneficiaire
+from pvd.bounds import DATE_MAX, DATE_MIN
 
-from .models import TEXTE_LONG, Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
+from .models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
 from .plan import reference_key as tri_naturel
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ MAX_LIGNES_LUES = 20_000
 MAX_COLONNES_LUES = 60
 # Reading both sheets may not take longer than this.
 MAX_SECONDES = 20
-MAX_MONTANT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
 CENTIME = Decimal("0.01")
 
 # The template carries the plan it was made for: a very hidden sheet holds the
@@ -75,7 +75,6 @@ class Colonne:
     largeur: int
     aide: str
     obligatoire: bool = False
-    longueur: int = 0
 
     @property
     def choix(self) -> tuple:
@@ -93,19 +92,17 @@ AIDE_REFERENCE = (
 )
 # fmt: off
 COLONNES_FICHES = [
-    Colonne("Référence", "reference", "reference", 12, AIDE_REFERENCE, True, longueur=20),
-    Colonne("Titre", "titre", "texte", 45, "L'intitulé de l'action.", True, longueur=300),
+    Colonne("Référence", "reference", "reference", 12, AIDE_REFERENCE, True),
+    Colonne("Titre", "titre", "texte", 45, "L'intitulé de l'action.", True),
     Colonne("Axe", "axe", "axe", 36, "Un axe du plan, choisi dans la liste.", True),
-    Colonne("Description", "description", "texte", 50, "Le contenu de l'action.",
-            longueur=TEXTE_LONG),
-    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus.",
-            longueur=TEXTE_LONG),
+    Colonne("Description", "description", "texte", 50, "Le contenu de l'action."),
+    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus."),
     Colonne("Maître d'ouvrage (type)", "maitre_ouvrage_type", "choix", 24,
             "Commune, EPCI, SEM / SPL, bailleur social…"),
     Colonne("Maître d'ouvrage (nom)", "maitre_ouvrage", "texte", 30,
-            "Par exemple : Commune d'Ussel.", longueur=200),
-    Colonne("Partenaires", "partenaires", "texte", 30, "Les partenaires.", longueur=500),
-    Colonne("Référent", "referent", "texte", 25, "La personne à contacter.", longueur=200),
+            "Par exemple : Commune d'Ussel."),
+    Colonne("Partenaires", "partenaires", "texte", 30, "Les partenaires."),
+    Colonne("Référent", "referent", "texte", 25, "La personne à contacter."),
     Colonne("Début prévu", "date_debut_prevue", "date", 13, "Une date (JJ/MM/AAAA)."),
     Colonne("Fin prévue", "date_fin_prevue", "date", 13, "Une date, après le début prévu."),
     Colonne("Début réel", "date_debut_reelle", "date", 13, "Une date (JJ/MM/AAAA)."),
@@ -123,10 +120,10 @@ COLONNES_FICHES = [
 ]
 COLONNES_FINANCEMENTS = [
     Colonne("Référence de la fiche", "reference", "reference", 14,
-            "La référence d'une fiche de la feuille Fiches ou du plan.", True, longueur=20),
+            "La référence d'une fiche de la feuille Fiches ou du plan.", True),
     Colonne("Financeur", "financeur", "financeur", 26,
             "Un financeur du catalogue, choisi dans la liste.", True),
-    Colonne("Dispositif", "dispositif", "texte", 30, "Par exemple : DSIL 2024.", longueur=200),
+    Colonne("Dispositif", "dispositif", "texte", 30, "Par exemple : DSIL 2024."),
     Colonne("Montant", "montant", "montant", 16, "En euros.", True),
     Colonne("Statut", "statut", "choix", 14,
             "Prévu, sollicité, notifié ou versé (vide : prévu)."),
@@ -180,11 +177,26 @@ class ValeurInvalide(ValueError):
     """A cell that cannot be read: the message says why, in French."""
 
 
-def lire_texte(value, longueur: int = 0) -> str:
-    text = texte_de(value)
-    if longueur and len(text) > longueur:
-        raise ValeurInvalide(f"texte trop long ({len(text)} caractères, {longueur} au plus)")
-    return text
+def lire_texte(value) -> str:
+    return texte_de(value)
+
+
+def valider(modele, champ: str, value) -> None:
+    """The bounds the model declares on its field (pvd/bounds.py): the same as the web
+    form's and the admin's. A column without a field of the model is the fiche's."""
+    if value in (None, ""):
+        return
+    try:
+        field = modele._meta.get_field(champ)
+    except FieldDoesNotExist:
+        field = FicheAction._meta.get_field(champ)
+    if not hasattr(field, "run_validators") or field.is_relation:
+        return
+    try:
+        field.run_validators(value)
+    except ValidationError as error:
+        message = " ".join(error.messages)
+        raise ValeurInvalide(message[:1].lower() + message[1:].rstrip(".")) from None
 
 
 SEPARATEURS = re.compile(r"[\s\u00a0\u202f']")
@@ -213,17 +225,16 @@ def lire_montant(value) -> Decimal | None:
             raise ValeurInvalide(f"« {value} » n'est pas un montant") from None
     if not amount.is_finite():
         raise ValeurInvalide(f"« {value} » n'est pas un montant")
-    amount = amount.quantize(CENTIME, rounding=ROUND_HALF_UP)
-    if amount < 0:
-        raise ValeurInvalide(f"montant négatif ({euros(amount)})")
-    if amount > MAX_MONTANT:
-        raise ValeurInvalide(f"montant trop élevé ({euros(amount)})")
-    return amount
+    try:
+        return amount.quantize(CENTIME, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than any amount has: its bound says so
+        return amount
 
 
 DATE_FR = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
 DATE_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-PREMIERE_ANNEE, DERNIERE_ANNEE = 1950, 2100
+# Excel's serial numbers of the days a date field accepts (pvd/bounds.py).
+SERIE_MIN, SERIE_MAX = int(to_excel(DATE_MIN)), int(to_excel(DATE_MAX))
 
 
 def lire_date(value) -> date | None:
@@ -237,7 +248,7 @@ def lire_date(value) -> date | None:
         found = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         # A date the cell does not display as one: Excel's serial number of days.
-        if 18_264 <= value <= 73_415:  # 1950-01-01 … 2100-12-31
+        if SERIE_MIN <= value <= SERIE_MAX:
             found = from_excel(value).date()
     else:
         text = str(value).strip()
@@ -252,10 +263,6 @@ def lire_date(value) -> date | None:
                 found = None
     if found is None:
         raise ValeurInvalide(f"« {texte_de(value)} » n'est pas une date (JJ/MM/AAAA)")
-    if not PREMIERE_ANNEE <= found.year <= DERNIERE_ANNEE:
-        raise ValeurInvalide(
-            f"date hors de la période {PREMIERE_ANNEE}–{DERNIERE_ANNEE} ({date_fr(found)})"
-        )
     return found
 
 
@@ -357,13 +364,12 @@ class Plan:
         noms = ", ".join(f.nom for f in self.financeurs if f.actif)
         raise ValeurInvalide(f"financeur inconnu « {text} » (financeurs du catalogue : {noms})")
 
-    def lire(self, colonne: Colonne, value):
-        if colonne.type in ("reference", "texte"):
-            return lire_texte(value, colonne.longueur)
-        if colonne.type == "date":
-            return lire_date(value)
-        if colonne.type == "montant":
-            return lire_montant(value)
+    def lire(self, colonne: Colonne, value, modele=FicheAction):
+        """The cell's value, within the bounds of the model's field."""
+        if colonne.type in ("reference", "texte", "date", "montant"):
+            lu = {"date": lire_date, "montant": lire_montant}.get(colonne.type, lire_texte)(value)
+            valider(modele, colonne.champ, lu)
+            return lu
         if colonne.type == "choix":
             return lire_choix(value, colonne.choix)
         if colonne.type == "booleen":
@@ -475,6 +481,7 @@ def _vide(row: tuple) -> bool:
 def _lire_feuille(
     workbook, nom: str, colonnes: list[Colonne], plan: Plan, lecture: Lecture, limite: int
 ) -> tuple[list[Ligne], set[str]]:
+    modele = FicheAction if nom == FICHES else LigneFinancement
     if nom not in workbook.sheetnames:
         lecture.erreurs.append(
             Erreur(nom, None, None, "feuille absente du classeur (partez du modèle à jour)")
@@ -523,7 +530,7 @@ def _lire_feuille(
         for colonne, position in presentes:
             value = row[position] if position < len(row) else None
             try:
-                ligne.valeurs[colonne.champ] = plan.lire(colonne, value)
+                ligne.valeurs[colonne.champ] = plan.lire(colonne, value, modele)
             except ValeurInvalide as error:
                 lecture.erreurs.append(Erreur(nom, numero, colonne.titre, str(error)))
                 ligne.valide = False

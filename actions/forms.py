@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import forms
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.forms import inlineformset_factory
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -10,6 +10,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import Beneficiaire, Commune
 from pvd.files import validate_pdf
+from pvd.templatetags.pvd_format import euros
 
 from .models import (
     Axe,
@@ -172,22 +173,53 @@ class FicheForm(DsfrBaseForm, forms.ModelForm):
         return differences
 
     def save(self, *, financements: "BaseFinancementFormSet", user) -> FicheAction | None:
-        """Save the fiche and its financing lines; None when someone saved it in between."""
+        """Save the fiche and its financing lines; None when someone saved it in between, or
+        when its stored financing, once written, is above its cost (the rule of the Excel
+        import too: a fiche is never financed beyond its cost)."""
         fiche = self.instance
-        with transaction.atomic():
-            if fiche.pk:
-                current = FicheAction.objects.select_for_update().get(pk=fiche.pk)
-                if current.version != self.cleaned_data["version"]:
-                    self.refuse_stale(
-                        FicheAction.objects.select_related("updated_by").get(pk=fiche.pk)
-                    )
-                    return None
-                fiche.version = current.version + 1
-            fiche.updated_by = user
-            super().save()
-            financements.instance = fiche
-            financements.save()
+        creating = fiche.pk is None
+        try:
+            with transaction.atomic():
+                if fiche.pk:
+                    current = FicheAction.objects.select_for_update().get(pk=fiche.pk)
+                    if current.version != self.cleaned_data["version"]:
+                        self.refuse_stale(
+                            FicheAction.objects.select_related("updated_by").get(pk=fiche.pk)
+                        )
+                        return None
+                    fiche.version = current.version + 1
+                fiche.updated_by = user
+                super().save()
+                financements.instance = fiche
+                financements.save()
+                if message := depassement_refuse(fiche):
+                    raise FinancementRefuse(message)
+        except FinancementRefuse as refused:
+            if creating:  # rolled back: the page shows a fiche still to create
+                fiche.pk, fiche._state.adding = None, True
+                for form in financements.forms:
+                    if form not in financements.initial_forms:
+                        form.instance.pk, form.instance._state.adding = None, True
+            self.add_error("cout_total", str(refused))
+            return None
         return fiche
+
+
+class FinancementRefuse(Exception):
+    pass
+
+
+def depassement_refuse(fiche: FicheAction) -> str:
+    """The refusal of a fiche whose stored financing lines add up to more than its cost."""
+    if fiche.cout_total is None:
+        return ""
+    finance = fiche.financements.aggregate(total=Sum("montant"))["total"] or Decimal("0")
+    if finance <= fiche.cout_total:
+        return ""
+    return (
+        f"Le plan de financement ({euros(finance)}) dépasse le coût total "
+        f"({euros(fiche.cout_total)}) : réduisez un financement ou corrigez le coût."
+    )
 
 
 class LigneFinancementForm(DsfrBaseForm, forms.ModelForm):

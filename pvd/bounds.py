@@ -3,6 +3,7 @@ by the web forms, the admin and the Excel import (actions/excel.py).
 
 - a date: 1 January 1950 … 31 December 2100 (``date_plausible``);
 - an amount in euros: 0 … 1 000 000 000 € (``MONTANT``);
+- an indicator's target or measure: -1 000 000 000 … 1 000 000 000 (``nombre_plafonne``);
 - a rate: 0 … 100 % (``taux_valide``);
 - a single-line text: no control character, CR, LF, NUL, tab… (``texte_une_ligne``);
 - a long text (notes, reasons, comments, sources): 10 000 characters, no NUL
@@ -52,6 +53,12 @@ def montant_plafonne(value: Decimal | None) -> None:
 
 
 MONTANT = [montant_positif, montant_plafonne]
+
+
+def nombre_plafonne(value: Decimal | None) -> None:
+    """A measure or a target: it may be negative (a fall), not beyond a billion either way."""
+    if value is not None and abs(value) > MONTANT_MAX:
+        raise ValidationError("Ce nombre dépasse un milliard : vérifiez la saisie.", code="nombre")
 
 
 def taux_valide(value: Decimal | None) -> None:

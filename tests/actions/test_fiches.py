@@ -229,8 +229,8 @@ def test_race_after_validation_is_caught_under_the_lock(cdp_ussel, national, fic
     "change, message",
     [
         ({"date_fin_prevue": "2024-12-31"}, "La fin ne peut pas précéder le début."),
-        ({"cout_total": "-5"}, "Assurez-vous que cette valeur est supérieure ou égale à 0."),
-        ({"financements-0-montant": "-100"}, "supérieure ou égale à 0"),
+        ({"cout_total": "-5"}, "Un montant ne peut pas être négatif."),
+        ({"financements-0-montant": "-100"}, "Un montant ne peut pas être négatif."),
         ({"reference": "4.1"}, "Une fiche de ce plan porte déjà cette référence."),
         ({"financements-0-montant": ""}, "Ce champ est obligatoire."),
     ],
