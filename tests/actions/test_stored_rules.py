@@ -7,19 +7,26 @@ from datetime import date
 import pytest
 from django.urls import reverse
 
-from actions.models import FicheAction, LigneFinancement
+from actions.models import FicheAction, LigneFinancement, ensure_axes
 from tests.actions.test_excel import upload, workbook_bytes
-from tests.actions.test_fiches import (
-    axes_ussel,  # noqa: F401 (fixture)
-    create_url,
-    fiche_ussel,  # noqa: F401 (fixture)
-    form_data,
-    new_fiche_data,
-    update_url,
-)
-from tests.actions.test_plan import text
+from tests.actions.test_fiches import create_url, form_data, new_fiche_data, update_url
+from tests.actions.test_plan import fiche, text
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def axes_ussel(ussel_la_courtine):
+    ensure_axes(ussel_la_courtine)
+    return ussel_la_courtine
+
+
+@pytest.fixture
+def fiche_ussel(axes_ussel):
+    """100 000 €, DSIL 40 000 € and Région 20 000 €."""
+    return fiche(
+        axes_ussel, 4, "4.1", 100000, [("DSIL", 40000, "notifie"), ("Région", 20000, "prevu")]
+    )
 
 
 def test_a_new_fiche_financed_beyond_its_cost_is_refused(client_for, cdp_ussel, axes_ussel):
