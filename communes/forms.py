@@ -6,10 +6,11 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from pvd import policy
+from pvd.bounds import formfield
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 
-from .models import SEUIL_POPULATION, Beneficiaire, Commune, MembreBeneficiaire
+from .models import SEUIL_POPULATION, Beneficiaire, Commune, DecisionStatut, MembreBeneficiaire
 
 
 class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
@@ -114,12 +115,17 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
 
 class DecisionForm(DsfrBaseForm, forms.Form):
     nouveau_statut = forms.ChoiceField(label="Décision")
-    date_decision = forms.DateField(
-        label="Date de la décision", widget=forms.DateInput(attrs={"type": "date"})
+    # The bounds of the fields are the decision's (pvd/bounds.py).
+    date_decision = formfield(
+        DecisionStatut,
+        "date_decision",
+        label="Date de la décision",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
-    reference = forms.CharField(
+    reference = formfield(
+        DecisionStatut,
+        "reference",
         label="Référence de la décision",
-        max_length=250,
         help_text="Arrêté ou courrier, par exemple : arrêté préfectoral n° 2021-045.",
     )
     document = forms.FileField(
@@ -127,7 +133,9 @@ class DecisionForm(DsfrBaseForm, forms.Form):
         required=False,
         validators=[validate_pdf],
     )
-    motif = forms.CharField(label="Motif", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    motif = formfield(
+        DecisionStatut, "motif", label="Motif", widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def __init__(self, *args, beneficiaire: Beneficiaire, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,6 +5,7 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from pvd.bounds import TEXTE_LONG, TEXTE_LONG_VALIDATORS, date_plausible, texte_une_ligne
 from pvd.files import pdf_upload_name
 
 # The programme aims at communes below this population; a larger one needs a reason.
@@ -31,7 +32,7 @@ class RegionQuerySet(models.QuerySet):
 
 class Region(models.Model):
     code = models.CharField("code INSEE", max_length=2, primary_key=True)
-    nom = models.CharField("nom", max_length=100)
+    nom = models.CharField("nom", max_length=100, validators=[texte_une_ligne])
     siren = models.CharField("SIREN", max_length=9, blank=True)
 
     objects = RegionQuerySet.as_manager()
@@ -59,7 +60,7 @@ class DepartementQuerySet(models.QuerySet):
 
 class Departement(models.Model):
     code = models.CharField("code INSEE", max_length=3, primary_key=True)
-    nom = models.CharField("nom", max_length=100)
+    nom = models.CharField("nom", max_length=100, validators=[texte_une_ligne])
     region = models.ForeignKey(
         Region, verbose_name="région", on_delete=models.PROTECT, related_name="departements"
     )
@@ -92,7 +93,7 @@ class EPCI(models.Model):
         METROPOLE = "METRO", "Métropole"
 
     siren = models.CharField("SIREN", max_length=9, primary_key=True)
-    nom = models.CharField("nom", max_length=200)
+    nom = models.CharField("nom", max_length=200, validators=[texte_une_ligne])
     nature = models.CharField(
         "nature juridique",
         max_length=5,
@@ -146,7 +147,12 @@ class CommuneQuerySet(models.QuerySet):
 
 class Commune(models.Model):
     code = models.CharField("code INSEE", max_length=5, primary_key=True)
-    nom = models.CharField("nom", max_length=200, help_text="Nom officiel avec son article.")
+    nom = models.CharField(
+        "nom",
+        max_length=200,
+        help_text="Nom officiel avec son article.",
+        validators=[texte_une_ligne],
+    )
     nom_recherche = models.CharField(max_length=200, db_index=True, editable=False)
     departement = models.ForeignKey(
         Departement,
@@ -217,7 +223,12 @@ class Beneficiaire(models.Model):
         Statut.RETIRE: (),
     }
 
-    nom = models.CharField("nom", max_length=250, help_text="Par exemple : Ussel – La Courtine.")
+    nom = models.CharField(
+        "nom",
+        max_length=250,
+        help_text="Par exemple : Ussel – La Courtine.",
+        validators=[texte_une_ligne],
+    )
     epci = models.ForeignKey(
         EPCI,
         verbose_name="EPCI",
@@ -242,9 +253,14 @@ class Beneficiaire(models.Model):
         "motif (communes de plusieurs EPCI)",
         blank=True,
         help_text="Obligatoire quand les communes n'appartiennent pas au même EPCI.",
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
     )
     justification_population = models.TextField(
-        "justification (commune de 20 000 habitants ou plus)", blank=True
+        "justification (commune de 20 000 habitants ou plus)",
+        blank=True,
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
     )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     updated_at = models.DateTimeField("modifié le", auto_now=True)
@@ -407,14 +423,17 @@ class DecisionStatut(models.Model):
         blank=True,
         related_name="+",
     )
-    date_decision = models.DateField("date de la décision")
+    date_decision = models.DateField("date de la décision", validators=[date_plausible])
     reference = models.CharField(
         "référence de la décision",
         max_length=250,
         help_text="Arrêté ou courrier, par exemple : arrêté préfectoral n° 2021-045.",
+        validators=[texte_une_ligne],
     )
     document = models.FileField("décision (PDF)", upload_to=decision_upload_to, blank=True)
-    motif = models.TextField("motif", blank=True)
+    motif = models.TextField(
+        "motif", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     created_at = models.DateTimeField("enregistrée le", auto_now_add=True)
 
     objects = DecisionStatutQuerySet.as_manager()

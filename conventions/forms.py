@@ -5,6 +5,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune
 from pvd import policy
+from pvd.bounds import date_plausible
 from pvd.files import validate_pdf
 from pvd.models import User
 
@@ -200,7 +201,7 @@ class ScanForm(DsfrBaseForm, forms.Form):
 
 
 class ResiliationForm(DsfrBaseForm, forms.Form):
-    date = forms.DateField(label="Date de la résiliation", widget=DATE)
+    date = forms.DateField(label="Date de la résiliation", widget=DATE, validators=[date_plausible])
     motif = forms.CharField(
         label="Motif de la résiliation",
         max_length=2000,
@@ -217,7 +218,7 @@ class ResiliationForm(DsfrBaseForm, forms.Form):
 
 
 class DateForm(DsfrBaseForm, forms.Form):
-    date = forms.DateField(label="Date", widget=DATE)
+    date = forms.DateField(label="Date", widget=DATE, validators=[date_plausible])
 
     def __init__(self, *args, label: str = "Date", required: bool = True, **kwargs):
         super().__init__(*args, **kwargs)

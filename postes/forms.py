@@ -8,6 +8,7 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
+from pvd.bounds import formfield
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 from pvd.integrity import refuse_integrity_error
@@ -142,20 +143,22 @@ class EtatForm(DsfrBaseForm, forms.Form):
 
     # The fields' bounds (dates, the link's and the comment's length) are the models'.
     nouvel_etat = forms.ChoiceField(label="Nouvel état")
-    date = ChangementEtat._meta.get_field("date").formfield(label="Date", widget=DATE)
+    date = formfield(ChangementEtat, "date", label="Date", widget=DATE)
     fiche_de_poste = forms.FileField(
         label="Fiche de poste (PDF, 20 Mo au plus)", required=False, validators=[validate_pdf]
     )
-    date_publication = Poste._meta.get_field("date_publication").formfield(
-        label="Date de publication de l'offre", widget=DATE
+    date_publication = formfield(
+        Poste, "date_publication", label="Date de publication de l'offre", widget=DATE
     )
-    lien_offre = Poste._meta.get_field("lien_offre").formfield(
+    lien_offre = formfield(
+        Poste,
+        "lien_offre",
         label="Lien vers l'offre publiée",
         assume_scheme="https",
         help_text="Par exemple l'annonce sur Place de l'emploi public.",
     )
-    commentaire = ChangementEtat._meta.get_field("commentaire").formfield(
-        label="Commentaire", widget=forms.Textarea(attrs={"rows": 3})
+    commentaire = formfield(
+        ChangementEtat, "commentaire", label="Commentaire", widget=forms.Textarea(attrs={"rows": 3})
     )
 
     def __init__(self, *args, poste: Poste, **kwargs):
@@ -340,10 +343,9 @@ class CofinancementForm(DsfrBaseForm, forms.ModelForm):
 
 def ligne_field(name: str, **kwargs) -> forms.Field:
     """A field of a funder's line with the model's bounds; optional (zero when left empty)."""
-    model_field = LigneCofinancement._meta.get_field(name)
-    if isinstance(model_field, models.DateField):
+    if isinstance(LigneCofinancement._meta.get_field(name), models.DateField):
         kwargs["widget"] = DATE
-    field = model_field.formfield(**kwargs)
+    field = formfield(LigneCofinancement, name, **kwargs)
     field.required = False
     return field
 

@@ -93,6 +93,18 @@ class LongueurMax(MaxLengthValidator):
 TEXTE_LONG_VALIDATORS = [LongueurMax(TEXTE_LONG), ProhibitNullCharactersValidator()]
 
 
+def formfield(model, name: str, **kwargs):
+    """The form field of a model's field with the model's validators: for a plain form that
+    writes the field (a model form runs them itself, through the model's full_clean)."""
+    model_field = model._meta.get_field(name)
+    field = model_field.formfield(**kwargs)
+    field.validators = [
+        *field.validators,
+        *(v for v in model_field.validators if v not in field.validators),
+    ]
+    return field
+
+
 def une_ligne(text: str) -> str:
     """A text folded to one line, for an e-mail header (a subject): line breaks and control
     characters become spaces, runs of spaces one."""

@@ -5,6 +5,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Region
 
+from .bounds import formfield, texte_une_ligne
 from .models import Role, User
 
 
@@ -48,6 +49,9 @@ class ChangePasswordForm(DsfrBaseForm, allauth_forms.ChangePasswordForm):
 
 
 class UserForm(DsfrBaseForm, forms.ModelForm):
+    first_name = formfield(User, "first_name", label="Prénom", validators=[texte_une_ligne])
+    last_name = formfield(User, "last_name", label="Nom", validators=[texte_une_ligne])
+
     class Meta:
         model = User
         fields = ["email", "first_name", "last_name", "is_active"]
@@ -63,8 +67,16 @@ class UserForm(DsfrBaseForm, forms.ModelForm):
 class CodesField(forms.CharField):
     """Official codes typed by a person, separated by commas, spaces or new lines."""
 
+    # Some 35 000 communes' codes of 5 characters and their separators: room for all.
+    LONGUEUR_MAX = 250_000
+
     def to_python(self, value) -> list[str]:
         text = super().to_python(value) or ""
+        if len(text) > self.LONGUEUR_MAX or "\x00" in text:
+            raise forms.ValidationError(
+                "Cette liste de codes est illisible : des codes séparés par des virgules, "
+                "des espaces ou des retours à la ligne."
+            )
         return [c.upper() for c in text.replace(",", " ").replace(";", " ").split()]
 
 

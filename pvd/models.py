@@ -14,6 +14,7 @@ from django.db.models.functions import Cast
 
 from communes.models import MembreBeneficiaire
 
+from .bounds import texte_une_ligne
 from .perimeter import EMPTY, Perimeter
 
 
@@ -192,13 +193,18 @@ class Role(models.Model):
     )
     kind = models.CharField("rôle", max_length=20, choices=Kind.choices)
     fonction = models.CharField(
-        "fonction", max_length=150, blank=True, help_text="Par exemple : Maire, Sous-préfète."
+        "fonction",
+        max_length=150,
+        blank=True,
+        help_text="Par exemple : Maire, Sous-préfète.",
+        validators=[texte_une_ligne],
     )
     organisation = models.CharField(
         "organisme",
         max_length=150,
         blank=True,
         help_text="Pour un partenaire : Banque des Territoires, Anah, Cerema…",
+        validators=[texte_une_ligne],
     )
     region = models.ForeignKey(
         "communes.Region",
