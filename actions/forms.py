@@ -10,6 +10,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import Beneficiaire, Commune
 from pvd.files import validate_pdf
+from pvd.integrity import JetonForm
 from pvd.templatetags.pvd_format import euros
 
 from .models import (
@@ -31,7 +32,7 @@ def person(user) -> str:
     return user.get_full_name() or user.email
 
 
-class FicheForm(DsfrBaseForm, forms.ModelForm):
+class FicheForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     """A fiche action; on update, refused when someone saved it since it was loaded."""
 
     # The version the form was loaded with (optimistic locking).
@@ -340,7 +341,7 @@ IndicateurFormSet = inlineformset_factory(
 )
 
 
-class MesureForm(DsfrBaseForm, forms.ModelForm):
+class MesureForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = Mesure
         fields = ["indicateur", "date", "valeur"]
@@ -358,7 +359,7 @@ class MesureForm(DsfrBaseForm, forms.ModelForm):
         return value
 
 
-class PointForm(DsfrBaseForm, forms.ModelForm):
+class PointForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     piece_jointe = forms.FileField(
         label="Pièce jointe (PDF, 20 Mo au plus)", required=False, validators=[validate_pdf]
     )

@@ -11,7 +11,7 @@ from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
 from pvd.bounds import formfield
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
-from pvd.integrity import refuse_integrity_error
+from pvd.integrity import JetonForm, refuse_integrity_error
 from pvd.models import Role, User
 
 from .models import (
@@ -36,7 +36,7 @@ def manageable_beneficiaires(user):
     return beneficiaires.filter(departement_id__in=user.perimeter.prefecture_departement_codes)
 
 
-class PosteForm(DsfrBaseForm, forms.ModelForm):
+class PosteForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     commune_codes = CodesField(
         label="Communes couvertes (codes INSEE)",
         required=False,
@@ -203,7 +203,7 @@ class EtatForm(DsfrBaseForm, forms.Form):
         )
 
 
-class OccupationForm(DsfrBaseForm, forms.ModelForm):
+class OccupationForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     """A person takes the post; their portal account can be opened in the same step."""
 
     inviter = forms.BooleanField(
@@ -315,7 +315,7 @@ class DepartForm(DsfrBaseForm, forms.ModelForm):
         return occupation
 
 
-class CofinancementForm(DsfrBaseForm, forms.ModelForm):
+class CofinancementForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = CofinancementAnnee
         fields = ["annee", "cout_charge", "reference_dossier", "date_demande"]
@@ -480,7 +480,7 @@ def save_cofinancement(
     return annee
 
 
-class RegleForm(DsfrBaseForm, forms.ModelForm):
+class RegleForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = RegleCofinancement
         fields = [

@@ -10,6 +10,7 @@ from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
 from pvd import policy
+from pvd.integrity import CreateOnceMixin, create_once
 
 from . import exports, tableaux
 from .filters import PosteFilter
@@ -110,6 +111,9 @@ class PosteCreateView(CreateView):
         return kwargs
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         self.object = form.save(by=self.request.user)
         messages.success(self.request, "Poste enregistré.")
         return redirect("postes:detail", pk=self.object.pk)
@@ -200,6 +204,9 @@ class OccupationCreateView(ManagePostMixin, CreateView):
         return {**super().get_form_kwargs(), "poste": self.poste}
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         occupation = form.save(by=self.request.user, request=self.request)
         if occupation is None:
             return self.form_invalid(form)
@@ -268,11 +275,15 @@ class CofinancementView(ManagePostMixin, FormView):
     def post(self, request, *args, **kwargs):
         form = self.get_form()
         if form.is_valid() and self.formset.is_valid():
-            annee = save_cofinancement(form, self.formset)
-            if annee is not None:
-                messages.success(request, f"Cofinancement {annee.annee} enregistré.")
-                return redirect(self.get_success_url())
+            return create_once(request, form, lambda: self.save(form))
         return self.render_to_response(self.get_context_data(form=form))
+
+    def save(self, form):
+        annee = save_cofinancement(form, self.formset)
+        if annee is None:
+            return self.render_to_response(self.get_context_data(form=form))
+        messages.success(self.request, f"Cofinancement {annee.annee} enregistré.")
+        return redirect(self.get_success_url())
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "formset": self.formset, "annee": self.annee}
@@ -315,7 +326,7 @@ class RegleMixin:
         return reverse("postes:regles")
 
 
-class RegleCreateView(RegleMixin, CreateView):
+class RegleCreateView(RegleMixin, CreateOnceMixin, CreateView):
     pass
 
 

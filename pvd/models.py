@@ -340,3 +340,22 @@ class Heartbeat(models.Model):
     def is_late(self, now) -> bool:
         """Two periods without a success: a run was missed, not merely delayed."""
         return self.last_success < now - 2 * self.period
+
+
+class EnvoiFormulaire(models.Model):
+    """A create form's one-time token, claimed by its first submission (pvd/integrity.py):
+    a double click or a second tab finds it and is sent to what the first one created."""
+
+    jeton = models.UUIDField("jeton", primary_key=True)
+    user = models.ForeignKey(
+        User, verbose_name="utilisateur", on_delete=models.CASCADE, related_name="+"
+    )
+    url = models.CharField("page de l'objet créé", max_length=500, blank=True)
+    created_at = models.DateTimeField("envoyé le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "envoi de formulaire"
+        verbose_name_plural = "envois de formulaires"
+
+    def __str__(self) -> str:
+        return f"Envoi du {self.created_at:%d/%m/%Y %H:%M}"

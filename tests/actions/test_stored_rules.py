@@ -95,3 +95,54 @@ def test_a_fiche_ending_in_9999_is_refused_by_the_form(client_for, cdp_ussel, ax
     page = text(client_for(cdp_ussel).post(create_url(axes_ussel), data))
     assert "Indiquez une date entre 1950 et 2100" in page
     assert not FicheAction.objects.exists()
+
+
+# Issue 20, item 3: one object per create form ------------------------------------------------
+
+
+def jeton(client, url: str, form: str = "form") -> str:
+    return str(client.get(url).context[form].initial["jeton_envoi"])
+
+
+def test_a_double_click_on_a_progress_note_saves_one(client_for, cdp_ussel, fiche_ussel):
+    from actions.models import PointAvancement
+
+    client = client_for(cdp_ussel)
+    url = reverse("actions:point-create", args=[fiche_ussel.pk])
+    data = {
+        "date": "2025-03-01",
+        "texte": "Consultation lancée.",
+        "jeton_envoi": jeton(client, url),
+    }
+    assert client.post(url, data).status_code == 302
+    assert "Ce formulaire avait déjà été envoyé" in text(client.post(url, data))
+    assert PointAvancement.objects.filter(fiche=fiche_ussel).count() == 1
+
+
+def test_a_double_click_on_a_measure_saves_one(client_for, cdp_ussel, fiche_ussel):
+    from actions.models import Indicateur, Mesure
+
+    indicateur = Indicateur.objects.create(
+        fiche=fiche_ussel, type="realisation", libelle="Logements", unite="logements"
+    )
+    client = client_for(cdp_ussel)
+    page = reverse("actions:indicateurs", args=[fiche_ussel.pk])
+    url = reverse("actions:mesure-create", args=[fiche_ussel.pk])
+    data = {
+        "mesure-indicateur": indicateur.pk,
+        "mesure-date": "2025-03-01",
+        "mesure-valeur": "12",
+        "mesure-jeton_envoi": jeton(client, page, "mesure_form"),
+    }
+    assert client.post(url, data).status_code == 302
+    assert "Ce formulaire avait déjà été envoyé" in text(client.post(url, data))
+    assert Mesure.objects.filter(indicateur=indicateur).count() == 1
+
+
+def test_a_double_click_on_a_new_fiche_saves_one(client_for, cdp_ussel, axes_ussel):
+    client = client_for(cdp_ussel)
+    url = create_url(axes_ussel)
+    data = new_fiche_data(axes_ussel, jeton_envoi=jeton(client, url))
+    assert client.post(url, data).status_code == 302
+    assert "Ce formulaire avait déjà été envoyé" in text(client.post(url, data))
+    assert FicheAction.objects.count() == 1

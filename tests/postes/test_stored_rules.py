@@ -235,3 +235,153 @@ def test_two_simultaneous_prises_de_poste_create_one_occupation(prefecture_36, l
     assert sorted(r is None for r in results.values()) == [False, True]
     refused = next(forms[i] for i, r in results.items() if r is None)
     assert "chevauchent" in str(refused.non_field_errors())
+
+
+# 3. One object per create form, whatever the clicks -------------------------------------------
+
+
+def jeton(client, url: str) -> str:
+    """The one-time token of the blank form the page gives."""
+    form = client.get(url).context["form"]
+    return str(form.initial["jeton_envoi"])
+
+
+def test_a_double_click_on_a_new_post_creates_one_post(client_for, prefecture_36, le_blanc, regles):
+    client = client_for(prefecture_36)
+    url = reverse("postes:create")
+    data = {
+        "beneficiaires": [le_blanc.pk],
+        "intitule": "Cheffe de projet PVD",
+        "employeur_siren": le_blanc.epci_id,
+        "type_contrat": "contrat_projet",
+        "etp": "1",
+        "date_creation": "2024-01-15",
+        "jeton_envoi": jeton(client, url),
+    }
+    assert client.post(url, data).status_code == 302
+    second = client.post(url, data)
+    assert second.status_code == 200
+    assert "Ce formulaire avait déjà été envoyé" in text(second)
+    assert Poste.objects.filter(intitule="Cheffe de projet PVD").count() == 1
+    # A new blank form is a new post.
+    data["jeton_envoi"] = jeton(client, url)
+    assert client.post(url, data).status_code == 302
+    assert Poste.objects.filter(intitule="Cheffe de projet PVD").count() == 2
+
+
+def test_a_double_click_on_a_new_rule_creates_one_rule(client_for, national, regles):
+    from postes.models import RegleCofinancement
+
+    client = client_for(national)
+    url = reverse("postes:regle-create")
+    data = {
+        "libelle": "Règle 2030",
+        "financeur": "",
+        "condition": "toujours",
+        "date_debut": "2030-01-01",
+        "taux": "50",
+        "plafond_annuel": "30000",
+        "source": "Circulaire",
+        "jeton_envoi": jeton(client, url),
+    }
+    assert client.post(url, data).status_code == 302
+    assert "Ce formulaire avait déjà été envoyé" in text(client.post(url, data))
+    assert RegleCofinancement.objects.filter(libelle="Règle 2030").count() == 1
+
+
+def test_a_form_refused_keeps_its_token_for_the_corrected_submission(client_for, national, regles):
+    from postes.models import RegleCofinancement
+
+    client = client_for(national)
+    url = reverse("postes:regle-create")
+    data = {
+        "libelle": "Règle 2031",
+        "condition": "toujours",
+        "date_debut": "2031-01-01",
+        "taux": "150",
+        "plafond_annuel": "30000",
+        "source": "Circulaire",
+        "jeton_envoi": jeton(client, url),
+    }
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert str(response.context["form"]["jeton_envoi"].value()) == data["jeton_envoi"]
+    data["taux"] = "50"
+    assert client.post(url, data).status_code == 302
+    assert RegleCofinancement.objects.filter(libelle="Règle 2031").count() == 1
+
+
+def test_a_double_click_on_a_cofinancing_year_saves_it_once(client_for, prefecture_19, poste_ussel):
+    client = client_for(prefecture_19)
+    url = url_create(poste_ussel)
+    data = cofinancement_data(2024, "53000", anct=(1000, 1000, 0))
+    data["jeton_envoi"] = jeton(client, url)
+    assert client.post(url, data).status_code == 302
+    assert "Ce formulaire avait déjà été envoyé" in text(client.post(url, data))
+    assert CofinancementAnnee.objects.count() == 1
+
+
+def test_another_users_token_is_not_a_shortcut(client_for, national, prefecture_36, regles):
+    """The token names a submission of its user only."""
+    from postes.models import RegleCofinancement
+
+    client = client_for(national)
+    url = reverse("postes:regle-create")
+    data = {
+        "libelle": "Règle 2032",
+        "condition": "toujours",
+        "date_debut": "2032-01-01",
+        "taux": "50",
+        "plafond_annuel": "30000",
+        "source": "Circulaire",
+        "jeton_envoi": jeton(client, url),
+    }
+    assert client.post(url, data).status_code == 302
+    assert RegleCofinancement.objects.filter(libelle="Règle 2032").count() == 1
+    assert client_for(prefecture_36).post(url, data).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tabs_sending_the_same_new_post_at_once_create_one(prefecture_36, le_blanc, regles):
+    from django.test import Client
+
+    url = reverse("postes:create")
+    client = Client()
+    client.force_login(prefecture_36)
+    data = {
+        "beneficiaires": [le_blanc.pk],
+        "intitule": "Chef de projet partagé",
+        "employeur_siren": le_blanc.epci_id,
+        "type_contrat": "contrat_projet",
+        "etp": "1",
+        "date_creation": "2024-01-15",
+        "jeton_envoi": jeton(client, url),
+    }
+    barrier = threading.Barrier(2)
+    responses = {}
+
+    def send(i):
+        tab = Client()
+        tab.force_login(prefecture_36)
+        try:
+            barrier.wait(timeout=10)
+            responses[i] = tab.post(url, data)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert Poste.objects.filter(intitule="Chef de projet partagé").count() == 1
+    poste = Poste.objects.get(intitule="Chef de projet partagé")
+    detail = reverse("postes:detail", kwargs={"pk": poste.pk})
+    # Each tab ends on the post: the first created it, the second was sent to it (or, had it
+    # arrived after the first one's commit, told in French that the form was already sent).
+    for response in responses.values():
+        assert response.status_code in (200, 302)
+        if response.status_code == 302:
+            assert response["Location"] == detail
+        else:
+            assert "Ce formulaire avait déjà été envoyé" in text(response)
