@@ -79,7 +79,7 @@ class BeneficiaireMixin:
         return super().dispatch(request, *args, **kwargs)
 
 
-class ConventionCreateView(BeneficiaireMixin, CreateView):
+class ConventionCreateView(BeneficiaireMixin, IntegrityErrorMixin, CreateView):
     form_class = ConventionForm
     template_name = "conventions/convention_form.html"
 

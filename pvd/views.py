@@ -218,7 +218,7 @@ class UserDetailView(NationalRequiredMixin, DetailView):
         )
 
 
-class RoleCreateView(NationalRequiredMixin, CreateView):
+class RoleCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
     model = Role
     form_class = RoleForm
     template_name = "pvd/role_form.html"

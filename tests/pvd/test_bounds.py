@@ -224,3 +224,41 @@ def test_model_fields_bounded():
     ]:
         assert model._meta.get_field(name).validators, (model, name)
     assert isinstance(FicheAction._meta.get_field("titre"), models.CharField)
+
+
+# Issue 20, item 3: every create view turns a unique constraint's race into a form error --------
+
+# A decision of selection has no unique key: two sent at once are two decisions of the day,
+# refused afterwards by the state machine (the second finds the beneficiary already moved).
+SANS_CLE_UNIQUE = {"communes:decision-create"}
+
+
+def test_every_create_view_turns_a_race_into_a_form_error():
+    import inspect
+
+    from django.urls import URLResolver, get_resolver
+
+    from pvd.integrity import IntegrityErrorMixin
+
+    def walk(resolver, namespace=""):
+        for pattern in resolver.url_patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace != "admin":
+                    inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                    yield from walk(pattern, inner)
+            elif pattern.name and "create" in pattern.name:
+                yield f"{namespace}{pattern.name}", pattern.callback
+
+    unguarded = []
+    for name, callback in walk(get_resolver()):
+        view = getattr(callback, "view_class", None)
+        if name in SANS_CLE_UNIQUE or (view and issubclass(view, IntegrityErrorMixin)):
+            continue
+        source = "".join(
+            inspect.getsource(c)
+            for c in (view.__mro__ if view else [callback])
+            if c.__module__.split(".")[0] in APPS
+        )
+        if not re.search(r"create_once|save_or_refuse|refuse_integrity_error", source):
+            unguarded.append(name)
+    assert unguarded == []
