@@ -138,3 +138,66 @@ def test_an_unknown_axe_on_the_fiche_creation_page_is_ignored(
         reverse("actions:fiche-create", args=[beneficiaire.pk]), {"axe": "abc"}
     )
     assert response.status_code == 200
+
+
+def test_pages_render_stored_extremes(client_for, national, prefecture_19, cdp_ussel):
+    """Values stored at the bounds, or beyond them before the bounds existed (9999, 1900,
+    1 MB notes, huge amounts): the pages that show them answer, for every role."""
+    from datetime import date
+    from decimal import Decimal
+
+    from actions.models import FicheAction, LigneFinancement, PointAvancement
+    from communes.models import Beneficiaire
+    from postes.models import CofinancementAnnee, Occupation, Poste
+    from tests.actions.test_plan import fiche
+
+    beneficiaire = Beneficiaire.objects.get(nom="Ussel – La Courtine")
+    ensure_axes(beneficiaire)
+    huge = Decimal("999999999999.99")
+    extreme = fiche(beneficiaire, 1, "1.1", huge, [("DSIL", huge, "notifie")])
+    FicheAction.objects.filter(pk=extreme.pk).update(
+        date_debut_prevue=date(1900, 1, 1),
+        date_fin_prevue=date(9999, 12, 31),
+        date_debut_reelle=date(1950, 1, 1),
+        date_fin_reelle=date(2100, 12, 31),
+        description="x" * 2**20,
+    )
+    LigneFinancement.objects.filter(fiche=extreme).update(date_decision=date(9999, 12, 31))
+    PointAvancement.objects.create(
+        fiche=extreme, date=date(1900, 1, 1), texte="y" * 2**20, auteur=cdp_ussel
+    )
+    poste = Poste.objects.create(
+        employeur_siren="200066744",
+        employeur_nom="CC Haute-Corrèze",
+        date_creation=date(1950, 1, 1),
+        etat=Poste.Etat.POURVU,
+    )
+    poste.beneficiaires.set([beneficiaire])
+    Occupation.objects.create(
+        poste=poste,
+        prenom="Camille",
+        nom="Martin",
+        email="camille@example.fr",
+        date_debut=date(1950, 1, 1),
+        date_fin_contrat=date(9999, 12, 31),
+    )
+    CofinancementAnnee.objects.create(poste=poste, annee=2040, cout_charge=Decimal("99999999.99"))
+    pages = [
+        reverse("actions:plan", args=[beneficiaire.pk]),
+        reverse("actions:fiche", args=[extreme.pk]),
+        reverse("actions:list"),
+        reverse("postes:detail", args=[poste.pk]),
+        reverse("postes:list"),
+        reverse("tableaux:ville", args=[beneficiaire.pk]),
+        reverse("actions:export", args=[beneficiaire.pk, "csv"]),
+        "/carte/",
+        "/",
+    ]
+    failures = []
+    for user in (national, prefecture_19, cdp_ussel):
+        client = client_for(user)
+        for page in pages:
+            status = client.get(page).status_code
+            if status >= 500:
+                failures.append(f"{user.email} {page} → {status}")
+    assert failures == []
