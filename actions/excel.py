@@ -768,7 +768,27 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         (f for ref, f in existantes.items() if ref not in traitees),
         key=lambda f: tri_naturel(f.reference),
     )
+    # The rule of the web form, on what is now stored (a lower cost with lines kept, too).
+    numeros = {ligne.valeurs["reference"]: ligne.numero for ligne in lecture.fiches}
+    refus = []
+    for fiche in FicheAction.objects.filter(beneficiaire=beneficiaire, reference__in=traitees):
+        if message := fiche.refus_depassement():
+            lieu = numeros.get(fiche.reference)
+            texte = message[:1].lower() + message[1:].rstrip(".")
+            refus.append(
+                Erreur(FICHES, lieu, "Coût total HT", f"fiche « {fiche.reference} » : {texte}")
+            )
+    if refus:
+        raise ImportRefuse(refus)
     return bilan
+
+
+class ImportRefuse(Exception):
+    """Rolls back an import whose rows, once written, break a rule checked on the stored plan."""
+
+    def __init__(self, erreurs: list[Erreur]):
+        super().__init__(erreurs)
+        self.erreurs = erreurs
 
 
 def _enregistrer(fiche: FicheAction, modifiee: bool, lignes: list[Ligne], user) -> bool:

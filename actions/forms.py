@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import forms
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 from django.forms import inlineformset_factory
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -11,7 +11,6 @@ from dsfr.forms import DsfrBaseForm
 from communes.models import Beneficiaire, Commune
 from pvd.files import validate_pdf
 from pvd.integrity import JetonForm
-from pvd.templatetags.pvd_format import euros
 
 from .models import (
     Axe,
@@ -193,7 +192,7 @@ class FicheForm(DsfrBaseForm, JetonForm, forms.ModelForm):
                 super().save()
                 financements.instance = fiche
                 financements.save()
-                if message := depassement_refuse(fiche):
+                if message := fiche.refus_depassement():
                     raise FinancementRefuse(message)
         except FinancementRefuse as refused:
             if creating:  # rolled back: the page shows a fiche still to create
@@ -208,19 +207,6 @@ class FicheForm(DsfrBaseForm, JetonForm, forms.ModelForm):
 
 class FinancementRefuse(Exception):
     pass
-
-
-def depassement_refuse(fiche: FicheAction) -> str:
-    """The refusal of a fiche whose stored financing lines add up to more than its cost."""
-    if fiche.cout_total is None:
-        return ""
-    finance = fiche.financements.aggregate(total=Sum("montant"))["total"] or Decimal("0")
-    if finance <= fiche.cout_total:
-        return ""
-    return (
-        f"Le plan de financement ({euros(finance)}) dépasse le coût total "
-        f"({euros(fiche.cout_total)}) : réduisez un financement ou corrigez le coût."
-    )
 
 
 class LigneFinancementForm(DsfrBaseForm, forms.ModelForm):

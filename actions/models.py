@@ -19,6 +19,7 @@ from pvd.bounds import (
 )
 from pvd.files import pdf_upload_name
 from pvd.jobs import Job, JobQuerySet
+from pvd.templatetags.pvd_format import euros
 
 from .plan_cache import new_plan_version
 
@@ -275,6 +276,19 @@ class FicheAction(models.Model):
                 errors[fin] = "La fin ne peut pas précéder le début."
         if errors:
             raise ValidationError(errors)
+
+    def refus_depassement(self) -> str:
+        """The refusal of a fiche whose stored financing lines add up to more than its cost:
+        the rule of the web form and of the Excel import alike, checked after they write."""
+        if self.cout_total is None:
+            return ""
+        finance = self.financements.aggregate(total=Sum("montant"))["total"] or Decimal("0")
+        if finance <= self.cout_total:
+            return ""
+        return (
+            f"Le plan de financement ({euros(finance)}) dépasse le coût total "
+            f"({euros(self.cout_total)}) : réduisez un financement ou corrigez le coût."
+        )
 
     @property
     def en_retard(self) -> bool:
