@@ -1,6 +1,7 @@
 import unicodedata
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -172,8 +173,24 @@ class Commune(models.Model):
     population = models.PositiveIntegerField("population municipale", null=True, blank=True)
     # WGS 84, from the commune coordinates file (import_coordonnees): the centre of the
     # commune, or its town hall when the file gives no centre. Empty: not on the map.
-    latitude = models.FloatField("latitude", null=True, blank=True)
-    longitude = models.FloatField("longitude", null=True, blank=True)
+    latitude = models.FloatField(
+        "latitude",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(-90, "Une latitude va de -90 à 90."),
+            MaxValueValidator(90, "Une latitude va de -90 à 90."),
+        ],
+    )
+    longitude = models.FloatField(
+        "longitude",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(-180, "Une longitude va de -180 à 180."),
+            MaxValueValidator(180, "Une longitude va de -180 à 180."),
+        ],
+    )
 
     objects = CommuneQuerySet.as_manager()
 

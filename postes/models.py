@@ -76,7 +76,7 @@ class Poste(models.Model):
         validators=[RegexValidator(r"^\d{9}$", "Le SIREN compte 9 chiffres.")],
         help_text="La commune ou l'EPCI qui emploie le chef de projet.",
     )
-    employeur_nom = models.CharField("employeur", max_length=200)
+    employeur_nom = models.CharField("employeur", max_length=200, validators=[texte_une_ligne])
     type_contrat = models.CharField(
         "type de contrat",
         max_length=20,

@@ -262,3 +262,29 @@ def test_every_create_view_turns_a_race_into_a_form_error():
         if not re.search(r"create_once|save_or_refuse|refuse_integrity_error", source):
             unguarded.append(name)
     assert unguarded == []
+
+
+def test_the_admin_forms_refuse_the_same_values(rf):
+    """The admin's forms are built from the models: the same bounds, the same verdicts."""
+    from django.contrib import admin
+
+    from pvd.models import User
+
+    request = rf.get("/admin/")
+    request.user = User(is_superuser=True, is_staff=True, is_active=True)
+    accepted = []
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label not in APPS:
+            continue
+        form_classes = [model_admin.get_form(request)]
+        form_classes += [
+            i.get_formset(request).form for i in model_admin.get_inline_instances(request)
+        ]
+        for form_class in form_classes:
+            for name, field in form_class.base_fields.items():
+                if name in ("password", "password1", "password2"):
+                    continue
+                for label, value in edges(field, name).items():
+                    if not verdict(form_class, name, value):
+                        accepted.append(f"{form_class._meta.model.__name__}.{name} ← {label}")
+    assert accepted == [], "\n".join(accepted)
