@@ -288,3 +288,12 @@ def test_the_admin_forms_refuse_the_same_values(rf):
                     if not verdict(form_class, name, value):
                         accepted.append(f"{form_class._meta.model.__name__}.{name} ← {label}")
     assert accepted == [], "\n".join(accepted)
+
+
+def test_a_reminder_subject_with_a_line_break_is_sent_on_one_line(cdp_ussel):
+    """A beneficiary named with a line break (stored before the bounds) in a reminder's
+    subject: Django refused the header and the whole run stopped."""
+    from rappels import emails
+
+    message = emails.build(cdp_ussel, [], [], "Rappel : Ussel\nLa Courtine", "Bonjour")
+    assert message.message()["Subject"] == "Rappel : Ussel La Courtine"
