@@ -5,7 +5,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune
 from pvd import policy
-from pvd.bounds import date_plausible
+from pvd.bounds import date_plausible, formfield
 from pvd.files import validate_pdf
 from pvd.models import User
 
@@ -202,9 +202,12 @@ class ScanForm(DsfrBaseForm, forms.Form):
 
 class ResiliationForm(DsfrBaseForm, forms.Form):
     date = forms.DateField(label="Date de la résiliation", widget=DATE, validators=[date_plausible])
-    motif = forms.CharField(
+    # Bounded as the convention's field (pvd/bounds.py), and required here.
+    motif = formfield(
+        Convention,
+        "motif_resiliation",
         label="Motif de la résiliation",
-        max_length=2000,
+        required=True,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Il est conservé et affiché sur la page de la convention.",
         error_messages={"required": "Indiquez le motif de la résiliation."},

@@ -14,6 +14,7 @@ from pvd.bounds import (
     MONTANT,
     TEXTE_LONG,
     TEXTE_LONG_VALIDATORS,
+    URL_MAX,
     date_plausible,
     taux_valide,
     texte_une_ligne,
@@ -108,7 +109,7 @@ class Poste(models.Model):
     date_publication = models.DateField(
         "date de publication de l'offre", null=True, blank=True, validators=[date_plausible]
     )
-    lien_offre = models.URLField("lien vers l'offre publiée", blank=True)
+    lien_offre = models.URLField("lien vers l'offre publiée", blank=True, max_length=URL_MAX)
     vacant_depuis = models.DateField(
         "vacant depuis", null=True, blank=True, validators=[date_plausible]
     )
