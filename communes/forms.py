@@ -9,6 +9,7 @@ from pvd import policy
 from pvd.bounds import formfield
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
+from pvd.integrity import JetonForm
 
 from .models import SEUIL_POPULATION, Beneficiaire, Commune, DecisionStatut, MembreBeneficiaire
 
@@ -113,7 +114,7 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
         return beneficiaire
 
 
-class DecisionForm(DsfrBaseForm, forms.Form):
+class DecisionForm(DsfrBaseForm, JetonForm, forms.Form):
     nouveau_statut = forms.ChoiceField(label="Décision")
     # The bounds of the fields are the decision's (pvd/bounds.py).
     date_decision = formfield(

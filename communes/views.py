@@ -13,7 +13,7 @@ from django_filters.views import FilterView
 
 from conventions.echeances import Echeance, with_echeances
 from pvd import policy
-from pvd.integrity import IntegrityErrorMixin
+from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import User
 
 from . import exports
@@ -218,6 +218,9 @@ class DecisionCreateView(FormView):
         return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         if not self.beneficiaire.allowed_transitions():
             form.add_error(None, "Ce bénéficiaire n'a plus de décision possible.")
             return self.form_invalid(form)

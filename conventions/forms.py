@@ -7,6 +7,7 @@ from communes.models import EPCI, Commune
 from pvd import policy
 from pvd.bounds import date_plausible, formfield
 from pvd.files import validate_pdf
+from pvd.integrity import JetonForm
 from pvd.models import User
 
 from .models import Convention, Partie, ScanSigne, SecteurIntervention, sha256_of
@@ -14,7 +15,7 @@ from .models import Convention, Partie, ScanSigne, SecteurIntervention, sha256_o
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-class ConventionForm(DsfrBaseForm, forms.ModelForm):
+class ConventionForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = Convention
         fields = [

@@ -13,7 +13,7 @@ from django_filters.views import FilterView
 from communes.models import Beneficiaire
 from communes.views import get_beneficiaire
 from pvd import policy
-from pvd.integrity import IntegrityErrorMixin
+from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import User
 
 from . import echeances
@@ -92,10 +92,14 @@ class ConventionCreateView(BeneficiaireMixin, IntegrityErrorMixin, CreateView):
     def get_context_data(self, **kwargs):
         return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
 
-    @transaction.atomic
     def form_valid(self, form):
+        parent = super().form_valid
+        return create_once(self.request, form, lambda: self.create(form, parent))
+
+    @transaction.atomic
+    def create(self, form, parent):
         form.instance.created_by = self.request.user
-        response = super().form_valid(form)
+        response = parent(form)
         for partie in default_parties(self.object):
             partie.save()
         messages.success(

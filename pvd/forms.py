@@ -6,6 +6,7 @@ from dsfr.forms import DsfrBaseForm
 from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Region
 
 from .bounds import formfield, texte_une_ligne
+from .integrity import JetonForm
 from .models import Role, User
 
 
@@ -80,7 +81,7 @@ class CodesField(forms.CharField):
         return [c.upper() for c in text.replace(",", " ").replace(";", " ").split()]
 
 
-class RoleForm(DsfrBaseForm, forms.ModelForm):
+class RoleForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     region = forms.ModelChoiceField(
         Region.objects.all(),
         label="Région",

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -23,7 +23,7 @@ from . import health, policy, proconnect
 from .audit import with_related_labels
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
-from .integrity import IntegrityErrorMixin
+from .integrity import IntegrityErrorMixin, create_once
 from .models import ImportRun, Role, User
 
 logger = logging.getLogger(__name__)
@@ -236,8 +236,13 @@ class RoleCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
         return super().get_context_data(account=self.account, **kwargs)
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, f"Rôle ajouté : {self.object}.")
+        parent = super().form_valid
+        return create_once(self.request, form, lambda: self.create(form, parent))
+
+    def create(self, form, parent):
+        response = parent(form)
+        if isinstance(response, HttpResponseRedirect):
+            messages.success(self.request, f"Rôle ajouté : {self.object}.")
         return response
 
     def get_success_url(self) -> str:

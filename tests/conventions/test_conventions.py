@@ -395,3 +395,25 @@ def test_stalled_generations_are_marked_failed(cadre_ussel):
     old.refresh_from_db()
     recent.refresh_from_db()
     assert old.statut == "echec" and recent.statut == "en_cours"
+
+
+def test_a_double_click_on_a_new_convention_creates_one(
+    client_for, prefecture_19, ussel_la_courtine
+):
+    from conventions.models import Convention
+
+    client = client_for(prefecture_19)
+    url = reverse("conventions:create", args=[ussel_la_courtine.pk])
+    form = client.get(url).context["form"]
+    before = Convention.objects.filter(beneficiaire=ussel_la_courtine).count()
+    data = {
+        "type": "adhesion",
+        "date_redaction": "2021-05-01",
+        "jeton_envoi": str(form.initial["jeton_envoi"]),
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["form"].errors
+    assert "Ce formulaire avait déjà été envoyé" in html.unescape(
+        client.post(url, data).content.decode()
+    )
+    assert Convention.objects.filter(beneficiaire=ussel_la_courtine).count() == before + 1

@@ -297,3 +297,40 @@ def test_a_reminder_subject_with_a_line_break_is_sent_on_one_line(cdp_ussel):
 
     message = emails.build(cdp_ussel, [], [], "Rappel : Ussel\nLa Courtine", "Bonjour")
     assert message.message()["Subject"] == "Rappel : Ussel La Courtine"
+
+
+# A create form that has no natural unique key carries a one-time token.
+CLE_NATURELLE = {
+    "pvd:user-create": "the e-mail address is unique",
+    "communes:beneficiaire-create": "a commune is in one active beneficiary",
+    "actions:financeur-create": "a funder's name is unique",
+}
+
+
+def test_every_create_form_carries_a_token_or_a_natural_key():
+    from django.urls import URLResolver, get_resolver
+
+    from actions.forms import MesureForm
+    from postes.forms import CofinancementForm
+    from pvd.integrity import JetonForm
+
+    forms_of = {
+        "actions:mesure-create": MesureForm,
+        "postes:cofinancement-create": CofinancementForm,
+    }
+
+    def walk(resolver, namespace=""):
+        for pattern in resolver.url_patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace != "admin":
+                    inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                    yield from walk(pattern, inner)
+            elif pattern.name and "create" in pattern.name:
+                yield f"{namespace}{pattern.name}", pattern.callback
+
+    missing = []
+    for name, callback in walk(get_resolver()):
+        form_class = forms_of.get(name) or getattr(callback.view_class, "form_class", None)
+        if name not in CLE_NATURELLE and not (form_class and issubclass(form_class, JetonForm)):
+            missing.append(name)
+    assert missing == []
