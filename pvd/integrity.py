@@ -79,6 +79,10 @@ DEJA_ENVOYE = (
     "Ce formulaire avait déjà été envoyé (double clic ou deuxième onglet) : voici ce qui a "
     "été enregistré la première fois."
 )
+DEJA_ENREGISTRE = (
+    "Ce formulaire avait déjà été envoyé (double clic ou deuxième onglet) : il est enregistré. "
+    "Pour une nouvelle saisie, rechargez la page."
+)
 
 
 class JetonForm(forms.Form):
@@ -98,7 +102,7 @@ class JetonForm(forms.Form):
         cleaned = super().clean()
         jeton = cleaned.get(JETON)
         if jeton and EnvoiFormulaire.objects.filter(jeton=jeton).exists():
-            raise forms.ValidationError(DEJA_ENVOYE)
+            raise forms.ValidationError(DEJA_ENREGISTRE)
         return cleaned
 
 
