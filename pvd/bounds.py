@@ -8,7 +8,11 @@ by the web forms, the admin and the Excel import (actions/excel.py).
 - a single-line text: no control character, CR, LF, NUL, tab… (``texte_une_ligne``);
 - a long text (notes, reasons, comments, sources): 10 000 characters, no NUL
   (``TEXTE_LONG`` with ``TEXTE_LONG_VALIDATORS``);
-- a web address: 200 characters (``URLField``'s own ``max_length``, ``URL_MAX``).
+- a web address: 200 characters (``URLField``'s own ``max_length``, ``URL_MAX``);
+- a query parameter: no control character, or a 400 in French (pvd.middleware).
+
+Bounds of one field, on that field: a post's ETP 0,1 … 1, a co-financing year 2020 … 2040,
+a commune's latitude -90 … 90 and longitude -180 … 180, every CharField's ``max_length``.
 
 Messages carry no ``%`` that Django would format: a validator's message is formatted with its
 parameters, and « 100 %. » raised a ValueError instead of the message.
