@@ -18,18 +18,18 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.core import signing
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from openpyxl import Workbook, load_workbook
-from openpyxl.utils.datetime import from_excel
+from openpyxl.utils.datetime import from_excel, to_excel
 
 from communes.models import Beneficiaire, Commune
+from pvd.bounds import DATE_MAX, DATE_MIN
 from pvd.french import de
 
 from .models import (
-    TEXTE_LONG,
     Axe,
     FicheAction,
     Financeur,
@@ -56,7 +56,6 @@ MAX_LIGNES_LUES = 20_000
 MAX_COLONNES_LUES = 60
 # Reading both sheets may not take longer than this.
 MAX_SECONDES = 20
-MAX_MONTANT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
 CENTIME = Decimal("0.01")
 
 # The template carries the plan it was made for: a very hidden sheet holds the
@@ -91,7 +90,6 @@ class Colonne:
     largeur: int
     aide: str
     obligatoire: bool = False
-    longueur: int = 0
 
     @property
     def choix(self) -> tuple:
@@ -109,19 +107,17 @@ AIDE_REFERENCE = (
 )
 # fmt: off
 COLONNES_FICHES = [
-    Colonne("Référence", "reference", "reference", 12, AIDE_REFERENCE, True, longueur=20),
-    Colonne("Titre", "titre", "texte", 45, "L'intitulé de l'action.", True, longueur=300),
+    Colonne("Référence", "reference", "reference", 12, AIDE_REFERENCE, True),
+    Colonne("Titre", "titre", "texte", 45, "L'intitulé de l'action.", True),
     Colonne("Axe", "axe", "axe", 36, "Un axe du plan, choisi dans la liste.", True),
-    Colonne("Description", "description", "texte", 50, "Le contenu de l'action.",
-            longueur=TEXTE_LONG),
-    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus.",
-            longueur=TEXTE_LONG),
+    Colonne("Description", "description", "texte", 50, "Le contenu de l'action."),
+    Colonne("Objectifs", "objectifs", "texte", 50, "Objectifs et résultats attendus."),
     Colonne("Maître d'ouvrage (type)", "maitre_ouvrage_type", "choix", 24,
             "Commune, EPCI, SEM / SPL, bailleur social…"),
     Colonne("Maître d'ouvrage (nom)", "maitre_ouvrage", "texte", 30,
-            "Par exemple : Commune d'Ussel.", longueur=200),
-    Colonne("Partenaires", "partenaires", "texte", 30, "Les partenaires.", longueur=500),
-    Colonne("Référent", "referent", "texte", 25, "La personne à contacter.", longueur=200),
+            "Par exemple : Commune d'Ussel."),
+    Colonne("Partenaires", "partenaires", "texte", 30, "Les partenaires."),
+    Colonne("Référent", "referent", "texte", 25, "La personne à contacter."),
     Colonne("Début prévu", "date_debut_prevue", "date", 13, "Une date (JJ/MM/AAAA)."),
     Colonne("Fin prévue", "date_fin_prevue", "date", 13, "Une date, après le début prévu."),
     Colonne("Début réel", "date_debut_reelle", "date", 13, "Une date (JJ/MM/AAAA)."),
@@ -137,7 +133,7 @@ COLONNES_FICHES = [
     Colonne("Nature", "nature", "choix", 16,
             "Investissement ou fonctionnement (vide : investissement)."),
     Colonne("Secteur d'intervention", "secteur", "texte", 28,
-            "Le quartier ou le secteur de l'action, par exemple : centre-bourg.", longueur=200),
+            "Le quartier ou le secteur de l'action, par exemple : centre-bourg."),
     Colonne("Communes concernées", "communes", "communes", 30,
             "Des communes du bénéficiaire, séparées par « ; », par exemple : Ussel ; La "
             "Courtine (vide : aucune)."),
@@ -146,10 +142,10 @@ COLONNES_FICHES = [
 ]
 COLONNES_FINANCEMENTS = [
     Colonne("Référence de la fiche", "reference", "reference", 14,
-            "La référence d'une fiche de la feuille Fiches ou du plan.", True, longueur=20),
+            "La référence d'une fiche de la feuille Fiches ou du plan.", True),
     Colonne("Financeur", "financeur", "financeur", 26,
             "Un financeur du catalogue, choisi dans la liste.", True),
-    Colonne("Dispositif", "dispositif", "texte", 30, "Par exemple : DSIL 2024.", longueur=200),
+    Colonne("Dispositif", "dispositif", "texte", 30, "Par exemple : DSIL 2024."),
     Colonne("Montant", "montant", "montant", 16, "En euros.", True),
     Colonne("Statut", "statut", "choix", 14,
             "Prévu, sollicité, notifié ou versé (vide : prévu)."),
@@ -157,13 +153,12 @@ COLONNES_FINANCEMENTS = [
 ]
 COLONNES_INDICATEURS = [
     Colonne("Référence de la fiche", "reference", "reference", 14,
-            "La référence d'une fiche de la feuille Fiches ou du plan.", True, longueur=20),
+            "La référence d'une fiche de la feuille Fiches ou du plan.", True),
     Colonne("Indicateur", "libelle", "texte", 45,
             "L'intitulé de l'indicateur : un indicateur de même intitulé sur la fiche est mis à "
-            "jour, ses mesures sont gardées.", True, longueur=300),
+            "jour, ses mesures sont gardées.", True),
     Colonne("Type", "type", "choix", 14, "Réalisation ou résultat.", True),
-    Colonne("Unité", "unite", "texte", 16, "Par exemple : logements, m², %.", True,
-            longueur=50),
+    Colonne("Unité", "unite", "texte", 16, "Par exemple : logements, m², %.", True),
     Colonne("Cible", "cible", "nombre", 12, "Un nombre, par exemple 25 ou 12,5."),
     Colonne("Fréquence de mesure", "frequence", "choix", 20,
             "Mensuelle, trimestrielle, semestrielle ou annuelle (vide : pas de rappel)."),
@@ -216,11 +211,26 @@ class ValeurInvalide(ValueError):
     """A cell that cannot be read: the message says why, in French."""
 
 
-def lire_texte(value, longueur: int = 0) -> str:
-    text = texte_de(value)
-    if longueur and len(text) > longueur:
-        raise ValeurInvalide(f"texte trop long ({len(text)} caractères, {longueur} au plus)")
-    return text
+def lire_texte(value) -> str:
+    return texte_de(value)
+
+
+def valider(modele, champ: str, value) -> None:
+    """The bounds the model declares on its field (pvd/bounds.py): the same as the web
+    form's and the admin's. A column without a field of the model is the fiche's."""
+    if value in (None, ""):
+        return
+    try:
+        field = modele._meta.get_field(champ)
+    except FieldDoesNotExist:
+        field = FicheAction._meta.get_field(champ)
+    if not hasattr(field, "run_validators") or field.is_relation:
+        return
+    try:
+        field.run_validators(value)
+    except ValidationError as error:
+        message = " ".join(error.messages)
+        raise ValeurInvalide(message[:1].lower() + message[1:].rstrip(".")) from None
 
 
 SEPARATEURS = re.compile(r"[\s\u00a0\u202f']")
@@ -258,18 +268,16 @@ def lire_decimal(value, quoi: str) -> Decimal | None:
             raise ValeurInvalide(f"« {value} » n'est pas un {quoi}") from None
     if not amount.is_finite():
         raise ValeurInvalide(f"« {value} » n'est pas un {quoi}")
-    amount = amount.quantize(CENTIME, rounding=ROUND_HALF_UP)
-    ecrit = euros(amount) if quoi == "montant" else texte_de(float(amount))
-    if amount < 0:
-        raise ValeurInvalide(f"{quoi} négatif ({ecrit})")
-    if amount > MAX_MONTANT:
-        raise ValeurInvalide(f"{quoi} trop élevé ({ecrit})")
-    return amount
+    try:
+        return amount.quantize(CENTIME, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than any amount has: its bound says so
+        return amount
 
 
 DATE_FR = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
 DATE_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-PREMIERE_ANNEE, DERNIERE_ANNEE = 1950, 2100
+# Excel's serial numbers of the days a date field accepts (pvd/bounds.py).
+SERIE_MIN, SERIE_MAX = int(to_excel(DATE_MIN)), int(to_excel(DATE_MAX))
 
 
 def lire_date(value) -> date | None:
@@ -283,7 +291,7 @@ def lire_date(value) -> date | None:
         found = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         # A date the cell does not display as one: Excel's serial number of days.
-        if 18_264 <= value <= 73_415:  # 1950-01-01 … 2100-12-31
+        if SERIE_MIN <= value <= SERIE_MAX:
             found = from_excel(value).date()
     else:
         text = str(value).strip()
@@ -298,10 +306,6 @@ def lire_date(value) -> date | None:
                 found = None
     if found is None:
         raise ValeurInvalide(f"« {texte_de(value)} » n'est pas une date (JJ/MM/AAAA)")
-    if not PREMIERE_ANNEE <= found.year <= DERNIERE_ANNEE:
-        raise ValeurInvalide(
-            f"date hors de la période {PREMIERE_ANNEE}–{DERNIERE_ANNEE} ({date_fr(found)})"
-        )
     return found
 
 
@@ -438,15 +442,13 @@ class Plan:
         noms = ", ".join(f.nom for f in self.financeurs if f.actif)
         raise ValeurInvalide(f"financeur inconnu « {text} » (financeurs du catalogue : {noms})")
 
-    def lire(self, colonne: Colonne, value):
-        if colonne.type in ("reference", "texte"):
-            return lire_texte(value, colonne.longueur)
-        if colonne.type == "date":
-            return lire_date(value)
-        if colonne.type == "montant":
-            return lire_montant(value)
-        if colonne.type == "nombre":
-            return lire_nombre(value)
+    def lire(self, colonne: Colonne, value, modele=FicheAction):
+        """The cell's value, within the bounds of the model's field."""
+        if colonne.type in ("reference", "texte", "date", "montant", "nombre"):
+            lire_valeur = {"date": lire_date, "montant": lire_montant, "nombre": lire_nombre}
+            lu = lire_valeur.get(colonne.type, lire_texte)(value)
+            valider(modele, colonne.champ, lu)
+            return lu
         if colonne.type == "communes":
             return self.communes_de(value)
         if colonne.type == "choix":
@@ -562,6 +564,7 @@ def _lire_feuille(
 ) -> tuple[list[Ligne], set[str]]:
     if nom == INDICATEURS and nom not in workbook.sheetnames:
         return [], set()
+    modele = {FICHES: FicheAction, INDICATEURS: Indicateur}.get(nom, LigneFinancement)
     if nom not in workbook.sheetnames:
         lecture.erreurs.append(
             Erreur(nom, None, None, "feuille absente du classeur (partez du modèle à jour)")
@@ -610,7 +613,7 @@ def _lire_feuille(
         for colonne, position in presentes:
             value = row[position] if position < len(row) else None
             try:
-                ligne.valeurs[colonne.champ] = plan.lire(colonne, value)
+                ligne.valeurs[colonne.champ] = plan.lire(colonne, value, modele)
             except ValeurInvalide as error:
                 lecture.erreurs.append(Erreur(nom, numero, colonne.titre, str(error)))
                 ligne.valide = False
@@ -867,13 +870,7 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         fiche = existantes.get(reference)
         if fiche is None:
             fiche = FicheAction(beneficiaire=beneficiaire, reference=reference, updated_by=user)
-            for champ, valeur in valeurs.items():
-                setattr(fiche, champ, valeur)
-            fiche.save()
-            if communes:
-                fiche.communes.set(communes)
-            _remplacer_financements(fiche, financements[reference])
-            _indicateurs(fiche, indicateurs[reference])
+            _creer(fiche, valeurs, communes, financements[reference], indicateurs[reference])
             bilan.creees.append(reference)
             continue
         modifiee = False
@@ -910,7 +907,41 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         (f for ref, f in existantes.items() if ref not in traitees),
         key=lambda f: tri_naturel(f.reference),
     )
+    _verifier_depassements(lecture, beneficiaire, traitees)
     return bilan
+
+
+def _verifier_depassements(lecture: Lecture, beneficiaire: Beneficiaire, traitees) -> None:
+    """The rule of the web form, on what is now stored (a lower cost with lines kept, too)."""
+    numeros = {ligne.valeurs["reference"]: ligne.numero for ligne in lecture.fiches}
+    refus = []
+    for fiche in FicheAction.objects.filter(beneficiaire=beneficiaire, reference__in=traitees):
+        if message := fiche.refus_depassement():
+            lieu = numeros.get(fiche.reference)
+            texte = message[:1].lower() + message[1:].rstrip(".")
+            refus.append(
+                Erreur(FICHES, lieu, "Coût total HT", f"fiche « {fiche.reference} » : {texte}")
+            )
+    if refus:
+        raise ImportRefuse(refus)
+
+
+def _creer(fiche: FicheAction, valeurs: dict, communes, financements, indicateurs) -> None:
+    for champ, valeur in valeurs.items():
+        setattr(fiche, champ, valeur)
+    fiche.save()
+    if communes:
+        fiche.communes.set(communes)
+    _remplacer_financements(fiche, financements)
+    _indicateurs(fiche, indicateurs)
+
+
+class ImportRefuse(Exception):
+    """Rolls back an import whose rows, once written, break a rule checked on the stored plan."""
+
+    def __init__(self, erreurs: list[Erreur]):
+        super().__init__(erreurs)
+        self.erreurs = erreurs
 
 
 def _enregistrer(fiche: FicheAction, modifiee: bool, lignes: list[Ligne], user) -> bool:

@@ -16,7 +16,14 @@ from pvd import policy
 from pvd.access import BeneficiaireMixin, get_beneficiaire_for_user
 
 from . import exports
-from .excel import MAX_SIZE, apply_import, check_identity, open_workbook, read_workbook
+from .excel import (
+    MAX_SIZE,
+    ImportRefuse,
+    apply_import,
+    check_identity,
+    open_workbook,
+    read_workbook,
+)
 from .excel_template import template_workbook
 from .models import ExportPlan
 from .views import PLAN_READ_ONLY
@@ -81,7 +88,12 @@ class ExcelImportView(BeneficiaireMixin, FormView):
             return self.render_to_response(
                 self.get_context_data(form=form, erreurs=lecture.erreurs)
             )
-        bilan = apply_import(lecture, self.beneficiaire, self.request.user)
+        try:
+            bilan = apply_import(lecture, self.beneficiaire, self.request.user)
+        except ImportRefuse as refused:
+            return self.render_to_response(
+                self.get_context_data(form=form, erreurs=refused.erreurs)
+            )
         return self.render_to_response(
             self.get_context_data(form=ImportForm(beneficiaire=self.beneficiaire), bilan=bilan)
         )

@@ -10,6 +10,7 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import Beneficiaire, Commune
 from pvd.files import validate_pdf
+from pvd.integrity import JetonForm
 
 from .models import (
     Axe,
@@ -30,7 +31,7 @@ def person(user) -> str:
     return user.get_full_name() or user.email
 
 
-class FicheForm(DsfrBaseForm, forms.ModelForm):
+class FicheForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     """A fiche action; on update, refused when someone saved it since it was loaded."""
 
     # The version the form was loaded with (optimistic locking).
@@ -172,22 +173,40 @@ class FicheForm(DsfrBaseForm, forms.ModelForm):
         return differences
 
     def save(self, *, financements: "BaseFinancementFormSet", user) -> FicheAction | None:
-        """Save the fiche and its financing lines; None when someone saved it in between."""
+        """Save the fiche and its financing lines; None when someone saved it in between, or
+        when its stored financing, once written, is above its cost (the rule of the Excel
+        import too: a fiche is never financed beyond its cost)."""
         fiche = self.instance
-        with transaction.atomic():
-            if fiche.pk:
-                current = FicheAction.objects.select_for_update().get(pk=fiche.pk)
-                if current.version != self.cleaned_data["version"]:
-                    self.refuse_stale(
-                        FicheAction.objects.select_related("updated_by").get(pk=fiche.pk)
-                    )
-                    return None
-                fiche.version = current.version + 1
-            fiche.updated_by = user
-            super().save()
-            financements.instance = fiche
-            financements.save()
+        creating = fiche.pk is None
+        try:
+            with transaction.atomic():
+                if fiche.pk:
+                    current = FicheAction.objects.select_for_update().get(pk=fiche.pk)
+                    if current.version != self.cleaned_data["version"]:
+                        self.refuse_stale(
+                            FicheAction.objects.select_related("updated_by").get(pk=fiche.pk)
+                        )
+                        return None
+                    fiche.version = current.version + 1
+                fiche.updated_by = user
+                super().save()
+                financements.instance = fiche
+                financements.save()
+                if message := fiche.refus_depassement():
+                    raise FinancementRefuse(message)
+        except FinancementRefuse as refused:
+            if creating:  # rolled back: the page shows a fiche still to create
+                fiche.pk, fiche._state.adding = None, True
+                for form in financements.forms:
+                    if form not in financements.initial_forms:
+                        form.instance.pk, form.instance._state.adding = None, True
+            self.add_error("cout_total", str(refused))
+            return None
         return fiche
+
+
+class FinancementRefuse(Exception):
+    pass
 
 
 class LigneFinancementForm(DsfrBaseForm, forms.ModelForm):
@@ -308,7 +327,7 @@ IndicateurFormSet = inlineformset_factory(
 )
 
 
-class MesureForm(DsfrBaseForm, forms.ModelForm):
+class MesureForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = Mesure
         fields = ["indicateur", "date", "valeur"]
@@ -326,7 +345,7 @@ class MesureForm(DsfrBaseForm, forms.ModelForm):
         return value
 
 
-class PointForm(DsfrBaseForm, forms.ModelForm):
+class PointForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     piece_jointe = forms.FileField(
         label="Pièce jointe (PDF, 20 Mo au plus)", required=False, validators=[validate_pdf]
     )

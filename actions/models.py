@@ -3,13 +3,20 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
 from pvd import policy
+from pvd.bounds import (
+    MONTANT,
+    TEXTE_LONG,
+    TEXTE_LONG_VALIDATORS,
+    date_plausible,
+    nombre_plafonne,
+    texte_une_ligne,
+)
 from pvd.files import pdf_upload_name
 from pvd.french import euros
 from pvd.jobs import Job, JobQuerySet
@@ -31,8 +38,10 @@ AXE_TRANSVERSAL = "Transition écologique"
 class Financeur(models.Model):
     """The managed catalogue of funders."""
 
-    nom = models.CharField("nom", max_length=100, unique=True)
-    description = models.CharField("description", max_length=200, blank=True)
+    nom = models.CharField("nom", max_length=100, unique=True, validators=[texte_une_ligne])
+    description = models.CharField(
+        "description", max_length=200, blank=True, validators=[texte_une_ligne]
+    )
     ordre = models.PositiveSmallIntegerField("ordre", default=0)
     actif = models.BooleanField("proposé dans les formulaires", default=True)
     # The same funder in the posts' co-financing lines (postes.models.Financeur): what a
@@ -64,7 +73,7 @@ class Axe(models.Model):
         Beneficiaire, verbose_name="bénéficiaire", on_delete=models.CASCADE, related_name="axes"
     )
     numero = models.PositiveSmallIntegerField("numéro")
-    nom = models.CharField("nom", max_length=200)
+    nom = models.CharField("nom", max_length=200, validators=[texte_une_ligne])
     transversal = models.BooleanField("axe transversal", default=False)
 
     class Meta:
@@ -149,10 +158,6 @@ class FicheActionQuerySet(models.QuerySet):
         )
 
 
-# The longest description or objectives a fiche may have, in the web form and the import.
-TEXTE_LONG = 10_000
-
-
 class FicheAction(models.Model):
     class MaitreOuvrage(models.TextChoices):
         COMMUNE = "commune", "Commune"
@@ -190,27 +195,53 @@ class FicheAction(models.Model):
     beneficiaire = models.ForeignKey(
         Beneficiaire, verbose_name="bénéficiaire", on_delete=models.CASCADE, related_name="fiches"
     )
-    reference = models.CharField("référence", max_length=20, help_text="Par exemple : 2.3")
-    titre = models.CharField("titre", max_length=300)
+    reference = models.CharField(
+        "référence", max_length=20, help_text="Par exemple : 2.3", validators=[texte_une_ligne]
+    )
+    titre = models.CharField("titre", max_length=300, validators=[texte_une_ligne])
     axe = models.ForeignKey(
         Axe, verbose_name="axe", on_delete=models.PROTECT, related_name="fiches"
     )
-    description = models.TextField("description", blank=True, max_length=TEXTE_LONG)
-    objectifs = models.TextField("objectifs", blank=True, max_length=TEXTE_LONG)
+    description = models.TextField(
+        "description", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
+    objectifs = models.TextField(
+        "objectifs", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     communes = models.ManyToManyField(Commune, verbose_name="communes concernées", blank=True)
-    secteur = models.CharField("secteur d'intervention", max_length=200, blank=True)
+    secteur = models.CharField(
+        "secteur d'intervention", max_length=200, blank=True, validators=[texte_une_ligne]
+    )
     maitre_ouvrage_type = models.CharField(
         "type de maître d'ouvrage", max_length=20, choices=MaitreOuvrage.choices, blank=True
     )
-    maitre_ouvrage = models.CharField("maître d'ouvrage", max_length=200, blank=True)
-    partenaires = models.CharField("partenaires", max_length=500, blank=True)
-    referent = models.CharField("référent", max_length=200, blank=True)
-    date_debut_prevue = models.DateField("début prévu", null=True, blank=True)
-    date_fin_prevue = models.DateField("fin prévue", null=True, blank=True)
-    date_debut_reelle = models.DateField("début réel", null=True, blank=True)
-    date_fin_reelle = models.DateField("fin réelle", null=True, blank=True)
+    maitre_ouvrage = models.CharField(
+        "maître d'ouvrage", max_length=200, blank=True, validators=[texte_une_ligne]
+    )
+    partenaires = models.CharField(
+        "partenaires", max_length=500, blank=True, validators=[texte_une_ligne]
+    )
+    referent = models.CharField(
+        "référent", max_length=200, blank=True, validators=[texte_une_ligne]
+    )
+    date_debut_prevue = models.DateField(
+        "début prévu", null=True, blank=True, validators=[date_plausible]
+    )
+    date_fin_prevue = models.DateField(
+        "fin prévue", null=True, blank=True, validators=[date_plausible]
+    )
+    date_debut_reelle = models.DateField(
+        "début réel", null=True, blank=True, validators=[date_plausible]
+    )
+    date_fin_reelle = models.DateField(
+        "fin réelle", null=True, blank=True, validators=[date_plausible]
+    )
     jalons = models.TextField(
-        "jalons", blank=True, help_text="Étude, consultation, travaux, livraison…"
+        "jalons",
+        blank=True,
+        help_text="Étude, consultation, travaux, livraison…",
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
     )
     maturite = models.CharField(
         "maturité", max_length=20, choices=Maturite.choices, default=Maturite.IDEE
@@ -230,7 +261,7 @@ class FicheAction(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        validators=[MinValueValidator(0)],
+        validators=MONTANT,
     )
     nature = models.CharField(
         "nature de la dépense",
@@ -293,6 +324,19 @@ class FicheAction(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def refus_depassement(self) -> str:
+        """The refusal of a fiche whose stored financing lines add up to more than its cost:
+        the rule of the web form and of the Excel import alike, checked after they write."""
+        if self.cout_total is None:
+            return ""
+        finance = self.financements.aggregate(total=Sum("montant"))["total"] or Decimal("0")
+        if finance <= self.cout_total:
+            return ""
+        return (
+            f"Le plan de financement ({euros(finance)}) dépasse le coût total "
+            f"({euros(self.cout_total)}) : réduisez un financement ou corrigez le coût."
+        )
+
     @property
     def is_finie(self) -> bool:
         """``finie_q`` on a loaded fiche."""
@@ -322,13 +366,19 @@ class LigneFinancement(models.Model):
     )
     financeur = models.ForeignKey(Financeur, verbose_name="financeur", on_delete=models.PROTECT)
     dispositif = models.CharField(
-        "dispositif", max_length=200, blank=True, help_text="Par exemple : DSIL 2024."
+        "dispositif",
+        max_length=200,
+        blank=True,
+        help_text="Par exemple : DSIL 2024.",
+        validators=[texte_une_ligne],
     )
     montant = models.DecimalField(
-        "montant (€)", max_digits=14, decimal_places=2, validators=[MinValueValidator(0)]
+        "montant (€)", max_digits=14, decimal_places=2, validators=MONTANT
     )
     statut = models.CharField("statut", max_length=20, choices=Statut.choices, default=Statut.PREVU)
-    date_decision = models.DateField("date de la décision", null=True, blank=True)
+    date_decision = models.DateField(
+        "date de la décision", null=True, blank=True, validators=[date_plausible]
+    )
 
     class Meta:
         verbose_name = "ligne de financement"
@@ -354,9 +404,21 @@ class Indicateur(models.Model):
         FicheAction, verbose_name="fiche", on_delete=models.CASCADE, related_name="indicateurs"
     )
     type = models.CharField("type", max_length=20, choices=Type.choices)
-    libelle = models.CharField("indicateur", max_length=300)
-    unite = models.CharField("unité", max_length=50, help_text="Par exemple : logements, m², %")
-    cible = models.DecimalField("cible", max_digits=14, decimal_places=2, null=True, blank=True)
+    libelle = models.CharField("indicateur", max_length=300, validators=[texte_une_ligne])
+    unite = models.CharField(
+        "unité",
+        max_length=50,
+        help_text="Par exemple : logements, m², %",
+        validators=[texte_une_ligne],
+    )
+    cible = models.DecimalField(
+        "cible",
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[nombre_plafonne],
+    )
     frequence = models.CharField(
         "fréquence de mesure",
         max_length=20,
@@ -407,8 +469,10 @@ class Mesure(models.Model):
     indicateur = models.ForeignKey(
         Indicateur, verbose_name="indicateur", on_delete=models.CASCADE, related_name="mesures"
     )
-    date = models.DateField("date")
-    valeur = models.DecimalField("valeur", max_digits=14, decimal_places=2)
+    date = models.DateField("date", validators=[date_plausible])
+    valeur = models.DecimalField(
+        "valeur", max_digits=14, decimal_places=2, validators=[nombre_plafonne]
+    )
 
     class Meta:
         verbose_name = "mesure"
@@ -428,8 +492,10 @@ class PointAvancement(models.Model):
     fiche = models.ForeignKey(
         FicheAction, verbose_name="fiche", on_delete=models.CASCADE, related_name="points"
     )
-    date = models.DateField("date", default=timezone.localdate)
-    texte = models.TextField("point d'avancement")
+    date = models.DateField("date", default=timezone.localdate, validators=[date_plausible])
+    texte = models.TextField(
+        "point d'avancement", max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     nouvel_avancement = models.CharField(
         "nouvel avancement", max_length=20, choices=FicheAction.Avancement.choices, blank=True
     )

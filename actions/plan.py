@@ -34,6 +34,8 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
+from pvd.bounds import DATE_MAX, DATE_MIN
+
 from .models import Axe, FicheAction, LigneFinancement, abandonnee_q
 from .plan_cache import content_key, fiche_rows, render_each
 
@@ -387,12 +389,13 @@ def timeline(fiches: list[FicheAction], today: date) -> dict | None:
     dated = [f for f in fiches if f.date_debut_prevue and f.date_fin_prevue]
     if not dated:
         return None
-    start = date(min(today, *(f.date_debut_prevue for f in dated)).year, 1, 1)
-    end = date(max(today, *(f.date_fin_prevue for f in dated)).year + 1, 1, 1)
+    # Dates stored before their bounds existed (pvd/bounds.py) are drawn at the bounds.
+    start = date(max(DATE_MIN, min(today, *(f.date_debut_prevue for f in dated))).year, 1, 1)
+    end = date(min(DATE_MAX, max(today, *(f.date_fin_prevue for f in dated))).year + 1, 1, 1)
     span = (end - start).days
 
     def position(day: date) -> float:
-        return 100 * (day - start).days / span
+        return 100 * (min(max(day, start), end) - start).days / span
 
     bars = []
     for fiche in dated:

@@ -19,7 +19,7 @@ from pvd.access import (
     get_beneficiaire_for_user,
     get_fiche_for_user,
 )
-from pvd.integrity import IntegrityErrorMixin, save_or_refuse
+from pvd.integrity import IntegrityErrorMixin, create_once, save_or_refuse
 
 from .filters import FicheFilter, PlanFilter
 from .forms import (
@@ -217,19 +217,25 @@ class FicheFormMixin:
     def form_valid(self, form):
         financements = self.get_financements()
         if financements.is_valid():
-            fiche = save_or_refuse(
-                form, lambda: form.save(financements=financements, user=self.request.user)
-            )
-            if fiche is not None:
-                messages.success(self.request, f"Fiche « {fiche} » enregistrée.")
-                return redirect("actions:fiche", pk=fiche.pk)
+            return create_once(self.request, form, lambda: self.save(form, financements))
         context = self.get_context_data(form=form, financements=financements)
         return self.render_to_response(context)
+
+    def save(self, form, financements):
+        fiche = save_or_refuse(
+            form, lambda: form.save(financements=financements, user=self.request.user)
+        )
+        if fiche is None:
+            context = self.get_context_data(form=form, financements=financements)
+            return self.render_to_response(context)
+        messages.success(self.request, f"Fiche « {fiche} » enregistrée.")
+        return redirect("actions:fiche", pk=fiche.pk)
 
 
 class FicheCreateView(PlanMixin, FicheFormMixin, CreateView):
     def get_initial(self):
-        axe = self.beneficiaire.axes.filter(pk=self.request.GET.get("axe") or None).first()
+        asked = self.request.GET.get("axe", "")
+        axe = self.beneficiaire.axes.filter(pk=asked).first() if asked.isdigit() else None
         if axe is None:
             return {}
         # Suggest the next reference of the axis (e.g. 2.4), which the user may change.
@@ -274,8 +280,11 @@ class MesureCreateView(IndicateursView):
             indicateurs = IndicateurFormSet(instance=self.fiche)
             context = self.get_context_data(form=indicateurs, mesure_form=mesure_form)
             return self.render_to_response(context)
+        return create_once(request, mesure_form, lambda: self.save(mesure_form))
+
+    def save(self, mesure_form):
         mesure = mesure_form.save()
-        messages.success(request, f"Mesure enregistrée pour « {mesure.indicateur} ».")
+        messages.success(self.request, f"Mesure enregistrée pour « {mesure.indicateur} ».")
         return redirect("actions:indicateurs", pk=self.fiche.pk)
 
 
@@ -287,6 +296,9 @@ class PointCreateView(FicheMixin, CreateView):
         return {**super().get_form_kwargs(), "fiche": self.fiche}
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         form.save(user=self.request.user)
         messages.success(self.request, "Point d'avancement enregistré.")
         return redirect("actions:fiche", pk=self.fiche.pk)

@@ -6,11 +6,12 @@ from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from pvd import policy
-from pvd.dates import date_passee
+from pvd.bounds import date_passee, date_plausible, formfield
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
+from pvd.integrity import JetonForm
 
-from .models import SEUIL_POPULATION, Beneficiaire, Commune, MembreBeneficiaire
+from .models import SEUIL_POPULATION, Beneficiaire, Commune, DecisionStatut, MembreBeneficiaire
 
 
 class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
@@ -30,7 +31,7 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
         "saisie : un historique ancien se saisit avec ses vraies dates.",
         initial=timezone.localdate,
         required=False,
-        validators=[date_passee],
+        validators=[date_plausible, date_passee],
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
@@ -124,14 +125,19 @@ class BeneficiaireForm(DsfrBaseForm, forms.ModelForm):
         return beneficiaire
 
 
-class DecisionForm(DsfrBaseForm, forms.Form):
+class DecisionForm(DsfrBaseForm, JetonForm, forms.Form):
     nouveau_statut = forms.ChoiceField(label="Décision")
-    date_decision = forms.DateField(
-        label="Date de la décision", widget=forms.DateInput(attrs={"type": "date"})
+    # The bounds of the fields are the decision's (pvd/bounds.py).
+    date_decision = formfield(
+        DecisionStatut,
+        "date_decision",
+        label="Date de la décision",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
-    reference = forms.CharField(
+    reference = formfield(
+        DecisionStatut,
+        "reference",
         label="Référence de la décision",
-        max_length=250,
         help_text="Arrêté ou courrier, par exemple : arrêté préfectoral n° 2021-045.",
     )
     document = forms.FileField(
@@ -139,7 +145,9 @@ class DecisionForm(DsfrBaseForm, forms.Form):
         required=False,
         validators=[validate_pdf],
     )
-    motif = forms.CharField(label="Motif", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    motif = formfield(
+        DecisionStatut, "motif", label="Motif", widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def __init__(self, *args, beneficiaire: Beneficiaire, **kwargs):
         super().__init__(*args, **kwargs)

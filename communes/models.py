@@ -1,9 +1,16 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from pvd.dates import date_passee
+from pvd.bounds import (
+    TEXTE_LONG,
+    TEXTE_LONG_VALIDATORS,
+    date_passee,
+    date_plausible,
+    texte_une_ligne,
+)
 from pvd.files import pdf_upload_name
 from pvd.french import normalize
 
@@ -22,7 +29,7 @@ class RegionQuerySet(models.QuerySet):
 
 class Region(models.Model):
     code = models.CharField("code INSEE", max_length=2, primary_key=True)
-    nom = models.CharField("nom", max_length=100)
+    nom = models.CharField("nom", max_length=100, validators=[texte_une_ligne])
     siren = models.CharField("SIREN", max_length=9, blank=True)
 
     objects = RegionQuerySet.as_manager()
@@ -60,7 +67,7 @@ class DepartementQuerySet(models.QuerySet):
 
 class Departement(models.Model):
     code = models.CharField("code INSEE", max_length=3, primary_key=True)
-    nom = models.CharField("nom", max_length=100)
+    nom = models.CharField("nom", max_length=100, validators=[texte_une_ligne])
     region = models.ForeignKey(
         Region, verbose_name="région", on_delete=models.PROTECT, related_name="departements"
     )
@@ -93,7 +100,7 @@ class EPCI(models.Model):
         METROPOLE = "METRO", "Métropole"
 
     siren = models.CharField("SIREN", max_length=9, primary_key=True)
-    nom = models.CharField("nom", max_length=200)
+    nom = models.CharField("nom", max_length=200, validators=[texte_une_ligne])
     nature = models.CharField(
         "nature juridique",
         max_length=5,
@@ -160,7 +167,12 @@ class CommuneQuerySet(models.QuerySet):
 
 class Commune(models.Model):
     code = models.CharField("code INSEE", max_length=5, primary_key=True)
-    nom = models.CharField("nom", max_length=200, help_text="Nom officiel avec son article.")
+    nom = models.CharField(
+        "nom",
+        max_length=200,
+        help_text="Nom officiel avec son article.",
+        validators=[texte_une_ligne],
+    )
     nom_recherche = models.CharField(max_length=200, db_index=True, editable=False)
     departement = models.ForeignKey(
         Departement,
@@ -180,8 +192,24 @@ class Commune(models.Model):
     population = models.PositiveIntegerField("population municipale", null=True, blank=True)
     # WGS 84, from the commune coordinates file (import_coordonnees): the centre of the
     # commune, or its town hall when the file gives no centre. Empty: not on the map.
-    latitude = models.FloatField("latitude", null=True, blank=True)
-    longitude = models.FloatField("longitude", null=True, blank=True)
+    latitude = models.FloatField(
+        "latitude",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(-90, "Une latitude va de -90 à 90."),
+            MaxValueValidator(90, "Une latitude va de -90 à 90."),
+        ],
+    )
+    longitude = models.FloatField(
+        "longitude",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(-180, "Une longitude va de -180 à 180."),
+            MaxValueValidator(180, "Une longitude va de -180 à 180."),
+        ],
+    )
 
     objects = CommuneQuerySet.as_manager()
 
@@ -231,7 +259,12 @@ class Beneficiaire(models.Model):
         Statut.RETIRE: (),
     }
 
-    nom = models.CharField("nom", max_length=250, help_text="Par exemple : Ussel – La Courtine.")
+    nom = models.CharField(
+        "nom",
+        max_length=250,
+        help_text="Par exemple : Ussel – La Courtine.",
+        validators=[texte_une_ligne],
+    )
     epci = models.ForeignKey(
         EPCI,
         verbose_name="EPCI",
@@ -256,9 +289,14 @@ class Beneficiaire(models.Model):
         "motif (communes de plusieurs EPCI)",
         blank=True,
         help_text="Obligatoire quand les communes n'appartiennent pas au même EPCI.",
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
     )
     justification_population = models.TextField(
-        "justification (commune de 20 000 habitants ou plus)", blank=True
+        "justification (commune de 20 000 habitants ou plus)",
+        blank=True,
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
     )
     # The adhésion date entered by the préfecture where neither a signed convention
     # d'adhésion nor ANCT's list gives it (conventions/echeances.py reads them in that order).
@@ -464,7 +502,7 @@ class DecisionStatut(models.Model):
     )
     date_decision = models.DateField(
         "date de la décision",
-        validators=[date_passee],
+        validators=[date_plausible, date_passee],
         help_text="Le jour où la décision a été prise (ou la proposition faite), pas celui où "
         "elle est enregistrée.",
     )
@@ -472,9 +510,12 @@ class DecisionStatut(models.Model):
         "référence de la décision",
         max_length=250,
         help_text="Arrêté ou courrier, par exemple : arrêté préfectoral n° 2021-045.",
+        validators=[texte_une_ligne],
     )
     document = models.FileField("décision (PDF)", upload_to=decision_upload_to, blank=True)
-    motif = models.TextField("motif", blank=True)
+    motif = models.TextField(
+        "motif", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     created_at = models.DateTimeField("enregistrée le", auto_now_add=True)
 
     objects = DecisionStatutQuerySet.as_manager()

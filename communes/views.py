@@ -10,7 +10,7 @@ from django_filters.views import FilterView
 
 from pvd import audit, policy
 from pvd.access import BeneficiaireMixin
-from pvd.integrity import IntegrityErrorMixin
+from pvd.integrity import IntegrityErrorMixin, create_once
 
 from . import exports, synthese
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
@@ -189,6 +189,9 @@ class DecisionCreateView(BeneficiaireMixin, FormView):
         return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         if not self.beneficiaire.allowed_transitions():
             form.add_error(None, "Ce bénéficiaire n'a plus de décision possible.")
             return self.form_invalid(form)

@@ -6,8 +6,9 @@ from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune
 from pvd import policy
-from pvd.dates import date_passee
+from pvd.bounds import date_passee, date_plausible, formfield
 from pvd.files import validate_pdf
+from pvd.integrity import JetonForm
 from pvd.models import User
 
 from .models import Convention, Partie, ScanSigne, SecteurIntervention, sha256_of
@@ -15,7 +16,7 @@ from .models import Convention, Partie, ScanSigne, SecteurIntervention, sha256_o
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-class ConventionForm(DsfrBaseForm, forms.ModelForm):
+class ConventionForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = Convention
         fields = [
@@ -212,10 +213,13 @@ class ScanForm(DsfrBaseForm, forms.Form):
 
 
 class ResiliationForm(DsfrBaseForm, forms.Form):
-    date = forms.DateField(label="Date de la résiliation", widget=DATE)
-    motif = forms.CharField(
+    date = forms.DateField(label="Date de la résiliation", widget=DATE, validators=[date_plausible])
+    # Bounded as the convention's field (pvd/bounds.py), and required here.
+    motif = formfield(
+        Convention,
+        "motif_resiliation",
         label="Motif de la résiliation",
-        max_length=2000,
+        required=True,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Il est conservé et affiché sur la page de la convention.",
         error_messages={"required": "Indiquez le motif de la résiliation."},
@@ -229,7 +233,7 @@ class ResiliationForm(DsfrBaseForm, forms.Form):
 
 
 class DateForm(DsfrBaseForm, forms.Form):
-    date = forms.DateField(label="Date", widget=DATE)
+    date = forms.DateField(label="Date", widget=DATE, validators=[date_plausible])
 
     def __init__(self, *args, label: str = "Date", required: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -247,7 +251,7 @@ class DateAdhesionForm(DsfrBaseForm, forms.Form):
     date = forms.DateField(
         label="Date de signature de la convention d'adhésion",
         help_text="Elle fait courir les 18 mois laissés pour signer la convention-cadre.",
-        validators=[date_passee],
+        validators=[date_plausible, date_passee],
         widget=DATE,
     )
 

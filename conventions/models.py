@@ -8,7 +8,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from communes.models import EPCI, Beneficiaire, Commune
-from pvd.dates import date_passee
+from pvd.bounds import (
+    TEXTE_LONG,
+    TEXTE_LONG_VALIDATORS,
+    date_passee,
+    date_plausible,
+    texte_une_ligne,
+)
 from pvd.files import pdf_upload_name
 from pvd.french import de
 from pvd.jobs import Job
@@ -96,19 +102,25 @@ class Convention(models.Model):
         related_name="avenants",
         help_text="Pour un avenant : la convention qu'il modifie.",
     )
-    titre = models.CharField("titre", max_length=300)
-    objet = models.TextField("objet", blank=True)
+    titre = models.CharField("titre", max_length=300, validators=[texte_une_ligne])
+    objet = models.TextField(
+        "objet", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     statut = models.CharField(
         "statut", max_length=20, choices=Statut.choices, default=Statut.BROUILLON
     )
-    date_redaction = models.DateField("date de rédaction", default=timezone.localdate)
-    date_envoi_signature = models.DateField("envoyée pour signature le", null=True, blank=True)
+    date_redaction = models.DateField(
+        "date de rédaction", default=timezone.localdate, validators=[date_plausible]
+    )
+    date_envoi_signature = models.DateField(
+        "envoyée pour signature le", null=True, blank=True, validators=[date_plausible]
+    )
     date_signature = models.DateField(
         "date de signature",
         null=True,
         blank=True,
-        validators=[date_passee],
         help_text="La date de la dernière signature des signataires.",
+        validators=[date_plausible, date_passee],
     )
     date_signature_prevue = models.CharField(
         "signature envisagée",
@@ -116,10 +128,17 @@ class Convention(models.Model):
         blank=True,
         help_text="Texte libre du suivi national, par exemple « 4e trimestre 2023 ».",
     )
-    date_entree_vigueur = models.DateField("entrée en vigueur", null=True, blank=True)
+    date_entree_vigueur = models.DateField(
+        "entrée en vigueur", null=True, blank=True, validators=[date_plausible]
+    )
     duree_annees = models.PositiveSmallIntegerField("durée (années)", null=True, blank=True)
-    date_fin = models.DateField("date de fin", null=True, blank=True)
-    motif_resiliation = models.TextField("motif de la résiliation", blank=True)
+    date_fin = models.DateField("date de fin", null=True, blank=True, validators=[date_plausible])
+    motif_resiliation = models.TextField(
+        "motif de la résiliation",
+        blank=True,
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
+    )
     source = models.CharField(
         "origine", max_length=20, choices=Source.choices, default=Source.PORTAIL
     )
@@ -384,7 +403,11 @@ class Partie(models.Model):
         EPCI, verbose_name="EPCI", on_delete=models.PROTECT, null=True, blank=True
     )
     nom_partenaire = models.CharField(
-        "partenaire", max_length=200, blank=True, help_text="Par exemple : Banque des Territoires."
+        "partenaire",
+        max_length=200,
+        blank=True,
+        help_text="Par exemple : Banque des Territoires.",
+        validators=[texte_une_ligne],
     )
     role = models.CharField("rôle", max_length=20, choices=Role.choices)
     representant = models.CharField(
@@ -392,15 +415,18 @@ class Partie(models.Model):
         max_length=200,
         blank=True,
         help_text="Nom et qualité, par exemple : Mme Élise Maire, maire d'Ussel.",
+        validators=[texte_une_ligne],
     )
     date_deliberation = models.DateField(
         "date de la délibération",
         null=True,
         blank=True,
-        validators=[date_passee],
         help_text="Pour une collectivité : la délibération qui autorise la signature.",
+        validators=[date_plausible, date_passee],
     )
-    date_signature = models.DateField("signée le", null=True, blank=True, validators=[date_passee])
+    date_signature = models.DateField(
+        "signée le", null=True, blank=True, validators=[date_plausible, date_passee]
+    )
     ordre = models.PositiveSmallIntegerField("ordre", default=0)
 
     class Meta:
@@ -448,8 +474,10 @@ class SecteurIntervention(models.Model):
         Convention, verbose_name="convention", on_delete=models.CASCADE, related_name="secteurs"
     )
     commune = models.ForeignKey(Commune, verbose_name="commune", on_delete=models.PROTECT)
-    nom = models.CharField("nom du secteur", max_length=200)
-    description = models.TextField("description", blank=True)
+    nom = models.CharField("nom du secteur", max_length=200, validators=[texte_une_ligne])
+    description = models.TextField(
+        "description", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     centre_ville_principale = models.BooleanField(
         "centre-ville de la ville principale de l'EPCI",
         default=False,

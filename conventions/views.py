@@ -13,7 +13,7 @@ from django_filters.views import FilterView
 from communes.models import Beneficiaire
 from pvd import audit, policy, spreadsheets
 from pvd.access import BeneficiaireMixin, get_convention_for_user
-from pvd.integrity import IntegrityErrorMixin
+from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import User
 
 from . import echeances
@@ -159,7 +159,7 @@ def modele_dates_adhesion(request: HttpRequest, format: str) -> HttpResponse:
     return spreadsheets.csv_response(adhesions.HEADER, rows, name)
 
 
-class ConventionCreateView(BeneficiaireMixin, CreateView):
+class ConventionCreateView(BeneficiaireMixin, IntegrityErrorMixin, CreateView):
     form_class = ConventionForm
     template_name = "conventions/convention_form.html"
     beneficiaire_kwarg = "beneficiaire_pk"
@@ -173,8 +173,13 @@ class ConventionCreateView(BeneficiaireMixin, CreateView):
         return {**super().get_form_kwargs(), "beneficiaire": self.beneficiaire}
 
     def form_valid(self, form):
+        parent = super().form_valid
+        return create_once(self.request, form, lambda: self.create(form, parent))
+
+    @transaction.atomic
+    def create(self, form, parent):
         form.instance.created_by = self.request.user
-        response = super().form_valid(form)  # the form adds the usual signatories
+        response = parent(form)  # the form adds the usual signatories
         messages.success(
             self.request,
             "Convention créée, avec les communes, l'EPCI et l'État comme signataires. "

@@ -2,11 +2,16 @@ from django import forms
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Region
+from pvd.bounds import formfield, texte_une_ligne
 from pvd.forms import CodesField
+from pvd.integrity import JetonForm
 from pvd.models import Role, User
 
 
 class UserForm(DsfrBaseForm, forms.ModelForm):
+    first_name = formfield(User, "first_name", label="Prénom", validators=[texte_une_ligne])
+    last_name = formfield(User, "last_name", label="Nom", validators=[texte_une_ligne])
+
     class Meta:
         model = User
         fields = ["email", "first_name", "last_name", "is_active"]
@@ -19,7 +24,7 @@ class UserForm(DsfrBaseForm, forms.ModelForm):
         return email
 
 
-class RoleForm(DsfrBaseForm, forms.ModelForm):
+class RoleForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     region = forms.ModelChoiceField(
         Region.objects.all(),
         label="Région",

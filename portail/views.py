@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -19,7 +19,7 @@ from communes.models import Commune, Departement
 from pvd import health, policy, proconnect
 from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
-from pvd.integrity import IntegrityErrorMixin
+from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import ImportRun, Role, User
 from tableaux.dashboards import home_context
 
@@ -188,7 +188,7 @@ class UserDetailView(NationalRequiredMixin, DetailView):
         )
 
 
-class RoleCreateView(NationalRequiredMixin, CreateView):
+class RoleCreateView(NationalRequiredMixin, IntegrityErrorMixin, CreateView):
     model = Role
     form_class = RoleForm
     template_name = "portail/role_form.html"
@@ -206,8 +206,13 @@ class RoleCreateView(NationalRequiredMixin, CreateView):
         return super().get_context_data(account=self.account, **kwargs)
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, f"Rôle ajouté : {self.object}.")
+        parent = super().form_valid
+        return create_once(self.request, form, lambda: self.create(form, parent))
+
+    def create(self, form, parent):
+        response = parent(form)
+        if isinstance(response, HttpResponseRedirect):
+            messages.success(self.request, f"Rôle ajouté : {self.object}.")
         return response
 
     def get_success_url(self) -> str:

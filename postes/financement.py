@@ -104,7 +104,8 @@ def annees(poste: Poste, funders: set[str] | None) -> list[Annee]:
     for annee in poste.annees.prefetch_related("lignes"):
         toutes = list(annee.lignes.all())
         lignes = [li for li in toutes if funders is None or li.financeur in funders]
-        plafond = plafond_de(poste, annee.annee, annee.cout_charge, avec_anah(toutes))
+        anah = avec_anah(annee.cout_charge, toutes)
+        plafond = plafond_de(poste, annee.annee, annee.cout_charge, anah)
         result.append(
             Annee(
                 annee=annee,

@@ -2,28 +2,30 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import EPCI, Beneficiaire, MembreBeneficiaire
 from pvd import policy
-from pvd.dates import date_passee
+from pvd.bounds import date_passee, formfield
 from pvd.files import validate_pdf
 from pvd.forms import CodesField
 from pvd.french import de_personne
+from pvd.integrity import JetonForm, refuse_integrity_error
 from pvd.models import Role, User
 
 from .models import (
+    ChangementEtat,
     CofinancementAnnee,
     Financeur,
     LigneCofinancement,
     Occupation,
     Poste,
     RegleCofinancement,
-    avec_anah,
 )
-from .plafonds import plafond_de
+from .plafonds import plafond_stocke
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -36,7 +38,7 @@ def manageable_beneficiaires(user):
     return beneficiaires.filter(departement_id__in=policy.prefecture_departements(user))
 
 
-class PosteForm(DsfrBaseForm, forms.ModelForm):
+class PosteForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     commune_codes = CodesField(
         label="Communes couvertes (codes INSEE)",
         required=False,
@@ -141,8 +143,11 @@ class PosteForm(DsfrBaseForm, forms.ModelForm):
 class EtatForm(DsfrBaseForm, forms.Form):
     """A recruitment step recorded by hand (publication, or back to « à créer »)."""
 
+    # The fields' bounds (dates, the link's and the comment's length) are the models'.
     nouvel_etat = forms.ChoiceField(label="Nouvel état")
-    date = forms.DateField(
+    date = formfield(
+        ChangementEtat,
+        "date",
         label="Date",
         help_text="Le jour où l'étape a eu lieu (aujourd'hui au plus tard), pas celui de la "
         "saisie.",
@@ -153,20 +158,22 @@ class EtatForm(DsfrBaseForm, forms.Form):
     fiche_de_poste = forms.FileField(
         label="Fiche de poste (PDF, 20 Mo au plus)", required=False, validators=[validate_pdf]
     )
-    date_publication = forms.DateField(
+    date_publication = formfield(
+        Poste,
+        "date_publication",
         label="Date de publication de l'offre",
-        required=False,
         validators=[date_passee],
         widget=DATE,
     )
-    lien_offre = forms.URLField(
+    lien_offre = formfield(
+        Poste,
+        "lien_offre",
         label="Lien vers l'offre publiée",
-        required=False,
         assume_scheme="https",
         help_text="Par exemple l'annonce sur Place de l'emploi public.",
     )
-    commentaire = forms.CharField(
-        label="Commentaire", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    commentaire = formfield(
+        ChangementEtat, "commentaire", label="Commentaire", widget=forms.Textarea(attrs={"rows": 3})
     )
 
     def __init__(self, *args, poste: Poste, **kwargs):
@@ -211,7 +218,7 @@ class EtatForm(DsfrBaseForm, forms.Form):
         )
 
 
-class OccupationForm(DsfrBaseForm, forms.ModelForm):
+class OccupationForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     """A person takes the post; their portal account can be opened in the same step."""
 
     inviter = forms.BooleanField(
@@ -267,12 +274,20 @@ class OccupationForm(DsfrBaseForm, forms.ModelForm):
                 self.existing_user = user
         return cleaned
 
-    def save(self, by, request=None) -> Occupation:
+    def save(self, by, request=None) -> Occupation | None:
+        """None, with the error on the form, when another person took the post meanwhile."""
         from .invitations import open_account
 
         poste = self.instance.poste
         with transaction.atomic():
+            # The overlap is checked again under the post's lock, on the stored occupations:
+            # of two « Prise de poste » sent together, the second sees the first.
             Poste.objects.select_for_update().get(pk=poste.pk)
+            try:
+                self.instance.clean()
+            except ValidationError as error:
+                self.add_error(None, error)
+                return None
             occupation = super().save()
             poste.change_etat(
                 Poste.Etat.POURVU,
@@ -320,7 +335,7 @@ class DepartForm(DsfrBaseForm, forms.ModelForm):
         return occupation
 
 
-class CofinancementForm(DsfrBaseForm, forms.ModelForm):
+class CofinancementForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = CofinancementAnnee
         fields = ["annee", "cout_charge", "reference_dossier", "date_demande"]
@@ -332,6 +347,10 @@ class CofinancementForm(DsfrBaseForm, forms.ModelForm):
         if self.instance.pk:
             del self.fields["annee"]
 
+    def _get_validation_exclusions(self):
+        # The post is set by the page, not typed: its year is still checked for uniqueness.
+        return super()._get_validation_exclusions() - {"poste"}
+
     def clean_annee(self) -> int:
         annee = self.cleaned_data["annee"]
         creation = self.instance.poste.date_creation
@@ -342,21 +361,28 @@ class CofinancementForm(DsfrBaseForm, forms.ModelForm):
         return annee
 
 
+def ligne_field(name: str, **kwargs) -> forms.Field:
+    """A field of a funder's line with the model's bounds; optional (zero when left empty)."""
+    if isinstance(LigneCofinancement._meta.get_field(name), models.DateField):
+        kwargs["widget"] = DATE
+    field = formfield(LigneCofinancement, name, **kwargs)
+    field.required = False
+    return field
+
+
 class LigneForm(DsfrBaseForm, forms.Form):
     """One funder's amounts for the year; a row left at zero is not kept."""
 
-    financeur = forms.ChoiceField(choices=Financeur.choices, widget=forms.HiddenInput)
-    montant_demande = forms.DecimalField(
-        label="Demandé (€)", min_value=0, max_digits=10, decimal_places=2, required=False
+    financeur = forms.ChoiceField(
+        choices=Financeur.choices,
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "Ce financeur n'est pas un cofinanceur du poste."},
     )
-    montant_notifie = forms.DecimalField(
-        label="Notifié (€)", min_value=0, max_digits=10, decimal_places=2, required=False
-    )
-    date_notification = forms.DateField(label="Date de notification", required=False, widget=DATE)
-    montant_verse = forms.DecimalField(
-        label="Versé (€)", min_value=0, max_digits=10, decimal_places=2, required=False
-    )
-    date_versement = forms.DateField(label="Date du versement", required=False, widget=DATE)
+    montant_demande = ligne_field("montant_demande", label="Demandé (€)")
+    montant_notifie = ligne_field("montant_notifie", label="Notifié (€)")
+    date_notification = ligne_field("date_notification", label="Date de notification")
+    montant_verse = ligne_field("montant_verse", label="Versé (€)")
+    date_versement = ligne_field("date_versement", label="Date du versement")
 
     def clean(self):
         cleaned = super().clean()
@@ -370,9 +396,8 @@ class LigneForm(DsfrBaseForm, forms.Form):
 
     @property
     def label(self) -> str:
-        return Financeur(
-            self.initial.get("financeur") or self.data.get(self.add_prefix("financeur"))
-        ).label
+        value = self.initial.get("financeur") or self.data.get(self.add_prefix("financeur"))
+        return Financeur(value).label if value in Financeur.values else "Financeur inconnu"
 
 
 class BaseLigneFormSet(forms.BaseFormSet):
@@ -383,16 +408,17 @@ class BaseLigneFormSet(forms.BaseFormSet):
         self.plafond = None
 
     def clean(self):
-        if any(self.errors) or not self.year_form.is_valid():
+        """Each funder once; the ceilings are checked on the stored lines when saving."""
+        if any(self.errors):
             return
-        annee = self.year_form.cleaned_data.get("annee") or self.year_form.instance.annee
-        cout = self.year_form.cleaned_data["cout_charge"]
-        notifies = {f.cleaned_data["financeur"]: f.cleaned_data["montant_notifie"] for f in self}
-        lignes = [LigneCofinancement(**f.cleaned_data) for f in self]
-        self.plafond = plafond_de(self.poste, annee, cout, avec_anah(lignes))
-        errors = self.plafond.erreurs({k: v for k, v in notifies.items() if v})
-        if errors:
-            raise forms.ValidationError(errors)
+        seen = set()
+        for form in self:
+            financeur = form.cleaned_data["financeur"]
+            if financeur in seen:
+                raise forms.ValidationError(
+                    f"{Financeur(financeur).label} figure deux fois : une ligne par financeur."
+                )
+            seen.add(financeur)
 
 
 LigneFormSet = forms.formset_factory(LigneForm, formset=BaseLigneFormSet, extra=0)
@@ -423,20 +449,58 @@ def ligne_initial(annee: CofinancementAnnee | None) -> list[dict]:
     return rows
 
 
-@transaction.atomic
-def save_cofinancement(year_form: CofinancementForm, formset: BaseLigneFormSet):
-    annee = year_form.save()
-    for form in formset:
-        data = dict(form.cleaned_data)
-        financeur = data.pop("financeur")
-        if not any(data[n] for n in ("montant_demande", "montant_notifie", "montant_verse")):
-            annee.lignes.filter(financeur=financeur).delete()
-            continue
-        LigneCofinancement.objects.update_or_create(annee=annee, financeur=financeur, defaults=data)
+class PlafondDepasse(Exception):
+    """Rolls back a year whose stored lines, once written, are above its ceilings."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def save_cofinancement(
+    year_form: CofinancementForm, formset: BaseLigneFormSet
+) -> CofinancementAnnee | None:
+    """Write the year and the funders' lines posted, then check the ceilings on every line
+    of the year as stored (a funder left out of the post keeps its stored line), the post
+    locked so that two writers of its years or its occupations run one after the other.
+    None, with the errors on the forms, when refused."""
+    creating = year_form.instance.pk is None
+    try:
+        with transaction.atomic():
+            Poste.objects.select_for_update().get(pk=formset.poste.pk)
+            annee = year_form.save()
+            list(annee.lignes.select_for_update())
+            for form in formset:
+                data = dict(form.cleaned_data)
+                financeur = data.pop("financeur")
+                if not any(
+                    data[n] for n in ("montant_demande", "montant_notifie", "montant_verse")
+                ):
+                    annee.lignes.filter(financeur=financeur).delete()
+                    continue
+                LigneCofinancement.objects.update_or_create(
+                    annee=annee, financeur=financeur, defaults=data
+                )
+            formset.plafond = plafond_stocke(annee)
+            lignes = annee.lignes.all()
+            errors = formset.plafond.erreurs(
+                {li.financeur: li.montant_notifie for li in lignes if li.montant_notifie}
+            )
+            if errors:
+                raise PlafondDepasse(errors)
+    except (PlafondDepasse, IntegrityError) as refused:
+        if creating:  # the row was rolled back: the form shows a year still to create
+            year_form.instance.pk = None
+            year_form.instance._state.adding = True
+        if isinstance(refused, PlafondDepasse):
+            formset.non_form_errors().extend(refused.errors)
+        else:
+            refuse_integrity_error(year_form)
+        return None
     return annee
 
 
-class RegleForm(DsfrBaseForm, forms.ModelForm):
+class RegleForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = RegleCofinancement
         fields = [

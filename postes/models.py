@@ -12,6 +12,15 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Commune
+from pvd.bounds import (
+    MONTANT,
+    TEXTE_LONG,
+    TEXTE_LONG_VALIDATORS,
+    URL_MAX,
+    date_plausible,
+    taux_valide,
+    texte_une_ligne,
+)
 from pvd.files import pdf_upload_name
 
 MONEY = {"max_digits": 10, "decimal_places": 2}
@@ -65,14 +74,16 @@ class Poste(models.Model):
     communes = models.ManyToManyField(
         Commune, verbose_name="communes couvertes", related_name="postes_chef_de_projet"
     )
-    intitule = models.CharField("intitulé", max_length=200, default="Chef de projet PVD")
+    intitule = models.CharField(
+        "intitulé", max_length=200, default="Chef de projet PVD", validators=[texte_une_ligne]
+    )
     employeur_siren = models.CharField(
         "SIREN de l'employeur",
         max_length=9,
         validators=[RegexValidator(r"^\d{9}$", "Le SIREN compte 9 chiffres.")],
         help_text="La commune ou l'EPCI qui emploie le chef de projet.",
     )
-    employeur_nom = models.CharField("employeur", max_length=200)
+    employeur_nom = models.CharField("employeur", max_length=200, validators=[texte_une_ligne])
     type_contrat = models.CharField(
         "type de contrat",
         max_length=20,
@@ -91,6 +102,7 @@ class Poste(models.Model):
     )
     date_creation = models.DateField(
         "date de création du poste",
+        validators=[date_plausible],
         help_text="Délibération ou décision de l'employeur ; pas de cofinancement avant cette "
         "année.",
     )
@@ -100,10 +112,16 @@ class Poste(models.Model):
     fiche_de_poste = models.FileField(
         "fiche de poste (PDF)", upload_to=fiche_de_poste_upload_to, blank=True
     )
-    date_publication = models.DateField("date de publication de l'offre", null=True, blank=True)
-    lien_offre = models.URLField("lien vers l'offre publiée", blank=True)
-    vacant_depuis = models.DateField("vacant depuis", null=True, blank=True)
-    motif_vacance = models.CharField("motif de la vacance", max_length=250, blank=True)
+    date_publication = models.DateField(
+        "date de publication de l'offre", null=True, blank=True, validators=[date_plausible]
+    )
+    lien_offre = models.URLField("lien vers l'offre publiée", blank=True, max_length=URL_MAX)
+    vacant_depuis = models.DateField(
+        "vacant depuis", null=True, blank=True, validators=[date_plausible]
+    )
+    motif_vacance = models.CharField(
+        "motif de la vacance", max_length=250, blank=True, validators=[texte_une_ligne]
+    )
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     updated_at = models.DateTimeField("modifié le", auto_now=True)
 
@@ -175,8 +193,10 @@ class ChangementEtat(models.Model):
         "état précédent", max_length=20, choices=Poste.Etat.choices, blank=True
     )
     nouvel_etat = models.CharField("nouvel état", max_length=20, choices=Poste.Etat.choices)
-    date = models.DateField("date")
-    commentaire = models.TextField("commentaire", blank=True)
+    date = models.DateField("date", validators=[date_plausible])
+    commentaire = models.TextField(
+        "commentaire", blank=True, max_length=TEXTE_LONG, validators=TEXTE_LONG_VALIDATORS
+    )
     by = models.ForeignKey(
         "pvd.User",
         verbose_name="enregistré par",
@@ -238,14 +258,22 @@ class Occupation(models.Model):
     poste = models.ForeignKey(
         Poste, verbose_name="poste", on_delete=models.CASCADE, related_name="occupations"
     )
-    prenom = models.CharField("prénom", max_length=100)
-    nom = models.CharField("nom", max_length=100)
+    prenom = models.CharField("prénom", max_length=100, validators=[texte_une_ligne])
+    nom = models.CharField("nom", max_length=100, validators=[texte_une_ligne])
     email = models.EmailField("adresse électronique")
-    telephone = models.CharField("téléphone", max_length=30, blank=True)
-    date_debut = models.DateField("date de prise de poste")
-    date_fin_contrat = models.DateField("fin du contrat prévue", null=True, blank=True)
-    date_fin = models.DateField("date de départ", null=True, blank=True)
-    motif_fin = models.CharField("motif du départ", max_length=250, blank=True)
+    telephone = models.CharField(
+        "téléphone", max_length=30, blank=True, validators=[texte_une_ligne]
+    )
+    date_debut = models.DateField("date de prise de poste", validators=[date_plausible])
+    date_fin_contrat = models.DateField(
+        "fin du contrat prévue", null=True, blank=True, validators=[date_plausible]
+    )
+    date_fin = models.DateField(
+        "date de départ", null=True, blank=True, validators=[date_plausible]
+    )
+    motif_fin = models.CharField(
+        "motif du départ", max_length=250, blank=True, validators=[texte_une_ligne]
+    )
     # The chef de projet role opened for this person; removed once they leave.
     role = models.ForeignKey(
         "pvd.Role",
@@ -351,7 +379,7 @@ class RegleCofinancement(models.Model):
         SANS_ANAH = "sans_anah", "Sans participation de l'Anah"
         AVEC_ANAH = "avec_anah", "Avec participation de l'Anah"
 
-    libelle = models.CharField("libellé", max_length=200)
+    libelle = models.CharField("libellé", max_length=200, validators=[texte_une_ligne])
     financeur = models.CharField(
         "financeur",
         max_length=10,
@@ -360,23 +388,28 @@ class RegleCofinancement(models.Model):
         help_text="Vide : la règle porte sur le total des cofinancements du poste.",
     )
     condition = models.CharField(
-        "condition", max_length=20, choices=Condition.choices, default=Condition.TOUJOURS
+        "condition",
+        max_length=20,
+        choices=Condition.choices,
+        default=Condition.TOUJOURS,
+        help_text="Une année est « avec participation de l'Anah » quand la ligne Anah apporte "
+        "au moins 10 % du coût chargé annuel (montant notifié, à défaut demandé) : une ligne "
+        "Anah plus petite laisse l'année sous les règles « sans Anah ».",
     )
-    date_debut = models.DateField("en vigueur à partir du")
-    date_fin = models.DateField("en vigueur jusqu'au", null=True, blank=True)
+    date_debut = models.DateField("en vigueur à partir du", validators=[date_plausible])
+    date_fin = models.DateField(
+        "en vigueur jusqu'au", null=True, blank=True, validators=[date_plausible]
+    )
     taux = models.DecimalField(
-        "taux du coût chargé annuel (%)",
-        max_digits=5,
-        decimal_places=2,
-        validators=[
-            MinValueValidator(Decimal("0"), "Le taux va de 0 à 100 %."),
-            MaxValueValidator(Decimal("100"), "Le taux va de 0 à 100 %."),
-        ],
+        "taux du coût chargé annuel (%)", max_digits=5, decimal_places=2, validators=[taux_valide]
     )
-    plafond_annuel = models.DecimalField(
-        "plafond annuel (€)", validators=[MinValueValidator(Decimal("0"))], **MONEY
+    plafond_annuel = models.DecimalField("plafond annuel (€)", validators=MONTANT, **MONEY)
+    source = models.TextField(
+        "source",
+        help_text="Texte ou page qui publie la règle.",
+        max_length=TEXTE_LONG,
+        validators=TEXTE_LONG_VALIDATORS,
     )
-    source = models.TextField("source", help_text="Texte ou page qui publie la règle.")
     created_at = models.DateTimeField("créée le", auto_now_add=True)
 
     objects = RegleCofinancementQuerySet.as_manager()
@@ -436,14 +469,19 @@ class CofinancementAnnee(models.Model):
     )
     cout_charge = models.DecimalField(
         "coût chargé annuel éligible (€)",
-        validators=[MinValueValidator(Decimal("0"))],
+        validators=MONTANT,
         help_text="Salaire et charges sur une année pleine.",
         **MONEY,
     )
     reference_dossier = models.CharField(
-        "numéro du dossier démarches-simplifiées", max_length=30, blank=True
+        "numéro du dossier démarches-simplifiées",
+        max_length=30,
+        blank=True,
+        validators=[texte_une_ligne],
     )
-    date_demande = models.DateField("date de la demande", null=True, blank=True)
+    date_demande = models.DateField(
+        "date de la demande", null=True, blank=True, validators=[date_plausible]
+    )
     created_at = models.DateTimeField("créée le", auto_now_add=True)
     updated_at = models.DateTimeField("modifiée le", auto_now=True)
 
@@ -476,16 +514,18 @@ class LigneCofinancement(models.Model):
     )
     financeur = models.CharField("financeur", max_length=10, choices=Financeur.choices)
     montant_demande = models.DecimalField(
-        "montant demandé (€)", default=0, validators=[MinValueValidator(Decimal("0"))], **MONEY
+        "montant demandé (€)", default=0, validators=MONTANT, **MONEY
     )
     montant_notifie = models.DecimalField(
-        "montant notifié (€)", default=0, validators=[MinValueValidator(Decimal("0"))], **MONEY
+        "montant notifié (€)", default=0, validators=MONTANT, **MONEY
     )
-    date_notification = models.DateField("date de notification", null=True, blank=True)
-    montant_verse = models.DecimalField(
-        "montant versé (€)", default=0, validators=[MinValueValidator(Decimal("0"))], **MONEY
+    date_notification = models.DateField(
+        "date de notification", null=True, blank=True, validators=[date_plausible]
     )
-    date_versement = models.DateField("date du dernier versement", null=True, blank=True)
+    montant_verse = models.DecimalField("montant versé (€)", default=0, validators=MONTANT, **MONEY)
+    date_versement = models.DateField(
+        "date du dernier versement", null=True, blank=True, validators=[date_plausible]
+    )
 
     class Meta:
         verbose_name = "ligne de cofinancement"
@@ -516,11 +556,18 @@ class LigneCofinancement(models.Model):
         return trop_verse(self.montant_notifie, self.montant_verse)
 
 
-def avec_anah(lignes: Iterable[LigneCofinancement]) -> bool:
-    """Whether the Anah takes part in a year (amounts asked or notified): this chooses
-    between the « avec Anah » and « sans Anah » rules of the ceiling (postes/plafonds.py).
-    ``lignes``: a year's lines, stored or built from a form."""
-    return any(
-        ligne.financeur == Financeur.ANAH and bool(ligne.montant_demande or ligne.montant_notifie)
-        for ligne in lignes
-    )
+# The « avec Anah » ceilings apply when the Anah really co-finances the year: its line brings
+# at least this share of the loaded annual cost (notified, else requested). A token Anah line
+# (0,01 €) leaves the year under the « sans Anah » ceilings.
+PART_ANAH_MINIMALE = Decimal("0.10")
+
+
+def avec_anah(cout: Decimal, lignes: Iterable[LigneCofinancement]) -> bool:
+    """Whether a year is « avec Anah » (``PART_ANAH_MINIMALE``): this chooses between the
+    « avec Anah » and « sans Anah » rules of the ceiling (postes/plafonds.py). ``lignes``: a
+    year's lines, stored or built from a form."""
+    for ligne in lignes:
+        if ligne.financeur == Financeur.ANAH:
+            montant = ligne.montant_notifie or ligne.montant_demande or Decimal(0)
+            return montant > 0 and montant >= (cout or 0) * PART_ANAH_MINIMALE
+    return False

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from pvd.french import euros
 
-from .models import Financeur, RegleCofinancement
+from .models import Financeur, RegleCofinancement, avec_anah
 
 CENT = Decimal("0.01")
 MONTHS = [
@@ -153,6 +153,14 @@ def calculer_plafond(
 
 def _round(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def plafond_stocke(annee) -> Plafond:
+    """The ceiling of a stored year of co-financing, from its stored lines."""
+    lignes = list(annee.lignes.all())
+    return plafond_de(
+        annee.poste, annee.annee, annee.cout_charge, avec_anah(annee.cout_charge, lignes)
+    )
 
 
 def plafond_de(poste, annee: int, cout: Decimal, avec_anah: bool) -> Plafond:

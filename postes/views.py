@@ -12,6 +12,7 @@ from communes.models import Beneficiaire
 from pvd import audit, policy
 from pvd.access import get_poste_for_user
 from pvd.french import de_personne
+from pvd.integrity import CreateOnceMixin, create_once
 
 from . import exports, financement, tableaux
 from .filters import PosteFilter
@@ -113,6 +114,9 @@ class PosteCreateView(CreateView):
         return kwargs
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         self.object = form.save(by=self.request.user)
         messages.success(self.request, "Poste enregistré.")
         return redirect("postes:detail", pk=self.object.pk)
@@ -182,7 +186,12 @@ class OccupationCreateView(ManagePostMixin, CreateView):
         return {**super().get_form_kwargs(), "poste": self.poste}
 
     def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
         occupation = form.save(by=self.request.user, request=self.request)
+        if occupation is None:
+            return self.form_invalid(form)
         text = (
             f"{occupation.nom_complet} occupe le poste depuis le {occupation.date_debut:%d/%m/%Y}."
         )
@@ -248,10 +257,15 @@ class CofinancementView(ManagePostMixin, FormView):
     def post(self, request, *args, **kwargs):
         form = self.get_form()
         if form.is_valid() and self.formset.is_valid():
-            annee = save_cofinancement(form, self.formset)
-            messages.success(request, f"Cofinancement {annee.annee} enregistré.")
-            return redirect(self.get_success_url())
+            return create_once(request, form, lambda: self.save(form))
         return self.render_to_response(self.get_context_data(form=form))
+
+    def save(self, form):
+        annee = save_cofinancement(form, self.formset)
+        if annee is None:
+            return self.render_to_response(self.get_context_data(form=form))
+        messages.success(self.request, f"Cofinancement {annee.annee} enregistré.")
+        return redirect(self.get_success_url())
 
     def get_context_data(self, **kwargs):
         historique = audit.history(self.annee, self.annee.lignes.all()) if self.annee else None
@@ -300,7 +314,7 @@ class RegleMixin:
         return reverse("postes:regles")
 
 
-class RegleCreateView(RegleMixin, CreateView):
+class RegleCreateView(RegleMixin, CreateOnceMixin, CreateView):
     pass
 
 

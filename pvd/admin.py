@@ -32,6 +32,8 @@ class UserAdmin(BaseUserAdmin):
 @admin.register(ImportRun)
 class ImportRunAdmin(admin.ModelAdmin):
     list_display = ["kind", "started_at", "created", "updated", "unchanged", "skipped"]
+    # Written by the importers: the admin shows it, nobody edits it.
+    readonly_fields = ["kind", "files", "created", "updated", "unchanged", "skipped", "report"]
 
 
 def admin_login(request, extra_context=None):

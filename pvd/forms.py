@@ -46,6 +46,14 @@ class ChangePasswordForm(DsfrBaseForm, allauth_forms.ChangePasswordForm):
 class CodesField(forms.CharField):
     """Official codes typed by a person, separated by commas, spaces or new lines."""
 
+    # Some 35 000 communes' codes of 5 characters and their separators: room for all.
+    LONGUEUR_MAX = 250_000
+
     def to_python(self, value) -> list[str]:
         text = super().to_python(value) or ""
+        if len(text) > self.LONGUEUR_MAX or "\x00" in text:
+            raise forms.ValidationError(
+                "Cette liste de codes est illisible : des codes séparés par des virgules, "
+                "des espaces ou des retours à la ligne."
+            )
         return [c.upper() for c in text.replace(",", " ").replace(";", " ").split()]

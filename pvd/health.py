@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from kombu.exceptions import OperationalError as BrokerError
 
+from .bounds import une_ligne
 from .french import duree
 from .jobs import beat_period
 from .models import Heartbeat, Incident, Role, User
@@ -435,7 +436,7 @@ def alert_national_staff(incidents: list[Incident], now) -> None:
     ]
     url = settings.PVD_BASE_URL.rstrip("/") + reverse("rappels:sante")
     count = len(incidents)
-    subject = f"[Portail PVD] {count} incident{'s' if count > 1 else ''} de service"
+    subject = une_ligne(f"[Portail PVD] {count} incident{'s' if count > 1 else ''} de service")
     body = "\n".join(
         ["Le service du portail PVD est dégradé :", "", *lines, "", f"Santé du service : {url}"]
     )

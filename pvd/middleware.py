@@ -1,3 +1,4 @@
+import re
 import time
 from urllib.parse import urlencode
 
@@ -6,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import BadRequest
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.urls import reverse
@@ -14,6 +16,9 @@ from . import proconnect
 from .adapters import is_demo_account
 from .audit import client_ip
 from .mfa import mfa_done, mfa_required
+
+# C0 control characters but tab: no query parameter of the portal may carry one.
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class HtmxLoginRedirectMiddleware:
@@ -58,7 +63,9 @@ class SecurityHeadersMiddleware:
 
 
 class MalformedUrlMiddleware:
-    """A path with a NUL byte cannot name anything (PostgreSQL refuses it in a query): 404."""
+    """A path with a NUL byte cannot name anything (PostgreSQL refuses it in a query): 404.
+    A query parameter with one (or another control character) is no value any filter knows:
+    400, in French, before a view hands it to the database."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -66,6 +73,10 @@ class MalformedUrlMiddleware:
     def __call__(self, request):
         if "\x00" in request.path or "\x00" in request.path_info:
             raise Http404("Adresse invalide.")
+        if any(
+            CONTROL.search(text) for key, values in request.GET.lists() for text in (key, *values)
+        ):
+            raise BadRequest("Un paramètre de l'adresse contient un caractère invalide.")
         return self.get_response(request)
 
 

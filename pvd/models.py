@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Value
 from django.db.models.functions import Cast
 
+from .bounds import texte_une_ligne
 from .perimeter import EMPTY, Perimeter
 
 
@@ -194,13 +195,18 @@ class Role(models.Model):
     )
     kind = models.CharField("rôle", max_length=20, choices=Kind.choices)
     fonction = models.CharField(
-        "fonction", max_length=150, blank=True, help_text="Par exemple : Maire, Sous-préfète."
+        "fonction",
+        max_length=150,
+        blank=True,
+        help_text="Par exemple : Maire, Sous-préfète.",
+        validators=[texte_une_ligne],
     )
     organisation = models.CharField(
         "organisme",
         max_length=150,
         blank=True,
         help_text="Pour un partenaire : Banque des Territoires, Anah, Cerema…",
+        validators=[texte_une_ligne],
     )
     region = models.ForeignKey(
         "communes.Region",
@@ -381,3 +387,22 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.composant} : {self.cause}"
+
+
+class EnvoiFormulaire(models.Model):
+    """A create form's one-time token, claimed by its first submission (pvd/integrity.py):
+    a double click or a second tab finds it and is sent to what the first one created."""
+
+    jeton = models.UUIDField("jeton", primary_key=True)
+    user = models.ForeignKey(
+        User, verbose_name="utilisateur", on_delete=models.CASCADE, related_name="+"
+    )
+    url = models.CharField("page de l'objet créé", max_length=500, blank=True)
+    created_at = models.DateTimeField("envoyé le", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "envoi de formulaire"
+        verbose_name_plural = "envois de formulaires"
+
+    def __str__(self) -> str:
+        return f"Envoi du {self.created_at:%d/%m/%Y %H:%M}"

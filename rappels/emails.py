@@ -13,6 +13,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from pvd.bounds import une_ligne
+
 SALT = "rappels.desabonnement"
 
 
@@ -61,7 +63,7 @@ def build(
         "notifications": _page("rappels:list"),
     }
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=une_ligne(subject),
         body=render_to_string("rappels/email/rappels.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],

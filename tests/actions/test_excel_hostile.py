@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from openpyxl import Workbook
 
-from actions.excel import COLONNES_FICHES, COLONNES_FINANCEMENTS
+from actions.excel import COLONNES_FICHES, COLONNES_FINANCEMENTS, Plan, ValeurInvalide
 from actions.forms import FicheForm, LigneFinancementForm
 from actions.models import FicheAction
 from tests.actions import test_excel
@@ -147,15 +147,22 @@ def test_texts_over_the_web_forms_limits_are_refused(client_for, cdp_ussel, plan
     fiches = [{**FICHES[1], "Description": "x" * 10_001, "Objectifs": "y" * 10_000}]
     before = snapshot(plan_ussel)
     page = text_of(upload(client_for(cdp_ussel), plan_ussel, workbook_bytes(plan_ussel, fiches)))
-    assert "colonne « Description » : texte trop long (10001 caractères, 10000 au plus)" in page
+    assert "colonne « Description » : ce texte compte 10001 caractères : 10000 au plus" in page
     assert "Objectifs" not in page.split("Description")[-1]
     assert snapshot(plan_ussel) == before
 
 
-def test_every_text_column_has_the_limit_of_its_web_form_field():
+def test_every_text_column_has_the_limit_of_its_web_form_field(plan_ussel):
+    """The import reads the model's bounds: a text one character over the web form field's
+    limit is refused by both."""
+    plan = Plan(plan_ussel)
     forms = [(COLONNES_FICHES, FicheForm), (COLONNES_FINANCEMENTS, LigneFinancementForm)]
     for colonnes, form in forms:
+        modele = form._meta.model
         for colonne in colonnes:
             if colonne.type == "texte" or colonne.champ == "reference" and form is FicheForm:
-                field = form.base_fields[colonne.champ]
-                assert (field.max_length or 0) == colonne.longueur, colonne.titre  # 0: no limit
+                limit = form.base_fields[colonne.champ].max_length
+                assert limit, colonne.titre
+                assert plan.lire(colonne, "x" * limit, modele) == "x" * limit
+                with pytest.raises(ValeurInvalide):
+                    plan.lire(colonne, "x" * (limit + 1), modele)

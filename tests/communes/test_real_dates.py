@@ -81,7 +81,7 @@ def test_a_proposal_in_the_future_is_refused_and_nothing_is_created(
     "day, message",
     [
         ("2026-11-30", "ne peut pas précéder la précédente, du 01/12/2026"),
-        ("2026-12-10", "ne peut pas être dans le futur"),
+        ("2026-12-10", "dans le futur"),
     ],
 )
 def test_a_decision_before_the_proposal_or_in_the_future_is_refused(

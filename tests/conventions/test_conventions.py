@@ -507,7 +507,29 @@ def test_the_data_migration_dates_past_recordings_from_the_timestamps(cadre_usse
     Convention.objects.filter(pk=cadre_ussel.pk).update(
         statut=Convention.Statut.SIGNEE, date_signature=date(2022, 10, 18)
     )
-    import_module("conventions.migrations.0007_fill_signature_recorded").fill(apps, None)
+    import_module("conventions.migrations.0008_fill_signature_recorded").fill(apps, None)
     cadre_ussel.refresh_from_db()
     assert cadre_ussel.signature_enregistree_le == cadre_ussel.updated_at
     assert cadre_ussel.signature_enregistree_par is None
+
+
+def test_a_double_click_on_a_new_convention_creates_one(
+    client_for, prefecture_19, ussel_la_courtine
+):
+    from conventions.models import Convention
+
+    client = client_for(prefecture_19)
+    url = reverse("conventions:create", args=[ussel_la_courtine.pk])
+    form = client.get(url).context["form"]
+    before = Convention.objects.filter(beneficiaire=ussel_la_courtine).count()
+    data = {
+        "type": "adhesion",
+        "date_redaction": "2021-05-01",
+        "jeton_envoi": str(form.initial["jeton_envoi"]),
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["form"].errors
+    assert "Ce formulaire avait déjà été envoyé" in html.unescape(
+        client.post(url, data).content.decode()
+    )
+    assert Convention.objects.filter(beneficiaire=ussel_la_courtine).count() == before + 1

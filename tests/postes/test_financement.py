@@ -66,8 +66,9 @@ def test_the_lists_sum_in_sql_what_the_page_adds_up_line_by_line(poste_ussel):
 @pytest.mark.parametrize(
     "lignes, expected",
     [
-        ([("anah", 1, 0)], True),
-        ([("anah", 0, 1)], True),
+        ([("anah", 10_000, 0)], True),
+        ([("anah", 0, 10_000)], True),
+        ([("anah", 1, 0)], False),  # a token line: the year stays « sans Anah »
         ([("anah", 0, 0), ("anct", 5, 5)], False),
         ([("bdt", 5, 5)], False),
     ],
@@ -76,7 +77,7 @@ def test_avec_anah_is_one_rule_for_stored_and_typed_lines(lignes, expected):
     built = [
         LigneCofinancement(financeur=f, montant_demande=d, montant_notifie=n) for f, d, n in lignes
     ]
-    assert avec_anah(built) is expected
+    assert avec_anah(Decimal(60_000), built) is expected
 
 
 def test_an_occupation_is_current_from_its_first_day_to_its_last(poste_ussel):

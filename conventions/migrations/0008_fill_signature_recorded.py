@@ -20,6 +20,6 @@ def fill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conventions", "0006_convention_signature_recorded")]
+    dependencies = [("conventions", "0007_convention_signature_recorded")]
 
     operations = [migrations.RunPython(fill, migrations.RunPython.noop)]

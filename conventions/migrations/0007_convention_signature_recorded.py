@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conventions', '0005_past_event_dates'),
+        ('conventions', '0006_past_event_dates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

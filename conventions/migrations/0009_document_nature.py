@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conventions', '0007_fill_signature_recorded'),
+        ('conventions', '0008_fill_signature_recorded'),
     ]
 
     operations = [
