@@ -11,6 +11,7 @@ old situation seen for the first time gives one reminder, not its whole history.
 Each rule is one or two set queries over the whole country (never one per object).
 """
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,6 +25,8 @@ from django.utils.formats import date_format
 from pvd.policy import CHEF_PROJET, ELUS, PREFECTURE
 
 from .models import Categorie
+
+logger = logging.getLogger(__name__)
 
 RATTRAPAGE = timedelta(days=31)
 TITRE_MAX = 120
@@ -400,5 +403,12 @@ LIBELLES = {
 
 
 def due_today(today: date, rattrapage: timedelta = RATTRAPAGE) -> Iterator[Echeance]:
+    """Each rule on its own: one that fails (a stored value it cannot read) is logged and
+    the others' reminders still go."""
     for regle in REGLES:
-        yield from regle(today, rattrapage)
+        try:
+            dues = list(regle(today, rattrapage))
+        except Exception:
+            logger.exception("Reminder rule %s failed on %s", regle.__name__, today)
+            continue
+        yield from dues

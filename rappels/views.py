@@ -17,7 +17,7 @@ from .forms import PreferencesForm
 from .inbox import forget
 from .models import Categorie, Frequence, Rappel
 from .preferences import frequences, set_frequence
-from .sweep import digest_preview
+from .sweep import digest_preview, failures
 
 
 class RappelListView(ListView):
@@ -109,5 +109,6 @@ class SanteView(TemplateView):
             report=report,
             taches=health.task_rows(timezone.now()),
             file=health.queue_length(),
+            echecs=failures(),
             **kwargs,
         )
