@@ -177,6 +177,11 @@ MFA_TOTP_TOLERANCE = 1
 # Addresses are set by ANCT staff, nobody signs up: an unverified address cannot be squatted.
 MFA_ALLOW_UNVERIFIED_EMAIL = True
 PVD_MFA_ENFORCED = strict_bool("PVD_MFA_ENFORCED", True)
+# Codes are checked with their reuse and attempt limits held in the database (pvd/mfa.py).
+MFA_FORMS = {
+    "authenticate": "pvd.mfa.MfaAuthenticateForm",
+    "reauthenticate": "pvd.mfa.MfaReauthenticateForm",
+}
 
 # Sessions end after 2 hours without a request, and 12 hours after login in any case
 # (pvd.middleware.SessionLifetimeMiddleware renews the expiry at most every 5 minutes).

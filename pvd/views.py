@@ -24,6 +24,7 @@ from .audit import with_related_labels
 from .filters import LogEntryFilter, UserFilter
 from .forms import RoleForm, UserForm
 from .integrity import IntegrityErrorMixin
+from .mfa import owes_second_factor
 from .models import ImportRun, Role, User
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: database, Redis, worker and beat, 503 when one is down.
 
     Anyone (the orchestrator) reads the statuses; national staff also read the details and
-    the last success of each periodic task.
+    the last success of each periodic task, once fully logged in (second factor included
+    when they owe one).
     """
     user = request.user
-    details = user.is_authenticated and user.perimeter.national
+    details = user.is_authenticated and user.perimeter.national and not owes_second_factor(request)
     ready, report = health.readiness(details=details)
     return JsonResponse(report, status=200 if ready else 503)
 

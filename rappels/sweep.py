@@ -57,7 +57,11 @@ LEASE = timedelta(minutes=15)
 # counted on « Santé du service ».
 MAX_ATTEMPTS = 5
 # Refusals that concern one e-mail; any other OSError means the mail server cannot be reached.
-REFUSED_BY_SERVER = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+REFUSED_BY_SERVER = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+)
 
 
 def server_unreachable(exc: Exception) -> bool:
