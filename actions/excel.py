@@ -515,35 +515,34 @@ def etendue(source) -> Etendue:
     """Stream the sheet's XML once and stop at the first limit met."""
     mesure = Etendue()
     numero = 0
-    for event, element in iterparse(source, events=("start", "end")):
-        if event == "start":
-            if element.tag == CELL:
-                mesure.cellules += 1
-                if mesure.cellules > MAX_CELLULES_LUES:
-                    mesure.depassement = (
-                        f"trop lourde ({MAX_CELLULES_LUES} cellules au plus, cellules vides "
-                        "mises en forme comprises) : supprimez les lignes et colonnes vides en "
-                        "fin de feuille, ou repartez du modèle"
-                    )
-                    return mesure
-            elif element.tag == ROW:
-                mesure.lignes += 1
-                try:
-                    numero = int(element.get("r") or numero + 1)
-                except ValueError:
-                    numero += 1
-                if mesure.lignes > MAX_LIGNES_LUES:
-                    mesure.depassement = (
-                        f"trop longue ({MAX_LIGNES_LUES} lignes au plus, lignes vides "
-                        "comprises) : supprimez les lignes vides en fin de feuille"
-                    )
-                    return mesure
-        elif element.tag == CELL:
-            if len(element):  # a value, an inline string or a formula
-                mesure.derniere = numero
+    valeur = False  # the row being read holds a value
+    for _, element in iterparse(source):
+        if element.tag == CELL:
+            mesure.cellules += 1
+            if mesure.cellules > MAX_CELLULES_LUES:
+                mesure.depassement = (
+                    f"trop lourde ({MAX_CELLULES_LUES} cellules au plus, cellules vides "
+                    "mises en forme comprises) : supprimez les lignes et colonnes vides en "
+                    "fin de feuille, ou repartez du modèle"
+                )
+                return mesure
+            valeur = valeur or len(element) > 0  # a value, an inline string or a formula
             element.clear()
         elif element.tag == ROW:
+            mesure.lignes += 1
+            try:
+                numero = int(element.get("r") or numero + 1)
+            except ValueError:
+                numero += 1
+            if valeur:
+                mesure.derniere, valeur = numero, False
             element.clear()
+            if mesure.lignes > MAX_LIGNES_LUES:
+                mesure.depassement = (
+                    f"trop longue ({MAX_LIGNES_LUES} lignes au plus, lignes vides "
+                    "comprises) : supprimez les lignes vides en fin de feuille"
+                )
+                return mesure
     return mesure
 
 

@@ -945,3 +945,21 @@ def test_national_export_goes_through_a_real_worker_and_redis(
     assert workbook["Fiches action"].max_row == 1 + 3
     assert workbook["Financements"].max_row == 1 + 3
     assert export.lignes_faites == export.lignes_total == 6
+
+
+def test_a_stored_control_character_does_not_stop_the_national_export(national, plan_ussel):
+    """A title saved with a control character before the forms refused them: the export
+    writes it without that character, and every other fiche with it."""
+    FicheAction.objects.filter(beneficiaire=plan_ussel, reference="1.1").update(
+        titre="Halle\x01 couverte\x1b"
+    )
+    export = ExportPlan.objects.create(perimetre="national", requested_by=national)
+
+    build_export(export.pk)
+
+    export.refresh_from_db()
+    assert export.statut == "pret", export.erreur
+    with default_storage.open(export.fichier.name) as stored:
+        sheet = load_workbook(io.BytesIO(stored.read()), read_only=True)["Fiches action"]
+        titles = sorted(row[4] for row in sheet.iter_rows(min_row=2, values_only=True))
+    assert titles == ["Boutique à l'essai", "Halle couverte"]
