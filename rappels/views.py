@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
@@ -9,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView, ListView, TemplateView
 
-from pvd import health, policy
+from pvd import health, jobs, policy
 from pvd.models import User
 
 from .emails import read_unsubscribe_token
@@ -110,5 +112,6 @@ class SanteView(TemplateView):
             taches=health.task_rows(timezone.now()),
             file=health.queue_length(),
             echecs=failures(),
+            travaux_en_echec=jobs.failed_since(timezone.now() - timedelta(days=1)),
             **kwargs,
         )

@@ -249,6 +249,7 @@ def test_an_email_that_raises_is_marked_retried_up_to_a_limit_and_the_others_go(
     assert failed.email_echecs == 1 and "SMTPRecipientsRefused" in failed.email_erreur
     page = client_for(national).get(reverse("rappels:sante")).content.decode()
     assert "Envois en échec" in page and "1 courriel de rappel" in page
+    assert "Travaux en échec ces dernières 24 heures (PDF, exports, bilans) : 0." in page
 
     # The next sweeps try it again, up to the limit, then leave it.
     for _ in range(MAX_ATTEMPTS + 2):
@@ -256,8 +257,16 @@ def test_an_email_that_raises_is_marked_retried_up_to_a_limit_and_the_others_go(
     failed.refresh_from_db()
     assert failed.email_echecs == MAX_ATTEMPTS and failed.email_le is None
     assert len(mail.outbox) == 3
+    from django.utils import timezone
+
+    from actions.models import ExportPlan
+
+    ExportPlan.objects.create(
+        perimetre="national", requested_by=national, statut="echec", finished_at=timezone.now()
+    )
     page = client_for(national).get(reverse("rappels:sante")).content.decode()
     assert f"dont 1 abandonné après {MAX_ATTEMPTS} tentatives" in page
+    assert "Travaux en échec ces dernières 24 heures (PDF, exports, bilans) : 1." in page
 
 
 def test_a_digest_that_raises_is_marked_and_the_others_go(
