@@ -818,7 +818,7 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
             for champ, valeur in valeurs.items():
                 setattr(fiche, champ, valeur)
             fiche.save()
-            _remplacer_financements(fiche, financements[reference])
+            _remplacer_financements(fiche, financements[reference], nouvelle=True)
             bilan.creees.append(reference)
             continue
         modifiee = False
@@ -860,9 +860,10 @@ def _enregistrer(fiche: FicheAction, modifiee: bool, lignes: list[Ligne], user) 
     return True
 
 
-def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne]) -> None:
-    # One save per line (not bulk_create): the audit trail records each of them.
-    for ancienne in fiche.financements.all():
+def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne], nouvelle=False) -> None:
+    # One save per line (not bulk_create): the audit trail records each of them. A fiche just
+    # created has no line to delete: no query to find none (one per fiche of a new plan).
+    for ancienne in () if nouvelle else fiche.financements.all():
         ancienne.delete()
     for ligne in lignes:
         v = ligne.valeurs
