@@ -2,7 +2,10 @@
 
 ``open_workbook`` refuses anything but a real XLSX of bounded size, and
 ``check_identity`` a workbook made from another plan's template; ``read_workbook`` checks
-every row of both sheets and collects every error (a formula is one: it is never read);
+every row of both sheets and collects every error (a formula is one: it is never read).
+Each sheet's XML is first streamed once (``etendue``), stopping at the row and cell limits:
+a sheet over them is refused before openpyxl reads a row, and openpyxl then reads only up to
+the last row holding a value (formatted blank rows below it cost nothing);
 ``apply_import`` writes the rows in one transaction, and is only called when there is no
 error at all.
 """
@@ -16,6 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from xml.etree.ElementTree import ParseError
 
 from django.core import signing
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -24,6 +28,7 @@ from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.datetime import from_excel, to_excel
+from openpyxl.xml.functions import iterparse  # the XML parser openpyxl itself uses
 
 from communes.models import Beneficiaire, Commune
 from pvd.bounds import DATE_MAX, DATE_MIN
@@ -54,6 +59,10 @@ MAX_INDICATEURS = 10_000
 MAX_LIGNES_LUES = 20_000
 # Columns read per row: the template has 19; a row can claim 16 384.
 MAX_COLONNES_LUES = 60
+# Cells per sheet, blank ones included: a full plan (2,000 fiches × 19 columns, or 10,000
+# financing lines × 6) stays well under; a sheet of formatted blank rows or of rows claiming
+# 16 384 cells is stopped at it, after a fraction of a second.
+MAX_CELLULES_LUES = 150_000
 # Reading both sheets may not take longer than this.
 MAX_SECONDES = 20
 CENTIME = Decimal("0.01")
@@ -491,22 +500,42 @@ def open_workbook(upload) -> Workbook:
         with zipfile.ZipFile(upload) as archive:
             names = set(archive.namelist())
             inflated = sum(info.file_size for info in archive.infolist())
+            if "xl/workbook.xml" not in names:
+                raise refus
+            if inflated > MAX_UNCOMPRESSED_SIZE:
+                raise FichierRefuse(
+                    "Ce classeur est trop volumineux une fois décompressé "
+                    f"({filesizeformat(inflated)}, {filesizeformat(MAX_UNCOMPRESSED_SIZE)} au "
+                    "plus) : supprimez les lignes vides en fin de feuille, ou repartez du modèle."
+                )
+            _verifier_feuilles(archive)
     except (zipfile.BadZipFile, OSError, ValueError):
         raise refus from None
-    if "xl/workbook.xml" not in names:
-        raise refus
-    if inflated > MAX_UNCOMPRESSED_SIZE:
-        raise FichierRefuse(
-            f"Ce classeur est trop volumineux une fois décompressé ({filesizeformat(inflated)}, "
-            f"{filesizeformat(MAX_UNCOMPRESSED_SIZE)} au plus) : supprimez les lignes vides "
-            "en fin de feuille, ou repartez du modèle."
-        )
     upload.seek(0)
     try:
         # Not data_only: a formula must be seen as one (and refused), not read as its cache.
         return load_workbook(upload, read_only=True, data_only=False)
     except Exception:  # openpyxl raises many kinds of errors on a damaged file
         raise refus from None
+
+
+def _verifier_feuilles(archive: zipfile.ZipFile) -> None:
+    """Stream each sheet's XML (and any large XML part: a forged workbook may put a sheet
+    elsewhere) before openpyxl opens it, which would read a sheet whole to find its size."""
+    for info in archive.infolist():
+        if info.filename.endswith(".xml") and (
+            info.filename.startswith("xl/worksheets/") or info.file_size > 1024 * 1024
+        ):
+            try:
+                with archive.open(info) as source:
+                    mesure = etendue(source)
+            except ParseError:
+                continue  # a damaged sheet: its reading reports it (read_workbook)
+            if mesure.depassement:
+                raise FichierRefuse(
+                    f"Une feuille de ce classeur est {mesure.depassement} (lecture arrêtée "
+                    f"à sa ligne {mesure.lignes})."
+                )
 
 
 def mark_identity(workbook: Workbook, beneficiaire: Beneficiaire) -> None:
@@ -555,6 +584,55 @@ def _message_formule(cell) -> str:
     )
 
 
+SPREADSHEETML = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+ROW, CELL = f"{SPREADSHEETML}row", f"{SPREADSHEETML}c"
+
+
+@dataclass
+class Etendue:
+    """How far a sheet goes, streamed from its XML without building its cells."""
+
+    lignes: int = 0  # rows read
+    cellules: int = 0  # cells read
+    derniere: int = 0  # the last row holding a value
+    depassement: str = ""  # the limit met, if any
+
+
+def etendue(source) -> Etendue:
+    """Stream the sheet's XML once and stop at the first limit met."""
+    mesure = Etendue()
+    numero = 0
+    valeur = False  # the row being read holds a value
+    for _, element in iterparse(source):
+        if element.tag == CELL:
+            mesure.cellules += 1
+            if mesure.cellules > MAX_CELLULES_LUES:
+                mesure.depassement = (
+                    f"trop lourde ({MAX_CELLULES_LUES} cellules au plus, cellules vides "
+                    "mises en forme comprises) : supprimez les lignes et colonnes vides en "
+                    "fin de feuille, ou repartez du modèle"
+                )
+                return mesure
+            valeur = valeur or len(element) > 0  # a value, an inline string or a formula
+            element.clear()
+        elif element.tag == ROW:
+            mesure.lignes += 1
+            try:
+                numero = int(element.get("r") or numero + 1)
+            except ValueError:
+                numero += 1
+            if valeur:
+                mesure.derniere, valeur = numero, False
+            element.clear()
+            if mesure.lignes > MAX_LIGNES_LUES:
+                mesure.depassement = (
+                    f"trop longue ({MAX_LIGNES_LUES} lignes au plus, lignes vides "
+                    "comprises) : supprimez les lignes vides en fin de feuille"
+                )
+                return mesure
+    return mesure
+
+
 def _vide(row: tuple) -> bool:
     return all(v is None or (isinstance(v, str) and not v.strip()) for v in row)
 
@@ -570,7 +648,12 @@ def _lire_feuille(
             Erreur(nom, None, None, "feuille absente du classeur (partez du modèle à jour)")
         )
         return [], set()
-    rows = workbook[nom].iter_rows(max_col=MAX_COLONNES_LUES)
+    feuille = workbook[nom]
+    # The sheet is within the limits (open_workbook); openpyxl reads up to its last value.
+    # Its read-only sheet gives its XML stream (there is no public way to reach it).
+    with feuille._get_source() as source:
+        derniere = etendue(source).derniere
+    rows = feuille.iter_rows(max_row=max(derniere, 1), max_col=MAX_COLONNES_LUES)
     entetes = [cell.value for cell in next(rows, None) or ()]
     positions = {cle(texte_de(v)): i for i, v in reversed(list(enumerate(entetes))) if v}
     presentes = [(c, positions[cle(c.titre)]) for c in colonnes if cle(c.titre) in positions]
@@ -932,7 +1015,7 @@ def _creer(fiche: FicheAction, valeurs: dict, communes, financements, indicateur
     fiche.save()
     if communes:
         fiche.communes.set(communes)
-    _remplacer_financements(fiche, financements)
+    _remplacer_financements(fiche, financements, nouvelle=True)
     _indicateurs(fiche, indicateurs)
 
 
@@ -957,9 +1040,10 @@ def _enregistrer(fiche: FicheAction, modifiee: bool, lignes: list[Ligne], user) 
     return True
 
 
-def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne]) -> None:
-    # One save per line (not bulk_create): the audit trail records each of them.
-    for ancienne in fiche.financements.all():
+def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne], nouvelle=False) -> None:
+    # One save per line (not bulk_create): the audit trail records each of them. A fiche just
+    # created has no line to delete: no query to find none (one per fiche of a new plan).
+    for ancienne in () if nouvelle else fiche.financements.all():
         ancienne.delete()
     for ligne in lignes:
         v = ligne.valeurs

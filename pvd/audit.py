@@ -83,6 +83,8 @@ AUDIT_EXEMPT = {
     "pvd.Heartbeat": "written by the periodic tasks, not by people",
     "pvd.Incident": "written by the service's own health checks, not by people",
     "pvd.EnvoiFormulaire": "a form's one-time token; the object it created is audited itself",
+    "pvd.CodeMfaUtilise": "a used second-factor code, kept to refuse its reuse (security)",
+    "pvd.EchecsMfa": "a count of wrong second-factor codes (security, not data)",
     "actions.ExportPlan": "a generated file (a job row); the request is not a change of data",
     "tableaux.Bilan": "a generated file (a job row); the request is not a change of data",
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",

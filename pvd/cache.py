@@ -2,11 +2,14 @@
 
 The cache holds allauth's rate-limit counters and what can be computed again (perimeters,
 unread counts, dashboards' figures, plan pages); sessions live in the database: losing it
-for a while must not stop anyone from logging in. While Redis is down, reads miss, writes are
-dropped and ``add`` claims success (allauth's lock loops until ``add`` succeeds),
-so the rate limits are off until Redis is back. After a failure the cache is not asked
-again for ``RETRY_AFTER`` seconds: a Redis that times out costs one timeout, not one per
-call of a page.
+for a while must not stop anyone from logging in. While Redis is down, reads miss and writes
+are dropped. ``add`` reports failure: it is the « only once » guard (a token used once, a
+version set once), and an outage must never grant twice what is granted once. One exception:
+the lock allauth takes around a rate-limit counter (``allauth:rl:…:lock``) is granted,
+since the counter it guards is unreachable anyway; allauth's password rate limits are
+therefore off until Redis is back, while the second factor's limits live in the database
+(pvd/mfa.py). After a failure the cache is not asked again for ``RETRY_AFTER`` seconds: a
+Redis that times out costs one timeout, not one per call of a page.
 """
 
 import ast
@@ -23,6 +26,10 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds
+
+
+def _add_fallback(key, *args) -> bool:
+    return ":allauth:rl:" in f":{key}" and key.endswith(":lock")
 
 
 def degrade(fallback):
@@ -55,7 +62,7 @@ class DegradingRedisCacheClient(RedisCacheClient):
             client = clients[pool] = self._client(connection_pool=pool)
         return client
 
-    add = degrade(True)(RedisCacheClient.add)
+    add = degrade(_add_fallback)(RedisCacheClient.add)
     get = degrade(lambda key, default: default)(RedisCacheClient.get)
     set = degrade(None)(RedisCacheClient.set)
     touch = degrade(False)(RedisCacheClient.touch)

@@ -369,13 +369,12 @@ def may_read_details(request) -> bool:
     """National staff, fully logged in (second factor passed where it is required, as the
     MFA middleware requires it for every page)."""
     from . import policy
-    from .mfa import mfa_done, mfa_required
+    from .mfa import owes_second_factor
 
     user = request.user
     if not (user.is_authenticated and policy.is_national(user)):
         return False
-    enforced = settings.PVD_MFA_ENFORCED and mfa_required(user)
-    return not enforced or mfa_done(request)
+    return not owes_second_factor(request)
 
 
 # Alerts -----------------------------------------------------------------------------------------

@@ -266,6 +266,14 @@ class JobTask(DjangoTask):
             model.mark_failed(args[0], model.FAILED_AFTER_RETRIES.format(error=type(exc).__name__))
 
 
+def failed_since(since) -> int:
+    """Jobs of every kind that failed since then (« Santé du service »)."""
+    return sum(
+        model.objects.filter(statut=Job.Statut.ECHEC, finished_at__gte=since).count()
+        for model in job_models()
+    )
+
+
 def fail_stalled(now=None) -> int:
     """Fail the jobs of every kind that a killed worker (or a lost message) left « en cours »."""
     now = now or timezone.now()

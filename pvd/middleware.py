@@ -15,7 +15,7 @@ from django.urls import reverse
 from . import proconnect
 from .adapters import is_demo_account
 from .audit import client_ip
-from .mfa import mfa_done, mfa_required
+from .mfa import owes_second_factor
 
 # C0 control characters but tab: no query parameter of the portal may carry one.
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -144,13 +144,7 @@ class MfaRequiredMiddleware:
 
     def __call__(self, request):
         user = request.user
-        if (
-            settings.PVD_MFA_ENFORCED
-            and user.is_authenticated
-            and not request.path.startswith(MFA_OPEN_PREFIXES)
-            and mfa_required(user)
-            and not mfa_done(request)
-        ):
+        if not request.path.startswith(MFA_OPEN_PREFIXES) and owes_second_factor(request):
             from allauth.mfa.models import Authenticator
 
             has_totp = Authenticator.objects.filter(

@@ -406,3 +406,43 @@ class EnvoiFormulaire(models.Model):
 
     def __str__(self) -> str:
         return f"Envoi du {self.created_at:%d/%m/%Y %H:%M}"
+
+
+class CodeMfaUtilise(models.Model):
+    """A TOTP code this account has used, kept while the code could still be accepted: its
+    second use is refused by the database (unique), whether the cache answers or not."""
+
+    user = models.ForeignKey(
+        User, verbose_name="compte", on_delete=models.CASCADE, related_name="+"
+    )
+    code = models.CharField("code", max_length=20)
+    expire_le = models.DateTimeField("expire le")
+
+    class Meta:
+        verbose_name = "code de double authentification utilisé"
+        verbose_name_plural = "codes de double authentification utilisés"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "code"], name="one_use_per_totp_code")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.expire_le:%d/%m/%Y %H:%M}"
+
+
+class EchecsMfa(models.Model):
+    """Wrong second-factor codes of one account since ``depuis`` (pvd.mfa): at the limit,
+    every code is refused until the window ends. One row per account, locked while a code
+    is checked, so that parallel attempts count one by one."""
+
+    user = models.OneToOneField(
+        User, verbose_name="compte", on_delete=models.CASCADE, related_name="+"
+    )
+    echecs = models.PositiveSmallIntegerField("codes erronés", default=0)
+    depuis = models.DateTimeField("depuis")
+
+    class Meta:
+        verbose_name = "codes erronés de double authentification"
+        verbose_name_plural = "codes erronés de double authentification"
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.echecs}"

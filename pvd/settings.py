@@ -179,6 +179,11 @@ MFA_TOTP_TOLERANCE = 1
 # Addresses are set by ANCT staff, nobody signs up: an unverified address cannot be squatted.
 MFA_ALLOW_UNVERIFIED_EMAIL = True
 PVD_MFA_ENFORCED = strict_bool("PVD_MFA_ENFORCED", True)
+# Codes are checked with their reuse and attempt limits held in the database (pvd/mfa.py).
+MFA_FORMS = {
+    "authenticate": "pvd.mfa.MfaAuthenticateForm",
+    "reauthenticate": "pvd.mfa.MfaReauthenticateForm",
+}
 
 # Sessions end after 2 hours without a request, and 12 hours after login in any case
 # (pvd.middleware.SessionLifetimeMiddleware renews the expiry at most every 5 minutes).
@@ -211,18 +216,20 @@ STORAGES = {
 # Redis is the cache (allauth's rate limits) and the Celery broker. When it is down the
 # portal must keep serving: the cache degrades to « nothing cached » (pvd.cache), and
 # asking for a PDF or an export fails at once with « Service momentanément indisponible »
-# (pvd.jobs.enqueue_on_commit). Every Redis wait is therefore bounded to about a second.
+# (pvd.jobs.enqueue_on_commit). Every Redis wait is bounded, so that a Redis that accepts
+# connections and never answers (frozen) costs a request at most REDIS_TIMEOUT for the cache
+# (pvd.cache then leaves Redis alone for a few seconds) plus BROKER_TIMEOUT to publish a
+# job's task: 1.5 s. A healthy Redis answers in a millisecond.
 REDIS_URL = env.str("REDIS_URL", default="")
-REDIS_TIMEOUT = 1  # seconds, to connect and to answer
+REDIS_TIMEOUT = 0.5  # seconds, to connect and to answer (cache, health checks)
+BROKER_TIMEOUT = 1  # seconds, to connect and to answer (Celery broker)
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "pvd.cache.DegradingRedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                "socket_connect_timeout": REDIS_TIMEOUT,
-                "socket_timeout": REDIS_TIMEOUT,
-            },
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
     }
 else:
@@ -267,17 +274,38 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60  # other tasks; a job task has its own limit (above)
-CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": max(JOB_TIME_LIMITS.values()) + JOB_STALLED_MARGIN,
-    "socket_connect_timeout": REDIS_TIMEOUT,
-    "socket_timeout": 5,
+    "socket_connect_timeout": BROKER_TIMEOUT,
+    # Synchronous commands (a publish); the worker's BRPOP is read by its event loop.
+    "socket_timeout": BROKER_TIMEOUT,
+    # A connection that went quiet (Redis restarted, NAT dropped it) is found and replaced.
+    "socket_keepalive": True,
+    "health_check_interval": 10,
+    # A command that timed out is not sent again: twice the wait, and a publish could be
+    # duplicated.
+    "retry_on_timeout": False,
     # Publishing (a web request) tries once: the job fails at once rather than the page hang.
     "max_retries": 0,
 }
-CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = BROKER_TIMEOUT
 CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_REDIS_SOCKET_KEEPALIVE = True
+CELERY_REDIS_BACKEND_HEALTH_CHECK_INTERVAL = 10
+CELERY_REDIS_RETRY_ON_TIMEOUT = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker that always comes back (README « Mise en production »): it reconnects for as long
+# as Redis is away (no limit on retries), through kombu's Redis transport with the fix of
+# pvd/broker.py (a job running when Redis drops no longer makes the worker exit). A job
+# running when the connection drops is not cancelled: it writes its result to PostgreSQL,
+# not through Redis, so the requester gets it; its acknowledgement is lost, its message comes
+# back after the visibility timeout and the second run changes nothing (Job.store_result).
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT = "pvd.broker:Transport"
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
 # Each periodic task records its last success (pvd.models.Heartbeat, /readyz) against the
 # period given here.

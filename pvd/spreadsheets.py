@@ -23,6 +23,7 @@ from decimal import Decimal
 from django.http import FileResponse, StreamingHttpResponse
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_BATCH = 500  # rows per chunk sent: fewer, larger writes than one per row
@@ -83,8 +84,10 @@ def csv_response(header: list[str], rows: Iterable[Iterable], filename: str):
 
 
 def text_cell(cell, value: str):
-    """Put a text in a cell as a string, never a formula."""
-    cell.value = value
+    """Put a text in a cell as a string, never a formula. A control character XML cannot
+    carry (stored before forms refused them) is dropped: openpyxl would refuse the cell, and
+    one such text would stop a whole export."""
+    cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
     cell.data_type = "s"  # openpyxl would take « =… » for a formula
     if looks_like_formula(value):
         cell.quotePrefix = True

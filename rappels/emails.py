@@ -6,6 +6,7 @@ digest) that works without logging in, and the matching ``List-Unsubscribe`` hea
 
 from functools import lru_cache
 from itertools import groupby
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -16,6 +17,13 @@ from django.urls import reverse
 from pvd.bounds import une_ligne
 
 SALT = "rappels.desabonnement"
+
+
+def stable_message_id(kind: str, pk: int) -> str:
+    """The same Message-ID each time this row's e-mail is sent: an e-mail sent again after a
+    lease (its worker died before marking it sent) is recognised as one by mail clients."""
+    domain = urlsplit(settings.PVD_BASE_URL).hostname or "localhost"
+    return f"<pvd-{kind}-{pk}@{domain}>"
 
 
 def unsubscribe_token(user_id: int, categories: list[str]) -> str:
@@ -48,7 +56,13 @@ def _unsubscribe_pattern() -> str:
 
 
 def build(
-    user, rappels, categories: list[str], subject: str, intro: str, connection=None
+    user,
+    rappels,
+    categories: list[str],
+    subject: str,
+    intro: str,
+    connection=None,
+    message_id: str | None = None,
 ) -> EmailMultiAlternatives:
     token = unsubscribe_token(user.pk, categories)
     unsubscribe = _unsubscribe_pattern().replace("TOKEN", token)
@@ -62,16 +76,19 @@ def build(
         "preferences": _page("rappels:preferences"),
         "notifications": _page("rappels:list"),
     }
+    headers = {
+        "List-Unsubscribe": f"<{unsubscribe}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    if message_id:
+        headers["Message-ID"] = message_id
     message = EmailMultiAlternatives(
         subject=une_ligne(subject),
         body=render_to_string("rappels/email/rappels.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],
         connection=connection,
-        headers={
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
+        headers=headers,
     )
     message.attach_alternative(render_to_string("rappels/email/rappels.html", context), "text/html")
     return message

@@ -66,6 +66,10 @@ class Rappel(models.Model):
     # then records ``email_le``. A claim whose worker died is taken again once the lease ends.
     email_reserve_le = models.DateTimeField("courriel réservé le", null=True, blank=True)
     email_le = models.DateTimeField("courriel envoyé le", null=True, blank=True)
+    # A sending that failed on this row (a refused address, a header the mail library
+    # refuses…): counted and kept, retried by the next sweeps up to ``sweep.MAX_ATTEMPTS``.
+    email_echecs = models.PositiveSmallIntegerField("échecs d'envoi du courriel", default=0)
+    email_erreur = models.CharField("dernière erreur d'envoi", max_length=300, blank=True)
     recapitulatif = models.ForeignKey(
         "Recapitulatif",
         verbose_name="récapitulatif",
@@ -105,6 +109,8 @@ class Recapitulatif(models.Model):
     created_at = models.DateTimeField("créé le", auto_now_add=True)
     reserve_le = models.DateTimeField("réservé le", null=True, blank=True)
     envoye_le = models.DateTimeField("envoyé le", null=True, blank=True)
+    echecs = models.PositiveSmallIntegerField("échecs d'envoi", default=0)
+    erreur = models.CharField("dernière erreur d'envoi", max_length=300, blank=True)
 
     class Meta:
         verbose_name = "récapitulatif"

@@ -17,6 +17,7 @@ resolves it (rappels/signals.py), and at the next sweep. A moved date closes the
 and gives one new one.
 """
 
+import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -30,6 +31,8 @@ from django.utils.formats import date_format
 from pvd.policy import CHEF_PROJET, ELUS, PREFECTURE
 
 from .models import Categorie
+
+logger = logging.getLogger(__name__)
 
 RATTRAPAGE = timedelta(days=31)
 # The catch-up window that sees every situation still open, whenever it began: the sweep and
@@ -462,5 +465,12 @@ LIBELLES = {
 def due_today(
     today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
 ) -> Iterator[Echeance]:
+    """Each rule on its own: one that fails (a stored value it cannot read) is logged and
+    the others' reminders still go."""
     for regle in REGLES:
-        yield from regle(today, rattrapage)
+        try:
+            dues = list(regle(today, rattrapage, beneficiaires))
+        except Exception:
+            logger.exception("Reminder rule %s failed on %s", regle.__name__, today)
+            continue
+        yield from dues

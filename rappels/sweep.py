@@ -15,9 +15,20 @@
 Exactly once, except in one window no database can close: a worker killed after the SMTP
 server took an e-mail and before its ``email_le`` was written sends that one e-mail again
 after the lease (at most one per killed worker, since each is marked right after it goes).
+We chose at-least-once there, not at-most-once: a reminder lost is a deadline missed, a
+reminder twice is a nuisance; and the second copy carries the same Message-ID (the row's),
+so that mail clients and servers can recognise it.
+
+No e-mail stops the others: one whose sending raises (an address the server refuses, a
+header the mail library rejects…) is logged, released and marked on its row (``email_echecs``,
+``email_erreur``; ``echecs``, ``erreur`` on a digest), and the run goes on; the next sweeps
+try it again, up to ``MAX_ATTEMPTS``. « Santé du service » counts them. Only a failure of
+the mail server itself (down, gone away) stops the run: every e-mail would fail alike, none
+is counted against, and the next sweep sends them all.
 """
 
 import logging
+import smtplib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +36,7 @@ from datetime import date, timedelta
 
 from django.core.mail import get_connection
 from django.db import connection, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from pvd.french import compte
@@ -43,6 +54,23 @@ SEND_BATCH = 100  # e-mails claimed at once
 # How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
 # worker's claims expire; the next sweep after it (hourly, or one run by hand) sends them.
 LEASE = timedelta(minutes=15)
+# An e-mail (or digest) whose sending failed this many times is no longer tried; it stays
+# counted on « Santé du service ».
+MAX_ATTEMPTS = 5
+# Refusals that concern one e-mail; any other OSError means the mail server cannot be reached.
+REFUSED_BY_SERVER = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+)
+
+
+def server_unreachable(exc: Exception) -> bool:
+    return isinstance(exc, OSError) and not isinstance(exc, REFUSED_BY_SERVER)
+
+
+def error_text(exc: Exception) -> str:
+    return _fit(f"{type(exc).__name__}: {exc}", ERROR_MAX)
 
 
 @contextmanager
@@ -79,6 +107,7 @@ class Report:
 
 
 MESSAGE_MAX = Rappel._meta.get_field("message").max_length
+ERROR_MAX = Rappel._meta.get_field("email_erreur").max_length
 
 
 def _fit(text: str, size: int) -> str:
@@ -177,7 +206,11 @@ def _pending(today: date):
     now = timezone.now()
     since = now - RATTRAPAGE - timedelta(days=7)
     return Rappel.objects.ouverts().filter(
-        _free(now), email_le__isnull=True, recapitulatif__isnull=True, created_at__gte=since
+        _free(now),
+        email_le__isnull=True,
+        recapitulatif__isnull=True,
+        created_at__gte=since,
+        email_echecs__lt=MAX_ATTEMPTS,
     )
 
 
@@ -188,7 +221,9 @@ def claim(rappel_ids) -> list[int]:
     with transaction.atomic():
         claimed = list(
             Rappel.objects.ouverts()
-            .filter(_free(now), pk__in=rappel_ids, email_le__isnull=True)
+            .filter(
+                _free(now), pk__in=rappel_ids, email_le__isnull=True, email_echecs__lt=MAX_ATTEMPTS
+            )
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
@@ -198,6 +233,14 @@ def claim(rappel_ids) -> list[int]:
 
 def release(rappel_ids) -> None:
     Rappel.objects.filter(pk__in=rappel_ids, email_le__isnull=True).update(email_reserve_le=None)
+
+
+def mark_failed(rappel_pk: int, exc: Exception) -> None:
+    """Released for the next sweep, with one more failure counted."""
+    logger.exception("Reminder e-mail %s not sent", rappel_pk, exc_info=exc)
+    Rappel.objects.filter(pk=rappel_pk, email_le__isnull=True).update(
+        email_reserve_le=None, email_echecs=F("email_echecs") + 1, email_erreur=error_text(exc)
+    )
 
 
 def send_immediate(today: date) -> int:
@@ -218,22 +261,32 @@ def _send_batch(ids, mailer) -> int:
     claimed = claim(ids)
     rappels = Rappel.objects.filter(pk__in=claimed).select_related("destinataire", "beneficiaire")
     unsent = set(claimed)
+    failed = 0
     try:
         for rappel in rappels:
-            emails.build(
-                rappel.destinataire,
-                [rappel],
-                [rappel.categorie],
-                f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
-                "Un rappel du portail Petites villes de demain :",
-                connection=mailer,
-            ).send()
+            try:
+                emails.build(
+                    rappel.destinataire,
+                    [rappel],
+                    [rappel.categorie],
+                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
+                    "Un rappel du portail Petites villes de demain :",
+                    connection=mailer,
+                    message_id=emails.stable_message_id("rappel", rappel.pk),
+                ).send()
+            except Exception as exc:
+                if server_unreachable(exc):
+                    raise
+                mark_failed(rappel.pk, exc)
+                unsent.discard(rappel.pk)
+                failed += 1
+                continue
             Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
             unsent.discard(rappel.pk)
     finally:
         if unsent:
             release(unsent)
-    return len(claimed) - len(unsent)
+    return len(claimed) - len(unsent) - failed
 
 
 def period_of(frequence: str, today: date) -> str | None:
@@ -280,6 +333,7 @@ def send_digests(today: date) -> int:
 def _send_digest_batch(keys, wanted, mailer) -> int:
     claimed = claim_digests(keys, wanted)
     unsent = dict(claimed)
+    failed = 0
     try:
         items = Rappel.objects.filter(
             recapitulatif__in=[d.pk for d in claimed.values()]
@@ -290,20 +344,30 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
         for key, digest in claimed.items():
             rows = by_digest.get(digest.pk, [])
             label = "hebdomadaire" if "S" in digest.periode else "quotidien"
-            emails.build(
-                rows[0].destinataire,
-                rows,
-                sorted({r.categorie for r in rows}),
-                f"[PVD] Votre récapitulatif {label} : {compte(len(rows), 'rappel', 'rappels', '')}",
-                "Les rappels du portail Petites villes de demain, par bénéficiaire :",
-                connection=mailer,
-            ).send()
+            try:
+                emails.build(
+                    rows[0].destinataire,
+                    rows,
+                    sorted({r.categorie for r in rows}),
+                    f"[PVD] Votre récapitulatif {label} : "
+                    f"{compte(len(rows), 'rappel', 'rappels', '')}",
+                    "Les rappels du portail Petites villes de demain, par bénéficiaire :",
+                    connection=mailer,
+                    message_id=emails.stable_message_id("recapitulatif", digest.pk),
+                ).send()
+            except Exception as exc:
+                if server_unreachable(exc):
+                    raise
+                mark_digest_failed(digest, exc)
+                del unsent[key]
+                failed += 1
+                continue
             Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
             del unsent[key]
     finally:
         if unsent:
             release_digests(unsent.values())
-    return len(claimed) - len(unsent)
+    return len(claimed) - len(unsent) - failed
 
 
 def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
@@ -320,6 +384,7 @@ def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
                 destinataire_id__in=users,
                 periode__in=periods,
                 envoye_le__isnull=True,
+                echecs__lt=MAX_ATTEMPTS,
             ).select_for_update(skip_locked=True)
         }
         claimed = {key: digests[key] for key in keys if key in digests}
@@ -350,6 +415,29 @@ def release_digests(digests) -> None:
     with transaction.atomic():
         Rappel.objects.filter(recapitulatif_id__in=ids).update(recapitulatif=None)
         Recapitulatif.objects.filter(pk__in=ids).update(reserve_le=None)
+
+
+def mark_digest_failed(digest: Recapitulatif, exc: Exception) -> None:
+    """Its reminders are given back (a later digest may carry them), one more failure counted."""
+    logger.exception("Digest %s not sent", digest.pk, exc_info=exc)
+    release_digests([digest])
+    Recapitulatif.objects.filter(pk=digest.pk).update(
+        echecs=F("echecs") + 1, erreur=error_text(exc)
+    )
+
+
+def failures() -> dict[str, int]:
+    """For « Santé du service »: e-mails and digests whose sending failed and that are not
+    sent yet (still retried, or given up after ``MAX_ATTEMPTS``)."""
+    courriels = Rappel.objects.filter(email_echecs__gt=0, email_le__isnull=True)
+    recapitulatifs = Recapitulatif.objects.filter(echecs__gt=0, envoye_le__isnull=True)
+    return {
+        "courriels": courriels.count(),
+        "recapitulatifs": recapitulatifs.count(),
+        "tentatives": MAX_ATTEMPTS,
+        "abandonnes": courriels.filter(email_echecs__gte=MAX_ATTEMPTS).count()
+        + recapitulatifs.filter(echecs__gte=MAX_ATTEMPTS).count(),
+    }
 
 
 def digest_preview(user, today: date | None = None):

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core import signing
@@ -9,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView, ListView, TemplateView
 
-from pvd import health, policy
+from pvd import health, jobs, policy
 from pvd.models import User
 
 from .emails import read_unsubscribe_token
@@ -17,7 +19,7 @@ from .forms import PreferencesForm
 from .inbox import forget
 from .models import Categorie, Frequence, Rappel
 from .preferences import frequences, set_frequence
-from .sweep import digest_preview
+from .sweep import digest_preview, failures
 
 
 class RappelListView(ListView):
@@ -109,4 +111,10 @@ class SanteView(TemplateView):
     def get_context_data(self, **kwargs):
         report = health.service_report()
         health.watch(report)  # what this page shows failing is an incident, told once
-        return super().get_context_data(report=report, file=health.queue_length(), **kwargs)
+        return super().get_context_data(
+            report=report,
+            file=health.queue_length(),
+            echecs=failures(),
+            travaux_en_echec=jobs.failed_since(timezone.now() - timedelta(days=1)),
+            **kwargs,
+        )

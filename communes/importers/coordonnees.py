@@ -16,10 +16,14 @@ Three steps, as in the other importers:
    - the point used is the commune's **centre**; the town-hall point is known to be wrong
      for about 220 communes (signs flipped, communes of the Meuse placed overseas), so it
      is used only when the file gives no centre, and only if it passes the check below;
-   - a point must lie in its département: within :data:`MAX_KM_FROM_DEPARTEMENT` of the
-     median of the centres of that département's communes (the widest, Guyane, spans
-     about 230 km from its median; those of mainland France less than 110 km). A point
-     that fails is not imported, and reported;
+   - a point must lie in its département, checked against a reference other than the file
+     being imported: the département's bounding box vendored in ``departements_bbox.json``
+     (made once from the official files, see ``scripts/departements_bbox.py``), or, for a
+     département it lacks, within :data:`MAX_KM_FROM_PREVIOUS` of the commune's previous
+     point. A point that fails is not imported, and reported; when more than
+     :data:`MAX_OUTSIDE_SHARE` of the lines (and more than :data:`MAX_OUTSIDE_LINES`)
+     fail, the whole file is refused, with the count and examples (a file with longitude
+     and latitude swapped: every point fails);
    - a town hall more than :data:`MAX_KM_MAIRIE_CENTRE` from the centre is reported (the
      centre is used anyway);
    - codes of the file unknown to the territorial reference, and communes of the
@@ -33,11 +37,11 @@ A commune of the reference that the file omits keeps the coordinates it has.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from django.db import connection, transaction
@@ -57,7 +61,12 @@ COLUMNS = (
     "longitude_mairie",
     "latitude_mairie",
 )
-MAX_KM_FROM_DEPARTEMENT = 250
+MAX_KM_FROM_PREVIOUS = 250
+BOXES_FILE = Path(__file__).with_name("departements_bbox.json")
+# A file with this share of its points out of their département (and more than this many)
+# is wrong as a whole (columns swapped, another projection): nothing is imported.
+MAX_OUTSIDE_SHARE = 0.05
+MAX_OUTSIDE_LINES = 10
 MAX_KM_MAIRIE_CENTRE = 20
 EARTH_RADIUS_KM = 6371.0
 NAN = "nan"
@@ -82,6 +91,11 @@ ORDER = [
 ]
 
 REFERENCE_VIDE = "Importez d'abord le référentiel territorial (import_territoires)."
+FICHIER_REFUSE = (
+    "{count} points sur {total} lignes hors de l'emprise de leur département{swap} ; "
+    "exemples : {examples}"
+)
+INVERSES = " (longitude et latitude inversées ? {count} y seraient une fois échangées)"
 
 
 class CoordonneesImportError(Exception):
@@ -174,27 +188,36 @@ def distance_km(a: Point, b: Point) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def departement_medians(lignes: dict[str, Ligne], departements: dict[str, str]) -> dict[str, Point]:
-    """Each département's median centre (longitude and latitude apart): robust to outliers."""
-    centres: dict[str, list[Point]] = defaultdict(list)
-    for code, ligne in lignes.items():
-        if ligne.centre is not None and code in departements:
-            centres[departements[code]].append(ligne.centre)
-    return {
-        dep: (statistics.median(p[0] for p in points), statistics.median(p[1] for p in points))
-        for dep, points in centres.items()
-    }
+Box = tuple[float, float, float, float]  # west, south, east, north
 
 
-def in_departement(point: Point, median: Point | None) -> bool:
-    return median is not None and distance_km(point, median) <= MAX_KM_FROM_DEPARTEMENT
+@cache
+def departement_boxes() -> dict[str, Box]:
+    """The vendored bounding box of each département (not taken from the imported file)."""
+    boxes = json.loads(BOXES_FILE.read_text(encoding="utf-8"))["departements"]
+    return {dep: tuple(box) for dep, box in boxes.items()}
+
+
+def reference_box(dep: str, previous: Point | None) -> Box | None:
+    """The département's box; without one, a box around the commune's previous point."""
+    box = departement_boxes().get(dep)
+    if box is None and previous is not None:
+        lon, lat = previous
+        dlat = MAX_KM_FROM_PREVIOUS / 111.2
+        dlon = dlat / max(math.cos(math.radians(lat)), 0.1)
+        box = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+    return box
+
+
+def in_departement(point: Point, box: Box | None) -> bool:
+    return box is not None and box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
 def _where(ligne: Ligne, point: Point) -> str:
     return f"{ligne.code} {ligne.nom} (ligne {ligne.line}) : {point[1]:.5f}, {point[0]:.5f}"
 
 
-def choose_point(ligne: Ligne, median: Point | None, report: Report) -> Point | None:
+def choose_point(ligne: Ligne, box: Box | None, report: Report) -> Point | None:
     """The centre if it is in the département, else the town hall if the file has no centre."""
     if ligne.centre is not None:
         if ligne.mairie is not None:
@@ -202,14 +225,14 @@ def choose_point(ligne: Ligne, median: Point | None, report: Report) -> Point | 
             if far > MAX_KM_MAIRIE_CENTRE:
                 where = f"{ligne.code} {ligne.nom} (ligne {ligne.line})"
                 report.add(MAIRIE_ELOIGNEE, f"{where} : mairie à {fmt(round(far))} km")
-        if in_departement(ligne.centre, median):
+        if in_departement(ligne.centre, box):
             return ligne.centre
         report.add(HORS_DEPARTEMENT, f"centre de {_where(ligne, ligne.centre)}")
         return None
     if ligne.mairie is None:
         report.add(SANS_POINT, f"{ligne.code} {ligne.nom} (ligne {ligne.line})")
         return None
-    if in_departement(ligne.mairie, median):
+    if in_departement(ligne.mairie, box):
         report.add(SANS_CENTRE, f"{ligne.code} {ligne.nom} (ligne {ligne.line})")
         return ligne.mairie
     report.add(HORS_DEPARTEMENT, f"mairie de {_where(ligne, ligne.mairie)}")
@@ -242,15 +265,18 @@ def build_plan(data: CoordonneesData) -> Plan:
         raise CoordonneesImportError(REFERENCE_VIDE)
     report = Report(order=ORDER)
     plan = Plan(data, report)
-    departements = {code: row[0] for code, row in existing.items()}
-    medians = departement_medians(data.lignes, departements)
+    swapped = 0  # points out of their box that would be in it, longitude and latitude swapped
     for code, ligne in data.lignes.items():
         if code not in existing:
             report.add(INCONNUE, f"{code} {ligne.nom} (ligne {ligne.line})")
             plan.skipped += 1
             continue
         dep, lon, lat, _ = existing[code]
-        point = choose_point(ligne, medians.get(dep), report)
+        box = reference_box(dep, None if lon is None or lat is None else (lon, lat))
+        point = choose_point(ligne, box, report)
+        tried = ligne.centre or ligne.mairie
+        if point is None and tried is not None and in_departement(tried[::-1], box):
+            swapped += 1
         if point is None:
             plan.skipped += 1
         elif point == (lon, lat):
@@ -261,7 +287,23 @@ def build_plan(data: CoordonneesData) -> Plan:
         report.add(ABSENTE, f"{code} {existing[code][3]}")
     for where in data.nan:
         report.add(VALEUR_NAN, where)
+    refuse_if_mostly_outside(plan, swapped)
     return plan
+
+
+def refuse_if_mostly_outside(plan: Plan, swapped: int) -> None:
+    outside = plan.report.sections.get(HORS_DEPARTEMENT, [])
+    total = len(plan.data.lignes)
+    if len(outside) <= max(MAX_OUTSIDE_LINES, MAX_OUTSIDE_SHARE * total):
+        return
+    raise CoordonneesImportError(
+        FICHIER_REFUSE.format(
+            count=fmt(len(outside)),
+            total=fmt(total),
+            swap=INVERSES.format(count=fmt(swapped)) if swapped > len(outside) // 2 else "",
+            examples=" ; ".join(outside[:5]),
+        )
+    )
 
 
 def update_points(points: list[tuple[str, Point]]) -> None:
@@ -300,7 +342,7 @@ def apply_plan(plan: Plan) -> Report:
     }
     report.footer = [
         "Point retenu : le centre de la commune (la mairie seulement sans centre), "
-        f"à moins de {MAX_KM_FROM_DEPARTEMENT} km du centre médian de son département."
+        "dans l'emprise de référence de son département (departements_bbox.json)."
     ]
     record_run(
         IMPORT_KIND,

@@ -1134,3 +1134,21 @@ def test_an_empty_plan_offers_its_editor_to_import_the_existing_spreadsheet(
     fiche(ussel_la_courtine, "1.1")
     page = text_of(client_for(cdp_ussel).get(url("plan", pk=ussel_la_courtine.pk)))
     assert "Commencer le plan d’action" not in page
+
+
+def test_a_stored_control_character_does_not_stop_the_national_export(national, plan_ussel):
+    """A title saved with a control character before the forms refused them: the export
+    writes it without that character, and every other fiche with it."""
+    FicheAction.objects.filter(beneficiaire=plan_ussel, reference="1.1").update(
+        titre="Halle\x01 couverte\x1b"
+    )
+    export = ExportPlan.objects.create(perimetre="national", requested_by=national)
+
+    build_export(export.pk)
+
+    export.refresh_from_db()
+    assert export.statut == "pret", export.erreur
+    with default_storage.open(export.fichier.name) as stored:
+        sheet = load_workbook(io.BytesIO(stored.read()), read_only=True)["Fiches action"]
+        titles = sorted(row[4] for row in sheet.iter_rows(min_row=2, values_only=True))
+    assert titles == ["Boutique à l'essai", "Halle couverte"]

@@ -5,12 +5,20 @@ import zipfile
 
 import pytest
 from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
 
 from actions.excel import COLONNES_FICHES, COLONNES_FINANCEMENTS, Plan, ValeurInvalide
 from actions.forms import FicheForm, LigneFinancementForm
 from actions.models import FicheAction
 from tests.actions import test_excel
-from tests.actions.test_excel import FICHES, snapshot, text_of, upload, workbook_bytes
+from tests.actions.test_excel import (
+    FICHES,
+    FINANCEMENTS,
+    snapshot,
+    text_of,
+    upload,
+    workbook_bytes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -166,3 +174,82 @@ def test_every_text_column_has_the_limit_of_its_web_form_field(plan_ussel):
                 assert plan.lire(colonne, "x" * limit, modele) == "x" * limit
                 with pytest.raises(ValeurInvalide):
                     plan.lire(colonne, "x" * (limit + 1), modele)
+
+
+def with_blank_rows(content: bytes, first: int, count: int, cells: int = 19) -> bytes:
+    """The workbook with ``count`` formatted blank rows (as Excel writes them) appended to
+    its Fiches sheet from row ``first``."""
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml")
+    letters = [get_column_letter(i) for i in range(1, cells + 1)]
+    rows = "".join(
+        f'<row r="{n}">' + "".join(f'<c r="{c}{n}" s="1"/>' for c in letters) + "</row>"
+        for n in range(first, first + count)
+    )
+    xml = xml.replace(b"</sheetData>", rows.encode() + b"</sheetData>")
+    return with_sheet_xml(content, "xl/worksheets/sheet1.xml", xml)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How many rows openpyxl parsed, and how far the streamed pre-read went."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    from actions import excel
+
+    seen = {"openpyxl_rows": 0, "mesures": []}
+    parse_row = WorkSheetParser.parse_row
+    etendue = excel.etendue
+
+    def counting_parse_row(self, row):
+        seen["openpyxl_rows"] += 1
+        return parse_row(self, row)
+
+    def recording_etendue(source):
+        seen["mesures"].append(etendue(source))
+        return seen["mesures"][-1]
+
+    monkeypatch.setattr(WorkSheetParser, "parse_row", counting_parse_row)
+    monkeypatch.setattr(excel, "etendue", recording_etendue)
+    return seen
+
+
+def test_a_sheet_of_formatted_blank_rows_is_refused_after_a_bounded_read(
+    client_for, cdp_ussel, plan_ussel, counted
+):
+    from actions.excel import MAX_CELLULES_LUES
+
+    before = snapshot(plan_ussel)
+    heavy = with_blank_rows(workbook_bytes(plan_ussel, FICHES), first=4, count=30_000)
+
+    page = text_of(upload(client_for(cdp_ussel), plan_ussel, heavy))
+
+    assert "Une feuille de ce classeur est trop lourde (150000 cellules au plus" in page
+    fiches = counted["mesures"][0]
+    # Stopped at the cell limit: about 7,900 of the 30,003 rows streamed, none built by openpyxl.
+    assert fiches.cellules == MAX_CELLULES_LUES + 1
+    assert fiches.lignes <= MAX_CELLULES_LUES // 19 + 2
+    assert counted["openpyxl_rows"] == 0  # refused before openpyxl opened the workbook
+    assert snapshot(plan_ussel) == before
+
+
+def test_rows_claiming_thousands_of_cells_are_refused_after_a_few(
+    client_for, cdp_ussel, plan_ussel, counted
+):
+    wide = with_blank_rows(workbook_bytes(plan_ussel, FICHES), first=4, count=20, cells=16_384)
+    page = text_of(upload(client_for(cdp_ussel), plan_ussel, wide))
+    assert "Une feuille de ce classeur est trop lourde" in page
+    assert counted["mesures"][0].lignes <= 13  # 3 rows of the plan, 10 of 16,384 cells
+    assert counted["openpyxl_rows"] == 0
+
+
+def test_formatted_blank_rows_below_the_plan_are_never_built_by_openpyxl(
+    client_for, cdp_ussel, plan_ussel, counted
+):
+    padded = with_blank_rows(workbook_bytes(plan_ussel, FICHES), first=4, count=5_000)
+    response = upload(client_for(cdp_ussel), plan_ussel, padded)
+    assert "1 fiche créée, 1 mise à jour" in text_of(response)
+    assert FicheAction.objects.filter(beneficiaire=plan_ussel, reference="3.2").exists()
+    assert counted["mesures"][0].derniere == 3 and counted["mesures"][0].lignes == 5_003
+    # The header and the two fiches, then the Financements sheet: the 5,000 rows are skipped.
+    assert counted["openpyxl_rows"] <= 3 + 1 + len(FINANCEMENTS)

@@ -23,6 +23,8 @@ HEADER = [
     "longitude_mairie",
     "latitude_mairie",
 ]
+REAL = settings.REFERENCE_DATA_DIR
+REAL_FILE = REAL / "communes_coordonnees.csv"
 # Anse-Bertrand's town hall as the real file has it: the sign of the longitude flipped.
 FLIPPED = ("61.49000", "16.47000")
 
@@ -159,19 +161,64 @@ def test_needs_the_territorial_reference(empty_base, tmp_path):
 def test_distance_and_departement_rule():
     paris, lyon = (2.3522, 48.8566), (4.8357, 45.7640)
     assert 385 < coordonnees.distance_km(paris, lyon) < 395
-    assert coordonnees.in_departement(lyon, (4.9, 45.8))
-    assert not coordonnees.in_departement(paris, (4.9, 45.8))
+    rhone = coordonnees.reference_box("69", None)  # vendored, not from the imported file
+    assert coordonnees.in_departement(lyon, rhone)
+    assert not coordonnees.in_departement(paris, rhone)
+    assert not coordonnees.in_departement(lyon[::-1], rhone)  # swapped
     assert not coordonnees.in_departement(paris, None)
+    # A département the vendored boxes lack: near the commune's previous point.
+    assert coordonnees.in_departement(lyon, coordonnees.reference_box("99", (4.9, 45.8)))
+    assert not coordonnees.in_departement(paris, coordonnees.reference_box("99", (4.9, 45.8)))
+    assert coordonnees.reference_box("99", None) is None
 
 
-REAL = settings.REFERENCE_DATA_DIR
-REAL_FILE = REAL / "communes_coordonnees.csv"
+def test_every_departement_of_the_reference_has_a_box_around_its_communes(territoires):
+    boxes = coordonnees.departement_boxes()
+    assert len(boxes) == 101
+    for code, dep, lon, lat in Commune.objects.values_list(
+        "code", "departement_id", "longitude", "latitude"
+    ):
+        assert coordonnees.in_departement((lon, lat), boxes[dep]), code
+
+
+def real_rows_swapped(codes=None, limit=None) -> list[list[str]]:
+    """Rows of the real file, longitude and latitude swapped in both points."""
+    import csv
+
+    with open(REAL_FILE, encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f)][1:]
+    rows = [r for r in rows if codes is None or r[0] in codes][:limit]
+    return [
+        [code, nom, lat_c, lon_c, lat_m, lon_m] for code, nom, lon_c, lat_c, lon_m, lat_m in rows
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not REAL_FILE.exists(), reason=f"données de référence absentes : {REAL}")
+def test_a_file_with_longitude_and_latitude_swapped_is_refused(territoires, tmp_path):
+    codes = set(Commune.objects.values_list("code", flat=True))
+    rows = real_rows_swapped(codes)
+    assert len(rows) > coordonnees.MAX_OUTSIDE_LINES
+    path = write_csv(tmp_path / "inverse.csv", HEADER, rows, ",")
+    before = coords()
+
+    with pytest.raises(CommandError) as error:
+        run(path)
+
+    text = str(error.value)
+    assert text.startswith("Import annulé, base inchangée. ")
+    n = len(rows)
+    assert f"{n} points sur {n} lignes hors de l'emprise de leur département" in text
+    assert f"(longitude et latitude inversées ? {n} y seraient une fois échangées)" in text
+    assert "exemples : centre de " in text and "19275 Ussel (ligne " in text
+    assert coords() == before
+    assert not ImportRun.objects.filter(kind="coordonnees").exists()
 
 
 @pytest.mark.realdata
 @pytest.mark.django_db
 @pytest.mark.skipif(not REAL_FILE.exists(), reason=f"données de référence absentes : {REAL}")
-def test_real_file(empty_base):
+def test_real_file(empty_base, tmp_path):
     call_command(
         "import_territoires",
         cog=str(REAL / "insee_cog_communes_2024-01-01.csv"),
@@ -204,3 +251,10 @@ def test_real_file(empty_base):
 
     out = run(REAL_FILE)
     assert "Communes inchangées           : 34 867" in out
+
+    # The same file's first 2,000 rows, longitude and latitude swapped: refused whole.
+    before = coords()
+    path = write_csv(tmp_path / "inverse.csv", HEADER, real_rows_swapped(limit=2000), ",")
+    with pytest.raises(CommandError, match="2 000 points sur 2 000 lignes hors de l'emprise"):
+        run(path)
+    assert coords() == before

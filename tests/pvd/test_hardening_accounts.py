@@ -4,10 +4,13 @@ proxy, session lifetime and passwords, and the security events in the journal.""
 import base64
 import hashlib
 import hmac
+import shutil
 import struct
+import subprocess
 import time
 
 import pytest
+import redis
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP
 from auditlog.models import LogEntry
@@ -17,7 +20,7 @@ from django.urls import reverse
 
 from pvd.mfa import mfa_required
 from pvd.middleware import SESSION_SEEN_KEY, SESSION_STARTED_KEY
-from pvd.models import Role
+from pvd.models import CodeMfaUtilise, EchecsMfa, Role
 from tests.factories import UserFactory, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -158,6 +161,111 @@ def test_htmx_requests_owing_mfa_are_redirected_by_htmx(client_for, mfa_enforced
     response = client_for(national).get("/communes/", HTTP_HX_REQUEST="true")
     assert response.status_code == 204
     assert response["HX-Redirect"].startswith(reverse("mfa_activate_totp"))
+
+
+# Issue 20, item 7: the second factor's limits hold with Redis stopped --------------------------
+
+REDIS_PORT = 9647  # a redis-server of these tests' own
+
+
+@pytest.fixture
+def redis_stopped(tmp_path, settings):
+    """The cache points at a redis-server of its own, which is then stopped."""
+    url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "pvd.cache.DegradingRedisCache",
+                "LOCATION": url,
+                "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            }
+        }
+        cache.set("sonde", "ok")
+        assert client.get(":1:sonde") is not None  # the cache used this server
+    finally:
+        server.kill()
+        server.wait()
+    assert cache.get("sonde") is None
+    yield
+
+
+def second_factor(client, user, code: str):
+    login(client, user.email)
+    return client.post(reverse("mfa_authenticate"), {"code": code})
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_with_redis_stopped_a_totp_code_works_once(client, mfa_enforced, redis_stopped, national):
+    from django.test import Client
+
+    # The cache's « only once » guard no longer says yes during the outage.
+    assert cache.add("une-seule-fois", 1) is False
+    TOTP.activate(national, SECRET)
+    code = totp(SECRET)
+
+    assert second_factor(client, national, code).status_code == 302
+    assert client.session["_auth_user_id"] == str(national.pk)
+
+    other = Client()
+    refused = second_factor(other, national, code)
+    assert refused.status_code == 200 and "Code incorrect" in refused.content.decode()
+    assert "_auth_user_id" not in other.session
+    assert CodeMfaUtilise.objects.filter(user=national).count() == 1
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_with_redis_stopped_wrong_codes_meet_the_limit(
+    client, mfa_enforced, redis_stopped, national
+):
+    from pvd.mfa import MAX_WRONG_CODES, TOO_MANY
+
+    TOTP.activate(national, SECRET)
+    login(client, national.email)
+    answers = [
+        client.post(reverse("mfa_authenticate"), {"code": "000000"}).content.decode()
+        for _ in range(7)
+    ]
+    assert all("Code incorrect" in page for page in answers[:MAX_WRONG_CODES])
+    assert all(TOO_MANY.replace("'", "&#x27;") in page for page in answers[MAX_WRONG_CODES:])
+
+    # At the limit, even the right code is refused until the window ends.
+    refused = client.post(reverse("mfa_authenticate"), {"code": totp(SECRET)})
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session
+    assert EchecsMfa.objects.get(user=national).echecs == MAX_WRONG_CODES
+
+
+def test_wrong_codes_are_counted_per_account_and_a_right_code_resets_them(
+    client, mfa_enforced, national
+):
+    TOTP.activate(national, SECRET)
+    login(client, national.email)
+    for _ in range(3):
+        client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    assert EchecsMfa.objects.get(user=national).echecs == 3
+    assert client.post(reverse("mfa_authenticate"), {"code": totp(SECRET)}).status_code == 302
+    assert EchecsMfa.objects.get(user=national).echecs == 0
+
+
+def test_readyz_details_only_after_the_second_factor(client_for, mfa_enforced, national):
+    client = client_for(national)  # password only: this session owes its second factor
+    assert "service" not in client.get(reverse("portail:readyz")).json()
+
+    session = client.session
+    session["pvd_mfa_via_idp"] = True
+    session.save()
+    assert "service" in client.get(reverse("portail:readyz")).json()
 
 
 # 6. The admin uses the portal's login --------------------------------------------------------

@@ -7,7 +7,9 @@ not ask Redis again (one refused connection, not one per call of a page), and pu
 job makes a bounded number of connection attempts (no retry loop).
 """
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -23,6 +25,8 @@ from conventions.models import Convention, DocumentConvention
 from pvd.cache import DegradingRedisCacheClient
 from pvd.jobs import UNAVAILABLE, Job
 
+# What a user may wait for an answer, in seconds: the configured timeouts stay within it.
+FAST = 2.0
 PORT = 9601
 URL = f"redis://127.0.0.1:{PORT}/0"
 # Connection attempts one call may make to a stopped Redis (redis-py's own retry, no loop).
@@ -79,7 +83,7 @@ def app_on_own_redis(own_redis, settings):
         "default": {
             "BACKEND": "pvd.cache.DegradingRedisCache",
             "LOCATION": URL,
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": settings.REDIS_CACHE_OPTIONS,  # the shipped timeouts
         }
     }
     with broker(URL):
@@ -176,3 +180,38 @@ def test_with_redis_down_pages_and_login_work_and_jobs_fail_at_once(
     assert response.status_code == 503
     assert response.json()["redis"] == "indisponible"
     assert response.json()["database"] == "ok"
+
+
+def test_a_frozen_redis_costs_a_job_request_one_bounded_wait_per_connection(
+    client, app_on_own_redis, settings, cdp_ussel, ussel_la_courtine
+):
+    """Redis accepts connections and never answers (SIGSTOP): each wait is bounded by a socket
+    timeout, the cache then leaves Redis alone, and the publish is tried once."""
+    from pvd.celery import app
+
+    server, own = app_on_own_redis
+    # The bounds: one cache wait and one publish wait, each timed out, none repeated.
+    assert settings.REDIS_CACHE_OPTIONS == {
+        "socket_connect_timeout": settings.REDIS_TIMEOUT,
+        "socket_timeout": settings.REDIS_TIMEOUT,
+    }
+    options = app.conf.broker_transport_options
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == settings.BROKER_TIMEOUT
+    assert options["max_retries"] == 0 and options["retry_on_timeout"] is False
+    assert app.conf.broker_connection_timeout == settings.BROKER_TIMEOUT
+    assert settings.REDIS_TIMEOUT + settings.BROKER_TIMEOUT <= FAST
+    convention = Convention.objects.create(
+        beneficiaire=ussel_la_courtine, type=Convention.Type.CADRE, titre="Convention-cadre"
+    )
+    assert login(client, "cdp-ussel@test.pvd.fr").status_code == 200
+
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        response = client.post(reverse("conventions:generate", args=[convention.pk]), follow=True)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+    assert response.status_code == 200 and UNAVAILABLE in response.content.decode()
+    failed = DocumentConvention.objects.get(convention=convention)
+    assert failed.statut == Job.Statut.ECHEC and failed.erreur == UNAVAILABLE
+    assert own.llen("celery") == 0  # nothing was queued

@@ -99,3 +99,26 @@ def test_a_digest_claimed_by_a_dead_worker_is_sent_once_after_the_lease(
     assert "Halle couverte" in email.body
     digest.refresh_from_db()
     assert digest.envoye_le is not None
+
+
+def test_an_email_sent_again_after_the_lease_keeps_its_message_id(
+    morning, monkeypatch, ussel_at_12_months, cdp_ussel
+):
+    real_send = EmailMultiAlternatives.send
+
+    def sent_then_killed(self, *args, **kwargs):
+        real_send(self, *args, **kwargs)  # the SMTP server took it…
+        raise SystemExit("worker killed")  # …and the worker died before marking it sent
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EmailMultiAlternatives, "send", sent_then_killed)
+        patch.setattr(sweep_module, "release", lambda ids: None)
+        with pytest.raises(SystemExit):
+            sweep(TODAY)
+    later(morning, LEASE + timedelta(minutes=1))
+    sweep(TODAY)
+
+    first, again = [m for m in mail.outbox if m.to == [cdp_ussel.email]]
+    (rappel,) = Rappel.objects.filter(destinataire=cdp_ussel, regle="convention_cadre")
+    assert first.message()["Message-ID"] == again.message()["Message-ID"]
+    assert again.message()["Message-ID"] == f"<pvd-rappel-{rappel.pk}@localhost>"

@@ -193,3 +193,109 @@ def test_beat_down_three_days_sends_each_reminder_missed_on_any_of_them_once(ter
     rows = Rappel.objects.filter(destinataire__email__in=emails)
     assert sorted(r.echeance for r in rows) == [TODAY - timedelta(days=d) for d in (3, 2, 1)]
     assert sorted(m.to[0] for m in mail.outbox if m.to[0] in emails) == sorted(emails)
+
+
+def everyone_immediate(*users) -> None:
+    for user in users:
+        for categorie in ("conventions", "plans", "postes"):
+            set_frequence(user, categorie, Frequence.IMMEDIAT)
+
+
+def test_a_beneficiary_named_with_a_line_break_stops_no_email(
+    ussel_at_12_months, cdp_ussel, elu_ussel, elu_epci, prefecture_19
+):
+    everyone_immediate(elu_ussel, elu_epci, prefecture_19)
+    ussel_at_12_months.nom = "Ussel\nBcc: x@y"
+    ussel_at_12_months.save(update_fields=["nom"])
+
+    report = sweep(TODAY)
+
+    recipients = [cdp_ussel.email, elu_ussel.email, elu_epci.email, prefecture_19.email]
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(recipients)
+    assert report.emails == 4
+    for message in mail.outbox:
+        headers = message.message()
+        assert "\n" not in message.subject and message.subject.endswith("Ussel Bcc: x@y")
+        assert headers["Bcc"] is None and message.recipients() == message.to
+    assert not Rappel.objects.filter(email_le__isnull=True, regle="convention_cadre").exists()
+
+
+def test_an_email_that_raises_is_marked_retried_up_to_a_limit_and_the_others_go(
+    monkeypatch, client_for, national, ussel_at_12_months, cdp_ussel, elu_ussel, elu_epci,
+    prefecture_19,
+):  # fmt: skip
+    import smtplib
+
+    from django.urls import reverse
+
+    from rappels.sweep import MAX_ATTEMPTS
+
+    everyone_immediate(elu_ussel, elu_epci, prefecture_19)
+    real_send = EmailMultiAlternatives.send
+
+    def refuse_the_maire(self, *args, **kwargs):
+        if self.to == [elu_ussel.email]:
+            raise smtplib.SMTPRecipientsRefused({elu_ussel.email: (550, b"No such user")})
+        return real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", refuse_the_maire)
+    assert sweep(TODAY).emails == 3
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        [cdp_ussel.email, elu_epci.email, prefecture_19.email]
+    )
+    failed = cadre_rows(ussel_at_12_months, elu_ussel).get()
+    assert failed.email_le is None and failed.email_reserve_le is None
+    assert failed.email_echecs == 1 and "SMTPRecipientsRefused" in failed.email_erreur
+    page = client_for(national).get(reverse("rappels:sante")).content.decode()
+    assert "Envois en échec" in page and "1 courriel de rappel" in page
+    assert "Travaux en échec ces dernières 24 heures (PDF, exports, bilans) : 0." in page
+
+    # The next sweeps try it again, up to the limit, then leave it.
+    for _ in range(MAX_ATTEMPTS + 2):
+        sweep(TODAY)
+    failed.refresh_from_db()
+    assert failed.email_echecs == MAX_ATTEMPTS and failed.email_le is None
+    assert len(mail.outbox) == 3
+    from django.utils import timezone
+
+    from actions.models import ExportPlan
+
+    ExportPlan.objects.create(
+        perimetre="national", requested_by=national, statut="echec", finished_at=timezone.now()
+    )
+    page = client_for(national).get(reverse("rappels:sante")).content.decode()
+    assert f"dont 1 abandonné après {MAX_ATTEMPTS} tentatives" in page
+    assert "Travaux en échec ces dernières 24 heures (PDF, exports, bilans) : 1." in page
+
+
+def test_a_digest_that_raises_is_marked_and_the_others_go(
+    monkeypatch, ussel_at_12_months, cdp_ussel, elu_ussel, elu_epci, prefecture_19
+):
+    from rappels.models import Recapitulatif
+
+    everyone_immediate(elu_ussel)
+    set_frequence(prefecture_19, "conventions", Frequence.QUOTIDIEN)
+    set_frequence(cdp_ussel, "conventions", Frequence.QUOTIDIEN)
+    real_send = EmailMultiAlternatives.send
+
+    def broken_for_the_prefecture(self, *args, **kwargs):
+        if self.to == [prefecture_19.email]:
+            raise ValueError("a template could not render")
+        return real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", broken_for_the_prefecture)
+    report = sweep(TODAY)
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        [cdp_ussel.email, elu_ussel.email, elu_epci.email]
+    )
+    assert report.digests == 2
+    digest = Recapitulatif.objects.get(destinataire=prefecture_19)
+    assert digest.envoye_le is None and digest.reserve_le is None
+    assert digest.echecs == 1 and "ValueError" in digest.erreur
+    # Its reminder is given back, and the next sweep sends it once the fault is gone.
+    assert cadre_rows(ussel_at_12_months, prefecture_19).get().recapitulatif_id is None
+    monkeypatch.undo()
+    sweep(TODAY)
+    assert [m.to[0] for m in mail.outbox].count(prefecture_19.email) == 1
