@@ -60,7 +60,8 @@ class RoleForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = Role
         fields = ["kind", "fonction", "organisation", "financeurs", "region", "departements"]
-        widgets = {"financeurs": forms.CheckboxSelectMultiple}
+        # A class of its own keeps django-dsfr from adding its invalid `dsfr="dsfr"` attribute.
+        widgets = {"financeurs": forms.CheckboxSelectMultiple(attrs={"class": "pvd-financeurs"})}
 
     field_order = [
         "kind",
