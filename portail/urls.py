@@ -40,6 +40,15 @@ portail_patterns = [
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
     path("acces/<int:pk>/proconnect/detacher/", views.proconnect_unlink, name="proconnect-unlink"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
+    path("referentiel/", views.ReferentielView.as_view(), name="referentiel"),
+    path(
+        "referentiel/<int:pk>/", views.ReferentielDetailView.as_view(), name="referentiel-detail"
+    ),
+    path(
+        "referentiel/<int:pk>/appliquer/",
+        views.referentiel_appliquer,
+        name="referentiel-appliquer",
+    ),
 ]
 
 urlpatterns = [

@@ -5,7 +5,7 @@ from auditlog.models import LogEntry
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -15,16 +15,18 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
 from django_filters.views import FilterView
 
-from communes.models import Commune, Departement
+from communes.models import Commune, Departement, MiseAJourReferentiel
 from pvd import health, policy, proconnect
 from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
 from pvd.integrity import IntegrityErrorMixin, create_once
+from pvd.jobs import enqueue_on_commit
 from pvd.models import ImportRun, Role, User
 from tableaux.dashboards import home_context
 
 from .filters import LogEntryFilter, UserFilter
-from .forms import RoleForm, UserForm
+from .forms import MiseAJourReferentielForm, RoleForm, UserForm
+from .referentiel import ALREADY_APPLIED, stale_reason
 
 logger = logging.getLogger(__name__)
 
@@ -261,3 +263,89 @@ class AuditLogView(NationalRequiredMixin, FilterView):
         national = policy.is_national(self.request.user)
         imports = ImportRun.objects.all()[:20] if national else []
         return super().get_context_data(national=national, imports=imports, **kwargs)
+
+
+# The yearly refresh of the official reference (portail/referentiel.py) ------------------------
+
+REFERENTIEL_REFUSE = "Seule l'équipe nationale met à jour le référentiel."
+
+
+class ReferentielMixin:
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_refresh_reference(request.user):
+            raise PermissionDenied(REFERENTIEL_REFUSE)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ReferentielView(ReferentielMixin, CreateView):
+    """Upload the new official files: they are simulated first, applied on confirmation."""
+
+    form_class = MiseAJourReferentielForm
+    template_name = "portail/referentiel.html"
+
+    def get_context_data(self, **kwargs):
+        simulations = MiseAJourReferentiel.objects.filter(
+            mode=MiseAJourReferentiel.Mode.SIMULATION
+        ).select_related("requested_by", "application")
+        return super().get_context_data(**kwargs, simulations=simulations[:20])
+
+    def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
+        form.instance.requested_by = self.request.user
+        form.instance.mode = MiseAJourReferentiel.Mode.SIMULATION
+        with transaction.atomic():
+            self.object = form.save()
+            enqueue_on_commit(self.object)
+        messages.success(
+            self.request,
+            "Fichiers reçus et vérifiés. La simulation est lancée : rien ne sera enregistré "
+            "avant votre confirmation.",
+        )
+        return redirect("portail:referentiel-detail", pk=self.object.pk)
+
+
+class ReferentielDetailView(ReferentielMixin, DetailView):
+    model = MiseAJourReferentiel
+    template_name = "portail/referentiel_detail.html"
+
+    def get_queryset(self):
+        return MiseAJourReferentiel.objects.select_related("requested_by", "simulation")
+
+    def get_context_data(self, **kwargs):
+        maj = self.object
+        application = getattr(maj, "application", None) if maj.simulation_id is None else None
+        return super().get_context_data(
+            **kwargs,
+            application=application,
+            stale=stale_reason(maj) if maj.statut == maj.Statut.PRET else "",
+        )
+
+
+@require_POST
+def referentiel_appliquer(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply a simulation's files; the database refuses a second application of it."""
+    if not policy.may_refresh_reference(request.user):
+        raise PermissionDenied(REFERENTIEL_REFUSE)
+    simulation = get_object_or_404(
+        MiseAJourReferentiel, pk=pk, mode=MiseAJourReferentiel.Mode.SIMULATION
+    )
+    reason = stale_reason(simulation)
+    if reason:
+        messages.error(request, reason)
+        return redirect("portail:referentiel-detail", pk=pk)
+    try:
+        with transaction.atomic():
+            application = MiseAJourReferentiel.objects.create(
+                mode=MiseAJourReferentiel.Mode.APPLICATION,
+                simulation=simulation,
+                date_liste=simulation.date_liste,
+                requested_by=request.user,
+            )
+            enqueue_on_commit(application)
+    except IntegrityError:  # a double click, or a colleague first
+        messages.info(request, ALREADY_APPLIED)
+        return redirect("portail:referentiel-detail", pk=pk)
+    messages.success(request, "Application lancée : tout ou rien, en une seule transaction.")
+    return redirect("portail:referentiel-detail", pk=application.pk)

@@ -86,6 +86,8 @@ AUDIT_EXEMPT = {
     "pvd.CodeMfaUtilise": "a used second-factor code, kept to refuse its reuse (security)",
     "pvd.EchecsMfa": "a count of wrong second-factor codes (security, not data)",
     "actions.ExportPlan": "a generated file (a job row); the request is not a change of data",
+    "communes.MiseAJourReferentiel": "a job row that keeps who asked, when, the files and the "
+    "report; what the import changed is traced by its ImportRun",
     "tableaux.Bilan": "a generated file (a job row); the request is not a change of data",
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",
     "rappels.Recapitulatif": "the record of a digest sent by the sweep",

@@ -1,0 +1,10 @@
+from celery import shared_task
+
+from pvd.jobs import JobTask
+
+from .referentiel import mettre_a_jour
+
+
+@shared_task(base=JobTask, job_model="communes.MiseAJourReferentiel", max_retries=3)
+def mettre_a_jour_referentiel(maj_id: int) -> None:
+    mettre_a_jour(maj_id)
