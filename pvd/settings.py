@@ -255,7 +255,7 @@ JOB_TIME_LIMITS = {
     "actions.ExportPlan": 15 * 60,
     "tableaux.Bilan": 5 * 60,
     # The territories of the whole country (35 000 communes), then the lists, in one go.
-    "communes.MiseAJourReferentiel": 20 * 60,
+    "communes.MiseAJourReferentiel": 15 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
