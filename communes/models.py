@@ -578,7 +578,9 @@ class MiseAJourReferentiel(Job):
         related_name="application",
     )
     rapport = models.TextField("compte rendu", blank=True)
-    fichier = models.FileField("compte rendu (fichier)", upload_to="referentiel/rapports/", blank=True)
+    fichier = models.FileField(
+        "compte rendu (fichier)", upload_to="referentiel/rapports/", blank=True
+    )
 
     TASK = "portail.tasks.mettre_a_jour_referentiel"
     FAILED_AFTER_RETRIES = (

@@ -186,3 +186,15 @@ class MiseAJourReferentielForm(DsfrBaseForm, JetonForm, forms.ModelForm):
             except forms.ValidationError as error:
                 self.add_error(name, error)
         return cleaned
+
+
+class DeploiementForm(DsfrBaseForm, JetonForm, forms.Form):
+    fichier = forms.FileField(
+        label="Tableau des personnes (CSV ou Excel .xlsx, 2 Mo au plus)",
+        help_text="Une ligne par personne et par rôle : chef de projet (avec son poste et ses "
+        "bénéficiaires), préfecture (son département), élu (sa commune). Partez du modèle.",
+    )
+
+
+class RenvoiInvitationForm(JetonForm):
+    """The resend button: a one-time token, so that a double click sends once."""

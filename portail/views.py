@@ -2,6 +2,7 @@ import logging
 
 from allauth.account.forms import ResetPasswordForm
 from auditlog.models import LogEntry
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -12,20 +13,34 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
+from django.views.generic import (
+    CreateView,
+    DetailView,
+    FormView,
+    ListView,
+    TemplateView,
+    UpdateView,
+)
 from django_filters.views import FilterView
 
 from communes.models import Commune, Departement, MiseAJourReferentiel
-from pvd import health, policy, proconnect
+from pvd import health, policy, proconnect, spreadsheets
 from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.jobs import enqueue_on_commit
-from pvd.models import ImportRun, Role, User
+from pvd.models import Deploiement, ImportRun, Invitation, Role, User
 from tableaux.dashboards import home_context
 
+from . import deploiement
 from .filters import LogEntryFilter, UserFilter
-from .forms import MiseAJourReferentielForm, RoleForm, UserForm
+from .forms import (
+    DeploiementForm,
+    MiseAJourReferentielForm,
+    RenvoiInvitationForm,
+    RoleForm,
+    UserForm,
+)
 from .referentiel import ALREADY_APPLIED, stale_reason
 
 logger = logging.getLogger(__name__)
@@ -349,3 +364,128 @@ def referentiel_appliquer(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("portail:referentiel-detail", pk=pk)
     messages.success(request, "Application lancée : tout ou rien, en une seule transaction.")
     return redirect("portail:referentiel-detail", pk=application.pk)
+
+
+# The national rollout (portail/deploiement.py) ---------------------------------------------------
+
+DEPLOIEMENT_REFUSE = "Seule l'équipe nationale déploie le programme à partir d'un tableau."
+
+
+class DeploiementMixin:
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_roll_out(request.user):
+            raise PermissionDenied(DEPLOIEMENT_REFUSE)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class DeploiementView(DeploiementMixin, FormView):
+    """Upload the spreadsheet: kept, then simulated at once (nothing written)."""
+
+    form_class = DeploiementForm
+    template_name = "portail/deploiement.html"
+
+    def get_context_data(self, **kwargs):
+        recents = Deploiement.objects.select_related("requested_by")[:20]
+        return super().get_context_data(**kwargs, deploiements=recents)
+
+    def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.simulate(form))
+
+    def simulate(self, form):
+        upload = form.cleaned_data["fichier"]
+        rapport = deploiement.simuler(upload, self.request.user)
+        upload.seek(0)
+        objet = Deploiement(
+            nom_fichier=upload.name[-200:],
+            requested_by=self.request.user,
+            rapport=rapport.render(),
+            refuse=rapport.refuse,
+        )
+        objet.fichier.save(upload.name, upload, save=False)
+        objet.save()
+        return redirect("portail:deploiement-detail", pk=objet.pk)
+
+
+class DeploiementDetailView(DeploiementMixin, DetailView):
+    model = Deploiement
+    template_name = "portail/deploiement_detail.html"
+
+
+@require_POST
+def deploiement_appliquer(request: HttpRequest, pk: int) -> HttpResponse:
+    if not policy.may_roll_out(request.user):
+        raise PermissionDenied(DEPLOIEMENT_REFUSE)
+    objet = get_object_or_404(Deploiement, pk=pk)
+    rapport = deploiement.appliquer(objet, request.user)
+    if rapport is None:
+        messages.info(request, "Ce tableau est déjà appliqué, ou refusé : rien n'a changé.")
+    elif rapport.refuse:
+        messages.error(
+            request,
+            "Le tableau est refusé : la situation a changé depuis la simulation et une ligne "
+            "ne passe plus. Rien n'a été enregistré. " + rapport.render().split("\n\n")[-1],
+        )
+    else:
+        created = rapport.count(deploiement.CREE) + rapport.count(deploiement.RETROUVE)
+        messages.success(
+            request,
+            f"Tableau appliqué. Les invitations partent par lots ({created} au plus) : suivez-les "
+            "ci-dessous.",
+        )
+        return redirect("portail:invitations")
+    return redirect("portail:deploiement-detail", pk=pk)
+
+
+def deploiement_modele(request: HttpRequest, format: str) -> HttpResponse:
+    """The spreadsheet to fill: the columns the rollout reads."""
+    if not policy.may_roll_out(request.user):
+        raise PermissionDenied(DEPLOIEMENT_REFUSE)
+    if format not in ("csv", "xlsx"):
+        raise Http404("Format inconnu : CSV ou XLSX.")
+    name = "deploiement-personnes"
+    if format == "xlsx":
+        return spreadsheets.xlsx_response(deploiement.HEADER, [], name, "Personnes")
+    return spreadsheets.csv_response(deploiement.HEADER, [], name)
+
+
+class InvitationListView(DeploiementMixin, ListView):
+    """Who was invited, whether they activated their account; resend from here."""
+
+    template_name = "portail/invitations.html"
+    paginate_by = 100
+
+    def get_queryset(self):
+        invitations = Invitation.objects.select_related("user")
+        if self.request.GET.get("etat") == "non_activees":
+            invitations = invitations.non_activees()
+        return invitations
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(
+            **kwargs,
+            total=Invitation.objects.count(),
+            activees=set(Invitation.objects.activees().values_list("pk", flat=True)),
+            nombre_activees=Invitation.objects.activees().count(),
+            tentatives_max=settings.INVITATIONS_TENTATIVES,
+        )
+        # One token per button: resending two people from one page sends both.
+        context["lignes"] = [(i, RenvoiInvitationForm()) for i in context["object_list"]]
+        return context
+
+
+@require_POST
+def invitation_renvoyer(request: HttpRequest, pk: int) -> HttpResponse:
+    if not policy.may_roll_out(request.user):
+        raise PermissionDenied(DEPLOIEMENT_REFUSE)
+    invitation = get_object_or_404(Invitation.objects.select_related("user"), pk=pk)
+    form = RenvoiInvitationForm(request.POST)
+    if not form.is_valid():  # the token was used: a double click
+        messages.info(request, "Cette invitation est déjà renvoyée.")
+        return redirect("portail:invitations")
+
+    def resend():
+        deploiement.renvoyer(invitation.pk)
+        messages.success(request, f"Invitation de {invitation.user.email} renvoyée.")
+        return redirect("portail:invitations")
+
+    return create_once(request, form, resend)

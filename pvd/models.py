@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Cast
 
 from .bounds import texte_une_ligne
@@ -446,3 +446,90 @@ class EchecsMfa(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} – {self.echecs}"
+
+
+def deploiement_upload_to(instance: "Deploiement", filename: str) -> str:
+    # Never the uploader's name; the extension tells the reader CSV from XLSX.
+    extension = ".xlsx" if filename.lower().endswith(".xlsx") else ".csv"
+    return f"deploiements/{uuid.uuid4().hex}{extension}"
+
+
+class Deploiement(models.Model):
+    """A spreadsheet of the programme's people (national rollout): kept as uploaded, simulated
+    on receipt, applied once on confirmation (portail/deploiement.py)."""
+
+    fichier = models.FileField("fichier", upload_to=deploiement_upload_to)
+    nom_fichier = models.CharField(
+        "nom du fichier déposé", max_length=200, validators=[texte_une_ligne]
+    )
+    rapport = models.TextField("compte rendu de la simulation", blank=True)
+    refuse = models.BooleanField("refusé", default=False)
+    requested_by = models.ForeignKey(
+        User, verbose_name="déposé par", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField("déposé le", auto_now_add=True)
+    applique_le = models.DateTimeField("appliqué le", null=True, blank=True)
+    applique_par = models.ForeignKey(
+        User,
+        verbose_name="appliqué par",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    rapport_application = models.TextField("compte rendu de l'application", blank=True)
+
+    class Meta:
+        verbose_name = "déploiement"
+        verbose_name_plural = "déploiements"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.nom_fichier} du {self.created_at:%d/%m/%Y %H:%M}"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def a_envoyer(self, max_tentatives: int) -> "InvitationQuerySet":
+        return self.filter(envoyee_le__isnull=True, tentatives__lt=max_tentatives)
+
+    def activees(self) -> "InvitationQuerySet":
+        """The person has chosen a password or logged in (ProConnect has no password)."""
+        return self.filter(ACTIVEE)
+
+    def non_activees(self) -> "InvitationQuerySet":
+        return self.exclude(ACTIVEE)
+
+
+# An unusable password (set_unusable_password) starts with « ! ».
+ACTIVEE = Q(user__last_login__isnull=False) | ~Q(user__password__startswith="!")
+
+
+class Invitation(models.Model):
+    """The invitation of a person the national rollout brought in: sent once, by the
+    invitations sweep (portail/deploiement.py), claimed with a conditional update."""
+
+    user = models.OneToOneField(
+        User, verbose_name="personne", on_delete=models.CASCADE, related_name="invitation"
+    )
+    deploiement = models.ForeignKey(
+        Deploiement,
+        verbose_name="déploiement",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invitations",
+    )
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    envoyee_le = models.DateTimeField("invitation envoyée le", null=True, blank=True)
+    envois = models.PositiveIntegerField("envois", default=0)
+    tentatives = models.PositiveIntegerField("échecs d'envoi", default=0)
+    erreur = models.CharField("dernière erreur", max_length=300, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "invitation"
+        ordering = ["user__last_name", "user__first_name", "user__email"]
+
+    def __str__(self) -> str:
+        return f"Invitation de {self.user.email}"

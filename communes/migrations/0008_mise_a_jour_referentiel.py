@@ -8,39 +8,144 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('communes', '0007_past_dates_within_bounds'),
+        ("communes", "0007_past_dates_within_bounds"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MiseAJourReferentiel',
+            name="MiseAJourReferentiel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('statut', models.CharField(choices=[('en_cours', 'En cours'), ('pret', 'Prêt'), ('echec', 'Échec')], default='en_cours', max_length=20, verbose_name='statut')),
-                ('erreur', models.TextField(blank=True, verbose_name='erreur')),
-                ('requested_at', models.DateTimeField(auto_now_add=True, verbose_name='demandé le')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='commencé le')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='terminé le')),
-                ('mode', models.CharField(choices=[('simulation', 'Simulation'), ('application', 'Application')], default='simulation', max_length=20, verbose_name='mode')),
-                ('cog', models.FileField(blank=True, upload_to=communes.models.referentiel_upload_to, verbose_name="COG de l'INSEE (communes)")),
-                ('siren', models.FileField(blank=True, upload_to=communes.models.referentiel_upload_to, verbose_name='Table communes ↔ SIREN et EPCI')),
-                ('populations', models.FileField(blank=True, upload_to=communes.models.referentiel_upload_to, verbose_name='Populations légales')),
-                ('liste_pvd', models.FileField(blank=True, upload_to=communes.models.referentiel_upload_to, verbose_name='Liste ANCT des communes PVD')),
-                ('ort', models.FileField(blank=True, upload_to=communes.models.referentiel_upload_to, verbose_name='Suivi national des ORT')),
-                ('coordonnees', models.FileField(blank=True, upload_to=communes.models.referentiel_upload_to, verbose_name='Coordonnées des communes')),
-                ('date_liste', models.DateField(blank=True, null=True, validators=[pvd.bounds.date_plausible, pvd.bounds.date_passee], verbose_name='date de la liste ANCT')),
-                ('rapport', models.TextField(blank=True, verbose_name='compte rendu')),
-                ('fichier', models.FileField(blank=True, upload_to='referentiel/rapports/', verbose_name='compte rendu (fichier)')),
-                ('requested_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='demandé par')),
-                ('simulation', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='application', to='communes.miseajourreferentiel', verbose_name='simulation confirmée')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "statut",
+                    models.CharField(
+                        choices=[("en_cours", "En cours"), ("pret", "Prêt"), ("echec", "Échec")],
+                        default="en_cours",
+                        max_length=20,
+                        verbose_name="statut",
+                    ),
+                ),
+                ("erreur", models.TextField(blank=True, verbose_name="erreur")),
+                (
+                    "requested_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="demandé le"),
+                ),
+                (
+                    "started_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="commencé le"),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="terminé le"),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("simulation", "Simulation"), ("application", "Application")],
+                        default="simulation",
+                        max_length=20,
+                        verbose_name="mode",
+                    ),
+                ),
+                (
+                    "cog",
+                    models.FileField(
+                        blank=True,
+                        upload_to=communes.models.referentiel_upload_to,
+                        verbose_name="COG de l'INSEE (communes)",
+                    ),
+                ),
+                (
+                    "siren",
+                    models.FileField(
+                        blank=True,
+                        upload_to=communes.models.referentiel_upload_to,
+                        verbose_name="Table communes ↔ SIREN et EPCI",
+                    ),
+                ),
+                (
+                    "populations",
+                    models.FileField(
+                        blank=True,
+                        upload_to=communes.models.referentiel_upload_to,
+                        verbose_name="Populations légales",
+                    ),
+                ),
+                (
+                    "liste_pvd",
+                    models.FileField(
+                        blank=True,
+                        upload_to=communes.models.referentiel_upload_to,
+                        verbose_name="Liste ANCT des communes PVD",
+                    ),
+                ),
+                (
+                    "ort",
+                    models.FileField(
+                        blank=True,
+                        upload_to=communes.models.referentiel_upload_to,
+                        verbose_name="Suivi national des ORT",
+                    ),
+                ),
+                (
+                    "coordonnees",
+                    models.FileField(
+                        blank=True,
+                        upload_to=communes.models.referentiel_upload_to,
+                        verbose_name="Coordonnées des communes",
+                    ),
+                ),
+                (
+                    "date_liste",
+                    models.DateField(
+                        blank=True,
+                        null=True,
+                        validators=[pvd.bounds.date_plausible, pvd.bounds.date_passee],
+                        verbose_name="date de la liste ANCT",
+                    ),
+                ),
+                ("rapport", models.TextField(blank=True, verbose_name="compte rendu")),
+                (
+                    "fichier",
+                    models.FileField(
+                        blank=True,
+                        upload_to="referentiel/rapports/",
+                        verbose_name="compte rendu (fichier)",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="demandé par",
+                    ),
+                ),
+                (
+                    "simulation",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="application",
+                        to="communes.miseajourreferentiel",
+                        verbose_name="simulation confirmée",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'mise à jour du référentiel',
-                'verbose_name_plural': 'mises à jour du référentiel',
-                'ordering': ['-requested_at'],
+                "verbose_name": "mise à jour du référentiel",
+                "verbose_name_plural": "mises à jour du référentiel",
+                "ordering": ["-requested_at"],
             },
         ),
     ]

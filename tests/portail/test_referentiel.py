@@ -156,7 +156,9 @@ def test_a_file_the_importer_refuses_is_refused_on_receipt(client_for, national,
         (b"%PDF-1.7\n", "cog.pdf", "format CSV"),
     ],
 )
-def test_wrong_type_or_encoding_is_refused(client_for, national, nouveau_cog, content, name, message):
+def test_wrong_type_or_encoding_is_refused(
+    client_for, national, nouveau_cog, content, name, message
+):
     _, siren = nouveau_cog
     files = {
         "cog": SimpleUploadedFile(name, content),
