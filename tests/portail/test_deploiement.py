@@ -149,9 +149,7 @@ def test_the_same_file_again_has_nothing_to_do(
 
 def test_a_bad_row_refuses_the_whole_file(client_for, national):
     rows = people()[:10]
-    rows.append(
-        ["Préfecture", "pref-x@exemple.gouv.fr", "Zoé", "Faux", "", "99", "", "", "", ""]
-    )
+    rows.append(["Préfecture", "pref-x@exemple.gouv.fr", "Zoé", "Faux", "", "99", "", "", "", ""])
     rows.append(["Élu", "maire-x@exemple.fr", "Yann", "Sans", "Maire", "", "99999", "", "", ""])
     rows.append(["Directeur", "d@exemple.fr", "A", "B", "", "", "", "", "", ""])
     client = client_for(national)
@@ -264,3 +262,24 @@ def test_only_national_staff_roll_out(client_for, who, request, national):
         assert client.post(url).status_code == 403, url
     assert snapshot() == before
     assert Deploiement.objects.count() == 1
+
+
+def test_an_excel_file_with_date_cells_is_read(client_for, national):
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    row = people()[0]
+    row[8], row[9] = datetime(2021, 3, 1), datetime(2021, 6, 1)
+    workbook = Workbook()
+    workbook.active.append(HEADER)
+    workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    upload = SimpleUploadedFile("personnes.xlsx", buffer.getvalue())
+
+    client_for(national).post(URL, {"fichier": upload})
+
+    objet = Deploiement.objects.get()
+    assert "Comptes créés : 1" in objet.rapport and not objet.refuse, objet.rapport
+    assert objet.fichier.name.endswith(".xlsx")
