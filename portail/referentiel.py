@@ -151,6 +151,12 @@ def run_imports(maj: MiseAJourReferentiel, paths: dict[str, Path]) -> list[str]:
         plan = territoires.build_plan(
             territoires.read_files(paths["cog"], paths["siren"], paths.get("populations"))
         )
+        # The report and the ImportRun name the stored files, not the temporary copies.
+        stored = {str(path): getattr(maj, name).name for name, path in paths.items()}
+        plan.report.files = [
+            (label, Path(stored.get(str(path), path)) if path else None)
+            for label, path in plan.report.files
+        ]
         touches = beneficiaires_touches(plan)
         order = [FUSIONNEES, RENOMMEES, EPCI_CHANGE, DEPARTEMENT_CHANGE]
         lines = section_lines(touches, order, limit=None)
@@ -166,6 +172,8 @@ def run_imports(maj: MiseAJourReferentiel, paths: dict[str, Path]) -> list[str]:
         parts.append(import_ort(paths["ort"]).render(limit=None))
     if "coordonnees" in paths:
         parts.append(import_coordonnees(paths["coordonnees"]).render(limit=None))
+    for name, path in paths.items():
+        parts = [part.replace(str(path), getattr(maj, name).name) for part in parts]
     return parts
 
 

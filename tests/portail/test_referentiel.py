@@ -87,6 +87,7 @@ def test_national_simulates_a_new_cog_then_applies_it(
     assert "Ussel – La Courtine : 19275 Ussel devient Ussel-sur-Sarsonne" in rapport
     assert "Import des territoires" in rapport
     assert "19148 Neuvic : absente du COG" in rapport
+    assert f"Fichier COG : {maj.cog.name}" in rapport  # the kept file, not a temporary copy
     # The simulation changed nothing, and recorded no import.
     assert Commune.objects.count() == before
     assert Commune.objects.get(code="19275").nom == "Ussel"
