@@ -29,6 +29,7 @@ from allauth.account.forms import default_token_generator
 from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
@@ -41,7 +42,9 @@ from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.importers.adhesions import FichierRefuse, read_rows
 from postes.forms import OccupationForm, PosteForm
 from postes.models import Occupation, Poste
+from pvd import policy
 from pvd.french import normalize
+from pvd.jobs import JobRefused, Result
 from pvd.models import Deploiement, Invitation, Role, User
 
 from .forms import RoleForm, UserForm
@@ -319,7 +322,9 @@ def _ligne(numero: int, values: dict, by: User, deploiement: Deploiement | None)
     return ligne
 
 
-def deployer(rows, by: User, *, simuler: bool, deploiement: Deploiement | None = None) -> Rapport:
+def deployer(
+    rows, by: User | None, *, simuler: bool, deploiement: Deploiement | None = None
+) -> Rapport:
     """Run every row in one transaction: rolled back for a simulation or a refused file."""
     rapport = Rapport()
     with transaction.atomic():
@@ -339,36 +344,65 @@ def deployer(rows, by: User, *, simuler: bool, deploiement: Deploiement | None =
     return rapport
 
 
-def simuler(upload, by: User) -> Rapport:
-    try:
-        rows = lire(upload)
-    except FichierRefuse as error:
-        return Rapport(erreur=" ".join(error.messages))
-    return deployer(rows, by, simuler=True)
+APPLICATION_REFUSEE = (
+    "Le tableau est refusé : la situation a changé depuis la simulation et une ligne ne passe "
+    "plus. Rien n'a été enregistré ; corrigez le tableau et déposez-le à nouveau."
+)
+FAILED = "Le déploiement a échoué ({detail}). Rien n'a été enregistré."
 
 
-def appliquer(deploiement: Deploiement, by: User) -> Rapport | None:
-    """Apply a simulated file once, all or nothing; None when it was applied already."""
-    with transaction.atomic():
-        claimed = Deploiement.objects.filter(
-            pk=deploiement.pk, applique_le__isnull=True, refuse=False
-        ).update(applique_le=timezone.now(), applique_par=by)
-        if not claimed:
-            return None
-        with deploiement.fichier.open("rb") as stored:
-            try:
-                rows = lire(stored)
-            except FichierRefuse as error:
-                rapport = Rapport(erreur=" ".join(error.messages))
-            else:
-                rapport = deployer(rows, by, simuler=False, deploiement=deploiement)
+def stale_reason(simulation: Deploiement, application: Deploiement | None = None) -> str:
+    """Why a simulation cannot be applied, or ''; ``application`` is the row applying it."""
+    if (
+        simulation.mode != Deploiement.Mode.SIMULATION
+        or simulation.statut != Deploiement.Statut.PRET
+        or simulation.refuse
+    ):
+        return "Seule une simulation terminée, sans ligne refusée, peut être appliquée."
+    others = Deploiement.objects.exclude(pk=application.pk if application else None)
+    if others.filter(simulation=simulation).exists():
+        return DEJA_APPLIQUE
+    return ""
+
+
+DEJA_APPLIQUE = "Ce tableau est déjà appliqué, ou en cours d'application."
+
+
+def work(job: Deploiement) -> Result:
+    """The job: simulate the stored spreadsheet, or apply the confirmed simulation's."""
+    simulation = job.mode == Deploiement.Mode.SIMULATION
+    source = job if simulation else job.simulation
+    if job.requested_by is None or not policy.may_roll_out(job.requested_by):
+        raise JobRefused("Seule l'équipe nationale déploie le programme à partir d'un tableau.")
+    if not simulation:
+        reason = stale_reason(source, job)
+        if reason:
+            raise JobRefused(reason)
+    with source.source.open("rb") as stored:
+        try:
+            rows = lire(stored)
+        except FichierRefuse as error:
+            rapport = Rapport(erreur=" ".join(error.messages))
+        else:
+            rapport = deployer(
+                rows, job.requested_by, simuler=simulation, deploiement=None if simulation else job
+            )
+    text = rapport.render()
+    if not simulation:
         if rapport.refuse:
-            # The state changed since the simulation: nothing was written, nor the claim.
-            transaction.set_rollback(True)
-            return rapport
-        Deploiement.objects.filter(pk=deploiement.pk).update(rapport_application=rapport.render())
-        transaction.on_commit(queue_invitations)
-    return rapport
+            raise JobRefused(f"{APPLICATION_REFUSEE}\n\n{text}")
+        queue_invitations()  # the rows are committed: the first batch goes now
+    title = (
+        "Simulation : rien n'a été enregistré. Voici ce que l'application ferait."
+        if simulation
+        else "Tableau appliqué. Les invitations partent par lots."
+    )
+    text = f"{title}\n\n{text}"
+    return ContentFile(text.encode()), {"rapport": text, "refuse": rapport.refuse}
+
+
+def run(pk: int) -> bool:
+    return Deploiement.run(pk, work, failed=FAILED, related=["simulation", "requested_by"])
 
 
 # Invitations --------------------------------------------------------------------------------

@@ -195,6 +195,17 @@ class DeploiementForm(DsfrBaseForm, JetonForm, forms.Form):
         "bénéficiaires), préfecture (son département), élu (sa commune). Partez du modèle.",
     )
 
+    def clean_fichier(self):
+        from .deploiement import FichierRefuse, lire
+
+        upload = self.cleaned_data["fichier"]
+        try:
+            lire(upload)  # a file that is not a table of people is refused at once
+        except FichierRefuse as error:
+            raise forms.ValidationError(error.messages) from None
+        upload.seek(0)
+        return upload
+
 
 class RenvoiInvitationForm(JetonForm):
     """The resend button: a one-time token, so that a double click sends once."""

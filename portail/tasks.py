@@ -15,3 +15,8 @@ def mettre_a_jour_referentiel(maj_id: int) -> None:
 def envoyer_invitations() -> None:
     """The rollout's due invitations, INVITATIONS_PAR_MINUTE at most (beat: every minute)."""
     deploiement.envoyer_invitations()
+
+
+@shared_task(base=JobTask, job_model="pvd.Deploiement", max_retries=3)
+def deployer(deploiement_id: int) -> None:
+    deploiement.run(deploiement_id)

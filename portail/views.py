@@ -379,30 +379,30 @@ class DeploiementMixin:
 
 
 class DeploiementView(DeploiementMixin, FormView):
-    """Upload the spreadsheet: kept, then simulated at once (nothing written)."""
+    """Upload the spreadsheet: kept, then simulated by a job (nothing written)."""
 
     form_class = DeploiementForm
     template_name = "portail/deploiement.html"
 
     def get_context_data(self, **kwargs):
-        recents = Deploiement.objects.select_related("requested_by")[:20]
+        simulations = Deploiement.objects.filter(mode=Deploiement.Mode.SIMULATION)
+        recents = simulations.select_related("requested_by", "application")[:20]
         return super().get_context_data(**kwargs, deploiements=recents)
 
     def form_valid(self, form):
-        return create_once(self.request, form, lambda: self.simulate(form))
+        return create_once(self.request, form, lambda: self.create(form))
 
-    def simulate(self, form):
+    def create(self, form):
         upload = form.cleaned_data["fichier"]
-        rapport = deploiement.simuler(upload, self.request.user)
-        upload.seek(0)
-        objet = Deploiement(
-            nom_fichier=upload.name[-200:],
-            requested_by=self.request.user,
-            rapport=rapport.render(),
-            refuse=rapport.refuse,
-        )
-        objet.fichier.save(upload.name, upload, save=False)
-        objet.save()
+        with transaction.atomic():
+            objet = Deploiement(
+                mode=Deploiement.Mode.SIMULATION,
+                nom_fichier=upload.name[-200:],
+                requested_by=self.request.user,
+            )
+            objet.source.save(upload.name, upload, save=False)
+            objet.save()
+            enqueue_on_commit(objet)
         return redirect("portail:deploiement-detail", pk=objet.pk)
 
 
@@ -410,30 +410,42 @@ class DeploiementDetailView(DeploiementMixin, DetailView):
     model = Deploiement
     template_name = "portail/deploiement_detail.html"
 
+    def get_queryset(self):
+        return Deploiement.objects.select_related("requested_by", "simulation")
+
+    def get_context_data(self, **kwargs):
+        objet = self.object
+        application = getattr(objet, "application", None) if objet.simulation_id is None else None
+        return super().get_context_data(
+            **kwargs,
+            application=application,
+            may_apply=not deploiement.stale_reason(objet),
+        )
+
 
 @require_POST
 def deploiement_appliquer(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply a simulation once: the database refuses a second application of it."""
     if not policy.may_roll_out(request.user):
         raise PermissionDenied(DEPLOIEMENT_REFUSE)
-    objet = get_object_or_404(Deploiement, pk=pk)
-    rapport = deploiement.appliquer(objet, request.user)
-    if rapport is None:
-        messages.info(request, "Ce tableau est déjà appliqué, ou refusé : rien n'a changé.")
-    elif rapport.refuse:
-        messages.error(
-            request,
-            "Le tableau est refusé : la situation a changé depuis la simulation et une ligne "
-            "ne passe plus. Rien n'a été enregistré. " + rapport.render().split("\n\n")[-1],
-        )
-    else:
-        created = rapport.count(deploiement.CREE) + rapport.count(deploiement.RETROUVE)
-        messages.success(
-            request,
-            f"Tableau appliqué. Les invitations partent par lots ({created} au plus) : suivez-les "
-            "ci-dessous.",
-        )
-        return redirect("portail:invitations")
-    return redirect("portail:deploiement-detail", pk=pk)
+    simulation = get_object_or_404(Deploiement, pk=pk, mode=Deploiement.Mode.SIMULATION)
+    reason = deploiement.stale_reason(simulation)
+    if reason:
+        messages.info(request, reason)
+        return redirect("portail:deploiement-detail", pk=pk)
+    try:
+        with transaction.atomic():
+            application = Deploiement.objects.create(
+                mode=Deploiement.Mode.APPLICATION,
+                simulation=simulation,
+                nom_fichier=simulation.nom_fichier,
+                requested_by=request.user,
+            )
+            enqueue_on_commit(application)
+    except IntegrityError:  # a double click, or a colleague first
+        messages.info(request, deploiement.DEJA_APPLIQUE)
+        return redirect("portail:deploiement-detail", pk=pk)
+    return redirect("portail:deploiement-detail", pk=application.pk)
 
 
 def deploiement_modele(request: HttpRequest, format: str) -> HttpResponse:

@@ -84,8 +84,8 @@ AUDIT_EXEMPT = {
     "pvd.Incident": "written by the service's own health checks, not by people",
     "pvd.EnvoiFormulaire": "a form's one-time token; the object it created is audited itself",
     "pvd.CodeMfaUtilise": "a used second-factor code, kept to refuse its reuse (security)",
-    "pvd.Deploiement": "the record of a rollout spreadsheet: who, when, its reports; the "
-    "accounts and roles it creates are audited themselves",
+    "pvd.Deploiement": "a job row (a rollout spreadsheet, who, when, its report); the "
+    "accounts, roles and posts it creates are audited themselves",
     "pvd.Invitation": "written by the invitations sweep: when an e-mail went out",
     "pvd.EchecsMfa": "a count of wrong second-factor codes (security, not data)",
     "actions.ExportPlan": "a generated file (a job row); the request is not a change of data",

@@ -14,6 +14,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Cast
 
 from .bounds import texte_une_ligne
+from .jobs import Job
 from .perimeter import EMPTY, Perimeter
 
 
@@ -454,38 +455,50 @@ def deploiement_upload_to(instance: "Deploiement", filename: str) -> str:
     return f"deploiements/{uuid.uuid4().hex}{extension}"
 
 
-class Deploiement(models.Model):
-    """A spreadsheet of the programme's people (national rollout): kept as uploaded, simulated
-    on receipt, applied once on confirmation (portail/deploiement.py)."""
+class Deploiement(Job):
+    """A spreadsheet of the programme's people (national rollout), kept as uploaded: a job
+    simulates it, then, on confirmation, a second row pointing at that simulation applies it
+    (portail/deploiement.py). ``rapport`` keeps the report."""
 
-    fichier = models.FileField("fichier", upload_to=deploiement_upload_to)
+    class Mode(models.TextChoices):
+        SIMULATION = "simulation", "Simulation"
+        APPLICATION = "application", "Application"
+
+    mode = models.CharField("mode", max_length=20, choices=Mode.choices, default=Mode.SIMULATION)
+    source = models.FileField("tableau déposé", upload_to=deploiement_upload_to, blank=True)
     nom_fichier = models.CharField(
         "nom du fichier déposé", max_length=200, validators=[texte_une_ligne]
     )
-    rapport = models.TextField("compte rendu de la simulation", blank=True)
-    refuse = models.BooleanField("refusé", default=False)
-    requested_by = models.ForeignKey(
-        User, verbose_name="déposé par", on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    created_at = models.DateTimeField("déposé le", auto_now_add=True)
-    applique_le = models.DateTimeField("appliqué le", null=True, blank=True)
-    applique_par = models.ForeignKey(
-        User,
-        verbose_name="appliqué par",
-        on_delete=models.SET_NULL,
+    simulation = models.OneToOneField(
+        "self",
+        verbose_name="simulation confirmée",
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
-        related_name="+",
+        related_name="application",
     )
-    rapport_application = models.TextField("compte rendu de l'application", blank=True)
+    rapport = models.TextField("compte rendu", blank=True)
+    refuse = models.BooleanField("tableau refusé", default=False)
+    fichier = models.FileField(
+        "compte rendu (fichier)", upload_to="deploiements/rapports/", blank=True
+    )
+
+    TASK = "portail.tasks.deployer"
+    FAILED_AFTER_RETRIES = (
+        "Le déploiement a échoué après plusieurs tentatives ({error}). Relancez-le plus tard."
+    )
+    STALLED = "Le déploiement n'a pas abouti (interrompu). Relancez-le."
 
     class Meta:
         verbose_name = "déploiement"
         verbose_name_plural = "déploiements"
-        ordering = ["-created_at"]
+        ordering = ["-requested_at"]
 
     def __str__(self) -> str:
-        return f"{self.nom_fichier} du {self.created_at:%d/%m/%Y %H:%M}"
+        return f"{self.get_mode_display()} de {self.nom_fichier}"
+
+    def result_filename(self) -> str:
+        return f"deploiement-{self.mode}-{self.pk}.txt"
 
 
 class InvitationQuerySet(models.QuerySet):

@@ -69,6 +69,24 @@ def snapshot() -> tuple:
     )
 
 
+def deposer(client, capture, upload) -> Deploiement:
+    with capture(execute=True):
+        response = client.post(URL, {"fichier": upload})
+    objet = Deploiement.objects.filter(mode="simulation").order_by("-pk").first()
+    assert response.status_code == 302, response.content.decode()
+    assert response.url == reverse("portail:deploiement-detail", args=[objet.pk])
+    objet.refresh_from_db()
+    return objet
+
+
+def appliquer(client, capture, objet) -> Deploiement:
+    with capture(execute=True):
+        response = client.post(reverse("portail:deploiement-appliquer", args=[objet.pk]))
+    application = Deploiement.objects.get(simulation=objet)
+    assert response.url == reverse("portail:deploiement-detail", args=[application.pk])
+    return application
+
+
 @pytest.fixture
 def batch(settings):
     settings.INVITATIONS_PAR_MINUTE = 20
@@ -82,22 +100,23 @@ def test_fifty_people_simulated_applied_and_invited_once(
     client = client_for(national)
     before = snapshot()
 
-    response = client.post(URL, {"fichier": csv_file(rows)})
+    objet = deposer(client, django_capture_on_commit_callbacks, csv_file(rows))
 
-    objet = Deploiement.objects.get()
-    assert response.url == reverse("portail:deploiement-detail", args=[objet.pk])
+    assert objet.statut == Deploiement.Statut.PRET, objet.erreur
     assert not objet.refuse, objet.rapport
+    assert objet.rapport.startswith("Simulation : rien n'a été enregistré.")
     assert "Comptes créés : 49" in objet.rapport
     assert "Comptes existants retrouvés par adresse électronique : 1" in objet.rapport
     assert "Lignes refusées : 0" in objet.rapport
     assert "prefecture-36@test.pvd.fr : retrouvé" in objet.rapport
     assert snapshot() == before  # a simulation writes nothing
-    page = client.get(response.url).content.decode()
-    assert "Appliquer le tableau" in page
+    page = client.get(reverse("portail:deploiement-detail", args=[objet.pk])).content.decode()
+    assert "Appliquer le tableau" in page and "Comptes créés : 49" in page
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("portail:deploiement-appliquer", args=[objet.pk]))
-    assert response.url == reverse("portail:invitations")
+    application = appliquer(client, django_capture_on_commit_callbacks, objet)
+    application.refresh_from_db()
+    assert application.statut == Deploiement.Statut.PRET, application.erreur
+    assert application.rapport.startswith("Tableau appliqué.")
     assert User.objects.count() == before[0] + 49
     assert Invitation.objects.count() == 50
     ussel = Beneficiaire.objects.get(nom="Ussel – La Courtine")
@@ -127,6 +146,7 @@ def test_fifty_people_simulated_applied_and_invited_once(
     # Applied once: a second confirmation changes nothing.
     response = client.post(reverse("portail:deploiement-appliquer", args=[objet.pk]), follow=True)
     assert "déjà appliqué" in response.content.decode()
+    assert Deploiement.objects.filter(mode="application").count() == 1
     assert Invitation.objects.count() == 50
 
 
@@ -135,19 +155,17 @@ def test_the_same_file_again_has_nothing_to_do(
 ):
     rows = people()[:3] + people()[-2:]
     client = client_for(national)
-    client.post(URL, {"fichier": csv_file(rows)})
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("portail:deploiement-appliquer", args=[Deploiement.objects.get().pk]))
+    capture = django_capture_on_commit_callbacks
+    appliquer(client, capture, deposer(client, capture, csv_file(rows)))
     before = snapshot()
 
-    client.post(URL, {"fichier": csv_file(rows)})
+    second = deposer(client, capture, csv_file(rows))
 
-    second = Deploiement.objects.order_by("-pk").first()
     assert "Déjà en place (rien à faire) : 5" in second.rapport
     assert snapshot() == before
 
 
-def test_a_bad_row_refuses_the_whole_file(client_for, national):
+def test_a_bad_row_refuses_the_whole_file(client_for, national, django_capture_on_commit_callbacks):
     rows = people()[:10]
     rows.append(["Préfecture", "pref-x@exemple.gouv.fr", "Zoé", "Faux", "", "99", "", "", "", ""])
     rows.append(["Élu", "maire-x@exemple.fr", "Yann", "Sans", "Maire", "", "99999", "", "", ""])
@@ -155,31 +173,33 @@ def test_a_bad_row_refuses_the_whole_file(client_for, national):
     client = client_for(national)
     before = snapshot()
 
-    response = client.post(URL, {"fichier": csv_file(rows)}, follow=True)
+    objet = deposer(client, django_capture_on_commit_callbacks, csv_file(rows))
 
-    objet = Deploiement.objects.get()
     assert objet.refuse
-    text = response.content.decode()
+    text = client.get(reverse("portail:deploiement-detail", args=[objet.pk])).content.decode()
     assert "Tableau refusé : rien n’a été enregistré" in text
     assert "Ligne 12 – pref-x@exemple.gouv.fr : refusé" in objet.rapport
     assert "Ligne 13 – maire-x@exemple.fr : refusé (aucun bénéficiaire PVD actif" in objet.rapport
     assert "type « Directeur » inconnu" in objet.rapport
     assert "Le fichier est refusé : aucune ligne n'est enregistrée" in objet.rapport
     assert "Appliquer le tableau" not in text
-    response = client.post(reverse("portail:deploiement-appliquer", args=[objet.pk]))
+    client.post(reverse("portail:deploiement-appliquer", args=[objet.pk]))
+    assert not Deploiement.objects.filter(mode="application").exists()
     assert snapshot() == before
 
 
 def test_a_file_that_is_not_a_table_is_refused_in_french(client_for, national):
     client = client_for(national)
     upload = SimpleUploadedFile("personnes.csv", "Type;Nom\n".encode("utf-16"))
-    client.post(URL, {"fichier": upload})
-    objet = Deploiement.objects.get()
-    assert objet.refuse
-    assert objet.rapport.startswith("Fichier refusé : Ce fichier n'est ni un classeur .xlsx")
+    response = client.post(URL, {"fichier": upload})
+    assert "Ce fichier n&#x27;est ni un classeur .xlsx" in response.content.decode()
 
-    client.post(URL, {"fichier": csv_file([], name="vide.csv")})
-    assert "n'a aucune ligne après l'en-tête" in Deploiement.objects.order_by("-pk")[0].rapport
+    response = client.post(URL, {"fichier": csv_file([], name="vide.csv")})
+    assert "aucune ligne après l’en-tête" in response.content.decode().replace("&#x27;", "’")
+    header = SimpleUploadedFile("p.csv", b"Nom;Prenom\nA;B\n")
+    response = client.post(URL, {"fichier": header})
+    assert "Colonnes obligatoires absentes" in response.content.decode()
+    assert not Deploiement.objects.exists()
 
 
 def test_the_template_lists_the_columns(client_for, national):
@@ -195,9 +215,8 @@ def test_the_tracker_shows_activation_and_resends_once(
     client_for, national, batch, django_capture_on_commit_callbacks
 ):
     client = client_for(national)
-    client.post(URL, {"fichier": csv_file(people()[-3:])})
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("portail:deploiement-appliquer", args=[Deploiement.objects.get().pk]))
+    capture = django_capture_on_commit_callbacks
+    appliquer(client, capture, deposer(client, capture, csv_file(people()[-3:])))
     assert len(mail.outbox) == 3
     active = Invitation.objects.select_related("user").order_by("pk")[0].user
     active.set_password("un mot de passe choisi")
@@ -243,7 +262,9 @@ def test_a_failed_sending_is_retried_then_given_up(national, batch, monkeypatch,
 
 @pytest.mark.parametrize("who", ["prefecture_36", "cdp_ussel", "elu_ussel", "partenaire"])
 def test_only_national_staff_roll_out(client_for, who, request, national):
-    objet = Deploiement.objects.create(nom_fichier="x.csv", fichier="deploiements/x.csv")
+    objet = Deploiement.objects.create(
+        nom_fichier="x.csv", source="deploiements/x.csv", statut="pret", requested_by=national
+    )
     invitation = Invitation.objects.create(user=national)
     client = client_for(request.getfixturevalue(who))
     before = snapshot()
@@ -264,7 +285,9 @@ def test_only_national_staff_roll_out(client_for, who, request, national):
     assert Deploiement.objects.count() == 1
 
 
-def test_an_excel_file_with_date_cells_is_read(client_for, national):
+def test_an_excel_file_with_date_cells_is_read(
+    client_for, national, django_capture_on_commit_callbacks
+):
     from datetime import datetime
 
     from openpyxl import Workbook
@@ -278,8 +301,7 @@ def test_an_excel_file_with_date_cells_is_read(client_for, national):
     workbook.save(buffer)
     upload = SimpleUploadedFile("personnes.xlsx", buffer.getvalue())
 
-    client_for(national).post(URL, {"fichier": upload})
+    objet = deposer(client_for(national), django_capture_on_commit_callbacks, upload)
 
-    objet = Deploiement.objects.get()
     assert "Comptes créés : 1" in objet.rapport and not objet.refuse, objet.rapport
-    assert objet.fichier.name.endswith(".xlsx")
+    assert objet.source.name.endswith(".xlsx")
