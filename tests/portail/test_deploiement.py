@@ -305,3 +305,30 @@ def test_an_excel_file_with_date_cells_is_read(
 
     assert "Comptes créés : 1" in objet.rapport and not objet.refuse, objet.rapport
     assert objet.source.name.endswith(".xlsx")
+
+
+def test_an_application_checks_the_rows_again_and_writes_nothing_if_one_fails(
+    client_for, national, django_capture_on_commit_callbacks
+):
+    """The rules are checked on what is stored when the application runs, not on the
+    simulation's report: a row that no longer passes refuses the whole file."""
+    rows = people()[-2:] + [
+        ["Préfecture", "prefecture-36@test.pvd.fr", "", "", "Référent", "23", "", "", "", ""]
+    ]
+    client = client_for(national)
+    capture = django_capture_on_commit_callbacks
+    objet = deposer(client, capture, csv_file(rows))
+    assert not objet.refuse, objet.rapport
+    User.objects.filter(email="prefecture-36@test.pvd.fr").update(is_active=False)
+    before = snapshot()
+
+    application = appliquer(client, capture, objet)
+
+    application.refresh_from_db()
+    assert application.statut == Deploiement.Statut.ECHEC
+    assert application.erreur.startswith("Le tableau est refusé : la situation a changé")
+    assert "le compte de cette adresse est désactivé" in application.erreur
+    assert snapshot() == before
+    assert mail.outbox == []
+    page = client.get(reverse("portail:deploiement-detail", args=[application.pk]))
+    assert "Rien n’a été enregistré." in page.content.decode()
