@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,24 @@ def test_manage_py_still_requires_a_secret_key_when_debug_is_false():
     result = manage("import_territoires", "--help", DEBUG="false")
     assert result.returncode != 0
     assert "SECRET_KEY is required when DEBUG is false" in result.stderr
+
+
+def test_the_ort_file_simulation_shows_the_conventions_it_would_match(
+    client_for, national, django_capture_on_commit_callbacks
+):
+    from conventions.models import Convention
+
+    path = REAL / "ort_conventions_suivi_national.csv"
+    if not path.exists():
+        pytest.skip("reference data not on this machine")
+    before = Convention.objects.count()
+    files = {"ort": SimpleUploadedFile("ort.csv", path.read_bytes(), "text/csv")}
+
+    maj = simulate(client_for(national), files, django_capture_on_commit_callbacks)
+
+    assert maj.statut == MiseAJourReferentiel.Statut.PRET, maj.erreur
+    assert "Import du suivi national des ORT" in maj.rapport
+    assert f"Fichier : {maj.ort.name}" in maj.rapport
+    created = re.search(r"Conventions-cadres créées +: (\d+)", maj.rapport)
+    assert created and int(created.group(1)) > 0  # the cast's signed ORT, matched
+    assert Convention.objects.count() == before  # a simulation only
