@@ -86,7 +86,7 @@ def check_upload(upload, kind: str) -> None:
         upload.seek(0)
         try:
             PARSERS[kind](path)
-        except ImportFileError as error:
+        except REFUSED as error:
             raise ValidationError(f"Fichier refusé : {error}") from None
 
 
