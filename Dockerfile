@@ -2,6 +2,8 @@
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# The image is production: its manage.py commands must not fall back to DEBUG (see manage.py).
+ENV DEBUG=false
 # WeasyPrint needs Pango and HarfBuzz.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \

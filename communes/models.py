@@ -1,3 +1,5 @@
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -13,6 +15,7 @@ from pvd.bounds import (
 )
 from pvd.files import pdf_upload_name
 from pvd.french import normalize
+from pvd.jobs import Job
 
 # The programme aims at communes below this population; a larger one needs a reason.
 SEUIL_POPULATION = 20_000
@@ -526,3 +529,81 @@ class DecisionStatut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_nouveau_statut_display()} – {self.reference}"
+
+
+def referentiel_upload_to(instance: "MiseAJourReferentiel", filename: str) -> str:
+    # Never the uploader's name: a random one, under the refresh's folder.
+    return f"referentiel/{uuid.uuid4().hex}.csv"
+
+
+class MiseAJourReferentiel(Job):
+    """One yearly refresh of the official reference from the portal: the files national staff
+    uploaded, run first as a simulation (a dry run that changes nothing), then applied on
+    confirmation by a second row pointing at that simulation. ``rapport`` keeps the report."""
+
+    class Mode(models.TextChoices):
+        SIMULATION = "simulation", "Simulation"
+        APPLICATION = "application", "Application"
+
+    # The files, in the order they are imported (each importer needs the ones before).
+    FICHIERS = {
+        "cog": "COG de l'INSEE (communes)",
+        "siren": "Table communes ↔ SIREN et EPCI",
+        "populations": "Populations légales",
+        "liste_pvd": "Liste ANCT des communes PVD",
+        "ort": "Suivi national des ORT",
+        "coordonnees": "Coordonnées des communes",
+    }
+
+    mode = models.CharField("mode", max_length=20, choices=Mode.choices, default=Mode.SIMULATION)
+    cog = models.FileField(FICHIERS["cog"], upload_to=referentiel_upload_to, blank=True)
+    siren = models.FileField(FICHIERS["siren"], upload_to=referentiel_upload_to, blank=True)
+    populations = models.FileField(
+        FICHIERS["populations"], upload_to=referentiel_upload_to, blank=True
+    )
+    liste_pvd = models.FileField(FICHIERS["liste_pvd"], upload_to=referentiel_upload_to, blank=True)
+    ort = models.FileField(FICHIERS["ort"], upload_to=referentiel_upload_to, blank=True)
+    coordonnees = models.FileField(
+        FICHIERS["coordonnees"], upload_to=referentiel_upload_to, blank=True
+    )
+    date_liste = models.DateField(
+        "date de la liste ANCT", null=True, blank=True, validators=[date_plausible, date_passee]
+    )
+    simulation = models.OneToOneField(
+        "self",
+        verbose_name="simulation confirmée",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="application",
+    )
+    rapport = models.TextField("compte rendu", blank=True)
+    fichier = models.FileField(
+        "compte rendu (fichier)", upload_to="referentiel/rapports/", blank=True
+    )
+
+    TASK = "portail.tasks.mettre_a_jour_referentiel"
+    FAILED_AFTER_RETRIES = (
+        "La mise à jour du référentiel a échoué après plusieurs tentatives ({error}). "
+        "Relancez-la plus tard."
+    )
+    STALLED = "La mise à jour du référentiel n'a pas abouti (interrompue). Relancez-la."
+
+    class Meta:
+        verbose_name = "mise à jour du référentiel"
+        verbose_name_plural = "mises à jour du référentiel"
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} du {self.requested_at:%d/%m/%Y %H:%M}"
+
+    def result_filename(self) -> str:
+        return f"referentiel-{self.mode}-{self.pk}.txt"
+
+    def fichiers(self) -> list[tuple[str, str, models.fields.files.FieldFile]]:
+        """(field, label, file) of the files given, in import order."""
+        return [
+            (name, label, getattr(self, name))
+            for name, label in self.FICHIERS.items()
+            if getattr(self, name)
+        ]

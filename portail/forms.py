@@ -1,11 +1,20 @@
 from django import forms
 from dsfr.forms import DsfrBaseForm
 
-from communes.models import EPCI, Commune, Departement, MembreBeneficiaire, Region
+from communes.models import (
+    EPCI,
+    Commune,
+    Departement,
+    MembreBeneficiaire,
+    MiseAJourReferentiel,
+    Region,
+)
 from pvd.bounds import formfield, texte_une_ligne
 from pvd.forms import CodesField
 from pvd.integrity import JetonForm
 from pvd.models import Role, User
+
+from .referentiel import check_upload
 
 
 class UserForm(DsfrBaseForm, forms.ModelForm):
@@ -140,3 +149,64 @@ class RoleForm(DsfrBaseForm, JetonForm, forms.ModelForm):
         partenaire = role.kind == Role.Kind.PARTENAIRE
         role.financeurs.set(self.cleaned_data.get("financeurs") or [] if partenaire else [])
         return role
+
+
+class MiseAJourReferentielForm(DsfrBaseForm, JetonForm, forms.ModelForm):
+    """The official files of a refresh: each one read by its importer before it is kept."""
+
+    class Meta:
+        model = MiseAJourReferentiel
+        fields = [*MiseAJourReferentiel.FICHIERS, "date_liste"]
+        help_texts = {
+            "cog": "Fichier « communes » du COG (TYPECOM, COM, REG, DEP, LIBELLE…), en CSV.",
+            "siren": "Obligatoire avec le COG : com_code;com_siren;epci_siren;…",
+            "populations": "Facultatif : COM;PMUN;…",
+            "liste_pvd": "Liste ANCT (insee_com, lib_com, id_pvd…).",
+            "ort": "Suivi national des ORT (Code commune, Signée ?…).",
+            "coordonnees": "code_insee, longitude_centre, latitude_centre…",
+            "date_liste": "Obligatoire pour la liste data.gouv.fr (JJ/MM/AAAA), qui ne la donne "
+            "pas.",
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        given = [name for name in MiseAJourReferentiel.FICHIERS if cleaned.get(name)]
+        if not given and not self.errors:
+            raise forms.ValidationError("Déposez au moins un fichier.")
+        if bool(cleaned.get("cog")) != bool(cleaned.get("siren")):
+            raise forms.ValidationError(
+                "Le COG et la table communes ↔ SIREN vont ensemble : déposez les deux."
+            )
+        if cleaned.get("populations") and not cleaned.get("cog"):
+            self.add_error("populations", "Les populations s'importent avec le COG.")
+        for name in given:
+            if name in self.errors:
+                continue
+            try:
+                check_upload(cleaned[name], name)
+            except forms.ValidationError as error:
+                self.add_error(name, error)
+        return cleaned
+
+
+class DeploiementForm(DsfrBaseForm, JetonForm, forms.Form):
+    fichier = forms.FileField(
+        label="Tableau des personnes (CSV ou Excel .xlsx, 2 Mo au plus)",
+        help_text="Une ligne par personne et par rôle : chef de projet (avec son poste et ses "
+        "bénéficiaires), préfecture (son département), élu (sa commune). Partez du modèle.",
+    )
+
+    def clean_fichier(self):
+        from .deploiement import FichierRefuse, lire
+
+        upload = self.cleaned_data["fichier"]
+        try:
+            lire(upload)  # a file that is not a table of people is refused at once
+        except FichierRefuse as error:
+            raise forms.ValidationError(error.messages) from None
+        upload.seek(0)
+        return upload
+
+
+class RenvoiInvitationForm(JetonForm):
+    """The resend button: a one-time token, so that a double click sends once."""

@@ -40,6 +40,27 @@ portail_patterns = [
     path("acces/roles/<int:pk>/supprimer/", views.role_delete, name="role-delete"),
     path("acces/<int:pk>/proconnect/detacher/", views.proconnect_unlink, name="proconnect-unlink"),
     path("journal/", views.AuditLogView.as_view(), name="audit-log"),
+    path("referentiel/", views.ReferentielView.as_view(), name="referentiel"),
+    path("referentiel/<int:pk>/", views.ReferentielDetailView.as_view(), name="referentiel-detail"),
+    path("deploiement/", views.DeploiementView.as_view(), name="deploiement"),
+    path("deploiement/<int:pk>/", views.DeploiementDetailView.as_view(), name="deploiement-detail"),
+    path(
+        "deploiement/<int:pk>/appliquer/",
+        views.deploiement_appliquer,
+        name="deploiement-appliquer",
+    ),
+    path("deploiement/modele.<str:format>", views.deploiement_modele, name="deploiement-modele"),
+    path("deploiement/invitations/", views.InvitationListView.as_view(), name="invitations"),
+    path(
+        "deploiement/invitations/<int:pk>/renvoyer/",
+        views.invitation_renvoyer,
+        name="invitation-renvoyer",
+    ),
+    path(
+        "referentiel/<int:pk>/appliquer/",
+        views.referentiel_appliquer,
+        name="referentiel-appliquer",
+    ),
 ]
 
 urlpatterns = [

@@ -2,29 +2,46 @@ import logging
 
 from allauth.account.forms import ResetPasswordForm
 from auditlog.models import LogEntry
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django.views.generic import CreateView, DetailView, TemplateView, UpdateView
+from django.views.generic import (
+    CreateView,
+    DetailView,
+    FormView,
+    ListView,
+    TemplateView,
+    UpdateView,
+)
 from django_filters.views import FilterView
 
-from communes.models import Commune, Departement
-from pvd import health, policy, proconnect
+from communes.models import Commune, Departement, MiseAJourReferentiel
+from pvd import health, policy, proconnect, spreadsheets
 from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
 from pvd.integrity import IntegrityErrorMixin, create_once
-from pvd.models import ImportRun, Role, User
+from pvd.jobs import enqueue_on_commit
+from pvd.models import Deploiement, ImportRun, Invitation, Role, User
 from tableaux.dashboards import home_context
 
+from . import deploiement
 from .filters import LogEntryFilter, UserFilter
-from .forms import RoleForm, UserForm
+from .forms import (
+    DeploiementForm,
+    MiseAJourReferentielForm,
+    RenvoiInvitationForm,
+    RoleForm,
+    UserForm,
+)
+from .referentiel import ALREADY_APPLIED, stale_reason
 
 logger = logging.getLogger(__name__)
 
@@ -261,3 +278,226 @@ class AuditLogView(NationalRequiredMixin, FilterView):
         national = policy.is_national(self.request.user)
         imports = ImportRun.objects.all()[:20] if national else []
         return super().get_context_data(national=national, imports=imports, **kwargs)
+
+
+# The yearly refresh of the official reference (portail/referentiel.py) ------------------------
+
+REFERENTIEL_REFUSE = "Seule l'équipe nationale met à jour le référentiel."
+
+
+class ReferentielMixin:
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_refresh_reference(request.user):
+            raise PermissionDenied(REFERENTIEL_REFUSE)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ReferentielView(ReferentielMixin, CreateView):
+    """Upload the new official files: they are simulated first, applied on confirmation."""
+
+    form_class = MiseAJourReferentielForm
+    template_name = "portail/referentiel.html"
+
+    def get_context_data(self, **kwargs):
+        simulations = MiseAJourReferentiel.objects.filter(
+            mode=MiseAJourReferentiel.Mode.SIMULATION
+        ).select_related("requested_by", "application")
+        return super().get_context_data(**kwargs, simulations=simulations[:20])
+
+    def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
+        form.instance.requested_by = self.request.user
+        form.instance.mode = MiseAJourReferentiel.Mode.SIMULATION
+        with transaction.atomic():
+            self.object = form.save()
+            enqueue_on_commit(self.object)
+        messages.success(
+            self.request,
+            "Fichiers reçus et vérifiés. La simulation est lancée : rien ne sera enregistré "
+            "avant votre confirmation.",
+        )
+        return redirect("portail:referentiel-detail", pk=self.object.pk)
+
+
+class ReferentielDetailView(ReferentielMixin, DetailView):
+    model = MiseAJourReferentiel
+    template_name = "portail/referentiel_detail.html"
+
+    def get_queryset(self):
+        return MiseAJourReferentiel.objects.select_related("requested_by", "simulation")
+
+    def get_context_data(self, **kwargs):
+        maj = self.object
+        application = getattr(maj, "application", None) if maj.simulation_id is None else None
+        return super().get_context_data(
+            **kwargs,
+            application=application,
+            stale=stale_reason(maj) if maj.statut == maj.Statut.PRET else "",
+        )
+
+
+@require_POST
+def referentiel_appliquer(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply a simulation's files; the database refuses a second application of it."""
+    if not policy.may_refresh_reference(request.user):
+        raise PermissionDenied(REFERENTIEL_REFUSE)
+    simulation = get_object_or_404(
+        MiseAJourReferentiel, pk=pk, mode=MiseAJourReferentiel.Mode.SIMULATION
+    )
+    reason = stale_reason(simulation)
+    if reason:
+        messages.error(request, reason)
+        return redirect("portail:referentiel-detail", pk=pk)
+    try:
+        with transaction.atomic():
+            application = MiseAJourReferentiel.objects.create(
+                mode=MiseAJourReferentiel.Mode.APPLICATION,
+                simulation=simulation,
+                date_liste=simulation.date_liste,
+                requested_by=request.user,
+            )
+            enqueue_on_commit(application)
+    except IntegrityError:  # a double click, or a colleague first
+        messages.info(request, ALREADY_APPLIED)
+        return redirect("portail:referentiel-detail", pk=pk)
+    messages.success(request, "Application lancée : tout ou rien, en une seule transaction.")
+    return redirect("portail:referentiel-detail", pk=application.pk)
+
+
+# The national rollout (portail/deploiement.py) ---------------------------------------------------
+
+DEPLOIEMENT_REFUSE = "Seule l'équipe nationale déploie le programme à partir d'un tableau."
+
+
+class DeploiementMixin:
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_roll_out(request.user):
+            raise PermissionDenied(DEPLOIEMENT_REFUSE)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class DeploiementView(DeploiementMixin, FormView):
+    """Upload the spreadsheet: kept, then simulated by a job (nothing written)."""
+
+    form_class = DeploiementForm
+    template_name = "portail/deploiement.html"
+
+    def get_context_data(self, **kwargs):
+        simulations = Deploiement.objects.filter(mode=Deploiement.Mode.SIMULATION)
+        recents = simulations.select_related("requested_by", "application")[:20]
+        return super().get_context_data(**kwargs, deploiements=recents)
+
+    def form_valid(self, form):
+        return create_once(self.request, form, lambda: self.create(form))
+
+    def create(self, form):
+        upload = form.cleaned_data["fichier"]
+        with transaction.atomic():
+            objet = Deploiement(
+                mode=Deploiement.Mode.SIMULATION,
+                nom_fichier=upload.name[-200:],
+                requested_by=self.request.user,
+            )
+            objet.source.save(upload.name, upload, save=False)
+            objet.save()
+            enqueue_on_commit(objet)
+        return redirect("portail:deploiement-detail", pk=objet.pk)
+
+
+class DeploiementDetailView(DeploiementMixin, DetailView):
+    model = Deploiement
+    template_name = "portail/deploiement_detail.html"
+
+    def get_queryset(self):
+        return Deploiement.objects.select_related("requested_by", "simulation")
+
+    def get_context_data(self, **kwargs):
+        objet = self.object
+        application = getattr(objet, "application", None) if objet.simulation_id is None else None
+        return super().get_context_data(
+            **kwargs,
+            application=application,
+            may_apply=not deploiement.stale_reason(objet),
+        )
+
+
+@require_POST
+def deploiement_appliquer(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply a simulation once: the database refuses a second application of it."""
+    if not policy.may_roll_out(request.user):
+        raise PermissionDenied(DEPLOIEMENT_REFUSE)
+    simulation = get_object_or_404(Deploiement, pk=pk, mode=Deploiement.Mode.SIMULATION)
+    reason = deploiement.stale_reason(simulation)
+    if reason:
+        messages.info(request, reason)
+        return redirect("portail:deploiement-detail", pk=pk)
+    try:
+        with transaction.atomic():
+            application = Deploiement.objects.create(
+                mode=Deploiement.Mode.APPLICATION,
+                simulation=simulation,
+                nom_fichier=simulation.nom_fichier,
+                requested_by=request.user,
+            )
+            enqueue_on_commit(application)
+    except IntegrityError:  # a double click, or a colleague first
+        messages.info(request, deploiement.DEJA_APPLIQUE)
+        return redirect("portail:deploiement-detail", pk=pk)
+    return redirect("portail:deploiement-detail", pk=application.pk)
+
+
+def deploiement_modele(request: HttpRequest, format: str) -> HttpResponse:
+    """The spreadsheet to fill: the columns the rollout reads."""
+    if not policy.may_roll_out(request.user):
+        raise PermissionDenied(DEPLOIEMENT_REFUSE)
+    if format not in ("csv", "xlsx"):
+        raise Http404("Format inconnu : CSV ou XLSX.")
+    name = "deploiement-personnes"
+    if format == "xlsx":
+        return spreadsheets.xlsx_response(deploiement.HEADER, [], name, "Personnes")
+    return spreadsheets.csv_response(deploiement.HEADER, [], name)
+
+
+class InvitationListView(DeploiementMixin, ListView):
+    """Who was invited, whether they activated their account; resend from here."""
+
+    template_name = "portail/invitations.html"
+    paginate_by = 100
+
+    def get_queryset(self):
+        invitations = Invitation.objects.select_related("user")
+        if self.request.GET.get("etat") == "non_activees":
+            invitations = invitations.non_activees()
+        return invitations
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(
+            **kwargs,
+            total=Invitation.objects.count(),
+            activees=set(Invitation.objects.activees().values_list("pk", flat=True)),
+            nombre_activees=Invitation.objects.activees().count(),
+            tentatives_max=settings.INVITATIONS_TENTATIVES,
+        )
+        # One token per button: resending two people from one page sends both.
+        context["lignes"] = [(i, RenvoiInvitationForm()) for i in context["object_list"]]
+        return context
+
+
+@require_POST
+def invitation_renvoyer(request: HttpRequest, pk: int) -> HttpResponse:
+    if not policy.may_roll_out(request.user):
+        raise PermissionDenied(DEPLOIEMENT_REFUSE)
+    invitation = get_object_or_404(Invitation.objects.select_related("user"), pk=pk)
+    form = RenvoiInvitationForm(request.POST)
+    if not form.is_valid():  # the token was used: a double click
+        messages.info(request, "Cette invitation est déjà renvoyée.")
+        return redirect("portail:invitations")
+
+    def resend():
+        deploiement.renvoyer(invitation.pk)
+        messages.success(request, f"Invitation de {invitation.user.email} renvoyée.")
+        return redirect("portail:invitations")
+
+    return create_once(request, form, resend)

@@ -84,8 +84,13 @@ AUDIT_EXEMPT = {
     "pvd.Incident": "written by the service's own health checks, not by people",
     "pvd.EnvoiFormulaire": "a form's one-time token; the object it created is audited itself",
     "pvd.CodeMfaUtilise": "a used second-factor code, kept to refuse its reuse (security)",
+    "pvd.Deploiement": "a job row (a rollout spreadsheet, who, when, its report); the "
+    "accounts, roles and posts it creates are audited themselves",
+    "pvd.Invitation": "written by the invitations sweep: when an e-mail went out",
     "pvd.EchecsMfa": "a count of wrong second-factor codes (security, not data)",
     "actions.ExportPlan": "a generated file (a job row); the request is not a change of data",
+    "communes.MiseAJourReferentiel": "a job row that keeps who asked, when, the files and the "
+    "report; what the import changed is traced by its ImportRun",
     "tableaux.Bilan": "a generated file (a job row); the request is not a change of data",
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",
     "rappels.Recapitulatif": "the record of a digest sent by the sweep",

@@ -10,10 +10,11 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Cast
 
 from .bounds import texte_une_ligne
+from .jobs import Job
 from .perimeter import EMPTY, Perimeter
 
 
@@ -446,3 +447,102 @@ class EchecsMfa(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} – {self.echecs}"
+
+
+def deploiement_upload_to(instance: "Deploiement", filename: str) -> str:
+    # Never the uploader's name; the extension tells the reader CSV from XLSX.
+    extension = ".xlsx" if filename.lower().endswith(".xlsx") else ".csv"
+    return f"deploiements/{uuid.uuid4().hex}{extension}"
+
+
+class Deploiement(Job):
+    """A spreadsheet of the programme's people (national rollout), kept as uploaded: a job
+    simulates it, then, on confirmation, a second row pointing at that simulation applies it
+    (portail/deploiement.py). ``rapport`` keeps the report."""
+
+    class Mode(models.TextChoices):
+        SIMULATION = "simulation", "Simulation"
+        APPLICATION = "application", "Application"
+
+    mode = models.CharField("mode", max_length=20, choices=Mode.choices, default=Mode.SIMULATION)
+    source = models.FileField("tableau déposé", upload_to=deploiement_upload_to, blank=True)
+    nom_fichier = models.CharField(
+        "nom du fichier déposé", max_length=200, validators=[texte_une_ligne]
+    )
+    simulation = models.OneToOneField(
+        "self",
+        verbose_name="simulation confirmée",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="application",
+    )
+    rapport = models.TextField("compte rendu", blank=True)
+    refuse = models.BooleanField("tableau refusé", default=False)
+    fichier = models.FileField(
+        "compte rendu (fichier)", upload_to="deploiements/rapports/", blank=True
+    )
+
+    TASK = "portail.tasks.deployer"
+    FAILED_AFTER_RETRIES = (
+        "Le déploiement a échoué après plusieurs tentatives ({error}). Relancez-le plus tard."
+    )
+    STALLED = "Le déploiement n'a pas abouti (interrompu). Relancez-le."
+
+    class Meta:
+        verbose_name = "déploiement"
+        verbose_name_plural = "déploiements"
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} de {self.nom_fichier}"
+
+    def result_filename(self) -> str:
+        return f"deploiement-{self.mode}-{self.pk}.txt"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def a_envoyer(self, max_tentatives: int) -> "InvitationQuerySet":
+        return self.filter(envoyee_le__isnull=True, tentatives__lt=max_tentatives)
+
+    def activees(self) -> "InvitationQuerySet":
+        """The person has chosen a password or logged in (ProConnect has no password)."""
+        return self.filter(ACTIVEE)
+
+    def non_activees(self) -> "InvitationQuerySet":
+        return self.exclude(ACTIVEE)
+
+
+# An unusable password (set_unusable_password) starts with « ! ».
+ACTIVEE = Q(user__last_login__isnull=False) | ~Q(user__password__startswith="!")
+
+
+class Invitation(models.Model):
+    """The invitation of a person the national rollout brought in: sent once, by the
+    invitations sweep (portail/deploiement.py), claimed with a conditional update."""
+
+    user = models.OneToOneField(
+        User, verbose_name="personne", on_delete=models.CASCADE, related_name="invitation"
+    )
+    deploiement = models.ForeignKey(
+        Deploiement,
+        verbose_name="déploiement",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invitations",
+    )
+    created_at = models.DateTimeField("créée le", auto_now_add=True)
+    envoyee_le = models.DateTimeField("invitation envoyée le", null=True, blank=True)
+    envois = models.PositiveIntegerField("envois", default=0)
+    tentatives = models.PositiveIntegerField("échecs d'envoi", default=0)
+    erreur = models.CharField("dernière erreur", max_length=300, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "invitation"
+        ordering = ["user__last_name", "user__first_name", "user__email"]
+
+    def __str__(self) -> str:
+        return f"Invitation de {self.user.email}"

@@ -245,6 +245,16 @@ def may_manage_access(user: User) -> bool:
     return is_national(user)
 
 
+def may_refresh_reference(user: User) -> bool:
+    """Refresh the official reference (COG, SIREN, populations, ANCT lists, ORT file)."""
+    return is_national(user)
+
+
+def may_roll_out(user: User) -> bool:
+    """Bring the programme's people in from a spreadsheet and send their invitations."""
+    return is_national(user)
+
+
 def may_manage_funders(user: User) -> bool:
     """Keep the catalogue of funders."""
     return is_national(user)

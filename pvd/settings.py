@@ -254,6 +254,11 @@ JOB_TIME_LIMITS = {
     "conventions.DocumentConvention": 5 * 60,
     "actions.ExportPlan": 15 * 60,
     "tableaux.Bilan": 5 * 60,
+    # The territories of the whole country (35 000 communes), then the lists, in one go.
+    "communes.MiseAJourReferentiel": 15 * 60,
+    # The rollout goes through the one-by-one forms, about 0.2 s a row on the shared 2-core
+    # machine: some 3 000 people of the programme in about 10 minutes.
+    "pvd.Deploiement": 15 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
@@ -332,6 +337,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tableaux.tasks.refresh_programme",
         "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
     },
+    # The national rollout's invitations, INVITATIONS_PAR_MINUTE a minute (portail/deploiement.py).
+    "send-rollout-invitations": {
+        "task": "portail.tasks.envoyer_invitations",
+        "schedule": 60,
+    },
     "end-roles-of-departed-chefs-de-projet": {
         "task": "postes.tasks.end_roles_of_departed",
         "schedule": 60 * 60,
@@ -353,6 +363,10 @@ DEFAULT_FROM_EMAIL = env.str(
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as written in e-mails (links, one-click unsubscribe).
 PVD_BASE_URL = env.str("PVD_BASE_URL", default="http://localhost:8000")
+# The national rollout sends its invitations in batches: at most this many a minute (an SMTP
+# relay limits senders), each one retried by the following minutes this many times at most.
+INVITATIONS_PAR_MINUTE = env.int("INVITATIONS_PAR_MINUTE", default=30)
+INVITATIONS_TENTATIVES = 5
 
 # Production hardening (python manage.py check --deploy reports no issue with these).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -11,10 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from actions.models import ExportPlan
+from communes.models import MiseAJourReferentiel
 from conventions.models import Convention, DocumentConvention
 from conventions.tasks import generate_convention_pdf
 from pvd.jobs import Job, JobRefused, job_models
-from pvd.models import Heartbeat
+from pvd.models import Deploiement, Heartbeat
 from pvd.tasks import clear_expired_sessions, fail_stalled_jobs
 from tableaux.models import Bilan
 
@@ -43,7 +44,13 @@ def statut(job: Job) -> str:
 
 
 def test_every_long_task_is_a_job():
-    assert set(job_models()) == {DocumentConvention, ExportPlan, Bilan}
+    assert set(job_models()) == {
+        DocumentConvention,
+        ExportPlan,
+        Bilan,
+        MiseAJourReferentiel,
+        Deploiement,
+    }
     for model in job_models():
         assert model.TASK and model.STALLED and "{error}" in model.FAILED_AFTER_RETRIES
 
