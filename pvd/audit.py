@@ -85,6 +85,8 @@ AUDIT_EXEMPT = {
     "pvd.EnvoiFormulaire": "a form's one-time token; the object it created is audited itself",
     "pvd.CodeMfaUtilise": "a used second-factor code, kept to refuse its reuse (security)",
     "pvd.EchecsMfa": "a count of wrong second-factor codes (security, not data)",
+    "pvd.CompteurLimite": "allauth's count of attempts (wrong passwords, resets): security, "
+    "not data; the failures and lockouts themselves are journaled as security events",
     "actions.ExportPlan": "a generated file (a job row); the request is not a change of data",
     "tableaux.Bilan": "a generated file (a job row); the request is not a change of data",
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",
