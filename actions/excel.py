@@ -6,8 +6,9 @@ every row of both sheets and collects every error (a formula is one: it is never
 Each sheet's XML is first streamed once (``etendue``), stopping at the row and cell limits:
 a sheet over them is refused before openpyxl reads a row, and openpyxl then reads only up to
 the last row holding a value (formatted blank rows below it cost nothing);
-``apply_import`` writes the rows in one transaction, and is only called when there is no
-error at all.
+``apply_import`` writes the rows in bulk in one transaction (a number of queries that does
+not grow with the plan, each row journaled as one save of it would be), and is only called
+when there is no error at all.
 """
 
 import copy
