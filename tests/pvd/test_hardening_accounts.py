@@ -342,6 +342,22 @@ def test_password_reset_requests_meet_their_limit_while_redis_is_down(
     assert len(mail.outbox) == 5
 
 
+def test_a_rate_limit_lock_in_the_database_is_granted_once_until_released_or_expired():
+    from pvd import ratelimits
+
+    key = "allauth:rl:allauth.account:login_failed:5/300.0/key:abc:lock"
+    assert ratelimits.add(key, True, 10) is True
+    assert ratelimits.add(key, True, 10) is False  # held by another request
+    assert ratelimits.delete(key) is True
+    assert ratelimits.add(key, True, 0) is True  # a lock whose holder died expires
+    assert ratelimits.add(key, True, 10) is True
+    counter = key.removesuffix(":lock")
+    ratelimits.set(counter, [1.5, 0.5], 300)
+    assert ratelimits.get(counter, []) == [1.5, 0.5]
+    ratelimits.set(counter, [], 0)  # expired: read as absent, deleted at the next write
+    assert ratelimits.get(counter, "absent") == "absent"
+
+
 def test_wrong_codes_are_counted_per_account_and_a_right_code_resets_them(
     client, mfa_enforced, national
 ):
