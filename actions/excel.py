@@ -6,10 +6,12 @@ every row of both sheets and collects every error (a formula is one: it is never
 Each sheet's XML is first streamed once (``etendue``), stopping at the row and cell limits:
 a sheet over them is refused before openpyxl reads a row, and openpyxl then reads only up to
 the last row holding a value (formatted blank rows below it cost nothing);
-``apply_import`` writes the rows in one transaction, and is only called when there is no
-error at all.
+``apply_import`` writes the rows in bulk in one transaction (a number of queries that does
+not grow with the plan, each row journaled as one save of it would be), and is only called
+when there is no error at all.
 """
 
+import copy
 import logging
 import re
 import time
@@ -24,13 +26,15 @@ from xml.etree.ElementTree import ParseError
 from django.core import signing
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.datetime import from_excel, to_excel
 from openpyxl.xml.functions import iterparse  # the XML parser openpyxl itself uses
 
 from communes.models import Beneficiaire, Commune
+from pvd.audit import journal_bulk
 from pvd.bounds import DATE_MAX, DATE_MIN
 from pvd.french import de
 
@@ -44,6 +48,7 @@ from .models import (
     ensure_axes,
 )
 from .plan import reference_key as tri_naturel
+from .signals import plan_imported
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ MAX_COLONNES_LUES = 60
 MAX_CELLULES_LUES = 150_000
 # Reading both sheets may not take longer than this.
 MAX_SECONDES = 20
+BATCH = 1_000  # rows per INSERT or UPDATE when the import writes
 CENTIME = Decimal("0.01")
 
 # The template carries the plan it was made for: a very hidden sheet holds the
@@ -929,13 +935,17 @@ def _cle_financement(ligne) -> tuple:
 
 @transaction.atomic
 def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
-    """Create or update the fiches by reference; replace the financing lines they are given."""
+    """Create or update the fiches by reference; replace the financing lines they are given.
+
+    The rows are gathered first (``Ecritures``), then written in bulk: a few queries for the
+    whole plan, whatever its size, each row journaled as one save of it would be, and the
+    plan's and dashboards' versions and the reminders' resolution triggered once."""
     assert not lecture.erreurs, "an import with errors writes nothing"
     existantes = {
         f.reference: f
         for f in FicheAction.objects.select_for_update()
         .filter(beneficiaire=beneficiaire)
-        .prefetch_related("financements", "communes", "indicateurs")
+        .prefetch_related("financements__financeur", "communes", "indicateurs")
     }
     financements: dict[str, list[Ligne]] = defaultdict(list)
     for ligne in lecture.financements:
@@ -944,6 +954,7 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
     for ligne in lecture.indicateurs:
         indicateurs[ligne.valeurs["reference"]].append(ligne)
     bilan = Bilan()
+    ecritures = Ecritures(user)
     traitees = set()
     for ligne in lecture.fiches:
         valeurs = _valeurs_fiche(ligne)
@@ -952,10 +963,13 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         traitees.add(reference)
         fiche = existantes.get(reference)
         if fiche is None:
-            fiche = FicheAction(beneficiaire=beneficiaire, reference=reference, updated_by=user)
-            _creer(fiche, valeurs, communes, financements[reference], indicateurs[reference])
+            fiche = FicheAction(
+                beneficiaire=beneficiaire, reference=reference, updated_by=user, **valeurs
+            )
+            ecritures.creer(fiche, communes, financements[reference], indicateurs[reference])
             bilan.creees.append(reference)
             continue
+        avant = copy.copy(fiche)
         modifiee = False
         for champ, valeur in valeurs.items():
             if champ == "axe":
@@ -967,9 +981,10 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
             c.pk for c in fiche.communes.all()
         }:
             modifiee = True
-            fiche.communes.set(communes)
-        enregistree = _enregistrer(fiche, modifiee, financements[reference], user)
-        if _indicateurs(fiche, indicateurs[reference]) or enregistree:
+            ecritures.communes.append((fiche, communes))
+        enregistree = ecritures.enregistrer(fiche, avant, modifiee, financements[reference])
+        ecritures.champs.update(valeurs)
+        if ecritures.indicateurs(fiche, indicateurs[reference]) or enregistree:
             bilan.modifiees.append(reference)
         else:
             bilan.inchangees.append(reference)
@@ -979,10 +994,10 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         if reference not in traitees:
             traitees.add(reference)
             fiche = existantes[reference]
-            changed = reference in financements and _enregistrer(
-                fiche, False, financements[reference], user
+            changed = reference in financements and ecritures.enregistrer(
+                fiche, copy.copy(fiche), False, financements[reference]
             )
-            if _indicateurs(fiche, indicateurs[reference]) or changed:
+            if ecritures.indicateurs(fiche, indicateurs[reference]) or changed:
                 bilan.modifiees.append(reference)
             else:
                 bilan.inchangees.append(reference)
@@ -990,16 +1005,26 @@ def apply_import(lecture: Lecture, beneficiaire: Beneficiaire, user) -> Bilan:
         (f for ref, f in existantes.items() if ref not in traitees),
         key=lambda f: tri_naturel(f.reference),
     )
+    ecritures.write(beneficiaire)
     _verifier_depassements(lecture, beneficiaire, traitees)
     return bilan
 
 
 def _verifier_depassements(lecture: Lecture, beneficiaire: Beneficiaire, traitees) -> None:
-    """The rule of the web form, on what is now stored (a lower cost with lines kept, too)."""
+    """The rule of the web form, on what is now stored (a lower cost with lines kept, too),
+    in one query for the whole plan."""
     numeros = {ligne.valeurs["reference"]: ligne.numero for ligne in lecture.fiches}
+    depassees = (
+        FicheAction.objects.filter(beneficiaire=beneficiaire)
+        .with_financement()
+        .filter(finance__gt=F("cout_total"))
+        .order_by("reference")
+    )
     refus = []
-    for fiche in FicheAction.objects.filter(beneficiaire=beneficiaire, reference__in=traitees):
-        if message := fiche.refus_depassement():
+    for fiche in depassees:
+        if fiche.reference not in traitees:
+            continue  # not touched by this import
+        if message := fiche.refus_depassement(fiche.finance):
             lieu = numeros.get(fiche.reference)
             texte = message[:1].lower() + message[1:].rstrip(".")
             refus.append(
@@ -1007,16 +1032,6 @@ def _verifier_depassements(lecture: Lecture, beneficiaire: Beneficiaire, traitee
             )
     if refus:
         raise ImportRefuse(refus)
-
-
-def _creer(fiche: FicheAction, valeurs: dict, communes, financements, indicateurs) -> None:
-    for champ, valeur in valeurs.items():
-        setattr(fiche, champ, valeur)
-    fiche.save()
-    if communes:
-        fiche.communes.set(communes)
-    _remplacer_financements(fiche, financements, nouvelle=True)
-    _indicateurs(fiche, indicateurs)
 
 
 class ImportRefuse(Exception):
@@ -1027,64 +1042,147 @@ class ImportRefuse(Exception):
         self.erreurs = erreurs
 
 
-def _enregistrer(fiche: FicheAction, modifiee: bool, lignes: list[Ligne], user) -> bool:
-    avant = Counter(_cle_financement(lf) for lf in fiche.financements.all())
-    apres = Counter(_cle_financement(ligne) for ligne in lignes)
-    if not modifiee and avant == apres:
-        return False
-    fiche.version += 1
-    fiche.updated_by = user
-    fiche.save()
-    if avant != apres:
-        _remplacer_financements(fiche, lignes)
-    return True
+def _nouvelle_ligne(fiche: FicheAction, ligne: Ligne) -> LigneFinancement:
+    v = ligne.valeurs
+    return LigneFinancement(
+        fiche=fiche,
+        financeur=v["financeur"],
+        dispositif=v.get("dispositif", ""),
+        montant=v["montant"],
+        statut=v.get("statut") or LigneFinancement.Statut.PREVU,
+        date_decision=v.get("date_decision"),
+    )
 
 
-def _remplacer_financements(fiche: FicheAction, lignes: list[Ligne], nouvelle=False) -> None:
-    # One save per line (not bulk_create): the audit trail records each of them. A fiche just
-    # created has no line to delete: no query to find none (one per fiche of a new plan).
-    for ancienne in () if nouvelle else fiche.financements.all():
-        ancienne.delete()
-    for ligne in lignes:
-        v = ligne.valeurs
-        LigneFinancement.objects.create(
-            fiche=fiche,
-            financeur=v["financeur"],
-            dispositif=v.get("dispositif", ""),
-            montant=v["montant"],
-            statut=v.get("statut") or LigneFinancement.Statut.PREVU,
-            date_decision=v.get("date_decision"),
+def _valeurs_indicateur(ligne: Ligne) -> dict:
+    v = ligne.valeurs
+    return {
+        "libelle": v["libelle"],
+        "type": v["type"],
+        "unite": v["unite"],
+        "cible": v.get("cible"),
+        "frequence": v.get("frequence") or "",
+    }
+
+
+class Ecritures:
+    """What an import writes, gathered row by row, then written in bulk by ``write``."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+        self.fiches_creees: list[FicheAction] = []
+        # (before, after) of each fiche changed, and the fields of the sheet they may change.
+        self.fiches_modifiees: list[tuple[FicheAction, FicheAction]] = []
+        self.champs: set[str] = set()
+        # The fiches whose communes are set (a new fiche's, or a fiche's that changed).
+        self.communes: list[tuple[FicheAction, list[Commune]]] = []
+        self.lignes_creees: list[LigneFinancement] = []
+        self.lignes_supprimees: list[LigneFinancement] = []
+        self.indicateurs_crees: list[Indicateur] = []
+        # (before, after, fields changed) of each indicator changed.
+        self.indicateurs_modifies: list[tuple[Indicateur, Indicateur, list[str]]] = []
+
+    def creer(self, fiche: FicheAction, communes, financements, indicateurs) -> None:
+        self.fiches_creees.append(fiche)
+        if communes:
+            self.communes.append((fiche, communes))
+        self.lignes_creees.extend(_nouvelle_ligne(fiche, ligne) for ligne in financements)
+        self.indicateurs(fiche, indicateurs)
+
+    def enregistrer(
+        self, fiche: FicheAction, avant: FicheAction, modifiee: bool, lignes: list[Ligne]
+    ) -> bool:
+        """A fiche changed (``modifiee``) or given other financing lines gets a new version;
+        its lines are replaced when they differ. True when the fiche changed."""
+        anciennes = list(fiche.financements.all())
+        changees = Counter(map(_cle_financement, anciennes)) != Counter(
+            map(_cle_financement, lignes)
         )
+        if not modifiee and not changees:
+            return False
+        fiche.version += 1
+        fiche.updated_by = self.user
+        self.fiches_modifiees.append((avant, fiche))
+        if changees:
+            self.lignes_supprimees.extend(anciennes)
+            self.lignes_creees.extend(_nouvelle_ligne(fiche, ligne) for ligne in lignes)
+        return True
 
+    def indicateurs(self, fiche: FicheAction, lignes: list[Ligne]) -> bool:
+        """Create or update the fiche's indicators by their title; one absent from the sheet
+        is kept with its measures. True when something changed."""
+        par_libelle = {cle(i.libelle): i for i in fiche.indicateurs.all()} if fiche.pk else {}
+        changed = False
+        for ligne in lignes:
+            valeurs = _valeurs_indicateur(ligne)
+            indicateur = par_libelle.get(cle(valeurs["libelle"]))
+            if indicateur is None:
+                indicateur = Indicateur(fiche=fiche, **valeurs)
+                par_libelle[cle(valeurs["libelle"])] = indicateur
+                self.indicateurs_crees.append(indicateur)
+                changed = True
+                continue
+            champs = [
+                champ
+                for champ, valeur in valeurs.items()
+                if champ in ligne.valeurs or champ == "libelle"
+                if getattr(indicateur, champ) != valeur
+            ]
+            if champs:
+                avant = copy.copy(indicateur)
+                for champ in champs:
+                    setattr(indicateur, champ, valeurs[champ])
+                self.indicateurs_modifies.append((avant, indicateur, champs))
+                changed = True
+        return changed
 
-def _indicateurs(fiche: FicheAction, lignes: list[Ligne]) -> bool:
-    """Create or update the fiche's indicators by their title; one absent from the sheet is
-    kept with its measures. True when something changed."""
-    par_libelle = {cle(i.libelle): i for i in fiche.indicateurs.all()}
-    changed = False
-    for ligne in lignes:
-        v = ligne.valeurs
-        valeurs = {
-            "libelle": v["libelle"],
-            "type": v["type"],
-            "unite": v["unite"],
-            "cible": v.get("cible"),
-            "frequence": v.get("frequence") or "",
-        }
-        indicateur = par_libelle.get(cle(v["libelle"]))
-        if indicateur is None:
-            par_libelle[cle(v["libelle"])] = Indicateur.objects.create(fiche=fiche, **valeurs)
-            changed = True
-            continue
-        champs = [
-            champ
-            for champ, valeur in valeurs.items()
-            if champ in v or champ == "libelle"
-            if getattr(indicateur, champ) != valeur
-        ]
-        if champs:
-            for champ in champs:
-                setattr(indicateur, champ, valeurs[champ])
-            indicateur.save(update_fields=champs)
-            changed = True
-    return changed
+    def write(self, beneficiaire: Beneficiaire) -> None:
+        """Everything gathered, in bulk, then its journal entries and, once, what a save of
+        the plan triggers (actions.signals.plan_imported)."""
+        remplacees = [fiche.pk for fiche, _ in self.communes if fiche.pk]
+        FicheAction.objects.bulk_create(self.fiches_creees, batch_size=BATCH)
+        if self.fiches_modifiees:
+            now = timezone.now()
+            for _, fiche in self.fiches_modifiees:
+                fiche.updated_at = now
+            FicheAction.objects.bulk_update(
+                [fiche for _, fiche in self.fiches_modifiees],
+                sorted(self.champs | {"version", "updated_by", "updated_at"}),
+                batch_size=BATCH,
+            )
+        if self.communes:
+            liens = FicheAction.communes.through
+            if remplacees:
+                liens.objects.filter(ficheaction__in=remplacees).delete()
+            liens.objects.bulk_create(
+                [
+                    liens(ficheaction_id=fiche.pk, commune_id=commune.pk)
+                    for fiche, communes in self.communes
+                    for commune in communes
+                ],
+                batch_size=BATCH,
+            )
+        if self.lignes_supprimees:
+            # A raw delete sends no signal: their journal entries are written below, once.
+            pks = [ligne.pk for ligne in self.lignes_supprimees]
+            LigneFinancement.objects.filter(pk__in=pks)._raw_delete(LigneFinancement.objects.db)
+        LigneFinancement.objects.bulk_create(self.lignes_creees, batch_size=BATCH)
+        Indicateur.objects.bulk_create(self.indicateurs_crees, batch_size=BATCH)
+        if self.indicateurs_modifies:
+            Indicateur.objects.bulk_update(
+                [indicateur for _, indicateur, _ in self.indicateurs_modifies],
+                sorted({champ for _, _, champs in self.indicateurs_modifies for champ in champs}),
+                batch_size=BATCH,
+            )
+        journal_bulk(
+            self.user,
+            created=[*self.fiches_creees, *self.lignes_creees, *self.indicateurs_crees],
+            updated=[
+                *((avant, fiche, None) for avant, fiche in self.fiches_modifiees),
+                *self.indicateurs_modifies,
+            ],
+            deleted=self.lignes_supprimees,
+        )
+        written = (self.fiches_creees, self.fiches_modifiees, self.indicateurs_crees)
+        if any(written) or self.indicateurs_modifies:
+            plan_imported.send(sender=FicheAction, beneficiaire=beneficiaire)

@@ -324,12 +324,14 @@ class FicheAction(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def refus_depassement(self) -> str:
+    def refus_depassement(self, finance: Decimal | None = None) -> str:
         """The refusal of a fiche whose stored financing lines add up to more than its cost:
-        the rule of the web form and of the Excel import alike, checked after they write."""
+        the rule of the web form and of the Excel import alike, checked after they write.
+        ``finance``: the lines' total when already summed (``with_financement``)."""
         if self.cout_total is None:
             return ""
-        finance = self.financements.aggregate(total=Sum("montant"))["total"] or Decimal("0")
+        if finance is None:
+            finance = self.financements.aggregate(total=Sum("montant"))["total"] or Decimal("0")
         if finance <= self.cout_total:
             return ""
         return (

@@ -2,10 +2,15 @@
 again (actions/plan_cache.py)."""
 
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .models import Axe, FicheAction, Financeur, LigneFinancement
 from .plan_cache import CATALOGUE, new_plan_version
+
+# Sent once by the Excel import (actions/excel.py), which writes a plan's rows in bulk
+# without their own signals, with ``beneficiaire``: what a save of the plan triggers (its
+# version here, the dashboards' version, the reminders' resolution) connects to it too.
+plan_imported = Signal()
 
 
 @receiver([post_save, post_delete], sender=FicheAction)
@@ -26,3 +31,8 @@ def ligne_changed(sender, instance, **kwargs) -> None:
 @receiver([post_save, post_delete], sender=Financeur)
 def catalogue_changed(sender, **kwargs) -> None:
     new_plan_version(CATALOGUE)
+
+
+@receiver(plan_imported)
+def plan_was_imported(sender, beneficiaire, **kwargs) -> None:
+    new_plan_version(beneficiaire.pk)

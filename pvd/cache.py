@@ -1,15 +1,14 @@
 """A Redis cache that degrades to « nothing cached » when Redis does not answer.
 
-The cache holds allauth's rate-limit counters and what can be computed again (perimeters,
-unread counts, dashboards' figures, plan pages); sessions live in the database: losing it
-for a while must not stop anyone from logging in. While Redis is down, reads miss and writes
-are dropped. ``add`` reports failure: it is the « only once » guard (a token used once, a
-version set once), and an outage must never grant twice what is granted once. One exception:
-the lock allauth takes around a rate-limit counter (``allauth:rl:…:lock``) is granted,
-since the counter it guards is unreachable anyway; allauth's password rate limits are
-therefore off until Redis is back, while the second factor's limits live in the database
-(pvd/mfa.py). After a failure the cache is not asked again for ``RETRY_AFTER`` seconds: a
-Redis that times out costs one timeout, not one per call of a page.
+The cache holds what can be computed again (perimeters, unread counts, dashboards' figures,
+plan pages); sessions live in the database: losing it for a while must not stop anyone from
+logging in. While Redis is down, reads miss and writes are dropped. ``add`` reports failure:
+it is the « only once » guard (a token used once, a version set once), and an outage must
+never grant twice what is granted once. allauth's rate-limit counters (``allauth:rl:…``)
+never go to Redis: they are kept in the database (pvd/ratelimits.py), so that no limit on
+passwords fails open during an outage, as the second factor's (pvd/mfa.py). After a failure
+the cache is not asked again for ``RETRY_AFTER`` seconds: a Redis that times out costs one
+timeout, not one per call of a page.
 """
 
 import ast
@@ -20,16 +19,14 @@ from functools import cache as once
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds
-
-
-def _add_fallback(key, *args) -> bool:
-    return ":allauth:rl:" in f":{key}" and key.endswith(":lock")
+RATE_LIMITS = "allauth:rl:"  # the keys of allauth's rate-limit counters
 
 
 def degrade(fallback):
@@ -62,7 +59,7 @@ class DegradingRedisCacheClient(RedisCacheClient):
             client = clients[pool] = self._client(connection_pool=pool)
         return client
 
-    add = degrade(_add_fallback)(RedisCacheClient.add)
+    add = degrade(False)(RedisCacheClient.add)
     get = degrade(lambda key, default: default)(RedisCacheClient.get)
     set = degrade(None)(RedisCacheClient.set)
     touch = degrade(False)(RedisCacheClient.touch)
@@ -79,6 +76,35 @@ class DegradingRedisCache(RedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = DegradingRedisCacheClient
+
+    # allauth's rate limits read and write their counters with these four verbs only.
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if key.startswith(RATE_LIMITS):
+            from . import ratelimits  # its model loads after the cache
+
+            return ratelimits.add(key, value, self.get_backend_timeout(timeout))
+        return super().add(key, value, timeout, version)
+
+    def get(self, key, default=None, version=None):
+        if key.startswith(RATE_LIMITS):
+            from . import ratelimits  # its model loads after the cache
+
+            return ratelimits.get(key, default)
+        return super().get(key, default, version)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if key.startswith(RATE_LIMITS):
+            from . import ratelimits  # its model loads after the cache
+
+            return ratelimits.set(key, value, self.get_backend_timeout(timeout))
+        return super().set(key, value, timeout, version)
+
+    def delete(self, key, version=None):
+        if key.startswith(RATE_LIMITS):
+            from . import ratelimits  # its model loads after the cache
+
+            return ratelimits.delete(key)
+        return super().delete(key, version)
 
 
 # The code a cached page was rendered by ---------------------------------------------------------

@@ -546,3 +546,20 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"Invitation de {self.user.email}"
+
+
+class CompteurLimite(models.Model):
+    """One of allauth's rate-limit counters (wrong passwords, password resets…), held here
+    rather than in Redis (pvd/ratelimits.py): a Redis outage never lifts a limit."""
+
+    cle = models.CharField("clé", max_length=255, primary_key=True)
+    # allauth's value: the times of the attempts counted (a list of seconds), or its lock.
+    valeur = models.JSONField("valeur")
+    expire_le = models.DateTimeField("expire le", db_index=True)
+
+    class Meta:
+        verbose_name = "compteur de limite de tentatives"
+        verbose_name_plural = "compteurs de limites de tentatives"
+
+    def __str__(self) -> str:
+        return self.cle

@@ -155,7 +155,8 @@ ACCOUNT_SESSION_REMEMBER = None
 # A password-reset request for an unknown address sends nothing (no « sign up » invitation).
 ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # allauth's default limits (login_failed: 10 per minute per IP, 5 per 5 min per account)
-# stay on; set explicitly so they are reviewed with the code.
+# stay on; set explicitly so they are reviewed with the code. Their counters are kept in the
+# database (pvd/ratelimits.py): a Redis outage lifts none of them.
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/300s/key",
@@ -213,13 +214,14 @@ STORAGES = {
 }
 
 # Redis, Celery and background jobs -------------------------------------------------------
-# Redis is the cache (allauth's rate limits) and the Celery broker. When it is down the
-# portal must keep serving: the cache degrades to « nothing cached » (pvd.cache), and
-# asking for a PDF or an export fails at once with « Service momentanément indisponible »
-# (pvd.jobs.enqueue_on_commit). Every Redis wait is bounded, so that a Redis that accepts
-# connections and never answers (frozen) costs a request at most REDIS_TIMEOUT for the cache
-# (pvd.cache then leaves Redis alone for a few seconds) plus BROKER_TIMEOUT to publish a
-# job's task: 1.5 s. A healthy Redis answers in a millisecond.
+# Redis is the cache and the Celery broker (allauth's rate limits are kept in the database,
+# pvd/ratelimits.py). When it is down the portal must keep serving: the cache degrades to
+# « nothing cached » (pvd.cache), and asking for a PDF or an export fails at once with
+# « Service momentanément indisponible » (pvd.jobs.enqueue_on_commit). Every Redis wait is
+# bounded, so that a Redis that accepts connections and never answers (frozen) costs a
+# request at most REDIS_TIMEOUT for the cache (pvd.cache then leaves Redis alone for a few
+# seconds) plus BROKER_TIMEOUT to publish a job's task: 1.5 s. A healthy Redis answers in a
+# millisecond.
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_TIMEOUT = 0.5  # seconds, to connect and to answer (cache, health checks)
 BROKER_TIMEOUT = 1  # seconds, to connect and to answer (Celery broker)

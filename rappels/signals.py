@@ -10,6 +10,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from actions.models import FicheAction, Indicateur, Mesure
+from actions.signals import plan_imported
 from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.models import Convention
 from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Poste
@@ -113,3 +114,11 @@ for model in SOURCES:
     post_save.connect(changed, sender=model, dispatch_uid=f"rappels-{label}-save")
     post_delete.connect(changed, sender=model, dispatch_uid=f"rappels-{label}-delete")
 m2m_changed.connect(postes_changed, sender=Poste.beneficiaires.through, dispatch_uid="rappels-p")
+
+
+def plan_was_imported(sender, beneficiaire, **kwargs) -> None:
+    """The Excel import writes a plan's fiches and indicators in bulk, without their signals."""
+    schedule("beneficiaire", [beneficiaire.pk])
+
+
+plan_imported.connect(plan_was_imported, dispatch_uid="rappels-plan-imported")

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from actions.signals import plan_imported
+
 from .cache import new_version
 from .lecture import READS as LECTURE_READS
 
@@ -64,3 +66,5 @@ def connected_senders() -> set[str]:
 
 
 watch(LECTURE_READS)  # carte/apps.py watches the choropleth's own READS
+# The Excel import writes a plan's fiches, lines and indicators in bulk, without their signals.
+plan_imported.connect(changed, dispatch_uid="tableaux-plan-imported")

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from pvd.mfa import mfa_required
 from pvd.middleware import SESSION_SEEN_KEY, SESSION_STARTED_KEY
-from pvd.models import CodeMfaUtilise, EchecsMfa, Role
+from pvd.models import CodeMfaUtilise, CompteurLimite, EchecsMfa, Role
 from tests.factories import UserFactory, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -244,6 +244,118 @@ def test_with_redis_stopped_wrong_codes_meet_the_limit(
     refused = client.post(reverse("mfa_authenticate"), {"code": totp(SECRET)})
     assert refused.status_code == 200 and "_auth_user_id" not in client.session
     assert EchecsMfa.objects.get(user=national).echecs == MAX_WRONG_CODES
+
+
+# Issue 20, item 7: allauth's password limits hold with Redis stopped ------------------------
+
+LIMITS_REDIS_PORT = 9652  # another redis-server of these tests' own, stopped in mid-test
+
+
+@pytest.fixture
+def redis_then_stopped(tmp_path, settings):
+    """The cache points at a redis-server of its own; the test stops it by calling the
+    returned function."""
+    url = f"redis://127.0.0.1:{LIMITS_REDIS_PORT}/0"
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(LIMITS_REDIS_PORT), "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(url)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "pvd.cache.DegradingRedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+
+    def stop() -> list[bytes]:
+        """Stop the server; the keys it held."""
+        keys = client.keys("*")
+        server.kill()
+        server.wait()
+        assert cache.get("sonde") is None
+        return keys
+
+    try:
+        cache.set("sonde", "ok")
+        assert client.get(":1:sonde") is not None  # the cache uses this server
+        yield stop
+    finally:
+        server.kill()
+        server.wait()
+
+
+def refused_for_too_many(response) -> bool:
+    return "Trop de tentatives de connexion" in response.content.decode()
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_wrong_passwords_beyond_the_limit_are_refused_while_redis_is_down(
+    client, redis_then_stopped, prefecture_36
+):
+    # Counted before the outage (allauth: 5 wrong passwords per account in 5 minutes)…
+    for _ in range(3):
+        assert not refused_for_too_many(login(client, prefecture_36.email, "mauvais"))
+    assert CompteurLimite.objects.filter(cle__contains=":login_failed:").exists()
+    assert not [key for key in redis_then_stopped() if b"allauth:rl" in key]
+    # …and still counted during it: the 6th attempt is refused, the right password too.
+    for _ in range(2):
+        assert not refused_for_too_many(login(client, prefecture_36.email, "mauvais"))
+    assert refused_for_too_many(login(client, prefecture_36.email, "mauvais"))
+    assert refused_for_too_many(login(client, prefecture_36.email))
+    assert "_auth_user_id" not in client.session
+    assert [e.object_repr for e in events("lockout")] == [prefecture_36.email] * 2
+    # Another account logs in meanwhile: the outage stops no one.
+    other = UserFactory(email="autre@test.pvd.fr")
+    login(client, other.email)
+    assert client.session["_auth_user_id"] == str(other.pk)
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_wrong_passwords_from_one_address_meet_its_limit_while_redis_is_down(
+    client, redis_then_stopped, territoires
+):
+    redis_then_stopped()
+    # allauth: 10 wrong passwords per minute from one address, whatever the accounts.
+    answers = [login(client, f"personne{n}@exemple.fr", "mauvais") for n in range(11)]
+    assert not any(refused_for_too_many(answer) for answer in answers[:10])
+    assert refused_for_too_many(answers[10])
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_password_reset_requests_meet_their_limit_while_redis_is_down(
+    client, redis_then_stopped, cdp_ussel
+):
+    redis_then_stopped()
+    url = reverse("account_reset_password")
+    # allauth: 5 requests per minute for one address.
+    statuses = [client.post(url, {"email": cdp_ussel.email}).status_code for _ in range(6)]
+    assert statuses == [302] * 5 + [429]
+    assert len(mail.outbox) == 5
+
+
+def test_a_rate_limit_lock_in_the_database_is_granted_once_until_released_or_expired():
+    from pvd import ratelimits
+
+    key = "allauth:rl:allauth.account:login_failed:5/300.0/key:abc:lock"
+    assert ratelimits.add(key, True, 10) is True
+    assert ratelimits.add(key, True, 10) is False  # held by another request
+    assert ratelimits.delete(key) is True
+    assert ratelimits.add(key, True, 0) is True  # a lock whose holder died expires
+    assert ratelimits.add(key, True, 10) is True
+    counter = key.removesuffix(":lock")
+    ratelimits.set(counter, [1.5, 0.5], 300)
+    assert ratelimits.get(counter, []) == [1.5, 0.5]
+    ratelimits.set(counter, [], 0)  # expired: read as absent, deleted at the next write
+    assert ratelimits.get(counter, "absent") == "absent"
 
 
 def test_wrong_codes_are_counted_per_account_and_a_right_code_resets_them(

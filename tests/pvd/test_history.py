@@ -12,7 +12,7 @@ from django.urls import reverse
 from actions.models import ensure_axes
 from communes.models import Beneficiaire
 from conventions.models import Convention
-from pvd.audit import history, readable
+from pvd.audit import history, journal_bulk, readable
 from tests.actions.test_plan import fiche
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +142,60 @@ def test_the_prefecture_dashboard_links_to_its_journal(client_for, prefecture_19
     page_content = page(client_for(prefecture_19), reverse("portail:home"))
     assert reverse("portail:audit-log") in page_content
     assert "Journal des modifications de vos départements" in page_content
+
+
+def test_rows_journaled_in_bulk_read_as_one_save_of_each_would(
+    cdp_ussel, ussel_la_courtine, monkeypatch
+):
+    """The Excel import writes in bulk and journals its rows itself (pvd.audit.journal_bulk):
+    the same changes as auditlog's entry for one save, the importer as author."""
+    from actions.models import FicheAction, Financeur, Indicateur, LigneFinancement
+
+    ensure_axes(ussel_la_courtine)
+    with set_actor(cdp_ussel):
+        created = fiche(
+            ussel_la_courtine,
+            2,
+            "2.7",
+            Decimal("250000.50"),
+            titre="Halle",
+            budget_vert=True,
+            date_fin_prevue=date(2027, 5, 1),
+            updated_by=cdp_ussel,
+        )
+        ligne = LigneFinancement.objects.create(
+            fiche=created,
+            financeur=Financeur.objects.get(nom="DSIL"),
+            montant=Decimal("40000.00"),
+            statut="notifie",
+        )
+        indicateur = Indicateur.objects.create(
+            fiche=created, type="realisation", libelle="Logements", unite="logements"
+        )
+    saved = {
+        type(row): LogEntry.objects.get_for_object(row).get().changes
+        for row in (created, ligne, indicateur)
+    }
+    LogEntry.objects.all().delete()
+
+    journal_bulk(cdp_ussel, created=[created, ligne, indicateur], deleted=[ligne])
+
+    for model in (FicheAction, LigneFinancement, Indicateur):
+        (entry,) = LogEntry.objects.filter(
+            content_type__model=model._meta.model_name, action=LogEntry.Action.CREATE
+        )
+        own = {f.name for f in model._meta.concrete_fields}
+        # auditlog also records reverse relations as « app.Model.None »: nothing to read.
+        assert entry.changes == {k: v for k, v in saved[model].items() if k in own}
+        assert (entry.actor, entry.actor_email) == (cdp_ussel, cdp_ussel.email)
+    deleted = LogEntry.objects.get(action=LogEntry.Action.DELETE)
+    assert deleted.changes == {k: [v[1], v[0]] for k, v in saved[LigneFinancement].items()}
+    assert deleted.object_repr == str(ligne)
+    (row,) = readable([LogEntry.objects.get(content_type__model="ficheaction")])
+    assert row.who == cdp_ussel.get_full_name() and row.action == "Création"
+    assert {(c.label, c.after) for c in row.changes} >= {
+        ("Titre", "Halle"),
+        ("Budget vert", "Oui"),
+        ("Coût total (€ HT)", "250\u00a0000,50\u00a0€"),
+        ("Fin prévue", "1er mai 2027"),
+    }
