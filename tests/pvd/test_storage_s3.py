@@ -78,7 +78,7 @@ def test_a_signed_scan_goes_to_the_bucket_and_back_to_who_may_see_it(
     client_for,
     cdp_ussel,
     prefecture_36,
-    cadre_ussel,  # noqa: F811
+    cadre_ussel,  # noqa: F811 - fixture
 ):
     client = client_for(cdp_ussel)
     upload = SimpleUploadedFile("convention signée.pdf", PDF, content_type="application/pdf")
@@ -97,7 +97,7 @@ def test_with_redirects_a_download_is_a_signed_url_valid_one_minute(
     client_for,
     cdp_ussel,
     prefecture_36,
-    cadre_ussel,  # noqa: F811
+    cadre_ussel,  # noqa: F811 - fixture
 ):
     settings.PVD_FILES_REDIRECT = True
     client = client_for(cdp_ussel)
@@ -121,8 +121,12 @@ def test_with_redirects_a_download_is_a_signed_url_valid_one_minute(
 
 
 def test_a_job_description_goes_to_the_bucket_and_back(
-    s3, client_for, prefecture_36, national, poste_le_blanc
-):  # noqa: F811, E501
+    s3,
+    client_for,
+    prefecture_36,
+    national,
+    poste_le_blanc,  # noqa: F811 - fixture
+):
     client = client_for(prefecture_36)
     response = client.post(
         reverse("postes:etat", kwargs={"pk": poste_le_blanc.pk}),
@@ -146,8 +150,8 @@ def test_a_generated_convention_pdf_is_stored_in_the_bucket_and_downloaded(
     client_for,
     cdp_ussel,
     prefecture_36,
-    cadre_ussel,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    cadre_ussel,  # noqa: F811 - fixture
+    django_capture_on_commit_callbacks,
 ):
     client = client_for(cdp_ussel)
     with django_capture_on_commit_callbacks(execute=True):
@@ -178,8 +182,8 @@ def test_an_export_round_trips_through_the_bucket_and_is_purged_from_it(
     s3,
     client_for,
     national,
-    plan_ussel,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    plan_ussel,  # noqa: F811 - fixture
+    django_capture_on_commit_callbacks,
 ):
     from actions.tasks import purge_exports
 
