@@ -375,6 +375,9 @@ CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
+# One beat sends the schedule, whatever is started: the one holding a PostgreSQL advisory lock
+# (pvd/beat.py); another waits and takes over when it is gone.
+CELERY_BEAT_SCHEDULER = "pvd.beat:GuardedScheduler"
 # Each periodic task records its last success (pvd.models.Heartbeat, /readyz) against the
 # period given here.
 CELERY_BEAT_SCHEDULE = {
