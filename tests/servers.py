@@ -192,6 +192,7 @@ backend portal
     balance {balance}
     option httpchk GET /healthz
     http-check send hdr Host localhost
+    http-response set-header X-Served-By %[srv_name]
     default-server inter 500ms fall 2 rise 1
 {servers}
 """
