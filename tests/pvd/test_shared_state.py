@@ -54,3 +54,22 @@ def test_no_only_once_guard_relies_on_the_cache():
             if re.search(r"\bcache[s]?(\[[^\]]+\])?\.add\(", path.read_text(encoding="utf-8")):
                 found.add(path.relative_to(ROOT).as_posix())
     assert found <= CACHE_ADD_ALLOWED, found - CACHE_ADD_ALLOWED
+
+
+def test_docker_compose_describes_two_replicas_sharing_db_redis_and_the_object_store():
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["web"]["deploy"]["replicas"] == 2
+    assert services["beat"]["deploy"]["replicas"] == 1
+    for name in ("web", "worker", "beat", "migrate"):
+        env = services[name]["environment"]
+        assert env["REDIS_URL"] and env["AWS_STORAGE_BUCKET_NAME"] and env["PVD_INSTANCES"] == "2"
+        assert not any("media" in volume for volume in services[name].get("volumes", []))
+    assert "gunicorn" in services["web"]["command"] and "migrate" not in services["web"]["command"]
+    assert {"db", "redis", "s3", "proxy"} <= set(services)
+    assert "-admin.ui=false" in services["s3"]["command"][0]
+    assert "ports" not in services["s3"]  # reached on the internal network only
+    config = services["proxy"]["volumes"][0].split(":")[0]
+    haproxy = (ROOT / config).read_text()
+    assert "option httpchk GET /healthz" in haproxy and "web:8000 check" in haproxy
