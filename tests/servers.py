@@ -176,15 +176,19 @@ def start_gunicorn(directory: Path, name: str, port: int, env: dict, workers: in
 
 
 HAPROXY_CONFIG = """global
-    log stderr format raw local0 warning
-    maxconn 512
+    log stderr format raw local0 info
+    maxconn 2000
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 2s
     timeout client 60s
     timeout server 60s
-    retries 2
-    option redispatch
+    timeout queue 30s
+    timeout check 5s
+    retries 3
+    option redispatch 1
 frontend web
     bind 127.0.0.1:{port}
     default_backend portal
@@ -193,16 +197,23 @@ backend portal
     option httpchk GET /healthz
     http-check send hdr Host localhost
     http-response set-header X-Served-By %[srv_name]
-    default-server inter 500ms fall 2 rise 1
+    # The log keeps what went wrong only.
+    http-response set-log-level silent if {{ status 200 }}
+    # No more requests at once than an instance has threads: the others wait in HAProxy's
+    # queue, and a health check never waits behind a pile of pages. An instance that refuses
+    # a connection (stopping) is marked down at once, the request sent to another one.
+    default-server inter 500ms fall 2 rise 1 maxconn {maxconn} observe layer4 error-limit 1 on-error mark-down
 {servers}
 """
 
 
-def haproxy_config(port: int, backends: dict[str, int], balance: str = "roundrobin") -> str:
+def haproxy_config(
+    port: int, backends: dict[str, int], balance: str = "roundrobin", maxconn: int = 4
+) -> str:
     servers = "\n".join(
         f"    server {name} 127.0.0.1:{backend} check" for name, backend in backends.items()
     )
-    return HAPROXY_CONFIG.format(port=port, balance=balance, servers=servers)
+    return HAPROXY_CONFIG.format(port=port, balance=balance, servers=servers, maxconn=maxconn)
 
 
 def start_haproxy(
