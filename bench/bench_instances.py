@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,8 @@ from tests.servers import (  # noqa: E402
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 USERS = 20  # concurrent users during the rolling restart
 
 WRK_SCRIPT = """
@@ -113,6 +115,7 @@ def figures(output: str) -> dict:
         "requests": int(number(r"(\d+) requests in")),
         "non_2xx": int(number(r"Non-2xx or 3xx responses: (\d+)")),
         "socket_errors": sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
+        "socket_detail": socket_errors[0] if socket_errors else "",
     }
 
 
@@ -171,25 +174,25 @@ def main() -> None:
         f"{THREADS} fils ; wrk {CONNECTIONS} connexions, {SECONDS} s ; {os.cpu_count()} cœurs"
     )
     try:
+        # Both instances up from the start; HAProxy sends to one, then to both, in turns, so
+        # that the machine's changing load (it is shared) weighs on both measures alike.
         start("a")
-        proxy_for(["a"])
-        wrk(directory, base, cookie, pages, CONNECTIONS, 3).communicate()  # warm-up
-        one = figures(wrk(directory, base, cookie, pages, CONNECTIONS, SECONDS).communicate()[0])
-
         start("b")
-        proxy_for(["a", "b"])
-        wrk(directory, base, cookie, pages, CONNECTIONS, 3).communicate()  # warm-up
-        two = figures(wrk(directory, base, cookie, pages, CONNECTIONS, SECONDS).communicate()[0])
-
-        ratio = two["rps"] / one["rps"] if one["rps"] else 0
-        for label, run in (("Une instance  ", one), ("Deux instances", two)):
-            print(
-                f"{label}: {run['rps']:7.1f} pages/s ({run['requests']} requêtes, "
-                f"{run['non_2xx'] + run['socket_errors']} erreur(s))"
-            )
-        print(f"Rapport deux/une : {ratio:.2f}")
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        for names in (["a"], ["a", "b"]) * ROUNDS:
+            proxy_for(names)
+            wrk(directory, base, cookie, pages, CONNECTIONS, 2).communicate()  # warm-up
+            output = wrk(directory, base, cookie, pages, CONNECTIONS, SECONDS).communicate()[0]
+            runs[len(names)].append(figures(output))
+        one, two = (statistics.median(r["rps"] for r in runs[n]) for n in (1, 2))
+        for label, n, rps in (("Une instance  ", 1, one), ("Deux instances", 2, two)):
+            errors = sum(r["non_2xx"] + r["socket_errors"] for r in runs[n])
+            each = ", ".join(f"{r['rps']:.1f}" for r in runs[n])
+            print(f"{label}: {rps:7.1f} pages/s (médiane de {each} ; {errors} erreur(s))")
+        print(f"Rapport deux/une : {two / one if one else 0:.2f}")
 
         # Rolling restart: each instance stopped then started again, under USERS users.
+        proxy_for(["a", "b"])
         load = wrk(directory, base, cookie, pages, USERS, 40)
         time.sleep(4)
         restarts = []
@@ -206,7 +209,8 @@ def main() -> None:
         print(
             f"Redémarrage progressif sous {USERS} utilisateurs : {rolling['requests']} requêtes, "
             f"{errors} erreur(s) ({rolling['non_2xx']} réponses non 2xx, "
-            f"{rolling['socket_errors']} erreurs de connexion) ; chaque instance arrêtée puis "
+            f"{rolling['socket_errors']} erreurs de connexion : "
+            f"{rolling['socket_detail'] or '-'}) ; chaque instance arrêtée puis "
             f"relancée en {', '.join(f'{s:.0f} s' for s in restarts)}"
         )
     finally:

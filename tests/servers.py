@@ -202,7 +202,8 @@ backend portal
     # No more requests at once than an instance has threads: the others wait in HAProxy's
     # queue, and a health check never waits behind a pile of pages. An instance that refuses
     # a connection (stopping) is marked down at once, the request sent to another one.
-    default-server inter 500ms fall 2 rise 1 maxconn {maxconn} observe layer4 error-limit 1 on-error mark-down
+    default-server inter 500ms fall 2 rise 1 maxconn {maxconn}
+    default-server observe layer4 error-limit 1 on-error mark-down
 {servers}
 """
 
