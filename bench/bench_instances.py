@@ -8,10 +8,11 @@ production (``bench/settings.py``: DEBUG off) and its own redis-server as the sh
    logged-in pages: pages per second;
 2. two such instances behind the same HAProxy, the same load: pages per second, and the ratio
    to the first in the same run (absolute figures move with the shared machine's load);
-3. a rolling restart under 20 concurrent users: each instance in turn is stopped (SIGTERM,
-   gunicorn finishes what it serves) and started again while wrk runs; HAProxy checks /healthz
-   every 500 ms and resends a refused request to the other instance. Errors: the requests that
-   got no 200 (wrk's non-2xx responses and socket errors).
+3. a rolling restart under 20 concurrent users: each instance in turn is drained (HAProxy's
+   runtime API: no new request, those in progress end), stopped (SIGTERM), started again and
+   put back once /healthz answers, while wrk runs; HAProxy checks /healthz every 500 ms and
+   resends a refused request to the other instance. Errors: the requests that got no 200
+   (wrk's non-2xx responses and socket errors).
 
 Everything listens on 127.0.0.1, on ports found free. Bounded: about a minute and a half.
 """
@@ -32,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers import (  # noqa: E402
     free_ports,
+    haproxy,
+    haproxy_sessions,
     listening,
     start_gunicorn,
     start_haproxy,
@@ -198,10 +201,14 @@ def main() -> None:
         restarts = []
         for name in ("a", "b"):
             began = time.monotonic()
+            # Drained first: no new request goes to it, those in progress end.
+            haproxy(directory, f"set server portal/{name} state drain")
+            wait_for(lambda n=name: haproxy_sessions(directory, n) == 0, "drain", patience=60)
             instances[name].send_signal(signal.SIGTERM)
             instances[name].wait(timeout=60)
             time.sleep(2)  # served by the other one alone meanwhile
             start(name)
+            haproxy(directory, f"set server portal/{name} state ready")
             time.sleep(3)  # HAProxy sees it up (rise) before the next one stops
             restarts.append(time.monotonic() - began)
         rolling = figures(load.communicate()[0])

@@ -178,6 +178,8 @@ def start_gunicorn(directory: Path, name: str, port: int, env: dict, workers: in
 HAPROXY_CONFIG = """global
     log stderr format raw local0 info
     maxconn 2000
+    # The runtime API, on a Unix socket of the test's directory (drain an instance).
+    stats socket {socket} mode 600 level admin
 defaults
     mode http
     log global
@@ -209,19 +211,25 @@ backend portal
 
 
 def haproxy_config(
-    port: int, backends: dict[str, int], balance: str = "roundrobin", maxconn: int = 4
+    port: int,
+    backends: dict[str, int],
+    socket: Path,
+    balance: str = "roundrobin",
+    maxconn: int = 4,
 ) -> str:
     servers = "\n".join(
         f"    server {name} 127.0.0.1:{backend} check" for name, backend in backends.items()
     )
-    return HAPROXY_CONFIG.format(port=port, balance=balance, servers=servers, maxconn=maxconn)
+    return HAPROXY_CONFIG.format(
+        port=port, balance=balance, servers=servers, maxconn=maxconn, socket=socket
+    )
 
 
 def start_haproxy(
     directory: Path, port: int, backends: dict[str, int], **options
 ) -> subprocess.Popen:
     config = directory / "haproxy.cfg"
-    config.write_text(haproxy_config(port, backends, **options))
+    config.write_text(haproxy_config(port, backends, directory / "haproxy.sock", **options))
     process = subprocess.Popen(
         ["haproxy", "-db", "-f", str(config)],
         stdout=subprocess.DEVNULL,
@@ -229,6 +237,27 @@ def start_haproxy(
     )
     wait_for(lambda: listening(port), "HAProxy did not start")
     return process
+
+
+def haproxy(directory: Path, command: str) -> str:
+    """A command of HAProxy's runtime API (``set server portal/a state drain``…), its answer."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(directory / "haproxy.sock"))
+        sock.sendall(command.encode() + b"\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.decode()
+
+
+def haproxy_sessions(directory: Path, server: str) -> int:
+    """Requests HAProxy has in progress on a server of the backend ``portal``."""
+    for line in haproxy(directory, "show stat").splitlines():
+        fields = line.split(",")
+        if fields[:2] == ["portal", server]:
+            return int(fields[4] or 0)  # scur
+    return 0
 
 
 def start_worker(directory: Path, env: dict) -> subprocess.Popen:
