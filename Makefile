@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-demo check-html check-html-files check-system bench bench-import \
 	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
-	bench-rappels bench-dashboards bench-reference-imports bench-excel-import clean
+	bench-rappels bench-dashboards bench-reference-imports bench-excel-import bench-instances clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -81,7 +81,7 @@ check-html-files:
 	java -jar node_modules/vnu-jar/build/dist/vnu.jar --errors-only $(HTML_DIR)
 	@echo "HTML valide : $$(ls $(HTML_DIR) | wc -l) pages vérifiées"
 
-bench: bench-import bench-reference-imports bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards bench-excel-import
+bench: bench-import bench-reference-imports bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards bench-excel-import bench-instances
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -166,3 +166,14 @@ bench-rappels: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_RAPPELS_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_RAPPELS_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_RAPPELS_DATABASE_URL)" $(PY) bench/bench_rappels.py
+
+# One gunicorn instance, then two, behind HAProxy (Debian's haproxy, wrk and redis-server) on
+# the demo: pages per second and their ratio, then a rolling restart under 20 users (errors).
+BENCH_INSTANCES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_instances
+
+bench-instances: $(VENV)/.installed
+	@created=$$($(PY) bench/ensure_database.py "$(BENCH_INSTANCES_DATABASE_URL)"); echo "$$created"; \
+	DEBUG=true DATABASE_URL="$(BENCH_INSTANCES_DATABASE_URL)" $(MANAGE) migrate --no-input -v0 && \
+	if [ -n "$$created" ]; then \
+		DEBUG=true DATABASE_URL="$(BENCH_INSTANCES_DATABASE_URL)" $(MANAGE) seed_demo; fi
+	LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_INSTANCES_DATABASE_URL)" $(PY) bench/bench_instances.py

@@ -4,7 +4,7 @@ from io import BytesIO
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
@@ -12,7 +12,7 @@ from django.views.generic import FormView
 from dsfr.forms import DsfrBaseForm
 
 from communes.models import Beneficiaire, Departement
-from pvd import policy
+from pvd import files, policy
 from pvd.access import BeneficiaireMixin, get_beneficiaire_for_user
 
 from . import exports
@@ -186,13 +186,10 @@ def export_progress(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def export_download(request: HttpRequest, pk: int) -> FileResponse:
+def export_download(request: HttpRequest, pk: int) -> HttpResponse:
     export = get_export(request, pk)
     if export.statut != ExportPlan.Statut.PRET or not export.fichier:
         raise Http404("Cet export n'est pas prêt.")
-    return FileResponse(
-        export.fichier.open("rb"),
-        as_attachment=True,
-        filename=exports.export_filename(export),
-        content_type=exports.XLSX_CONTENT_TYPE,
+    return files.serve(
+        request, export.fichier, exports.export_filename(export), exports.XLSX_CONTENT_TYPE
     )

@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -12,7 +12,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import audit, policy
+from pvd import audit, files, policy
 from pvd.access import (
     BeneficiaireMixin,
     NationalRequiredMixin,
@@ -304,7 +304,7 @@ class PointCreateView(FicheMixin, CreateView):
         return redirect("actions:fiche", pk=self.fiche.pk)
 
 
-def piece_jointe(request: HttpRequest, pk: int) -> FileResponse:
+def piece_jointe(request: HttpRequest, pk: int) -> HttpResponse:
     """The attachment of a progress entry, served only to those who see the fiche."""
     point = get_object_or_404(
         PointAvancement.objects.filter(
@@ -312,12 +312,7 @@ def piece_jointe(request: HttpRequest, pk: int) -> FileResponse:
         ).exclude(piece_jointe=""),
         pk=pk,
     )
-    return FileResponse(
-        point.piece_jointe.open("rb"),
-        as_attachment=True,
-        filename=f"point-avancement-{point.pk}.pdf",
-        content_type="application/pdf",
-    )
+    return files.serve(request, point.piece_jointe, f"point-avancement-{point.pk}.pdf")
 
 
 # Funders ------------------------------------------------------------------------------------

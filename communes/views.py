@@ -2,13 +2,12 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import IntegerField, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
-from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from pvd import audit, policy
+from pvd import audit, files, policy
 from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin, create_once
 
@@ -215,12 +214,7 @@ class DecisionDocumentView(DetailView):
 
     def render_to_response(self, context, **kwargs):
         decision = self.object
-        return FileResponse(
-            decision.document.open("rb"),
-            as_attachment=True,
-            filename=f"decision-{decision.pk}.pdf",
-            content_type="application/pdf",
-        )
+        return files.serve(self.request, decision.document, f"decision-{decision.pk}.pdf")
 
 
 class SelectionView(FilterView):

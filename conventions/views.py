@@ -3,7 +3,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -11,7 +11,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import audit, policy, spreadsheets
+from pvd import audit, files, policy, spreadsheets
 from pvd.access import BeneficiaireMixin, get_convention_for_user
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import User
@@ -415,7 +415,7 @@ def documents(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def download_document(request: HttpRequest, pk: int) -> FileResponse:
+def download_document(request: HttpRequest, pk: int) -> HttpResponse:
     document = get_object_or_404(
         DocumentConvention.objects.filter(
             convention__in=Convention.objects.for_user(request.user),
@@ -423,12 +423,7 @@ def download_document(request: HttpRequest, pk: int) -> FileResponse:
         ),
         pk=pk,
     )
-    return FileResponse(
-        document.fichier.open("rb"),
-        as_attachment=True,
-        filename=document.result_filename(),
-        content_type="application/pdf",
-    )
+    return files.serve(request, document.fichier, document.result_filename())
 
 
 @require_POST
@@ -444,13 +439,10 @@ def upload_scan(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("conventions:detail", pk=convention.pk)
 
 
-def download_scan(request: HttpRequest, pk: int) -> FileResponse:
+def download_scan(request: HttpRequest, pk: int) -> HttpResponse:
     scan = get_object_or_404(
         ScanSigne.objects.filter(convention__in=Convention.objects.for_user(request.user)), pk=pk
     )
-    return FileResponse(
-        scan.fichier.open("rb"),
-        as_attachment=True,
-        filename=f"convention-{scan.convention_id}-signee-{scan.pk}.pdf",
-        content_type="application/pdf",
+    return files.serve(
+        request, scan.fichier, f"convention-{scan.convention_id}-signee-{scan.pk}.pdf"
     )

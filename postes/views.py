@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -9,7 +9,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import audit, policy
+from pvd import audit, files, policy
 from pvd.access import get_poste_for_user
 from pvd.french import de_personne
 from pvd.integrity import CreateOnceMixin, create_once
@@ -281,12 +281,7 @@ def fiche_de_poste(request, pk: int):
     poste = get_poste_for_user(request, pk)
     if not poste.fiche_de_poste:
         raise Http404("Pas de fiche de poste.")
-    return FileResponse(
-        poste.fiche_de_poste.open("rb"),
-        as_attachment=True,
-        filename=f"fiche-de-poste-{poste.pk}.pdf",
-        content_type="application/pdf",
-    )
+    return files.serve(request, poste.fiche_de_poste, f"fiche-de-poste-{poste.pk}.pdf")
 
 
 class RegleListView(ListView):

@@ -1,17 +1,32 @@
-"""Checks on uploaded documents, shared by every upload of the portal.
+"""Documents: the checks on every upload of the portal, and how a stored one is served.
 
 A PDF is recognised by parsing it (pypdf), never by sniffing a few bytes: an HTML page
 with `%PDF-` in a comment, or a ZIP with a PDF glued in front, is not a PDF. What a PDF
 may carry is checked on the parsed objects, so compressed object streams and escaped
 names (`/J#61vaScript`) cannot hide an action.
+
+How a stored document leaves the portal: after the view's rights check, and only then.
+
+Documents (signed scans, job descriptions, generated PDFs, exports) live in the default
+storage (settings ``STORAGES["default"]``: a local directory, or a private bucket on an
+S3-compatible store shared by every instance). App code reads and writes them through the
+storage API only (``FieldFile.open()``, ``FieldFile.save()``, ``storage.delete()``): no path
+on disk. A download view finds the row through ``for_user`` (another territory: 404), then
+calls ``serve``: the file is streamed through the portal, or, with ``PVD_FILES_REDIRECT`` and
+an object store the browsers reach, the browser is sent to a signed URL that expires within
+``AWS_QUERYSTRING_EXPIRE`` seconds (a link copied from the address bar soon stops working).
 """
 
 import io
 import re
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.utils.http import content_disposition_header
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
@@ -122,3 +137,43 @@ def _walk(root) -> str | None:
         elif isinstance(obj, ArrayObject):
             stack.extend(obj)
     return None
+
+
+# Downloads ------------------------------------------------------------------------------------
+
+
+def signed_url(fieldfile: FieldFile, filename: str, content_type: str) -> str | None:
+    """A short-lived signed URL of the stored file, when its storage signs URLs (S3)."""
+    storage = fieldfile.storage
+    if not getattr(storage, "querystring_auth", False):
+        return None
+    return storage.url(
+        fieldfile.name,
+        parameters={
+            "ResponseContentDisposition": content_disposition_header(True, filename),
+            "ResponseContentType": content_type,
+        },
+    )  # the storage's own expiry: AWS_QUERYSTRING_EXPIRE
+
+
+def serve(
+    request: HttpRequest,
+    fieldfile: FieldFile,
+    filename: str,
+    content_type: str = "application/pdf",
+) -> HttpResponse:
+    """The stored file as a download named ``filename``: call it once rights are checked."""
+    if settings.PVD_FILES_REDIRECT:
+        url = signed_url(fieldfile, filename, content_type)
+        if url is not None:
+            response = HttpResponseRedirect(url)
+            response["Cache-Control"] = "no-store"
+            return response
+    response = FileResponse(
+        fieldfile.open("rb"),
+        as_attachment=True,
+        filename=filename,
+        content_type=content_type,
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response

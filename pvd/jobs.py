@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+import botocore.exceptions
 from celery.contrib.django.task import DjangoTask
 from django.apps import apps
 from django.conf import settings
@@ -32,8 +33,14 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
-# Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
-TRANSIENT_ERRORS = (OSError, ConnectionError)
+# Storage and I/O hiccups (the object store out of reach included): worth a retry of the task;
+# anything else is a real failure.
+TRANSIENT_ERRORS = (
+    OSError,
+    ConnectionError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+)
 UNAVAILABLE = "Service momentanément indisponible, réessayez dans quelques minutes."
 # What the person waiting reads once no worker answers (the job stays queued: a worker that
 # comes back takes it). Shown within a minute: a job older than NOTICE_AFTER asks whether a

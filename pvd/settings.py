@@ -200,10 +200,67 @@ USE_THOUSAND_SEPARATOR = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Uploaded and generated documents are private: served only through views that check rights.
+# Uploaded and generated documents are private: served only through views that check rights
+# (pvd/files.py). App code reaches them through the storage API only (FieldFile.open(),
+# default_storage), never by a path on disk, so that they can live on an object store shared
+# by every instance (README « Plusieurs instances »): the local directory MEDIA_ROOT by default
+# (`make run`), an S3-compatible bucket when AWS_STORAGE_BUCKET_NAME is set.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# How long a signed URL of the object store stays valid (seconds).
+AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=60)
+
+
+def s3_storage(bucket: str, endpoint_url: str = "", region: str = "", addressing_style: str = ""):
+    """django-storages' S3 backend on a private bucket (the equivalent of its AWS_* settings)."""
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "region_name": region or None,
+            # Keys: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, read by boto3 from the
+            # environment (never written in settings).
+            # AWS_S3_FILE_OVERWRITE = False: a name already taken gets a suffix, a stored
+            # version (a convention's PDF) is never replaced by another one.
+            "file_overwrite": False,
+            # AWS_DEFAULT_ACL = None: no ACL sent, the bucket's own (private) applies;
+            # AWS_QUERYSTRING_AUTH: every URL the store gives is signed and short-lived.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": AWS_QUERYSTRING_EXPIRE,
+            "client_config": Config(
+                signature_version="s3v4",
+                # "path" for most non-AWS stores (SeaweedFS, MinIO, Garage); "": boto3 decides.
+                s3={"addressing_style": addressing_style or None},
+                # Recent boto3 sends and checks CRC checksums by default, which S3-compatible
+                # stores refuse or do not return: only when the operation requires one.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        },
+    }
+
+
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    _DEFAULT_STORAGE = s3_storage(
+        AWS_STORAGE_BUCKET_NAME,
+        endpoint_url=env.str("AWS_S3_ENDPOINT_URL", default=""),
+        region=env.str("AWS_S3_REGION_NAME", default=""),
+        addressing_style=env.str("AWS_S3_ADDRESSING_STYLE", default=""),
+    )
+else:
+    _DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# How a download leaves the portal once its rights are checked: streamed through the portal
+# (default), or, with an object store the browsers can reach, a redirect to its signed URL.
+PVD_FILES_REDIRECT = strict_bool("PVD_FILES_REDIRECT", False)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -223,6 +280,17 @@ STORAGES = {
 # seconds) plus BROKER_TIMEOUT to publish a job's task: 1.5 s. A healthy Redis answers in a
 # millisecond.
 REDIS_URL = env.str("REDIS_URL", default="")
+# How many application instances (hosts or containers running gunicorn) serve the portal.
+# Above one, they must share their cache (rate limits, dashboards' versions, perimeters) and
+# their broker: each keeping its own in-process cache, they would disagree. Sessions stay in
+# PostgreSQL, files on the shared store (README « Plusieurs instances »).
+PVD_INSTANCES = env.int("PVD_INSTANCES", default=1)
+if PVD_INSTANCES > 1 and not REDIS_URL:
+    raise ImproperlyConfigured(
+        f"PVD_INSTANCES={PVD_INSTANCES} : REDIS_URL est obligatoire avec plusieurs instances "
+        "(cache, limites de connexion et versions des tableaux de bord partagés). "
+        "REDIS_URL is required when more than one instance is configured."
+    )
 REDIS_TIMEOUT = 0.5  # seconds, to connect and to answer (cache, health checks)
 BROKER_TIMEOUT = 1  # seconds, to connect and to answer (Celery broker)
 REDIS_CACHE_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
@@ -314,6 +382,9 @@ CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
+# One beat sends the schedule, whatever is started: the one holding a PostgreSQL advisory lock
+# (pvd/beat.py); another waits and takes over when it is gone.
+CELERY_BEAT_SCHEDULER = "pvd.beat:GuardedScheduler"
 # Each periodic task records its last success (pvd.models.Heartbeat, /readyz) against the
 # period given here.
 CELERY_BEAT_SCHEDULE = {

@@ -54,6 +54,8 @@ def version() -> str:
     current = cache.get(VERSION_KEY)
     if current is None:
         current = uuid.uuid4().hex
+        # Not an « only once » guard: two instances racing keep either new value, and with
+        # Redis down (add refuses) the page is computed from the database under a fresh one.
         if not cache.add(VERSION_KEY, current, VERSION_TIMEOUT):
             current = cache.get(VERSION_KEY) or current  # another request set it first
     return f"{current}-{code_version()}"

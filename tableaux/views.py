@@ -4,7 +4,7 @@ tableaux/dashboards.py (each role's home too, for portail.views.HomeView)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -13,7 +13,7 @@ from django.views.generic import TemplateView
 
 from communes.models import Beneficiaire
 from postes.exports import table_response
-from pvd import policy
+from pvd import files, policy
 from pvd.access import BeneficiaireMixin, get_beneficiaire_for_user
 
 from . import exports
@@ -117,9 +117,6 @@ def download_bilan(request, pk: int):
         pk=pk,
     )
     date = timezone.localtime(bilan.requested_at)
-    return FileResponse(
-        bilan.fichier.open("rb"),
-        as_attachment=True,
-        filename=f"bilan-pvd-{bilan.beneficiaire_id}-{date:%Y-%m-%d-%Hh%M}.pdf",
-        content_type="application/pdf",
+    return files.serve(
+        request, bilan.fichier, f"bilan-pvd-{bilan.beneficiaire_id}-{date:%Y-%m-%d-%Hh%M}.pdf"
     )

@@ -26,6 +26,13 @@ def pytest_configure(config):
         # The Redis-down test starts its own redis-server: in CI it must not skip.
         if not shutil.which("redis-server"):
             raise pytest.UsageError("CI must have redis-server on PATH (Redis-down test).")
+        # The two-instance smoke test and the real S3 test skip without their servers.
+        if not shutil.which("haproxy"):
+            raise pytest.UsageError("CI must have haproxy on PATH (two-instance test).")
+        from tests.servers import weed_runs
+
+        if weed_runs():
+            raise pytest.UsageError(f"CI must run SeaweedFS (S3 test): {weed_runs()}.")
         # The tests on the official files skip without them: in CI they must run.
         if not settings.REFERENCE_DATA_DIR.is_dir():
             raise pytest.UsageError(
