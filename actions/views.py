@@ -180,7 +180,11 @@ class FicheDetailView(DetailView):
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
             communes=fiche.communes.all(),
-            financements=fiche.financements.select_related("financeur"),
+            # The governance decisions that set a line (gouvernance.Decision.lignes): where
+            # its amount comes from.
+            financements=fiche.financements.select_related("financeur").prefetch_related(
+                "decisions__reunion__instance"
+            ),
             **fiche_totals(fiche),
             indicateurs=fiche.indicateurs.prefetch_related("mesures"),
             points=fiche.points.select_related("auteur"),

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "conventions",
     "actions",
     "postes",
+    # --- governance: instances, meetings, decisions (gouvernance/) ---
+    "gouvernance",
     "carte",
     # --- reminders and notifications (rappels/) ---
     "rappels",
@@ -254,6 +256,7 @@ JOB_TIME_LIMITS = {
     "conventions.DocumentConvention": 5 * 60,
     "actions.ExportPlan": 15 * 60,
     "tableaux.Bilan": 5 * 60,
+    "gouvernance.Releve": 5 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60

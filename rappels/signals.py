@@ -12,6 +12,7 @@ from django.utils import timezone
 from actions.models import FicheAction, Indicateur, Mesure
 from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.models import Convention
+from gouvernance.models import Releve, Reunion, Suite
 from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Poste
 
 _pending = threading.local()
@@ -58,6 +59,16 @@ def _beneficiaires(pending: dict[str, set[int]]) -> set[int]:
     if poste_ids:
         through = Poste.beneficiaires.through.objects.filter(poste_id__in=poste_ids)
         found.update(through.values_list("beneficiaire_id", flat=True))
+    if ids := pending.get("reunion"):
+        found.update(
+            Reunion.objects.filter(pk__in=ids).values_list("instance__beneficiaire_id", flat=True)
+        )
+    if ids := pending.get("suite"):
+        found.update(
+            Suite.objects.filter(pk__in=ids).values_list(
+                "decision__reunion__instance__beneficiaire_id", flat=True
+            )
+        )
     return {pk for pk in found if pk}
 
 
@@ -77,6 +88,12 @@ def _what(instance) -> tuple[str, list[int]]:
         return "poste", [instance.poste_id]
     if isinstance(instance, LigneCofinancement):
         return "annee", [instance.annee_id]
+    if isinstance(instance, Reunion):  # held (the instance's next due date), cancelled
+        return "reunion", [instance.pk]
+    if isinstance(instance, Releve):  # the relevé published
+        return "reunion", [instance.reunion_id]
+    if isinstance(instance, Suite):  # marked done, its due date moved
+        return "suite", [instance.pk]
     return "beneficiaire", []
 
 
@@ -91,6 +108,9 @@ SOURCES = [
     Occupation,
     CofinancementAnnee,
     LigneCofinancement,
+    Reunion,
+    Releve,
+    Suite,
 ]
 
 

@@ -19,7 +19,8 @@ from pvd.forms import CodesField
 
 pytestmark = pytest.mark.django_db
 
-APPS = ["pvd", "communes", "conventions", "postes", "actions", "rappels", "tableaux", "carte"]
+APPS = ["pvd", "communes", "conventions", "postes", "actions", "gouvernance", "rappels"]
+APPS += ["tableaux", "carte"]
 APPS += ["portail"]
 
 DATES = {"31/12/9999": "9999-12-31", "1949": "1949-12-31"}

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class GouvernanceConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "gouvernance"
+    verbose_name = "Gouvernance : instances, réunions et décisions"
