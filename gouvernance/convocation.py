@@ -40,12 +40,12 @@ def convoquer(reunion: Reunion) -> int:
     invitation = ics.invitation(
         reunion, organisateur, texte, sequence=1 if reunion.convoquee_le else 0
     )
-    sujet = une_ligne(f"Convocation : {reunion.instance.nom}, le {date_longue(reunion.date)}")
+    sujet = f"Convocation : {reunion.instance.nom}, le {date_longue(reunion.date)}"
     connection = get_connection()
     messages = []
     for membre in membres:
         message = EmailMultiAlternatives(
-            subject=sujet,
+            subject=une_ligne(sujet),
             body=texte,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[membre.adresse],
