@@ -71,7 +71,12 @@ def test_who_schedules_a_comite_de_projet_meeting(request, client_for, comite, w
 def test_the_clct_is_written_by_its_prefecture(request, client_for, clct_36, who, status):
     client = client_for(request.getfixturevalue(who))
     url = reverse("gouvernance:reunion-create", args=[clct_36.pk])
-    data = {"date": "2026-06-02", "heure_debut": "09:30", "heure_fin": "12:00", "lieu": "Préfecture"}
+    data = {
+        "date": "2026-06-02",
+        "heure_debut": "09:30",
+        "heure_fin": "12:00",
+        "lieu": "Préfecture",
+    }
     assert client.post(url, data).status_code == status
 
 
@@ -251,7 +256,10 @@ def test_the_relevé_of_another_territory_is_404(
     with django_capture_on_commit_callbacks(execute=True):
         client_for(cdp_ussel).post(reverse("gouvernance:releve-publier", args=[reunion.pk]))
     releve = reunion.releves.get()
-    assert client_for(cdp_ussel).get(reverse("gouvernance:releve", args=[releve.pk])).status_code == 200
+    assert (
+        client_for(cdp_ussel).get(reverse("gouvernance:releve", args=[releve.pk])).status_code
+        == 200
+    )
     url = reverse("gouvernance:releve", args=[releve.pk])
     assert client_for(prefecture_36).get(url).status_code == 404
 
