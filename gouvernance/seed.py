@@ -34,7 +34,8 @@ def seed_instances(Instance, Beneficiaire, Departement) -> int:
     clcts = [
         Instance(
             type=CLCT,
-            nom=f"Comité local de cohésion territoriale {de(d.nom)}"[:200],
+            # No article for a département's name in the data (« de l'Indre », « du Cher »).
+            nom=f"Comité local de cohésion territoriale – {d.nom} ({d.code})"[:200],
             departement=d,
             reunions_par_an=2,
             secretariat="Délégué territorial de l'ANCT (préfecture)",
