@@ -11,9 +11,7 @@ from django.db.models import Count, Q, QuerySet, Window
 from .models import Instance, Reunion, Suite
 
 NB_LISTEES = 10  # late instances listed by name
-
-# The models these figures read (tableaux/signals.py invalidates the dashboards on a change).
-READS = [Instance, Reunion, Suite]
+# Read on every visit, outside the dashboards' cached fragments: no cache to invalidate.
 
 
 @dataclass(frozen=True)
