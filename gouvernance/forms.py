@@ -31,6 +31,23 @@ class ReunionForm(DsfrBaseForm, JetonForm, forms.ModelForm):
         widgets = {"date": DATE, "heure_debut": TIME, "heure_fin": TIME}
 
 
+class InstanceForm(DsfrBaseForm, forms.ModelForm):
+    """What the convention fixes for an instance: its minimum meetings a year, its secretariat."""
+
+    class Meta:
+        model = Instance
+        fields = ["nom", "reunions_par_an", "secretariat"]
+
+    def clean_reunions_par_an(self):
+        value = self.cleaned_data["reunions_par_an"]
+        if self.instance.type == Instance.Type.CLCT and value is not None and value < 2:
+            raise forms.ValidationError(
+                "Le comité local de cohésion territoriale se réunit au moins deux fois par an "
+                "(CGCT L1232-2)."
+            )
+        return value
+
+
 class MembreForm(DsfrBaseForm, JetonForm, forms.ModelForm):
     class Meta:
         model = Membre

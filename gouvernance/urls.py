@@ -7,6 +7,7 @@ app_name = "gouvernance"
 urlpatterns = [
     path("", views.InstanceListView.as_view(), name="list"),
     path("instances/<int:pk>/", views.InstanceDetailView.as_view(), name="instance"),
+    path("instances/<int:pk>/modifier/", views.instance_update, name="instance-update"),
     path("instances/<int:pk>/membres/nouveau/", views.membre_create, name="membre-create"),
     path("instances/<int:pk>/reunions/nouvelle/", views.reunion_create, name="reunion-create"),
     path("reunions/<int:pk>/", views.ReunionDetailView.as_view(), name="reunion"),

@@ -16,7 +16,15 @@ from pvd.access import get_for_user
 from pvd.integrity import create_once
 
 from . import convocation
-from .forms import DecisionForm, MembreForm, PointForm, PresencesForm, ReunionForm, StatutForm
+from .forms import (
+    DecisionForm,
+    InstanceForm,
+    MembreForm,
+    PointForm,
+    PresencesForm,
+    ReunionForm,
+    StatutForm,
+)
 from .models import Instance, Releve, Reunion, Suite
 
 DENIED = "Seuls le chef de projet du bénéficiaire et la préfecture tiennent cette instance."
@@ -104,6 +112,17 @@ def reunion_create(request, pk: int):
         return redirect("gouvernance:reunion", pk=reunion.pk)
 
     return create_once(request, form, create)
+
+
+def instance_update(request, pk: int):
+    instance = _instance(request, pk, write=True)
+    form = InstanceForm(request.POST or None, instance=instance)
+    context = {"instance": instance, "titre": "Modifier l'instance", "bouton": "Enregistrer"}
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Instance enregistrée.")
+        return redirect("gouvernance:instance", pk=instance.pk)
+    return _form_page(request, form, context)
 
 
 def membre_create(request, pk: int):

@@ -302,3 +302,22 @@ def test_other_beneficiaries_comite_is_not_listed_for_ussel(client_for, cdp_usse
     autre = a_comite(le_blanc)
     listing = client_for(cdp_ussel).get(reverse("gouvernance:list")).content.decode()
     assert autre.nom not in listing
+
+
+def test_the_frequency_is_set_per_instance_by_those_who_keep_it(
+    client_for, comite, clct_36, cdp_ussel, elu_ussel, prefecture_36
+):
+    url = reverse("gouvernance:instance-update", args=[comite.pk])
+    data = {"nom": comite.nom, "reunions_par_an": "3", "secretariat": "Mairie d'Ussel"}
+    assert client_for(elu_ussel).post(url, data).status_code == 403
+    assert client_for(cdp_ussel).post(url, data).status_code == 302
+    comite.refresh_from_db()
+    assert comite.reunions_par_an == 3
+    # The CLCT meets twice a year at least, by law; 13 a year is not a frequency.
+    url = reverse("gouvernance:instance-update", args=[clct_36.pk])
+    client = client_for(prefecture_36)
+    for value, message in (("1", "au moins deux fois par an"), ("13", "inférieure ou égale à 12")):
+        response = client.post(url, {"nom": clct_36.nom, "reunions_par_an": value})
+        assert response.status_code == 200 and message in response.content.decode()
+    clct_36.refresh_from_db()
+    assert clct_36.reunions_par_an == 2
