@@ -76,7 +76,6 @@ def test_the_dashboard_figures_cost_the_same_at_two_sizes(client_for, prefecture
 def test_seeding_gives_each_signed_beneficiary_a_comite_and_each_departement_a_clct(
     ussel_la_courtine, le_blanc
 ):
-    Instance.objects.all().delete()
     Convention.objects.create(
         beneficiaire=ussel_la_courtine,
         type=Convention.Type.ADHESION,
@@ -86,6 +85,8 @@ def test_seeding_gives_each_signed_beneficiary_a_comite_and_each_departement_a_c
     Convention.objects.create(
         beneficiaire=le_blanc, type=Convention.Type.ADHESION, titre="Brouillon"
     )
+    # Signed before the portal had instances: the data migration's case.
+    Instance.objects.all().delete()
     created = seed_instances(Instance, Beneficiaire, Departement)
     assert created == 1 + Departement.objects.count()
     (comite,) = Instance.objects.filter(type="comite_projet")
@@ -111,3 +112,15 @@ def test_a_comite_is_not_late_until_its_period_passed(ussel_la_courtine, today):
     a_reunion(comite, TODAY - relativedelta(months=11), statut=Reunion.Statut.TENUE)
     assert not Instance.objects.en_retard(TODAY).filter(pk=comite.pk).exists()
     assert Instance.objects.en_retard(TODAY + relativedelta(months=1)).filter(pk=comite.pk)
+
+
+def test_a_convention_signed_sets_up_the_comite_de_projet_once(le_blanc):
+    convention = Convention.objects.create(
+        beneficiaire=le_blanc, type=Convention.Type.ADHESION, titre="Adhésion"
+    )
+    assert not Instance.objects.filter(beneficiaire=le_blanc).exists()  # a draft: not yet
+    convention.statut = Convention.Statut.SIGNEE
+    convention.save()
+    convention.save()
+    (comite,) = Instance.objects.filter(beneficiaire=le_blanc)
+    assert (comite.type, comite.nom) == ("comite_projet", "Comité de projet du Blanc")
