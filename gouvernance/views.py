@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView
 
-from pvd import policy
+from pvd import audit, policy
 from pvd.access import get_for_user
 from pvd.integrity import create_once
 
@@ -166,6 +166,13 @@ class ReunionDetailView(DetailView):
             may_manage=policy.may_manage_instance(user, reunion.instance),
             statuts=Reunion.Statut.choices,
             user_id=user.pk,
+            historique=audit.history(
+                reunion,
+                reunion.points.all(),
+                reunion.presences.all(),
+                reunion.decisions.all(),
+                Suite.objects.filter(decision__reunion=reunion),
+            ),
             **kwargs,
         )
 

@@ -157,6 +157,10 @@ def test_attendance_and_a_decision_raising_a_notified_amount_show_on_the_fiche(
 
     fiche = client.get(reverse("actions:fiche", args=[ligne.fiche_id])).content.decode()
     assert "Décidé en comité de projet du 13/03/2026" in fiche
+    # The meeting's « Historique »: who recorded the attendance and the decision.
+    historique = client.get(reverse("gouvernance:reunion", args=[reunion.pk])).content.decode()
+    historique = historique.split('id="historique-titre"')[1]
+    assert "La secrétaire générale" in historique and cdp_ussel.get_full_name() in historique
 
 
 @pytest.mark.parametrize(
