@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -34,6 +34,7 @@ from .forms import (
 from .models import (
     FicheAction,
     Financeur,
+    LigneFinancement,
     Mesure,
     PointAvancement,
     ensure_axes,
@@ -164,6 +165,13 @@ class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
 # Fiches -------------------------------------------------------------------------------------
 
 
+def decisions_de_lignes():
+    """The governance decisions of financing lines, with their meeting and instance: read
+    through the relation (gouvernance sits above this app and is not imported)."""
+    decision = LigneFinancement._meta.get_field("decisions").related_model
+    return decision.objects.select_related("reunion__instance")
+
+
 class FicheDetailView(DetailView):
     template_name = "actions/fiche_detail.html"
 
@@ -180,7 +188,11 @@ class FicheDetailView(DetailView):
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
             communes=fiche.communes.all(),
-            financements=fiche.financements.select_related("financeur"),
+            # The governance decisions that set a line (gouvernance.Decision.lignes): where
+            # its amount comes from.
+            financements=fiche.financements.select_related("financeur").prefetch_related(
+                Prefetch("decisions", queryset=decisions_de_lignes())
+            ),
             **fiche_totals(fiche),
             indicateurs=fiche.indicateurs.prefetch_related("mesures"),
             points=fiche.points.select_related("auteur"),

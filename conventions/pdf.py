@@ -5,9 +5,12 @@
 (the background-job protocol of ``pvd.jobs``).
 """
 
+import base64
+import functools
 import hashlib
 import mimetypes
 import posixpath
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -60,6 +63,29 @@ class RefusedURL(ValueError):
 
 
 # Static files -------------------------------------------------------------------------
+
+
+# The State's « bloc marque » as django-dsfr ships it: the Marianne and the devise « Liberté
+# Égalité Fraternité » are the two SVG images of the DSFR's logo stylesheet. WeasyPrint cannot
+# read that stylesheet (calc() in background positions), so the images are taken from it.
+DSFR_LOGO_CSS = "dsfr/dist/component/logo/logo.main.min.css"
+SVG_IN_CSS = re.compile(r'url\("data:image/svg\+xml;charset=utf8,([^"]+)"\)')
+
+
+@functools.cache
+def bloc_marque() -> dict[str, str]:
+    """The Marianne and the devise, as base64 data: URLs (nothing to escape in a style)."""
+    path = finders.find(DSFR_LOGO_CSS)
+    if not path:
+        raise PdfRenderingError(f"Fichiers statiques introuvables : {DSFR_LOGO_CSS}")
+    with open(path, encoding="utf-8") as css:
+        marianne, devise = SVG_IN_CSS.findall(css.read())[:2]
+
+    def data_url(encoded: str) -> str:
+        svg = unquote(encoded).encode()
+        return f"data:image/svg+xml;base64,{base64.b64encode(svg).decode()}"
+
+    return {"marianne": data_url(marianne), "devise": data_url(devise)}
 
 
 def static_base_url() -> str:

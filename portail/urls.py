@@ -72,6 +72,7 @@ urlpatterns = [
     path("carte/", include("carte.urls")),
     path("notifications/", include("rappels.urls")),  # reminders and notifications
     path("tableaux/", include("tableaux.urls")),
+    path("gouvernance/", include("gouvernance.urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.

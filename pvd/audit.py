@@ -81,6 +81,11 @@ for model_name in (
     auditlog.register(apps.get_model("postes", model_name))
 
 auditlog.register(apps.get_model("actions", "Financeur"))
+for model_name in ("Instance", "Membre", "Reunion", "PointOrdreDuJour", "Presence", "Suite"):
+    auditlog.register(apps.get_model("gouvernance", model_name))
+auditlog.register(
+    apps.get_model("gouvernance", "Decision"), m2m_fields={"fiches", "conventions", "lignes"}
+)
 
 # The project's models the journal does not follow, each with its reason
 # (tests/pvd/test_registries.py fails on a model in neither list).
@@ -100,6 +105,7 @@ AUDIT_EXEMPT = {
     "communes.MiseAJourReferentiel": "a job row that keeps who asked, when, the files and the "
     "report; what the import changed is traced by its ImportRun",
     "tableaux.Bilan": "a generated file (a job row); the request is not a change of data",
+    "gouvernance.Releve": "a generated file (a job row): the decisions it shows are audited",
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",
     "rappels.Recapitulatif": "the record of a digest sent by the sweep",
     "rappels.Preference": "a person's own e-mail preferences, not programme data",

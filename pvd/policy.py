@@ -329,6 +329,36 @@ def visible_funders(user: User) -> set[str] | None:
     return {f.code_poste for f in partner_funders(user) if f.code_poste}
 
 
+# Governance (gouvernance/) --------------------------------------------------------------------
+# Reading goes through Instance.objects.for_user(user) (its members read it too).
+
+
+def may_manage_instance(user: User, instance) -> bool:
+    """Schedule an instance's meetings, convoke, record attendance, agenda and decisions,
+    publish the relevé: a beneficiary's instance (comité de projet…) by its chefs de projet
+    and its préfecture; a département's (CLCT…) by its préfecture; a région's by the
+    préfectures of its départements; national staff everywhere."""
+    if instance.beneficiaire_id:
+        return works_for(user, instance.beneficiaire_id) or _acts_for_state(
+            user, instance.beneficiaire.departement_id
+        )
+    if instance.departement_id:
+        return _acts_for_state(user, instance.departement_id)
+    if is_national(user):
+        return True
+    departements = apps.get_model("communes", "Departement").objects
+    return departements.filter(
+        region_id=instance.region_id, code__in=user.perimeter.prefecture_departement_codes
+    ).exists()
+
+
+def may_mark_suite_done(user: User, suite) -> bool:
+    """Mark a follow-up done: the person responsible, or whoever manages the instance."""
+    return suite.responsable_id == user.pk or may_manage_instance(
+        user, suite.decision.reunion.instance
+    )
+
+
 # Reminders and notifications (rappels/) ----------------------------------------------------
 
 

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "conventions",
     "actions",
     "postes",
+    # --- governance: instances, meetings, decisions (gouvernance/) ---
+    "gouvernance",
     "carte",
     # --- reminders and notifications (rappels/) ---
     "rappels",
@@ -329,6 +331,7 @@ JOB_TIME_LIMITS = {
     # The rollout goes through the one-by-one forms, about 0.2 s a row on the shared 2-core
     # machine: some 3 000 people of the programme in about 10 minutes.
     "pvd.Deploiement": 15 * 60,
+    "gouvernance.Releve": 5 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60

@@ -16,6 +16,7 @@ class Categorie(models.TextChoices):
     CONVENTIONS = "conventions", "Conventions et ORT"
     PLANS = "plans", "Plans d'action et fiches actions"
     POSTES = "postes", "Postes de chef de projet"
+    GOUVERNANCE = "gouvernance", "Instances, réunions et suites à donner"
 
 
 class Frequence(models.TextChoices):

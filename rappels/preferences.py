@@ -15,6 +15,7 @@ DEFAUTS = {
         Categorie.CONVENTIONS: Frequence.IMMEDIAT,
         Categorie.PLANS: Frequence.QUOTIDIEN,
         Categorie.POSTES: Frequence.IMMEDIAT,
+        Categorie.GOUVERNANCE: Frequence.QUOTIDIEN,
     },
     # The élus and the préfecture follow: a weekly digest.
     Role.Kind.ELU: dict.fromkeys(Categorie, Frequence.HEBDOMADAIRE),

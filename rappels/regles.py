@@ -72,6 +72,8 @@ class Echeance:
     message: str
     lien: str
     audiences: tuple[str, ...]
+    # Named people told besides the audiences (the person responsible for a follow-up).
+    destinataires: tuple[int, ...] = ()
 
 
 def latest_due(dates, today: date, rattrapage: timedelta = RATTRAPAGE) -> date | None:
@@ -439,6 +441,124 @@ def fin_de_cofinancement(
             )
 
 
+# Governance (gouvernance/) --------------------------------------------------------------------
+# Reminders go to a beneficiary's people: an instance of a département or a région (CLCT…) has
+# none; its late meetings and relevés are on the préfecture's dashboard.
+
+
+def instance_en_retard(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """A beneficiary's instance (comité de projet…) with no meeting held in the last 12 /
+    minimum-per-year months. Over once a meeting is marked held (the next one is then due
+    one period after it)."""
+    from gouvernance.models import Instance
+
+    rows = (
+        Instance.objects.en_retard(today)
+        .filter(beneficiaire__isnull=False, echeance__gte=today - rattrapage)
+        .filter(_scope("beneficiaire_id", beneficiaires))
+        .order_by()
+        .values_list("pk", "nom", "beneficiaire_id", "beneficiaire__nom", "derniere", "echeance")
+    )
+    for pk, nom_instance, beneficiaire_id, nom, derniere, echeance in rows:
+        due = latest_due([echeance], today, rattrapage)
+        if due is None:
+            continue
+        depuis = f"depuis le {long_date(derniere)}" if derniere else "encore"
+        yield Echeance(
+            "instance_en_retard",
+            Categorie.GOUVERNANCE,
+            f"instance:{pk}",
+            due,
+            beneficiaire_id,
+            f"{nom} : « {short(nom_instance)} » ne s'est pas réuni {depuis} ; une réunion était "
+            f"attendue le {long_date(echeance)}.",
+            link("gouvernance:instance", pk),
+            (CHEF_PROJET, PREFECTURE),
+        )
+
+
+def releve_non_publie(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """A meeting held ``DELAI_RELEVE`` ago whose relevé de décisions is not published.
+    Over once the relevé is published."""
+    from gouvernance.models import DELAI_RELEVE, Reunion
+
+    rows = (
+        Reunion.objects.releve_attendu(today)
+        .filter(instance__beneficiaire__isnull=False, date__gte=today - DELAI_RELEVE - rattrapage)
+        .filter(_scope("instance__beneficiaire_id", beneficiaires))
+        .order_by()
+        .values_list(
+            "pk",
+            "date",
+            "instance__nom",
+            "instance__beneficiaire_id",
+            "instance__beneficiaire__nom",
+        )
+    )
+    for pk, day, nom_instance, beneficiaire_id, nom in rows:
+        due = latest_due([day + DELAI_RELEVE], today, rattrapage)
+        if due is None:
+            continue
+        yield Echeance(
+            "releve_non_publie",
+            Categorie.GOUVERNANCE,
+            f"reunion:{pk}",
+            due,
+            beneficiaire_id,
+            f"{nom} : le relevé de décisions de la réunion du {long_date(day)} "
+            f"(« {short(nom_instance)} ») n'est pas publié.",
+            link("gouvernance:reunion", pk),
+            (CHEF_PROJET,),
+        )
+
+
+def suite_a_donner(
+    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+) -> Iterator[Echeance]:
+    """A follow-up of a decision (« suite à donner ») whose due date has come, to its person
+    responsible and the beneficiary's chefs de projet. Over once it is marked done (or its
+    due date moves)."""
+    from gouvernance.models import Suite
+
+    beneficiaire = "decision__reunion__instance__beneficiaire"
+    rows = (
+        Suite.objects.a_faire()
+        .filter(echeance__lte=today, echeance__gte=today - rattrapage)
+        .filter(**{f"{beneficiaire}__isnull": False})
+        .filter(_scope(f"{beneficiaire}_id", beneficiaires))
+        .order_by()
+        .values_list(
+            "pk",
+            "intitule",
+            "echeance",
+            "responsable_id",
+            "decision__reunion_id",
+            f"{beneficiaire}_id",
+            f"{beneficiaire}__nom",
+        )
+    )
+    for pk, intitule, echeance, responsable_id, reunion_id, beneficiaire_id, nom in rows:
+        due = latest_due([echeance], today, rattrapage)
+        if due is None:
+            continue
+        yield Echeance(
+            "suite_a_donner",
+            Categorie.GOUVERNANCE,
+            f"suite:{pk}",
+            due,
+            beneficiaire_id,
+            f"{nom} : la suite à donner « {short(intitule)} » était attendue le "
+            f"{long_date(echeance)}.",
+            link("gouvernance:reunion", reunion_id),
+            (CHEF_PROJET,),
+            (responsable_id,),
+        )
+
+
 REGLES = [
     convention_cadre,
     fin_de_convention,
@@ -448,6 +568,9 @@ REGLES = [
     poste_vacant,
     fin_de_contrat,
     fin_de_cofinancement,
+    instance_en_retard,
+    releve_non_publie,
+    suite_a_donner,
 ]
 
 LIBELLES = {
@@ -459,6 +582,9 @@ LIBELLES = {
     "poste_vacant": "Poste vacant",
     "fin_de_contrat": "Fin de contrat",
     "fin_de_cofinancement": "Fin de cofinancement",
+    "instance_en_retard": "Instance sans réunion",
+    "releve_non_publie": "Relevé de décisions non publié",
+    "suite_a_donner": "Suite à donner",
 }
 
 

@@ -13,6 +13,7 @@ from actions.models import FicheAction, Indicateur, Mesure
 from actions.signals import plan_imported
 from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.models import Convention
+from gouvernance.models import Releve, Reunion, Suite
 from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Poste
 
 _pending = threading.local()
@@ -59,6 +60,16 @@ def _beneficiaires(pending: dict[str, set[int]]) -> set[int]:
     if poste_ids:
         through = Poste.beneficiaires.through.objects.filter(poste_id__in=poste_ids)
         found.update(through.values_list("beneficiaire_id", flat=True))
+    if ids := pending.get("reunion"):
+        found.update(
+            Reunion.objects.filter(pk__in=ids).values_list("instance__beneficiaire_id", flat=True)
+        )
+    if ids := pending.get("suite"):
+        found.update(
+            Suite.objects.filter(pk__in=ids).values_list(
+                "decision__reunion__instance__beneficiaire_id", flat=True
+            )
+        )
     return {pk for pk in found if pk}
 
 
@@ -78,6 +89,12 @@ def _what(instance) -> tuple[str, list[int]]:
         return "poste", [instance.poste_id]
     if isinstance(instance, LigneCofinancement):
         return "annee", [instance.annee_id]
+    if isinstance(instance, Reunion):  # held (the instance's next due date), cancelled
+        return "reunion", [instance.pk]
+    if isinstance(instance, Releve):  # the relevé published
+        return "reunion", [instance.reunion_id]
+    if isinstance(instance, Suite):  # marked done, its due date moved
+        return "suite", [instance.pk]
     return "beneficiaire", []
 
 
@@ -92,6 +109,9 @@ SOURCES = [
     Occupation,
     CofinancementAnnee,
     LigneCofinancement,
+    Reunion,
+    Releve,
+    Suite,
 ]
 
 

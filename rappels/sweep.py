@@ -143,6 +143,7 @@ def record(
     rows = []
     for due in dues:
         users = set().union(*(recipients[due.beneficiaire_id][a] for a in due.audiences))
+        users |= set(due.destinataires)
         rows += _rows(due, users)
     before = Rappel.objects.count()
     Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)

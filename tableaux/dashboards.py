@@ -12,6 +12,8 @@ from django.utils.functional import SimpleLazyObject
 
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
+from gouvernance.models import Instance
+from gouvernance.pilotage import departements_q, pilotage
 from pvd import policy
 from rappels import prochains
 
@@ -120,6 +122,10 @@ def home_context(request) -> dict:
     context: dict = {"today": today}
     if policy.sees_everything(user):
         context.update(programme_context("france", None, today, user))
+        if policy.is_national(user):
+            context["gouvernance"] = SimpleLazyObject(
+                lambda: pilotage(Instance.objects.all(), today)
+            )
     elif prefecture:
         table = prefecture_rows(user, request.GET, today)
         context["prefecture"] = table
@@ -134,6 +140,9 @@ def home_context(request) -> dict:
             return [(d, totaux.get(d.code, {})) for d in table["departements"]]
 
         context["totaux_departements"] = SimpleLazyObject(totaux_departements)
+        context["gouvernance"] = SimpleLazyObject(
+            lambda: pilotage(Instance.objects.filter(departements_q(prefecture)), today)
+        )
     else:
         beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
         context["mes_beneficiaires"] = beneficiaires

@@ -1,6 +1,7 @@
 """The apps' import graph keeps its layers (STYLE.md « Layout »).
 
-pvd (kernel) < communes < conventions, postes, actions < rappels, tableaux, carte < portail
+pvd (kernel) < communes < conventions, postes, actions < gouvernance, rappels, tableaux, carte <
+portail
 (shell). An app imports the layers below it; an import the other way (« up ») needs a
 reason written in UPWARD below. Every ``import``/``from … import`` counts, at module level
 or inside a function: a function-level import still ties the two apps together. Only the
@@ -21,6 +22,9 @@ LAYERS = {
     "conventions": 2,
     "postes": 2,
     "actions": 2,
+    # Instances, meetings and decisions link conventions and fiches; reminders and
+    # dashboards read them.
+    "gouvernance": 3,
     "rappels": 3,
     "tableaux": 3,
     "carte": 3,

@@ -19,7 +19,8 @@ from pvd.forms import CodesField
 
 pytestmark = pytest.mark.django_db
 
-APPS = ["pvd", "communes", "conventions", "postes", "actions", "rappels", "tableaux", "carte"]
+APPS = ["pvd", "communes", "conventions", "postes", "actions", "gouvernance", "rappels"]
+APPS += ["tableaux", "carte"]
 APPS += ["portail"]
 
 DATES = {"31/12/9999": "9999-12-31", "1949": "1949-12-31"}
@@ -311,12 +312,17 @@ def test_every_create_form_carries_a_token_or_a_natural_key():
     from django.urls import URLResolver, get_resolver
 
     from actions.forms import MesureForm
+    from gouvernance.forms import DecisionForm, MembreForm, PointForm, ReunionForm
     from postes.forms import CofinancementForm
     from pvd.integrity import JetonForm
 
     forms_of = {
         "actions:mesure-create": MesureForm,
         "postes:cofinancement-create": CofinancementForm,
+        "gouvernance:membre-create": MembreForm,
+        "gouvernance:reunion-create": ReunionForm,
+        "gouvernance:point-create": PointForm,
+        "gouvernance:decision-create": DecisionForm,
     }
 
     def walk(resolver, namespace=""):

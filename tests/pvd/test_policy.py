@@ -15,6 +15,7 @@ from django.apps import apps as django_apps
 from actions.models import ExportPlan, Financeur
 from communes.models import Beneficiaire
 from conventions.models import Convention, Partie
+from gouvernance.models import Decision, Instance, Reunion, Suite
 from pvd import policy
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +42,20 @@ def export(user, departement: str | None, mine: bool = True) -> ExportPlan:
         perimetre="departement" if departement else "national",
         departement_id=departement,
         requested_by_id=user.pk if mine else -1,
+    )
+
+
+def comite(beneficiaire) -> Instance:
+    return Instance(type=Instance.Type.COMITE_PROJET, beneficiaire=beneficiaire)
+
+
+def clct(departement: str) -> Instance:
+    return Instance(type=Instance.Type.CLCT, departement_id=departement, reunions_par_an=2)
+
+
+def suite(instance: Instance, responsable_id: int) -> Suite:
+    return Suite(
+        decision=Decision(reunion=Reunion(instance=instance)), responsable_id=responsable_id
     )
 
 
@@ -175,6 +190,38 @@ TABLE = [
     ("may_roll_out", "—", lambda u, lb, user: (), NATIONAL),
     ("may_read_audit_log", "—", lambda u, lb, user: (), STATE_19 | STATE_36),
     ("may_see_service_health", "—", lambda u, lb, user: (), NATIONAL),
+    (
+        "may_manage_instance",
+        "comité de projet d'Ussel",
+        lambda u, lb, user: (comite(u),),
+        USSEL_DRAFTERS,
+    ),
+    (
+        "may_manage_instance",
+        "comité de projet du Blanc",
+        lambda u, lb, user: (comite(lb),),
+        STATE_36,
+    ),
+    ("may_manage_instance", "CLCT de l'Indre", lambda u, lb, user: (clct("36"),), STATE_36),
+    ("may_manage_instance", "CLCT de la Corrèze", lambda u, lb, user: (clct("19"),), STATE_19),
+    (
+        "may_manage_instance",
+        "comité régional, Centre-Val de Loire",
+        lambda u, lb, user: (Instance(type="financeurs", region_id="24"),),
+        STATE_36,
+    ),
+    (
+        "may_mark_suite_done",
+        "Ussel, une suite d'un autre",
+        lambda u, lb, user: (suite(comite(u), responsable_id=-1),),
+        USSEL_DRAFTERS,
+    ),
+    (
+        "may_mark_suite_done",
+        "Le Blanc, sa propre suite",
+        lambda u, lb, user: (suite(comite(lb), responsable_id=user.pk),),
+        set(CAST),
+    ),
 ]
 
 

@@ -56,6 +56,7 @@ def test_preferences_page_saves_a_weekly_digest_and_refuses_nonsense(client_for,
     page = client.get(reverse("rappels:preferences")).content.decode()
     assert "Préférences de notification" in page
     data = {"conventions": "hebdomadaire", "plans": "hebdomadaire", "postes": "aucun"}
+    data["gouvernance"] = "quotidien"
     client.post(reverse("rappels:preferences"), data)
     saved = Preference.objects.filter(utilisateur=cdp_ussel).values_list("categorie", "frequence")
     assert dict(saved) == data

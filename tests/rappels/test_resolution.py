@@ -12,12 +12,14 @@ from django.utils import timezone
 
 from actions.models import FicheAction
 from conventions.models import Convention
+from gouvernance.models import Decision, Reunion, Suite
 from postes.models import CofinancementAnnee, Financeur, LigneCofinancement, Poste
 from rappels import inbox
 from rappels.models import Frequence, Rappel
 from rappels.preferences import set_frequence
 from rappels.regles import REGLES
 from rappels.sweep import record, sweep
+from tests.gouvernance.conftest import a_comite, a_reunion
 from tests.postes.conftest import make_poste, occupe
 
 from .conftest import TODAY, set_adhesion
@@ -39,7 +41,7 @@ def on(time_machine, django_capture_on_commit_callbacks):
 
 def situation_recorded(regle: str, recipient, day: date = TODAY) -> Rappel:
     """The sweep records the reminder; the recipient's e-mails wait for the weekly digest."""
-    for categorie in ("conventions", "plans", "postes"):
+    for categorie in ("conventions", "plans", "postes", "gouvernance"):
         set_frequence(recipient, categorie, Frequence.HEBDOMADAIRE)
     record(day)
     rappel = Rappel.objects.get(regle=regle, destinataire=recipient)
@@ -201,6 +203,44 @@ def test_fin_de_cofinancement_next_year_notified(ussel_la_courtine, elu_ussel, c
     assert_gone(rappel, client_for, day)
 
 
+def test_instance_en_retard_meeting_held(ussel_la_courtine, cdp_ussel, client_for, on):
+    comite = a_comite(ussel_la_courtine)
+    a_reunion(comite, TODAY - relativedelta(months=12), statut=Reunion.Statut.TENUE)
+    rappel = situation_recorded("instance_en_retard", cdp_ussel)
+    assert "une réunion était attendue le 30 novembre 2026" in rappel.message
+    reunion = a_reunion(comite, TODAY - timedelta(days=1))
+    with on(TODAY):
+        client_for(cdp_ussel).post(
+            reverse("gouvernance:statut", args=[reunion.pk]), {"statut": "tenue"}
+        )
+    assert_gone(rappel, client_for)
+
+
+def test_releve_non_publie_published(ussel_la_courtine, cdp_ussel, client_for, on):
+    comite = a_comite(ussel_la_courtine)
+    reunion = a_reunion(comite, TODAY - timedelta(days=15), statut=Reunion.Statut.TENUE)
+    rappel = situation_recorded("releve_non_publie", cdp_ussel)
+    with on(TODAY):
+        client_for(cdp_ussel).post(reverse("gouvernance:releve-publier", args=[reunion.pk]))
+    assert reunion.releves.get().statut == "pret"
+    assert_gone(rappel, client_for)
+
+
+def test_suite_a_donner_marked_done(ussel_la_courtine, cdp_ussel, elu_ussel, client_for, on):
+    comite = a_comite(ussel_la_courtine)
+    reunion = a_reunion(comite, TODAY - timedelta(days=60), statut=Reunion.Statut.TENUE)
+    decision = Decision.objects.create(reunion=reunion, type="autre", texte="Relancer")
+    suite = Suite.objects.create(
+        decision=decision, intitule="Relancer la DDT", responsable=elu_ussel, echeance=TODAY
+    )
+    # The person responsible (an élu, outside the rule's audiences) and the chef de projet.
+    rappel = situation_recorded("suite_a_donner", elu_ussel)
+    assert Rappel.objects.filter(regle="suite_a_donner", destinataire=cdp_ussel).exists()
+    with on(TODAY):
+        client_for(elu_ussel).post(reverse("gouvernance:suite-faite", args=[suite.pk]))
+    assert_gone(rappel, client_for)
+
+
 RESOLUTION_TESTS = {
     "convention_cadre": test_convention_cadre_signed,
     "fin_de_convention": test_fin_de_convention_terminated,
@@ -210,6 +250,9 @@ RESOLUTION_TESTS = {
     "poste_vacant": test_poste_vacant_filled,
     "fin_de_contrat": test_fin_de_contrat_renewed,
     "fin_de_cofinancement": test_fin_de_cofinancement_next_year_notified,
+    "instance_en_retard": test_instance_en_retard_meeting_held,
+    "releve_non_publie": test_releve_non_publie_published,
+    "suite_a_donner": test_suite_a_donner_marked_done,
 }
 
 

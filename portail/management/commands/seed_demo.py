@@ -147,6 +147,10 @@ class Command(BaseCommand):
         from postes.demo import seed_demo_postes
 
         seed_demo_postes(self.stdout)
+        # --- governance (gouvernance/): after the conventions and the plans it links ---
+        from gouvernance.demo import seed_demo_gouvernance
+
+        seed_demo_gouvernance(self.stdout)
         # --- reminders (rappels/): after everything they are about ---
         from rappels.demo import seed_demo_rappels
 
