@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -21,6 +21,7 @@ from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import ImportRun, Role, User
+from pvd.pagination import LastPageMixin
 from tableaux.dashboards import home_context
 
 from .filters import LogEntryFilter, UserFilter
@@ -114,7 +115,13 @@ def not_found(request: HttpRequest) -> HttpResponse:
     raise Http404
 
 
-class UserListView(NationalRequiredMixin, FilterView):
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form sent from an expired page (or without its cookie) is told so
+    in French, in the portal's layout, instead of Django's English page."""
+    return render(request, "403_csrf.html", status=403)
+
+
+class UserListView(NationalRequiredMixin, LastPageMixin, FilterView):
     filterset_class = UserFilter
     template_name = "portail/user_list.html"
     paginate_by = 50
@@ -242,7 +249,7 @@ def proconnect_unlink(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("portail:user-detail", pk=account.pk)
 
 
-class AuditLogView(NationalRequiredMixin, FilterView):
+class AuditLogView(NationalRequiredMixin, LastPageMixin, FilterView):
     allowed = staticmethod(policy.may_read_audit_log)
     filterset_class = LogEntryFilter
     template_name = "portail/audit_log.html"
