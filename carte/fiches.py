@@ -25,8 +25,9 @@ from .filters import FicheCarteFilter
 PRECISION = 4
 
 
-def filtre_fiches(user, data, filtre: geo.Filtre = geo.Filtre()) -> FicheCarteFilter:
+def filtre_fiches(user, data, filtre: geo.Filtre | None = None) -> FicheCarteFilter:
     """The filter of the fiches on the map, over the reader's fiches in the map's territory."""
+    filtre = filtre or geo.Filtre()
     queryset = FicheAction.objects.for_user(user)
     if filtre.departement is not None:
         queryset = queryset.filter(beneficiaire__departement=filtre.departement)

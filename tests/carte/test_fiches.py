@@ -35,9 +35,7 @@ def fiches_ussel(ussel_la_courtine):
         avancement=FicheAction.Avancement.DEMARRAGE,
     )
     halle.communes.set(["19275"])
-    logements = fiche(
-        ussel_la_courtine, 1, "1.1", None, titre="Logements vacants", maturite="idee"
-    )
+    logements = fiche(ussel_la_courtine, 1, "1.1", None, titre="Logements vacants", maturite="idee")
     return halle, logements
 
 
@@ -57,14 +55,14 @@ def placees(data: dict) -> dict[str, list[str]]:
     """Each fiche's « référence – titre » and the names of the communes it stands at."""
     fiches = FicheAction.objects.in_bulk([row[0] for row in data["fiches"]])
     return {
-        f"{fiches[row[0]].reference} – {fiches[row[0]].titre}": [data["lieux"][n][2] for n in row[2:]]
+        f"{fiches[row[0]].reference} – {fiches[row[0]].titre}": [
+            data["lieux"][n][2] for n in row[2:]
+        ]
         for row in data["fiches"]
     }
 
 
-def test_fiches_stand_at_their_communes_or_their_beneficiarys(
-    client_for, elu_ussel, fiches_ussel
-):
+def test_fiches_stand_at_their_communes_or_their_beneficiarys(client_for, elu_ussel, fiches_ussel):
     data = donnees(client_for(elu_ussel))
     assert placees(data) == {
         "4.1 – Rénovation de la halle": ["Ussel"],

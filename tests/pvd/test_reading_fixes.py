@@ -33,9 +33,7 @@ def test_new_post_link_keeps_a_four_digit_beneficiary_id(client_for, prefecture_
 @override_settings(DEBUG=False)
 def test_csrf_failure_is_told_in_french_in_the_portals_layout():
     client = Client(enforce_csrf_checks=True)
-    response = client.post(
-        "/accounts/login/", {"login": "anct@test.pvd.fr", "password": "x"}
-    )
+    response = client.post("/accounts/login/", {"login": "anct@test.pvd.fr", "password": "x"})
     assert response.status_code == 403
     html = response.content.decode()
     assert "<h1>Formulaire expiré</h1>" in html
@@ -65,7 +63,9 @@ def test_a_live_region_holds_each_polled_job_before_any_swap(polled):
 
 def test_the_bilans_live_region_is_in_the_elus_home(client_for, elu_ussel):
     html = client_for(elu_ussel).get("/").content.decode()
-    assert re.search(r'<div aria-live="polite" class="pvd-job-status">\s*<section id="bilans"', html)
+    assert re.search(
+        r'<div aria-live="polite" class="pvd-job-status">\s*<section id="bilans"', html
+    )
 
 
 def test_the_documents_live_region_is_in_the_convention_page(
