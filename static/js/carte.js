@@ -46,7 +46,7 @@
         var n = cluster.getChildCount();
         return L.divIcon({
           html: "<span>" + n + "</span>",
-          className: "pvd-carte__groupe " + className,
+          className: "marker-cluster pvd-carte__groupe " + className,
           iconSize: L.point(36, 36),
         });
       },
