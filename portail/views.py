@@ -61,21 +61,27 @@ def readyz(request: HttpRequest) -> JsonResponse:
 # What the accessibility sweep (tests/e2e/test_accessibility_sweep.py) measured last, as the
 # accessibility statement publishes it; the sweep fails if this claims more than it checked.
 ACCESSIBILITY_TESTS = {
-    "date": "30 novembre 2026",
+    "date": "7 décembre 2026",
     # Pages checked for each profile (one page of each kind).
     "profils": {
         "visiteur": 7,
-        "équipe nationale": 56,
-        "préfecture": 37,
+        "équipe nationale": 55,
+        "préfecture": 38,
         "chef de projet": 33,
         "élu": 27,
         "partenaire": 32,
     },
     # Page states checked besides: dialogs and disclosures open, forms sent back with their
     # errors, searches without result, pages once htmx swapped in what they wait for.
-    "etats": {"modales": 12, "volets": 5, "erreurs": 19, "recherches": 8, "htmx": 2},
+    "etats": {"modales": 12, "volets": 5, "erreurs": 18, "recherches": 8, "htmx": 2},
+    # Each page is checked at these window widths (px), in the sweep's order.
+    "largeurs": [1280, 320, 768],
 }
 ACCESSIBILITY_TESTS["pages"] = sum(ACCESSIBILITY_TESTS["profils"].values())
+ACCESSIBILITY_TESTS["pages_par_largeur"] = {
+    largeur: ACCESSIBILITY_TESTS["pages"] for largeur in ACCESSIBILITY_TESTS["largeurs"]
+}
+ACCESSIBILITY_TESTS["pages_largeurs"] = sum(ACCESSIBILITY_TESTS["pages_par_largeur"].values())
 ACCESSIBILITY_TESTS["nombre_etats"] = sum(ACCESSIBILITY_TESTS["etats"].values())
 
 

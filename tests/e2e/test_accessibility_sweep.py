@@ -395,6 +395,7 @@ def test_every_page_of_every_role_has_no_serious_accessibility_violation(
     print("Durée (s) :", {part: round(seconds) for part, seconds in report.seconds.items()})
     print(f"Violations modérées ou mineures ({len(report.moderate)}) :")
     print("\n".join(report.moderate) or "aucune")
+    assert not report.failures, f"{len(report.failures)} problèmes :\n" + "\n".join(report.failures)
     assert all(count >= 5 for count in report.pages.values()), report.pages
     assert set(STATES) <= set(report.states), report.states
     assert set(report.widths) == set(WIDTHS), report.widths
@@ -408,4 +409,3 @@ def test_every_page_of_every_role_has_no_serious_accessibility_violation(
     assert published["largeurs"] == WIDTHS
     for width, count in published["pages_par_largeur"].items():
         assert count <= report.widths.get(width, 0), (width, report.widths)
-    assert not report.failures, f"{len(report.failures)} problèmes :\n" + "\n".join(report.failures)
