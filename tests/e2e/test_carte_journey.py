@@ -89,7 +89,7 @@ def test_chef_de_projet_filters_the_fiches_on_the_map_and_opens_one(
     page.wait_for_url("**/carte/?*maturite=engagee*")
     page.wait_for_selector("#pvd-carte[data-state=ready]")
     # The list under the map holds the same fiches as the map's layer.
-    rows = page.get_by_role("table", name="Fiches action de la carte").locator("tbody tr")
+    rows = page.get_by_role("region", name="Fiches action de la carte").locator("tbody tr")
     assert rows.count() > 0
     assert page.locator("#pvd-carte").get_attribute("data-fiches") == str(rows.count())
     assert set(rows.locator("td:nth-child(4)").all_inner_texts()) == {"Engagée"}
