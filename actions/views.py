@@ -20,6 +20,7 @@ from pvd.access import (
     get_fiche_for_user,
 )
 from pvd.integrity import IntegrityErrorMixin, create_once, save_or_refuse
+from pvd.pagination import LastPageMixin
 
 from .filters import FicheFilter, PlanFilter
 from .forms import (
@@ -106,7 +107,7 @@ class FicheMixin:
 # Plans --------------------------------------------------------------------------------------
 
 
-class PlanListView(FilterView):
+class PlanListView(LastPageMixin, FilterView):
     filterset_class = PlanFilter
     template_name = "actions/plan_list.html"
     paginate_by = 50

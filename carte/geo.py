@@ -48,6 +48,19 @@ CLASSES = (
 )
 
 
+# What the map opens on, and the overseas départements a button away: (code, name,
+# "south,west,north,east"). Metropolitan France first: the national view would otherwise
+# zoom out to the whole world to hold the overseas points.
+VUES = (
+    ("metropole", "France métropolitaine", "41.3,-5.2,51.1,9.6"),
+    ("971", "Guadeloupe", "15.8,-61.85,16.55,-60.95"),
+    ("972", "Martinique", "14.38,-61.25,14.9,-60.8"),
+    ("973", "Guyane", "2.1,-54.6,5.8,-51.6"),
+    ("974", "La Réunion", "-21.4,55.2,-20.85,55.85"),
+    ("976", "Mayotte", "-13.05,44.95,-12.6,45.3"),
+)
+
+
 def etat(statut: str | None) -> str:
     """The map's state of a convention-cadre of that status (None: no convention-cadre)."""
     if statut is None:

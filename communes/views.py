@@ -10,6 +10,7 @@ from django_filters.views import FilterView
 from pvd import audit, files, policy
 from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin, create_once
+from pvd.pagination import LastPageMixin
 
 from . import exports, synthese
 from .filters import BeneficiaireFilter, CommuneFilter, SelectionFilter
@@ -24,7 +25,7 @@ from .models import (
 )
 
 
-class CommuneListView(FilterView):
+class CommuneListView(LastPageMixin, FilterView):
     filterset_class = CommuneFilter
     template_name = "communes/commune_list.html"
     paginate_by = 50
@@ -85,7 +86,7 @@ def beneficiaires_for(user):
     )
 
 
-class BeneficiaireListView(FilterView):
+class BeneficiaireListView(LastPageMixin, FilterView):
     filterset_class = BeneficiaireFilter
     template_name = "communes/beneficiaire_list.html"
     paginate_by = 50
@@ -217,7 +218,7 @@ class DecisionDocumentView(DetailView):
         return files.serve(self.request, decision.document, f"decision-{decision.pk}.pdf")
 
 
-class SelectionView(FilterView):
+class SelectionView(LastPageMixin, FilterView):
     filterset_class = SelectionFilter
     template_name = "communes/selection.html"
     paginate_by = 50

@@ -15,6 +15,7 @@ from pvd import audit, files, policy, spreadsheets
 from pvd.access import BeneficiaireMixin, get_convention_for_user
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.models import User
+from pvd.pagination import LastPageMixin
 
 from . import echeances
 from .filters import ConventionFilter
@@ -36,7 +37,7 @@ READ_ONLY = "Vous ne pouvez que consulter cette convention."
 STATE_ONLY = "Cette action revient à la préfecture du département ou à l'équipe nationale."
 
 
-class ConventionListView(FilterView):
+class ConventionListView(LastPageMixin, FilterView):
     filterset_class = ConventionFilter
     template_name = "conventions/convention_list.html"
     paginate_by = 50
@@ -52,7 +53,7 @@ class ConventionListView(FilterView):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
 
 
-class EcheancesView(ListView):
+class EcheancesView(LastPageMixin, ListView):
     """Beneficiaries whose convention-cadre is late or due within three months."""
 
     template_name = "conventions/echeances.html"

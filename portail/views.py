@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -30,6 +30,7 @@ from pvd.audit import readable, readable_for_user_q
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.jobs import enqueue_on_commit
 from pvd.models import Deploiement, ImportRun, Invitation, Role, User
+from pvd.pagination import LastPageMixin
 from tableaux.dashboards import home_context
 
 from . import deploiement
@@ -89,9 +90,15 @@ ACCESSIBILITY_TESTS = {
     },
     # Page states checked besides: dialogs and disclosures open, forms sent back with their
     # errors, searches without result, pages once htmx swapped in what they wait for.
-    "etats": {"modales": 12, "volets": 5, "erreurs": 21, "recherches": 8, "htmx": 2},
+    "etats": {"modales": 12, "volets": 5, "erreurs": 18, "recherches": 8, "htmx": 2},
+    # Each page is checked at these window widths (px), in the sweep's order.
+    "largeurs": [1280, 320, 768],
 }
 ACCESSIBILITY_TESTS["pages"] = sum(ACCESSIBILITY_TESTS["profils"].values())
+ACCESSIBILITY_TESTS["pages_par_largeur"] = {
+    largeur: ACCESSIBILITY_TESTS["pages"] for largeur in ACCESSIBILITY_TESTS["largeurs"]
+}
+ACCESSIBILITY_TESTS["pages_largeurs"] = sum(ACCESSIBILITY_TESTS["pages_par_largeur"].values())
 ACCESSIBILITY_TESTS["nombre_etats"] = sum(ACCESSIBILITY_TESTS["etats"].values())
 
 
@@ -131,7 +138,13 @@ def not_found(request: HttpRequest) -> HttpResponse:
     raise Http404
 
 
-class UserListView(NationalRequiredMixin, FilterView):
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form sent from an expired page (or without its cookie) is told so
+    in French, in the portal's layout, instead of Django's English page."""
+    return render(request, "403_csrf.html", status=403)
+
+
+class UserListView(NationalRequiredMixin, LastPageMixin, FilterView):
     filterset_class = UserFilter
     template_name = "portail/user_list.html"
     paginate_by = 50
@@ -259,7 +272,7 @@ def proconnect_unlink(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("portail:user-detail", pk=account.pk)
 
 
-class AuditLogView(NationalRequiredMixin, FilterView):
+class AuditLogView(NationalRequiredMixin, LastPageMixin, FilterView):
     allowed = staticmethod(policy.may_read_audit_log)
     filterset_class = LogEntryFilter
     template_name = "portail/audit_log.html"

@@ -13,6 +13,7 @@ from pvd import audit, files, policy
 from pvd.access import get_poste_for_user
 from pvd.french import de_personne
 from pvd.integrity import CreateOnceMixin, create_once
+from pvd.pagination import LastPageMixin
 
 from . import exports, financement, tableaux
 from .filters import PosteFilter
@@ -36,7 +37,7 @@ def selected_year(request) -> int:
     return int(year) if year.isdigit() and 2020 <= int(year) <= 2040 else today.year
 
 
-class PosteListView(FilterView):
+class PosteListView(LastPageMixin, FilterView):
     filterset_class = PosteFilter
     template_name = "postes/poste_list.html"
     paginate_by = 50

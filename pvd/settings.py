@@ -37,6 +37,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The refused form is told in French, in the portal's layout (templates/403_csrf.html).
+CSRF_FAILURE_VIEW = "portail.views.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -455,10 +457,17 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", n
 SECURE_HSTS_PRELOAD = strict_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-# The map's base layer: a tile URL template ({z}/{x}/{y}), e.g. IGN's Plan IGN v2 (README).
-# Empty (tests, offline): the map draws its points and départements on a plain background.
-MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
-MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="© IGN – Plan IGN v2")
+# The map's base layer: a tile URL template ({z}/{x}/{y}); by default the State's base map,
+# IGN Géoplateforme's « Plan IGN » (WMTS served as XYZ tiles, Web Mercator), with its
+# attribution. Its host is allowed in the CSP's img-src only when set. Empty (tests, offline):
+# the map draws its points and départements on a plain background.
+IGN_PLAN_TILE_URL = (
+    "https://data.geopf.fr/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER=GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2&STYLE=normal&TILEMATRIXSET=PM&FORMAT=image/png"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
+)
+MAP_TILE_URL = env.str("MAP_TILE_URL", default=IGN_PLAN_TILE_URL)
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="© IGN – Plan IGN")
 MAP_TILE_ORIGINS = [f"{u.scheme}://{u.netloc}" for u in [urlsplit(MAP_TILE_URL)] if u.netloc]
 # Content-Security-Policy (django-csp): scripts and styles from the portal's own static files,
 # or inline only with the per-response nonce; no framing; no plug-ins.

@@ -29,3 +29,7 @@ SECURE_HSTS_SECONDS = 0
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
 PVD_MFA_ENFORCED = False  # tests of MFA itself switch it on (tests/pvd/test_hardening_accounts.py)
 PROGRAMME_CACHE_TIMEOUT = 0  # each test reads its own figures (tests/tableaux switch it on)
+# No network in tests: no base map, and so no tile host in the CSP.
+MAP_TILE_URL = ""
+MAP_TILE_ORIGINS = []
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] = ["'self'", "data:"]  # noqa: F405

@@ -13,6 +13,7 @@ from django.views.generic import FormView, ListView, TemplateView
 
 from pvd import health, jobs, policy
 from pvd.models import User
+from pvd.pagination import LastPageMixin
 
 from .emails import read_unsubscribe_token
 from .forms import PreferencesForm
@@ -22,7 +23,7 @@ from .preferences import frequences, set_frequence
 from .sweep import digest_preview, failures
 
 
-class RappelListView(ListView):
+class RappelListView(LastPageMixin, ListView):
     template_name = "rappels/list.html"
     paginate_by = 50
     context_object_name = "rappels"

@@ -32,6 +32,7 @@ def carte_embed(context) -> dict:
         "territoire": territoire if code else None,
         "niveau": niveau,
         "etats": geo.ETATS,
+        "vues": geo.VUES,
     }
 
 

@@ -47,6 +47,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PAGES_PER_ROLE = 60
 FORMS_PER_ROLE = 15  # error states sent per role: the main forms, in the order first met
 PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1280, "height": 720}
+# Every page is checked at the desktop width it is loaded at, then at these (a small phone, a
+# tablet) without reloading it: axe again, and nothing wider than the window.
+NARROW = ({"width": 320, "height": 640}, {"width": 768, "height": 1024})
+WIDTHS = [DESKTOP["width"], *(size["width"] for size in NARROW)]
+# The page wider than its window: something escapes it, and the reader scrolls the whole page
+# sideways (a table's own scroll area is fine: it is inside the page's width).
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= window.innerWidth) return null;
+  const wide = [...document.querySelectorAll("body *")].filter(
+    (element) => element.getBoundingClientRect().right > width + 1);
+  const outermost = wide.filter((element) => !wide.includes(element.parentElement));
+  return document.documentElement.scrollWidth + " px : "
+    + outermost.slice(0, 3).map((element) => element.outerHTML.slice(0, 120)).join(" | ");
+}"""
 # Pages the visitor reaches from the footer or the login form's links.
 EXTRA_PAGES = {"visiteur": ["/accounts/password/reset/", "/accessibilite/", "/plan-du-site/"]}
 # The kinds of page state the sweep checks, and their names in ACCESSIBILITY_TESTS["etats"]:
@@ -114,7 +130,8 @@ class Report:
         self.pages: dict[str, int] = {}  # pages checked, by role
         self.role_states: dict[str, int] = {}  # page states checked, by role
         self.states: dict[str, int] = {}  # page states checked, by kind of state
-        self.seconds = {"pages": 0.0, "états": 0.0}
+        self.seconds = {"pages": 0.0, "largeurs": 0.0, "états": 0.0}
+        self.widths: dict[int, int] = {}  # pages checked, by width
         # The forms sent back with errors and the searches without result, by kind of page:
         # the first role that reaches one checks it for all (the others would see the same).
         self.sent: set[str] = set()
@@ -168,6 +185,35 @@ def check(page, role: str, url: str, report: Report, scope: str | None = None) -
         report.failures.append(f"[{role}] {url}: RGAA 10.7 focus invisible\n      {unfocused}")
 
 
+def overflow(page, role: str, url: str, report: Report, width: int) -> None:
+    report.widths[width] = report.widths.get(width, 0) + 1
+    wider = page.evaluate(OVERFLOW)
+    if wider:
+        report.failures.append(
+            f"[{role}] {url} à {width} px : page plus large que la fenêtre {wider}"
+        )
+
+
+def narrow(page, role: str, url: str, report: Report) -> None:
+    """The loaded page at each narrow width: axe and the overflow check, no reload."""
+    start = time.monotonic()
+    for size in NARROW:
+        page.set_viewport_size(size)
+        for violation in run_axe(page):
+            line = (
+                f"[{role}] {url} à {size['width']} px : {violation['impact']} {violation['id']}"
+                f" ({violation['help']})"
+                + "".join(f"\n      {node}" for node in violation["nodes"][:3])
+            )
+            if violation["impact"] in BLOCKING_IMPACTS:
+                report.failures.append(line)
+            else:
+                report.moderate.append(line)
+        overflow(page, role, url, report, size["width"])
+    page.set_viewport_size(DESKTOP)
+    report.seconds["largeurs"] += time.monotonic() - start
+
+
 def visit(page, role: str, url: str, report: Report, seen: set[str]) -> bool:
     response = page.goto(url)
     status = response.status if response else 0
@@ -183,6 +229,8 @@ def visit(page, role: str, url: str, report: Report, seen: set[str]) -> bool:
         seen.add(landed)
     save_html(role, url, response.text())
     check(page, role, url, report)
+    overflow(page, role, url, report, DESKTOP["width"])
+    narrow(page, role, url, report)
     return True
 
 
@@ -277,6 +325,7 @@ def sweep(browser, base_url: str, role: str, user, report: Report, extra: list[s
             [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base_url}]
         )
     page = context.new_page()
+    page.set_viewport_size(DESKTOP)
     page.set_default_timeout(15000)
     seen: set[str] = set()
     opened: set[str] = set()
@@ -342,11 +391,14 @@ def test_every_page_of_every_role_has_no_serious_accessibility_violation(
     print("\nPages par rôle :", report.pages)
     print("États par rôle :", report.role_states)
     print("États par sorte :", report.states)
+    print("Pages par largeur (px) :", report.widths)
     print("Durée (s) :", {part: round(seconds) for part, seconds in report.seconds.items()})
     print(f"Violations modérées ou mineures ({len(report.moderate)}) :")
     print("\n".join(report.moderate) or "aucune")
+    assert not report.failures, f"{len(report.failures)} problèmes :\n" + "\n".join(report.failures)
     assert all(count >= 5 for count in report.pages.values()), report.pages
     assert set(STATES) <= set(report.states), report.states
+    assert set(report.widths) == set(WIDTHS), report.widths
     # The accessibility statement publishes these results: it may not claim more than was tested.
     published = ACCESSIBILITY_TESTS
     assert published["pages"] <= sum(report.pages.values()), report.pages
@@ -354,4 +406,6 @@ def test_every_page_of_every_role_has_no_serious_accessibility_violation(
         assert count <= report.pages.get(role, 0), (role, report.pages)
     for kind, name in STATES.items():
         assert published["etats"][name] <= report.states.get(kind, 0), (kind, report.states)
-    assert not report.failures, f"{len(report.failures)} problèmes :\n" + "\n".join(report.failures)
+    assert published["largeurs"] == WIDTHS
+    for width, count in published["pages_par_largeur"].items():
+        assert count <= report.widths.get(width, 0), (width, report.widths)

@@ -77,3 +77,39 @@ def test_national_drills_down_from_the_choropleth_by_keyboard(
     assert page.locator(".pvd-choroplethe__voisins use").count() > 3
     page.wait_for_selector("#pvd-carte[data-state=ready]")
     assert csp_violations == []
+
+
+def test_chef_de_projet_filters_the_fiches_on_the_map_and_opens_one(
+    with_axe, login, demo_data, cdp_ussel, csp_violations
+):
+    page = login("cdp-ussel@test.pvd.fr")
+    page.goto("/carte/")
+    page.get_by_label("Maturité").select_option(label="Engagée")
+    page.get_by_role("button", name="Afficher").click()
+    page.wait_for_url("**/carte/?*maturite=engagee*")
+    page.wait_for_selector("#pvd-carte[data-state=ready]")
+    # The list under the map holds the same fiches as the map's layer.
+    rows = page.get_by_role("region", name="Fiches action de la carte").locator("tbody tr")
+    assert rows.count() > 0
+    assert page.locator("#pvd-carte").get_attribute("data-fiches") == str(rows.count())
+    assert set(rows.locator("td:nth-child(4)").all_inner_texts()) == {"Engagée"}
+    # Leaflet speaks French; clusters are grey, not a state's colour.
+    titles = page.locator(".leaflet-control-zoom a").evaluate_all("(a) => a.map((e) => e.title)")
+    assert titles == ["Zoom avant", "Zoom arrière"]
+    groupe = page.locator(".pvd-carte__groupe").first
+    assert groupe.evaluate("(e) => getComputedStyle(e).backgroundColor") == "rgb(58, 58, 58)"
+    assert serious_violations(page) == []
+    # Through the clusters to a fiche, whose popup gives its title, status, cost and link.
+    fiche = page.locator(".leaflet-marker-icon.pvd-carte__fiche")
+    for _ in range(8):
+        if fiche.count():
+            break
+        page.locator(".pvd-carte__groupe--fiches").first.click()
+        page.wait_for_timeout(400)  # Leaflet's zoom animation
+    fiche.first.click(force=True)
+    popup = page.locator(".leaflet-popup-content")
+    popup.get_by_text("Maturité : Engagée").wait_for()
+    assert "Coût : " in popup.inner_text()
+    popup.get_by_role("link").click()
+    page.wait_for_url("**/actions/fiches/*/")
+    assert csp_violations == []

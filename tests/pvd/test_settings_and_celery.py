@@ -67,3 +67,34 @@ def test_ping_task_goes_through_a_real_worker_and_redis(settings):
             assert app.conf.broker_url.startswith("redis://")
     finally:
         app.conf.task_always_eager = True
+
+
+@pytest.mark.parametrize(
+    "env, tiles, img_src",
+    [
+        ({}, "https://data.geopf.fr/wmts?", "'self' data: https://data.geopf.fr"),
+        ({"MAP_TILE_URL": ""}, "", "'self' data:"),
+    ],
+)
+def test_the_base_map_is_ign_plan_by_default_and_its_host_alone_is_allowed(env, tiles, img_src):
+    """Production draws the State's base map (IGN « Plan IGN »), its host allowed in img-src;
+    an empty setting (offline) asks nothing from elsewhere."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.MAP_TILE_URL); print(s.MAP_TILE_ATTRIBUTION); "
+        "print(' '.join(s.CONTENT_SECURITY_POLICY['DIRECTIVES']['img-src']))"
+    )
+    env = {**PRODUCTION, "DJANGO_SETTINGS_MODULE": "pvd.settings", **env}
+    result = run_manage("shell", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    url, attribution, sources = result.stdout.strip().splitlines()[-3:]
+    assert url.startswith(tiles) and ("PLANIGNV2" in url) == bool(tiles)
+    assert attribution == "© IGN – Plan IGN"
+    assert sources == img_src
+
+
+def test_tests_ask_no_tiles_from_the_network():
+    from django.conf import settings
+
+    assert settings.MAP_TILE_URL == ""
+    assert settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] == ["'self'", "data:"]
