@@ -14,6 +14,7 @@ from django.views.generic import DetailView, ListView
 from pvd import audit, policy
 from pvd.access import get_for_user
 from pvd.integrity import create_once
+from pvd.pagination import LastPageMixin
 
 from . import convocation
 from .forms import (
@@ -49,7 +50,7 @@ def _reunion(request, pk: int, write: bool = False) -> Reunion:
     return reunion
 
 
-class InstanceListView(ListView):
+class InstanceListView(LastPageMixin, ListView):
     template_name = "gouvernance/instance_list.html"
     paginate_by = 50
 

@@ -473,7 +473,7 @@ def deploiement_modele(request: HttpRequest, format: str) -> HttpResponse:
     return spreadsheets.csv_response(deploiement.HEADER, [], name)
 
 
-class InvitationListView(DeploiementMixin, ListView):
+class InvitationListView(DeploiementMixin, LastPageMixin, ListView):
     """Who was invited, whether they activated their account; resend from here."""
 
     template_name = "portail/invitations.html"
