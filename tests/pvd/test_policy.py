@@ -173,6 +173,9 @@ TABLE = [
     ("may_manage_funders", "—", lambda u, lb, user: (), NATIONAL),
     ("may_read_audit_log", "—", lambda u, lb, user: (), STATE_19 | STATE_36),
     ("may_see_service_health", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_read_club", "France", lambda u, lb, user: (), set(CAST) - {"sans_role"}),
+    ("may_share_fiche", "Ussel", lambda u, lb, user: (u,), USSEL_DRAFTERS),
+    ("may_share_fiche", "Le Blanc", lambda u, lb, user: (lb,), STATE_36),
 ]
 
 
