@@ -3,7 +3,7 @@
 - ``french_unaccent``: the French stemmer after unaccent (« rénovation » finds
   « renovation » and « Rénovations »); a fresh cluster's default configuration is English.
 - ``club_contexte`` (axis and town) and ``financeurs_texte`` (the funders' names) are copied
-  onto the fiche by triggers, since a generated column reads only its own row; the trigger on
+  onto the fiche by triggers, since a generated column reads only its own row; the triggers on
   the financing lines, axes, beneficiaries and funders keeps them current whatever writes
   (forms, the Excel import's bulk writes, the admin).
 - ``recherche``: a stored generated tsvector weighted A title, B axis and town, C description,
@@ -50,21 +50,37 @@ CREATE TRIGGER actions_fiche_club_texts BEFORE INSERT OR UPDATE ON actions_fiche
     FOR EACH ROW EXECUTE FUNCTION actions_fiche_club_texts();
 
 -- A change elsewhere touches the fiches concerned: their BEFORE UPDATE trigger recomputes.
-CREATE FUNCTION actions_ligne_touch_fiche() RETURNS trigger AS $$
+-- Statement-level, over the transition tables: a bulk write of lines (the Excel import)
+-- touches each fiche once, not once per line.
+CREATE FUNCTION actions_lignes_touch_fiches() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        UPDATE actions_ficheaction SET club_contexte = club_contexte WHERE id = OLD.fiche_id;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        UPDATE actions_ficheaction SET club_contexte = club_contexte WHERE id = NEW.fiche_id;
+    IF TG_OP = 'INSERT' THEN
+        UPDATE actions_ficheaction SET club_contexte = club_contexte
+         WHERE id IN (SELECT fiche_id FROM nouvelles);
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE actions_ficheaction SET club_contexte = club_contexte
+         WHERE id IN (SELECT fiche_id FROM anciennes);
+    ELSE
+        UPDATE actions_ficheaction SET club_contexte = club_contexte
+         WHERE id IN (SELECT n.fiche_id FROM nouvelles n JOIN anciennes o ON o.id = n.id
+                       WHERE n.fiche_id <> o.fiche_id OR n.financeur_id <> o.financeur_id
+                      UNION
+                      SELECT o.fiche_id FROM nouvelles n JOIN anciennes o ON o.id = n.id
+                       WHERE n.fiche_id <> o.fiche_id OR n.financeur_id <> o.financeur_id);
     END IF;
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER actions_ligne_touch_fiche
-    AFTER INSERT OR DELETE OR UPDATE OF fiche_id, financeur_id ON actions_lignefinancement
-    FOR EACH ROW EXECUTE FUNCTION actions_ligne_touch_fiche();
+CREATE TRIGGER actions_lignes_inserted AFTER INSERT ON actions_lignefinancement
+    REFERENCING NEW TABLE AS nouvelles
+    FOR EACH STATEMENT EXECUTE FUNCTION actions_lignes_touch_fiches();
+CREATE TRIGGER actions_lignes_deleted AFTER DELETE ON actions_lignefinancement
+    REFERENCING OLD TABLE AS anciennes
+    FOR EACH STATEMENT EXECUTE FUNCTION actions_lignes_touch_fiches();
+CREATE TRIGGER actions_lignes_updated AFTER UPDATE ON actions_lignefinancement
+    REFERENCING OLD TABLE AS anciennes NEW TABLE AS nouvelles
+    FOR EACH STATEMENT EXECUTE FUNCTION actions_lignes_touch_fiches();
 
 CREATE FUNCTION actions_axe_touch_fiches() RETURNS trigger AS $$
 BEGIN
@@ -117,15 +133,19 @@ CREATE INDEX communes_beneficiaire_nom_trgm ON communes_beneficiaire
 
 BACKWARD = r"""
 DROP INDEX IF EXISTS communes_beneficiaire_nom_trgm;
+DROP INDEX IF EXISTS actions_fiche_titre_trgm;
+DROP INDEX IF EXISTS actions_fiche_recherche_gin;
 DROP TRIGGER IF EXISTS actions_financeur_touch_fiches ON actions_financeur;
 DROP TRIGGER IF EXISTS actions_beneficiaire_touch_fiches ON communes_beneficiaire;
 DROP TRIGGER IF EXISTS actions_axe_touch_fiches ON actions_axe;
-DROP TRIGGER IF EXISTS actions_ligne_touch_fiche ON actions_lignefinancement;
+DROP TRIGGER IF EXISTS actions_lignes_inserted ON actions_lignefinancement;
+DROP TRIGGER IF EXISTS actions_lignes_deleted ON actions_lignefinancement;
+DROP TRIGGER IF EXISTS actions_lignes_updated ON actions_lignefinancement;
 DROP TRIGGER IF EXISTS actions_fiche_club_texts ON actions_ficheaction;
 DROP FUNCTION IF EXISTS actions_financeur_touch_fiches();
 DROP FUNCTION IF EXISTS actions_beneficiaire_touch_fiches();
 DROP FUNCTION IF EXISTS actions_axe_touch_fiches();
-DROP FUNCTION IF EXISTS actions_ligne_touch_fiche();
+DROP FUNCTION IF EXISTS actions_lignes_touch_fiches();
 DROP FUNCTION IF EXISTS actions_fiche_club_texts();
 ALTER TABLE actions_ficheaction DROP COLUMN IF EXISTS recherche;
 ALTER TABLE actions_ficheaction DROP COLUMN IF EXISTS club_contexte;

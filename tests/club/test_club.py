@@ -115,6 +115,14 @@ def test_the_index_follows_every_write(client_for, cdp_ussel, plans, le_blanc):
     assert titles(club(client, q="patrimoine remarquable")) == ["Halle de marché couverte"]
     Beneficiaire.objects.filter(pk=le_blanc.pk).update(nom="Ville-Blanche")
     assert titles(club(client, q="ville-blanche halle")) == ["Halle de marché couverte"]
+    # Financing lines written in bulk (the Excel import), then deleted.
+    fonds_vert = Financeur.objects.get(nom="Fonds vert")
+    LigneFinancement.objects.bulk_create(
+        [LigneFinancement(fiche=plans["partagee"], financeur=fonds_vert, montant=Decimal("1"))]
+    )
+    assert titles(club(client, q="fonds vert")) == ["Halle de marché couverte"]
+    LigneFinancement.objects.filter(financeur=fonds_vert).delete()
+    assert titles(club(client, q="fonds vert")) == []
 
 
 @pytest.mark.parametrize("q", ['"façades', "-", "OR OR", "!(&|", "a' OR 1=1 --", "x:* " * 100])
