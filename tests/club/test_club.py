@@ -251,7 +251,8 @@ def test_a_result_names_its_chef_de_projet_without_their_address(
 ):
     html = club(client_for(cdp_ussel), q="Grande Rue").content.decode()
     assert cdp_le_blanc.get_full_name() in html
-    assert reverse("club:contact", args=[cdp_le_blanc.pk]) in html
+    contact = reverse("club:contact", args=[cdp_le_blanc.pk])
+    assert f'{contact}?fiche={plans["partagee"].pk}"' in html  # never « 1 234 »
     assert cdp_le_blanc.email not in html
 
 
