@@ -136,8 +136,7 @@ def en_retard_q(day: date, prefix: str = "") -> Q:
 def livree_q(prefix: str = "") -> Q:
     """Delivered: the « livrée » bucket of actions/plan.py (maturity livrée or works achieved)."""
     return Q(**{f"{prefix}maturite": FicheAction.Maturite.LIVREE}) | (
-        Q(**{f"{prefix}avancement": FicheAction.Avancement.ACHEVEE})
-        & ~abandonnee_q(prefix)
+        Q(**{f"{prefix}avancement": FicheAction.Avancement.ACHEVEE}) & ~abandonnee_q(prefix)
     )
 
 

@@ -154,7 +154,9 @@ def test_facets_narrow_the_results(client_for, cdp_ussel, plans):
         "Rénovations des façades de la Grande Rue"
     ]
     response = club(client, maturite="nimporte")
-    assert response.status_code == 200 and "Sélectionnez un choix valide" in response.content.decode()
+    assert (
+        response.status_code == 200 and "Sélectionnez un choix valide" in response.content.decode()
+    )
 
 
 # The read rule ------------------------------------------------------------------------------
@@ -216,7 +218,9 @@ def test_the_export_in_excel(client_for, cdp_ussel, plans):
 # Speed ----------------------------------------------------------------------------------------
 
 
-def test_the_number_of_queries_does_not_grow_with_the_results(client_for, cdp_ussel, plans, le_blanc):
+def test_the_number_of_queries_does_not_grow_with_the_results(
+    client_for, cdp_ussel, plans, le_blanc
+):
     client = client_for(cdp_ussel)
     club(client)  # the session and the perimeter, once
     small = count_queries(lambda: club(client, q="façades"))
@@ -320,7 +324,9 @@ def test_towns_like_mine_list_what_they_delivered(client_for, cdp_ussel, ussel_l
     villes = list(response.context["villes"])
     assert len(villes) <= 10
     le_blanc = next(v for v in villes if v.nom == "Le Blanc")
-    assert [f.titre for f in le_blanc.fiches_livrees] == ["Rénovations des façades de la Grande Rue"]
+    assert [f.titre for f in le_blanc.fiches_livrees] == [
+        "Rénovations des façades de la Grande Rue"
+    ]
     assert le_blanc.themes_communs == 1
 
 
@@ -337,11 +343,17 @@ def test_demo_ussel_finds_le_blanc_facades_but_not_its_private_fiche(empty_base,
     call_command("seed_demo", stdout=StringIO())
     client.force_login(User.objects.get(email="cdp-ussel@demo.pvd.fr"))
     response = club(client, q="renovation facades")
-    found = {(f.beneficiaire.nom, f.titre) for f in response.context["page_obj"].paginator.object_list}
+    found = {
+        (f.beneficiaire.nom, f.titre) for f in response.context["page_obj"].paginator.object_list
+    }
     assert ("Le Blanc", "Rénovation des façades de la Grande Rue") in found
     assert not any("faubourg" in titre for _, titre in found)
     assert "<mark>" in response.content.decode()
     assert "Julien Brenne" in response.content.decode()
     export = client.get(reverse("club:export"), {"q": "renovation facades"})
-    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig")), delimiter=";"))
+    rows = list(
+        csv.reader(
+            io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig")), delimiter=";"
+        )
+    )
     assert not any("faubourg" in cell for row in rows for cell in row)
