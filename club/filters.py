@@ -1,6 +1,5 @@
 import django_filters
-from django import forms
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
 from actions.models import (
     AXE_TRANSVERSAL,
@@ -10,8 +9,8 @@ from actions.models import (
     LigneFinancement,
     livree_q,
 )
-from communes.models import Beneficiaire, Departement, Region
-from pvd.models import User
+from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from pvd.models import Role, User
 
 from .search import MAX_QUERY, chercher
 
@@ -35,7 +34,16 @@ def tranche_of(population: int | None) -> str | None:
 
 
 def with_population(beneficiaires: QuerySet) -> QuerySet:
-    return beneficiaires.annotate(population=Sum("communes__population"))
+    """Each beneficiary's ``population``, its communes together (a subquery: a join would
+    multiply it by the rows another annotation joins)."""
+    total = (
+        MembreBeneficiaire.objects.filter(beneficiaire=OuterRef("pk"))
+        .order_by()
+        .values("beneficiaire")
+        .annotate(total=Sum("commune__population"))
+        .values("total")
+    )
+    return beneficiaires.annotate(population=Subquery(total))
 
 
 def beneficiaires_de_tranche(code: str) -> QuerySet:
@@ -113,33 +121,35 @@ class ClubFilter(django_filters.FilterSet):
 
 
 def annuaire(users: QuerySet | None = None) -> QuerySet:
-    """The chefs de projet listed in the Club's annuaire: active, with a chef de projet's
-    role, and who have not said no (listed by default)."""
+    """The people listed in the Club's annuaire: active, and who said yes, or said nothing
+    and are chefs de projet (listed by default; everyone else only when they opt in)."""
     users = User.objects.all() if users is None else users
-    return (
-        users.filter(is_active=True, roles__kind="chef_projet")
-        .exclude(annuaire_club=False)
-        .distinct()
+    chefs = Role.objects.filter(user=OuterRef("pk"), kind=Role.Kind.CHEF_PROJET)
+    return users.filter(is_active=True).filter(
+        Q(annuaire_club=True) | Q(annuaire_club__isnull=True, pk__in=chefs.values("user"))
     )
 
 
 class AnnuaireFilter(django_filters.FilterSet):
+    """Each filter keeps the people one of whose roles matches (a subquery: no join, so each
+    person is listed once)."""
+
     departement = django_filters.ModelChoiceFilter(
         label="Département",
         queryset=Departement.objects.all(),
-        field_name="roles__beneficiaires__departement",
+        method="with_roles",
         empty_label="Tous",
     )
     theme = django_filters.ChoiceFilter(
         label="Thème de leurs fiches action",
         choices=THEMES,
-        field_name="roles__beneficiaires__fiches__axe__nom",
+        method="with_roles",
         empty_label="Tous",
     )
     population = django_filters.ChoiceFilter(
         label="Population",
         choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
-        method="in_tranche",
+        method="with_roles",
         empty_label="Toutes",
     )
 
@@ -147,9 +157,15 @@ class AnnuaireFilter(django_filters.FilterSet):
         model = User
         fields: list[str] = []
 
-    def in_tranche(self, queryset, name, value):
-        return queryset.filter(roles__beneficiaires__in=beneficiaires_de_tranche(value))
-
-
-class ExportForm(forms.Form):
-    format = forms.ChoiceField(choices=[("csv", "CSV"), ("xlsx", "Excel")], required=False)
+    def with_roles(self, queryset, name, value):
+        if name == "departement":
+            condition = (
+                Q(beneficiaires__departement=value)
+                | Q(communes__departement=value)
+                | Q(departements=value)
+            )
+        elif name == "theme":
+            condition = Q(beneficiaires__fiches__axe__nom=value)
+        else:
+            condition = Q(beneficiaires__in=beneficiaires_de_tranche(value))
+        return queryset.filter(pk__in=Role.objects.filter(condition).values("user"))

@@ -218,10 +218,14 @@ class AnnuaireView(ClubMixin, FilterView):
 
     def get_queryset(self):
         beneficiaires = Beneficiaire.objects.select_related("departement")
-        roles = Role.objects.filter(kind=Role.Kind.CHEF_PROJET).prefetch_related(
-            Prefetch("beneficiaires", queryset=beneficiaires)
+        roles = Role.objects.prefetch_related(
+            Prefetch("beneficiaires", queryset=beneficiaires), "communes", "departements"
+        ).select_related("epci", "region")
+        return (
+            annuaire()
+            .order_by("last_name", "first_name", "pk")
+            .prefetch_related(Prefetch("roles", queryset=roles, to_attr="postes"))
         )
-        return annuaire().prefetch_related(Prefetch("roles", queryset=roles, to_attr="postes"))
 
 
 class SimilairesView(ClubMixin, ListView):

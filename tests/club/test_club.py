@@ -303,6 +303,8 @@ def test_who_opts_out_leaves_the_annuaire(client_for, cdp_ussel, cdp_le_blanc, n
     assert client.get(reverse("club:contact", args=[cdp_le_blanc.pk])).status_code == 404
     # Not a chef de projet: not listed unless they opt in.
     assert client.get(reverse("club:contact", args=[national.pk])).status_code == 404
+    client_for(national).post(reverse("club:profil"), {"annuaire": "on"})
+    assert client.get(reverse("club:contact", args=[national.pk])).status_code == 200
 
 
 def test_the_annuaire_filters_by_departement_and_theme(client_for, national, cdp_le_blanc, plans):
@@ -314,6 +316,9 @@ def test_the_annuaire_filters_by_departement_and_theme(client_for, national, cdp
     theme = "Formes urbaines, espaces publics et patrimoine"
     assert name in client.get(annuaire, {"theme": theme}).content.decode()
     assert name not in client.get(annuaire, {"theme": "Habitat"}).content.decode()
+    # Two fiches in that theme: listed once.
+    page = client.get(annuaire, {"theme": theme, "population": "5000-10000"})
+    assert page.context["page_obj"].paginator.count == 1
 
 
 # Towns like mine --------------------------------------------------------------------------------
@@ -328,6 +333,7 @@ def test_towns_like_mine_list_what_they_delivered(client_for, cdp_ussel, ussel_l
         "Rénovations des façades de la Grande Rue"
     ]
     assert le_blanc.themes_communs == 1
+    assert le_blanc.population == 6389  # not multiplied by its fiches
 
 
 def test_towns_like_another_town_is_404(client_for, cdp_ussel, le_blanc):
