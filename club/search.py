@@ -45,8 +45,10 @@ def chercher(fiches: QuerySet, q: str) -> QuerySet:
         return chercher_sans_index(fiches, q)
     match = RawSQL(
         f"({FICHE}.recherche @@ {TSQUERY} OR %s <%% {FICHE}.titre"
-        f" OR {FICHE}.beneficiaire_id IN"
-        " (SELECT b.id FROM communes_beneficiaire b WHERE %s <%% b.nom))",
+        # An array from an InitPlan, not IN (subquery): each branch of the OR then uses its
+        # index (tsvector GIN, trigram GIN, the beneficiary's foreign key), in a BitmapOr.
+        f" OR {FICHE}.beneficiaire_id = ANY(ARRAY("
+        "SELECT b.id FROM communes_beneficiaire b WHERE %s <%% b.nom)))",
         [q, q, q],
         output_field=BooleanField(),
     )
