@@ -12,7 +12,7 @@ control characters; ``surligner`` escapes the text, then turns them into ``<mark
 import re
 
 from django.db import connection
-from django.db.models import BooleanField, F, FloatField, Q, QuerySet, TextField, Value
+from django.db.models import BooleanField, FloatField, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -36,11 +36,10 @@ def full_text() -> bool:
 
 
 def chercher(fiches: QuerySet, q: str) -> QuerySet:
-    """The fiches matching ``q``, best first, with ``titre_surligne`` and ``extrait_surligne``
-    (marked with the sentinels) on PostgreSQL."""
-    q = " ".join(q.split())[:MAX_QUERY]
+    """The fiches matching ``q``, best first (newest first without ``q``)."""
+    q = nettoyer(q)
     if not q:
-        return fiches.order_by("beneficiaire__nom", "axe__numero", "reference")
+        return fiches.order_by("-pk")
     if not full_text():
         return chercher_sans_index(fiches, q)
     match = RawSQL(
@@ -52,28 +51,32 @@ def chercher(fiches: QuerySet, q: str) -> QuerySet:
         [q, q, q],
         output_field=BooleanField(),
     )
-    rank = RawSQL(
-        f"ts_rank({FICHE}.recherche, {TSQUERY}) + word_similarity(%s, {FICHE}.titre) / 10",
-        [q, q],
-        output_field=FloatField(),
-    )
-    return (
-        fiches.alias(correspond=match)
-        .filter(correspond=True)
-        .annotate(
-            rang=rank,
-            titre_surligne=RawSQL(
-                f"ts_headline('french_unaccent', {FICHE}.titre, {TSQUERY}, %s)",
-                [q, TITRE],
-                output_field=TextField(),
-            ),
-            extrait_surligne=RawSQL(
-                f"ts_headline('french_unaccent', {FICHE}.description, {TSQUERY}, %s)",
-                [q, EXTRAIT],
-                output_field=TextField(),
-            ),
-        )
-        .order_by("-rang", "pk")
+    rank = RawSQL(f"ts_rank({FICHE}.recherche, {TSQUERY})", [q], output_field=FloatField())
+    return fiches.alias(correspond=match, rang=rank).filter(correspond=True).order_by("-rang", "pk")
+
+
+def nettoyer(q: str) -> str:
+    return " ".join((q or "").split())[:MAX_QUERY]
+
+
+def avec_extraits(fiches: QuerySet, q: str) -> QuerySet:
+    """``titre_surligne`` and ``extrait_surligne``, marked with the sentinels: asked for the
+    page's fiches only (``ts_headline`` is costly, and PostgreSQL would compute it for every
+    row an OFFSET skips)."""
+    q = nettoyer(q)
+    if not q or not full_text():
+        return fiches
+    return fiches.annotate(
+        titre_surligne=RawSQL(
+            f"ts_headline('french_unaccent', {FICHE}.titre, {TSQUERY}, %s)",
+            [q, TITRE],
+            output_field=TextField(),
+        ),
+        extrait_surligne=RawSQL(
+            f"ts_headline('french_unaccent', {FICHE}.description, {TSQUERY}, %s)",
+            [q, EXTRAIT],
+            output_field=TextField(),
+        ),
     )
 
 
@@ -88,9 +91,7 @@ def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
             | Q(axe__nom__icontains=word)
             | Q(beneficiaire__nom__icontains=word)
         )
-    return fiches.annotate(
-        titre_surligne=F("titre"), extrait_surligne=Value("", output_field=TextField())
-    ).order_by("beneficiaire__nom", "axe__numero", "reference")
+    return fiches.order_by("beneficiaire__nom", "axe__numero", "reference")
 
 
 def surligner(text: str) -> SafeString:

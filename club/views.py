@@ -69,7 +69,21 @@ class RechercheView(ClubMixin, FilterView):
     paginate_by = 20
 
     def get_queryset(self):
-        return club_fiches(self.request.user)
+        # Newest first until a search ranks them (an index scan, no join to sort on).
+        return FicheAction.objects.club_for(self.request.user).order_by("-pk")
+
+    def paginate_queryset(self, queryset, page_size):
+        """Rank and count on the fiches' ids alone, then load the page's fiches with their
+        town, axis, funders, chefs de projet and highlighted extracts: a fixed number of
+        queries, and no join nor headline for the rows the page skips."""
+        ids = queryset.values_list("pk", flat=True)
+        paginator, page, page_ids, has_other = super().paginate_queryset(ids, page_size)
+        page_ids = list(page_ids)
+        q = self.request.GET.get("q", "") if self.filterset.is_valid() else ""
+        fiches = club_fiches(self.request.user).filter(pk__in=page_ids).order_by()
+        loaded = search.avec_extraits(fiches, q)
+        by_pk = {fiche.pk: fiche for fiche in loaded}
+        return paginator, page, [by_pk[pk] for pk in page_ids], has_other
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
