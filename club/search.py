@@ -1,9 +1,10 @@
 """The Club's search across all towns' fiches (the read rule: ``FicheAction.objects.club_for``).
 
 On PostgreSQL: French full text on the generated ``recherche`` column (actions migration
-0010), ``websearch_to_tsquery`` (quotes, ``-``, ``OR``; never an error on odd input), ranked,
-with trigram word similarity on titles and town names for typos. On SQLite (``make run``)
-every word must appear in the title, the description, the axis or the town (``icontains``).
+0010), ``websearch_to_tsquery`` (quotes, ``-``, ``OR``; never an error on odd input), ranked;
+when the words find nothing, trigram word similarity on titles and town names (typos). On
+SQLite (``make run``) every word must appear in the title, the description, the axis or the
+town (``icontains``).
 
 Highlighted extracts: ``ts_headline`` does not escape, so it marks the matches with two
 control characters; ``surligner`` escapes the text, then turns them into ``<mark>``.
@@ -42,16 +43,24 @@ def chercher(fiches: QuerySet, q: str) -> QuerySet:
         return fiches.order_by("-pk")
     if not full_text():
         return chercher_sans_index(fiches, q)
-    match = RawSQL(
-        f"({FICHE}.recherche @@ {TSQUERY} OR %s <%% {FICHE}.titre"
+    words = RawSQL(f"{FICHE}.recherche @@ {TSQUERY}", [q], output_field=BooleanField())
+    # Trigrams only when the words find nothing (a typo): they cost more than the GIN index
+    # of the words, and would add loose matches to a search that already has good ones.
+    typo = RawSQL(
+        f"(%s <%% {FICHE}.titre"
         # An array from an InitPlan, not IN (subquery): each branch of the OR then uses its
-        # index (tsvector GIN, trigram GIN, the beneficiary's foreign key), in a BitmapOr.
+        # index (trigram GIN, the beneficiary's foreign key), in a BitmapOr.
         f" OR {FICHE}.beneficiaire_id = ANY(ARRAY("
         "SELECT b.id FROM communes_beneficiaire b WHERE %s <%% b.nom)))",
-        [q, q, q],
+        [q, q],
         output_field=BooleanField(),
     )
-    rank = RawSQL(f"ts_rank({FICHE}.recherche, {TSQUERY})", [q], output_field=FloatField())
+    if fiches.alias(correspond=words).filter(correspond=True).exists():
+        match = words
+        rank = RawSQL(f"ts_rank({FICHE}.recherche, {TSQUERY})", [q], output_field=FloatField())
+    else:
+        match = typo
+        rank = RawSQL(f"word_similarity(%s, {FICHE}.titre)", [q], output_field=FloatField())
     return fiches.alias(correspond=match, rang=rank).filter(correspond=True).order_by("-rang", "pk")
 
 
