@@ -53,6 +53,7 @@ class FicheForm(DsfrBaseForm, JetonForm, forms.ModelForm):
         ),
         ("Suivi", ["maturite", "avancement", "priorite", "budget_vert"]),
         ("Budget", ["cout_total", "nature"]),
+        ("Club Petites villes de demain", ["partage_club"]),
     ]
 
     class Meta:
@@ -80,6 +81,7 @@ class FicheForm(DsfrBaseForm, JetonForm, forms.ModelForm):
             "budget_vert",
             "cout_total",
             "nature",
+            "partage_club",
         ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 4}),

@@ -133,6 +133,13 @@ def en_retard_q(day: date, prefix: str = "") -> Q:
     return Q(**{f"{prefix}date_fin_prevue__lt": day}) & ~finie_q(prefix)
 
 
+def livree_q(prefix: str = "") -> Q:
+    """Delivered: the « livrée » bucket of actions/plan.py (maturity livrée or works achieved)."""
+    return Q(**{f"{prefix}maturite": FicheAction.Maturite.LIVREE}) | (
+        Q(**{f"{prefix}avancement": FicheAction.Avancement.ACHEVEE}) & ~abandonnee_q(prefix)
+    )
+
+
 def sans_fin_q(prefix: str = "") -> Q:
     """Not finished and its planned end unknown: whether it is late cannot be said, so the
     figures count it beside « en retard »."""
@@ -149,6 +156,18 @@ class FicheActionQuerySet(models.QuerySet):
     def en_retard(self, day: date | None = None) -> "FicheActionQuerySet":
         """Planned to end before ``day`` (today), not finished."""
         return self.filter(en_retard_q(day or timezone.localdate()))
+
+    def club_for(self, user) -> "FicheActionQuerySet":
+        """What the Club shows ``user`` across all towns (pvd/policy.py: ``may_read_club``):
+        the fiches shared with the Club, and within the user's perimeter every fiche. The one
+        place the Club's read rule is applied."""
+        if not policy.may_read_club(user):
+            return self.none()
+        if policy.sees_everything(user):
+            return self
+        return self.filter(
+            Q(partage_club=True) | Q(beneficiaire__in=Beneficiaire.objects.for_user(user))
+        )
 
     def with_financement(self) -> "FicheActionQuerySet":
         return self.annotate(
@@ -268,6 +287,12 @@ class FicheAction(models.Model):
         max_length=20,
         choices=Nature.choices,
         default=Nature.INVESTISSEMENT,
+    )
+    partage_club = models.BooleanField(
+        "partagée avec le Club",
+        default=True,
+        help_text="Décochée, la fiche est « non partagée avec le Club » : les autres villes "
+        "du programme ne la voient pas dans la recherche du Club.",
     )
     version = models.PositiveIntegerField("version", default=1, editable=False)
     updated_by = models.ForeignKey(

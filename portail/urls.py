@@ -73,6 +73,7 @@ urlpatterns = [
     path("notifications/", include("rappels.urls")),  # reminders and notifications
     path("tableaux/", include("tableaux.urls")),
     path("gouvernance/", include("gouvernance.urls")),
+    path("club/", include("club.urls")),  # the Club Petites villes de demain
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.

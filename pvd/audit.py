@@ -109,6 +109,8 @@ AUDIT_EXEMPT = {
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",
     "rappels.Recapitulatif": "the record of a digest sent by the sweep",
     "rappels.Preference": "a person's own e-mail preferences, not programme data",
+    "club.MessageClub": "a message between two people, kept to count the sender's messages "
+    "(rate limit); not programme data",
 }
 
 # Rows written in bulk ------------------------------------------------------------------------

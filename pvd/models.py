@@ -48,6 +48,15 @@ class User(AbstractUser):
     # A new value whenever what the user's perimeter reads changes (pvd/signals.py): the
     # cached perimeter is keyed on it. Loaded with the request's user, so free to check.
     perimeter_version = models.UUIDField(default=uuid.uuid4, editable=False)
+    # Listed in the Club's annuaire (club/): empty means the default of the role, listed
+    # for a chef de projet, not for others; the person changes it on « Mon profil Club ».
+    annuaire_club = models.BooleanField(
+        "figurer dans l'annuaire du Club",
+        null=True,
+        blank=True,
+        help_text="Les autres membres du programme voient votre nom et votre ville et peuvent "
+        "vous écrire par le portail ; votre adresse électronique n'est jamais affichée.",
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

@@ -359,6 +359,25 @@ def may_mark_suite_done(user: User, suite) -> bool:
     )
 
 
+# The Club Petites villes de demain (club/) --------------------------------------------------
+# The second read rule: everyone with a role in the programme reads, across all towns, what
+# a fiche says (title, axis, description, maturity, progress, planned dates, cost, its
+# funders' names, its town) unless the town marked it « non partagée avec le Club »; the
+# financing lines in detail, attachments, progress notes and indicators stay within the
+# perimeter (``for_user``). ``FicheAction.objects.club_for(user)`` applies it.
+
+
+def may_read_club(user: User) -> bool:
+    """Search the Club, read its annuaire and contact its chefs de projet: anyone with a role."""
+    return not user.perimeter.is_empty
+
+
+def may_share_fiche(user: User, beneficiaire: Beneficiaire) -> bool:
+    """Mark a fiche shared or « non partagée avec le Club »: its chefs de projet and its
+    préfecture (and national staff)."""
+    return _works_for(user, beneficiaire) or _acts_for_state(user, beneficiaire.departement_id)
+
+
 # Reminders and notifications (rappels/) ----------------------------------------------------
 
 

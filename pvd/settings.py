@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     # --- reminders and notifications (rappels/) ---
     "rappels",
     "tableaux",
+    "club",
     # --- the site shell: home, access pages, journal, public pages (imports every app) ---
     "portail",
 ]

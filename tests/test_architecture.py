@@ -1,7 +1,7 @@
 """The apps' import graph keeps its layers (STYLE.md « Layout »).
 
-pvd (kernel) < communes < conventions, postes, actions < gouvernance, rappels, tableaux, carte <
-portail
+pvd (kernel) < communes < conventions, postes, actions < gouvernance, rappels, tableaux, carte,
+club < portail
 (shell). An app imports the layers below it; an import the other way (« up ») needs a
 reason written in UPWARD below. Every ``import``/``from … import`` counts, at module level
 or inside a function: a function-level import still ties the two apps together. Only the
@@ -28,6 +28,7 @@ LAYERS = {
     "rappels": 3,
     "tableaux": 3,
     "carte": 3,
+    "club": 3,
     "portail": 4,
 }
 FEATURE_APPS = set(LAYERS) - {"pvd"}

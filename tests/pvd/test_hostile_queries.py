@@ -50,7 +50,7 @@ def query_parameters() -> set[str]:
 
 
 APPS = ("pvd", "portail", "communes", "conventions", "postes", "actions", "rappels", "tableaux")
-APPS += ("carte",)
+APPS += ("carte", "club")
 
 
 def _subclasses(cls):
@@ -70,6 +70,7 @@ def pages(beneficiaire) -> list[str]:
         "tableaux:departement": ["19"],
         "tableaux:region": ["75"],
         "tableaux:beneficiaires-export": ["csv"],
+        "club:similaires": [beneficiaire.pk],
     }
     urls = []
     for name, pattern in url_names():

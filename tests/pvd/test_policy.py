@@ -222,6 +222,9 @@ TABLE = [
         lambda u, lb, user: (suite(comite(lb), responsable_id=user.pk),),
         set(CAST),
     ),
+    ("may_read_club", "France", lambda u, lb, user: (), set(CAST) - {"sans_role"}),
+    ("may_share_fiche", "Ussel", lambda u, lb, user: (u,), USSEL_DRAFTERS),
+    ("may_share_fiche", "Le Blanc", lambda u, lb, user: (lb,), STATE_36),
 ]
 
 

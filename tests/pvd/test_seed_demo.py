@@ -14,7 +14,7 @@ def test_demo_instance_gets_accounts_and_signed_conventions(settings):
     settings.DEBUG = True
     call_command("seed_demo", stdout=StringIO())
     call_command("seed_demo", stdout=StringIO())  # idempotent
-    assert User.objects.filter(email__endswith="@demo.pvd.fr").count() == 6
+    assert User.objects.filter(email__endswith="@demo.pvd.fr").count() == 7
     cdp = User.objects.get(email="cdp-ussel@demo.pvd.fr")
     assert cdp.check_password("pvd-demo")
     assert [b.nom for b in cdp.roles.get().beneficiaires.all()] == ["Ussel – La Courtine"]

@@ -1,0 +1,171 @@
+import django_filters
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
+
+from actions.models import (
+    AXE_TRANSVERSAL,
+    AXES_ORT,
+    FicheAction,
+    Financeur,
+    LigneFinancement,
+    livree_q,
+)
+from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from pvd.models import Role, User
+
+from .search import MAX_QUERY, chercher
+
+# Population bands of a beneficiary (its communes together), low bound included.
+TRANCHES = {
+    "moins-2500": ("Moins de 2 500 habitants", 0, 2500),
+    "2500-5000": ("De 2 500 à 5 000 habitants", 2500, 5000),
+    "5000-10000": ("De 5 000 à 10 000 habitants", 5000, 10000),
+    "10000-plus": ("10 000 habitants ou plus", 10000, None),
+}
+THEMES = [(nom, nom) for nom in [*AXES_ORT, AXE_TRANSVERSAL]]
+
+
+def tranche_of(population: int | None) -> str | None:
+    if population is None:
+        return None
+    for code, (_, low, high) in TRANCHES.items():
+        if population >= low and (high is None or population < high):
+            return code
+    return None
+
+
+def with_population(beneficiaires: QuerySet) -> QuerySet:
+    """Each beneficiary's ``population``, its communes together (a subquery: a join would
+    multiply it by the rows another annotation joins)."""
+    total = (
+        MembreBeneficiaire.objects.filter(beneficiaire=OuterRef("pk"))
+        .order_by()
+        .values("beneficiaire")
+        .annotate(total=Sum("commune__population"))
+        .values("total")
+    )
+    return beneficiaires.annotate(population=Subquery(total))
+
+
+def beneficiaires_de_tranche(code: str) -> QuerySet:
+    """The beneficiaries whose communes add up to a population in band ``code``."""
+    _, low, high = TRANCHES[code]
+    beneficiaires = with_population(Beneficiaire.objects.all()).filter(population__gte=low)
+    if high is not None:
+        beneficiaires = beneficiaires.filter(population__lt=high)
+    return beneficiaires.values("pk")
+
+
+class ClubFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label="Rechercher dans les plans d’action",
+        method="search",
+        max_length=MAX_QUERY,
+        help_text="Par exemple : rénovation façades, « halle de marché », friche -industrielle",
+    )
+    region = django_filters.ModelChoiceFilter(
+        label="Région",
+        queryset=Region.objects.all(),
+        field_name="beneficiaire__departement__region",
+        empty_label="Toutes",
+    )
+    departement = django_filters.ModelChoiceFilter(
+        label="Département",
+        queryset=Departement.objects.all(),
+        field_name="beneficiaire__departement",
+        empty_label="Tous",
+    )
+    axe = django_filters.ChoiceFilter(
+        label="Axe", choices=THEMES, field_name="axe__nom", empty_label="Tous"
+    )
+    maturite = django_filters.ChoiceFilter(
+        label="Maturité", choices=FicheAction.Maturite.choices, empty_label="Toutes"
+    )
+    avancement = django_filters.ChoiceFilter(
+        label="Avancement", choices=FicheAction.Avancement.choices, empty_label="Tous"
+    )
+    financeur = django_filters.ModelChoiceFilter(
+        label="Financeur",
+        queryset=Financeur.objects.all(),
+        method="with_financeur",
+        empty_label="Tous",
+    )
+    population = django_filters.ChoiceFilter(
+        label="Population",
+        choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
+        method="in_tranche",
+        empty_label="Toutes",
+    )
+    livree = django_filters.ChoiceFilter(
+        label="Livraison",
+        choices=[("oui", "Livrées"), ("non", "Pas encore livrées")],
+        method="delivered",
+        empty_label="Toutes",
+    )
+
+    class Meta:
+        model = FicheAction
+        fields: list[str] = []
+
+    def search(self, queryset, name, value):
+        return chercher(queryset, value)
+
+    def with_financeur(self, queryset, name, value):
+        lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)
+        return queryset.filter(Exists(lignes))
+
+    def in_tranche(self, queryset, name, value):
+        return queryset.filter(beneficiaire__in=beneficiaires_de_tranche(value))
+
+    def delivered(self, queryset, name, value):
+        return queryset.filter(livree_q()) if value == "oui" else queryset.exclude(livree_q())
+
+
+def annuaire(users: QuerySet | None = None) -> QuerySet:
+    """The people listed in the Club's annuaire: active, and who said yes, or said nothing
+    and are chefs de projet (listed by default; everyone else only when they opt in)."""
+    users = User.objects.all() if users is None else users
+    chefs = Role.objects.filter(user=OuterRef("pk"), kind=Role.Kind.CHEF_PROJET)
+    return users.filter(is_active=True).filter(
+        Q(annuaire_club=True) | Q(annuaire_club__isnull=True, pk__in=chefs.values("user"))
+    )
+
+
+class AnnuaireFilter(django_filters.FilterSet):
+    """Each filter keeps the people one of whose roles matches (a subquery: no join, so each
+    person is listed once)."""
+
+    departement = django_filters.ModelChoiceFilter(
+        label="Département",
+        queryset=Departement.objects.all(),
+        method="with_roles",
+        empty_label="Tous",
+    )
+    theme = django_filters.ChoiceFilter(
+        label="Thème de leurs fiches action",
+        choices=THEMES,
+        method="with_roles",
+        empty_label="Tous",
+    )
+    population = django_filters.ChoiceFilter(
+        label="Population",
+        choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
+        method="with_roles",
+        empty_label="Toutes",
+    )
+
+    class Meta:
+        model = User
+        fields: list[str] = []
+
+    def with_roles(self, queryset, name, value):
+        if name == "departement":
+            condition = (
+                Q(beneficiaires__departement=value)
+                | Q(communes__departement=value)
+                | Q(departements=value)
+            )
+        elif name == "theme":
+            condition = Q(beneficiaires__fiches__axe__nom=value)
+        else:
+            condition = Q(beneficiaires__in=beneficiaires_de_tranche(value))
+        return queryset.filter(pk__in=Role.objects.filter(condition).values("user"))

@@ -1,0 +1,310 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, Value, When
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.views.generic import DetailView, FormView, ListView, UpdateView
+from django_filters.views import FilterView
+
+from actions.models import FicheAction, LigneFinancement, livree_q
+from communes.models import Beneficiaire
+from pvd import policy
+from pvd.models import Role
+from pvd.spreadsheets import csv_response, xlsx_response
+
+from . import search
+from .filters import (
+    AnnuaireFilter,
+    ClubFilter,
+    annuaire,
+    beneficiaires_de_tranche,
+    tranche_of,
+    with_population,
+)
+from .forms import ContactForm, ProfilClubForm
+
+SIMILAIRES = 10
+
+
+class ClubMixin:
+    """Every Club page: for anyone with a role in the programme (403 otherwise)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not policy.may_read_club(request.user):
+            raise PermissionDenied("Le Club est réservé aux membres du programme.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+def chefs_club() -> Prefetch:
+    """The beneficiary's chefs de projet listed in the annuaire, on ``chefs``."""
+    roles = Role.objects.filter(kind=Role.Kind.CHEF_PROJET, user__in=annuaire()).select_related(
+        "user"
+    )
+    return Prefetch("beneficiaire__roles", queryset=roles, to_attr="chefs")
+
+
+def lignes_noms() -> Prefetch:
+    """The funders' names only (the lines' amounts stay within the perimeter)."""
+    lignes = LigneFinancement.objects.select_related("financeur").only("fiche_id", "financeur__nom")
+    return Prefetch("financements", queryset=lignes, to_attr="lignes_noms")
+
+
+def club_fiches(user):
+    return (
+        FicheAction.objects.club_for(user)
+        .select_related("beneficiaire__departement", "axe")
+        .prefetch_related(chefs_club(), lignes_noms())
+        .order_by("beneficiaire__nom", "axe__numero", "reference")
+    )
+
+
+def financeurs(fiche) -> list[str]:
+    return sorted({ligne.financeur.nom for ligne in fiche.lignes_noms})
+
+
+class RechercheView(ClubMixin, FilterView):
+    filterset_class = ClubFilter
+    template_name = "club/recherche.html"
+    paginate_by = 20
+
+    def get_queryset(self):
+        # Newest first until a search ranks them (an index scan, no join to sort on).
+        return FicheAction.objects.club_for(self.request.user).order_by("-pk")
+
+    def paginate_queryset(self, queryset, page_size):
+        """Rank and count on the fiches' ids alone, then load the page's fiches with their
+        town, axis, funders, chefs de projet and highlighted extracts: a fixed number of
+        queries, and no join nor headline for the rows the page skips."""
+        ids = queryset.values_list("pk", flat=True)
+        paginator, page, page_ids, has_other = super().paginate_queryset(ids, page_size)
+        page_ids = list(page_ids)
+        q = self.request.GET.get("q", "") if self.filterset.is_valid() else ""
+        fiches = club_fiches(self.request.user).filter(pk__in=page_ids).order_by()
+        loaded = search.avec_extraits(fiches, q)
+        by_pk = {fiche.pk: fiche for fiche in loaded}
+        return paginator, page, [by_pk[pk] for pk in page_ids], has_other
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        for fiche in context["object_list"]:
+            fiche.titre_html = search.titre(fiche)
+            fiche.extrait_html = search.extrait(fiche)
+            fiche.noms_financeurs = financeurs(fiche)
+        context["query_string"] = self.request.GET.urlencode()
+        return context
+
+
+class ExportView(ClubMixin, FilterView):
+    """A search's results as CSV or XLSX, the same visibility rule (``club_for``)."""
+
+    filterset_class = ClubFilter
+    HEADER = [
+        "Bénéficiaire",
+        "Département",
+        "Axe",
+        "Référence",
+        "Titre",
+        "Description",
+        "Maturité",
+        "Avancement",
+        "Début prévu",
+        "Fin prévue",
+        "Coût total (€ HT)",
+        "Financeurs",
+    ]
+
+    def get_queryset(self):
+        return club_fiches(self.request.user)
+
+    def get(self, request, *args, **kwargs):
+        filterset = self.get_filterset(self.get_filterset_class())
+        fiches = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+        rows = (
+            [
+                fiche.beneficiaire.nom,
+                str(fiche.beneficiaire.departement),
+                fiche.axe.nom,
+                fiche.reference,
+                fiche.titre,
+                fiche.description,
+                fiche.get_maturite_display(),
+                fiche.get_avancement_display(),
+                fiche.date_debut_prevue,
+                fiche.date_fin_prevue,
+                fiche.cout_total,
+                ", ".join(financeurs(fiche)),
+            ]
+            for fiche in fiches.iterator(chunk_size=1000)
+        )
+        if request.GET.get("format") == "xlsx":
+            return xlsx_response(self.HEADER, rows, "club-pvd-recherche", "Club PVD")
+        return csv_response(self.HEADER, rows, "club-pvd-recherche")
+
+
+class FicheView(ClubMixin, DetailView):
+    """What the Club reads of a fiche; a fiche not shared, outside the perimeter, is a 404."""
+
+    template_name = "club/fiche.html"
+    context_object_name = "fiche"
+
+    def get_queryset(self):
+        return club_fiches(self.request.user)
+
+    def get_context_data(self, **kwargs):
+        fiche = self.object
+        return super().get_context_data(
+            noms_financeurs=financeurs(fiche),
+            may_share=policy.may_share_fiche(self.request.user, fiche.beneficiaire),
+            in_perimeter=fiche.beneficiaire.fiches.for_user(self.request.user)
+            .filter(pk=fiche.pk)
+            .exists(),
+            **kwargs,
+        )
+
+
+class PartageView(ClubMixin, UpdateView):
+    """Share a fiche with the Club or not: its chefs de projet and its préfecture."""
+
+    fields = ["partage_club"]
+    http_method_names = ["post"]
+
+    def get_queryset(self):
+        return FicheAction.objects.for_user(self.request.user).select_related("beneficiaire")
+
+    def form_valid(self, form):
+        if not policy.may_share_fiche(self.request.user, self.object.beneficiaire):
+            raise PermissionDenied
+        self.object.partage_club = form.cleaned_data["partage_club"]
+        self.object.save(update_fields=["partage_club", "updated_at"])
+        return redirect("club:fiche", pk=self.object.pk)
+
+    def form_invalid(self, form):
+        return redirect("club:fiche", pk=self.object.pk)
+
+
+class ContactView(ClubMixin, FormView):
+    """« Contacter »: write to a chef de projet of the annuaire; their address stays hidden."""
+
+    form_class = ContactForm
+    template_name = "club/contact.html"
+
+    @cached_property
+    def destinataire(self):
+        users = annuaire().prefetch_related("roles__beneficiaires")
+        return get_object_or_404(users, pk=self.kwargs["pk"])
+
+    @cached_property
+    def fiche(self):
+        pk = self.request.GET.get("fiche", "")
+        if not pk.isdigit() or len(pk) > 18:
+            return None
+        return FicheAction.objects.club_for(self.request.user).filter(pk=pk).first()
+
+    def get_form_kwargs(self):
+        return {
+            **super().get_form_kwargs(),
+            "expediteur": self.request.user,
+            "destinataire": self.destinataire,
+            "fiche": self.fiche,
+        }
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(destinataire=self.destinataire, fiche=self.fiche, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            form.save()
+        except ValidationError as error:
+            form.add_error(None, error)
+            return self.form_invalid(form)
+        messages.success(
+            self.request,
+            f"Votre message a été envoyé à {self.destinataire.get_full_name()}.",
+        )
+        return redirect(reverse("club:recherche"))
+
+
+class AnnuaireView(ClubMixin, FilterView):
+    filterset_class = AnnuaireFilter
+    template_name = "club/annuaire.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        beneficiaires = Beneficiaire.objects.select_related("departement")
+        roles = Role.objects.prefetch_related(
+            Prefetch("beneficiaires", queryset=beneficiaires), "communes", "departements"
+        ).select_related("epci", "region")
+        return (
+            annuaire()
+            .order_by("last_name", "first_name", "pk")
+            .prefetch_related(Prefetch("roles", queryset=roles, to_attr="postes"))
+        )
+
+
+class SimilairesView(ClubMixin, ListView):
+    """Towns like mine: the PVD towns closest to a beneficiary (population band, shared
+    themes of fiches), with what they delivered (shared with the Club)."""
+
+    template_name = "club/similaires.html"
+    context_object_name = "villes"
+
+    @cached_property
+    def beneficiaire(self):
+        beneficiaires = with_population(Beneficiaire.objects.for_user(self.request.user))
+        return get_object_or_404(beneficiaires, pk=self.kwargs["pk"])
+
+    def get_queryset(self):
+        moi = self.beneficiaire
+        user = self.request.user
+        themes = FicheAction.objects.filter(beneficiaire=moi).values("axe__nom")
+        shared = Q(fiches__in=FicheAction.objects.club_for(user))
+        tranche = tranche_of(moi.population)
+        candidats = (
+            with_population(Beneficiaire.objects.actifs().exclude(pk=moi.pk))
+            .annotate(
+                themes_communs=Count(
+                    "fiches__axe__nom",
+                    filter=shared & Q(fiches__axe__nom__in=themes),
+                    distinct=True,
+                ),
+                livrees=Count("fiches", filter=shared & livree_q("fiches__"), distinct=True),
+            )
+            .select_related("departement")
+        )
+        meme_tranche = (
+            Case(
+                When(pk__in=beneficiaires_de_tranche(tranche), then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
+            )
+            if tranche
+            else Value(0, output_field=IntegerField())
+        )
+        candidats = candidats.annotate(meme_tranche=meme_tranche)
+        livrees = FicheAction.objects.club_for(user).filter(livree_q()).order_by("titre")
+        return candidats.order_by(
+            "-meme_tranche", "-themes_communs", "-livrees", "nom"
+        ).prefetch_related(Prefetch("fiches", queryset=livrees, to_attr="fiches_livrees"))[
+            :SIMILAIRES
+        ]
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(beneficiaire=self.beneficiaire, **kwargs)
+
+
+class ProfilView(ClubMixin, UpdateView):
+    form_class = ProfilClubForm
+    template_name = "club/profil.html"
+
+    def get_object(self, queryset=None):
+        return self.request.user
+
+    def get_form_kwargs(self):
+        listed = annuaire().filter(pk=self.request.user.pk).exists()
+        return {**super().get_form_kwargs(), "listed": listed}
+
+    def form_valid(self, form):
+        form.save()
+        messages.success(self.request, "Votre choix est enregistré.")
+        return redirect("club:profil")

@@ -1,0 +1,363 @@
+"""The Club Petites villes de demain: search across towns, who to call, towns like mine."""
+
+import csv
+import io
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.urls import reverse
+
+from actions.models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
+from club import search
+from club.models import MESSAGES_PAR_JOUR, MessageClub
+from communes.models import Beneficiaire
+from pvd.models import Role, User
+from tests.conftest import count_queries
+from tests.factories import user_with_role
+
+pytestmark = pytest.mark.django_db
+
+SCRIPT = "<img src=x onerror=alert(1)>"
+
+
+def fiche(beneficiaire, reference: str, titre: str, axe: int = 4, **fields) -> FicheAction:
+    ensure_axes(beneficiaire)
+    return FicheAction.objects.create(
+        beneficiaire=beneficiaire,
+        axe=beneficiaire.axes.get(numero=axe),
+        reference=reference,
+        titre=titre,
+        **fields,
+    )
+
+
+@pytest.fixture
+def cdp_le_blanc(le_blanc):
+    user = user_with_role("cdp-le-blanc@test.pvd.fr", Role.Kind.CHEF_PROJET)
+    user.roles.get().beneficiaires.set([le_blanc])
+    return user
+
+
+@pytest.fixture
+def plans(ussel_la_courtine, le_blanc, cdp_le_blanc):
+    partagee = fiche(
+        le_blanc,
+        "4.5",
+        "Rénovations des façades de la Grande Rue",
+        description=f"Aide au ravalement {SCRIPT} des façades commerçantes.",
+        maturite=FicheAction.Maturite.LIVREE,
+    )
+    secrete = fiche(
+        le_blanc,
+        "4.6",
+        "Rénovation des façades du faubourg",
+        description="Négociation en cours, à ne pas diffuser.",
+        partage_club=False,
+    )
+    LigneFinancement.objects.create(
+        fiche=secrete, financeur=Financeur.objects.get(nom="Anah"), montant=Decimal("1000")
+    )
+    ussel = fiche(ussel_la_courtine, "4.3", "Campagne de renovation des devantures")
+    return {"partagee": partagee, "secrete": secrete, "ussel": ussel}
+
+
+def club(client, **params):
+    return client.get(reverse("club:recherche"), params)
+
+
+def titles(response) -> list[str]:
+    return [f.titre for f in response.context["object_list"]]
+
+
+# Search -------------------------------------------------------------------------------------
+
+
+def test_french_search_ignores_accents_and_plurals(client_for, cdp_ussel, plans):
+    response = club(client_for(cdp_ussel), q="rénovation")
+    assert set(titles(response)) == {
+        "Rénovations des façades de la Grande Rue",
+        "Campagne de renovation des devantures",
+    }
+    html = response.content.decode()
+    assert "<mark>Rénovations</mark>" in html
+    assert "Le Blanc" in html
+
+
+def test_a_typo_is_found_by_trigram_similarity(client_for, cdp_ussel, plans):
+    assert "Rénovations des façades de la Grande Rue" in titles(
+        club(client_for(cdp_ussel), q="rénovaton")
+    )
+
+
+def test_town_and_funders_are_searched(client_for, cdp_ussel, plans):
+    assert titles(club(client_for(cdp_ussel), q="Le Blanc façades")) == [
+        "Rénovations des façades de la Grande Rue"
+    ]
+    LigneFinancement.objects.create(
+        fiche=plans["partagee"],
+        financeur=Financeur.objects.get(nom="Banque des Territoires"),
+        montant=Decimal("500"),
+    )
+    assert titles(club(client_for(cdp_ussel), q="banque des territoires")) == [
+        "Rénovations des façades de la Grande Rue"
+    ]
+
+
+def test_the_index_follows_every_write(client_for, cdp_ussel, plans, le_blanc):
+    """The generated column and its triggers: a save, a bulk update, a renamed axis or town."""
+    client = client_for(cdp_ussel)
+    FicheAction.objects.filter(pk=plans["partagee"].pk).update(titre="Halle de marché couverte")
+    assert titles(club(client, q="halle")) == ["Halle de marché couverte"]
+    Axe.objects.filter(beneficiaire=le_blanc, numero=4).update(nom="Patrimoine remarquable")
+    assert titles(club(client, q="patrimoine remarquable")) == ["Halle de marché couverte"]
+    Beneficiaire.objects.filter(pk=le_blanc.pk).update(nom="Ville-Blanche")
+    assert titles(club(client, q="ville-blanche halle")) == ["Halle de marché couverte"]
+    # Financing lines written in bulk (the Excel import), then deleted.
+    fonds_vert = Financeur.objects.get(nom="Fonds vert")
+    LigneFinancement.objects.bulk_create(
+        [LigneFinancement(fiche=plans["partagee"], financeur=fonds_vert, montant=Decimal("1"))]
+    )
+    assert titles(club(client, q="fonds vert")) == ["Halle de marché couverte"]
+    LigneFinancement.objects.filter(financeur=fonds_vert).delete()
+    assert titles(club(client, q="fonds vert")) == []
+
+
+@pytest.mark.parametrize("q", ['"façades', "-", "OR OR", "!(&|", "a' OR 1=1 --", "x:* " * 100])
+def test_malformed_queries_never_error(client_for, cdp_ussel, plans, q):
+    response = club(client_for(cdp_ussel), q=q)
+    assert response.status_code == 200
+
+
+def test_markup_in_a_description_is_shown_as_text(client_for, cdp_ussel, plans):
+    html = club(client_for(cdp_ussel), q="ravalement").content.decode()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<mark>ravalement</mark>" in html
+
+
+def test_surligner_escapes_then_marks():
+    marked = f"<b>{search.START}x<i>{search.STOP} & {search.STOP}"
+    assert str(search.surligner(marked)) == "&lt;b&gt;<mark>x&lt;i&gt;</mark> &amp; "
+
+
+def test_facets_narrow_the_results(client_for, cdp_ussel, plans):
+    client = client_for(cdp_ussel)
+    assert titles(club(client, q="façades", departement="36", livree="oui")) == [
+        "Rénovations des façades de la Grande Rue"
+    ]
+    assert titles(club(client, departement="19")) == ["Campagne de renovation des devantures"]
+    assert titles(club(client, livree="non", departement="36")) == []
+    assert titles(club(client, population="5000-10000", departement="36")) == [
+        "Rénovations des façades de la Grande Rue"
+    ]
+    response = club(client, maturite="nimporte")
+    assert (
+        response.status_code == 200 and "Sélectionnez un choix valide" in response.content.decode()
+    )
+
+
+# The read rule ------------------------------------------------------------------------------
+
+
+def test_a_fiche_not_shared_never_appears_outside_its_perimeter(client_for, cdp_ussel, plans):
+    client = client_for(cdp_ussel)
+    anah = Financeur.objects.get(nom="Anah")
+    assert "Rénovation des façades du faubourg" not in titles(club(client, q="façades"))
+    assert club(client, q="faubourg").context["page_obj"].paginator.count == 0
+    assert club(client, financeur=anah.pk).context["page_obj"].paginator.count == 0
+    assert club(client).context["page_obj"].paginator.count == 2
+    export = client.get(reverse("club:export"), {"q": "façades", "format": "csv"})
+    text = b"".join(export.streaming_content).decode("utf-8-sig")
+    assert "faubourg" not in text and "Grande Rue" in text
+    assert client.get(reverse("club:fiche", args=[plans["secrete"].pk])).status_code == 404
+    assert client.get(reverse("club:fiche", args=[plans["partagee"].pk])).status_code == 200
+
+
+def test_its_own_perimeter_still_reads_a_fiche_not_shared(client_for, prefecture_36, plans):
+    response = club(client_for(prefecture_36), q="faubourg")
+    assert titles(response) == ["Rénovation des façades du faubourg"]
+    assert "non partagée avec le Club" in response.content.decode()
+
+
+def test_without_a_role_the_club_is_403(client_for, sans_role, plans):
+    client = client_for(sans_role)
+    for name, args in [
+        ("club:recherche", []),
+        ("club:annuaire", []),
+        ("club:export", []),
+        ("club:fiche", [plans["partagee"].pk]),
+    ]:
+        assert client.get(reverse(name, args=args)).status_code == 403
+
+
+def test_the_chef_de_projet_and_the_prefecture_decide_sharing(
+    client_for, prefecture_36, cdp_ussel, elu_ussel, plans
+):
+    url = reverse("club:partage", args=[plans["partagee"].pk])
+    assert client_for(cdp_ussel).post(url, {"partage_club": ""}).status_code == 404
+    plans["partagee"].refresh_from_db()
+    assert plans["partagee"].partage_club
+    client_for(prefecture_36).post(url, {"partage_club": ""})
+    plans["partagee"].refresh_from_db()
+    assert not plans["partagee"].partage_club
+    ussel_url = reverse("club:partage", args=[plans["ussel"].pk])
+    assert client_for(elu_ussel).post(ussel_url, {"partage_club": ""}).status_code == 403
+    plans["ussel"].refresh_from_db()
+    assert plans["ussel"].partage_club
+
+
+def test_the_export_in_excel(client_for, cdp_ussel, plans):
+    response = client_for(cdp_ussel).get(reverse("club:export"), {"format": "xlsx"})
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('.xlsx"')
+
+
+# Speed ----------------------------------------------------------------------------------------
+
+
+def test_the_number_of_queries_does_not_grow_with_the_results(
+    client_for, cdp_ussel, plans, le_blanc
+):
+    client = client_for(cdp_ussel)
+    club(client)  # the session and the perimeter, once
+    small = count_queries(lambda: club(client, q="façades"))
+    for i in range(15):
+        created = fiche(le_blanc, f"9.{i}", f"Rénovation des façades, tranche {i}")
+        LigneFinancement.objects.create(
+            fiche=created, financeur=Financeur.objects.get(nom="Région"), montant=Decimal("10")
+        )
+    large = count_queries(lambda: club(client, q="façades"))
+    assert large == small
+
+
+# The SQLite fallback ----------------------------------------------------------------------------
+
+
+def test_without_postgresql_every_word_is_searched_with_icontains(
+    client_for, cdp_ussel, plans, monkeypatch
+):
+    monkeypatch.setattr(search, "full_text", lambda: False)
+    client = client_for(cdp_ussel)
+    assert titles(club(client, q="façades grande")) == ["Rénovations des façades de la Grande Rue"]
+    assert titles(club(client, q="faubourg")) == []
+    html = club(client, q="ravalement").content.decode()
+    assert "<img src=x" not in html and "&lt;img src=x" in html
+
+
+# Who to call ------------------------------------------------------------------------------------
+
+
+def test_a_result_names_its_chef_de_projet_without_their_address(
+    client_for, cdp_ussel, cdp_le_blanc, plans
+):
+    html = club(client_for(cdp_ussel), q="Grande Rue").content.decode()
+    assert cdp_le_blanc.get_full_name() in html
+    contact = reverse("club:contact", args=[cdp_le_blanc.pk])
+    assert f'{contact}?fiche={plans["partagee"].pk}"' in html  # never « 1 234 »
+    assert cdp_le_blanc.email not in html
+
+
+def test_contacter_sends_an_email_through_the_portal(client_for, cdp_ussel, cdp_le_blanc, plans):
+    url = reverse("club:contact", args=[cdp_le_blanc.pk]) + f"?fiche={plans['partagee'].pk}"
+    client = client_for(cdp_ussel)
+    page = client.get(url).content.decode()
+    assert cdp_le_blanc.email not in page
+    response = client.post(url, {"objet": "Vos façades\r\nBcc: x@y.z", "texte": "Bonjour !"})
+    assert response.status_code in (200, 302)
+    if response.status_code == 200:  # a multi-line subject is refused by the field's bound
+        assert MessageClub.objects.count() == 0
+        response = client.post(url, {"objet": "Vos façades", "texte": "Bonjour !"})
+    assert response.status_code == 302
+    [email] = mail.outbox
+    assert email.to == [cdp_le_blanc.email]
+    assert email.reply_to == [cdp_ussel.email]
+    assert "Ussel – La Courtine" in email.body and "Grande Rue" in email.body
+    assert email.subject == "[Club PVD] Vos façades"
+    assert MessageClub.objects.get().fiche == plans["partagee"]
+
+
+def test_messages_are_limited_per_day(client_for, cdp_ussel, cdp_le_blanc):
+    MessageClub.objects.bulk_create(
+        MessageClub(expediteur=cdp_ussel, destinataire=cdp_le_blanc, objet="x", texte="x")
+        for _ in range(MESSAGES_PAR_JOUR)
+    )
+    url = reverse("club:contact", args=[cdp_le_blanc.pk])
+    response = client_for(cdp_ussel).post(url, {"objet": "Encore", "texte": "Bonjour"})
+    assert response.status_code == 200
+    assert "réessayez demain" in response.content.decode()
+    assert MessageClub.objects.count() == MESSAGES_PAR_JOUR
+    assert mail.outbox == []
+
+
+def test_who_opts_out_leaves_the_annuaire(client_for, cdp_ussel, cdp_le_blanc, national):
+    client = client_for(national)
+    assert cdp_le_blanc.get_full_name() in client.get(reverse("club:annuaire")).content.decode()
+    client_for(cdp_le_blanc).post(reverse("club:profil"), {})
+    cdp_le_blanc.refresh_from_db()
+    assert cdp_le_blanc.annuaire_club is False
+    client = client_for(national)
+    assert cdp_le_blanc.get_full_name() not in client.get(reverse("club:annuaire")).content.decode()
+    assert client.get(reverse("club:contact", args=[cdp_le_blanc.pk])).status_code == 404
+    # Not a chef de projet: not listed unless they opt in.
+    assert client.get(reverse("club:contact", args=[national.pk])).status_code == 404
+    client_for(national).post(reverse("club:profil"), {"annuaire": "on"})
+    assert client.get(reverse("club:contact", args=[national.pk])).status_code == 200
+
+
+def test_the_annuaire_filters_by_departement_and_theme(client_for, national, cdp_le_blanc, plans):
+    client = client_for(national)
+    name = cdp_le_blanc.get_full_name()
+    annuaire = reverse("club:annuaire")
+    assert name in client.get(annuaire, {"departement": "36"}).content.decode()
+    assert name not in client.get(annuaire, {"departement": "19"}).content.decode()
+    theme = "Formes urbaines, espaces publics et patrimoine"
+    assert name in client.get(annuaire, {"theme": theme}).content.decode()
+    assert name not in client.get(annuaire, {"theme": "Habitat"}).content.decode()
+    # Two fiches in that theme: listed once.
+    page = client.get(annuaire, {"theme": theme, "population": "5000-10000"})
+    assert page.context["page_obj"].paginator.count == 1
+
+
+# Towns like mine --------------------------------------------------------------------------------
+
+
+def test_towns_like_mine_list_what_they_delivered(client_for, cdp_ussel, ussel_la_courtine, plans):
+    response = client_for(cdp_ussel).get(reverse("club:similaires", args=[ussel_la_courtine.pk]))
+    villes = list(response.context["villes"])
+    assert len(villes) <= 10
+    le_blanc = next(v for v in villes if v.nom == "Le Blanc")
+    assert [f.titre for f in le_blanc.fiches_livrees] == [
+        "Rénovations des façades de la Grande Rue"
+    ]
+    assert le_blanc.themes_communs == 1
+    assert le_blanc.population == 6389  # not multiplied by its fiches
+
+
+def test_towns_like_another_town_is_404(client_for, cdp_ussel, le_blanc):
+    url = reverse("club:similaires", args=[le_blanc.pk])
+    assert client_for(cdp_ussel).get(url).status_code == 404
+
+
+# The demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_ussel_finds_le_blanc_facades_but_not_its_private_fiche(empty_base, settings, client):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=StringIO())
+    client.force_login(User.objects.get(email="cdp-ussel@demo.pvd.fr"))
+    response = club(client, q="renovation facades")
+    found = {(f.beneficiaire.nom, f.titre) for f in response.context["object_list"]}
+    assert ("Le Blanc", "Rénovation des façades de la Grande Rue") in found
+    assert not any("faubourg" in titre for _, titre in found)
+    assert "<mark>" in response.content.decode()
+    assert "Julien Brenne" in response.content.decode()
+    export = client.get(reverse("club:export"), {"q": "renovation facades"})
+    rows = list(
+        csv.reader(
+            io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig")), delimiter=";"
+        )
+    )
+    assert not any("faubourg" in cell for row in rows for cell in row)
