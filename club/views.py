@@ -11,6 +11,7 @@ from actions.models import FicheAction, LigneFinancement, livree_q
 from communes.models import Beneficiaire
 from pvd import policy
 from pvd.models import Role
+from pvd.pagination import LastPageMixin
 from pvd.spreadsheets import csv_response, xlsx_response
 
 from . import search
@@ -63,7 +64,7 @@ def financeurs(fiche) -> list[str]:
     return sorted({ligne.financeur.nom for ligne in fiche.lignes_noms})
 
 
-class RechercheView(ClubMixin, FilterView):
+class RechercheView(ClubMixin, LastPageMixin, FilterView):
     filterset_class = ClubFilter
     template_name = "club/recherche.html"
     paginate_by = 20
@@ -225,7 +226,7 @@ class ContactView(ClubMixin, FormView):
         return redirect(reverse("club:recherche"))
 
 
-class AnnuaireView(ClubMixin, FilterView):
+class AnnuaireView(ClubMixin, LastPageMixin, FilterView):
     filterset_class = AnnuaireFilter
     template_name = "club/annuaire.html"
     paginate_by = 50
