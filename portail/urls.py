@@ -51,6 +51,9 @@ urlpatterns = [
     path("carte/", include("carte.urls")),
     path("notifications/", include("rappels.urls")),  # reminders and notifications
     path("tableaux/", include("tableaux.urls")),
+    path("opendata/", include("opendata.urls")),
+    path("api/v1/", include("api.urls")),
+    path("cles-api/", include("api.cles_urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.

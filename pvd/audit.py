@@ -90,6 +90,9 @@ AUDIT_EXEMPT = {
     "rappels.Rappel": "written by the reminders sweep; reading one is not a change of data",
     "rappels.Recapitulatif": "the record of a digest sent by the sweep",
     "rappels.Preference": "a person's own e-mail preferences, not programme data",
+    "opendata.Publication": "a generated file (a job row) of data already audited",
+    "api.UtilisationCle": "it is itself the record of a key's use: which key, what, when",
+    "api.EnvoiFiche": "where a fiche stands with the projects hub, written by the push task",
 }
 
 # Security events --------------------------------------------------------------------------

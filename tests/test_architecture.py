@@ -25,6 +25,9 @@ LAYERS = {
     "tableaux": 3,
     "carte": 3,
     "portail": 4,
+    # Open data and the API read the apps above; only portail/urls.py imports them.
+    "opendata": 4,
+    "api": 4,
 }
 FEATURE_APPS = set(LAYERS) - {"pvd"}
 

@@ -171,6 +171,7 @@ TABLE = [
     ),
     ("may_manage_access", "—", lambda u, lb, user: (), NATIONAL),
     ("may_manage_funders", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_manage_api_keys", "—", lambda u, lb, user: (), NATIONAL),
     ("may_read_audit_log", "—", lambda u, lb, user: (), STATE_19 | STATE_36),
     ("may_see_service_health", "—", lambda u, lb, user: (), NATIONAL),
 ]

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import cles_views
+
+app_name = "api-cles"
+urlpatterns = [
+    path("", cles_views.CleApiListView.as_view(), name="list"),
+    path("nouvelle/", cles_views.CleApiCreateView.as_view(), name="create"),
+    path("<int:pk>/revoquer/", cles_views.revoquer, name="revoke"),
+]

@@ -1,0 +1,191 @@
+"""What the API publishes. Public serializers carry no person's name or e-mail
+(tests/api/test_personal_data.py lists every public field)."""
+
+from rest_framework import serializers
+
+from actions.models import FicheAction, LigneFinancement
+from communes.models import Beneficiaire, MembreBeneficiaire
+from conventions.models import Convention
+from opendata.jeux import ligne_scdl
+from postes.models import Poste
+
+# Public data sets -----------------------------------------------------------------------------
+
+
+class CommunePvdSerializer(serializers.ModelSerializer):
+    insee_com = serializers.CharField(source="commune_id")
+    lib_com = serializers.CharField(source="commune.nom")
+    id_pvd = serializers.CharField(allow_null=True)
+    date_signature = serializers.DateField(source="date_adhesion", allow_null=True)
+    siren_epci = serializers.CharField(source="commune.epci_id", allow_null=True)
+    lib_epci = serializers.CharField(source="commune.epci.nom", allow_null=True, default=None)
+    insee_dep = serializers.CharField(source="commune.departement_id")
+    lib_dep = serializers.CharField(source="commune.departement.nom")
+    insee_reg = serializers.CharField(source="commune.departement.region_id")
+    lib_reg = serializers.CharField(source="commune.departement.region.nom")
+    beneficiaire = serializers.CharField(source="beneficiaire.nom")
+    statut = serializers.CharField(source="beneficiaire.get_statut_display")
+    date_convention_cadre = serializers.DateField(source="date_cadre", allow_null=True)
+
+    class Meta:
+        model = MembreBeneficiaire
+        fields = [
+            "insee_com",
+            "lib_com",
+            "id_pvd",
+            "date_signature",
+            "siren_epci",
+            "lib_epci",
+            "insee_dep",
+            "lib_dep",
+            "insee_reg",
+            "lib_reg",
+            "beneficiaire",
+            "statut",
+            "date_convention_cadre",
+        ]
+
+
+class ConventionCadreSerializer(serializers.ModelSerializer):
+    id_convention = serializers.IntegerField(source="pk")
+    beneficiaire = serializers.CharField(source="beneficiaire.nom")
+    siren_epci = serializers.CharField(source="beneficiaire.epci_id", allow_null=True)
+    insee_dep = serializers.CharField(source="beneficiaire.departement_id")
+    lib_dep = serializers.CharField(source="beneficiaire.departement.nom")
+    statut = serializers.CharField(source="statut_label")
+
+    class Meta:
+        model = Convention
+        fields = [
+            "id_convention",
+            "beneficiaire",
+            "siren_epci",
+            "insee_dep",
+            "lib_dep",
+            "statut",
+            "date_signature",
+            "date_entree_vigueur",
+            "duree_annees",
+            "date_fin",
+        ]
+
+
+SCDL_FIELDS = [
+    "nomAttribuant",
+    "idAttribuant",
+    "dateConvention",
+    "referenceDecision",
+    "nomBeneficiaire",
+    "idBeneficiaire",
+    "rnaBeneficiaire",
+    "objet",
+    "montant",
+    "nature",
+    "conditionsVersement",
+    "datesPeriodeVersement",
+    "idRAE",
+    "notificationUE",
+    "pourcentageSubvention",
+    "dispositifAide",
+]
+
+
+def _scdl_representation(self, instance: LigneFinancement) -> dict:
+    return ligne_scdl(instance)
+
+
+# A notified financing line as a SCDL « subventions » 2.1.1 record (its 16 fields, as text).
+SubventionSerializer = type(
+    "SubventionSerializer",
+    (serializers.Serializer,),
+    {
+        **{name: serializers.CharField(read_only=True) for name in SCDL_FIELDS},
+        "to_representation": _scdl_representation,
+        "__module__": __name__,
+    },
+)
+
+
+# Partners' systems (with a key) ---------------------------------------------------------------
+
+
+class BeneficiaireSerializer(serializers.ModelSerializer):
+    statut = serializers.CharField(source="get_statut_display")
+    communes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Beneficiaire
+        fields = ["id", "nom", "statut", "epci", "departement", "communes", "updated_at"]
+
+    def get_communes(self, beneficiaire: Beneficiaire) -> list[str]:
+        return sorted(m.commune_id for m in beneficiaire.membres.all() if m.actif)
+
+
+class ConventionSerializer(serializers.ModelSerializer):
+    statut = serializers.CharField(source="statut_label")
+
+    class Meta:
+        model = Convention
+        fields = [
+            "id",
+            "beneficiaire",
+            "type",
+            "titre",
+            "statut",
+            "date_signature",
+            "date_entree_vigueur",
+            "duree_annees",
+            "date_fin",
+            "updated_at",
+        ]
+
+
+class LigneFinancementSerializer(serializers.ModelSerializer):
+    financeur = serializers.CharField(source="financeur.nom")
+
+    class Meta:
+        model = LigneFinancement
+        fields = ["financeur", "dispositif", "montant", "statut", "date_decision"]
+
+
+class FicheSerializer(serializers.ModelSerializer):
+    axe = serializers.CharField(source="axe.nom")
+    financements = LigneFinancementSerializer(many=True)
+
+    class Meta:
+        model = FicheAction
+        fields = [
+            "id",
+            "beneficiaire",
+            "reference",
+            "titre",
+            "axe",
+            "description",
+            "maitre_ouvrage_type",
+            "maturite",
+            "avancement",
+            "date_debut_prevue",
+            "date_fin_prevue",
+            "date_debut_reelle",
+            "date_fin_reelle",
+            "cout_total",
+            "financements",
+            "updated_at",
+        ]
+
+
+class PosteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Poste
+        fields = [
+            "id",
+            "beneficiaires",
+            "intitule",
+            "employeur_siren",
+            "employeur_nom",
+            "type_contrat",
+            "etp",
+            "etat",
+            "vacant_depuis",
+            "updated_at",
+        ]

@@ -1,0 +1,157 @@
+"""/api/v1/: read-only. Public open data sets (no key, throttled per address) and the
+partners' endpoints (a key: what its user reads, through the same ``for_user`` as the pages).
+"""
+
+from django.contrib.auth.decorators import login_not_required
+from django.db.models import OuterRef, Subquery
+from django.middleware.http import ConditionalGetMiddleware
+from django.utils.decorators import decorator_from_middleware
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
+from rest_framework import viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
+
+from actions.models import FicheAction
+from communes.models import Beneficiaire
+from conventions.echeances import with_echeances
+from conventions.models import Convention
+from opendata.jeux import _membres, subventions_publiables
+from postes.models import Poste
+
+from . import filters, serializers
+from .authentication import AnonymeThrottle, CleThrottle
+
+conditional = decorator_from_middleware(ConditionalGetMiddleware)
+
+
+class OutsideSession:
+    """An API view: no login page (LoginRequiredMiddleware), an ETag on every answer and a
+    304 for a client that has it (ConditionalGetMiddleware)."""
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        return login_not_required(conditional(super().as_view(*args, **kwargs)))
+
+
+class PublicViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymeThrottle, CleThrottle]
+
+
+class PartnerViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [CleThrottle]
+
+
+def _date_of_beneficiaire(name: str) -> Subquery:
+    return Subquery(
+        with_echeances(Beneficiaire.objects.filter(pk=OuterRef("beneficiaire_id"))).values(
+            name
+        )[:1]
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Communes du programme (données ouvertes)"),
+    retrieve=extend_schema(summary="Une commune du programme, par son code INSEE"),
+)
+class CommunePvdViewSet(PublicViewSet):
+    serializer_class = serializers.CommunePvdSerializer
+    filterset_class = filters.CommunePvdFilter
+    lookup_field = "commune_id"
+    lookup_url_kwarg = "insee_com"
+
+    def get_queryset(self):
+        return _membres().annotate(
+            date_adhesion=_date_of_beneficiaire("date_adhesion"),
+            date_cadre=_date_of_beneficiaire("date_cadre"),
+        )
+
+
+@extend_schema_view(list=extend_schema(summary="Conventions-cadres valant ORT signées"))
+class ConventionCadreViewSet(PublicViewSet):
+    serializer_class = serializers.ConventionCadreSerializer
+    filterset_class = filters.ConventionCadreFilter
+
+    def get_queryset(self):
+        return (
+            Convention.objects.filter(
+                type=Convention.Type.CADRE, statut__in=Convention.STATUTS_SIGNES
+            )
+            .select_related("beneficiaire__departement")
+            .order_by("beneficiaire__departement_id", "beneficiaire__nom", "pk")
+        )
+
+
+@extend_schema_view(list=extend_schema(summary="Subventions notifiées (SCDL subventions 2.1.1)"))
+class SubventionViewSet(PublicViewSet):
+    serializer_class = serializers.SubventionSerializer
+
+    def get_queryset(self):
+        return subventions_publiables()
+
+
+@extend_schema_view(list=extend_schema(summary="Bénéficiaires lisibles avec la clé"))
+class BeneficiaireViewSet(PartnerViewSet):
+    serializer_class = serializers.BeneficiaireSerializer
+    filterset_fields = ["departement", "statut"]
+
+    def get_queryset(self):
+        return (
+            Beneficiaire.objects.for_user(self.request.user)
+            .prefetch_related("membres")
+            .order_by("nom", "pk")
+        )
+
+
+@extend_schema_view(list=extend_schema(summary="Conventions lisibles avec la clé"))
+class ConventionViewSet(PartnerViewSet):
+    serializer_class = serializers.ConventionSerializer
+    filterset_fields = ["beneficiaire", "type", "statut"]
+
+    def get_queryset(self):
+        return Convention.objects.for_user(self.request.user).order_by("beneficiaire", "pk")
+
+
+@extend_schema_view(list=extend_schema(summary="Fiches action et leurs financements"))
+class FicheViewSet(PartnerViewSet):
+    serializer_class = serializers.FicheSerializer
+    filterset_fields = ["beneficiaire", "maturite", "avancement"]
+
+    def get_queryset(self):
+        return (
+            FicheAction.objects.for_user(self.request.user)
+            .select_related("axe")
+            .prefetch_related("financements__financeur")
+            .order_by("beneficiaire", "reference", "pk")
+        )
+
+
+@extend_schema_view(list=extend_schema(summary="Postes de chef de projet"))
+class PosteViewSet(PartnerViewSet):
+    serializer_class = serializers.PosteSerializer
+    filterset_fields = ["etat"]
+
+    def get_queryset(self):
+        return (
+            Poste.objects.for_user(self.request.user)
+            .prefetch_related("beneficiaires")
+            .order_by("pk")
+        )
+
+
+class SchemaView(OutsideSession, SpectacularAPIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymeThrottle]
+
+
+class DocsView(OutsideSession, SpectacularSwaggerSplitView):
+    permission_classes = [AllowAny]
+
+
+class RedocView(OutsideSession, SpectacularRedocView):
+    permission_classes = [AllowAny]
