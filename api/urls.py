@@ -19,6 +19,5 @@ router.register("postes", views.PosteViewSet, basename="postes")
 urlpatterns = [
     path("schema/", views.SchemaView.as_view(), name="schema"),
     path("docs/", views.DocsView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", views.RedocView.as_view(url_name="api:schema"), name="redoc"),
     path("", include(router.urls)),
 ]

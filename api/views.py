@@ -9,7 +9,6 @@ from django.utils.decorators import decorator_from_middleware
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import (
     SpectacularAPIView,
-    SpectacularRedocView,
     SpectacularSwaggerSplitView,
 )
 from rest_framework import viewsets
@@ -150,8 +149,4 @@ class SchemaView(OutsideSession, SpectacularAPIView):
 
 
 class DocsView(OutsideSession, SpectacularSwaggerSplitView):
-    permission_classes = [AllowAny]
-
-
-class RedocView(OutsideSession, SpectacularRedocView):
     permission_classes = [AllowAny]

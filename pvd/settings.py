@@ -461,10 +461,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    # Swagger UI and Redoc from drf-spectacular-sidecar: served by the portal, under its CSP.
+    # Swagger UI from drf-spectacular-sidecar: served by the portal, under its CSP (its init
+    # script is a separate file, its one <style> carries the nonce). Not Redoc: it injects
+    # styles the CSP refuses.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
 }
 
 # --- National projects hub (« API Collectivités »), api/hub.py: off unless both are set. ---
