@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic import CreateView, ListView
 
 from pvd import policy
+from pvd.french import de
 from pvd.access import NationalRequiredMixin
 
 from .forms import CleApiForm
@@ -49,7 +50,7 @@ def revoquer(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("Page réservée à l'équipe nationale de l'ANCT.")
     cle = get_object_or_404(CleApi, pk=pk)
     if cle.revoquer():
-        messages.success(request, f"La clé de {cle.organisation} est révoquée.")
+        messages.success(request, f"La clé {de(cle.organisation)} est révoquée.")
     else:
         messages.info(request, "Cette clé était déjà révoquée.")
     return redirect("api-cles:list")

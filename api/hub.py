@@ -48,13 +48,10 @@ def phase_statut(fiche: FicheAction, today) -> str:
 def projet(fiche: FicheAction, today) -> dict:
     """A fiche as the hub's project."""
     bucket = livraison(fiche)
-    collectivites = [{"type": "Commune", "code": c.code} for c in fiche.communes.all()]
-    if not collectivites:
-        collectivites = [
-            {"type": "Commune", "code": m.commune_id}
-            for m in fiche.beneficiaire.membres.all()
-            if m.actif
-        ]
+    codes = sorted(c.code for c in fiche.communes.all()) or sorted(
+        m.commune_id for m in fiche.beneficiaire.membres.all() if m.actif
+    )
+    collectivites = [{"type": "Commune", "code": code} for code in codes]
     if fiche.beneficiaire.epci_id:
         collectivites.append({"type": "EPCI", "code": fiche.beneficiaire.epci_id})
     debut = fiche.date_debut_reelle or fiche.date_debut_prevue
