@@ -1,12 +1,13 @@
 from django import forms
 from dsfr.forms import DsfrBaseForm
 
+from pvd.integrity import JetonForm
 from pvd.models import User
 
 from .models import CleApi
 
 
-class CleApiForm(DsfrBaseForm, forms.ModelForm):
+class CleApiForm(JetonForm, DsfrBaseForm, forms.ModelForm):
     user = forms.ModelChoiceField(
         label="Agit en tant que",
         help_text="Le compte dont la clé lit les données : son rôle et son territoire "

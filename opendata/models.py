@@ -1,14 +1,14 @@
 from django.db import models
 from django.db.models import OuterRef, Subquery
 
-from pvd.jobs import Job
+from pvd.jobs import Job, JobQuerySet
 
 
 def publication_upload_to(instance: "Publication", filename: str) -> str:
     return f"opendata/{instance.jeu}/{filename}"
 
 
-class PublicationQuerySet(models.QuerySet):
+class PublicationQuerySet(JobQuerySet):
     def pretes(self) -> "PublicationQuerySet":
         return self.filter(statut=Job.Statut.PRET)
 

@@ -10,11 +10,16 @@ from tests.conftest import cast_user
 def test_national_staff_create_a_key_shown_once(client_for, national):
     client = client_for(national)
     partner = cast_user("partenaire@test.pvd.fr")
-    response = client.post(
-        "/cles-api/nouvelle/", {"organisation": "Banque des Territoires", "user": partner.pk}
-    )
+    form = client.get("/cles-api/nouvelle/").context["form"]
+    data = {
+        "organisation": "Banque des Territoires",
+        "user": partner.pk,
+        "jeton_envoi": form.initial["jeton_envoi"],
+    }
+    response = client.post("/cles-api/nouvelle/", data, follow=True)
     assert response.status_code == 200
     cle = CleApi.objects.get()
+    assert response.redirect_chain == [(f"/cles-api/{cle.pk}/nouvelle-cle/", 302)]
     assert (cle.organisation, cle.user, cle.created_by) == (
         "Banque des Territoires",
         partner,
@@ -24,7 +29,11 @@ def test_national_staff_create_a_key_shown_once(client_for, national):
     assert texte in response.content.decode()
     assert response["Cache-Control"] == "no-store"
     assert CleApi.lire(texte) == cle
-    # Never again: the list shows its prefix only.
+    # Never again: a reload, a double click or the list show its prefix only.
+    again = client.get(f"/cles-api/{cle.pk}/nouvelle-cle/").content.decode()
+    assert texte not in again and "ne peut plus l’être" in again
+    double = client.post("/cles-api/nouvelle/", data, follow=True)
+    assert texte not in double.content.decode() and CleApi.objects.count() == 1
     listing = client.get("/cles-api/").content.decode()
     assert f"pvd_{cle.prefixe}_…" in listing
     assert texte not in listing
@@ -62,6 +71,7 @@ def test_only_national_staff_manage_keys(client_for, request, who, national):
     client = client_for(request.getfixturevalue(who))
     assert client.get("/cles-api/").status_code == 403
     assert client.get("/cles-api/nouvelle/").status_code == 403
+    assert client.get(f"/cles-api/{cle.pk}/nouvelle-cle/").status_code == 403
     assert client.post("/cles-api/nouvelle/", {"organisation": "X", "user": 1}).status_code == 403
     assert client.post(f"/cles-api/{cle.pk}/revoquer/").status_code == 403
     cle.refresh_from_db()
