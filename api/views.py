@@ -42,8 +42,16 @@ class PublicViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
 
 
 class PartnerViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
+    """What the key's user reads (``scoped``): another territory's object is a 404."""
+
     permission_classes = [IsAuthenticated]
     throttle_classes = [CleThrottle]
+    model = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI document: no user
+            return self.model.objects.none()
+        return self.scoped(self.request.user)
 
 
 def _date_of_beneficiaire(name: str) -> Subquery:
@@ -98,10 +106,11 @@ class SubventionViewSet(PublicViewSet):
 class BeneficiaireViewSet(PartnerViewSet):
     serializer_class = serializers.BeneficiaireSerializer
     filterset_fields = ["departement", "statut"]
+    model = Beneficiaire
 
-    def get_queryset(self):
+    def scoped(self, user):
         return (
-            Beneficiaire.objects.for_user(self.request.user)
+            Beneficiaire.objects.for_user(user)
             .prefetch_related("membres")
             .order_by("nom", "pk")
         )
@@ -111,19 +120,21 @@ class BeneficiaireViewSet(PartnerViewSet):
 class ConventionViewSet(PartnerViewSet):
     serializer_class = serializers.ConventionSerializer
     filterset_fields = ["beneficiaire", "type", "statut"]
+    model = Convention
 
-    def get_queryset(self):
-        return Convention.objects.for_user(self.request.user).order_by("beneficiaire", "pk")
+    def scoped(self, user):
+        return Convention.objects.for_user(user).order_by("beneficiaire", "pk")
 
 
 @extend_schema_view(list=extend_schema(summary="Fiches action et leurs financements"))
 class FicheViewSet(PartnerViewSet):
     serializer_class = serializers.FicheSerializer
     filterset_fields = ["beneficiaire", "maturite", "avancement"]
+    model = FicheAction
 
-    def get_queryset(self):
+    def scoped(self, user):
         return (
-            FicheAction.objects.for_user(self.request.user)
+            FicheAction.objects.for_user(user)
             .select_related("axe")
             .prefetch_related("financements__financeur")
             .order_by("beneficiaire", "reference", "pk")
@@ -134,10 +145,11 @@ class FicheViewSet(PartnerViewSet):
 class PosteViewSet(PartnerViewSet):
     serializer_class = serializers.PosteSerializer
     filterset_fields = ["etat"]
+    model = Poste
 
-    def get_queryset(self):
+    def scoped(self, user):
         return (
-            Poste.objects.for_user(self.request.user)
+            Poste.objects.for_user(user)
             .prefetch_related("beneficiaires")
             .order_by("pk")
         )
