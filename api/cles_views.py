@@ -9,9 +9,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import CreateView, ListView
 
 from pvd import policy
+from pvd.access import NationalRequiredMixin
 from pvd.french import de
 from pvd.integrity import create_once
-from pvd.access import NationalRequiredMixin
 
 from .forms import CleApiForm
 from .models import CleApi

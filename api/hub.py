@@ -110,7 +110,9 @@ def push() -> dict[str, int]:
         except requests.RequestException as exc:
             ok, message = False, f"{type(exc).__name__}"
         if ok:
-            EnvoiFiche.objects.filter(pk=envoi.pk).update(envoyee_le=started, tentatives=0, erreur="")
+            EnvoiFiche.objects.filter(pk=envoi.pk).update(
+                envoyee_le=started, tentatives=0, erreur=""
+            )
             # A change made while the fiche was being sent keeps it marked for the next run.
             EnvoiFiche.objects.filter(pk=envoi.pk, marquee_le__lte=started).update(a_envoyer=False)
             counts["envoyees"] += 1

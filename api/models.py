@@ -147,9 +147,7 @@ class EnvoiFiche(models.Model):
         """These fiches changed: send them again at the next push."""
         ids = list(fiche_ids)
         existing = set(cls.objects.filter(fiche_id__in=ids).values_list("fiche_id", flat=True))
-        cls.objects.filter(fiche_id__in=existing).update(
-            a_envoyer=True, marquee_le=timezone.now()
-        )
+        cls.objects.filter(fiche_id__in=existing).update(a_envoyer=True, marquee_le=timezone.now())
         cls.objects.bulk_create(
             [cls(fiche_id=pk) for pk in ids if pk not in existing], ignore_conflicts=True
         )

@@ -56,9 +56,7 @@ class PartnerViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
 
 def _date_of_beneficiaire(name: str) -> Subquery:
     return Subquery(
-        with_echeances(Beneficiaire.objects.filter(pk=OuterRef("beneficiaire_id"))).values(
-            name
-        )[:1]
+        with_echeances(Beneficiaire.objects.filter(pk=OuterRef("beneficiaire_id"))).values(name)[:1]
     )
 
 
@@ -109,11 +107,7 @@ class BeneficiaireViewSet(PartnerViewSet):
     model = Beneficiaire
 
     def scoped(self, user):
-        return (
-            Beneficiaire.objects.for_user(user)
-            .prefetch_related("membres")
-            .order_by("nom", "pk")
-        )
+        return Beneficiaire.objects.for_user(user).prefetch_related("membres").order_by("nom", "pk")
 
 
 @extend_schema_view(list=extend_schema(summary="Conventions lisibles avec la clé"))
@@ -148,11 +142,7 @@ class PosteViewSet(PartnerViewSet):
     model = Poste
 
     def scoped(self, user):
-        return (
-            Poste.objects.for_user(user)
-            .prefetch_related("beneficiaires")
-            .order_by("pk")
-        )
+        return Poste.objects.for_user(user).prefetch_related("beneficiaires").order_by("pk")
 
 
 class SchemaView(OutsideSession, SpectacularAPIView):

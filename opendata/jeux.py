@@ -118,9 +118,7 @@ def liste_pvd_detaillee() -> tuple[Iterator[list], int]:
 
 def conventions_cadres() -> tuple[Iterator[list], int]:
     conventions = (
-        Convention.objects.filter(
-            type=Convention.Type.CADRE, statut__in=Convention.STATUTS_SIGNES
-        )
+        Convention.objects.filter(type=Convention.Type.CADRE, statut__in=Convention.STATUTS_SIGNES)
         .select_related("beneficiaire__epci", "beneficiaire__departement")
         .prefetch_related("beneficiaire__membres")
         .order_by("beneficiaire__departement_id", "beneficiaire__nom", "pk")

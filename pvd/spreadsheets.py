@@ -97,8 +97,9 @@ def write_open_data_csv(header: list[str], rows: Iterable[Iterable], output) -> 
     writer = csv.writer(output, lineterminator="\n")
     writer.writerow(header)
     count = 0
-    for count, row in enumerate(rows, 1):
+    for row in rows:
         writer.writerow([open_data_value(value) for value in row])
+        count += 1
     return count
 
 

@@ -62,7 +62,8 @@ def test_national_staff_revoke_a_key(client_for, national):
     client.post(f"/cles-api/{cle.pk}/revoquer/")
     cle.refresh_from_db()
     assert cle.revoquee_le == revoked_at
-    assert client.get("/api/v1/beneficiaires/", HTTP_AUTHORIZATION=f"Bearer {texte}").status_code == 401
+    response = client.get("/api/v1/beneficiaires/", HTTP_AUTHORIZATION=f"Bearer {texte}")
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize("who", ["prefecture_36", "cdp_ussel", "partenaire"])
