@@ -13,6 +13,7 @@ from django.utils import timezone
 from actions.models import ExportPlan
 from conventions.models import Convention, DocumentConvention
 from conventions.tasks import generate_convention_pdf
+from opendata.models import Publication
 from pvd.jobs import Job, JobRefused, job_models
 from pvd.models import Heartbeat
 from pvd.tasks import clear_expired_sessions, fail_stalled_jobs
@@ -43,7 +44,7 @@ def statut(job: Job) -> str:
 
 
 def test_every_long_task_is_a_job():
-    assert set(job_models()) == {DocumentConvention, ExportPlan, Bilan}
+    assert set(job_models()) == {DocumentConvention, ExportPlan, Bilan, Publication}
     for model in job_models():
         assert model.TASK and model.STALLED and "{error}" in model.FAILED_AFTER_RETRIES
 
