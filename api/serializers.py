@@ -4,7 +4,7 @@
 from rest_framework import serializers
 
 from actions.models import FicheAction, LigneFinancement
-from communes.models import Beneficiaire, MembreBeneficiaire
+from communes.models import Beneficiaire
 from conventions.models import Convention
 from opendata.jeux import ligne_scdl
 from postes.models import Poste
@@ -12,38 +12,33 @@ from postes.models import Poste
 # Public data sets -----------------------------------------------------------------------------
 
 
-class CommunePvdSerializer(serializers.ModelSerializer):
-    insee_com = serializers.CharField(source="commune_id")
-    lib_com = serializers.CharField(source="commune.nom")
-    id_pvd = serializers.CharField(allow_null=True)
-    date_signature = serializers.DateField(source="date_adhesion", allow_null=True)
-    siren_epci = serializers.CharField(source="commune.epci_id", allow_null=True)
-    lib_epci = serializers.CharField(source="commune.epci.nom", allow_null=True, default=None)
-    insee_dep = serializers.CharField(source="commune.departement_id")
-    lib_dep = serializers.CharField(source="commune.departement.nom")
-    insee_reg = serializers.CharField(source="commune.departement.region_id")
-    lib_reg = serializers.CharField(source="commune.departement.region.nom")
-    beneficiaire = serializers.CharField(source="beneficiaire.nom")
-    statut = serializers.CharField(source="beneficiaire.get_statut_display")
-    date_convention_cadre = serializers.DateField(source="date_cadre", allow_null=True)
+STATUTS = dict(Beneficiaire.Statut.choices)
 
-    class Meta:
-        model = MembreBeneficiaire
-        fields = [
-            "insee_com",
-            "lib_com",
-            "id_pvd",
-            "date_signature",
-            "siren_epci",
-            "lib_epci",
-            "insee_dep",
-            "lib_dep",
-            "insee_reg",
-            "lib_reg",
-            "beneficiaire",
-            "statut",
-            "date_convention_cadre",
-        ]
+
+class CommunePvdSerializer(serializers.Serializer):
+    """A commune of the programme, from the plain rows of ``CommunePvdViewSet``."""
+
+    insee_com = serializers.CharField()
+    lib_com = serializers.CharField()
+    id_pvd = serializers.CharField(allow_null=True)
+    date_signature = serializers.DateField(allow_null=True)
+    siren_epci = serializers.CharField(allow_null=True)
+    lib_epci = serializers.CharField(allow_null=True)
+    insee_dep = serializers.CharField()
+    lib_dep = serializers.CharField()
+    insee_reg = serializers.CharField()
+    lib_reg = serializers.CharField()
+    beneficiaire = serializers.CharField()
+    statut = serializers.CharField()
+    date_convention_cadre = serializers.DateField(allow_null=True)
+
+    def to_representation(self, row: dict) -> dict:
+        # The row already holds the published values: no per-field work on 1,000 rows.
+        fields = dict(row)
+        fields["statut"] = STATUTS[fields.pop("statut_code")]
+        fields["date_signature"] = fields.pop("date_adhesion")
+        fields["beneficiaire"] = fields.pop("nom_beneficiaire")
+        return {name: fields[name] for name in self.fields}
 
 
 class ConventionCadreSerializer(serializers.ModelSerializer):

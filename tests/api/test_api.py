@@ -60,6 +60,8 @@ def test_anonymous_reads_the_pvd_communes_paginated_and_filtered(client, territo
     assert body["results"][0]["id_pvd"] == "pvd-75-19-5"
     detail = client.get("/api/v1/communes-pvd/19148/").json()
     assert detail["lib_epci"] == "CC Haute-Corrèze Communauté"
+    assert detail["statut"] == "Lauréat" and detail["beneficiaire"] == "Bort-les-Orgues – Neuvic"
+    assert client.get("/api/v1/communes-pvd/99999/").status_code == 404
 
 
 def test_public_answers_carry_an_etag_and_answer_304(client, territoires):
