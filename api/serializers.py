@@ -143,9 +143,51 @@ class LigneFinancementSerializer(serializers.ModelSerializer):
         fields = ["financeur", "dispositif", "montant", "statut", "date_decision"]
 
 
+DATETIME = serializers.DateTimeField()
+
+
+def _iso(day) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _montant(value) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
 class FicheSerializer(serializers.ModelSerializer):
     axe = serializers.CharField(source="axe.nom")
     financements = LigneFinancementSerializer(many=True)
+
+    def to_representation(self, fiche: FicheAction) -> dict:
+        # Written out, as the fields above would give it: a 1,000-fiche page with its
+        # financing lines spends its time here otherwise.
+        return {
+            "id": fiche.pk,
+            "beneficiaire": fiche.beneficiaire_id,
+            "reference": fiche.reference,
+            "titre": fiche.titre,
+            "axe": fiche.axe.nom,
+            "description": fiche.description,
+            "maitre_ouvrage_type": fiche.maitre_ouvrage_type,
+            "maturite": fiche.maturite,
+            "avancement": fiche.avancement,
+            "date_debut_prevue": _iso(fiche.date_debut_prevue),
+            "date_fin_prevue": _iso(fiche.date_fin_prevue),
+            "date_debut_reelle": _iso(fiche.date_debut_reelle),
+            "date_fin_reelle": _iso(fiche.date_fin_reelle),
+            "cout_total": _montant(fiche.cout_total),
+            "financements": [
+                {
+                    "financeur": ligne.financeur.nom,
+                    "dispositif": ligne.dispositif,
+                    "montant": _montant(ligne.montant),
+                    "statut": ligne.statut,
+                    "date_decision": _iso(ligne.date_decision),
+                }
+                for ligne in fiche.financements.all()
+            ],
+            "updated_at": DATETIME.to_representation(fiche.updated_at),
+        }
 
     class Meta:
         model = FicheAction

@@ -81,9 +81,7 @@ class CommunePvdViewSet(PublicViewSet):
                 "id_pvd",
                 insee_com=F("commune_id"),
                 lib_com=F("commune__nom"),
-                date_adhesion=Coalesce(
-                    F("date_signature"), _date_of_beneficiaire("date_adhesion")
-                ),
+                date_adhesion=Coalesce(F("date_signature"), _date_of_beneficiaire("date_adhesion")),
                 siren_epci=F("commune__epci_id"),
                 lib_epci=F("commune__epci__nom"),
                 insee_dep=F("commune__departement_id"),
