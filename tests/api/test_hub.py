@@ -117,6 +117,11 @@ def test_a_changed_fiche_is_sent_with_the_hub_vocabulary(fake_hub, territoires):
     )
     assert push_hub()["envoyees"] == 1
     assert len(fake_hub.received) == 2
+    # So is a change of its communes.
+    committed(lambda: created.communes.set(["19275"]))
+    assert push_hub()["envoyees"] == 1
+    assert fake_hub.received[-1]["collectivites"][0] == {"type": "Commune", "code": "19275"}
+    assert len(fake_hub.received[-1]["collectivites"]) == 2
 
 
 @pytest.mark.parametrize(
