@@ -1,12 +1,14 @@
 """What the API publishes. Public serializers carry no person's name or e-mail
 (tests/api/test_personal_data.py lists every public field)."""
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
 from actions.models import FicheAction, LigneFinancement
 from communes.models import Beneficiaire
 from conventions.models import Convention
-from opendata.jeux import ligne_scdl
+from opendata.jeux import PAR_SLUG, ligne_scdl
 from postes.models import Poste
 
 # Public data sets -----------------------------------------------------------------------------
@@ -96,6 +98,29 @@ SubventionSerializer = type(
     {
         **{name: serializers.CharField(read_only=True) for name in SCDL_FIELDS},
         "to_representation": _scdl_representation,
+        "__module__": __name__,
+    },
+)
+
+
+def _chiffres_representation(self, row: list) -> dict:
+    values = [f"{v:.2f}" if isinstance(v, Decimal) else v for v in row]
+    return dict(zip(CHIFFRES.header, values, strict=True))
+
+
+# The programme's figures by département (opendata/jeux.py: « chiffres-departements »).
+CHIFFRES = PAR_SLUG["chiffres-departements"]
+ChiffresDepartementSerializer = type(
+    "ChiffresDepartementSerializer",
+    (serializers.Serializer,),
+    {
+        **{
+            name: serializers.CharField(read_only=True)
+            if name.startswith(("insee", "lib", "montant"))
+            else serializers.IntegerField(read_only=True)
+            for name in CHIFFRES.header
+        },
+        "to_representation": _chiffres_representation,
         "__module__": __name__,
     },
 )

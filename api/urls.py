@@ -10,6 +10,9 @@ router = SimpleRouter()
 router.register("communes-pvd", views.CommunePvdViewSet, basename="communes-pvd")
 router.register("conventions-cadres", views.ConventionCadreViewSet, basename="conventions-cadres")
 router.register("subventions", views.SubventionViewSet, basename="subventions")
+router.register(
+    "chiffres-departements", views.ChiffresDepartementViewSet, basename="chiffres-departements"
+)
 # With a key: what its user reads.
 router.register("beneficiaires", views.BeneficiaireViewSet, basename="beneficiaires")
 router.register("conventions", views.ConventionViewSet, basename="conventions")

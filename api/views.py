@@ -13,14 +13,14 @@ from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularSwaggerSplitView,
 )
-from rest_framework import viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from actions.models import FicheAction
 from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.echeances import with_echeances
 from conventions.models import Convention
-from opendata.jeux import _id_pvd, subventions_publiables
+from opendata.jeux import _id_pvd, chiffres_departements, subventions_publiables
 from postes.models import Poste
 
 from . import filters, serializers
@@ -122,6 +122,18 @@ class SubventionViewSet(PublicViewSet):
 
     def get_queryset(self):
         return subventions_publiables()
+
+
+@extend_schema_view(list=extend_schema(summary="Chiffres du programme par département"))
+class ChiffresDepartementViewSet(OutsideSession, mixins.ListModelMixin, viewsets.GenericViewSet):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymeThrottle, CleThrottle]
+    serializer_class = serializers.ChiffresDepartementSerializer
+    filter_backends = []  # a hundred départements: no filter
+
+    def get_queryset(self):
+        rows, _ = chiffres_departements()
+        return list(rows)
 
 
 @extend_schema_view(list=extend_schema(summary="Bénéficiaires lisibles avec la clé"))

@@ -81,6 +81,14 @@ def test_subventions_endpoint_gives_scdl_records(client, financements):  # noqa:
     }
 
 
+def test_figures_by_departement_endpoint(client, financements):  # noqa: F811
+    body = client.get("/api/v1/chiffres-departements/").json()
+    by_dep = {row["insee_dep"]: row for row in body["results"]}
+    assert set(by_dep) == {"19", "36"}
+    assert by_dep["36"]["beneficiaires"] == 16
+    assert by_dep["36"]["montant_notifie"] == "60000.50"
+
+
 def test_bad_filter_is_a_french_problem(client, territoires):
     response = client.get("/api/v1/communes-pvd/", {"statut": "inconnu"})
     assert response.status_code == 400
