@@ -20,6 +20,7 @@ router.register("fiches", views.FicheViewSet, basename="fiches")
 router.register("postes", views.PosteViewSet, basename="postes")
 
 urlpatterns = [
+    path("", views.IndexView.as_view(), name="index"),
     path("schema/", views.SchemaView.as_view(), name="schema"),
     path("docs/", views.DocsView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -7,6 +7,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.middleware.http import ConditionalGetMiddleware
+from django.urls import reverse
 from django.utils.decorators import decorator_from_middleware
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import (
@@ -15,6 +16,8 @@ from drf_spectacular.views import (
 )
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from actions.models import FicheAction
 from communes.models import Beneficiaire, MembreBeneficiaire
@@ -179,6 +182,31 @@ class PosteViewSet(PartnerViewSet):
 
     def scoped(self, user):
         return Poste.objects.for_user(user).prefetch_related("beneficiaires").order_by("pk")
+
+
+PUBLICS = ["communes-pvd", "conventions-cadres", "subventions", "chiffres-departements"]
+PARTENAIRES = ["beneficiaires", "conventions", "fiches", "postes"]
+
+
+class IndexView(OutsideSession, APIView):
+    """/api/v1/: where the documentation and each endpoint are."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymeThrottle]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        def url(name: str) -> str:
+            return request.build_absolute_uri(reverse(name))
+
+        return Response(
+            {
+                "documentation": url("api:docs"),
+                "schema": url("api:schema"),
+                "donnees_ouvertes": {n: url(f"api:{n}-list") for n in PUBLICS},
+                "avec_cle": {n: url(f"api:{n}-list") for n in PARTENAIRES},
+            }
+        )
 
 
 class SchemaView(OutsideSession, SpectacularAPIView):

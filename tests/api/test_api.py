@@ -22,6 +22,15 @@ def bearer(texte: str) -> dict:
 # The document and its pages ------------------------------------------------------------------
 
 
+def test_the_root_says_where_everything_is(client, territoires):
+    body = client.get("/api/v1/").json()
+    assert body["documentation"] == "http://testserver/api/v1/docs/"
+    assert body["donnees_ouvertes"]["subventions"] == "http://testserver/api/v1/subventions/"
+    assert body["avec_cle"]["fiches"] == "http://testserver/api/v1/fiches/"
+    for url in [*body["donnees_ouvertes"].values(), body["schema"]]:
+        assert client.get(url).status_code == 200
+
+
 def test_schema_is_openapi_3_1(client, territoires):
     response = client.get("/api/v1/schema/")
     assert response.status_code == 200
