@@ -2,6 +2,7 @@
 pvd_… », and nothing else (no session cookie, hence no CSRF surface)."""
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
@@ -50,3 +51,18 @@ class CleThrottle(SimpleRateThrottle):
         if not isinstance(request.auth, CleApi):
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+
+
+class CleApiScheme(OpenApiAuthenticationExtension):
+    """The key in the OpenAPI document: an HTTP bearer scheme."""
+
+    target_class = CleApiAuthentication
+    name = "cleApi"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "pvd_<préfixe>_<secret>",
+            "description": "La clé d'API de l'organisme, créée par l'équipe nationale.",
+        }

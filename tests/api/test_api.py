@@ -38,6 +38,9 @@ def test_schema_is_openapi_3_1(client, territoires):
     assert document["openapi"] == "3.1.0"
     assert "/api/v1/communes-pvd/" in document["paths"]
     assert "/api/v1/fiches/{id}/" in document["paths"]
+    scheme = document["components"]["securitySchemes"]["cleApi"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert {"cleApi": []} in document["paths"]["/api/v1/fiches/"]["get"]["security"]
 
 
 def test_docs_page_loads_under_the_csp_with_no_external_url(client, territoires):
