@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-demo check-html check-html-files check-system bench bench-import \
 	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
-	bench-rappels bench-dashboards bench-reference-imports bench-excel-import bench-instances bench-club clean
+	bench-rappels bench-dashboards bench-reference-imports bench-excel-import bench-instances bench-club bench-api clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -81,7 +81,7 @@ check-html-files:
 	java -jar node_modules/vnu-jar/build/dist/vnu.jar --errors-only $(HTML_DIR)
 	@echo "HTML valide : $$(ls $(HTML_DIR) | wc -l) pages vérifiées"
 
-bench: bench-import bench-reference-imports bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards bench-excel-import bench-instances bench-club
+bench: bench-import bench-reference-imports bench-beneficiaires bench-pdf bench-plan bench-actions-export bench-pages bench-rappels bench-dashboards bench-excel-import bench-instances bench-club bench-api
 
 # Benchmarks run on their own database (PostgreSQL by default): never on your db.sqlite3.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench
@@ -153,6 +153,11 @@ bench-club: $(VENV)/.installed
 	DEBUG=true DATABASE_URL="$(BENCH_CLUB_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DEBUG=true DATABASE_URL="$(BENCH_CLUB_DATABASE_URL)" $(MANAGE) generate_bench_data
 	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_CLUB_DATABASE_URL)" $(PY) bench/bench_club.py
+
+# The API's 1,000-row pages (public and with a key) against the cheapest view, on the
+# national bench data.
+bench-api: bench-actions-data
+	DJANGO_SETTINGS_MODULE=bench.settings LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_ACTIONS_DATABASE_URL)" $(PY) bench/bench_api.py
 
 # Dashboards (each role's home) served by gunicorn (bench_pages' harness) against the cheapest
 # view, and the bilan PDF of a 50-fiche plan.

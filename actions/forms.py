@@ -395,5 +395,5 @@ class PointForm(DsfrBaseForm, JetonForm, forms.ModelForm):
 class FinanceurForm(DsfrBaseForm, forms.ModelForm):
     class Meta:
         model = Financeur
-        fields = ["nom", "description", "ordre", "actif"]
+        fields = ["nom", "description", "siret", "ordre", "actif"]
         error_messages = {"nom": {"unique": "Ce financeur figure déjà au catalogue."}}

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -51,6 +52,16 @@ class Financeur(models.Model):
         max_length=10,
         blank=True,
         help_text="anct, bdt, etat ou anah ; vide si ce financeur ne cofinance pas les postes.",
+    )
+    # The attributor's id in the SCDL « subventions » open-data file (opendata/): a line of a
+    # funder without it is left out of the file, and counted as such on /opendata/.
+    siret = models.CharField(
+        "SIRET",
+        max_length=14,
+        blank=True,
+        validators=[RegexValidator(r"^\d{14}$", "Le SIRET compte 14 chiffres.")],
+        help_text="14 chiffres ; publié comme attribuant dans le fichier des subventions "
+        "(données ouvertes).",
     )
 
     class Meta:

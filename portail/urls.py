@@ -74,6 +74,9 @@ urlpatterns = [
     path("tableaux/", include("tableaux.urls")),
     path("gouvernance/", include("gouvernance.urls")),
     path("club/", include("club.urls")),  # the Club Petites villes de demain
+    path("opendata/", include("opendata.urls")),
+    path("api/v1/", include("api.urls")),
+    path("cles-api/", include("api.cles_urls")),
     # Addresses are managed by ANCT on the « Accès » pages, not by their owners.
     path("accounts/email/", views.not_found),
     # ProConnect (pvd/proconnect.py): the callback is the redirect URI registered with ProConnect.

@@ -111,6 +111,9 @@ AUDIT_EXEMPT = {
     "rappels.Preference": "a person's own e-mail preferences, not programme data",
     "club.MessageClub": "a message between two people, kept to count the sender's messages "
     "(rate limit); not programme data",
+    "opendata.Publication": "a generated file (a job row) of data already audited",
+    "api.UtilisationCle": "it is itself the record of a key's use: which key, what, when",
+    "api.EnvoiFiche": "where a fiche stands with the projects hub, written by the push task",
 }
 
 # Rows written in bulk ------------------------------------------------------------------------

@@ -260,6 +260,11 @@ def may_manage_funders(user: User) -> bool:
     return is_national(user)
 
 
+def may_manage_api_keys(user: User) -> bool:
+    """Create, list and revoke the partners' API keys (api/)."""
+    return is_national(user)
+
+
 def may_read_audit_log(user: User) -> bool:
     """Read the journal: of every change for national staff, of the objects of their
     départements for préfectures (pvd.audit.readable_for_user_q)."""

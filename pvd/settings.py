@@ -68,6 +68,12 @@ INSTALLED_APPS = [
     "rappels",
     "tableaux",
     "club",
+    # --- open data (/opendata/) and the API (/api/v1/), read the apps above ---
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "opendata",
+    "api",
     # --- the site shell: home, access pages, journal, public pages (imports every app) ---
     "portail",
 ]
@@ -335,6 +341,7 @@ JOB_TIME_LIMITS = {
     # machine: some 3 000 people of the programme in about 10 minutes.
     "pvd.Deploiement": 15 * 60,
     "gouvernance.Releve": 5 * 60,
+    "opendata.Publication": 10 * 60,
 }
 JOB_STALLED_MARGIN = 60
 JOB_QUEUED_LIMIT = 30 * 60
@@ -425,6 +432,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "postes.tasks.end_roles_of_departed",
         "schedule": 60 * 60,
     },
+    # Open-data files (/opendata/), one dated file per data set and day.
+    "publish-opendata": {
+        "task": "opendata.tasks.publish_opendata",
+        "schedule": 24 * 60 * 60,
+    },
+    # Changed fiches sent to the national projects hub (api/hub.py), when configured.
+    "push-hub": {
+        "task": "api.tasks.push_hub",
+        "schedule": 10 * 60,
+    },
     # --- reminders (rappels/sweep.py): every hour, so a missed run is caught the same day ---
     "sweep-reminders": {
         "task": "rappels.tasks.sweep_reminders",
@@ -512,6 +529,50 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+
+# --- API (/api/v1/, api/): read-only, a key per partner organisation, no session. ----------
+REST_FRAMEWORK = {
+    # Only the key: a session cookie is never accepted, so there is no CSRF surface.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.CleApiAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.problem_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+}
+# Requests per client address without a key, per key with one (api/authentication.py).
+PVD_API_THROTTLE_RATES = {
+    "anonyme": env.str("PVD_API_THROTTLE_ANONYME", default="120/minute"),
+    "cle": env.str("PVD_API_THROTTLE_CLE", default="600/minute"),
+}
+SPECTACULAR_SETTINGS = {
+    "OAS_VERSION": "3.1.0",
+    "TITLE": "API du portail Petites villes de demain",
+    "DESCRIPTION": (
+        "Lecture seule. Les jeux de données ouverts se lisent sans clé (Licence Ouverte 2.0) ; "
+        "les autres points d'accès demandent la clé d'API de l'organisme partenaire, dans "
+        "l'en-tête « Authorization: Bearer <clé> », et rendent ce que le compte de la clé lit "
+        "sur le portail. Erreurs au format RFC 7807 (application/problem+json)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Swagger UI from drf-spectacular-sidecar: served by the portal, under its CSP (its init
+    # script is a separate file, its one <style> carries the nonce). Not Redoc: it injects
+    # styles the CSP refuses.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+# --- National projects hub (« API Collectivités »), api/hub.py: off unless both are set. ---
+PVD_HUB_URL = env.str("PVD_HUB_URL", default="")
+PVD_HUB_KEY = env.str("PVD_HUB_KEY", default="")
+PVD_HUB_TIMEOUT = 10  # seconds, per request
+PVD_HUB_BATCH = 200  # fiches sent per run of the beat task
 
 # Where `make run`/`seed_demo` look for the official files when they are present.
 REFERENCE_DATA_DIR = Path(

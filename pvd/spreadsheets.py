@@ -80,6 +80,29 @@ def csv_response(header: list[str], rows: Iterable[Iterable], filename: str):
     return response
 
 
+def open_data_value(value) -> str:
+    """A cell of an open-data CSV (data.gouv.fr): decimal point, ISO dates, texts that start
+    like a formula still neutralised."""
+    if isinstance(value, Decimal | float):
+        return f"{value:.2f}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return csv_value(value)
+
+
+def write_open_data_csv(header: list[str], rows: Iterable[Iterable], output) -> int:
+    """An open-data file as data.gouv.fr publishes them (ANCT's PVD list, SCDL): comma
+    separator, UTF-8 without BOM, one header line; written to the text stream ``output``.
+    Returns the number of rows written."""
+    writer = csv.writer(output, lineterminator="\n")
+    writer.writerow(header)
+    count = 0
+    for row in rows:
+        writer.writerow([open_data_value(value) for value in row])
+        count += 1
+    return count
+
+
 # XLSX -------------------------------------------------------------------------------------
 
 

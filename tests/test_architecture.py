@@ -30,6 +30,9 @@ LAYERS = {
     "carte": 3,
     "club": 3,
     "portail": 4,
+    # Open data and the API read the apps above; only portail/urls.py imports them.
+    "opendata": 4,
+    "api": 4,
 }
 FEATURE_APPS = set(LAYERS) - {"pvd"}
 

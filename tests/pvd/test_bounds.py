@@ -20,8 +20,8 @@ from pvd.forms import CodesField
 pytestmark = pytest.mark.django_db
 
 APPS = ["pvd", "communes", "conventions", "postes", "actions", "gouvernance", "rappels"]
-APPS += ["tableaux", "carte"]
-APPS += ["portail"]
+APPS += ["tableaux", "carte", "club"]
+APPS += ["portail", "opendata", "api"]
 
 DATES = {"31/12/9999": "9999-12-31", "1949": "1949-12-31"}
 ENORME = "9999999999999"

@@ -50,7 +50,7 @@ def query_parameters() -> set[str]:
 
 
 APPS = ("pvd", "portail", "communes", "conventions", "postes", "actions", "rappels", "tableaux")
-APPS += ("carte", "club")
+APPS += ("carte", "club", "opendata", "api")
 
 
 def _subclasses(cls):

@@ -15,6 +15,7 @@ from communes.models import MiseAJourReferentiel
 from conventions.models import Convention, DocumentConvention
 from conventions.tasks import generate_convention_pdf
 from gouvernance.models import Releve
+from opendata.models import Publication
 from pvd.jobs import Job, JobRefused, job_models
 from pvd.models import Deploiement, Heartbeat
 from pvd.tasks import clear_expired_sessions, fail_stalled_jobs
@@ -52,6 +53,7 @@ def test_every_long_task_is_a_job():
         MiseAJourReferentiel,
         Deploiement,
         Releve,
+        Publication,
     }
     for model in job_models():
         assert model.TASK and model.STALLED and "{error}" in model.FAILED_AFTER_RETRIES

@@ -188,6 +188,7 @@ TABLE = [
     ("may_manage_funders", "—", lambda u, lb, user: (), NATIONAL),
     ("may_refresh_reference", "—", lambda u, lb, user: (), NATIONAL),
     ("may_roll_out", "—", lambda u, lb, user: (), NATIONAL),
+    ("may_manage_api_keys", "—", lambda u, lb, user: (), NATIONAL),
     ("may_read_audit_log", "—", lambda u, lb, user: (), STATE_19 | STATE_36),
     ("may_see_service_health", "—", lambda u, lb, user: (), NATIONAL),
     (

@@ -1,0 +1,58 @@
+from django.contrib.auth.decorators import login_not_required
+from django.http import FileResponse, Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
+from django.utils.http import http_date
+from django.views.decorators.http import require_GET
+from django.views.generic import TemplateView
+
+from .jeux import JEUX, LICENCE, LICENCE_URL, PAR_SLUG
+from .models import Publication
+
+
+@method_decorator(login_not_required, name="dispatch")
+class OpenDataView(TemplateView):
+    """The open data sets, each with its columns, licence, last file and its date."""
+
+    template_name = "opendata/index.html"
+
+    def get_context_data(self, **kwargs):
+        dernieres = {p.jeu: p for p in Publication.objects.dernieres()}
+        anciennes: dict[str, list] = {}
+        for p in Publication.objects.pretes().order_by("-finished_at")[:200]:
+            if dernieres.get(p.jeu) != p:
+                anciennes.setdefault(p.jeu, []).append(p)
+        jeux = [(jeu, dernieres.get(jeu.slug), anciennes.get(jeu.slug, [])[:5]) for jeu in JEUX]
+        return super().get_context_data(
+            jeux=jeux, licence=LICENCE, licence_url=LICENCE_URL, **kwargs
+        )
+
+
+def _serve(publication: Publication) -> FileResponse:
+    """The stored file, read through the storage API: never built in the request."""
+    name = f"{publication.jeu}-{publication.finished_at:%Y-%m-%d}.csv"
+    response = FileResponse(
+        publication.fichier.open("rb"),
+        as_attachment=True,
+        filename=name,
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Last-Modified"] = http_date(publication.finished_at.timestamp())
+    return response
+
+
+@login_not_required
+@require_GET
+def derniere(request: HttpRequest, slug: str) -> FileResponse:
+    if slug not in PAR_SLUG:
+        raise Http404
+    publication = Publication.objects.dernieres().filter(jeu=slug).first()
+    if publication is None:
+        raise Http404("Ce fichier n'a pas encore été publié.")
+    return _serve(publication)
+
+
+@login_not_required
+@require_GET
+def fichier(request: HttpRequest, slug: str, pk: int) -> FileResponse:
+    return _serve(get_object_or_404(Publication.objects.pretes(), jeu=slug, pk=pk))
