@@ -12,6 +12,7 @@ from pvd import policy
 from pvd.access import NationalRequiredMixin
 from pvd.french import de
 from pvd.integrity import create_once
+from pvd.pagination import LastPageMixin
 
 from .forms import CleApiForm
 from .models import CleApi
@@ -19,7 +20,7 @@ from .models import CleApi
 A_AFFICHER = "cle_api_a_afficher"
 
 
-class CleApiListView(NationalRequiredMixin, ListView):
+class CleApiListView(NationalRequiredMixin, LastPageMixin, ListView):
     allowed = staticmethod(policy.may_manage_api_keys)
     template_name = "api/cle_list.html"
     paginate_by = 50

@@ -19,7 +19,8 @@ SKIPPED = re.compile(
     r"""^/(static|media|admin)/
     | /accounts/logout/
     | /accounts/proconnect/
-    | /export/(departement|national) | /progression/ | telecharger | modele
+    | /export/(departement|national) | /club/export/ | /api/v1/schema/
+    | /progression/ | telecharger | modele
     | /documents/ | /scans/ | piece-jointe | /generer/
     | /supprimer/ | /envoyer/ | /signer/ | /dater/ | /detacher/
     | \.(pdf|xlsx|csv|zip|odt|docx)$

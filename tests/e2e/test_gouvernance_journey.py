@@ -145,7 +145,7 @@ def test_a_comite_de_projet_from_convocation_to_relevé(
     # The fiche's financing line says where its amount comes from.
     page.get_by_role("link", name="1.1", exact=True).first.click()
     page.get_by_text(f"Décidé en comité de projet du {today:%d/%m/%Y}").wait_for()
-    financement = page.get_by_role("region", name="Plan de financement").inner_text()
+    financement = page.get_by_role("region", name="Plan de financement", exact=True).inner_text()
     assert re.search(r"DETR.*35\s000", financement)
 
     # The follow-up's reminder, then marked done: resolved.
