@@ -81,12 +81,12 @@ ACCESSIBILITY_TESTS = {
     "date": "7 décembre 2026",
     # Pages checked for each profile (one page of each kind).
     "profils": {
-        "visiteur": 7,
-        "équipe nationale": 55,
-        "préfecture": 38,
-        "chef de projet": 33,
-        "élu": 27,
-        "partenaire": 32,
+        "visiteur": 8,
+        "équipe nationale": 57,
+        "préfecture": 54,
+        "chef de projet": 48,
+        "élu": 36,
+        "partenaire": 41,
     },
     # Page states checked besides: dialogs and disclosures open, forms sent back with their
     # errors, searches without result, pages once htmx swapped in what they wait for.
