@@ -4,12 +4,23 @@ from django.db.models import Q
 from dsfr.forms import DsfrBaseForm
 
 from actions.models import FicheAction, LigneFinancement
+from communes.models import Beneficiaire, Departement, Region
 from conventions.models import Convention
+from pvd import policy
 from pvd.bounds import MONTANT, formfield
 from pvd.integrity import JetonForm
 from pvd.models import User
 
-from .models import Decision, Instance, Membre, PointOrdreDuJour, Presence, Reunion, Suite
+from .models import (
+    Decision,
+    Instance,
+    Membre,
+    PointOrdreDuJour,
+    Presence,
+    Reunion,
+    Suite,
+    nom_par_defaut,
+)
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
@@ -46,6 +57,59 @@ class InstanceForm(DsfrBaseForm, forms.ModelForm):
                 "(CGCT L1232-2)."
             )
         return value
+
+
+class InstanceCreateForm(DsfrBaseForm, JetonForm, forms.ModelForm):
+    """A new instance: its type, the one territory it covers (among those where the user may
+    set one up, ``policy.instance_perimeters_q``), its frequency and secretariat."""
+
+    class Meta:
+        model = Instance
+        fields = [
+            "type",
+            "beneficiaire",
+            "departement",
+            "region",
+            "nom",
+            "reunions_par_an",
+            "secretariat",
+        ]
+        help_texts = {
+            "beneficiaire": "Comité de projet, comité technique : le bénéficiaire qu'il suit.",
+            "departement": "Comité local de cohésion territoriale, comité de pilotage "
+            "départemental : le département.",
+            "region": "Comité régional des financeurs : la région.",
+            "nom": "Laissez vide : « Comité de projet de Ussel », par exemple.",
+        }
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        where = policy.instance_perimeters_q(user)
+        beneficiaires = Beneficiaire.objects.order_by("nom", "pk")
+        departements = Departement.objects.order_by("code")
+        regions = Region.objects.order_by("nom")
+        if where is not None:
+            beneficiaires = beneficiaires.filter(where[0])
+            departements = departements.filter(where[1])
+            regions = regions.filter(where[2]).distinct()
+        self.fields["beneficiaire"].queryset = beneficiaires
+        self.fields["departement"].queryset = departements
+        self.fields["region"].queryset = regions
+        self.fields["nom"].required = False
+
+    def _post_clean(self):
+        # The default name, before the model's checks (type × perimeter, one per territory).
+        perimetre = (
+            self.cleaned_data.get("beneficiaire")
+            or self.cleaned_data.get("departement")
+            or self.cleaned_data.get("region")
+        )
+        if not self.cleaned_data.get("nom") and perimetre and self.cleaned_data.get("type"):
+            self.cleaned_data["nom"] = nom_par_defaut(self.cleaned_data["type"], perimetre)[:200]
+        super()._post_clean()
+        if not self.errors and not policy.may_create_instance(self.user, self.instance):
+            self.add_error(None, "Vous ne pouvez pas créer cette instance sur ce territoire.")
 
 
 class MembreForm(DsfrBaseForm, JetonForm, forms.ModelForm):
@@ -227,6 +291,48 @@ class DecisionForm(DsfrBaseForm, JetonForm, forms.ModelForm):
                 echeance=self.cleaned_data["echeance"],
             )
         return decision
+
+
+class DecisionUpdateForm(DsfrBaseForm, forms.ModelForm):
+    """A decision's wording and what it concerns; the financing line it changed keeps the
+    amount decided (a new amount is a new decision)."""
+
+    class Meta:
+        model = Decision
+        fields = ["type", "texte", "fiches", "conventions"]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        perimetre = self.instance.reunion.instance
+        self.fields["fiches"].queryset = (
+            FicheAction.objects.for_user(user)
+            .filter(perimetre_q(perimetre))
+            .order_by("beneficiaire__nom", "reference")
+        )
+        self.fields["fiches"].required = False
+        self.fields["conventions"].queryset = Convention.objects.for_user(user).filter(
+            perimetre_q(perimetre)
+        )
+        self.fields["texte"].widget.attrs["rows"] = 4
+
+
+class SuiteForm(DsfrBaseForm, forms.ModelForm):
+    class Meta:
+        model = Suite
+        fields = ["intitule", "responsable", "echeance"]
+        widgets = {"echeance": DATE}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        instance = self.instance.decision.reunion.instance
+        # The instance's members with an account, the writer, and whoever holds it now.
+        self.fields["responsable"].queryset = User.objects.filter(
+            Q(membres_instances__instance=instance)
+            | Q(pk=user.pk)
+            | Q(pk=self.instance.responsable_id),
+            is_active=True,
+        ).distinct()
+        self.fields["responsable"].label_from_instance = lambda u: u.get_full_name() or u.email
 
 
 class StatutForm(forms.Form):

@@ -27,6 +27,10 @@ from pvd.jobs import Job, JobQuerySet
 # A meeting held whose relevé de décisions is still not published after this: late.
 DELAI_RELEVE = relativedelta(days=15)
 REUNIONS_CLCT = 2  # CGCT L1232-2 : « au moins deux fois par an »
+DECISIONS_FIGEES = (
+    "Le relevé de décisions de cette réunion est publié (ou en cours de publication) : ses "
+    "décisions ne changent plus. Enregistrez la modification lors d'une prochaine réunion."
+)
 
 
 class InstanceQuerySet(models.QuerySet):
@@ -148,6 +152,64 @@ class Instance(models.Model):
             return self.beneficiaire.departement_id
         return self.departement_id
 
+    # The perimeter each type covers (« autre »: any).
+    PERIMETRES = {
+        Type.COMITE_PROJET: "beneficiaire",
+        Type.COMITE_TECHNIQUE: "beneficiaire",
+        Type.COPIL_DEPARTEMENTAL: "departement",
+        Type.CLCT: "departement",
+        Type.FINANCEURS: "region",
+    }
+    PERIMETRE_LABELS = {
+        "beneficiaire": "un bénéficiaire",
+        "departement": "un département",
+        "region": "une région",
+    }
+    # One per territory: the convention's comité de projet, the département's CLCT.
+    UNIQUES = {Type.COMITE_PROJET: "beneficiaire", Type.CLCT: "departement"}
+
+    def clean(self) -> None:
+        chosen = [f for f in ("beneficiaire", "departement", "region") if getattr(self, f"{f}_id")]
+        if len(chosen) != 1:
+            raise ValidationError(
+                "Choisissez un seul périmètre : un bénéficiaire, un département ou une région."
+            )
+        attendu = self.PERIMETRES.get(self.type)
+        if attendu and chosen[0] != attendu:
+            raise ValidationError(
+                f"Un {self.get_type_display().lower()} couvre {self.PERIMETRE_LABELS[attendu]}."
+            )
+        if self.type == self.Type.CLCT and self.reunions_par_an < REUNIONS_CLCT:
+            raise ValidationError(
+                {
+                    "reunions_par_an": "Le comité local de cohésion territoriale se réunit au "
+                    "moins deux fois par an (CGCT L1232-2)."
+                }
+            )
+        field = self.UNIQUES.get(self.type)
+        if field and chosen[0] == field:
+            same = Instance.objects.filter(
+                type=self.type, **{f"{field}_id": getattr(self, f"{field}_id")}
+            )
+            if same.exclude(pk=self.pk).exists():
+                raise ValidationError(
+                    f"Ce territoire a déjà son {self.get_type_display().lower()}."
+                )
+
+    def delete_if_never_met(self) -> None:
+        """An instance set up by mistake goes, with its planned or cancelled meetings; one that
+        has met stays (its decisions and relevés are the record of the money it moved)."""
+        with transaction.atomic():
+            Instance.objects.select_for_update().filter(pk=self.pk).first()
+            if self.reunions.filter(
+                Q(statut=Reunion.Statut.TENUE) | Q(decisions__isnull=False)
+            ).exists():
+                raise ValidationError(
+                    "Cette instance s'est déjà réunie : elle reste, avec ses décisions et ses "
+                    "relevés. Modifiez-la plutôt."
+                )
+            self.delete()
+
     def prochaine_echeance(self) -> date:
         derniere = self.reunions.filter(statut=Reunion.Statut.TENUE).aggregate(d=Max("date"))[
             "d"
@@ -255,6 +317,10 @@ class Reunion(models.Model):
     def clean(self) -> None:
         if not self.lieu and not self.lien_visio:
             raise ValidationError("Indiquez un lieu ou un lien de visioconférence.")
+        if self.statut == self.Statut.TENUE and self.date and self.date > timezone.localdate():
+            raise ValidationError(
+                {"date": "Cette réunion est tenue : sa date ne peut pas être dans le futur."}
+            )
         if self.heure_debut and self.heure_fin and self.heure_fin <= self.heure_debut:
             raise ValidationError({"heure_fin": "La réunion doit finir après son début."})
 
@@ -268,6 +334,14 @@ class Reunion(models.Model):
     def mark_convoked(self) -> None:
         self.convoquee_le = timezone.now()
         self.save(update_fields=["convoquee_le"])
+
+    def lock_decisions(self) -> None:
+        """Inside a transaction: lock the meeting (the relevé's publication waits for it) and
+        refuse once its relevé de décisions is published or being published: decisions are
+        then frozen, as the relevé shows them."""
+        Reunion.objects.select_for_update().filter(pk=self.pk).first()
+        if self.releves.filter(statut__in=[Releve.Statut.EN_COURS, Releve.Statut.PRET]).exists():
+            raise ValidationError(DECISIONS_FIGEES)
 
     def releve_publie(self) -> "Releve | None":
         return self.releves.filter(statut=Releve.Statut.PRET).order_by("-requested_at").first()
@@ -305,6 +379,23 @@ class PointOrdreDuJour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ordre}. {self.intitule}"
+
+    def move(self, step: int) -> bool:
+        """One place up (-1) or down (+1): the agenda is numbered 1…n again, in one
+        transaction, the meeting locked. False at either end."""
+        with transaction.atomic():
+            Reunion.objects.select_for_update().filter(pk=self.reunion_id).first()
+            points = list(PointOrdreDuJour.objects.filter(reunion_id=self.reunion_id))
+            index = next((i for i, p in enumerate(points) if p.pk == self.pk), None)
+            other = -1 if index is None else index + step
+            if not 0 <= other < len(points):
+                return False
+            points[index], points[other] = points[other], points[index]
+            for ordre, point in enumerate(points, start=1):
+                if point.ordre != ordre:
+                    point.ordre = ordre
+                    point.save(update_fields=["ordre"])
+        return True
 
 
 class Presence(models.Model):

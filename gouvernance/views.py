@@ -2,11 +2,15 @@
 attendance, decisions, follow-ups, convocation, relevé). Reads go through ``for_user``
 (another territory: 404); writes ask ``policy.may_manage_instance`` (refused: 403)."""
 
+import copy
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count, Prefetch, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView
@@ -19,14 +23,17 @@ from pvd.pagination import LastPageMixin
 from . import convocation
 from .forms import (
     DecisionForm,
+    DecisionUpdateForm,
+    InstanceCreateForm,
     InstanceForm,
     MembreForm,
     PointForm,
     PresencesForm,
     ReunionForm,
     StatutForm,
+    SuiteForm,
 )
-from .models import Instance, Releve, Reunion, Suite
+from .models import Decision, Instance, Membre, PointOrdreDuJour, Releve, Reunion, Suite
 
 DENIED = "Seuls le chef de projet du bénéficiaire et la préfecture tiennent cette instance."
 
@@ -50,6 +57,25 @@ def _reunion(request, pk: int, write: bool = False) -> Reunion:
     return reunion
 
 
+def _child(request, model, pk: int, path: str):
+    """A member, point, decision or follow-up (``path``: its way to the instance): read
+    through the instance's ``for_user`` (another territory: 404), written by who keeps the
+    instance (else 403)."""
+    instances = Instance.objects.for_user(request.user)
+    queryset = model.objects.filter(**{f"{path}__in": instances})
+    obj = get_object_or_404(queryset.select_related(f"{path}__beneficiaire"), pk=pk)
+    instance = obj
+    for part in path.split("__"):
+        instance = getattr(instance, part)
+    if not policy.may_manage_instance(request.user, instance):
+        raise PermissionDenied(DENIED)
+    return obj, instance
+
+
+def _refused(request, error: ValidationError) -> None:
+    messages.error(request, " ".join(error.messages))
+
+
 class InstanceListView(LastPageMixin, ListView):
     template_name = "gouvernance/instance_list.html"
     paginate_by = 50
@@ -66,7 +92,43 @@ class InstanceListView(LastPageMixin, ListView):
         )
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(today=timezone.localdate(), **kwargs)
+        return super().get_context_data(
+            today=timezone.localdate(),
+            may_create=policy.may_create_instance(self.request.user),
+            **kwargs,
+        )
+
+
+def instance_create(request):
+    if not policy.may_create_instance(request.user):
+        raise PermissionDenied(
+            "Seuls les chefs de projet, les préfectures et l'équipe nationale créent une instance."
+        )
+    form = InstanceCreateForm(request.POST or None, user=request.user)
+    context = {"titre": "Nouvelle instance", "bouton": "Créer l'instance"}
+    if request.method != "POST" or not form.is_valid():
+        return _form_page(request, form, context)
+
+    def create():
+        instance = form.save()
+        messages.success(
+            request, "Instance créée : ajoutez ses membres, puis programmez une réunion."
+        )
+        return redirect("gouvernance:instance", pk=instance.pk)
+
+    return create_once(request, form, create)
+
+
+@require_POST
+def instance_delete(request, pk: int):
+    instance = _instance(request, pk, write=True)
+    try:
+        instance.delete_if_never_met()
+    except ValidationError as error:
+        _refused(request, error)
+        return redirect("gouvernance:instance", pk=instance.pk)
+    messages.success(request, f"Instance « {instance.nom} » supprimée.")
+    return redirect("gouvernance:list")
 
 
 class InstanceDetailView(DetailView):
@@ -77,11 +139,18 @@ class InstanceDetailView(DetailView):
 
     def get_context_data(self, **kwargs):
         instance = self.object
+        reunions = list(
+            instance.reunions.annotate(nb_decisions=Count("decisions", distinct=True)).order_by(
+                "-date", "-heure_debut"
+            )
+        )
         return super().get_context_data(
             membres=instance.membres.select_related("user"),
-            reunions=instance.reunions.annotate(
-                nb_decisions=Count("decisions", distinct=True)
-            ).order_by("-date", "-heure_debut"),
+            reunions=reunions,
+            # Instance.delete_if_never_met decides; this only hides a button that would refuse.
+            supprimable=not any(
+                r.statut == Reunion.Statut.TENUE or r.nb_decisions for r in reunions
+            ),
             echeance=instance.prochaine_echeance(),
             today=timezone.localdate(),
             may_manage=policy.may_manage_instance(self.request.user, instance),
@@ -164,6 +233,9 @@ class ReunionDetailView(DetailView):
             presences=reunion.presences.select_related("membre"),
             decisions=decisions,
             releves=reunion.releves.select_related("requested_by")[:5],
+            figee=reunion.releves.filter(
+                statut__in=[Releve.Statut.EN_COURS, Releve.Statut.PRET]
+            ).exists(),
             may_manage=policy.may_manage_instance(user, reunion.instance),
             statuts=Reunion.Statut.choices,
             user_id=user.pk,
@@ -269,7 +341,10 @@ def publier_releve(request, pk: int):
             request, "Le relevé de décisions se publie après la réunion, une fois tenue."
         )
         return redirect("gouvernance:reunion", pk=reunion.pk)
-    releve = Releve.request(reunion=reunion, requested_by=request.user)
+    with transaction.atomic():
+        # After a decision being changed (Reunion.lock_decisions): the relevé shows it.
+        Reunion.objects.select_for_update().filter(pk=reunion.pk).first()
+        releve = Releve.request(reunion=reunion, requested_by=request.user)
     releve.refresh_from_db(fields=["statut", "erreur"])
     if releve.statut == Releve.Statut.ECHEC:
         messages.error(request, releve.erreur)
@@ -304,3 +379,121 @@ def suite_faite(request, pk: int):
     if suite.mark_done():
         messages.success(request, "Suite marquée comme faite.")
     return redirect("gouvernance:reunion", pk=suite.decision.reunion_id)
+
+
+# Changes after the fact: a meeting rescheduled, a member's role, the agenda, a decision
+# (until its relevé is published), a follow-up's person and date.
+
+
+def reunion_update(request, pk: int):
+    reunion = _reunion(request, pk, write=True)
+    # The form changes its own copy: the page keeps the stored date while the input is wrong.
+    form = ReunionForm(request.POST or None, instance=copy.copy(reunion))
+    context = {
+        "reunion": reunion,
+        "instance": reunion.instance,
+        "titre": "Modifier la réunion",
+        "bouton": "Enregistrer",
+    }
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Réunion modifiée : prévenez les membres (nouvelle convocation).")
+        return redirect("gouvernance:reunion", pk=reunion.pk)
+    return _form_page(request, form, context)
+
+
+def membre_update(request, pk: int):
+    membre, instance = _child(request, Membre, pk, "instance")
+    form = MembreForm(request.POST or None, instance=membre)
+    context = {"instance": instance, "titre": "Modifier un membre", "bouton": "Enregistrer"}
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Membre modifié.")
+        return redirect("gouvernance:instance", pk=instance.pk)
+    return _form_page(request, form, context)
+
+
+@require_POST
+def membre_delete(request, pk: int):
+    membre, instance = _child(request, Membre, pk, "instance")
+    membre.delete()
+    messages.success(request, f"{membre} ne fait plus partie de l'instance.")
+    return redirect("gouvernance:instance", pk=instance.pk)
+
+
+def point_update(request, pk: int):
+    point, instance = _child(request, PointOrdreDuJour, pk, "reunion__instance")
+    kwargs = {"user": request.user, "instance_gouvernance": instance}
+    form = PointForm(request.POST or None, instance=point, **kwargs)
+    context = {"reunion": point.reunion, "instance": instance, "titre": "Modifier un point"}
+    context["bouton"] = "Enregistrer"
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        return redirect("gouvernance:reunion", pk=point.reunion_id)
+    return _form_page(request, form, context)
+
+
+@require_POST
+def point_delete(request, pk: int):
+    point, _ = _child(request, PointOrdreDuJour, pk, "reunion__instance")
+    point.delete()
+    messages.success(request, "Point retiré de l'ordre du jour.")
+    return redirect("gouvernance:reunion", pk=point.reunion_id)
+
+
+@require_POST
+def point_move(request, pk: int, step: int):
+    point, _ = _child(request, PointOrdreDuJour, pk, "reunion__instance")
+    point.move(step)
+    return redirect(f"{reverse('gouvernance:reunion', args=[point.reunion_id])}#odj-titre")
+
+
+def decision_update(request, pk: int):
+    decision, instance = _child(request, Decision, pk, "reunion__instance")
+    form = DecisionUpdateForm(request.POST or None, instance=decision, user=request.user)
+    context = {"reunion": decision.reunion, "instance": instance, "titre": "Modifier la décision"}
+    context["bouton"] = "Enregistrer"
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                decision.reunion.lock_decisions()
+                form.save()
+        except ValidationError as error:
+            form.add_error(None, error)
+            return _form_page(request, form, context)
+        messages.success(request, "Décision modifiée.")
+        return redirect("gouvernance:reunion", pk=decision.reunion_id)
+    return _form_page(request, form, context)
+
+
+@require_POST
+def decision_delete(request, pk: int):
+    decision, _ = _child(request, Decision, pk, "reunion__instance")
+    try:
+        with transaction.atomic():
+            decision.reunion.lock_decisions()
+            decision.delete()
+    except ValidationError as error:
+        _refused(request, error)
+    else:
+        messages.success(
+            request,
+            "Décision supprimée. Les montants qu'elle avait décidés restent sur les fiches.",
+        )
+    return redirect("gouvernance:reunion", pk=decision.reunion_id)
+
+
+def suite_update(request, pk: int):
+    suite, instance = _child(request, Suite, pk, "decision__reunion__instance")
+    form = SuiteForm(request.POST or None, instance=suite, user=request.user)
+    context = {
+        "reunion": suite.decision.reunion,
+        "instance": instance,
+        "titre": "Modifier la suite à donner",
+        "bouton": "Enregistrer",
+    }
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Suite à donner modifiée.")
+        return redirect("gouvernance:reunion", pk=suite.decision.reunion_id)
+    return _form_page(request, form, context)

@@ -357,6 +357,36 @@ def may_manage_instance(user: User, instance) -> bool:
     ).exists()
 
 
+def may_create_instance(user: User, instance=None) -> bool:
+    """Set up an instance (``instance``: unsaved, its type and perimeter set; None: somewhere).
+    Whoever will keep it: a beneficiary's (comité de projet, comité technique…) by its chefs de
+    projet and its préfecture; a département's (CLCT, comité de pilotage départemental) by its
+    préfecture; a région's (comité régional des financeurs) by the préfectures of its
+    départements (the préfet de région is one of them); national staff everywhere."""
+    if instance is None:
+        perimeter = user.perimeter
+        return bool(
+            perimeter.national
+            or perimeter.prefecture_departement_codes
+            or perimeter.beneficiaire_ids
+        )
+    return may_manage_instance(user, instance)
+
+
+def instance_perimeters_q(user: User) -> tuple[Q, Q, Q] | None:
+    """Where the user may set up an instance, as filters over (Beneficiaire, Departement,
+    Region); None: everywhere (national staff). The choices of the instance form."""
+    perimeter = user.perimeter
+    if perimeter.national:
+        return None
+    prefectures = perimeter.prefecture_departement_codes
+    return (
+        Q(pk__in=perimeter.beneficiaire_ids) | Q(departement_id__in=prefectures),
+        Q(code__in=prefectures),
+        Q(departements__code__in=prefectures),
+    )
+
+
 def may_mark_suite_done(user: User, suite) -> bool:
     """Mark a follow-up done: the person responsible, or whoever manages the instance."""
     return suite.responsable_id == user.pk or may_manage_instance(

@@ -312,7 +312,13 @@ def test_every_create_form_carries_a_token_or_a_natural_key():
     from django.urls import URLResolver, get_resolver
 
     from actions.forms import MesureForm
-    from gouvernance.forms import DecisionForm, MembreForm, PointForm, ReunionForm
+    from gouvernance.forms import (
+        DecisionForm,
+        InstanceCreateForm,
+        MembreForm,
+        PointForm,
+        ReunionForm,
+    )
     from postes.forms import CofinancementForm
     from pvd.integrity import JetonForm
 
@@ -323,6 +329,7 @@ def test_every_create_form_carries_a_token_or_a_natural_key():
         "gouvernance:reunion-create": ReunionForm,
         "gouvernance:point-create": PointForm,
         "gouvernance:decision-create": DecisionForm,
+        "gouvernance:instance-create": InstanceCreateForm,
     }
 
     def walk(resolver, namespace=""):

@@ -212,6 +212,43 @@ TABLE = [
         STATE_36,
     ),
     (
+        "may_create_instance",
+        "quelque part",
+        lambda u, lb, user: (),
+        USSEL_DRAFTERS | STATE_36,
+    ),
+    (
+        "may_create_instance",
+        "comité de projet d'Ussel",
+        lambda u, lb, user: (comite(u),),
+        USSEL_DRAFTERS,
+    ),
+    (
+        "may_create_instance",
+        "comité technique du Blanc",
+        lambda u, lb, user: (Instance(type="comite_technique", beneficiaire=lb),),
+        STATE_36,
+    ),
+    ("may_create_instance", "CLCT de l'Indre", lambda u, lb, user: (clct("36"),), STATE_36),
+    (
+        "may_create_instance",
+        "comité de pilotage départemental de la Corrèze",
+        lambda u, lb, user: (Instance(type="copil_departemental", departement_id="19"),),
+        STATE_19,
+    ),
+    (
+        "may_create_instance",
+        "comité régional des financeurs, Centre-Val de Loire",
+        lambda u, lb, user: (Instance(type="financeurs", region_id="24"),),
+        STATE_36,
+    ),
+    (
+        "may_create_instance",
+        "comité régional des financeurs, Nouvelle-Aquitaine",
+        lambda u, lb, user: (Instance(type="financeurs", region_id="75"),),
+        STATE_19,
+    ),
+    (
         "may_mark_suite_done",
         "Ussel, une suite d'un autre",
         lambda u, lb, user: (suite(comite(u), responsable_id=-1),),
