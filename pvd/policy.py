@@ -487,3 +487,29 @@ def reminder_recipients(audiences, beneficiaire_ids=None) -> dict[int, dict[str,
             ).values_list("pk", "departement_id"):
                 result[beneficiaire_id][PREFECTURE] |= prefets[departement_id]
     return result
+
+
+def territory_reminder_recipients(
+    departement_codes=(), region_codes=()
+) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """({département: user ids}, {région: user ids}): who is told about an instance of a
+    département (CLCT…) — its préfecture — or of a région (comité des financeurs) — the
+    préfectures of its départements, who keep it (``may_manage_instance``). Inactive
+    accounts receive nothing."""
+    from pvd.models import Role
+
+    Departement = apps.get_model("communes", "Departement")
+    wanted = Departement.objects.filter(
+        Q(code__in=departement_codes) | Q(region_id__in=region_codes)
+    )
+    par_departement: dict[str, set[int]] = defaultdict(set)
+    par_region: dict[str, set[int]] = defaultdict(set)
+    rows = Role.departements.through.objects.filter(
+        role__kind=Role.Kind.PREFECTURE, role__user__is_active=True, departement__in=wanted
+    ).values_list("departement_id", "departement__region_id", "role__user_id")
+    for departement_id, region_id, user_id in rows:
+        if departement_id in departement_codes:
+            par_departement[departement_id].add(user_id)
+        if region_id in region_codes:
+            par_region[region_id].add(user_id)
+    return par_departement, par_region

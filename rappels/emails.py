@@ -41,8 +41,9 @@ def absolute(path: str) -> str:
 
 
 def by_beneficiaire(rappels) -> list[tuple[str, list]]:
-    rappels = sorted(rappels, key=lambda r: (r.beneficiaire.nom, r.echeance, r.pk))
-    return [(nom, list(items)) for nom, items in groupby(rappels, key=lambda r: r.beneficiaire.nom)]
+    """Grouped by beneficiary (or département, région: Rappel.territoire_nom)."""
+    rappels = sorted(rappels, key=lambda r: (r.territoire_nom, r.echeance, r.pk))
+    return [(nom, list(items)) for nom, items in groupby(rappels, key=lambda r: r.territoire_nom)]
 
 
 @lru_cache

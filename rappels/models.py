@@ -10,6 +10,7 @@ carried it.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Categorie(models.TextChoices):
@@ -50,10 +51,30 @@ class Rappel(models.Model):
         on_delete=models.CASCADE,
         related_name="rappels",
     )
+    # The territory it is about: a beneficiary, or (an instance of a département or a
+    # région, CLCT…, whose reminders go to the préfecture) a département or a région.
     beneficiaire = models.ForeignKey(
         "communes.Beneficiaire",
         verbose_name="bénéficiaire PVD",
         on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    departement = models.ForeignKey(
+        "communes.Departement",
+        verbose_name="département",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    region = models.ForeignKey(
+        "communes.Region",
+        verbose_name="région",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
         related_name="+",
     )
     message = models.CharField("message", max_length=300)
@@ -89,12 +110,25 @@ class Rappel(models.Model):
             models.UniqueConstraint(
                 fields=["regle", "objet", "echeance", "destinataire"],
                 name="one_sending_per_rule_object_due_date_recipient",
-            )
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(beneficiaire__isnull=False, departement__isnull=True, region__isnull=True)
+                    | Q(beneficiaire__isnull=True, departement__isnull=False, region__isnull=True)
+                    | Q(beneficiaire__isnull=True, departement__isnull=True, region__isnull=False)
+                ),
+                name="rappel_one_territory",
+            ),
         ]
         indexes = [models.Index(fields=["destinataire", "lue_le"], name="rappel_inbox")]
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def territoire_nom(self) -> str:
+        """What e-mails group it under: the beneficiary's, département's or région's name."""
+        return (self.beneficiaire or self.departement or self.region).nom
 
 
 class Recapitulatif(models.Model):

@@ -68,12 +68,16 @@ class Echeance:
     categorie: str
     objet: str
     echeance: date
-    beneficiaire_id: int
+    # None for an instance of a département or a région: ``departement_id`` / ``region_id``.
+    beneficiaire_id: int | None
     message: str
     lien: str
     audiences: tuple[str, ...]
-    # Named people told besides the audiences (the person responsible for a follow-up).
+    # Named people told besides the audiences (the person responsible for a follow-up; the
+    # préfecture, for an instance of a département or a région).
     destinataires: tuple[int, ...] = ()
+    departement_id: str | None = None
+    region_id: str | None = None
 
 
 def latest_due(dates, today: date, rattrapage: timedelta = RATTRAPAGE) -> date | None:
@@ -442,26 +446,86 @@ def fin_de_cofinancement(
 
 
 # Governance (gouvernance/) --------------------------------------------------------------------
-# Reminders go to a beneficiary's people: an instance of a département or a région (CLCT…) has
-# none; its late meetings and relevés are on the préfecture's dashboard.
+# A beneficiary's instance (comité de projet…) reminds its people. An instance of a département
+# or a région (CLCT, comité des financeurs…) has no beneficiary: its reminders are recorded on
+# the département or the région and go to the préfecture(s) that keep it
+# (``policy.territory_reminder_recipients``). A save resolving them scopes the rules to those
+# territories (``territoires``: département codes, région codes; rappels/signals.py).
+
+Territoires = tuple[Collection[str], Collection[str]]
+
+
+def _instances_q(prefix: str, beneficiaires: Scope, territoires: Territoires | None) -> Q:
+    """The instances a rule looks at: all; a save's beneficiaries' only; a save's
+    départements' and régions' only."""
+    if territoires is not None:
+        departements, regions = territoires
+        return Q(**{f"{prefix}departement_id__in": departements}) | Q(
+            **{f"{prefix}region_id__in": regions}
+        )
+    return _scope(f"{prefix}beneficiaire_id", beneficiaires)
+
+
+class _Territoire:
+    """Where an instance's reminder is recorded, whose name it starts with, who gets it."""
+
+    def __init__(self, rows, beneficiaire: int, departement: int, region: int):
+        from pvd.policy import territory_reminder_recipients
+
+        departements = {row[departement] for row in rows if row[beneficiaire] is None}
+        regions = {row[region] for row in rows if row[beneficiaire] is None}
+        self.prefets = (
+            territory_reminder_recipients(departements - {None}, regions - {None})
+            if departements | regions
+            else ({}, {})
+        )
+
+    def fields(self, beneficiaire_id, departement_id, region_id, audiences) -> dict:
+        if beneficiaire_id is not None:
+            return {"audiences": audiences, "destinataires": ()}
+        par_departement, par_region = self.prefets
+        users = par_departement.get(departement_id) or par_region.get(region_id) or set()
+        return {
+            "audiences": (),
+            "destinataires": tuple(sorted(users)),
+            "departement_id": departement_id,
+            "region_id": None if departement_id else region_id,
+        }
 
 
 def instance_en_retard(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+    today: date,
+    rattrapage: timedelta = RATTRAPAGE,
+    beneficiaires: Scope = None,
+    territoires: Territoires | None = None,
 ) -> Iterator[Echeance]:
-    """A beneficiary's instance (comité de projet…) with no meeting held in the last 12 /
-    minimum-per-year months. Over once a meeting is marked held (the next one is then due
-    one period after it)."""
+    """An instance with no meeting held in the last 12 / minimum-per-year months: a
+    beneficiary's (comité de projet…) to its chefs de projet and préfecture, a département's or
+    région's (CLCT…) to its préfecture. Over once a meeting is marked held (the next one is
+    then due one period after it)."""
+    from django.db.models.functions import Coalesce
+
     from gouvernance.models import Instance
 
-    rows = (
+    rows = list(
         Instance.objects.en_retard(today)
-        .filter(beneficiaire__isnull=False, echeance__gte=today - rattrapage)
-        .filter(_scope("beneficiaire_id", beneficiaires))
+        .filter(echeance__gte=today - rattrapage)
+        .filter(_instances_q("", beneficiaires, territoires))
         .order_by()
-        .values_list("pk", "nom", "beneficiaire_id", "beneficiaire__nom", "derniere", "echeance")
+        .annotate(territoire=Coalesce("beneficiaire__nom", "departement__nom", "region__nom"))
+        .values_list(
+            "pk",
+            "nom",
+            "beneficiaire_id",
+            "territoire",
+            "derniere",
+            "echeance",
+            "departement_id",
+            "region_id",
+        )
     )
-    for pk, nom_instance, beneficiaire_id, nom, derniere, echeance in rows:
+    territoire = _Territoire(rows, 2, 6, 7)
+    for pk, nom_instance, beneficiaire_id, nom, derniere, echeance, dep, region in rows:
         due = latest_due([echeance], today, rattrapage)
         if due is None:
             continue
@@ -475,31 +539,46 @@ def instance_en_retard(
             f"{nom} : « {short(nom_instance)} » ne s'est pas réuni {depuis} ; une réunion était "
             f"attendue le {long_date(echeance)}.",
             link("gouvernance:instance", pk),
-            (CHEF_PROJET, PREFECTURE),
+            **territoire.fields(beneficiaire_id, dep, region, (CHEF_PROJET, PREFECTURE)),
         )
 
 
 def releve_non_publie(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+    today: date,
+    rattrapage: timedelta = RATTRAPAGE,
+    beneficiaires: Scope = None,
+    territoires: Territoires | None = None,
 ) -> Iterator[Echeance]:
     """A meeting held ``DELAI_RELEVE`` ago whose relevé de décisions is not published.
     Over once the relevé is published."""
+    from django.db.models.functions import Coalesce
+
     from gouvernance.models import DELAI_RELEVE, Reunion
 
-    rows = (
+    rows = list(
         Reunion.objects.releve_attendu(today)
-        .filter(instance__beneficiaire__isnull=False, date__gte=today - DELAI_RELEVE - rattrapage)
-        .filter(_scope("instance__beneficiaire_id", beneficiaires))
+        .filter(date__gte=today - DELAI_RELEVE - rattrapage)
+        .filter(_instances_q("instance__", beneficiaires, territoires))
         .order_by()
+        .annotate(
+            territoire=Coalesce(
+                "instance__beneficiaire__nom",
+                "instance__departement__nom",
+                "instance__region__nom",
+            )
+        )
         .values_list(
             "pk",
             "date",
             "instance__nom",
             "instance__beneficiaire_id",
-            "instance__beneficiaire__nom",
+            "territoire",
+            "instance__departement_id",
+            "instance__region_id",
         )
     )
-    for pk, day, nom_instance, beneficiaire_id, nom in rows:
+    territoire = _Territoire(rows, 3, 5, 6)
+    for pk, day, nom_instance, beneficiaire_id, nom, dep, region in rows:
         due = latest_due([day + DELAI_RELEVE], today, rattrapage)
         if due is None:
             continue
@@ -512,39 +591,65 @@ def releve_non_publie(
             f"{nom} : le relevé de décisions de la réunion du {long_date(day)} "
             f"(« {short(nom_instance)} ») n'est pas publié.",
             link("gouvernance:reunion", pk),
-            (CHEF_PROJET,),
+            **territoire.fields(beneficiaire_id, dep, region, (CHEF_PROJET,)),
         )
 
 
 def suite_a_donner(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+    today: date,
+    rattrapage: timedelta = RATTRAPAGE,
+    beneficiaires: Scope = None,
+    territoires: Territoires | None = None,
 ) -> Iterator[Echeance]:
     """A follow-up of a decision (« suite à donner ») whose due date has come, to its person
-    responsible and the beneficiary's chefs de projet. Over once it is marked done (or its
-    due date moves)."""
+    responsible and the beneficiary's chefs de projet (a département's or région's instance:
+    its préfecture). Over once it is marked done (or its due date moves)."""
+    from django.db.models.functions import Coalesce
+
     from gouvernance.models import Suite
 
-    beneficiaire = "decision__reunion__instance__beneficiaire"
-    rows = (
+    instance = "decision__reunion__instance__"
+    rows = list(
         Suite.objects.a_faire()
         .filter(echeance__lte=today, echeance__gte=today - rattrapage)
-        .filter(**{f"{beneficiaire}__isnull": False})
-        .filter(_scope(f"{beneficiaire}_id", beneficiaires))
+        .filter(_instances_q(instance, beneficiaires, territoires))
         .order_by()
+        .annotate(
+            territoire=Coalesce(
+                f"{instance}beneficiaire__nom",
+                f"{instance}departement__nom",
+                f"{instance}region__nom",
+            )
+        )
         .values_list(
             "pk",
             "intitule",
             "echeance",
             "responsable_id",
             "decision__reunion_id",
-            f"{beneficiaire}_id",
-            f"{beneficiaire}__nom",
+            f"{instance}beneficiaire_id",
+            "territoire",
+            f"{instance}departement_id",
+            f"{instance}region_id",
         )
     )
-    for pk, intitule, echeance, responsable_id, reunion_id, beneficiaire_id, nom in rows:
+    territoire = _Territoire(rows, 5, 7, 8)
+    for (
+        pk,
+        intitule,
+        echeance,
+        responsable_id,
+        reunion_id,
+        beneficiaire_id,
+        nom,
+        dep,
+        region,
+    ) in rows:
         due = latest_due([echeance], today, rattrapage)
         if due is None:
             continue
+        fields = territoire.fields(beneficiaire_id, dep, region, (CHEF_PROJET,))
+        fields["destinataires"] = (responsable_id, *fields["destinataires"])
         yield Echeance(
             "suite_a_donner",
             Categorie.GOUVERNANCE,
@@ -554,9 +659,11 @@ def suite_a_donner(
             f"{nom} : la suite à donner « {short(intitule)} » était attendue le "
             f"{long_date(echeance)}.",
             link("gouvernance:reunion", reunion_id),
-            (CHEF_PROJET,),
-            (responsable_id,),
+            **fields,
         )
+
+
+REGLES_INSTANCES = [instance_en_retard, releve_non_publie, suite_a_donner]
 
 
 REGLES = [
@@ -589,13 +696,20 @@ LIBELLES = {
 
 
 def due_today(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+    today: date,
+    rattrapage: timedelta = RATTRAPAGE,
+    beneficiaires: Scope = None,
+    territoires: Territoires | None = None,
 ) -> Iterator[Echeance]:
     """Each rule on its own: one that fails (a stored value it cannot read) is logged and
-    the others' reminders still go."""
-    for regle in REGLES:
+    the others' reminders still go. ``territoires``: only the instances of those
+    départements and régions (a save resolving them)."""
+    for regle in REGLES if territoires is None else REGLES_INSTANCES:
         try:
-            dues = list(regle(today, rattrapage, beneficiaires))
+            if territoires is None:
+                dues = list(regle(today, rattrapage, beneficiaires))
+            else:
+                dues = list(regle(today, rattrapage, territoires=territoires))
         except Exception:
             logger.exception("Reminder rule %s failed on %s", regle.__name__, today)
             continue

@@ -13,7 +13,7 @@ from actions.models import FicheAction, Indicateur, Mesure
 from actions.signals import plan_imported
 from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.models import Convention
-from gouvernance.models import Releve, Reunion, Suite
+from gouvernance.models import Instance, Releve, Reunion, Suite
 from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Poste
 
 _pending = threading.local()
@@ -35,10 +35,35 @@ def schedule(kind: str, ids) -> None:
 def _run() -> None:
     pending, _pending.ids = getattr(_pending, "ids", {}), {}
     beneficiaires = _beneficiaires(pending)
-    if beneficiaires:
+    territoires = _territoires(pending)
+    if beneficiaires or territoires:
         from .sweep import resolve
 
-        resolve(timezone.localdate(), beneficiaires=beneficiaires)
+        if beneficiaires:
+            resolve(timezone.localdate(), beneficiaires=beneficiaires)
+        if territoires:
+            resolve(timezone.localdate(), territoires=territoires)
+
+
+def _territoires(pending: dict[str, set[int]]) -> tuple[set[str], set[str]] | None:
+    """The départements and régions of the instances (without beneficiary: CLCT…) whose
+    meetings, relevés, follow-ups or frequency were saved; None when there are none."""
+    paths = {"instance": "", "reunion": "instance__", "suite": "decision__reunion__instance__"}
+    models = {"instance": Instance, "reunion": Reunion, "suite": Suite}
+    departements, regions = set(), set()
+    for kind, prefix in paths.items():
+        if ids := pending.get(kind):
+            rows = (
+                models[kind]
+                .objects.filter(pk__in=ids, **{f"{prefix}beneficiaire__isnull": True})
+                .values_list(f"{prefix}departement_id", f"{prefix}region_id")
+            )
+            for departement_id, region_id in rows:
+                departements.add(departement_id)
+                regions.add(region_id)
+    departements.discard(None)
+    regions.discard(None)
+    return (departements, regions) if departements or regions else None
 
 
 def _beneficiaires(pending: dict[str, set[int]]) -> set[int]:
@@ -64,6 +89,8 @@ def _beneficiaires(pending: dict[str, set[int]]) -> set[int]:
         found.update(
             Reunion.objects.filter(pk__in=ids).values_list("instance__beneficiaire_id", flat=True)
         )
+    if ids := pending.get("instance"):
+        found.update(Instance.objects.filter(pk__in=ids).values_list("beneficiaire_id", flat=True))
     if ids := pending.get("suite"):
         found.update(
             Suite.objects.filter(pk__in=ids).values_list(
@@ -89,6 +116,8 @@ def _what(instance) -> tuple[str, list[int]]:
         return "poste", [instance.poste_id]
     if isinstance(instance, LigneCofinancement):
         return "annee", [instance.annee_id]
+    if isinstance(instance, Instance):  # its frequency changed (the next due date)
+        return "instance", [instance.pk]
     if isinstance(instance, Reunion):  # held (the instance's next due date), cancelled
         return "reunion", [instance.pk]
     if isinstance(instance, Releve):  # the relevé published
@@ -109,6 +138,7 @@ SOURCES = [
     Occupation,
     CofinancementAnnee,
     LigneCofinancement,
+    Instance,
     Reunion,
     Releve,
     Suite,

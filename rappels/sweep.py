@@ -45,7 +45,7 @@ from pvd.policy import reminder_recipients
 from . import emails, inbox
 from .models import Frequence, Rappel, Recapitulatif
 from .preferences import frequences
-from .regles import LIBELLES, OUVERTES, RATTRAPAGE, due_today
+from .regles import LIBELLES, OUVERTES, RATTRAPAGE, Territoires, due_today
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class Report:
 
 
 MESSAGE_MAX = Rappel._meta.get_field("message").max_length
+# What an e-mail shows of a reminder: its territory's name (Rappel.territoire_nom).
+RELATED = ("destinataire", "beneficiaire", "departement", "region")
 ERROR_MAX = Rappel._meta.get_field("email_erreur").max_length
 
 
@@ -124,6 +126,8 @@ def _rows(due, user_ids) -> list[Rappel]:
             echeance=due.echeance,
             destinataire_id=user_id,
             beneficiaire_id=due.beneficiaire_id,
+            departement_id=due.departement_id,
+            region_id=due.region_id,
             message=_fit(due.message, MESSAGE_MAX),
             lien=due.lien,
         )
@@ -169,17 +173,24 @@ def _reopen(keys: set[tuple[str, str, date]]) -> set[int]:
 
 
 def resolve(
-    today: date, beneficiaires: Collection[int] | None = None, situations: list | None = None
+    today: date,
+    beneficiaires: Collection[int] | None = None,
+    situations: list | None = None,
+    territoires: Territoires | None = None,
 ) -> int:
     """Close the open reminders whose situation is over or whose due date moved: they leave
     the unread count and no e-mail carries them. A moved date gives its reminder, at the new
     date, to the same people (however old the new date: the situation is still open).
-    ``beneficiaires``: only theirs (a save), else the whole country (the sweep)."""
+    ``beneficiaires``: only theirs (a save); ``territoires``: only those of the instances of
+    these départements and régions (a save); else the whole country (the sweep)."""
     if situations is None:
-        situations = list(due_today(today, OUVERTES, beneficiaires))
+        situations = list(due_today(today, OUVERTES, beneficiaires, territoires))
     current = {(d.regle, d.objet, d.beneficiaire_id): d for d in situations}
     ouverts = Rappel.objects.ouverts()
-    if beneficiaires is not None:
+    if territoires is not None:
+        departements, regions = territoires
+        ouverts = ouverts.filter(Q(departement_id__in=departements) | Q(region_id__in=regions))
+    elif beneficiaires is not None:
         ouverts = ouverts.filter(beneficiaire_id__in=beneficiaires)
     closed, users, moved = [], set(), {}
     for pk, regle, objet, echeance, beneficiaire_id, user_id in ouverts.values_list(
@@ -260,7 +271,7 @@ def send_immediate(today: date) -> int:
 
 def _send_batch(ids, mailer) -> int:
     claimed = claim(ids)
-    rappels = Rappel.objects.filter(pk__in=claimed).select_related("destinataire", "beneficiaire")
+    rappels = Rappel.objects.filter(pk__in=claimed).select_related(*RELATED)
     unsent = set(claimed)
     failed = 0
     try:
@@ -270,7 +281,7 @@ def _send_batch(ids, mailer) -> int:
                     rappel.destinataire,
                     [rappel],
                     [rappel.categorie],
-                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.beneficiaire.nom}",
+                    f"[PVD] {LIBELLES.get(rappel.regle, 'Rappel')} – {rappel.territoire_nom}",
                     "Un rappel du portail Petites villes de demain :",
                     connection=mailer,
                     message_id=emails.stable_message_id("rappel", rappel.pk),
@@ -338,7 +349,7 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
     try:
         items = Rappel.objects.filter(
             recapitulatif__in=[d.pk for d in claimed.values()]
-        ).select_related("destinataire", "beneficiaire")
+        ).select_related(*RELATED)
         by_digest: dict[int, list[Rappel]] = {}
         for item in items:
             by_digest.setdefault(item.recapitulatif_id, []).append(item)
@@ -446,9 +457,7 @@ def digest_preview(user, today: date | None = None):
     today = today or timezone.localdate()
     prefs = frequences([user.pk])[user.pk]
     categories = [c for c, f in prefs.items() if period_of(f, today)]
-    items = list(
-        digest_items(user.pk, categories, today).select_related("destinataire", "beneficiaire")
-    )
+    items = list(digest_items(user.pk, categories, today).select_related(*RELATED))
     if not items:
         return None
     return emails.build(

@@ -29,7 +29,11 @@ class RappelListView(LastPageMixin, ListView):
     context_object_name = "rappels"
 
     def get_queryset(self):
-        return Rappel.objects.for_user(self.request.user).ouverts().select_related("beneficiaire")
+        return (
+            Rappel.objects.for_user(self.request.user)
+            .ouverts()
+            .select_related("beneficiaire", "departement", "region")
+        )
 
 
 @require_POST
