@@ -79,7 +79,8 @@ class InstanceCreateForm(DsfrBaseForm, JetonForm, forms.ModelForm):
             "departement": "Comité local de cohésion territoriale, comité de pilotage "
             "départemental : le département.",
             "region": "Comité régional des financeurs : la région.",
-            "nom": "Laissez vide : « Comité de projet de Ussel », par exemple.",
+            "nom": "Laissez vide : le type et le territoire, « Comité de projet d'Ussel – "
+            "La Courtine » ou « Comité local de cohésion territoriale – Indre (36) ».",
         }
 
     def __init__(self, *args, user, **kwargs):

@@ -218,8 +218,15 @@ class Instance(models.Model):
 
 
 def nom_par_defaut(type_: str, perimetre) -> str:
+    """« Comité de projet d'Ussel »; a département's or région's name has no article in the
+    data (« de l'Indre », « du Cher »): « Comité local de cohésion territoriale – Indre (36) »,
+    as gouvernance/seed.py names them."""
     label = dict(Instance.Type.choices)[type_]
-    return f"{label} {de(perimetre.nom)}"
+    if isinstance(perimetre, Beneficiaire):
+        return f"{label} {de(perimetre.nom)}"
+    if isinstance(perimetre, Departement):
+        return f"{label} – {perimetre.nom} ({perimetre.code})"
+    return f"{label} – {perimetre.nom}"
 
 
 class Membre(models.Model):

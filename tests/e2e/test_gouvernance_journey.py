@@ -164,3 +164,55 @@ def test_a_comite_de_projet_from_convocation_to_relevé(
     assert "1 instance en retard de réunion" in section.inner_text()
     assert "CLCT de l'Indre" in section.inner_text()
     assert csp_violations == []
+
+
+def test_the_prefecture_sets_up_an_instance_reschedules_and_edits_it(
+    login, gouvernance, csp_violations
+):
+    """No admin: the préfecture of the Indre sets up a comité de pilotage départemental on
+    the portal, adds a member, schedules a meeting, moves it, edits its agenda."""
+    today = timezone.localdate()
+    page = login("prefecture-36@test.pvd.fr")
+    page.get_by_role("link", name="Instances").first.click()
+    page.get_by_role("link", name="Créer une instance").click()
+    page.get_by_label("Type", exact=True).select_option(label="Comité de pilotage départemental")
+    page.get_by_label("Département (Optionnel)").select_option(label="Indre (36)")
+    page.get_by_label("Secrétariat").fill("Préfecture de l'Indre, bureau du développement")
+    page.get_by_role("button", name="Créer l'instance").click()
+    page.get_by_text("Instance créée").wait_for()
+    page.get_by_role("heading", name="Comité de pilotage départemental – Indre (36)").wait_for()
+    instance = Instance.objects.get(type=Instance.Type.COPIL_DEPARTEMENTAL)
+    assert instance.departement_id == "36"
+
+    page.get_by_role("link", name="Ajouter un membre").click()
+    page.get_by_label("Organisation").fill("Conseil départemental de l'Indre")
+    page.get_by_role("button", name="Ajouter").click()
+    page.get_by_text("Membre ajouté.").wait_for()
+
+    page.get_by_role("link", name="Programmer une réunion").click()
+    page.get_by_label("Date").fill((today + relativedelta(days=10)).isoformat())
+    page.get_by_label("Heure de début").fill("09:30")
+    page.get_by_label("Heure de fin").fill("12:00")
+    page.get_by_label("Lieu").fill("Préfecture, Châteauroux")
+    page.get_by_role("button", name="Programmer").click()
+    page.get_by_text("Réunion programmée").wait_for()
+
+    # Moved, by video: the new date and link are stored.
+    page.get_by_role("link", name="Modifier la date, le lieu ou le lien").click()
+    page.get_by_label("Date").fill((today + relativedelta(days=17)).isoformat())
+    page.get_by_label("Lien de visioconférence").fill("https://webconf.example.fr/copil-36")
+    page.get_by_role("button", name="Enregistrer").click()
+    page.get_by_text("Réunion modifiée").wait_for()
+    reunion = instance.reunions.get()
+    assert reunion.date == today + relativedelta(days=17)
+    assert reunion.lien_visio == "https://webconf.example.fr/copil-36"
+
+    # Two agenda points, the second moved up.
+    for intitule in ("Point d'étape des conventions", "Calendrier des comités de projet"):
+        page.get_by_role("link", name="Ajouter un point").click()
+        page.get_by_label("Intitulé").fill(intitule)
+        page.get_by_role("button", name="Ajouter le point").click()
+    page.get_by_role("button", name="Monter le point 2").click()
+    agenda = page.get_by_role("region", name="Ordre du jour").inner_text()
+    assert agenda.index("Calendrier") < agenda.index("Point d'étape")
+    assert csp_violations == []

@@ -18,6 +18,7 @@ from gouvernance.models import (
     Reunion,
     Suite,
 )
+from tests.conftest import count_queries
 
 from .conftest import TODAY, a_comite, a_reunion
 
@@ -425,3 +426,57 @@ def test_another_territorys_member_decision_and_follow_up_are_404(client_for, le
         assert client.post(reverse(f"gouvernance:{name}", args=[pk])).status_code == 404
     # Its person responsible reads the follow-up through its instance? No: another town's.
     assert client.get(reverse("gouvernance:suite-update", args=[suite.pk])).status_code == 404
+
+
+# Query counts ----------------------------------------------------------------------------------
+
+
+def test_the_pages_cost_the_same_queries_at_1_and_10_meetings_and_members(
+    client_for, comite, cdp_ussel, ligne, le_blanc
+):
+    """Every governance page, the new ones included, at two data sizes: 1 meeting, its
+    point, decision and follow-up, the 3 members; then 10 of each (and 12 members)."""
+
+    def grow(n: int, start: int) -> Reunion:
+        for i in range(n):
+            reunion = a_reunion(comite, TODAY - timedelta(days=start + i), statut="tenue")
+            PointOrdreDuJour.objects.create(reunion=reunion, ordre=1, intitule=f"Point {i}")
+            decision = Decision.objects.create(reunion=reunion, type="financement", texte="d")
+            decision.lignes.add(ligne)
+            decision.fiches.add(ligne.fiche)
+            Suite.objects.create(
+                decision=decision, intitule="s", responsable=cdp_ussel, echeance=TODAY
+            )
+        return reunion
+
+    reunion = grow(1, 1)
+    first = reunion.points.get(), reunion.decisions.get(), Suite.objects.get()
+    membre = comite.membres.first()
+    pages = {
+        "liste": reverse("gouvernance:list"),
+        "instance": reverse("gouvernance:instance", args=[comite.pk]),
+        "nouvelle instance": reverse("gouvernance:instance-create"),
+        "modifier l'instance": reverse("gouvernance:instance-update", args=[comite.pk]),
+        "réunion": reverse("gouvernance:reunion", args=[reunion.pk]),
+        "modifier la réunion": reverse("gouvernance:reunion-update", args=[reunion.pk]),
+        "présences": reverse("gouvernance:presences", args=[reunion.pk]),
+        "modifier un membre": reverse("gouvernance:membre-update", args=[membre.pk]),
+        "modifier un point": reverse("gouvernance:point-update", args=[first[0].pk]),
+        "modifier une décision": reverse("gouvernance:decision-update", args=[first[1].pk]),
+        "modifier une suite": reverse("gouvernance:suite-update", args=[first[2].pk]),
+    }
+    client = client_for(cdp_ussel)
+    for url in pages.values():
+        client.get(url)
+    small = {name: count_queries(lambda url=url: client.get(url)) for name, url in pages.items()}
+
+    grow(9, 10)
+    for i in range(9):
+        Membre.objects.create(instance=comite, organisation=f"Partenaire {i}")
+        PointOrdreDuJour.objects.create(reunion=reunion, ordre=i + 2, intitule=f"Point {i}")
+        decision = Decision.objects.create(reunion=reunion, type="autre", texte=f"Décision {i}")
+        Suite.objects.create(decision=decision, intitule="s", responsable=cdp_ussel, echeance=TODAY)
+    a_comite(le_blanc)  # another town's instance, not read
+    large = {name: count_queries(lambda url=url: client.get(url)) for name, url in pages.items()}
+    assert small == large
+    print("governance pages, queries at 1 and 10 meetings (equal):", small)
