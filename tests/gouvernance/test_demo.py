@@ -42,3 +42,7 @@ def test_the_demo_governance(territoires, client_for, time_machine):
         home = client_for(prefecture).get(reverse("portail:home")).content.decode()
         assert "Comité local de cohésion territoriale – Indre (36)" in home
         assert "réunion attendue depuis le 12 novembre 2026" in home
+        # And in its reminders: the CLCT has no beneficiary, its reminder is the Indre's.
+        rappels = client_for(prefecture).get(reverse("rappels:list")).content.decode()
+        assert "Indre : « Comité local de cohésion territoriale – Indre (36) »" in rappels
+        assert prefecture.rappels.filter(regle="instance_en_retard", departement_id="36").exists()
