@@ -98,6 +98,14 @@ class InstanceCreateForm(DsfrBaseForm, JetonForm, forms.ModelForm):
         self.fields["departement"].queryset = departements
         self.fields["region"].queryset = regions
         self.fields["nom"].required = False
+        if not (policy.is_national(user) or policy.is_prefecture(user)):
+            # A chef de projet sets up the instances of their beneficiaries only.
+            del self.fields["departement"], self.fields["region"]
+            self.fields["type"].choices = [
+                (value, label)
+                for value, label in self.fields["type"].choices
+                if Instance.PERIMETRES.get(value, "beneficiaire") == "beneficiaire"
+            ]
 
     def _post_clean(self):
         # The default name, before the model's checks (type × perimeter, one per territory).

@@ -46,11 +46,12 @@ def _run() -> None:
 
 
 def _territoires(pending: dict[str, set[int]]) -> tuple[set[str], set[str]] | None:
-    """The départements and régions of the instances (without beneficiary: CLCT…) whose
-    meetings, relevés, follow-ups or frequency were saved; None when there are none."""
-    paths = {"instance": "", "reunion": "instance__", "suite": "decision__reunion__instance__"}
-    models = {"instance": Instance, "reunion": Reunion, "suite": Suite}
-    departements, regions = set(), set()
+    """The départements and régions of the instances (without beneficiary: CLCT…) saved or
+    deleted, or whose meetings, relevés or follow-ups were saved; None when there are none."""
+    paths = {"reunion": "instance__", "suite": "decision__reunion__instance__"}
+    models = {"reunion": Reunion, "suite": Suite}
+    departements = set(pending.get("departement", ()))
+    regions = set(pending.get("region", ()))
     for kind, prefix in paths.items():
         if ids := pending.get(kind):
             rows = (
@@ -89,8 +90,6 @@ def _beneficiaires(pending: dict[str, set[int]]) -> set[int]:
         found.update(
             Reunion.objects.filter(pk__in=ids).values_list("instance__beneficiaire_id", flat=True)
         )
-    if ids := pending.get("instance"):
-        found.update(Instance.objects.filter(pk__in=ids).values_list("beneficiaire_id", flat=True))
     if ids := pending.get("suite"):
         found.update(
             Suite.objects.filter(pk__in=ids).values_list(
@@ -116,8 +115,12 @@ def _what(instance) -> tuple[str, list[int]]:
         return "poste", [instance.poste_id]
     if isinstance(instance, LigneCofinancement):
         return "annee", [instance.annee_id]
-    if isinstance(instance, Instance):  # its frequency changed (the next due date)
-        return "instance", [instance.pk]
+    if isinstance(instance, Instance):  # its frequency changed (the next due date), deleted
+        if instance.beneficiaire_id:
+            return "beneficiaire", [instance.beneficiaire_id]
+        if instance.departement_id:
+            return "departement", [instance.departement_id]
+        return "region", [instance.region_id]
     if isinstance(instance, Reunion):  # held (the instance's next due date), cancelled
         return "reunion", [instance.pk]
     if isinstance(instance, Releve):  # the relevé published

@@ -3,12 +3,13 @@ beneficiary; their reminders are recorded on the département or the région and
 préfecture that keeps them, and resolve at once when the meeting is held, the relevé
 published, the follow-up done."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from dateutil.relativedelta import relativedelta
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from gouvernance.models import Decision, Instance, Membre, Reunion, Suite
 from rappels.models import Frequence, Rappel
@@ -169,3 +170,37 @@ def test_a_beneficiarys_save_looks_at_no_departements_instance(clct):
         f"instance:{clct.pk}"
     ]
     assert list(instance_en_retard(TODAY, territoires=({"19"}, {"75"}))) == []
+
+
+def test_a_clct_set_up_by_mistake_and_deleted_takes_its_reminder_with_it(
+    clct,
+    prefecture_36,
+    client_for,
+    on,  # noqa: F811
+):
+    """Never met: due six months after it was set up; deleted on the portal, its reminder
+    closes at once."""
+    Instance.objects.filter(pk=clct.pk).update(
+        created_at=timezone.make_aware(
+            timezone.datetime.combine(TODAY - relativedelta(months=6, days=5), time(9))
+        )
+    )
+    rappel = situation_recorded("instance_en_retard", prefecture_36)
+    with on(TODAY):
+        response = client_for(prefecture_36).post(
+            reverse("gouvernance:instance-delete", args=[clct.pk])
+        )
+    assert response.status_code == 302 and not Instance.objects.filter(pk=clct.pk).exists()
+    rappel.refresh_from_db()
+    assert rappel.resolu_le is not None
+
+
+def test_a_chef_de_projet_is_offered_only_their_beneficiaries_instances(client_for, cdp_ussel):
+    form = client_for(cdp_ussel).get(reverse("gouvernance:instance-create")).context["form"]
+    assert "departement" not in form.fields and "region" not in form.fields
+    assert [v for v, _ in form.fields["type"].choices if v] == [
+        "comite_projet",
+        "comite_technique",
+        "autre",
+    ]
+    assert [b.nom for b in form.fields["beneficiaire"].queryset] == ["Ussel – La Courtine"]
