@@ -480,3 +480,39 @@ def test_the_pages_cost_the_same_queries_at_1_and_10_meetings_and_members(
     large = {name: count_queries(lambda url=url: client.get(url)) for name, url in pages.items()}
     assert small == large
     print("governance pages, queries at 1 and 10 meetings (equal):", small)
+
+
+def test_hostile_text_in_what_is_edited_stays_text(client_for, comite, cdp_ussel):
+    hostile = '<script>alert("x")</script>'
+    membre = Membre.objects.create(instance=comite, organisation=hostile)
+    reunion = a_reunion(comite)
+    PointOrdreDuJour.objects.create(reunion=reunion, intitule=hostile)
+    client = client_for(cdp_ussel)
+    pages = [
+        client.get(reverse("gouvernance:instance", args=[comite.pk])),
+        client.get(reverse("gouvernance:reunion", args=[reunion.pk])),
+        client.get(reverse("gouvernance:membre-update", args=[membre.pk])),
+        client.post(reverse("gouvernance:membre-delete", args=[membre.pk]), follow=True),
+    ]
+    for response in pages:
+        content = response.content.decode()
+        assert hostile not in content
+    assert "&lt;script&gt;" in pages[-1].content.decode()  # the message names the member
+
+
+def test_a_deleted_financing_decision_leaves_the_amount_it_decided(
+    client_for, comite, cdp_ussel, ligne
+):
+    from decimal import Decimal
+
+    reunion = a_reunion(comite)
+    client = client_for(cdp_ussel)
+    client.post(
+        reverse("gouvernance:decision-create", args=[reunion.pk]),
+        {"type": "financement", "texte": "DETR à 30 000 €", "ligne": ligne.pk, "montant": "30000"},
+    )
+    decision = Decision.objects.get()
+    response = client.post(reverse("gouvernance:decision-delete", args=[decision.pk]), follow=True)
+    assert "restent sur les fiches" in response.content.decode()
+    ligne.refresh_from_db()
+    assert ligne.montant == Decimal("30000") and not ligne.decisions.exists()
