@@ -10,6 +10,11 @@ sweep that did not run for three days sends each missed reminder once on its ret
 old situation seen for the first time gives one reminder, not its whole history.
 Each rule is one or two set queries over the whole country (never one per object).
 
+The rules are a registry (``REGLES``, ``LIBELLES``): a rule is one function decorated with
+``@regle(libellé)`` that returns its candidates, the rows of one or two set queries, with the
+function that makes a row a reminder (``Echeance``, several, or None when nothing is due).
+A row that function cannot read is logged and skipped: no single record stops the sweep.
+
 Each rule's docstring says when its situation is over. A recorded reminder stays open while
 its rule, run over every open situation (``OUVERTES``), still gives the same object with the
 same due date; otherwise it is closed (``Rappel.resolu_le``): at once on the save that
@@ -18,10 +23,10 @@ and gives one new one.
 """
 
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from dateutil.relativedelta import relativedelta
 from django.db.models import Max, Q
@@ -76,6 +81,45 @@ class Echeance:
     destinataires: tuple[int, ...] = ()
 
 
+# A rule's candidates: its rows, and what makes one row its reminders.
+Candidates = tuple[Iterable[tuple], Callable[[tuple], "Echeance | Iterable[Echeance] | None"]]
+Regle = Callable[..., Iterator[Echeance]]
+
+REGLES: list[Regle] = []
+LIBELLES: dict[str, str] = {}
+
+
+def regle(libelle: str) -> Callable[[Callable[..., Candidates]], Regle]:
+    """Register a rule: ``candidates(today, rattrapage, beneficiaires)`` gives its rows and
+    the function that makes each row its reminders; the rule yields them, skipping (and
+    logging) a row that function fails on. ``libelle`` names its e-mails."""
+
+    def register(candidates: Callable[..., Candidates]) -> Regle:
+        @wraps(candidates)
+        def rule(
+            today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
+        ) -> Iterator[Echeance]:
+            rows, build = candidates(today, rattrapage, beneficiaires)
+            for row in rows:
+                try:
+                    made = build(row)
+                except Exception:
+                    logger.exception(
+                        "Reminder rule %s skipped the record %s", candidates.__name__, row[0]
+                    )
+                    continue
+                if isinstance(made, Echeance):
+                    yield made
+                elif made is not None:
+                    yield from made
+
+        REGLES.append(rule)
+        LIBELLES[candidates.__name__] = libelle
+        return rule
+
+    return register
+
+
 def latest_due(dates, today: date, rattrapage: timedelta = RATTRAPAGE) -> date | None:
     """The last of the due dates that has come, if it came within the catch-up window."""
     passed = [d for d in dates if d <= today]
@@ -107,9 +151,8 @@ def short(text: str) -> str:
 # Conventions ----------------------------------------------------------------------------------
 
 
-def convention_cadre(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Convention-cadre attendue")
+def convention_cadre(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """Due 18 months after the adhésion: at 12, 15 and 17 months, on the day, then monthly.
     Over once a convention-cadre is signed (a moved adhésion date moves the reminder)."""
     from communes.models import Beneficiaire
@@ -122,7 +165,9 @@ def convention_cadre(
         .filter(cadre_signee=False, date_adhesion__lte=oldest)
         .values_list("pk", "nom", "date_adhesion")
     )
-    for pk, nom, adhesion in rows:
+
+    def build(row) -> Echeance | None:
+        pk, nom, adhesion = row
         limite = adhesion + DELAI_CONVENTION_CADRE
         months_late = max(0, (today.year - limite.year) * 12 + today.month - limite.month)
         dates = [adhesion + relativedelta(months=m) for m in (12, 15, 17)] + [
@@ -130,12 +175,12 @@ def convention_cadre(
         ]
         due = latest_due(dates, today, rattrapage)
         if due is None:
-            continue
+            return None
         if due >= limite:
             message = f"{nom} : la convention-cadre était attendue le {long_date(limite)}."
         else:
             message = f"{nom} : la convention-cadre est attendue le {long_date(limite)}."
-        yield Echeance(
+        return Echeance(
             "convention_cadre",
             Categorie.CONVENTIONS,
             f"beneficiaire:{pk}",
@@ -146,10 +191,11 @@ def convention_cadre(
             (CHEF_PROJET, ELUS, PREFECTURE),
         )
 
+    return rows, build
 
-def fin_de_convention(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Fin de convention")
+def fin_de_convention(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A convention in force (the convention-cadre valant ORT included) ends within
     ``HORIZON_FIN_CONVENTION``. Over once it ended, was terminated, or its end date moved
     beyond the horizon."""
@@ -162,11 +208,13 @@ def fin_de_convention(
         .values_list("pk", "type", "beneficiaire_id", "beneficiaire__nom", "date_fin")
     )
     labels = dict(Convention.Type.choices)
-    for pk, type_, beneficiaire_id, nom, fin in rows:
+
+    def build(row) -> Echeance | None:
+        pk, type_, beneficiaire_id, nom, fin = row
         due = latest_due([fin - HORIZON_FIN_CONVENTION], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "fin_de_convention",
             Categorie.CONVENTIONS,
             f"convention:{pk}",
@@ -177,13 +225,14 @@ def fin_de_convention(
             (PREFECTURE, CHEF_PROJET),
         )
 
+    return rows, build
+
 
 # Action plans ---------------------------------------------------------------------------------
 
 
-def fiche_en_retard(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Fiche action en retard")
+def fiche_en_retard(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A fiche whose planned end has passed while it is not achieved (nor delivered, dropped).
     Over once it is achieved, delivered or dropped, or its planned end moves."""
     from actions.models import FicheAction
@@ -195,11 +244,13 @@ def fiche_en_retard(
         .order_by()
         .values_list("pk", "titre", "beneficiaire_id", "beneficiaire__nom", "date_fin_prevue")
     )
-    for pk, titre, beneficiaire_id, nom, fin in rows:
+
+    def build(row) -> Echeance | None:
+        pk, titre, beneficiaire_id, nom, fin = row
         due = latest_due([fin + timedelta(days=1)], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "fiche_en_retard",
             Categorie.PLANS,
             f"fiche:{pk}",
@@ -210,10 +261,11 @@ def fiche_en_retard(
             (CHEF_PROJET,),
         )
 
+    return rows, build
 
-def plan_sans_mise_a_jour(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Plan d'action sans mise à jour")
+def plan_sans_mise_a_jour(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A plan none of whose fiches changed for ``SANS_MISE_A_JOUR`` (then as often again).
     Over once a fiche of the plan is saved."""
     from actions.models import SANS_MISE_A_JOUR, FicheAction
@@ -226,15 +278,17 @@ def plan_sans_mise_a_jour(
         .filter(last__lte=_aware(today - SANS_MISE_A_JOUR))
         .values_list("beneficiaire_id", "beneficiaire__nom", "last")
     )
-    for beneficiaire_id, nom, last in rows:
+
+    def build(row) -> Echeance | None:
+        beneficiaire_id, nom, last = row
         last_day = last.date()
         months = (today.year - last_day.year) * 12 + today.month - last_day.month
         periods = months // SANS_MISE_A_JOUR.months + 1
         dates = [last_day + SANS_MISE_A_JOUR * q for q in range(1, periods + 1)]
         due = latest_due(dates, today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "plan_sans_mise_a_jour",
             Categorie.PLANS,
             f"plan:{beneficiaire_id}",
@@ -245,15 +299,15 @@ def plan_sans_mise_a_jour(
             (CHEF_PROJET, PREFECTURE),
         )
 
+    return rows, build
 
-def mesure_indicateur(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Mesure d'indicateur attendue")
+def mesure_indicateur(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """An indicator with a frequency is due for a measure one period after its last measure
     (none yet: after the start of its action or its creation, whichever is later), then at
     each further period; a new measure moves them on. An abandoned fiche asks for nothing.
     Over once a measure is entered (or the frequency removed, the fiche dropped)."""
-    from django.db.models import Q
     from django.db.models.functions import Coalesce, Greatest, TruncDate
 
     from actions.models import MOIS_PAR_FREQUENCE, Indicateur, abandonnee_q
@@ -287,11 +341,13 @@ def mesure_indicateur(
         )
     )
     labels = dict(Indicateur.Frequence.choices)
-    for pk, libelle, frequence, fiche_id, reference, beneficiaire_id, nom, base_day in rows:
+
+    def build(row) -> Echeance | None:
+        pk, libelle, frequence, fiche_id, reference, beneficiaire_id, nom, base_day = row
         due = _last_period_due(base_day, MOIS_PAR_FREQUENCE[frequence], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "mesure_indicateur",
             Categorie.PLANS,
             f"indicateur:{pk}",
@@ -302,6 +358,8 @@ def mesure_indicateur(
             link("actions:indicateurs", fiche_id),
             (CHEF_PROJET,),
         )
+
+    return rows, build
 
 
 @lru_cache(maxsize=4096)
@@ -339,9 +397,8 @@ def _postes_beneficiaires(poste_ids) -> dict[int, list[tuple[int, str]]]:
     return result
 
 
-def poste_vacant(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Poste vacant")
+def poste_vacant(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A post vacant (or being recruited) for more than ``ALERTE_VACANCE``.
     Over once the post is filled (or set back to « à créer »)."""
     from postes.models import ALERTE_VACANCE, Poste
@@ -355,11 +412,13 @@ def poste_vacant(
         .order_by()
         .values_list("pk", "intitule", "vacant_depuis")
     )
-    beneficiaires = _postes_beneficiaires([row[0] for row in rows])
-    for pk, intitule, depuis in rows:
+    served = _postes_beneficiaires([row[0] for row in rows])
+
+    def build(row) -> list[Echeance]:
+        pk, intitule, depuis = row
         due = latest_due([depuis + ALERTE_VACANCE], today, rattrapage)
-        for beneficiaire_id, nom in beneficiaires.get(pk, []) if due else []:
-            yield Echeance(
+        return [
+            Echeance(
                 "poste_vacant",
                 Categorie.POSTES,
                 f"poste:{pk}",
@@ -369,11 +428,14 @@ def poste_vacant(
                 link("postes:detail", pk),
                 (PREFECTURE, ELUS),
             )
+            for beneficiaire_id, nom in (served.get(pk, []) if due else [])
+        ]
+
+    return rows, build
 
 
-def fin_de_contrat(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Fin de contrat")
+def fin_de_contrat(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """The contract of the chef de projet in post ends within ``HORIZON_FIN_CONTRAT``.
     Over once the person left, or the contract's end moved (renewed) or passed."""
     from postes.models import HORIZON_FIN_CONTRAT, Occupation
@@ -384,11 +446,13 @@ def fin_de_contrat(
         .order_by()
         .values_list("pk", "poste_id", "poste__intitule", "date_fin_contrat")
     )
-    beneficiaires = _postes_beneficiaires([row[1] for row in rows])
-    for pk, poste_id, intitule, fin in rows:
+    served = _postes_beneficiaires([row[1] for row in rows])
+
+    def build(row) -> list[Echeance]:
+        pk, poste_id, intitule, fin = row
         due = latest_due([fin - HORIZON_FIN_CONTRAT], today, rattrapage)
-        for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
-            yield Echeance(
+        return [
+            Echeance(
                 "fin_de_contrat",
                 Categorie.POSTES,
                 f"occupation:{pk}",
@@ -398,11 +462,14 @@ def fin_de_contrat(
                 link("postes:detail", poste_id),
                 (PREFECTURE, ELUS),
             )
+            for beneficiaire_id, nom in (served.get(poste_id, []) if due else [])
+        ]
+
+    return rows, build
 
 
-def fin_de_cofinancement(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Fin de cofinancement")
+def fin_de_cofinancement(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """The co-financing of a filled post ends with its last funded year, within
     ``HORIZON_FIN_CONTRAT``. Over once a later year is notified (or the year ends)."""
     from postes.models import (
@@ -423,12 +490,14 @@ def fin_de_cofinancement(
         .values_list("poste_id", "poste__intitule", "derniere")
     )
     rows = list(rows) if cofinancement_finissant(today) else []
-    beneficiaires = _postes_beneficiaires([row[0] for row in rows])
-    for poste_id, intitule, annee in rows:
+    served = _postes_beneficiaires([row[0] for row in rows])
+
+    def build(row) -> list[Echeance]:
+        poste_id, intitule, annee = row
         fin = date(annee, 12, 31)
         due = latest_due([fin - HORIZON_FIN_CONTRAT], today, rattrapage)
-        for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
-            yield Echeance(
+        return [
+            Echeance(
                 "fin_de_cofinancement",
                 Categorie.POSTES,
                 f"poste:{poste_id}",
@@ -439,6 +508,10 @@ def fin_de_cofinancement(
                 link("postes:detail", poste_id),
                 (PREFECTURE, ELUS),
             )
+            for beneficiaire_id, nom in (served.get(poste_id, []) if due else [])
+        ]
+
+    return rows, build
 
 
 # Governance (gouvernance/) --------------------------------------------------------------------
@@ -446,9 +519,8 @@ def fin_de_cofinancement(
 # none; its late meetings and relevés are on the préfecture's dashboard.
 
 
-def instance_en_retard(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Instance sans réunion")
+def instance_en_retard(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A beneficiary's instance (comité de projet…) with no meeting held in the last 12 /
     minimum-per-year months. Over once a meeting is marked held (the next one is then due
     one period after it)."""
@@ -461,12 +533,14 @@ def instance_en_retard(
         .order_by()
         .values_list("pk", "nom", "beneficiaire_id", "beneficiaire__nom", "derniere", "echeance")
     )
-    for pk, nom_instance, beneficiaire_id, nom, derniere, echeance in rows:
+
+    def build(row) -> Echeance | None:
+        pk, nom_instance, beneficiaire_id, nom, derniere, echeance = row
         due = latest_due([echeance], today, rattrapage)
         if due is None:
-            continue
+            return None
         depuis = f"depuis le {long_date(derniere)}" if derniere else "encore"
-        yield Echeance(
+        return Echeance(
             "instance_en_retard",
             Categorie.GOUVERNANCE,
             f"instance:{pk}",
@@ -478,10 +552,11 @@ def instance_en_retard(
             (CHEF_PROJET, PREFECTURE),
         )
 
+    return rows, build
 
-def releve_non_publie(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Relevé de décisions non publié")
+def releve_non_publie(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A meeting held ``DELAI_RELEVE`` ago whose relevé de décisions is not published.
     Over once the relevé is published."""
     from gouvernance.models import DELAI_RELEVE, Reunion
@@ -499,11 +574,13 @@ def releve_non_publie(
             "instance__beneficiaire__nom",
         )
     )
-    for pk, day, nom_instance, beneficiaire_id, nom in rows:
+
+    def build(row) -> Echeance | None:
+        pk, day, nom_instance, beneficiaire_id, nom = row
         due = latest_due([day + DELAI_RELEVE], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "releve_non_publie",
             Categorie.GOUVERNANCE,
             f"reunion:{pk}",
@@ -515,10 +592,11 @@ def releve_non_publie(
             (CHEF_PROJET,),
         )
 
+    return rows, build
 
-def suite_a_donner(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Suite à donner")
+def suite_a_donner(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A follow-up of a decision (« suite à donner ») whose due date has come, to its person
     responsible and the beneficiary's chefs de projet. Over once it is marked done (or its
     due date moves)."""
@@ -541,11 +619,13 @@ def suite_a_donner(
             f"{beneficiaire}__nom",
         )
     )
-    for pk, intitule, echeance, responsable_id, reunion_id, beneficiaire_id, nom in rows:
+
+    def build(row) -> Echeance | None:
+        pk, intitule, echeance, responsable_id, reunion_id, beneficiaire_id, nom = row
         due = latest_due([echeance], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "suite_a_donner",
             Categorie.GOUVERNANCE,
             f"suite:{pk}",
@@ -558,34 +638,7 @@ def suite_a_donner(
             (responsable_id,),
         )
 
-
-REGLES = [
-    convention_cadre,
-    fin_de_convention,
-    fiche_en_retard,
-    plan_sans_mise_a_jour,
-    mesure_indicateur,
-    poste_vacant,
-    fin_de_contrat,
-    fin_de_cofinancement,
-    instance_en_retard,
-    releve_non_publie,
-    suite_a_donner,
-]
-
-LIBELLES = {
-    "convention_cadre": "Convention-cadre attendue",
-    "fin_de_convention": "Fin de convention",
-    "fiche_en_retard": "Fiche action en retard",
-    "plan_sans_mise_a_jour": "Plan d'action sans mise à jour",
-    "mesure_indicateur": "Mesure d'indicateur attendue",
-    "poste_vacant": "Poste vacant",
-    "fin_de_contrat": "Fin de contrat",
-    "fin_de_cofinancement": "Fin de cofinancement",
-    "instance_en_retard": "Instance sans réunion",
-    "releve_non_publie": "Relevé de décisions non publié",
-    "suite_a_donner": "Suite à donner",
-}
+    return rows, build
 
 
 def due_today(
@@ -593,10 +646,10 @@ def due_today(
 ) -> Iterator[Echeance]:
     """Each rule on its own: one that fails (a stored value it cannot read) is logged and
     the others' reminders still go."""
-    for regle in REGLES:
+    for rule in REGLES:
         try:
-            dues = list(regle(today, rattrapage, beneficiaires))
+            dues = list(rule(today, rattrapage, beneficiaires))
         except Exception:
-            logger.exception("Reminder rule %s failed on %s", regle.__name__, today)
+            logger.exception("Reminder rule %s failed on %s", rule.__name__, today)
             continue
         yield from dues
