@@ -115,6 +115,10 @@ def _fit(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
+LIEN_MAX = Rappel._meta.get_field("lien").max_length
+OBJET_MAX = Rappel._meta.get_field("objet").max_length
+
+
 def _rows(due, user_ids) -> list[Rappel]:
     return [
         Rappel(
@@ -131,13 +135,55 @@ def _rows(due, user_ids) -> list[Rappel]:
     ]
 
 
+def _readable(dues) -> list:
+    """The due items a row can hold: one that cannot (a link or key too long) is logged and
+    left out, so that it does not make the whole insert fail."""
+    kept = []
+    for due in dues:
+        if len(due.lien) > LIEN_MAX or len(due.objet) > OBJET_MAX:
+            logger.error("Reminder %s %s skipped: link or key too long", due.regle, due.objet)
+            continue
+        kept.append(due)
+    return kept
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _insert(rows: list[Rappel]) -> list[int]:
+    """Insert the sendings not recorded yet, in one statement however many (PostgreSQL:
+    arrays unnested, ``ON CONFLICT DO NOTHING``): the recipients of those inserted."""
+    if not rows:
+        return []
+    if not _postgresql():
+        before = set(Rappel.objects.values_list("pk", flat=True))
+        Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
+        return list(Rappel.objects.exclude(pk__in=before).values_list("destinataire_id", flat=True))
+    columns = ("regle", "categorie", "objet", "echeance", "destinataire_id", "beneficiaire_id")
+    columns += ("message", "lien")
+    types = ("text", "text", "text", "date", "bigint", "bigint", "text", "text")
+    table = Rappel._meta.db_table
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}, created_at, email_echecs, email_erreur) "
+        f"SELECT {', '.join(columns)}, now(), 0, '' FROM unnest("
+        + ", ".join(f"%s::{t}[]" for t in types)
+        + f") AS v({', '.join(columns)}) ON CONFLICT DO NOTHING RETURNING destinataire_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[getattr(row, c) for row in rows] for c in columns])
+        return [user_id for (user_id,) in cursor.fetchall()]
+
+
 def record(
     today: date, rattrapage: timedelta = RATTRAPAGE, situations: list | None = None
 ) -> tuple[int, int]:
-    """(due items, new sendings recorded). A reminder closed and due again is reopened."""
+    """(due items, new sendings recorded). A reminder closed and due again is reopened.
+    A fixed number of queries: the recipients of every audience (one query each), one insert,
+    one update to reopen."""
     if situations is None:
         situations = list(due_today(today, OUVERTES))
-    dues = [d for d in situations if d.echeance >= today - rattrapage]
+    dues = _readable(d for d in situations if d.echeance >= today - rattrapage)
     audiences = {a for due in dues for a in due.audiences}
     recipients = reminder_recipients(audiences, {due.beneficiaire_id for due in dues})
     rows = []
@@ -145,27 +191,39 @@ def record(
         users = set().union(*(recipients[due.beneficiaire_id][a] for a in due.audiences))
         users |= set(due.destinataires)
         rows += _rows(due, users)
-    before = Rappel.objects.count()
-    Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
+    inserted = _insert(rows)
     reopened = _reopen({(d.regle, d.objet, d.echeance) for d in dues})
-    inbox.forget({row.destinataire_id for row in rows} | reopened)
-    return len(dues), Rappel.objects.count() - before
+    inbox.forget(set(inserted) | reopened)
+    return len(dues), len(inserted)
 
 
 def _reopen(keys: set[tuple[str, str, date]]) -> set[int]:
-    """Closed reminders whose situation is open again at the same date (a date moved back)."""
+    """Closed reminders whose situation is open again at the same date (a date moved back),
+    in one update: their recipients."""
     if not keys:
         return set()
-    closed = Rappel.objects.filter(
-        resolu_le__isnull=False, echeance__gte=min(key[2] for key in keys)
-    ).values_list("pk", "regle", "objet", "echeance", "destinataire_id")
-    ids, users = [], set()
-    for pk, regle, objet, echeance, user_id in closed:
-        if (regle, objet, echeance) in keys:
-            ids.append(pk)
-            users.add(user_id)
-    Rappel.objects.filter(pk__in=ids).update(resolu_le=None)
-    return users
+    if not _postgresql():
+        closed = Rappel.objects.filter(
+            resolu_le__isnull=False, echeance__gte=min(key[2] for key in keys)
+        ).values_list("pk", "regle", "objet", "echeance", "destinataire_id")
+        ids, users = [], set()
+        for pk, regle, objet, echeance, user_id in closed:
+            if (regle, objet, echeance) in keys:
+                ids.append(pk)
+                users.add(user_id)
+        Rappel.objects.filter(pk__in=ids).update(resolu_le=None)
+        return users
+    regles, objets, echeances = zip(*keys, strict=True)
+    table = Rappel._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET resolu_le = NULL "
+            "FROM unnest(%s::text[], %s::text[], %s::date[]) AS k(regle, objet, echeance) "
+            "WHERE r.resolu_le IS NOT NULL AND r.echeance >= %s AND r.regle = k.regle "
+            "AND r.objet = k.objet AND r.echeance = k.echeance RETURNING r.destinataire_id",
+            [list(regles), list(objets), list(echeances), min(echeances)],
+        )
+        return {user_id for (user_id,) in cursor.fetchall()}
 
 
 def resolve(
@@ -174,7 +232,8 @@ def resolve(
     """Close the open reminders whose situation is over or whose due date moved: they leave
     the unread count and no e-mail carries them. A moved date gives its reminder, at the new
     date, to the same people (however old the new date: the situation is still open).
-    ``beneficiaires``: only theirs (a save), else the whole country (the sweep)."""
+    ``beneficiaires``: only theirs (a save), else the whole country (the sweep).
+    A fixed number of queries: one read of the open reminders, one update, one insert."""
     if situations is None:
         situations = list(due_today(today, OUVERTES, beneficiaires))
     current = {(d.regle, d.objet, d.beneficiaire_id): d for d in situations}
@@ -191,13 +250,16 @@ def resolve(
             users.add(user_id)
         if due is not None and due.echeance != echeance:
             moved.setdefault(due, set()).add(user_id)
+    if not closed:
+        return 0
     now = timezone.now()
+    batch = len(closed) if _postgresql() else BATCH
     with transaction.atomic():
-        for start in range(0, len(closed), BATCH):
-            Rappel.objects.filter(pk__in=closed[start : start + BATCH]).update(resolu_le=now)
+        for start in range(0, len(closed), batch):
+            Rappel.objects.filter(pk__in=closed[start : start + batch]).update(resolu_le=now)
         replacements = [row for due, user_ids in moved.items() for row in _rows(due, user_ids)]
-        Rappel.objects.bulk_create(replacements, ignore_conflicts=True, batch_size=BATCH)
-        _reopen({(d.regle, d.objet, d.echeance) for d in moved})
+        users.update(_insert(replacements))
+        users.update(_reopen({(d.regle, d.objet, d.echeance) for d in moved}))
     inbox.forget(users)
     return len(closed)
 
