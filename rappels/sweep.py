@@ -49,7 +49,7 @@ from .regles import LIBELLES, OUVERTES, RATTRAPAGE, due_today
 
 logger = logging.getLogger(__name__)
 
-BATCH = 1000
+BATCH = 1000  # ids in one IN list, on a database other than PostgreSQL (SQLite's limit)
 SEND_BATCH = 100  # e-mails claimed at once
 # How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
 # worker's claims expire; the next sweep after it (hourly, or one run by hand) sends them.
@@ -158,7 +158,7 @@ def _insert(rows: list[Rappel]) -> list[int]:
         return []
     if not _postgresql():
         before = set(Rappel.objects.values_list("pk", flat=True))
-        Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
+        Rappel.objects.bulk_create(rows, ignore_conflicts=True)
         return list(Rappel.objects.exclude(pk__in=before).values_list("destinataire_id", flat=True))
     columns = ("regle", "categorie", "objet", "echeance", "destinataire_id", "beneficiaire_id")
     columns += ("message", "lien")
@@ -382,7 +382,6 @@ def send_digests(today: date) -> int:
     Recapitulatif.objects.bulk_create(
         [Recapitulatif(destinataire_id=u, periode=p) for u, p in wanted],
         ignore_conflicts=True,
-        batch_size=BATCH,
     )
     keys = sorted(wanted)
     sent = 0
