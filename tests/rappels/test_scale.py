@@ -130,3 +130,24 @@ def test_the_sweep_runs_the_same_queries_for_2_and_8_beneficiaries(territoires, 
     assert large_sending - large.emails - large.digests == (
         small_sending - small.emails - small.digests
     )
+
+
+def test_a_record_a_rule_cannot_read_is_logged_and_skipped_not_the_rule(
+    ussel_la_courtine, monkeypatch, caplog
+):
+    from rappels import regles
+
+    a_fiche(ussel_la_courtine, "1.1", date_fin_prevue=DAY - timedelta(days=1))
+    a_fiche(ussel_la_courtine, "1.2", date_fin_prevue=DAY - timedelta(days=1))
+    real_short = regles.short
+
+    def unreadable(text: str) -> str:
+        if text == "Fiche 1.1":
+            raise ValueError("valeur illisible")
+        return real_short(text)
+
+    monkeypatch.setattr(regles, "short", unreadable)
+    dues = list(regles.fiche_en_retard(DAY))
+
+    assert [d.message.split("« ")[1].split(" »")[0] for d in dues] == ["Fiche 1.2"]
+    assert "Reminder rule fiche_en_retard skipped the record" in caplog.text
