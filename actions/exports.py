@@ -6,6 +6,7 @@ of fiches, and the amount financed comes from an annotation, not from a query pe
 """
 
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -20,14 +21,13 @@ from openpyxl.utils import get_column_letter
 
 from communes.models import Beneficiaire, Departement
 from pvd import policy, spreadsheets
-from pvd.jobs import JobRefused, Result
+from pvd.jobs import JobRefused, Progress, Result
 
 from .models import ExportPlan, FicheAction, LigneFinancement
 from .plan import fiches_with_totals, reference_order
 
 XLSX_CONTENT_TYPE = spreadsheets.XLSX_CONTENT_TYPE
 CHUNK_SIZE = 2_000
-PROGRESS_EVERY = 500
 # Storage and I/O hiccups: worth a retry of the task; anything else is a real failure.
 
 MAITRE_OUVRAGE = dict(FicheAction.MaitreOuvrage.choices)
@@ -252,7 +252,8 @@ def write_workbook(
     output,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Both sheets into ``output``; ``progress`` is told the rows written every 500 rows."""
+    """Both sheets into ``output``; ``progress`` is told the rows written on each row (a
+    ``pvd.jobs.Progress`` records it every few seconds)."""
     workbook = Workbook(write_only=True)
     written = 0
     for title, headers, widths, rows in (
@@ -264,7 +265,7 @@ def write_workbook(
         for row in rows:
             sheet.append(spreadsheets.xlsx_row(sheet, row))
             written += 1
-            if progress and written % PROGRESS_EVERY == 0:
+            if progress:
                 progress(written)
     workbook.save(output)
     return written
@@ -311,8 +312,9 @@ def build_export(export_id: int) -> None:
     ExportPlan.run(export_id, write_export, failed=EXPORT_FAILED, related=["requested_by"])
 
 
-def write_export(export: ExportPlan) -> Result:
-    """The workbook of the fiches the requester may read, its progress kept on the row."""
+def write_export(export: ExportPlan, clock: Callable[[], float] = time.monotonic) -> Result:
+    """The workbook of the fiches the requester may read, its progress kept on the row every
+    few seconds (``pvd.jobs.PROGRESS_SECONDS``, by ``clock``), not every so many rows."""
     user = export.requested_by
     if user is None or not policy.may_see_export(user, export):
         raise JobRefused("Le demandeur n'a plus le droit de faire cet export.")
@@ -326,7 +328,8 @@ def write_export(export: ExportPlan) -> Result:
     pending.update(lignes_total=total, lignes_faites=0)
     output = tempfile.TemporaryFile()  # closed by ExportPlan.run once stored
     try:
-        write_workbook(fiches, lignes, output, lambda done: pending.update(lignes_faites=done))
+        progress = Progress(lambda done: pending.update(lignes_faites=done), clock=clock)
+        write_workbook(fiches, lignes, output, progress)
     except BaseException:
         output.close()
         raise

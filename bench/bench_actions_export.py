@@ -5,7 +5,8 @@ Runs ``python manage.py generate_bench_data`` first, which writes the national b
 they are already there. Then, logged in as national staff, measures the national CSV export
 through its view, streamed to the end: median time, SQL query count, row count and the peak
 of Python memory allocated while streaming (tracemalloc). Also times, once, the national
-XLSX workbook as the Celery task builds it (both sheets), and removes it afterwards.
+XLSX workbook as the Celery task builds it (both sheets), with its SQL queries and how many
+of them record its progress (every few seconds, not every so many rows), and removes it.
 
 Target: national CSV export of all fiches under 3 s.
 """
@@ -99,13 +100,18 @@ def main() -> None:
 
     job = ExportPlan.objects.create(perimetre=ExportPlan.Perimetre.NATIONAL, requested_by=user)
     start = time.perf_counter()
-    build_export(job.pk)
+    with CaptureQueriesContext(connection) as queries:
+        build_export(job.pk)
     elapsed = time.perf_counter() - start
+    progress = sum(
+        1 for q in queries if q["sql"].startswith("UPDATE") and '"lignes_faites" = ' in q["sql"]
+    )
     job.refresh_from_db()
     size = job.fichier.size if job.fichier else 0
     print(
         f"Classeur XLSX national (tâche) : {elapsed:.1f} s, {job.lignes_total} lignes, "
-        f"{size / 2**20:.1f} Mio, statut {job.statut}"
+        f"{size / 2**20:.1f} Mio, statut {job.statut}, {len(queries)} requêtes SQL dont "
+        f"{progress} d'avancement ; charge de la machine {os.getloadavg()[0]:.1f}"
     )
     if job.fichier:
         job.fichier.delete(save=False)

@@ -15,9 +15,13 @@ Timing (see settings, « Redis, Celery and background jobs »): a job task is st
 its kind's limit in ``JOB_TIME_LIMITS``; a job started longer ago than that plus
 ``JOB_STALLED_MARGIN`` cannot still be running, so the reaper fails it. A job never started after
 ``JOB_QUEUED_LIMIT`` (no worker, message lost) fails too.
+
+Progress (``Progress``): a long job records how far it got every ``PROGRESS_SECONDS`` of
+work, whatever the number of rows: one write every few seconds, not one per so many rows.
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
@@ -47,6 +51,32 @@ UNAVAILABLE = "Service momentanément indisponible, réessayez dans quelques min
 # worker answers (an answer kept pvd.health.WORKERS_ANSWER_TTL seconds) on each 2-second poll.
 NO_WORKER = "Aucun service de génération ne répond ; votre demande sera traitée à son retour."
 NOTICE_AFTER = timedelta(seconds=20)
+
+
+# How often a long job records its progress: about as often as the waiting page asks for it
+# (every 2 seconds), and a bounded number of writes however many rows the job writes.
+PROGRESS_SECONDS = 2.0
+
+
+class Progress:
+    """Tells ``report`` how far the work got, at most once per ``every`` seconds of ``clock``
+    (``time.monotonic``; a test gives its own): ``progress(done)`` may be called on each row.
+    """
+
+    def __init__(
+        self,
+        report: Callable[[int], object],
+        every: float = PROGRESS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.report, self.every, self.clock = report, every, clock
+        self.next_at = clock() + every
+
+    def __call__(self, done: int) -> None:
+        now = self.clock()
+        if now >= self.next_at:
+            self.report(done)
+            self.next_at = now + self.every
 
 
 class JobRefused(Exception):

@@ -10,6 +10,11 @@ sweep that did not run for three days sends each missed reminder once on its ret
 old situation seen for the first time gives one reminder, not its whole history.
 Each rule is one or two set queries over the whole country (never one per object).
 
+The rules are a registry (``REGLES``, ``LIBELLES``): a rule is one function decorated with
+``@regle(libellé)`` that returns its candidates, the rows of one or two set queries, with the
+function that makes a row a reminder (``Echeance``, several, or None when nothing is due).
+A row that function cannot read is logged and skipped: no single record stops the sweep.
+
 Each rule's docstring says when its situation is over. A recorded reminder stays open while
 its rule, run over every open situation (``OUVERTES``), still gives the same object with the
 same due date; otherwise it is closed (``Rappel.resolu_le``): at once on the save that
@@ -18,10 +23,10 @@ and gives one new one.
 """
 
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from dateutil.relativedelta import relativedelta
 from django.db.models import Max, Q
@@ -80,6 +85,45 @@ class Echeance:
     region_id: str | None = None
 
 
+# A rule's candidates: its rows, and what makes one row its reminders.
+Candidates = tuple[Iterable[tuple], Callable[[tuple], "Echeance | Iterable[Echeance] | None"]]
+Regle = Callable[..., Iterator[Echeance]]
+
+REGLES: list[Regle] = []
+LIBELLES: dict[str, str] = {}
+
+
+def regle(libelle: str) -> Callable[[Callable[..., Candidates]], Regle]:
+    """Register a rule: ``candidates(today, rattrapage, beneficiaires)`` gives its rows and
+    the function that makes each row its reminders; the rule yields them, skipping (and
+    logging) a row that function fails on. ``libelle`` names its e-mails."""
+
+    def register(candidates: Callable[..., Candidates]) -> Regle:
+        @wraps(candidates)
+        def rule(
+            today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None, **scope
+        ) -> Iterator[Echeance]:
+            rows, build = candidates(today, rattrapage, beneficiaires, **scope)
+            for row in rows:
+                try:
+                    made = build(row)
+                except Exception:
+                    logger.exception(
+                        "Reminder rule %s skipped the record %s", candidates.__name__, row[0]
+                    )
+                    continue
+                if isinstance(made, Echeance):
+                    yield made
+                elif made is not None:
+                    yield from made
+
+        REGLES.append(rule)
+        LIBELLES[candidates.__name__] = libelle
+        return rule
+
+    return register
+
+
 def latest_due(dates, today: date, rattrapage: timedelta = RATTRAPAGE) -> date | None:
     """The last of the due dates that has come, if it came within the catch-up window."""
     passed = [d for d in dates if d <= today]
@@ -111,9 +155,8 @@ def short(text: str) -> str:
 # Conventions ----------------------------------------------------------------------------------
 
 
-def convention_cadre(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Convention-cadre attendue")
+def convention_cadre(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """Due 18 months after the adhésion: at 12, 15 and 17 months, on the day, then monthly.
     Over once a convention-cadre is signed (a moved adhésion date moves the reminder)."""
     from communes.models import Beneficiaire
@@ -126,7 +169,9 @@ def convention_cadre(
         .filter(cadre_signee=False, date_adhesion__lte=oldest)
         .values_list("pk", "nom", "date_adhesion")
     )
-    for pk, nom, adhesion in rows:
+
+    def build(row) -> Echeance | None:
+        pk, nom, adhesion = row
         limite = adhesion + DELAI_CONVENTION_CADRE
         months_late = max(0, (today.year - limite.year) * 12 + today.month - limite.month)
         dates = [adhesion + relativedelta(months=m) for m in (12, 15, 17)] + [
@@ -134,12 +179,12 @@ def convention_cadre(
         ]
         due = latest_due(dates, today, rattrapage)
         if due is None:
-            continue
+            return None
         if due >= limite:
             message = f"{nom} : la convention-cadre était attendue le {long_date(limite)}."
         else:
             message = f"{nom} : la convention-cadre est attendue le {long_date(limite)}."
-        yield Echeance(
+        return Echeance(
             "convention_cadre",
             Categorie.CONVENTIONS,
             f"beneficiaire:{pk}",
@@ -150,10 +195,11 @@ def convention_cadre(
             (CHEF_PROJET, ELUS, PREFECTURE),
         )
 
+    return rows, build
 
-def fin_de_convention(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Fin de convention")
+def fin_de_convention(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A convention in force (the convention-cadre valant ORT included) ends within
     ``HORIZON_FIN_CONVENTION``. Over once it ended, was terminated, or its end date moved
     beyond the horizon."""
@@ -166,11 +212,13 @@ def fin_de_convention(
         .values_list("pk", "type", "beneficiaire_id", "beneficiaire__nom", "date_fin")
     )
     labels = dict(Convention.Type.choices)
-    for pk, type_, beneficiaire_id, nom, fin in rows:
+
+    def build(row) -> Echeance | None:
+        pk, type_, beneficiaire_id, nom, fin = row
         due = latest_due([fin - HORIZON_FIN_CONVENTION], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "fin_de_convention",
             Categorie.CONVENTIONS,
             f"convention:{pk}",
@@ -181,13 +229,14 @@ def fin_de_convention(
             (PREFECTURE, CHEF_PROJET),
         )
 
+    return rows, build
+
 
 # Action plans ---------------------------------------------------------------------------------
 
 
-def fiche_en_retard(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Fiche action en retard")
+def fiche_en_retard(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A fiche whose planned end has passed while it is not achieved (nor delivered, dropped).
     Over once it is achieved, delivered or dropped, or its planned end moves."""
     from actions.models import FicheAction
@@ -199,11 +248,13 @@ def fiche_en_retard(
         .order_by()
         .values_list("pk", "titre", "beneficiaire_id", "beneficiaire__nom", "date_fin_prevue")
     )
-    for pk, titre, beneficiaire_id, nom, fin in rows:
+
+    def build(row) -> Echeance | None:
+        pk, titre, beneficiaire_id, nom, fin = row
         due = latest_due([fin + timedelta(days=1)], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "fiche_en_retard",
             Categorie.PLANS,
             f"fiche:{pk}",
@@ -214,10 +265,11 @@ def fiche_en_retard(
             (CHEF_PROJET,),
         )
 
+    return rows, build
 
-def plan_sans_mise_a_jour(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Plan d'action sans mise à jour")
+def plan_sans_mise_a_jour(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A plan none of whose fiches changed for ``SANS_MISE_A_JOUR`` (then as often again).
     Over once a fiche of the plan is saved."""
     from actions.models import SANS_MISE_A_JOUR, FicheAction
@@ -230,15 +282,17 @@ def plan_sans_mise_a_jour(
         .filter(last__lte=_aware(today - SANS_MISE_A_JOUR))
         .values_list("beneficiaire_id", "beneficiaire__nom", "last")
     )
-    for beneficiaire_id, nom, last in rows:
+
+    def build(row) -> Echeance | None:
+        beneficiaire_id, nom, last = row
         last_day = last.date()
         months = (today.year - last_day.year) * 12 + today.month - last_day.month
         periods = months // SANS_MISE_A_JOUR.months + 1
         dates = [last_day + SANS_MISE_A_JOUR * q for q in range(1, periods + 1)]
         due = latest_due(dates, today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "plan_sans_mise_a_jour",
             Categorie.PLANS,
             f"plan:{beneficiaire_id}",
@@ -249,15 +303,15 @@ def plan_sans_mise_a_jour(
             (CHEF_PROJET, PREFECTURE),
         )
 
+    return rows, build
 
-def mesure_indicateur(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+
+@regle("Mesure d'indicateur attendue")
+def mesure_indicateur(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """An indicator with a frequency is due for a measure one period after its last measure
     (none yet: after the start of its action or its creation, whichever is later), then at
     each further period; a new measure moves them on. An abandoned fiche asks for nothing.
     Over once a measure is entered (or the frequency removed, the fiche dropped)."""
-    from django.db.models import Q
     from django.db.models.functions import Coalesce, Greatest, TruncDate
 
     from actions.models import MOIS_PAR_FREQUENCE, Indicateur, abandonnee_q
@@ -291,11 +345,13 @@ def mesure_indicateur(
         )
     )
     labels = dict(Indicateur.Frequence.choices)
-    for pk, libelle, frequence, fiche_id, reference, beneficiaire_id, nom, base_day in rows:
+
+    def build(row) -> Echeance | None:
+        pk, libelle, frequence, fiche_id, reference, beneficiaire_id, nom, base_day = row
         due = _last_period_due(base_day, MOIS_PAR_FREQUENCE[frequence], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "mesure_indicateur",
             Categorie.PLANS,
             f"indicateur:{pk}",
@@ -306,6 +362,8 @@ def mesure_indicateur(
             link("actions:indicateurs", fiche_id),
             (CHEF_PROJET,),
         )
+
+    return rows, build
 
 
 @lru_cache(maxsize=4096)
@@ -343,9 +401,8 @@ def _postes_beneficiaires(poste_ids) -> dict[int, list[tuple[int, str]]]:
     return result
 
 
-def poste_vacant(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Poste vacant")
+def poste_vacant(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """A post vacant (or being recruited) for more than ``ALERTE_VACANCE``.
     Over once the post is filled (or set back to « à créer »)."""
     from postes.models import ALERTE_VACANCE, Poste
@@ -359,11 +416,13 @@ def poste_vacant(
         .order_by()
         .values_list("pk", "intitule", "vacant_depuis")
     )
-    beneficiaires = _postes_beneficiaires([row[0] for row in rows])
-    for pk, intitule, depuis in rows:
+    served = _postes_beneficiaires([row[0] for row in rows])
+
+    def build(row) -> list[Echeance]:
+        pk, intitule, depuis = row
         due = latest_due([depuis + ALERTE_VACANCE], today, rattrapage)
-        for beneficiaire_id, nom in beneficiaires.get(pk, []) if due else []:
-            yield Echeance(
+        return [
+            Echeance(
                 "poste_vacant",
                 Categorie.POSTES,
                 f"poste:{pk}",
@@ -373,11 +432,14 @@ def poste_vacant(
                 link("postes:detail", pk),
                 (PREFECTURE, ELUS),
             )
+            for beneficiaire_id, nom in (served.get(pk, []) if due else [])
+        ]
+
+    return rows, build
 
 
-def fin_de_contrat(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Fin de contrat")
+def fin_de_contrat(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """The contract of the chef de projet in post ends within ``HORIZON_FIN_CONTRAT``.
     Over once the person left, or the contract's end moved (renewed) or passed."""
     from postes.models import HORIZON_FIN_CONTRAT, Occupation
@@ -388,11 +450,13 @@ def fin_de_contrat(
         .order_by()
         .values_list("pk", "poste_id", "poste__intitule", "date_fin_contrat")
     )
-    beneficiaires = _postes_beneficiaires([row[1] for row in rows])
-    for pk, poste_id, intitule, fin in rows:
+    served = _postes_beneficiaires([row[1] for row in rows])
+
+    def build(row) -> list[Echeance]:
+        pk, poste_id, intitule, fin = row
         due = latest_due([fin - HORIZON_FIN_CONTRAT], today, rattrapage)
-        for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
-            yield Echeance(
+        return [
+            Echeance(
                 "fin_de_contrat",
                 Categorie.POSTES,
                 f"occupation:{pk}",
@@ -402,11 +466,14 @@ def fin_de_contrat(
                 link("postes:detail", poste_id),
                 (PREFECTURE, ELUS),
             )
+            for beneficiaire_id, nom in (served.get(poste_id, []) if due else [])
+        ]
+
+    return rows, build
 
 
-def fin_de_cofinancement(
-    today: date, rattrapage: timedelta = RATTRAPAGE, beneficiaires: Scope = None
-) -> Iterator[Echeance]:
+@regle("Fin de cofinancement")
+def fin_de_cofinancement(today: date, rattrapage: timedelta, beneficiaires: Scope) -> Candidates:
     """The co-financing of a filled post ends with its last funded year, within
     ``HORIZON_FIN_CONTRAT``. Over once a later year is notified (or the year ends)."""
     from postes.models import (
@@ -427,12 +494,14 @@ def fin_de_cofinancement(
         .values_list("poste_id", "poste__intitule", "derniere")
     )
     rows = list(rows) if cofinancement_finissant(today) else []
-    beneficiaires = _postes_beneficiaires([row[0] for row in rows])
-    for poste_id, intitule, annee in rows:
+    served = _postes_beneficiaires([row[0] for row in rows])
+
+    def build(row) -> list[Echeance]:
+        poste_id, intitule, annee = row
         fin = date(annee, 12, 31)
         due = latest_due([fin - HORIZON_FIN_CONTRAT], today, rattrapage)
-        for beneficiaire_id, nom in beneficiaires.get(poste_id, []) if due else []:
-            yield Echeance(
+        return [
+            Echeance(
                 "fin_de_cofinancement",
                 Categorie.POSTES,
                 f"poste:{poste_id}",
@@ -443,6 +512,10 @@ def fin_de_cofinancement(
                 link("postes:detail", poste_id),
                 (PREFECTURE, ELUS),
             )
+            for beneficiaire_id, nom in (served.get(poste_id, []) if due else [])
+        ]
+
+    return rows, build
 
 
 # Governance (gouvernance/) --------------------------------------------------------------------
@@ -493,12 +566,13 @@ class _Territoire:
         }
 
 
+@regle("Instance sans réunion")
 def instance_en_retard(
     today: date,
-    rattrapage: timedelta = RATTRAPAGE,
-    beneficiaires: Scope = None,
+    rattrapage: timedelta,
+    beneficiaires: Scope,
     territoires: Territoires | None = None,
-) -> Iterator[Echeance]:
+) -> Candidates:
     """An instance with no meeting held in the last 12 / minimum-per-year months: a
     beneficiary's (comité de projet…) to its chefs de projet and préfecture, a département's or
     région's (CLCT…) to its préfecture. Over once a meeting is marked held (the next one is
@@ -525,12 +599,14 @@ def instance_en_retard(
         )
     )
     territoire = _Territoire(rows, 2, 6, 7)
-    for pk, nom_instance, beneficiaire_id, nom, derniere, echeance, dep, region in rows:
+
+    def build(row) -> Echeance | None:
+        pk, nom_instance, beneficiaire_id, nom, derniere, echeance, dep, region = row
         due = latest_due([echeance], today, rattrapage)
         if due is None:
-            continue
+            return None
         depuis = f"depuis le {long_date(derniere)}" if derniere else "encore"
-        yield Echeance(
+        return Echeance(
             "instance_en_retard",
             Categorie.GOUVERNANCE,
             f"instance:{pk}",
@@ -542,13 +618,16 @@ def instance_en_retard(
             **territoire.fields(beneficiaire_id, dep, region, (CHEF_PROJET, PREFECTURE)),
         )
 
+    return rows, build
 
+
+@regle("Relevé de décisions non publié")
 def releve_non_publie(
     today: date,
-    rattrapage: timedelta = RATTRAPAGE,
-    beneficiaires: Scope = None,
+    rattrapage: timedelta,
+    beneficiaires: Scope,
     territoires: Territoires | None = None,
-) -> Iterator[Echeance]:
+) -> Candidates:
     """A meeting held ``DELAI_RELEVE`` ago whose relevé de décisions is not published.
     Over once the relevé is published."""
     from django.db.models.functions import Coalesce
@@ -578,11 +657,13 @@ def releve_non_publie(
         )
     )
     territoire = _Territoire(rows, 3, 5, 6)
-    for pk, day, nom_instance, beneficiaire_id, nom, dep, region in rows:
+
+    def build(row) -> Echeance | None:
+        pk, day, nom_instance, beneficiaire_id, nom, dep, region = row
         due = latest_due([day + DELAI_RELEVE], today, rattrapage)
         if due is None:
-            continue
-        yield Echeance(
+            return None
+        return Echeance(
             "releve_non_publie",
             Categorie.GOUVERNANCE,
             f"reunion:{pk}",
@@ -594,13 +675,16 @@ def releve_non_publie(
             **territoire.fields(beneficiaire_id, dep, region, (CHEF_PROJET,)),
         )
 
+    return rows, build
 
+
+@regle("Suite à donner")
 def suite_a_donner(
     today: date,
-    rattrapage: timedelta = RATTRAPAGE,
-    beneficiaires: Scope = None,
+    rattrapage: timedelta,
+    beneficiaires: Scope,
     territoires: Territoires | None = None,
-) -> Iterator[Echeance]:
+) -> Candidates:
     """A follow-up of a decision (« suite à donner ») whose due date has come, to its person
     responsible and the beneficiary's chefs de projet (a département's or région's instance:
     its préfecture). Over once it is marked done (or its due date moves)."""
@@ -634,23 +718,17 @@ def suite_a_donner(
         )
     )
     territoire = _Territoire(rows, 5, 7, 8)
-    for (
-        pk,
-        intitule,
-        echeance,
-        responsable_id,
-        reunion_id,
-        beneficiaire_id,
-        nom,
-        dep,
-        region,
-    ) in rows:
+
+    def build(row) -> Echeance | None:
+        (pk, intitule, echeance, responsable_id, reunion_id, beneficiaire_id, nom, dep, region) = (
+            row
+        )
         due = latest_due([echeance], today, rattrapage)
         if due is None:
-            continue
+            return None
         fields = territoire.fields(beneficiaire_id, dep, region, (CHEF_PROJET,))
         fields["destinataires"] = (responsable_id, *fields["destinataires"])
-        yield Echeance(
+        return Echeance(
             "suite_a_donner",
             Categorie.GOUVERNANCE,
             f"suite:{pk}",
@@ -662,37 +740,11 @@ def suite_a_donner(
             **fields,
         )
 
+    return rows, build
 
+
+# The rules a save of a département's or région's instance runs (scoped by ``territoires``).
 REGLES_INSTANCES = [instance_en_retard, releve_non_publie, suite_a_donner]
-
-
-REGLES = [
-    convention_cadre,
-    fin_de_convention,
-    fiche_en_retard,
-    plan_sans_mise_a_jour,
-    mesure_indicateur,
-    poste_vacant,
-    fin_de_contrat,
-    fin_de_cofinancement,
-    instance_en_retard,
-    releve_non_publie,
-    suite_a_donner,
-]
-
-LIBELLES = {
-    "convention_cadre": "Convention-cadre attendue",
-    "fin_de_convention": "Fin de convention",
-    "fiche_en_retard": "Fiche action en retard",
-    "plan_sans_mise_a_jour": "Plan d'action sans mise à jour",
-    "mesure_indicateur": "Mesure d'indicateur attendue",
-    "poste_vacant": "Poste vacant",
-    "fin_de_contrat": "Fin de contrat",
-    "fin_de_cofinancement": "Fin de cofinancement",
-    "instance_en_retard": "Instance sans réunion",
-    "releve_non_publie": "Relevé de décisions non publié",
-    "suite_a_donner": "Suite à donner",
-}
 
 
 def due_today(
@@ -704,13 +756,13 @@ def due_today(
     """Each rule on its own: one that fails (a stored value it cannot read) is logged and
     the others' reminders still go. ``territoires``: only the instances of those
     départements and régions (a save resolving them)."""
-    for regle in REGLES if territoires is None else REGLES_INSTANCES:
+    for rule in REGLES if territoires is None else REGLES_INSTANCES:
         try:
             if territoires is None:
-                dues = list(regle(today, rattrapage, beneficiaires))
+                dues = list(rule(today, rattrapage, beneficiaires))
             else:
-                dues = list(regle(today, rattrapage, territoires=territoires))
+                dues = list(rule(today, rattrapage, territoires=territoires))
         except Exception:
-            logger.exception("Reminder rule %s failed on %s", regle.__name__, today)
+            logger.exception("Reminder rule %s failed on %s", rule.__name__, today)
             continue
         yield from dues

@@ -1,16 +1,20 @@
 """The daily sweep: record the reminders due today, then send what each person asked for.
 
 1. ``record``: every rule's due items × their recipients are inserted with
-   ``ON CONFLICT DO NOTHING`` against the unique (rule, object, due date, recipient): a
-   second sweep, racing or re-run, inserts nothing twice.
-2. ``send_immediate``: each pending e-mail is claimed for a lease (``email_reserve_le``,
-   rows locked with ``select_for_update(skip_locked=True)``), sent, then marked sent
-   (``email_le``) one by one; released at once if sending fails. Two workers never send the
-   same one; a re-run after a crash sends only the rest; and a claim whose worker was killed
-   outright is taken again by the first sweep after its lease (``LEASE``) ends.
+   ``ON CONFLICT DO NOTHING`` against the unique (rule, object, due date, recipient), in one
+   statement: a second sweep, racing or re-run, inserts nothing twice.
+2. ``send_immediate``: the pending e-mails are claimed at once for a lease
+   (``email_reserve_le``, rows locked with ``select_for_update(skip_locked=True)``), sent,
+   then marked sent (``email_le``) one by one; released at once if sending fails. Two workers
+   never send the same one; a re-run after a crash sends only the rest; a claim whose worker
+   was killed outright is taken again by the first sweep after its lease (``LEASE``) ends;
+   and the claims a long run is still sending are renewed every ``RENEW_EVERY``.
 3. ``send_digests``: one digest per person and period, claimed the same way on its row
    (``reserve_le``, then ``envoye_le``); an unsent digest whose lease ended is claimed again,
    whatever its period.
+
+Queries: a fixed number per rule and per step, whatever the data (tests/rappels/
+test_scale.py), plus the one « sent » mark per e-mail or digest that goes out.
 
 Exactly once, except in one window no database can close: a worker killed after the SMTP
 server took an e-mail and before its ``email_le`` was written sends that one e-mail again
@@ -29,6 +33,7 @@ is counted against, and the next sweep sends them all.
 
 import logging
 import smtplib
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from pvd.french import compte
+from pvd.jobs import Progress
 from pvd.policy import reminder_recipients
 
 from . import emails, inbox
@@ -49,11 +55,12 @@ from .regles import LIBELLES, OUVERTES, RATTRAPAGE, Territoires, due_today
 
 logger = logging.getLogger(__name__)
 
-BATCH = 1000
-SEND_BATCH = 100  # e-mails claimed at once
+BATCH = 1000  # ids in one IN list, on a database other than PostgreSQL (SQLite's limit)
 # How long a claim holds: far beyond the seconds a batch takes to send, so that only a dead
 # worker's claims expire; the next sweep after it (hourly, or one run by hand) sends them.
 LEASE = timedelta(minutes=15)
+# The claims a run is still sending are renewed this often (by time, whatever their number).
+RENEW_EVERY = LEASE / 3
 # An e-mail (or digest) whose sending failed this many times is no longer tried; it stays
 # counted on « Santé du service ».
 MAX_ATTEMPTS = 5
@@ -117,6 +124,10 @@ def _fit(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
+LIEN_MAX = Rappel._meta.get_field("lien").max_length
+OBJET_MAX = Rappel._meta.get_field("objet").max_length
+
+
 def _rows(due, user_ids) -> list[Rappel]:
     return [
         Rappel(
@@ -135,41 +146,97 @@ def _rows(due, user_ids) -> list[Rappel]:
     ]
 
 
+def _readable(dues) -> list:
+    """The due items a row can hold: one that cannot (a link or key too long) is logged and
+    left out, so that it does not make the whole insert fail."""
+    kept = []
+    for due in dues:
+        if len(due.lien) > LIEN_MAX or len(due.objet) > OBJET_MAX:
+            logger.error("Reminder %s %s skipped: link or key too long", due.regle, due.objet)
+            continue
+        kept.append(due)
+    return kept
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _insert(rows: list[Rappel]) -> list[int]:
+    """Insert the sendings not recorded yet, in one statement however many (PostgreSQL:
+    arrays unnested, ``ON CONFLICT DO NOTHING``): the recipients of those inserted."""
+    if not rows:
+        return []
+    if not _postgresql():
+        before = set(Rappel.objects.values_list("pk", flat=True))
+        Rappel.objects.bulk_create(rows, ignore_conflicts=True)
+        return list(Rappel.objects.exclude(pk__in=before).values_list("destinataire_id", flat=True))
+    columns = ("regle", "categorie", "objet", "echeance", "destinataire_id", "beneficiaire_id")
+    columns += ("departement_id", "region_id", "message", "lien")
+    types = ("text", "text", "text", "date", "bigint", "bigint", "text", "text", "text", "text")
+    table = Rappel._meta.db_table
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}, created_at, email_echecs, email_erreur) "
+        f"SELECT {', '.join(columns)}, now(), 0, '' FROM unnest("
+        + ", ".join(f"%s::{t}[]" for t in types)
+        + f") AS v({', '.join(columns)}) ON CONFLICT DO NOTHING RETURNING destinataire_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[getattr(row, c) for row in rows] for c in columns])
+        return [user_id for (user_id,) in cursor.fetchall()]
+
+
 def record(
     today: date, rattrapage: timedelta = RATTRAPAGE, situations: list | None = None
 ) -> tuple[int, int]:
-    """(due items, new sendings recorded). A reminder closed and due again is reopened."""
+    """(due items, new sendings recorded). A reminder closed and due again is reopened.
+    A fixed number of queries: the recipients of every audience (one query each), one insert,
+    one update to reopen."""
     if situations is None:
         situations = list(due_today(today, OUVERTES))
-    dues = [d for d in situations if d.echeance >= today - rattrapage]
+    dues = _readable(d for d in situations if d.echeance >= today - rattrapage)
     audiences = {a for due in dues for a in due.audiences}
-    recipients = reminder_recipients(audiences, {due.beneficiaire_id for due in dues})
+    recipients = reminder_recipients(
+        audiences, {due.beneficiaire_id for due in dues if due.beneficiaire_id is not None}
+    )
     rows = []
     for due in dues:
         users = set().union(*(recipients[due.beneficiaire_id][a] for a in due.audiences))
         users |= set(due.destinataires)
         rows += _rows(due, users)
-    before = Rappel.objects.count()
-    Rappel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH)
+    inserted = _insert(rows)
     reopened = _reopen({(d.regle, d.objet, d.echeance) for d in dues})
-    inbox.forget({row.destinataire_id for row in rows} | reopened)
-    return len(dues), Rappel.objects.count() - before
+    inbox.forget(set(inserted) | reopened)
+    return len(dues), len(inserted)
 
 
 def _reopen(keys: set[tuple[str, str, date]]) -> set[int]:
-    """Closed reminders whose situation is open again at the same date (a date moved back)."""
+    """Closed reminders whose situation is open again at the same date (a date moved back),
+    in one update: their recipients."""
     if not keys:
         return set()
-    closed = Rappel.objects.filter(
-        resolu_le__isnull=False, echeance__gte=min(key[2] for key in keys)
-    ).values_list("pk", "regle", "objet", "echeance", "destinataire_id")
-    ids, users = [], set()
-    for pk, regle, objet, echeance, user_id in closed:
-        if (regle, objet, echeance) in keys:
-            ids.append(pk)
-            users.add(user_id)
-    Rappel.objects.filter(pk__in=ids).update(resolu_le=None)
-    return users
+    if not _postgresql():
+        closed = Rappel.objects.filter(
+            resolu_le__isnull=False, echeance__gte=min(key[2] for key in keys)
+        ).values_list("pk", "regle", "objet", "echeance", "destinataire_id")
+        ids, users = [], set()
+        for pk, regle, objet, echeance, user_id in closed:
+            if (regle, objet, echeance) in keys:
+                ids.append(pk)
+                users.add(user_id)
+        Rappel.objects.filter(pk__in=ids).update(resolu_le=None)
+        return users
+    regles, objets, echeances = zip(*keys, strict=True)
+    table = Rappel._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET resolu_le = NULL "
+            "FROM unnest(%s::text[], %s::text[], %s::date[]) AS k(regle, objet, echeance) "
+            "WHERE r.resolu_le IS NOT NULL AND r.echeance >= %s AND r.regle = k.regle "
+            "AND r.objet = k.objet AND r.echeance = k.echeance RETURNING r.destinataire_id",
+            [list(regles), list(objets), list(echeances), min(echeances)],
+        )
+        return {user_id for (user_id,) in cursor.fetchall()}
 
 
 def resolve(
@@ -182,7 +249,8 @@ def resolve(
     the unread count and no e-mail carries them. A moved date gives its reminder, at the new
     date, to the same people (however old the new date: the situation is still open).
     ``beneficiaires``: only theirs (a save); ``territoires``: only those of the instances of
-    these départements and régions (a save); else the whole country (the sweep)."""
+    these départements and régions (a save); else the whole country (the sweep).
+    A fixed number of queries: one read of the open reminders, one update, one insert."""
     if situations is None:
         situations = list(due_today(today, OUVERTES, beneficiaires, territoires))
     current = {(d.regle, d.objet, d.beneficiaire_id): d for d in situations}
@@ -202,13 +270,16 @@ def resolve(
             users.add(user_id)
         if due is not None and due.echeance != echeance:
             moved.setdefault(due, set()).add(user_id)
+    if not closed:
+        return 0
     now = timezone.now()
+    batch = len(closed) if _postgresql() else BATCH
     with transaction.atomic():
-        for start in range(0, len(closed), BATCH):
-            Rappel.objects.filter(pk__in=closed[start : start + BATCH]).update(resolu_le=now)
+        for start in range(0, len(closed), batch):
+            Rappel.objects.filter(pk__in=closed[start : start + batch]).update(resolu_le=now)
         replacements = [row for due, user_ids in moved.items() for row in _rows(due, user_ids)]
-        Rappel.objects.bulk_create(replacements, ignore_conflicts=True, batch_size=BATCH)
-        _reopen({(d.regle, d.objet, d.echeance) for d in moved})
+        users.update(_insert(replacements))
+        users.update(_reopen({(d.regle, d.objet, d.echeance) for d in moved}))
     inbox.forget(users)
     return len(closed)
 
@@ -226,9 +297,10 @@ def _pending(today: date):
     )
 
 
-def claim(rappel_ids) -> list[int]:
+def claim(rappel_ids, with_time: bool = False):
     """Take the right to send these e-mails for a lease: rows another worker holds (locked,
-    or claimed within the lease) or already sent are skipped."""
+    or claimed within the lease) or already sent are skipped. The ids claimed (and the time
+    of the claim, ``with_time``)."""
     now = timezone.now()
     with transaction.atomic():
         claimed = list(
@@ -240,7 +312,7 @@ def claim(rappel_ids) -> list[int]:
             .values_list("pk", flat=True)
         )
         Rappel.objects.filter(pk__in=claimed).update(email_reserve_le=now)
-    return claimed
+    return (claimed, now) if with_time else claimed
 
 
 def release(rappel_ids) -> None:
@@ -256,23 +328,45 @@ def mark_failed(rappel_pk: int, exc: Exception) -> None:
 
 
 def send_immediate(today: date) -> int:
-    """Claim a batch, send it, then the next: a failure releases what was claimed but unsent,
-    and a worker killed outright leaves claims that the next sweep takes after the lease."""
+    """Claim every pending e-mail at once, send them, each marked sent right after it goes: a
+    failure releases what was claimed but unsent, and a worker killed outright leaves claims
+    that the next sweep takes after the lease. The claims still being sent are renewed every
+    ``RENEW_EVERY`` (by time, not per e-mail): a long run never outlives its lease."""
     pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
     prefs = frequences({user_id for _, user_id, _ in pending})
     ids = [pk for pk, user_id, cat in pending if prefs[user_id][cat] == Frequence.IMMEDIAT]
-    sent = 0
-    mailer = get_connection()
+    if not ids:
+        return 0
     with _sent_marks_without_disk_wait():
-        for start in range(0, len(ids), SEND_BATCH):
-            sent += _send_batch(ids[start : start + SEND_BATCH], mailer)
-    return sent
+        return _send_batch(ids, get_connection())
+
+
+class _Renewal:
+    """Every ``RENEW_EVERY`` of sending (``clock``), the claims not sent yet are taken again
+    for a full lease, if they are still this worker's (claimed at ``since``)."""
+
+    def __init__(self, model, field: str, since, clock=time.monotonic) -> None:
+        self.model, self.field, self.since = model, field, since
+        self.progress = Progress(self._renew, every=RENEW_EVERY.total_seconds(), clock=clock)
+        self.pks: Collection[int] = ()
+
+    def __call__(self, pks: Collection[int]) -> None:
+        self.pks = pks
+        self.progress(len(pks))
+
+    def _renew(self, _count: int) -> None:
+        now = timezone.now()
+        self.model.objects.filter(pk__in=list(self.pks), **{self.field: self.since}).update(
+            **{self.field: now}
+        )
+        self.since = now
 
 
 def _send_batch(ids, mailer) -> int:
-    claimed = claim(ids)
+    claimed, claimed_at = claim(ids, with_time=True)
     rappels = Rappel.objects.filter(pk__in=claimed).select_related(*RELATED)
     unsent = set(claimed)
+    renew = _Renewal(Rappel, "email_reserve_le", claimed_at)
     failed = 0
     try:
         for rappel in rappels:
@@ -295,6 +389,7 @@ def _send_batch(ids, mailer) -> int:
                 continue
             Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
             unsent.discard(rappel.pk)
+            renew(unsent)
     finally:
         if unsent:
             release(unsent)
@@ -315,7 +410,8 @@ def digest_items(user_id: int, categories: list[str], today: date):
 
 
 def send_digests(today: date) -> int:
-    """One digest per person and period: created once (unique), claimed by batch, then sent."""
+    """One digest per person and period: created once (unique), all claimed at once (the
+    claims still being sent renewed by time), then sent, each marked right after it goes."""
     pending = list(_pending(today).values_list("pk", "destinataire_id", "categorie"))
     prefs = frequences({user_id for _, user_id, _ in pending})
     wanted: dict[tuple[int, str], list[int]] = {}
@@ -331,21 +427,20 @@ def send_digests(today: date) -> int:
     Recapitulatif.objects.bulk_create(
         [Recapitulatif(destinataire_id=u, periode=p) for u, p in wanted],
         ignore_conflicts=True,
-        batch_size=BATCH,
     )
-    keys = sorted(wanted)
-    sent = 0
-    mailer = get_connection()
+    if not wanted:
+        return 0
     with _sent_marks_without_disk_wait():
-        for start in range(0, len(keys), SEND_BATCH):
-            sent += _send_digest_batch(keys[start : start + SEND_BATCH], wanted, mailer)
-    return sent
+        return _send_digest_batch(sorted(wanted), wanted, get_connection())
 
 
 def _send_digest_batch(keys, wanted, mailer) -> int:
     claimed = claim_digests(keys, wanted)
     unsent = dict(claimed)
     failed = 0
+    if not claimed:
+        return 0
+    renew = _Renewal(Recapitulatif, "reserve_le", next(iter(claimed.values())).reserve_le)
     try:
         items = Rappel.objects.filter(
             recapitulatif__in=[d.pk for d in claimed.values()]
@@ -376,6 +471,7 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
                 continue
             Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
             del unsent[key]
+            renew([d.pk for d in unsent.values()])
     finally:
         if unsent:
             release_digests(unsent.values())
@@ -400,17 +496,7 @@ def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
             ).select_for_update(skip_locked=True)
         }
         claimed = {key: digests[key] for key in keys if key in digests}
-        # One conditional update for the batch: a case per digest (not per row, which costs
-        # seconds to build), and only reminders no other digest took meanwhile.
-        cases = [
-            When(pk__in=wanted[key], then=Value(digest.pk))
-            for key, digest in claimed.items()
-            if wanted[key]
-        ]
-        if cases:
-            Rappel.objects.filter(
-                pk__in=[pk for key in claimed for pk in wanted[key]], recapitulatif__isnull=True
-            ).update(recapitulatif_id=Case(*cases))
+        _attach({pk: digest.pk for key, digest in claimed.items() for pk in wanted[key]})
         # Non-empty: given reminders now, or holding those of a claim whose worker died.
         nonempty = set(
             Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()])
@@ -419,7 +505,31 @@ def claim_digests(keys, wanted) -> dict[tuple[int, str], Recapitulatif]:
         )
         claimed = {k: d for k, d in claimed.items() if d.pk in nonempty}
         Recapitulatif.objects.filter(pk__in=[d.pk for d in claimed.values()]).update(reserve_le=now)
+    for digest in claimed.values():
+        digest.reserve_le = now
     return claimed
+
+
+def _attach(digest_of: dict[int, int]) -> None:
+    """Give each reminder its digest, in one update, if no other digest took it meanwhile."""
+    if not digest_of:
+        return
+    if _postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Rappel._meta.db_table} AS r SET recapitulatif_id = v.digest "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(pk, digest) "
+                "WHERE r.id = v.pk AND r.recapitulatif_id IS NULL",
+                [list(digest_of), list(digest_of.values())],
+            )
+        return
+    # Elsewhere: a case per digest (not per row, which costs seconds to build).
+    by_digest: dict[int, list[int]] = {}
+    for pk, digest in digest_of.items():
+        by_digest.setdefault(digest, []).append(pk)
+    Rappel.objects.filter(pk__in=list(digest_of), recapitulatif__isnull=True).update(
+        recapitulatif_id=Case(*(When(pk__in=pks, then=Value(d)) for d, pks in by_digest.items()))
+    )
 
 
 def release_digests(digests) -> None:
@@ -469,12 +579,13 @@ def digest_preview(user, today: date | None = None):
     )
 
 
-def sweep(today: date | None = None) -> Report:
+def sweep(today: date | None = None, beneficiaires: Collection[int] | None = None) -> Report:
+    """The daily sweep; ``beneficiaires``: only their situations (the bench's smaller runs)."""
     today = today or timezone.localdate()
     report = Report()
-    situations = list(due_today(today, OUVERTES))
+    situations = list(due_today(today, OUVERTES, beneficiaires))
     report.due, report.recorded = record(today, situations=situations)
-    report.resolved = resolve(today, situations=situations)
+    report.resolved = resolve(today, beneficiaires, situations=situations)
     report.emails = send_immediate(today)
     report.digests = send_digests(today)
     logger.info(

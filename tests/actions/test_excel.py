@@ -5,6 +5,7 @@ import os
 import time
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.core.files.base import ContentFile
@@ -18,7 +19,7 @@ from openpyxl import load_workbook
 
 from actions.excel import lire_date, lire_montant
 from actions.excel_template import template_workbook
-from actions.exports import build_export, fiches_for, lignes_for, write_workbook
+from actions.exports import build_export, fiches_for, lignes_for, write_export, write_workbook
 from actions.models import (
     Axe,
     ExportPlan,
@@ -28,6 +29,7 @@ from actions.models import (
     ensure_axes,
 )
 from actions.tasks import purge_exports
+from pvd.jobs import PROGRESS_SECONDS, Progress
 from pvd.tasks import fail_stalled_jobs
 
 pytestmark = pytest.mark.django_db
@@ -754,24 +756,57 @@ def test_export_is_queued_only_after_commit(
     assert ExportPlan.objects.get().statut == ExportPlan.Statut.EN_COURS
 
 
-def test_progress_is_reported_every_500_rows(national, ussel_la_courtine):
+class FakeClock:
+    """A monotonic clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_progress_is_written_every_few_seconds_not_every_so_many_rows(national, ussel_la_courtine):
     ensure_axes(ussel_la_courtine)
     axe = ussel_la_courtine.axes.get(numero=1)
     FicheAction.objects.bulk_create(
         FicheAction(beneficiaire=ussel_la_courtine, reference=f"1.{n}", titre="x", axe=axe)
         for n in range(1200)
     )
+    # 1/64 s a row: 1,200 rows take 18.75 s, so the progress is written every 128 rows
+    # (2 s), 9 times, not once per row nor every so many rows whatever their speed.
     seen = []
-
     written = write_workbook(
-        fiches_for(national), lignes_for(national), io.BytesIO(), progress=seen.append
+        fiches_for(national),
+        lignes_for(national),
+        io.BytesIO(),
+        progress=Progress(seen.append, every=PROGRESS_SECONDS, clock=FakeClock(1 / 64)),
     )
+    assert PROGRESS_SECONDS == 2.0
+    assert written == 1200
+    assert seen == [128 * k for k in range(1, 10)]
 
-    assert (written, seen) == (1200, [500, 1000])
+    # A fast machine (no time passes): not one progress write, however many rows.
     export = ExportPlan.objects.create(perimetre="national", requested_by=national)
-    build_export(export.pk)
+    with CaptureQueriesContext(connection) as queries:
+        ExportPlan.run(export.pk, partial(write_export, clock=FakeClock(0)), failed="{error}")
+    progress_writes = [q["sql"] for q in queries if q["sql"].endswith("\"statut\" = 'en_cours')")]
+    # lignes_faites = 0 at the start only (the end is stored with the file).
+    assert len(progress_writes) == 1, progress_writes
     export.refresh_from_db()
     assert (export.statut, export.lignes_faites, export.lignes_total) == ("pret", 1200, 1200)
+
+
+def test_progress_writes_are_bounded_by_time_whatever_the_number_of_rows():
+    for rows in (1_000, 100_000):
+        seen = []
+        progress = Progress(seen.append, every=2.0, clock=FakeClock(30.0 / rows))
+        for done in range(1, rows + 1):
+            progress(done)
+        # 30 s of work: one write each 2 s, at 1,000 rows as at 100,000.
+        assert len(seen) in (14, 15), (rows, len(seen))
+        assert seen == sorted(seen)
 
 
 def test_building_twice_keeps_one_file(national, plan_ussel):

@@ -122,3 +122,39 @@ def test_an_email_sent_again_after_the_lease_keeps_its_message_id(
     (rappel,) = Rappel.objects.filter(destinataire=cdp_ussel, regle="convention_cadre")
     assert first.message()["Message-ID"] == again.message()["Message-ID"]
     assert again.message()["Message-ID"] == f"<pvd-rappel-{rappel.pk}@localhost>"
+
+
+class FakeClock:
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_claims_still_being_sent_are_renewed_by_time_not_per_email(
+    morning, ussel_at_12_months, cdp_ussel, elu_ussel, prefecture_19
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    record(TODAY)
+    ids = sorted(Rappel.objects.values_list("pk", flat=True))
+    assert len(ids) >= 3
+    claimed, claimed_at = claim(ids, with_time=True)
+    # One of them is another worker's claim now (ours expired and it took it).
+    other = timezone.now() + timedelta(seconds=1)
+    Rappel.objects.filter(pk=ids[0]).update(email_reserve_le=other)
+    step = sweep_module.RENEW_EVERY.total_seconds() / 4
+    renew = sweep_module._Renewal(Rappel, "email_reserve_le", claimed_at, clock=FakeClock(step))
+
+    later(morning, timedelta(minutes=1))
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(8):  # eight e-mails sent over two renewal periods
+            renew(ids)
+
+    assert len(queries) == 2  # two renewals, not eight
+    assert Rappel.objects.get(pk=ids[0]).email_reserve_le == other
+    renewed = set(Rappel.objects.filter(pk__in=ids[1:]).values_list("email_reserve_le", flat=True))
+    assert len(renewed) == 1 and renewed.pop() >= claimed_at + timedelta(minutes=1)
