@@ -6,7 +6,7 @@ from django.utils.http import http_date
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
-from .jeux import JEUX, LICENCE, LICENCE_URL, PAR_SLUG
+from .jeux import JEUX, LICENCE, LICENCE_URL, PAR_SLUG, SANS_SIRET, Jeu
 from .models import Publication
 
 
@@ -22,10 +22,28 @@ class OpenDataView(TemplateView):
         for p in Publication.objects.pretes().order_by("-finished_at")[:200]:
             if dernieres.get(p.jeu) != p:
                 anciennes.setdefault(p.jeu, []).append(p)
-        jeux = [(jeu, dernieres.get(jeu.slug), anciennes.get(jeu.slug, [])[:5]) for jeu in JEUX]
+        jeux = [
+            (jeu, p, anciennes.get(jeu.slug, [])[:5], _exclusions(jeu, p))
+            for jeu in JEUX
+            for p in [dernieres.get(jeu.slug)]
+        ]
         return super().get_context_data(
-            jeux=jeux, licence=LICENCE, licence_url=LICENCE_URL, **kwargs
+            jeux=jeux,
+            licence=LICENCE,
+            licence_url=LICENCE_URL,
+            sans_siret=SANS_SIRET,
+            **kwargs,
         )
+
+
+def _exclusions(jeu: Jeu, publication: Publication | None) -> list[tuple[str, str, int]]:
+    """(reason, what it says, rows left out) of a file, in the data set's order."""
+    if publication is None or not jeu.exclusions:
+        return []
+    if publication.lignes_exclues and not publication.exclusions:  # a file built before 2026-12
+        return [("", "motif non détaillé pour ce fichier", publication.lignes_exclues)]
+    comptes = publication.exclusions
+    return [(cle, texte, comptes.get(cle, 0)) for cle, texte in jeu.exclusions.items()]
 
 
 def _serve(publication: Publication) -> FileResponse:
