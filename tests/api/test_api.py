@@ -233,3 +233,30 @@ def test_the_key_is_stored_hashed(territoires):
     assert secret not in cle.empreinte and len(cle.empreinte) == 64
     assert CleApi.lire(texte) == cle
     assert CleApi.lire(texte[:-1] + ("A" if texte[-1] != "A" else "B")) is None
+
+
+@pytest.mark.parametrize("path", ["/api/v1/fiches/", "/api/v1/beneficiaires/"])
+def test_a_partner_page_costs_the_same_queries_whatever_its_rows(
+    client,
+    financements,
+    path,  # noqa: F811
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.opendata.conftest import fiche
+
+    _, texte = key_for("anct@test.pvd.fr")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path, {"taille": 1000}, **bearer(texte)).status_code == 200
+        return len(captured)
+
+    queries()  # the first request also fills the caches (the key user's perimeter…)
+    before = queries()
+    le_blanc = Beneficiaire.objects.get(nom="Le Blanc")
+    for n in range(2, 12):
+        lignes = [("DSIL", "1000", "notifie", None), ("Région", "500", "prevu", None)]
+        fiche(le_blanc, f"1.{n}", 10000, lignes)
+    assert queries() == before
