@@ -2,13 +2,21 @@
 partners' endpoints (a key: what its user reads, through the same ``for_user`` as the pages).
 """
 
+import functools
+import hashlib
+import math
+import time
+
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.middleware.http import ConditionalGetMiddleware
 from django.urls import reverse
+from django.utils.cache import set_response_etag
 from django.utils.decorators import decorator_from_middleware
+from django.utils.http import http_date
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -41,7 +49,52 @@ class OutsideSession:
         return login_not_required(conditional(super().as_view(*args, **kwargs)))
 
 
-class PublicViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
+# How long a public URL's content date is kept: forgotten, the next answer is dated anew (a
+# 200 where a 304 would have done), and a query string nobody asks again goes away.
+MEMOIRE_DATES = 7 * 24 * 3600
+
+
+def dated(view):
+    """A public answer's Last-Modified: when this URL first gave this content (its ETag),
+    kept in the shared cache. The public sets are read live from several tables, not all of
+    them dated (a funder's SIRET, a commune's name…): the first time a content is seen is the
+    date that is never too early. A new content gets a later second than the one it replaces,
+    so a client's If-Modified-Since answers 304 only while nothing changed (the wrapping
+    ConditionalGetMiddleware decides, from the ETag when the client sends If-None-Match)."""
+
+    def date(request, response):
+        set_response_etag(response)
+        key = "api:modifie:" + hashlib.sha256(request.get_full_path().encode()).hexdigest()
+        known = cache.get(key)
+        if known and known[0] == response["ETag"]:
+            depuis = known[1]
+        else:
+            depuis = max(math.ceil(time.time()), known[1] + 1 if known else 0)
+            cache.set(key, (response["ETag"], depuis), timeout=MEMOIRE_DATES)
+        response["Last-Modified"] = http_date(depuis)
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if request.method not in ("GET", "HEAD") or response.status_code != 200:
+            return response
+        # Dated once rendered, before ConditionalGetMiddleware's own callback reads it.
+        response.add_post_render_callback(functools.partial(date, request))
+        return response
+
+    return wrapped
+
+
+class Public(OutsideSession):
+    """A public open-data view: an ETag and a Last-Modified (``dated``)."""
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        view = super(OutsideSession, cls).as_view(*args, **kwargs)
+        return login_not_required(conditional(dated(view)))
+
+
+class PublicViewSet(Public, viewsets.ReadOnlyModelViewSet):
     permission_classes = [AllowAny]
     throttle_classes = [AnonymeThrottle, CleThrottle]
 
@@ -128,7 +181,7 @@ class SubventionViewSet(PublicViewSet):
 
 
 @extend_schema_view(list=extend_schema(summary="Chiffres du programme par département"))
-class ChiffresDepartementViewSet(OutsideSession, mixins.ListModelMixin, viewsets.GenericViewSet):
+class ChiffresDepartementViewSet(Public, mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = [AllowAny]
     throttle_classes = [AnonymeThrottle, CleThrottle]
     serializer_class = serializers.ChiffresDepartementSerializer

@@ -2,6 +2,7 @@ import re
 
 import pytest
 import yaml
+from django.utils.http import parse_http_date
 
 from api.models import CleApi, UtilisationCle
 from communes.models import Beneficiaire
@@ -82,6 +83,48 @@ def test_public_answers_carry_an_etag_and_answer_304(client, territoires):
     etag = first["ETag"]
     again = client.get("/api/v1/conventions-cadres/", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
+
+
+def test_public_answers_carry_a_last_modified_and_answer_304_until_the_data_change(
+    client, territoires
+):
+    from datetime import date
+
+    from conventions.models import Convention
+
+    url = "/api/v1/conventions-cadres/?insee_dep=36"
+    first = client.get(url)
+    assert first.status_code == 200 and first["ETag"]
+    since = first["Last-Modified"]
+    assert since.endswith(" GMT")
+    # The same content keeps its date: a client that has it gets a 304.
+    again = client.get(url, HTTP_IF_MODIFIED_SINCE=since)
+    assert again.status_code == 304
+    assert client.get(url)["Last-Modified"] == since
+    # A signed convention-cadre in the Indre: a new content, dated later, sent in full.
+    Convention.objects.create(
+        beneficiaire=Beneficiaire.objects.get(nom="Le Blanc"),
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre PVD valant ORT – Le Blanc",
+        statut=Convention.Statut.SIGNEE,
+        date_signature=date(2023, 6, 12),
+        date_entree_vigueur=date(2023, 6, 12),
+    )
+    changed = client.get(url, HTTP_IF_MODIFIED_SINCE=since)
+    assert changed.status_code == 200
+    assert changed.json()["count"] == first.json()["count"] + 1
+    assert parse_http_date(changed["Last-Modified"]) > parse_http_date(since)
+    assert client.get(url, HTTP_IF_MODIFIED_SINCE=changed["Last-Modified"]).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/communes-pvd/", "/api/v1/subventions/", "/api/v1/chiffres-departements/"]
+)
+def test_every_public_set_is_dated(client, territoires, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    modified = response["Last-Modified"]
+    assert client.get(path, HTTP_IF_MODIFIED_SINCE=modified).status_code == 304
 
 
 def test_subventions_endpoint_gives_scdl_records(client, financements):  # noqa: F811
@@ -238,8 +281,8 @@ def test_the_key_is_stored_hashed(territoires):
 @pytest.mark.parametrize("path", ["/api/v1/fiches/", "/api/v1/beneficiaires/"])
 def test_a_partner_page_costs_the_same_queries_whatever_its_rows(
     client,
-    financements,
-    path,  # noqa: F811
+    financements,  # noqa: F811
+    path,
 ):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -115,6 +115,30 @@ def test_files_are_kept_with_their_date_and_served_from_storage(client, financem
     assert f"/opendata/liste-pvd/{second.pk}.csv" not in page
 
 
+def test_a_file_is_dated_by_its_refresh_and_answers_304(client, financements):
+    from datetime import timedelta
+
+    from django.utils.http import http_date, parse_http_date
+
+    first = publish()["liste-pvd"]
+    Publication.objects.filter(pk=first.pk).update(
+        finished_at=first.finished_at - timedelta(hours=1)
+    )
+    first.refresh_from_db()
+    response = client.get("/opendata/liste-pvd.csv")
+    assert parse_http_date(response["Last-Modified"]) == int(first.finished_at.timestamp())
+    since = response["Last-Modified"]
+    assert client.get("/opendata/liste-pvd.csv", HTTP_IF_MODIFIED_SINCE=since).status_code == 304
+    old = f"/opendata/liste-pvd/{first.pk}.csv"
+    assert client.get(old, HTTP_IF_MODIFIED_SINCE=since).status_code == 304
+    # A new refresh: the latest file is sent again, the old one stays as it was.
+    second = publish()["liste-pvd"]
+    response = client.get("/opendata/liste-pvd.csv", HTTP_IF_MODIFIED_SINCE=since)
+    assert response.status_code == 200
+    assert response["Last-Modified"] == http_date(int(second.finished_at.timestamp()))
+    assert client.get(old, HTTP_IF_MODIFIED_SINCE=since).status_code == 304
+
+
 def test_scdl_file_validates_against_schema_2_1_1(client, financements, tmp_path):
     published = publish()
     sub = published["subventions"]
