@@ -20,6 +20,7 @@ from django.utils.http import http_date
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import (
     SpectacularAPIView,
+    SpectacularRedocView,
     SpectacularSwaggerSplitView,
 )
 from rest_framework import mixins, viewsets
@@ -309,6 +310,7 @@ class IndexView(OutsideSession, APIView):
         return Response(
             {
                 "documentation": url("api:docs"),
+                "documentation_redoc": url("api:redoc"),
                 "schema": url("api:schema"),
                 "donnees_ouvertes": {n: url(f"api:{n}-list") for n in PUBLICS},
                 "avec_cle": {n: url(f"api:{n}-list") for n in PARTENAIRES},
@@ -322,4 +324,11 @@ class SchemaView(OutsideSession, SpectacularAPIView):
 
 
 class DocsView(OutsideSession, SpectacularSwaggerSplitView):
+    permission_classes = [AllowAny]
+
+
+class RedocView(OutsideSession, SpectacularRedocView):
+    """The same document read with Redoc (drf-spectacular-sidecar's bundle, served by the
+    portal under its CSP: templates/drf_spectacular/redoc.html)."""
+
     permission_classes = [AllowAny]

@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -52,6 +53,30 @@ def test_docs_page_loads_under_the_csp_with_no_external_url(client, territoires)
     html = response.content.decode()
     assert re.findall(r"""(?:src|href)=["'](?:https?:)?//""", html) == []
     assert "/static/drf_spectacular_sidecar/" in html
+
+
+def test_redoc_page_loads_under_the_same_csp_from_local_files(client, territoires):
+    response = client.get("/api/v1/redoc/")
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+
+    def same(policy: str) -> str:
+        return re.sub(r"'nonce-[^']+'", "'nonce'", policy)
+
+    assert same(csp) == same(client.get("/api/v1/docs/")["Content-Security-Policy"])
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    html = response.content.decode()
+    assert re.findall(r"(?:https?:)?//", html) == []  # no CDN, no web font
+    assert '/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"' in html
+    nonce = re.search(r"'nonce-([^']+)'", csp)[1]
+    # The inline script and style carry the nonce, and Redoc gets it for the styles it adds.
+    assert html.count(f'nonce="{nonce}"') == 3
+    given = re.search(r'nonce: ("[^"]+")', html)[1]  # a JS string (escapejs)
+    assert json.loads(given) == nonce
+    assert '"/api/v1/schema/"' in html
+    # Linked from the documentation (the document's description) and from the index.
+    assert "[Redoc](/api/v1/redoc/)" in client.get("/api/v1/schema/").content.decode()
+    assert client.get("/api/v1/").json()["documentation_redoc"].endswith("/api/v1/redoc/")
 
 
 def test_docs_script_is_served_apart_for_the_csp(client, territoires):
