@@ -328,3 +328,88 @@ def test_a_partner_page_costs_the_same_queries_whatever_its_rows(
         lignes = [("DSIL", "1000", "notifie", None), ("Région", "500", "prevu", None)]
         fiche(le_blanc, f"1.{n}", 10000, lignes)
     assert queries() == before
+
+
+# The role table: each key reads, on every partner endpoint, what its user reads on the pages.
+
+ROLES = {
+    # email: (reads Ussel – La Courtine's objects, reads Le Blanc's objects)
+    "anct@test.pvd.fr": (True, True),
+    "prefecture-36@test.pvd.fr": (False, True),
+    "prefecture-19@test.pvd.fr": (True, False),
+    "cdp-ussel@test.pvd.fr": (True, False),
+    "elu-ussel@test.pvd.fr": (True, False),
+    "president-hcc@test.pvd.fr": (True, False),
+    "partenaire@test.pvd.fr": (True, True),  # Banque des Territoires, France entière
+    "partenaire-36@test.pvd.fr": (False, True),  # a partner's regional office, the Indre
+}
+
+
+@pytest.fixture
+def objets(financements):  # noqa: F811
+    """One object of each partner endpoint in Ussel – La Courtine and in Le Blanc."""
+    from datetime import date
+
+    from actions.models import FicheAction
+    from conventions.models import Convention
+    from postes.models import Poste
+    from pvd.models import Role
+    from tests.factories import user_with_role
+
+    user_with_role(
+        "partenaire-36@test.pvd.fr",
+        Role.Kind.PARTENAIRE,
+        organisation="Anah",
+        departements=["36"],
+    )
+    found = {}
+    for nom, siren in (("Ussel – La Courtine", "200066744"), ("Le Blanc", "243600319")):
+        beneficiaire = Beneficiaire.objects.get(nom=nom)
+        convention = Convention.objects.filter(beneficiaire=beneficiaire).first()
+        convention = convention or Convention.objects.create(
+            beneficiaire=beneficiaire,
+            type=Convention.Type.ADHESION,
+            titre=f"Convention d'adhésion – {nom}",
+            statut=Convention.Statut.SIGNEE,
+            date_signature=date(2021, 5, 3),
+        )
+        poste = Poste.objects.create(
+            employeur_siren=siren,
+            employeur_nom=nom,
+            date_creation=date(2021, 6, 1),
+            etat=Poste.Etat.VACANT,
+        )
+        poste.beneficiaires.set([beneficiaire])
+        found[nom] = {
+            "beneficiaires": beneficiaire.pk,
+            "conventions": convention.pk,
+            "fiches": FicheAction.objects.filter(beneficiaire=beneficiaire).first().pk,
+            "postes": poste.pk,
+        }
+    return found
+
+
+@pytest.mark.parametrize("endpoint", ["beneficiaires", "conventions", "fiches", "postes"])
+@pytest.mark.parametrize("email", ROLES)
+def test_role_table_a_key_reads_its_perimeter_on_every_endpoint(client, objets, email, endpoint):
+    _, texte = key_for(email)
+    listed = {
+        row["id"]
+        for row in client.get(f"/api/v1/{endpoint}/", {"taille": 1000}, **bearer(texte)).json()[
+            "results"
+        ]
+    }
+    for nom, sees in zip(("Ussel – La Courtine", "Le Blanc"), ROLES[email], strict=True):
+        pk = objets[nom][endpoint]
+        response = client.get(f"/api/v1/{endpoint}/{pk}/", **bearer(texte))
+        assert response.status_code == (200 if sees else 404), (nom, response.json())
+        assert (pk in listed) == sees
+
+
+def test_a_revoked_key_is_401_on_every_endpoint(client, objets):
+    cle, texte = key_for("partenaire-36@test.pvd.fr")
+    cle.revoquer()
+    for endpoint, pk in objets["Le Blanc"].items():
+        for path in (f"/api/v1/{endpoint}/", f"/api/v1/{endpoint}/{pk}/"):
+            response = client.get(path, **bearer(texte))
+            assert (response.status_code, response["Content-Type"]) == (401, PROBLEM)
