@@ -3,7 +3,6 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -16,6 +15,7 @@ from pvd.bounds import (
     TEXTE_LONG_VALIDATORS,
     date_plausible,
     nombre_plafonne,
+    siret_valide,
     texte_une_ligne,
 )
 from pvd.files import pdf_upload_name
@@ -59,9 +59,9 @@ class Financeur(models.Model):
         "SIRET",
         max_length=14,
         blank=True,
-        validators=[RegexValidator(r"^\d{14}$", "Le SIRET compte 14 chiffres.")],
-        help_text="14 chiffres ; publié comme attribuant dans le fichier des subventions "
-        "(données ouvertes).",
+        validators=[siret_valide],
+        help_text="14 chiffres, tel que l'annuaire des entreprises le donne ; publié comme "
+        "attribuant dans le fichier des subventions (données ouvertes).",
     )
 
     class Meta:

@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -336,9 +336,13 @@ class FinanceurListView(NationalRequiredMixin, ListView):
     template_name = "actions/financeur_list.html"
 
     def get_queryset(self):
-        return Financeur.objects.annotate(nb_lignes=Count("lignefinancement")).order_by(
-            "ordre", "nom"
-        )
+        # Notified or paid: the lines the open-data grants file publishes when a SIRET is set.
+        statuts = [LigneFinancement.Statut.NOTIFIE, LigneFinancement.Statut.VERSE]
+        notifiees = Q(lignefinancement__statut__in=statuts)
+        return Financeur.objects.annotate(
+            nb_lignes=Count("lignefinancement"),
+            nb_notifiees=Count("lignefinancement", filter=notifiees),
+        ).order_by("ordre", "nom")
 
 
 class FinanceurFormMixin(NationalRequiredMixin, IntegrityErrorMixin):

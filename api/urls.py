@@ -23,5 +23,6 @@ urlpatterns = [
     path("", views.IndexView.as_view(), name="index"),
     path("schema/", views.SchemaView.as_view(), name="schema"),
     path("docs/", views.DocsView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", views.RedocView.as_view(url_name="api:schema"), name="redoc"),
     path("", include(router.urls)),
 ]

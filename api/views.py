@@ -2,16 +2,25 @@
 partners' endpoints (a key: what its user reads, through the same ``for_user`` as the pages).
 """
 
+import functools
+import hashlib
+import math
+import time
+
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.middleware.http import ConditionalGetMiddleware
 from django.urls import reverse
+from django.utils.cache import set_response_etag
 from django.utils.decorators import decorator_from_middleware
+from django.utils.http import http_date
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import (
     SpectacularAPIView,
+    SpectacularRedocView,
     SpectacularSwaggerSplitView,
 )
 from rest_framework import mixins, viewsets
@@ -19,7 +28,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from actions.models import FicheAction
+from actions.models import Axe, FicheAction, LigneFinancement
 from communes.models import Beneficiaire, MembreBeneficiaire
 from conventions.echeances import with_echeances
 from conventions.models import Convention
@@ -41,7 +50,52 @@ class OutsideSession:
         return login_not_required(conditional(super().as_view(*args, **kwargs)))
 
 
-class PublicViewSet(OutsideSession, viewsets.ReadOnlyModelViewSet):
+# How long a public URL's content date is kept: forgotten, the next answer is dated anew (a
+# 200 where a 304 would have done), and a query string nobody asks again goes away.
+MEMOIRE_DATES = 7 * 24 * 3600
+
+
+def dated(view):
+    """A public answer's Last-Modified: when this URL first gave this content (its ETag),
+    kept in the shared cache. The public sets are read live from several tables, not all of
+    them dated (a funder's SIRET, a commune's name…): the first time a content is seen is the
+    date that is never too early. A new content gets a later second than the one it replaces,
+    so a client's If-Modified-Since answers 304 only while nothing changed (the wrapping
+    ConditionalGetMiddleware decides, from the ETag when the client sends If-None-Match)."""
+
+    def date(request, response):
+        set_response_etag(response)
+        key = "api:modifie:" + hashlib.sha256(request.get_full_path().encode()).hexdigest()
+        known = cache.get(key)
+        if known and known[0] == response["ETag"]:
+            depuis = known[1]
+        else:
+            depuis = max(math.ceil(time.time()), known[1] + 1 if known else 0)
+            cache.set(key, (response["ETag"], depuis), timeout=MEMOIRE_DATES)
+        response["Last-Modified"] = http_date(depuis)
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if request.method not in ("GET", "HEAD") or response.status_code != 200:
+            return response
+        # Dated once rendered, before ConditionalGetMiddleware's own callback reads it.
+        response.add_post_render_callback(functools.partial(date, request))
+        return response
+
+    return wrapped
+
+
+class Public(OutsideSession):
+    """A public open-data view: an ETag and a Last-Modified (``dated``)."""
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        view = super(OutsideSession, cls).as_view(*args, **kwargs)
+        return login_not_required(conditional(dated(view)))
+
+
+class PublicViewSet(Public, viewsets.ReadOnlyModelViewSet):
     permission_classes = [AllowAny]
     throttle_classes = [AnonymeThrottle, CleThrottle]
 
@@ -128,7 +182,7 @@ class SubventionViewSet(PublicViewSet):
 
 
 @extend_schema_view(list=extend_schema(summary="Chiffres du programme par département"))
-class ChiffresDepartementViewSet(OutsideSession, mixins.ListModelMixin, viewsets.GenericViewSet):
+class ChiffresDepartementViewSet(Public, mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = [AllowAny]
     throttle_classes = [AnonymeThrottle, CleThrottle]
     serializer_class = serializers.ChiffresDepartementSerializer
@@ -139,14 +193,47 @@ class ChiffresDepartementViewSet(OutsideSession, mixins.ListModelMixin, viewsets
         return list(rows)
 
 
+class RowsViewSet(PartnerViewSet):
+    """A partner's list read as plain rows (``values()``), not model instances: on a
+    1,000-row page, building instances and walking DRF's fields cost more than the SQL. Each
+    page, and each object, gets its related rows (``attach``) in one more query."""
+
+    def attach(self, rows: list[dict]) -> list[dict]:
+        return rows
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else self.attach(list(page))
+
+    def get_object(self):
+        return self.attach([super().get_object()])[0]
+
+
 @extend_schema_view(list=extend_schema(summary="Bénéficiaires lisibles avec la clé"))
-class BeneficiaireViewSet(PartnerViewSet):
+class BeneficiaireViewSet(RowsViewSet):
     serializer_class = serializers.BeneficiaireSerializer
     filterset_fields = ["departement", "statut"]
     model = Beneficiaire
 
     def scoped(self, user):
-        return Beneficiaire.objects.for_user(user).prefetch_related("membres").order_by("nom", "pk")
+        return (
+            Beneficiaire.objects.for_user(user)
+            .order_by("nom", "pk")
+            .values("id", "nom", "statut", "epci", "departement", "updated_at")
+        )
+
+    def attach(self, rows: list[dict]) -> list[dict]:
+        communes: dict[int, list[str]] = {row["id"]: [] for row in rows}
+        membres = (
+            MembreBeneficiaire.objects.filter(beneficiaire__in=communes, actif=True)
+            .order_by("commune_id")
+            .values_list("beneficiaire_id", "commune_id")
+        )
+        for beneficiaire, commune in membres:
+            communes[beneficiaire].append(commune)
+        for row in rows:
+            row["communes"] = communes[row["id"]]
+        return rows
 
 
 @extend_schema_view(list=extend_schema(summary="Conventions lisibles avec la clé"))
@@ -160,18 +247,39 @@ class ConventionViewSet(PartnerViewSet):
 
 
 @extend_schema_view(list=extend_schema(summary="Fiches action et leurs financements"))
-class FicheViewSet(PartnerViewSet):
+class FicheViewSet(RowsViewSet):
     serializer_class = serializers.FicheSerializer
     filterset_fields = ["beneficiaire", "maturite", "avancement"]
     model = FicheAction
 
     def scoped(self, user):
+        # (beneficiaire, reference) is unique: the order is total, and its index gives it
+        # (by the id: "beneficiaire" would sort by the beneficiary's name, a join and a sort).
         return (
             FicheAction.objects.for_user(user)
-            .select_related("axe")
-            .prefetch_related("financements__financeur")
-            .order_by("beneficiaire", "reference", "pk")
+            .order_by("beneficiaire_id", "reference")
+            .values(*serializers.FICHE_COLONNES)
         )
+
+    def attach(self, rows: list[dict]) -> list[dict]:
+        # The axes' names apart: a join in the page's query would be one in its count too.
+        axes = dict(
+            Axe.objects.filter(pk__in={row["axe_id"] for row in rows})
+            .order_by()
+            .values_list("pk", "nom")
+        )
+        lignes: dict[int, list[dict]] = {row["id"]: [] for row in rows}
+        for ligne in (
+            LigneFinancement.objects.filter(fiche__in=lignes)
+            .order_by("fiche_id", "financeur__ordre", "pk")
+            .values("fiche_id", "dispositif", "montant", "statut", "date_decision")
+            .annotate(financeur_nom=F("financeur__nom"))
+        ):
+            lignes[ligne["fiche_id"]].append(ligne)
+        for row in rows:
+            row["axe_nom"] = axes[row["axe_id"]]
+            row["financements"] = lignes[row["id"]]
+        return rows
 
 
 @extend_schema_view(list=extend_schema(summary="Postes de chef de projet"))
@@ -202,6 +310,7 @@ class IndexView(OutsideSession, APIView):
         return Response(
             {
                 "documentation": url("api:docs"),
+                "documentation_redoc": url("api:redoc"),
                 "schema": url("api:schema"),
                 "donnees_ouvertes": {n: url(f"api:{n}-list") for n in PUBLICS},
                 "avec_cle": {n: url(f"api:{n}-list") for n in PARTENAIRES},
@@ -215,4 +324,11 @@ class SchemaView(OutsideSession, SpectacularAPIView):
 
 
 class DocsView(OutsideSession, SpectacularSwaggerSplitView):
+    permission_classes = [AllowAny]
+
+
+class RedocView(OutsideSession, SpectacularRedocView):
+    """The same document read with Redoc (drf-spectacular-sidecar's bundle, served by the
+    portal under its CSP: templates/drf_spectacular/redoc.html)."""
+
     permission_classes = [AllowAny]

@@ -35,8 +35,9 @@ class Jeu:
     description: str
     colonnes: list[tuple[str, str]]
     schema: str = ""
-    # Why rows of the source may be left out of the file (shown with their count).
-    exclusion: str = ""
+    # Why rows of the source may be left out of the file: {reason key: what it says}; the
+    # rows function counts them by key, the page shows each count with its reason.
+    exclusions: dict[str, str] = field(default_factory=dict)
     rows: object = field(default=None, repr=False)
 
     @property
@@ -75,7 +76,12 @@ def _dates_beneficiaires(beneficiaires) -> dict[int, tuple[date | None, date | N
     }
 
 
-def liste_pvd() -> tuple[Iterator[list], int]:
+# What each data set's rows function gives: its rows, and the source rows it left out, by
+# reason (Jeu.exclusions).
+Rows = tuple[Iterator[list], dict[str, int]]
+
+
+def liste_pvd() -> Rows:
     laureats = Beneficiaire.objects.filter(statut=Beneficiaire.Statut.LAUREAT)
     dates = _dates_beneficiaires(laureats)
 
@@ -84,10 +90,10 @@ def liste_pvd() -> tuple[Iterator[list], int]:
             adhesion = membre.date_signature or dates.get(membre.beneficiaire_id, (None,))[0]
             yield [membre.commune_id, membre.commune.nom, membre.id_pvd or "", adhesion]
 
-    return rows(), 0
+    return rows(), {}
 
 
-def liste_pvd_detaillee() -> tuple[Iterator[list], int]:
+def liste_pvd_detaillee() -> Rows:
     dates = _dates_beneficiaires(Beneficiaire.objects.all())
 
     def rows():
@@ -113,10 +119,10 @@ def liste_pvd_detaillee() -> tuple[Iterator[list], int]:
                 cadre,
             ]
 
-    return rows(), 0
+    return rows(), {}
 
 
-def conventions_cadres() -> tuple[Iterator[list], int]:
+def conventions_cadres() -> Rows:
     conventions = (
         Convention.objects.filter(type=Convention.Type.CADRE, statut__in=Convention.STATUTS_SIGNES)
         .select_related("beneficiaire__epci", "beneficiaire__departement")
@@ -143,7 +149,7 @@ def conventions_cadres() -> tuple[Iterator[list], int]:
                 convention.date_fin,
             ]
 
-    return rows(), 0
+    return rows(), {}
 
 
 # SCDL subventions ---------------------------------------------------------------------------
@@ -239,9 +245,32 @@ def ligne_scdl(ligne: LigneFinancement) -> dict:
     }
 
 
-def subventions() -> tuple[Iterator[list], int]:
+# Why a notified line is not in the SCDL file, in the order the rules apply.
+SANS_SIRET, SANS_DATE, MAITRE_OUVRAGE = "sans_siret", "sans_date", "maitre_ouvrage"
+EXCLUSIONS_SCDL = {
+    SANS_SIRET: "financeur sans SIRET",
+    SANS_DATE: "décision sans date",
+    MAITRE_OUVRAGE: "maître d'ouvrage autre qu'une commune ou un EPCI identifié",
+}
+
+
+def subventions_exclues() -> dict[str, int]:
+    """The notified lines the SCDL file leaves out, by reason (each line counted once, for the
+    first reason that applies): two queries."""
+    avec_siret = ~Q(financeur__siret="")
+    counts = lignes_notifiees().aggregate(
+        total=Count("pk"),
+        sans_siret=Count("pk", filter=Q(financeur__siret="")),
+        sans_date=Count("pk", filter=avec_siret & Q(date_decision__isnull=True)),
+    )
+    publiees = subventions_publiables().order_by().count()
+    counts[MAITRE_OUVRAGE] = counts.pop("total") - counts[SANS_SIRET] - counts[SANS_DATE] - publiees
+    return counts
+
+
+def subventions() -> Rows:
     publiables = subventions_publiables()
-    exclues = lignes_notifiees().count() - publiables.count()
+    exclues = subventions_exclues()
 
     def rows():
         for ligne in publiables.iterator(chunk_size=500):
@@ -253,7 +282,7 @@ def subventions() -> tuple[Iterator[list], int]:
 # Figures by département ---------------------------------------------------------------------
 
 
-def chiffres_departements() -> tuple[Iterator[list], int]:
+def chiffres_departements() -> Rows:
     actifs = Beneficiaire.objects.actifs()
     totaux = totaux_par(actifs, "departement", timezone.localdate())
     postes = {
@@ -284,10 +313,10 @@ def chiffres_departements() -> tuple[Iterator[list], int]:
                 p.get("vacants", 0),
             ]
 
-    return rows(), 0
+    return rows(), {}
 
 
-def financements_departements() -> tuple[Iterator[list], int]:
+def financements_departements() -> Rows:
     lignes = (
         LigneFinancement.objects.filter(fiche__beneficiaire__in=Beneficiaire.objects.actifs())
         .filter(~abandonnee_q("fiche__"))
@@ -310,7 +339,7 @@ def financements_departements() -> tuple[Iterator[list], int]:
                 *(row[f"m_{statut}"] for statut in STATUTS.values),
             ]
 
-    return rows(), 0
+    return rows(), {}
 
 
 # The catalogue ------------------------------------------------------------------------------
@@ -409,8 +438,7 @@ JEUX = [
             ("dispositifAide", "dispositif (par exemple DSIL 2024)"),
         ],
         schema=SCDL_SUBVENTIONS,
-        exclusion="financeur sans SIRET au catalogue, décision sans date, ou maître "
-        "d'ouvrage autre qu'une commune ou un EPCI identifié",
+        exclusions=EXCLUSIONS_SCDL,
         rows=subventions,
     ),
     Jeu(

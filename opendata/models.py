@@ -29,8 +29,10 @@ class Publication(Job):
 
     jeu = models.CharField("jeu de données", max_length=50, db_index=True)
     lignes = models.PositiveIntegerField("lignes", default=0)
-    # Rows of the source left out of the file, with the reason (SCDL: a funder without SIRET).
+    # Rows of the source left out of the file: in all, and by reason (opendata/jeux.py,
+    # Jeu.exclusions: for the SCDL file, a funder without SIRET…).
     lignes_exclues = models.PositiveIntegerField("lignes écartées", default=0)
+    exclusions = models.JSONField("lignes écartées par motif", default=dict, blank=True)
     fichier = models.FileField("fichier", upload_to=publication_upload_to, blank=True)
 
     objects = PublicationQuerySet.as_manager()

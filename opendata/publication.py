@@ -39,4 +39,5 @@ def write_publication(publication: Publication) -> Result:
     except BaseException:
         output.close()
         raise
-    return File(output, name=f"{jeu.slug}.csv"), {"lignes": lignes, "lignes_exclues": exclues}
+    fields = {"lignes": lignes, "lignes_exclues": sum(exclues.values()), "exclusions": exclues}
+    return File(output, name=f"{jeu.slug}.csv"), fields

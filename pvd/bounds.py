@@ -9,6 +9,7 @@ by the web forms, the admin and the Excel import (actions/excel.py).
 - a long text (notes, reasons, comments, sources): 10 000 characters, no NUL
   (``TEXTE_LONG`` with ``TEXTE_LONG_VALIDATORS``);
 - a web address: 200 characters (``URLField``'s own ``max_length``, ``URL_MAX``);
+- a SIRET: 14 digits with a valid check digit (``siret_valide``);
 - a query parameter: no control character, or a 400 in French (pvd.middleware).
 
 Bounds of one field, on that field: a post's ETP 0,1 … 1, a co-financing year 2020 … 2040,
@@ -69,6 +70,39 @@ def nombre_plafonne(value: Decimal | None) -> None:
 def taux_valide(value: Decimal | None) -> None:
     if value is not None and not 0 <= value <= 100:
         raise ValidationError("Le taux va de 0 à 100 %.", code="taux_hors_bornes")
+
+
+# La Poste's establishments share one SIREN and are numbered outside the Luhn formula: the
+# digits of their SIRET add up to a multiple of 5 instead (INSEE's rule for this SIREN).
+SIREN_LA_POSTE = "356000000"
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        value = int(digit) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def siret_valide(value: str | None) -> None:
+    """A SIRET: 14 digits whose Luhn check holds (La Poste's: their digits' sum, see above)."""
+    if not value:
+        return
+    if not re.fullmatch(r"\d{14}", value):
+        raise ValidationError(
+            "Le SIRET compte 14 chiffres, sans lettre ni autre signe.", code="siret_format"
+        )
+    if _luhn(value):
+        return
+    if value.startswith(SIREN_LA_POSTE) and sum(map(int, value)) % 5 == 0:
+        return
+    raise ValidationError(
+        "Ce SIRET n'est pas valide : son dernier chiffre (clé de contrôle) ne correspond pas "
+        "aux 13 autres. Vérifiez-le sur l'annuaire des entreprises "
+        "(annuaire-entreprises.data.gouv.fr).",
+        code="siret_cle",
+    )
 
 
 def texte_une_ligne(value: str | None) -> None:

@@ -556,16 +556,19 @@ SPECTACULAR_SETTINGS = {
         "Lecture seule. Les jeux de données ouverts se lisent sans clé (Licence Ouverte 2.0) ; "
         "les autres points d'accès demandent la clé d'API de l'organisme partenaire, dans "
         "l'en-tête « Authorization: Bearer <clé> », et rendent ce que le compte de la clé lit "
-        "sur le portail. Erreurs au format RFC 7807 (application/problem+json)."
+        "sur le portail. Erreurs au format RFC 7807 (application/problem+json).\n\n"
+        "Le même document se lit avec [Swagger UI](/api/v1/docs/) ou [Redoc](/api/v1/redoc/) ; "
+        "il se télécharge à l'adresse [/api/v1/schema/](/api/v1/schema/) (OpenAPI 3.1)."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    # Swagger UI from drf-spectacular-sidecar: served by the portal, under its CSP (its init
-    # script is a separate file, its one <style> carries the nonce). Not Redoc: it injects
-    # styles the CSP refuses.
+    # Swagger UI and Redoc from drf-spectacular-sidecar: served by the portal, under its CSP
+    # (Swagger's init script is a separate file; each page's <style> and Redoc's init script
+    # carry the nonce, which Redoc passes on to the styles it injects).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- National projects hub (« API Collectivités »), api/hub.py: off unless both are set. ---

@@ -508,3 +508,68 @@ def test_only_national_staff_manage_funders(request, client_for, who, territoire
     assert client.get(reverse("actions:financeur-update", args=[dsil.pk])).status_code == 403
     assert client.post(reverse("actions:financeur-delete", args=[dsil.pk])).status_code == 403
     assert Financeur.objects.filter(pk=dsil.pk).exists()
+
+
+# A funder's SIRET (the attributor of the open-data grants file) --------------------------------
+
+# Made-up numbers (none is a real funder's): Luhn-valid, and of La Poste's form (SIREN
+# 356000000, numbered outside Luhn: its digits add up to a multiple of 5).
+SIRET_FICTIF = "12345678200010"
+SIRET_FORME_LA_POSTE = "35600000012341"  # Luhn fails, digits add up to 20
+
+
+@pytest.mark.parametrize(
+    ("siret", "message"),
+    [
+        (SIRET_FICTIF, None),
+        (SIRET_FORME_LA_POSTE, None),
+        ("12345678200011", "Ce SIRET n'est pas valide : son dernier chiffre (clé de contrôle)"),
+        ("35600000012342", "Ce SIRET n'est pas valide"),  # La Poste's form, sum 21
+        ("1234567820001A", "Le SIRET compte 14 chiffres, sans lettre ni autre signe."),
+        ("123456782", "Le SIRET compte 14 chiffres, sans lettre ni autre signe."),
+    ],
+)
+def test_a_siret_is_checked_by_its_luhn_key(siret, message):
+    from django.core.exceptions import ValidationError
+
+    from pvd.bounds import siret_valide
+
+    if message is None:
+        siret_valide(siret)
+        return
+    with pytest.raises(ValidationError) as error:
+        siret_valide(siret)
+    assert error.value.messages[0].startswith(message)
+
+
+def test_national_staff_enter_a_funders_siret(client_for, national, territoires):
+    client = client_for(national)
+    region = financeur("Région")
+    url = reverse("actions:financeur-update", args=[region.pk])
+    data = {"nom": "Région", "description": region.description, "ordre": region.ordre}
+    response = client.post(url, {**data, "actif": "on", "siret": "12345678200011"})
+    assert response.status_code == 200
+    assert "Ce SIRET n'est pas valide : son dernier chiffre (clé de contrôle)" in text(response)
+    region.refresh_from_db()
+    assert region.siret == ""
+    response = client.post(url, {**data, "actif": "on", "siret": SIRET_FICTIF})
+    assert response.status_code == 302
+    region.refresh_from_db()
+    assert region.siret == SIRET_FICTIF
+    assert SIRET_FICTIF in text(client.get(reverse("actions:financeur-list")))
+
+
+def test_the_catalogue_shows_funders_whose_notified_lines_miss_a_siret(
+    client_for, national, fiche_ussel
+):
+    page = text(client_for(national).get(reverse("actions:financeur-list")))
+    assert "Manquant : 1 ligne notifiée non publiée" in page  # DSIL, no SIRET yet
+    Financeur.objects.filter(nom="DSIL").update(siret=SIRET_FICTIF)
+    page = text(client_for(national).get(reverse("actions:financeur-list")))
+    assert "Manquant" not in page
+
+
+def test_an_unknown_funder_is_a_404(client_for, national, territoires):
+    client = client_for(national)
+    assert client.get(reverse("actions:financeur-update", args=[999999])).status_code == 404
+    assert client.post(reverse("actions:financeur-delete", args=[999999])).status_code == 404

@@ -1,7 +1,9 @@
+import json
 import re
 
 import pytest
 import yaml
+from django.utils.http import parse_http_date
 
 from api.models import CleApi, UtilisationCle
 from communes.models import Beneficiaire
@@ -53,6 +55,30 @@ def test_docs_page_loads_under_the_csp_with_no_external_url(client, territoires)
     assert "/static/drf_spectacular_sidecar/" in html
 
 
+def test_redoc_page_loads_under_the_same_csp_from_local_files(client, territoires):
+    response = client.get("/api/v1/redoc/")
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+
+    def same(policy: str) -> str:
+        return re.sub(r"'nonce-[^']+'", "'nonce'", policy)
+
+    assert same(csp) == same(client.get("/api/v1/docs/")["Content-Security-Policy"])
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    html = response.content.decode()
+    assert re.findall(r"(?:https?:)?//", html) == []  # no CDN, no web font
+    assert '/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"' in html
+    nonce = re.search(r"'nonce-([^']+)'", csp)[1]
+    # The inline script and style carry the nonce, and Redoc gets it for the styles it adds.
+    assert html.count(f'nonce="{nonce}"') == 3
+    given = re.search(r'nonce: ("[^"]+")', html)[1]  # a JS string (escapejs)
+    assert json.loads(given) == nonce
+    assert '"/api/v1/schema/"' in html
+    # Linked from the documentation (the document's description) and from the index.
+    assert "[Redoc](/api/v1/redoc/)" in client.get("/api/v1/schema/").content.decode()
+    assert client.get("/api/v1/").json()["documentation_redoc"].endswith("/api/v1/redoc/")
+
+
 def test_docs_script_is_served_apart_for_the_csp(client, territoires):
     response = client.get("/api/v1/docs/?script=")
     assert response.status_code == 200
@@ -82,6 +108,48 @@ def test_public_answers_carry_an_etag_and_answer_304(client, territoires):
     etag = first["ETag"]
     again = client.get("/api/v1/conventions-cadres/", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
+
+
+def test_public_answers_carry_a_last_modified_and_answer_304_until_the_data_change(
+    client, territoires
+):
+    from datetime import date
+
+    from conventions.models import Convention
+
+    url = "/api/v1/conventions-cadres/?insee_dep=36"
+    first = client.get(url)
+    assert first.status_code == 200 and first["ETag"]
+    since = first["Last-Modified"]
+    assert since.endswith(" GMT")
+    # The same content keeps its date: a client that has it gets a 304.
+    again = client.get(url, HTTP_IF_MODIFIED_SINCE=since)
+    assert again.status_code == 304
+    assert client.get(url)["Last-Modified"] == since
+    # A signed convention-cadre in the Indre: a new content, dated later, sent in full.
+    Convention.objects.create(
+        beneficiaire=Beneficiaire.objects.get(nom="Le Blanc"),
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre PVD valant ORT – Le Blanc",
+        statut=Convention.Statut.SIGNEE,
+        date_signature=date(2023, 6, 12),
+        date_entree_vigueur=date(2023, 6, 12),
+    )
+    changed = client.get(url, HTTP_IF_MODIFIED_SINCE=since)
+    assert changed.status_code == 200
+    assert changed.json()["count"] == first.json()["count"] + 1
+    assert parse_http_date(changed["Last-Modified"]) > parse_http_date(since)
+    assert client.get(url, HTTP_IF_MODIFIED_SINCE=changed["Last-Modified"]).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/communes-pvd/", "/api/v1/subventions/", "/api/v1/chiffres-departements/"]
+)
+def test_every_public_set_is_dated(client, territoires, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    modified = response["Last-Modified"]
+    assert client.get(path, HTTP_IF_MODIFIED_SINCE=modified).status_code == 304
 
 
 def test_subventions_endpoint_gives_scdl_records(client, financements):  # noqa: F811
@@ -233,3 +301,115 @@ def test_the_key_is_stored_hashed(territoires):
     assert secret not in cle.empreinte and len(cle.empreinte) == 64
     assert CleApi.lire(texte) == cle
     assert CleApi.lire(texte[:-1] + ("A" if texte[-1] != "A" else "B")) is None
+
+
+@pytest.mark.parametrize("path", ["/api/v1/fiches/", "/api/v1/beneficiaires/"])
+def test_a_partner_page_costs_the_same_queries_whatever_its_rows(
+    client,
+    financements,  # noqa: F811
+    path,
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.opendata.conftest import fiche
+
+    _, texte = key_for("anct@test.pvd.fr")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path, {"taille": 1000}, **bearer(texte)).status_code == 200
+        return len(captured)
+
+    queries()  # the first request also fills the caches (the key user's perimeter…)
+    before = queries()
+    le_blanc = Beneficiaire.objects.get(nom="Le Blanc")
+    for n in range(2, 12):
+        lignes = [("DSIL", "1000", "notifie", None), ("Région", "500", "prevu", None)]
+        fiche(le_blanc, f"1.{n}", 10000, lignes)
+    assert queries() == before
+
+
+# The role table: each key reads, on every partner endpoint, what its user reads on the pages.
+
+ROLES = {
+    # email: (reads Ussel – La Courtine's objects, reads Le Blanc's objects)
+    "anct@test.pvd.fr": (True, True),
+    "prefecture-36@test.pvd.fr": (False, True),
+    "prefecture-19@test.pvd.fr": (True, False),
+    "cdp-ussel@test.pvd.fr": (True, False),
+    "elu-ussel@test.pvd.fr": (True, False),
+    "president-hcc@test.pvd.fr": (True, False),
+    "partenaire@test.pvd.fr": (True, True),  # Banque des Territoires, France entière
+    "partenaire-36@test.pvd.fr": (False, True),  # a partner's regional office, the Indre
+}
+
+
+@pytest.fixture
+def objets(financements):  # noqa: F811
+    """One object of each partner endpoint in Ussel – La Courtine and in Le Blanc."""
+    from datetime import date
+
+    from actions.models import FicheAction
+    from conventions.models import Convention
+    from postes.models import Poste
+    from pvd.models import Role
+    from tests.factories import user_with_role
+
+    user_with_role(
+        "partenaire-36@test.pvd.fr",
+        Role.Kind.PARTENAIRE,
+        organisation="Anah",
+        departements=["36"],
+    )
+    found = {}
+    for nom, siren in (("Ussel – La Courtine", "200066744"), ("Le Blanc", "243600319")):
+        beneficiaire = Beneficiaire.objects.get(nom=nom)
+        convention = Convention.objects.filter(beneficiaire=beneficiaire).first()
+        convention = convention or Convention.objects.create(
+            beneficiaire=beneficiaire,
+            type=Convention.Type.ADHESION,
+            titre=f"Convention d'adhésion – {nom}",
+            statut=Convention.Statut.SIGNEE,
+            date_signature=date(2021, 5, 3),
+        )
+        poste = Poste.objects.create(
+            employeur_siren=siren,
+            employeur_nom=nom,
+            date_creation=date(2021, 6, 1),
+            etat=Poste.Etat.VACANT,
+        )
+        poste.beneficiaires.set([beneficiaire])
+        found[nom] = {
+            "beneficiaires": beneficiaire.pk,
+            "conventions": convention.pk,
+            "fiches": FicheAction.objects.filter(beneficiaire=beneficiaire).first().pk,
+            "postes": poste.pk,
+        }
+    return found
+
+
+@pytest.mark.parametrize("endpoint", ["beneficiaires", "conventions", "fiches", "postes"])
+@pytest.mark.parametrize("email", ROLES)
+def test_role_table_a_key_reads_its_perimeter_on_every_endpoint(client, objets, email, endpoint):
+    _, texte = key_for(email)
+    listed = {
+        row["id"]
+        for row in client.get(f"/api/v1/{endpoint}/", {"taille": 1000}, **bearer(texte)).json()[
+            "results"
+        ]
+    }
+    for nom, sees in zip(("Ussel – La Courtine", "Le Blanc"), ROLES[email], strict=True):
+        pk = objets[nom][endpoint]
+        response = client.get(f"/api/v1/{endpoint}/{pk}/", **bearer(texte))
+        assert response.status_code == (200 if sees else 404), (nom, response.json())
+        assert (pk in listed) == sees
+
+
+def test_a_revoked_key_is_401_on_every_endpoint(client, objets):
+    cle, texte = key_for("partenaire-36@test.pvd.fr")
+    cle.revoquer()
+    for endpoint, pk in objets["Le Blanc"].items():
+        for path in (f"/api/v1/{endpoint}/", f"/api/v1/{endpoint}/{pk}/"):
+            response = client.get(path, **bearer(texte))
+            assert (response.status_code, response["Content-Type"]) == (401, PROBLEM)

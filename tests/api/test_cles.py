@@ -82,18 +82,3 @@ def test_only_national_staff_manage_keys(client_for, request, who, national):
 def test_anonymous_is_sent_to_login(client, territoires):
     response = client.get("/cles-api/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
-
-
-def test_a_funders_siret_is_fourteen_digits(client_for, national):
-    from actions.models import Financeur
-
-    anah = Financeur.objects.get(nom="Anah")
-    client = client_for(national)
-    data = {"nom": "Anah", "description": anah.description, "ordre": anah.ordre, "actif": ""}
-    response = client.post(f"/actions/financeurs/{anah.pk}/modifier/", {**data, "siret": "123"})
-    assert "Le SIRET compte 14 chiffres." in response.content.decode()
-    anah.refresh_from_db()
-    assert anah.siret == ""
-    client.post(f"/actions/financeurs/{anah.pk}/modifier/", {**data, "siret": "12345678900012"})
-    anah.refresh_from_db()
-    assert anah.siret == "12345678900012"

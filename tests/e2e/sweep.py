@@ -15,14 +15,14 @@ BLOCKING_IMPACTS = {"serious", "critical"}
 
 # Not pages: files, downloads, exports, htmx fragments, state changes that only accept POST, the
 # session's end, Django's admin (not the portal's pages) and ProConnect's outside round-trip.
-# The API's documentation is Swagger UI, served as shipped for developers (its own markup,
-# checked for the CSP in tests/api): not one of the portal's pages.
+# The API's documentation is Swagger UI and Redoc, served as shipped for developers (their own
+# markup, checked for the CSP in tests/api and tests/e2e): not the portal's pages.
 SKIPPED = re.compile(
     r"""^/(static|media|admin)/
     | /accounts/logout/
     | /accounts/proconnect/
     | /export/(departement|national) | /club/export/ | /api/v1/schema/
-    | /api/v1/docs/
+    | /api/v1/docs/ | /api/v1/redoc/
     | /progression/ | telecharger | modele
     | /documents/ | /scans/ | piece-jointe | /generer/
     | /supprimer/ | /envoyer/ | /signer/ | /dater/ | /detacher/

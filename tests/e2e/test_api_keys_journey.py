@@ -64,3 +64,21 @@ def test_the_api_documentation_works_under_the_csp(page, territoires, csp_violat
     page.get_by_text("API du portail Petites villes de demain").first.wait_for()
     page.get_by_text("/api/v1/communes-pvd/").first.wait_for()
     assert [v for v in csp_violations if "script" in v] == []
+
+
+def test_the_redoc_documentation_works_under_the_csp(page, territoires, csp_violations):
+    page.goto("/api/v1/docs/")
+    link = page.get_by_role("link", name="Redoc").first
+    assert link.get_attribute("href") == "/api/v1/redoc/"  # Swagger UI opens it in a new tab
+    page.goto("/api/v1/redoc/")
+    title = page.get_by_role("heading", name="API du portail Petites villes de demain")
+    title.wait_for()
+    page.get_by_role("heading", name="Conventions-cadres valant ORT signées").wait_for()
+    # Redoc's own styles (injected with the nonce) apply: its theme's font is the one given.
+    font = title.evaluate("element => getComputedStyle(element).fontFamily")
+    assert font.startswith("Marianne")
+    # Nothing refused but Redoc's footer logo, which it asks its CDN for: refused, not fetched.
+    assert (
+        len(csp_violations) == 1
+        and "https://cdn.redoc.ly/redoc/logo-mini.svg" in (csp_violations[0])
+    )

@@ -9,8 +9,9 @@ from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
 from communes.models import Beneficiaire
 from conventions.models import Convention
 
-# A made-up SIRET for the tests (14 digits): the real funders' SIRETs are not in our sources.
-SIRET_DSIL = "13000000000011"
+# A made-up SIRET for the tests (14 digits, Luhn-valid, the textbook SIREN 123456782): the
+# real funders' SIRETs are in none of our sources.
+SIRET_DSIL = "12345678200010"
 
 
 def fiche(beneficiaire, reference: str, cout, lignes=(), **fields) -> FicheAction:

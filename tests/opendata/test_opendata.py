@@ -7,17 +7,28 @@ import pytest
 from django.core.files.storage import default_storage
 from frictionless import Resource, Schema
 
+from actions.models import Financeur
 from communes.models import Beneficiaire, MembreBeneficiaire
 from opendata import publication
 from opendata.jeux import JEUX
 from opendata.models import Publication
 from tests.opendata.conftest import SIRET_DSIL, read_csv
 
+# Made-up, Luhn-valid (the Région's real SIRET is in none of our sources).
+SIRET_REGION = "12345678200028"
+
 SCHEMA_PATH = Path(__file__).parents[2] / "opendata" / "schemas" / "scdl-subventions-2.1.1.json"
 
 
 def scdl_schema() -> Schema:
     return Schema.from_descriptor(json.loads(SCHEMA_PATH.read_text()))
+
+
+def validate_scdl(content: bytes, folder: Path):
+    """frictionless' report on a SCDL file as published (its bytes, read as a CSV file)."""
+    (folder / "subventions.csv").write_bytes(content)
+    resource = Resource(path="subventions.csv", basepath=str(folder), schema=scdl_schema())
+    return resource.validate()
 
 
 def publish() -> dict[str, Publication]:
@@ -57,7 +68,10 @@ def test_anonymous_visitor_sees_every_file_with_its_columns_licence_date_and_row
         assert published[jeu.slug].statut == Publication.Statut.PRET
     liste = published["liste-pvd"]
     assert f"{liste.lignes} lignes" in page
-    assert "2 lignes écartées" in page  # the SCDL file's
+    # The SCDL file's lines left out, each with its reason; no link for the public.
+    assert "1 ligne notifiée non publiée : financeur sans SIRET" in page
+    assert "1 ligne notifiée non publiée : maître d&#x27;ouvrage autre qu&#x27;une commune" in page
+    assert "/actions/financeurs/" not in page
 
 
 def test_page_says_a_file_not_yet_published(client, territoires):
@@ -101,16 +115,39 @@ def test_files_are_kept_with_their_date_and_served_from_storage(client, financem
     assert f"/opendata/liste-pvd/{second.pk}.csv" not in page
 
 
+def test_a_file_is_dated_by_its_refresh_and_answers_304(client, financements):
+    from datetime import timedelta
+
+    from django.utils.http import http_date, parse_http_date
+
+    first = publish()["liste-pvd"]
+    Publication.objects.filter(pk=first.pk).update(
+        finished_at=first.finished_at - timedelta(hours=1)
+    )
+    first.refresh_from_db()
+    response = client.get("/opendata/liste-pvd.csv")
+    assert parse_http_date(response["Last-Modified"]) == int(first.finished_at.timestamp())
+    since = response["Last-Modified"]
+    assert client.get("/opendata/liste-pvd.csv", HTTP_IF_MODIFIED_SINCE=since).status_code == 304
+    old = f"/opendata/liste-pvd/{first.pk}.csv"
+    assert client.get(old, HTTP_IF_MODIFIED_SINCE=since).status_code == 304
+    # A new refresh: the latest file is sent again, the old one stays as it was.
+    second = publish()["liste-pvd"]
+    response = client.get("/opendata/liste-pvd.csv", HTTP_IF_MODIFIED_SINCE=since)
+    assert response.status_code == 200
+    assert response["Last-Modified"] == http_date(int(second.finished_at.timestamp()))
+    assert client.get(old, HTTP_IF_MODIFIED_SINCE=since).status_code == 304
+
+
 def test_scdl_file_validates_against_schema_2_1_1(client, financements, tmp_path):
     published = publish()
     sub = published["subventions"]
     assert (sub.lignes, sub.lignes_exclues) == (2, 2)
+    assert sub.exclusions == {"sans_siret": 1, "sans_date": 0, "maitre_ouvrage": 1}
     content = default_storage.open(sub.fichier.name).read()
     rows = read_csv(content)
     assert rows[0] == scdl_schema().field_names
-    (tmp_path / "subventions.csv").write_bytes(content)
-    resource = Resource(path="subventions.csv", basepath=str(tmp_path), schema=scdl_schema())
-    report = resource.validate()
+    report = validate_scdl(content, tmp_path)
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
     records = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     assert {r["nomBeneficiaire"] for r in records} == {
@@ -172,3 +209,36 @@ def test_a_publication_is_a_job_row_built_by_the_beat_task(financements, slug):
     with django_db_on_commit():
         assert publish_opendata.delay().get() == len(JEUX)
     assert Publication.objects.filter(jeu=slug, statut=Publication.Statut.PRET).count() == 1
+
+
+def test_national_staff_are_sent_to_enter_the_missing_siret_and_the_line_is_published(
+    client_for, national, financements, tmp_path
+):
+    """The Région's notified line waits for its SIRET: national staff follow the page's link,
+    enter it on the catalogue, and the next file carries the line (and still validates)."""
+    publish()
+    client = client_for(national)
+    page = client.get("/opendata/").content.decode()
+    assert "1 ligne notifiée non publiée : financeur sans SIRET" in page
+    assert 'href="/actions/financeurs/">saisir le SIRET des financeurs</a>' in page
+    region = Financeur.objects.get(nom="Région")
+    response = client.post(
+        f"/actions/financeurs/{region.pk}/modifier/",
+        {"nom": "Région", "ordre": region.ordre, "actif": "on", "siret": SIRET_REGION},
+    )
+    assert response.status_code == 302
+    sub = publish()["subventions"]
+    assert (sub.lignes, sub.exclusions["sans_siret"]) == (3, 0)
+    content = default_storage.open(sub.fichier.name).read()
+    assert validate_scdl(content, tmp_path).valid
+    assert SIRET_REGION in content.decode()
+    assert "financeur sans SIRET" not in client.get("/opendata/").content.decode()
+
+
+def test_a_notified_line_without_decision_date_is_counted_apart(financements):
+    from actions.models import LigneFinancement
+
+    LigneFinancement.objects.filter(montant=12000).update(date_decision=None)
+    sub = publish()["subventions"]
+    assert sub.exclusions == {"sans_siret": 1, "sans_date": 1, "maitre_ouvrage": 1}
+    assert (sub.lignes, sub.lignes_exclues) == (1, 3)
