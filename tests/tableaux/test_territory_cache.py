@@ -200,11 +200,30 @@ def summary(figures: dict) -> dict:
     if "lignes_territoires" in figures:
         result["lignes"] = [(t.code, rows) for t, rows in figures["lignes_territoires"]]
     else:
-        result["lignes"] = [
-            (b.pk, b.nb_fiches, b.nb_retards, b.cout, b.decide, b.chefs_en_poste)
-            for b in figures["lignes_beneficiaires"]
-        ]
+        result["lignes"] = [ligne(b) for b in figures["lignes_beneficiaires"]]
     return result
+
+
+def ligne(b) -> tuple:
+    """What a département's page and export show of a beneficiary."""
+    buckets = tuple(getattr(b, f"nb_{value}") for value in lecture.Livraison.values)
+    return (b.pk, b.nom, b.nb_fiches, b.nb_retards, buckets, b.cout, b.decide, b.date_adhesion)
+
+
+def test_a_departements_rows_are_the_prefecture_tables_figures(plans, today):
+    """The département page's rows, three grouped queries for any number of beneficiaries,
+    agree with the préfecture's table (one row of correlated subqueries each)."""
+    ussel, _ = plans
+    FicheAction.objects.filter(beneficiaire=ussel, reference="1.1").update(
+        date_fin_prevue=today - timedelta(days=3)
+    )
+    actifs = Beneficiaire.objects.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    table = lecture.beneficiaires_table(actifs, today).order_by("nom")
+    with CaptureQueriesContext(connection) as grouped:
+        rows = lecture.lignes_beneficiaires(actifs, today)
+    assert [ligne(b) for b in rows] == [ligne(b) for b in table]
+    assert any(b.nb_fiches and b.decide for b in rows)
+    assert len(grouped) == 3
 
 
 def test_every_territorys_figures_are_precomputed_as_one_territory_computes_them(
