@@ -239,22 +239,21 @@ def partner_figures(
 
 
 def partner_funder_sets() -> list[list]:
-    """The sets of catalogue funders the partners follow (one per partner role's choice)."""
+    """The sets of catalogue funders the partners follow (each partner's, as
+    ``policy.partner_funders`` reads them, sorted by name), each once: two queries."""
     from pvd.models import Role
 
     financeur = Role._meta.get_field("financeurs").related_model
-    sets: dict[str, list] = {}
-    roles = Role.objects.filter(kind=Role.Kind.PARTENAIRE).values_list("user_id", flat=True)
-    for user_id in set(roles):
-        funders = list(
-            financeur.objects.filter(
-                partenaires__user_id=user_id, partenaires__kind=Role.Kind.PARTENAIRE
-            )
-            .distinct()
-            .order_by("nom")
-        )
-        if funders:
-            sets.setdefault(funders_key(funders), funders)
+    par_partenaire: dict[int, set[int]] = {}
+    for user_id, funder in Role.objects.filter(
+        kind=Role.Kind.PARTENAIRE, financeurs__isnull=False
+    ).values_list("user_id", "financeurs"):
+        par_partenaire.setdefault(user_id, set()).add(funder)
+    funders = financeur.objects.in_bulk({pk for pks in par_partenaire.values() for pk in pks})
+    sets = {
+        funders_key(pks): sorted((funders[pk] for pk in pks), key=lambda f: f.nom)
+        for pks in par_partenaire.values()
+    }
     return list(sets.values())
 
 
