@@ -310,7 +310,7 @@ def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
             settings.PROGRAMME_CACHE_TIMEOUT,
         )
     elif dashboard_cache.timeout() > 0:
-        scopes = dashboard_cache.scopes_for(user)
+        scopes = dashboard_cache.scopes_for(user, "carte")
         perimetre = policy.perimeter_key(user)
         cle = dashboard_cache.fragment_key(scopes, today, VERSION, niveau, code, perimetre)
         duree = dashboard_cache.timeout()

@@ -11,11 +11,13 @@ beneficiaries and their member communes — renews the versions of the territori
 programme, never Ussel. A change that moves something from one territory to another (a
 beneficiary changing département, a member commune or a post changing beneficiary) renews
 both, the old territory read before the write. A fragment's key holds the versions of the
-scopes it reads (``scopes_for``): the élu's and the chef de projet's home their beneficiary,
-the préfecture's table its départements, the map the reader's. A second scope, ``tout``, is
-in every key: a change that reaches every territory (the funders' catalogue) renews it, and
-so does a bulk write that sends no signal when its command knows it wrote
-(``pvd.cache.data_rewritten``: the importers, the bench generator). Other writes without
+scopes it reads: the élu's and the chef de projet's home their beneficiary, the préfecture's
+table its départements, the map the reader's (``scopes_for``). Each family of read-models
+has its own versions (``family_scope``: the dashboards', ``carte|…`` for the map), renewed
+only by writes to the models it reads: a fiche changed leaves the map warm. A last scope,
+``tout``, is in every key: a change that reaches every territory (the funders' catalogue)
+renews it, and a bulk write that sends no signal, once its command knows it wrote, renews
+every key (``pvd.cache.data_rewritten``: the importers, the bench generator). Other writes without
 signals are caught up by ``TIMEOUT``: a fragment lives at most that long, and the page says
 when its figures were computed (« Chiffres au … »). A version is renewed now and again once
 the transaction commits: a dashboard rendered between the change and its commit read the
@@ -62,6 +64,7 @@ VERSION_PREFIX = "tableaux-version:"
 VERSION_TIMEOUT = 7 * 24 * 3600
 PROGRAMME = "programme"
 TOUT = "tout"  # in every key: a change that reaches every territory
+DASHBOARDS = "tableaux"  # the family of tableaux/lecture.py's read-models
 # The programme's figures are kept this long, served stale while a refresh is queued.
 PROGRAMME_KEEP = 7 * 24 * 3600
 REFRESH_LOCK = 60  # seconds: at most one queued refresh of a territory's figures per minute
@@ -104,16 +107,24 @@ def scopes_of(rows: Iterable[tuple]) -> set[str]:
     return scopes | {PROGRAMME} if scopes else scopes
 
 
-def scopes_for(user) -> set[str]:
+def family_scope(family: str, scope: str) -> str:
+    """A scope's version for one family of read-models: the dashboards' (``tableaux``, the
+    scope itself) or another's (the map: ``carte|departement:36``), renewed only by a write
+    to a model that family reads. ``tout`` is every family's."""
+    return scope if family == DASHBOARDS or scope == TOUT else f"{family}|{scope}"
+
+
+def scopes_for(user, family: str) -> set[str]:
     """The scopes a reader's perimeter-wide fragments (the map) read: the programme for a
     national reader, a préfecture's départements, the other readers' beneficiaries."""
     if policy.sees_everything(user):
-        return {PROGRAMME}
-    codes = policy.prefecture_departements(user)
-    if codes:
-        return {departement_scope(code) for code in codes}
-    pks = Beneficiaire.objects.for_user(user).values_list("pk", flat=True)
-    return {beneficiaire_scope(pk) for pk in pks}
+        scopes = {PROGRAMME}
+    elif codes := policy.prefecture_departements(user):
+        scopes = {departement_scope(code) for code in codes}
+    else:
+        pks = Beneficiaire.objects.for_user(user).values_list("pk", flat=True)
+        scopes = {beneficiaire_scope(pk) for pk in pks}
+    return {family_scope(family, scope) for scope in scopes}
 
 
 # Versions ----------------------------------------------------------------------------------

@@ -21,13 +21,16 @@ from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_sav
 from actions.signals import plan_imported
 from communes.models import Beneficiaire
 
-from .cache import TOUT, renew, scopes_of
+from .cache import DASHBOARDS, TOUT, family_scope, renew, scopes_of
 from .lecture import READS as LECTURE_READS
 
 # label -> model: the models whose writes renew the dashboards' versions.
 WATCHED: dict[str, type[Model]] = {}
 # label -> the path from the model to the beneficiary ("": itself; None: every territory).
 PATHS: dict[str, str | None] = {}
+# label -> the families of read-models that read it (tableaux, carte): a write renews the
+# versions of those only, so that a fiche changed leaves the map's fragments warm.
+FAMILIES: dict[str, set[str]] = {}
 
 # Models the cached dashboards read whose changes need no signal, with the reason.
 UNWATCHED = {
@@ -67,12 +70,17 @@ def before_save(sender, instance, **kwargs) -> None:
         setattr(instance, BEFORE, _of(sender, instance))
 
 
+def _renew(sender, scopes: set[str]) -> None:
+    families = FAMILIES[sender._meta.label]
+    renew({family_scope(family, scope) for family in families for scope in scopes})
+
+
 def saved(sender, instance, **kwargs) -> None:
-    renew(_of(sender, instance) | instance.__dict__.pop(BEFORE, set()))
+    _renew(sender, _of(sender, instance) | instance.__dict__.pop(BEFORE, set()))
 
 
 def before_delete(sender, instance, **kwargs) -> None:
-    renew(_of(sender, instance))
+    _renew(sender, _of(sender, instance))
 
 
 def links_changed(sender, instance, action, pk_set=None, **kwargs) -> None:
@@ -86,13 +94,13 @@ def links_changed(sender, instance, action, pk_set=None, **kwargs) -> None:
     if action != "pre_clear":
         other = next(field for field in fields if field is not own)
         filters[f"{other.name}__in"] = pk_set or ()
-    renew(territories(sender, PATHS[sender._meta.label], **filters))
+    _renew(sender, territories(sender, PATHS[sender._meta.label], **filters))
 
 
-def watch(models: Mapping[type[Model], str | None]) -> None:
-    """Connect the renewal of the touched territories' versions to every write of these
-    models (for the through model of a many-to-many field, to changes of its links), with
-    each model's path to the beneficiary."""
+def watch(models: Mapping[type[Model], str | None], family: str = DASHBOARDS) -> None:
+    """Connect the renewal of the touched territories' versions, for this family of
+    read-models, to every write of these models (for the through model of a many-to-many
+    field, to changes of its links), with each model's path to the beneficiary."""
     for model, path in models.items():
         label = model._meta.label
         if label in PATHS and PATHS[label] != path:
@@ -110,6 +118,7 @@ def watch(models: Mapping[type[Model], str | None]) -> None:
                 signal.connect(receiver, sender=model, dispatch_uid=uid)
         WATCHED[label] = model
         PATHS[label] = path
+        FAMILIES.setdefault(label, set()).add(family)
 
 
 def connected_senders() -> set[str]:

@@ -321,3 +321,30 @@ def test_figures_never_computed_are_computed_for_the_first_reader(national, plan
     assert "Chiffres calculés le" in content
     key = dashboard_cache.programme_key("departement", "36")
     assert cache.get(key)["figures"]["chiffres"].nb_beneficiaires >= 1
+
+
+def test_the_map_is_renewed_by_what_it_reads_only(prefecture_36, plans, renewed):
+    """The map's read-model (carte/choroplethe.py READS) has its own versions: a fiche
+    changed leaves it warm, a convention signed sends it back to the database."""
+    from conventions.models import Convention
+
+    _, le_blanc = plans
+    client = logged_in(prefecture_36)
+    url = reverse("carte:carte")
+    client.get(url)
+    client.get(url)
+    warm_map = count_queries(lambda: client.get(url))
+
+    FicheAction.objects.get(beneficiaire=le_blanc, reference="2.1").save()
+    assert not [scope for scope in renewed if scope.startswith("carte|")]
+    assert count_queries(lambda: client.get(url)) == warm_map
+
+    Convention.objects.create(
+        beneficiaire=le_blanc,
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre",
+        statut=Convention.Statut.SIGNEE,
+        date_signature=timezone.localdate(),
+    )
+    assert {"carte|departement:36", f"beneficiaire:{le_blanc.pk}"} <= renewed
+    assert count_queries(lambda: client.get(url)) > warm_map
