@@ -7,9 +7,10 @@ class CarteConfig(AppConfig):
     verbose_name = "carte"
 
     def ready(self) -> None:
-        # The choropleth is cached under the dashboards' version: what it reads renews it.
+        # The choropleth is cached under its own family of versions per territory: what it
+        # reads renews them (a fiche changed leaves it warm).
         from tableaux.signals import watch
 
         from .choroplethe import READS
 
-        watch(READS)
+        watch(READS, family="carte")

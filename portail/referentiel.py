@@ -41,6 +41,7 @@ from communes.importers.report import section_lines
 from communes.importers.siren import parse_siren
 from communes.models import Beneficiaire, MembreBeneficiaire, MiseAJourReferentiel
 from conventions.importers.ort import OrtImportError, import_ort, parse_ort
+from pvd.cache import data_rewritten
 from pvd.jobs import JobRefused, Result
 
 # The COG is about 5 Mo, the ORT file 1 Mo: ten times that is plenty for a yearly file.
@@ -174,6 +175,7 @@ def run_imports(maj: MiseAJourReferentiel, paths: dict[str, Path]) -> list[str]:
         parts.append(import_coordonnees(paths["coordonnees"]).render(limit=None))
     for name, path in paths.items():
         parts = [part.replace(str(path), getattr(maj, name).name) for part in parts]
+    data_rewritten()  # written in bulk, without signals: every dashboard reads it again
     return parts
 
 

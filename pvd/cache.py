@@ -171,3 +171,18 @@ def code_version(*modules: str) -> str:
     root = Path(settings.BASE_DIR)
     shared = [*root.glob("templates/**/*.html"), *root.glob("*/templatetags/*.py")]
     return digest({*module_files(*modules, root=root), *shared}, root)
+
+
+# Bulk writes -----------------------------------------------------------------------------------
+# A command that writes in bulk, without the models' signals (the importers, the bench
+# generator), says so here once it is done: the caches keyed on the data's versions
+# (tableaux/cache.py) read this key too, so every territory's fragment is computed again.
+
+DATA_REWRITTEN_KEY = "pvd-data-rewritten"
+
+
+def data_rewritten() -> None:
+    """Every cache keyed on the data's versions is read again (a bulk write just ended)."""
+    from django.core.cache import cache
+
+    cache.set(DATA_REWRITTEN_KEY, time.time_ns(), None)

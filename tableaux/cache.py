@@ -1,20 +1,37 @@
-"""The version of the dashboards' data, which their cached fragments are keyed on.
+"""The versions of the dashboards' data, per territory, which their cached fragments are keyed on.
 
-« Où en est ma ville ? » and the préfecture's table are rendered once per version, per day
-and per perimeter, then served from the cache. Every write, through the portal, to what
-they read — plans (fiches, axes, financing lines, funders, indicators, measures),
-conventions, posts and their occupations, beneficiaries and their member communes — gives
-a new version (tableaux/signals.py), so a fragment is never served after such a change.
-Writes that send no signal (the importers' ``bulk_create``, the bench generator) are caught
-up by ``TIMEOUT``: a fragment lives at most that long, and the page says when its figures
-were computed (« Chiffres au … »). One version for the whole programme: a change anywhere
-sends every dashboard back to the database once, which keeps the rule simple and safe.
+« Où en est ma ville ? », the préfecture's table and the map are rendered once per version,
+per day and per perimeter, then served from the cache. A version is kept per **scope**: a
+beneficiary (``beneficiaire:<pk>``), a département, a région and the whole programme
+(``programme``). A write, through the portal, to what they read — plans (fiches, axes,
+financing lines, indicators, measures), conventions, posts and their occupations,
+beneficiaries and their member communes — renews the versions of the territories it touches
+(tableaux/signals.py, from the paths to the beneficiary declared with each read-model's
+``READS``): a fiche of Le Blanc renews Le Blanc, the Indre, Centre-Val de Loire and the
+programme, never Ussel. A change that moves something from one territory to another (a
+beneficiary changing département, a member commune or a post changing beneficiary) renews
+both, the old territory read before the write. A fragment's key holds the versions of the
+scopes it reads: the élu's and the chef de projet's home their beneficiary, the préfecture's
+table its départements, the map the reader's (``scopes_for``). Each family of read-models
+has its own versions (``family_scope``: the dashboards', ``carte|…`` for the map), renewed
+only by writes to the models it reads: a fiche changed leaves the map warm. A last scope,
+``tout``, is in every key: a change that reaches every territory (the funders' catalogue)
+renews it, and a bulk write that sends no signal, once its command knows it wrote, renews
+every key (``pvd.cache.data_rewritten``: the importers, the bench generator). Other writes without
+signals are caught up by ``TIMEOUT``: a fragment lives at most that long, and the page says
+when its figures were computed (« Chiffres au … »). A version is renewed now and again once
+the transaction commits: a dashboard rendered between the change and its commit read the
+data before it, under a version that ends.
 
-The programme's figures (national staff, partners) are not versioned: they are the same for
-every national reader and cost most (full scans of every plan, a second or two), so they are
-recomputed every ``PROGRAMME_CACHE_TIMEOUT`` seconds (``programme_figures``), and the page says
-when too. France's are recomputed by Celery beat before they expire (``refresh_programme``),
-so that no reader of the national home waits for them.
+The programme's figures (national staff, partners: France, each région, each département,
+and each partner's own funders' part) are the same for every national reader and cost most
+(scans of every plan), so they are never computed for a reader while any was computed
+before (stale-while-revalidate, ``programme_figures``): a reader gets the last figures with
+their « Chiffres calculés le … », and when these are older than ``PROGRAMME_CACHE_TIMEOUT``,
+from another day, or their territory's version changed since, one refresh of that territory
+is queued (at most one a minute per territory). Celery beat also computes them all before
+they age (``refresh_programme``), one grouped query per level and figure for all the régions
+and all the départements together (tableaux/lecture.py ``programmes``).
 
 A version lost from the cache is replaced by a new random one, never an old one; the key
 also holds the code version (pvd/cache.py, over ``RENDERED_BY`` and what it imports), so a
@@ -23,14 +40,18 @@ misses (pvd/cache.py) and the dashboards are computed, as without a cache.
 """
 
 import uuid
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from communes.models import Beneficiaire, Departement
+from pvd import policy
+from pvd.cache import DATA_REWRITTEN_KEY
 from pvd.cache import code_version as cache_code_version
 
 from . import lecture
@@ -39,63 +60,178 @@ from . import lecture
 # the read-models among them, and the templates): a deployment that changes one of them never
 # serves a fragment the previous release rendered.
 RENDERED_BY = ("tableaux.views", "carte.views")
-VERSION_KEY = "tableaux-version"
+VERSION_PREFIX = "tableaux-version:"
 VERSION_TIMEOUT = 7 * 24 * 3600
+PROGRAMME = "programme"
+TOUT = "tout"  # in every key: a change that reaches every territory
+DASHBOARDS = "tableaux"  # the family of tableaux/lecture.py's read-models
+# The programme's figures are kept this long, served stale while a refresh is queued.
+PROGRAMME_KEEP = 7 * 24 * 3600
+REFRESH_LOCK = 60  # seconds: at most one queued refresh of a territory's figures per minute
 
 
-def new_version() -> None:
-    """A new version now, and again once the transaction commits: a dashboard rendered
-    between the change and its commit read the data before it, under a version that ends."""
-    cache.set(VERSION_KEY, uuid.uuid4().hex, VERSION_TIMEOUT)
-    transaction.on_commit(lambda: cache.set(VERSION_KEY, uuid.uuid4().hex, VERSION_TIMEOUT))
+# Scopes ------------------------------------------------------------------------------------
 
 
-def version() -> str:
-    current = cache.get(VERSION_KEY)
-    if current is None:
-        current = uuid.uuid4().hex
-        # Not an « only once » guard: two instances racing keep either new value, and with
-        # Redis down (add refuses) the page is computed from the database under a fresh one.
-        if not cache.add(VERSION_KEY, current, VERSION_TIMEOUT):
-            current = cache.get(VERSION_KEY) or current  # another request set it first
-    return f"{current}-{code_version()}"
+def beneficiaire_scope(pk) -> str:
+    return f"beneficiaire:{pk}"
+
+
+def departement_scope(code) -> str:
+    return f"departement:{code}"
+
+
+def region_scope(code) -> str:
+    return f"region:{code}"
+
+
+def territory_scope(level: str, code: str | None) -> str:
+    """The scope of the programme's figures of France, a région or a département."""
+    if level == "france":
+        return PROGRAMME
+    return region_scope(code) if level == "region" else departement_scope(code)
+
+
+def scopes_of(rows: Iterable[tuple]) -> set[str]:
+    """The scopes a change touches, from its beneficiaries' (pk, département, région) rows:
+    each beneficiary, its département and région, and the programme."""
+    scopes = set()
+    for pk, departement, region in rows:
+        if pk is None:  # a post serving no beneficiary
+            continue
+        scopes.add(beneficiaire_scope(pk))
+        if departement:
+            scopes.add(departement_scope(departement))
+        if region:
+            scopes.add(region_scope(region))
+    return scopes | {PROGRAMME} if scopes else scopes
+
+
+def family_scope(family: str, scope: str) -> str:
+    """A scope's version for one family of read-models: the dashboards' (``tableaux``, the
+    scope itself) or another's (the map: ``carte|departement:36``), renewed only by a write
+    to a model that family reads. ``tout`` is every family's."""
+    return scope if family == DASHBOARDS or scope == TOUT else f"{family}|{scope}"
+
+
+def scopes_for(user, family: str) -> set[str]:
+    """The scopes a reader's perimeter-wide fragments (the map) read: the programme for a
+    national reader, a préfecture's départements, the other readers' beneficiaries."""
+    if policy.sees_everything(user):
+        scopes = {PROGRAMME}
+    elif codes := policy.prefecture_departements(user):
+        scopes = {departement_scope(code) for code in codes}
+    else:
+        pks = Beneficiaire.objects.for_user(user).values_list("pk", flat=True)
+        scopes = {beneficiaire_scope(pk) for pk in pks}
+    return {family_scope(family, scope) for scope in scopes}
+
+
+# Versions ----------------------------------------------------------------------------------
+
+
+def _renew(scopes: Iterable[str]) -> None:
+    cache.set_many({VERSION_PREFIX + scope: uuid.uuid4().hex for scope in scopes}, VERSION_TIMEOUT)
+
+
+def renew(scopes: Iterable[str]) -> None:
+    """New versions of these scopes now, and again once the transaction commits."""
+    scopes = frozenset(scopes)
+    if scopes:
+        _renew(scopes)
+        transaction.on_commit(partial(_renew, scopes))
+
+
+def renew_everything() -> None:
+    """Every territory's fragments read again (``tout`` is in every key)."""
+    renew({TOUT})
+
+
+def versions(scopes: Iterable[str]) -> str:
+    """The current versions of these scopes (and of ``tout`` and the last bulk write), one
+    round trip; a missing one is set to a new random value."""
+    keys = [VERSION_PREFIX + scope for scope in sorted({TOUT, *scopes})]
+    found = cache.get_many([*keys, DATA_REWRITTEN_KEY])
+    for key in keys:
+        if key not in found:
+            current = uuid.uuid4().hex
+            # Not an « only once » guard: two instances racing keep either new value, and
+            # with Redis down (add refuses) the page is computed under a fresh one.
+            if not cache.add(key, current, VERSION_TIMEOUT):
+                current = cache.get(key) or current  # another request set it first
+            found[key] = current
+    return ".".join([*(found[key] for key in keys), str(found.get(DATA_REWRITTEN_KEY, ""))])
 
 
 def code_version() -> str:
     return cache_code_version(*RENDERED_BY)
 
 
-def fragment_key(*parts) -> str:
-    """The key of a dashboard's cached fragment: the version, then what it is rendered for
-    (the day, the perimeter, the reader's rights — whatever changes its content)."""
-    return ":".join([version(), *(str(part) for part in parts)])
+def fragment_key(scopes: Iterable[str], *parts) -> str:
+    """The key of a dashboard's cached fragment: the versions of the scopes it reads, the
+    code, then what it is rendered for (the day, the perimeter, the reader's rights —
+    whatever changes its content)."""
+    return ":".join([versions(scopes), code_version(), *(str(part) for part in parts)])
 
 
 def timeout() -> int:
     return settings.DASHBOARD_CACHE_TIMEOUT
 
 
-def programme_key(level: str, code: str | None, today: date) -> str:
+# The programme's figures: stale-while-revalidate --------------------------------------------
+
+
+def programme_key(level: str, code: str | None, funders: str = "") -> str:
+    key = f"tableaux:programme:{level}:{code}:{code_version()}:{lecture.VERSION}"
+    return f"{key}:partenaire:{funders}" if funders else key
+
+
+def funders_key(financeurs) -> str:
+    return ",".join(str(pk) for pk in sorted(f.pk if hasattr(f, "pk") else f for f in financeurs))
+
+
+def _stale(stored: dict, version: str, today: date) -> bool:
+    age = timezone.now() - stored["calcule_le"]
     return (
-        f"tableaux:programme:{level}:{code}:{today.isoformat()}:{code_version()}:{lecture.VERSION}"
+        stored["version"] != version
+        or stored["jour"] != today
+        or age > timedelta(seconds=settings.PROGRAMME_CACHE_TIMEOUT)
     )
+
+
+def _store(key: str, figures: dict, version: str, today: date) -> dict:
+    figures["calcule_le"] = timezone.localtime()
+    stored = {"figures": figures, "version": version, "jour": today, "calcule_le": timezone.now()}
+    cache.set(key, stored, PROGRAMME_KEEP)
+    return figures
+
+
+def _queue_refresh(level: str, code: str | None) -> None:
+    if cache.add(f"tableaux:rafraichir:{level}:{code}", 1, REFRESH_LOCK):
+        from .tasks import refresh_territory
+
+        transaction.on_commit(partial(refresh_territory.delay, level, code))
+
+
+def _kept(key: str, level: str, code, today: date, compute: Callable[[], dict]) -> dict:
+    version = versions({territory_scope(level, code)})
+    stored = cache.get(key)
+    if stored is None:  # never computed (or lost): the reader waits, once
+        return _store(key, compute(), version, today)
+    if _stale(stored, version, today):
+        _queue_refresh(level, code)
+    return stored["figures"]
 
 
 def programme_figures(
     level: str, code: str | None, today: date, shared: bool, compute: Callable[[], dict]
 ) -> dict:
-    """The programme's figures for a territory: from the cache for a national reader
-    (`shared`: the same for all of them), computed by `compute` otherwise or when missing.
-    France's are also computed ahead of their expiry (``refresh_programme``)."""
+    """The programme's figures for a territory: the last ones computed for a national reader
+    (`shared`: the same for all of them; refreshed in the background when stale), computed by
+    `compute` otherwise or when none was ever computed."""
     if not (shared and settings.PROGRAMME_CACHE_TIMEOUT > 0):
         return compute()
-    key = programme_key(level, code, today)
-    figures = cache.get(key)
-    if figures is None:
-        figures = compute()
-        figures["calcule_le"] = timezone.localtime()
-        cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
-    return figures
+    return _kept(programme_key(level, code), level, code, today, compute)
 
 
 def partner_figures(
@@ -109,22 +245,78 @@ def partner_figures(
     """Where a partner's funders' money goes, kept like the programme's figures."""
     if not (shared and settings.PROGRAMME_CACHE_TIMEOUT > 0):
         return compute()
-    key = programme_key(level, code, today) + ":partenaire:"
-    key += ",".join(str(f.pk) for f in financeurs)
-    figures = cache.get(key)
-    if figures is None:
-        figures = compute()
-        cache.set(key, figures, settings.PROGRAMME_CACHE_TIMEOUT)
-    return figures
+    key = programme_key(level, code, funders_key(financeurs))
+    return _kept(key, level, code, today, compute)
 
 
-def refresh_programme(today: date | None = None) -> None:
-    """France's figures, as every national reader gets them, computed and cached now."""
-    from communes.models import Beneficiaire
+def partner_funder_sets() -> list[list]:
+    """The sets of catalogue funders the partners follow (each partner's, as
+    ``policy.partner_funders`` reads them, sorted by name), each once: two queries."""
+    from pvd.models import Role
 
+    financeur = Role._meta.get_field("financeurs").related_model
+    par_partenaire: dict[int, set[int]] = {}
+    for user_id, funder in Role.objects.filter(
+        kind=Role.Kind.PARTENAIRE, financeurs__isnull=False
+    ).values_list("user_id", "financeurs"):
+        par_partenaire.setdefault(user_id, set()).add(funder)
+    funders = financeur.objects.in_bulk({pk for pks in par_partenaire.values() for pk in pks})
+    sets = {
+        funders_key(pks): sorted((funders[pk] for pk in pks), key=lambda f: f.nom)
+        for pks in par_partenaire.values()
+    }
+    return list(sets.values())
+
+
+def refresh_territory(level: str, code: str | None, today: date | None = None) -> None:
+    """One territory's figures, as every national reader and partner gets them, now."""
     if settings.PROGRAMME_CACHE_TIMEOUT <= 0:
         return
     today = today or timezone.localdate()
-    figures = lecture.programme("france", None, Beneficiaire.objects.all(), today)
-    figures["calcule_le"] = timezone.localtime()
-    cache.set(programme_key("france", None, today), figures, settings.PROGRAMME_CACHE_TIMEOUT)
+    version = versions({territory_scope(level, code)})
+    beneficiaires = Beneficiaire.objects.all()
+    if level == "region":
+        beneficiaires = beneficiaires.filter(departement__region_id=code)
+    elif level == "departement":
+        beneficiaires = beneficiaires.filter(departement_id=code)
+    figures = lecture.programme(level, code, beneficiaires, today)
+    _store(programme_key(level, code), figures, version, today)
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    for funders in partner_funder_sets():
+        key = programme_key(level, code, funders_key(funders))
+        if cache.get(key) is not None:  # a partner read it: keep it fresh
+            _store(key, lecture.partenaire(level, actifs, funders), version, today)
+
+
+def refresh_programme(today: date | None = None) -> dict[str, int]:
+    """Every territory's figures — France, each région, each département, and each partner's
+    part of them — computed and cached now (beat), one grouped query per level and figure.
+    Returns how many were stored per level."""
+    if settings.PROGRAMME_CACHE_TIMEOUT <= 0:
+        return {}
+    today = today or timezone.localdate()
+    beneficiaires = Beneficiaire.objects.all()
+    regions = set(Departement.objects.values_list("region_id", flat=True))
+    codes = {"france": [None], "region": sorted(regions)}
+    codes["departement"] = sorted(Departement.objects.values_list("code", flat=True))
+    scopes = {
+        level: {code: territory_scope(level, code) for code in level_codes}
+        for level, level_codes in codes.items()
+    }
+    all_versions = {
+        scope: versions({scope}) for level in scopes.values() for scope in level.values()
+    }
+    stored: dict[str, int] = {}
+    funder_sets = partner_funder_sets()
+    for level, level_codes in codes.items():
+        figures = lecture.programmes(level, beneficiaires, today, level_codes)
+        for code in level_codes:
+            version = all_versions[scopes[level][code]]
+            _store(programme_key(level, code), figures[code], version, today)
+        for funders in funder_sets:
+            parts = lecture.partenaires(level, beneficiaires, funders, level_codes)
+            for code in level_codes:
+                key = programme_key(level, code, funders_key(funders))
+                _store(key, parts[code], all_versions[scopes[level][code]], today)
+        stored[level] = len(level_codes)
+    return stored

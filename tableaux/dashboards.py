@@ -46,7 +46,11 @@ def ville_context(user, beneficiaire, today) -> dict:
         "ville": ville,
         "ville_beneficiaire": beneficiaire,
         "ville_cache_key": dashboard_cache.fragment_key(
-            today, beneficiaire.pk, chef, may_edit_plan
+            {dashboard_cache.beneficiaire_scope(beneficiaire.pk)},
+            today,
+            beneficiaire.pk,
+            chef,
+            may_edit_plan,
         ),
         "dashboard_cache_timeout": dashboard_cache.timeout(),
         **bilans_context(user, beneficiaire),
@@ -132,7 +136,11 @@ def home_context(request) -> dict:
         context["statuts"] = Beneficiaire.Statut.choices
         context["sorts"] = SORT_LABELS
         # The template's cached fragment also varies on the query string (filters, sort).
-        context["prefecture_cache_key"] = dashboard_cache.fragment_key(today, *sorted(prefecture))
+        context["prefecture_cache_key"] = dashboard_cache.fragment_key(
+            {dashboard_cache.departement_scope(code) for code in prefecture},
+            today,
+            *sorted(prefecture),
+        )
         context["dashboard_cache_timeout"] = dashboard_cache.timeout()
 
         def totaux_departements():
@@ -199,22 +207,11 @@ def programme_context(level, code, today, user) -> dict:
     financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
-            level, code, today, financeurs, shared, lambda: _partenaire(level, actifs, financeurs)
+            level,
+            code,
+            today,
+            financeurs,
+            shared,
+            lambda: lecture.partenaire(level, actifs, financeurs),
         )
     return context
-
-
-def _partenaire(level, actifs, financeurs) -> dict:
-    """Where a partner's money goes: by territory and by axis (one GROUP BY query)."""
-    key = {
-        "france": "fiche__beneficiaire__departement__region__nom",
-        "region": "fiche__beneficiaire__departement__nom",
-        "departement": "fiche__beneficiaire__nom",
-    }[level]
-    axe = "fiche__axe__numero"
-    argent = lecture.argent_du_financeur(actifs, financeurs, key, axe)
-    return {
-        "financeurs": financeurs,
-        "par_territoire": [(row[key], row) for row in argent[key]],
-        "par_axe": [(row[axe], row) for row in argent[axe]],
-    }

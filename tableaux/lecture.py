@@ -51,8 +51,10 @@ from actions.models import (
 from actions.plan import (
     MONEY,
     ZERO,
+    LigneFinanceur,
     Livraison,
     financement_par_financeur,
+    lignes_comptees,
     livraison_case,
     livraison_counts,
     plan_totals,
@@ -69,23 +71,25 @@ from conventions.models import ALERTE_ECHEANCE, DELAI_CONVENTION_CADRE, Conventi
 from postes.models import Occupation, Poste
 from pvd.db import AddMonths, ArraySubquery, StringAgg
 
-# The models these read-models query: a write to one of them gives the cached dashboards a
-# new version (tableaux/signals.py; tests/tableaux/test_dashboard_sources.py checks the list
-# against the SQL a dashboard runs).
-READS = [
-    FicheAction,
-    Axe,
-    LigneFinancement,
-    Financeur,
-    Indicateur,
-    Mesure,
-    Beneficiaire,
-    MembreBeneficiaire,
-    Convention,
-    Poste,
-    Poste.beneficiaires.through,
-    Occupation,
-]
+# The models these read-models query, each with its path to the beneficiary whose
+# territory a write touches ("": the beneficiary itself; None: every territory, the funders'
+# catalogue): a write to one of them renews the cached dashboards' versions of that
+# beneficiary, its département, its région and the programme (tableaux/signals.py;
+# tests/tableaux/test_dashboard_sources.py checks the list against the SQL a dashboard runs).
+READS = {
+    FicheAction: "beneficiaire",
+    Axe: "beneficiaire",
+    LigneFinancement: "fiche__beneficiaire",
+    Financeur: None,
+    Indicateur: "fiche__beneficiaire",
+    Mesure: "indicateur__fiche__beneficiaire",
+    Beneficiaire: "",
+    MembreBeneficiaire: "beneficiaire",
+    Convention: "beneficiaire",
+    Poste: "beneficiaires",
+    Poste.beneficiaires.through: "beneficiaire",
+    Occupation: "poste__beneficiaires",
+}
 
 STATUTS = LigneFinancement.Statut
 PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already paid
@@ -415,16 +419,45 @@ class Chiffres:
     par_axe: list = field(default_factory=list)
     financeurs: list = field(default_factory=list)
 
+    @classmethod
+    def vide(cls) -> "Chiffres":
+        """The figures of a territory without an active beneficiary."""
+        return cls(
+            buckets=[(value, label, 0) for value, label in Livraison.choices],
+            montants=[(value, label, ZERO) for value, label in STATUTS.choices],
+        )
+
+
+def _grouped(queryset: QuerySet, key: str | None, **aggregates) -> dict:
+    """``aggregates`` per value of ``key`` (a path from the queryset's model), in one GROUP BY
+    query; over the whole queryset, as ``{None: …}``, when ``key`` is None."""
+    queryset = queryset.order_by()
+    if key is None:
+        return {None: queryset.aggregate(**aggregates)}
+    return {row.pop(key): row for row in queryset.values(key).annotate(**aggregates)}
+
+
+def _path(prefix: str, key: str | None) -> str | None:
+    return None if key is None else f"{prefix}{key}"
+
 
 def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
     """The figures of the given beneficiaries (already restricted to the territory and to
     what the user reads), in five queries."""
+    return chiffres_par(beneficiaires, None, today)[None]
+
+
+def chiffres_par(beneficiaires: QuerySet, key: str | None, today: date) -> dict:
+    """The figures of the given beneficiaries per value of ``key`` (a path from
+    Beneficiaire: ``departement``, ``departement__region``; None: all of them together), in
+    five GROUP BY queries whatever the number of territories. Returns {value: Chiffres};
+    a territory without an active beneficiary is missing (``Chiffres.vide``)."""
     actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
-    figures = Chiffres()
-    echeances = with_echeances(actifs).order_by()
     limite = today - DELAI_CONVENTION_CADRE
     # Joined to the member communes: every count is distinct.
-    conv = echeances.aggregate(
+    conv = _grouped(
+        with_echeances(actifs),
+        key,
         nb_beneficiaires=Count("pk", distinct=True),
         nb_communes=Count("membres__commune", filter=Q(membres__actif=True), distinct=True),
         adhesions=Count("pk", filter=Q(date_adhesion__isnull=False), distinct=True),
@@ -449,20 +482,12 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
             "pk", filter=Q(cadre_signee=True, date_cadre__isnull=True), distinct=True
         ),
     )  # 1
-    figures.nb_beneficiaires, figures.nb_communes = conv["nb_beneficiaires"], conv["nb_communes"]
-    figures.adhesions, figures.cadres = conv["adhesions"], conv["cadres"]
-    figures.cadres_en_retard, figures.cadres_attendues = (
-        conv["cadres_en_retard"],
-        conv["cadres_attendues"],
-    )
-    figures.laureats_sans_cadre = conv["laureats_sans_cadre"]
-    figures.sans_date_adhesion = conv["sans_date_adhesion"]
-    figures.cadres_sans_date = conv["cadres_sans_date"]
-    postes = Poste.objects.filter(beneficiaires__in=actifs).distinct()
-    # Distinct: the occupations joined below would count a post once per person it had.
-    pc = Poste.objects.filter(pk__in=postes.values("pk")).aggregate(
-        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU), distinct=True),
-        vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT), distinct=True),
+    # Distinct: a post is joined once per beneficiary it serves and per person it had.
+    postes = _grouped(
+        Poste.objects.filter(beneficiaires__in=actifs),
+        _path("beneficiaires__", key),
+        postes_pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU), distinct=True),
+        postes_vacants=Count("pk", filter=Q(etat=Poste.Etat.VACANT), distinct=True),
         # What the reminders cannot date: a vacancy since an unknown day, a fixed-term
         # contract of the person in post with no planned end.
         vacants_sans_date=Count(
@@ -478,47 +503,91 @@ def chiffres(beneficiaires: QuerySet, today: date) -> Chiffres:
             ),
             distinct=True,
         ),
-        fin=Count(
+        fin_contrat_90j=Count(
             "pk",
             filter=Exists(
                 Occupation.objects.filter(poste=OuterRef("pk")).contrats_finissants(today)
             ),
+            distinct=True,
         ),
     )  # 2
-    figures.postes_pourvus, figures.postes_vacants = pc["pourvus"], pc["vacants"]
-    figures.fin_contrat_90j = pc["fin"]
-    figures.vacants_sans_date = pc["vacants_sans_date"]
-    figures.sans_fin_contrat = pc["sans_fin_contrat"]
     fiches = FicheAction.objects.filter(beneficiaire__in=actifs)
-    agg = fiches.order_by().aggregate(
+    par_fiche = _path("beneficiaire__", key)
+    agg = _grouped(
+        fiches,
+        par_fiche,
         nb_fiches=Count("pk", filter=COMPTEE),
         nb_retards=Count("pk", filter=en_retard_q(today)),
         nb_sans_fin=Count("pk", filter=sans_fin_q()),
         cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
         **_bucket_counts(""),
     )  # 3
-    figures.nb_sans_fin = agg["nb_sans_fin"]
-    figures.nb_fiches, figures.nb_retards, figures.cout = (
-        agg["nb_fiches"],
-        agg["nb_retards"],
-        agg["cout"],
-    )
-    figures.buckets = [(value, label, agg[f"nb_{value}"]) for value, label in Livraison.choices]
-    figures.par_axe = [
-        (row["axe__numero"], [row["nb"], *(row[f"nb_{b}"] for b in Livraison.values)])
-        for row in fiches.filter(COMPTEE)
+    axes: dict = {}
+    for row in (
+        fiches.filter(COMPTEE)
         .order_by()
-        .values("axe__numero")
+        .values(*filter(None, [par_fiche, "axe__numero"]))
         .annotate(nb=Count("pk"), **_bucket_counts(""))
         .order_by("axe__numero")
-    ]  # 4
-    lignes, colonnes = financement_par_financeur(fiches)  # 5
-    figures.financeurs = lignes
-    figures.montants = [
-        (value, label, amount)
-        for (value, label), amount in zip(STATUTS.choices, colonnes, strict=True)
-    ]
-    return figures
+    ):  # 4
+        axes.setdefault(row[par_fiche] if par_fiche else None, []).append(
+            (row["axe__numero"], [row["nb"], *(row[f"nb_{b}"] for b in Livraison.values)])
+        )
+    financement = financement_par(fiches, _path("fiche__beneficiaire__", key))  # 5
+    result = {}
+    for value in {*conv, *agg, *postes, *financement}:
+        figures = Chiffres()
+        for part in (conv, postes, agg):
+            for name, number in part.get(value, {}).items():
+                if name in Chiffres.__dataclass_fields__:  # not the buckets' counts
+                    setattr(figures, name, number)
+        counts = agg.get(value, {})
+        figures.buckets = [
+            (bucket, label, counts.get(f"nb_{bucket}", 0)) for bucket, label in Livraison.choices
+        ]
+        figures.par_axe = axes.get(value, [])
+        figures.financeurs, colonnes = financement.get(value, ([], [ZERO] * len(STATUTS.values)))
+        figures.montants = [
+            (statut, label, amount)
+            for (statut, label), amount in zip(STATUTS.choices, colonnes, strict=True)
+        ]
+        result[value] = figures
+    if key is None and None not in result:
+        result[None] = Chiffres.vide()
+    return result
+
+
+def financement_par(fiches: QuerySet, key: str | None) -> dict:
+    """Financing by funder and status (actions/plan.py ``financement_par_financeur``) per
+    value of ``key`` (a path from the financing line), in one query: {value: (lines, column
+    totals)}."""
+    statuts = list(STATUTS.values)
+    rows = (
+        lignes_comptees(fiches)
+        .order_by()
+        .values(*filter(None, [key, "financeur__nom", "financeur__ordre"]))
+        .annotate(
+            total=Sum("montant"),
+            **{f"s_{statut}": Sum("montant", filter=Q(statut=statut)) for statut in statuts},
+        )
+        .order_by("financeur__ordre", "financeur__nom")
+    )
+    lignes: dict = {}
+    for row in rows:
+        lignes.setdefault(row[key] if key else None, []).append(
+            LigneFinanceur(
+                row["financeur__nom"],
+                [row[f"s_{statut}"] or ZERO for statut in statuts],
+                row["total"],
+            )
+        )
+    return {
+        value: (
+            rows,
+            [sum((ligne.montants[i] for ligne in rows), ZERO) for i in range(len(statuts))],
+        )
+        for value, rows in lignes.items()
+    }
 
 
 def programme(level: str, code: str | None, beneficiaires: QuerySet, today: date) -> dict:
@@ -528,12 +597,74 @@ def programme(level: str, code: str | None, beneficiaires: QuerySet, today: date
     actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
     figures: dict = {"chiffres": chiffres(beneficiaires, today), "calcule_le": None}
     if level == "departement":
-        figures["lignes_beneficiaires"] = list(beneficiaires_table(actifs, today).order_by("nom"))
+        figures["lignes_beneficiaires"] = lignes_beneficiaires(actifs, today)
     else:
         rows, group = territoires(level, code)
         totaux = totaux_par(actifs, group, today)
         figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
     return figures
+
+
+def lignes_beneficiaires(actifs: QuerySet, today: date) -> list[Beneficiaire]:
+    """The rows of a département's programme page (and its export): each beneficiary by
+    name, with its adhésion date, its fiches counted (followed, late, per bucket), their cost
+    and the money notified or paid — three GROUP BY queries whatever the number of
+    beneficiaries, so that every département's rows are computed at once as cheaply as one's
+    (the préfecture's ``beneficiaires_table`` runs a dozen correlated subqueries a row)."""
+    rows = list(with_echeances(actifs).order_by("nom"))  # 1
+    fiches = _grouped(
+        FicheAction.objects.filter(beneficiaire__in=actifs),
+        "beneficiaire",
+        nb_fiches=Count("pk", filter=COMPTEE),
+        nb_retards=Count("pk", filter=en_retard_q(today)),
+        cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
+        **_bucket_counts(""),
+    )  # 2
+    decide = _grouped(
+        LigneFinancement.objects.filter(fiche__beneficiaire__in=actifs, statut__in=PAYES).filter(
+            ~abandonnee_q("fiche__")
+        ),
+        "fiche__beneficiaire",
+        decide=Coalesce(Sum("montant"), Value(ZERO), output_field=MONEY),
+    )  # 3
+    vide = {"nb_fiches": 0, "nb_retards": 0, "cout": ZERO}
+    vide.update({f"nb_{bucket}": 0 for bucket in Livraison.values})
+    for row in rows:
+        for name, value in {**vide, **fiches.get(row.pk, {})}.items():
+            setattr(row, name, value)
+        row.decide = decide.get(row.pk, {}).get("decide", ZERO)
+    return rows
+
+
+def programmes(level: str, beneficiaires: QuerySet, today: date, codes: list) -> dict:
+    """``programme`` for every territory of a level at once (France; every région; every
+    département), as {code: figures}: the same queries as one territory's, grouped by
+    territory (five for the figures, three or one for the rows), whatever their number."""
+    if level == "france":
+        return {None: programme("france", None, beneficiaires, today)}
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    key = "departement__region" if level == "region" else "departement"
+    par_territoire = chiffres_par(beneficiaires, key, today)
+    result = {
+        code: {"chiffres": par_territoire.get(code) or Chiffres.vide(), "calcule_le": None}
+        for code in codes
+    }
+    if level == "departement":
+        for code in codes:
+            result[code]["lignes_beneficiaires"] = []
+        for row in lignes_beneficiaires(actifs, today):
+            if row.departement_id in result:
+                result[row.departement_id]["lignes_beneficiaires"].append(row)
+    else:
+        for code in codes:
+            result[code]["lignes_territoires"] = []
+        totaux = totaux_par(actifs, "departement", today)
+        for departement in Departement.objects.order_by("code"):
+            if departement.region_id in result:
+                result[departement.region_id]["lignes_territoires"].append(
+                    (departement, totaux.get(departement.code, {}))
+                )
+    return result
 
 
 def territoires(level: str, code: str | None):
@@ -566,28 +697,74 @@ def fiches_par_bucket(
     return [(label, buckets[value]) for value, label in Livraison.choices]
 
 
-def argent_du_financeur(beneficiaires: QuerySet, financeurs: list, *keys: str) -> dict:
+def argent_du_financeur(
+    beneficiaires: QuerySet, financeurs: list, *keys: str, par: str | None = None
+) -> dict:
     """The funders' lines over the given beneficiaries, by each of ``keys`` (paths from the
     financing line: ``fiche__beneficiaire__departement__nom``, ``fiche__axe__numero``) and
     status: one GROUP BY query over all the keys together, whose few rows (territories ×
-    axes) are then added up per key. Returns {key: [{key: value, "total", "m_<statut>"}]}."""
+    axes) are then added up per key. Returns {key: [{key: value, "total", "m_<statut>"}]};
+    with ``par`` (a path from the line: a territory), one such dict per value of ``par``,
+    still in one query."""
     rows = (
         LigneFinancement.objects.filter(
             fiche__beneficiaire__in=beneficiaires, financeur__in=financeurs
         )
         .filter(~abandonnee_q("fiche__"))
         .order_by()
-        .values(*keys)
+        .values(*filter(None, [par, *keys]))
         .annotate(total=Sum("montant"), **_status_sums(""))
     )
     sums = ["total", *(f"m_{statut}" for statut in STATUTS.values)]
-    result: dict[str, dict] = {key: {} for key in keys}
+    grouped: dict = {}
     for row in rows:
+        result = grouped.setdefault(row[par] if par else None, {key: {} for key in keys})
         for key in keys:
             group = result[key].setdefault(row[key], {key: row[key], **dict.fromkeys(sums, ZERO)})
             for name in sums:
                 group[name] += row[name]
-    return {key: sorted(rows.values(), key=partial(_ordre, key)) for key, rows in result.items()}
+    sorted_ = {
+        value: {key: sorted(rows.values(), key=partial(_ordre, key)) for key, rows in r.items()}
+        for value, r in grouped.items()
+    }
+    if par:
+        return sorted_
+    return sorted_.get(None, {key: [] for key in keys})
+
+
+# Where a partner's money goes, per level: the rows' key and, to compute every territory of
+# the level at once, the territory's path.
+PARTENAIRE = {
+    "france": ("fiche__beneficiaire__departement__region__nom", None),
+    "region": ("fiche__beneficiaire__departement__nom", "fiche__beneficiaire__departement__region"),
+    "departement": ("fiche__beneficiaire__nom", "fiche__beneficiaire__departement"),
+}
+AXE = "fiche__axe__numero"
+
+
+def _partenaire(financeurs: list, key: str, argent: dict) -> dict:
+    return {
+        "financeurs": financeurs,
+        "par_territoire": [(row[key], row) for row in argent.get(key, [])],
+        "par_axe": [(row[AXE], row) for row in argent.get(AXE, [])],
+    }
+
+
+def partenaire(level: str, actifs: QuerySet, financeurs: list) -> dict:
+    """Where a partner's money goes in a territory: by sub-territory and by axis (one GROUP
+    BY query)."""
+    key = PARTENAIRE[level][0]
+    return _partenaire(financeurs, key, argent_du_financeur(actifs, financeurs, key, AXE))
+
+
+def partenaires(level: str, beneficiaires: QuerySet, financeurs: list, codes: list) -> dict:
+    """``partenaire`` for every territory of a level at once, as {code: …}: one query."""
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    key, par = PARTENAIRE[level]
+    if par is None:
+        return {code: partenaire(level, actifs, financeurs) for code in codes}
+    argent = argent_du_financeur(actifs, financeurs, key, AXE, par=par)
+    return {code: _partenaire(financeurs, key, argent.get(code, {})) for code in codes}
 
 
 def _ordre(key: str, group: dict) -> tuple:

@@ -1,24 +1,36 @@
-"""A change to what the dashboards read gives them a new version (tableaux/cache.py).
+"""A change to what the dashboards read renews the versions of the territories it touches
+(tableaux/cache.py).
 
-The read-models whose output is cached under that version declare the models they read
-(``READS`` in tableaux/lecture.py, and carte/choroplethe.py through carte/apps.py); their
-writes are connected by ``watch`` from those declarations, never listed by hand.
+The read-models whose output is cached under those versions declare the models they read
+and, for each, its path to the beneficiary (``READS`` in tableaux/lecture.py, and
+carte/choroplethe.py through carte/apps.py); their writes are connected by ``watch`` from
+those declarations, never listed by hand, and the territories a write touches are read
+along that path: the beneficiary, its département, its région and the programme (a path of
+None: every territory). A save reads them before the write too, so that what moves from one
+territory to another (a beneficiary changing département, a member commune or a post
+changing beneficiary) renews both; a deletion reads them before the rows go.
 tests/tableaux/test_dashboard_sources.py renders each cached fragment and fails if it reads
 a table no declaration names.
 """
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from django.db.models import Model
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 
 from actions.signals import plan_imported
+from communes.models import Beneficiaire
 
-from .cache import new_version
+from .cache import DASHBOARDS, TOUT, family_scope, renew, scopes_of
 from .lecture import READS as LECTURE_READS
 
-# label -> model: the models whose writes give the dashboards a new version.
+# label -> model: the models whose writes renew the dashboards' versions.
 WATCHED: dict[str, type[Model]] = {}
+# label -> the path from the model to the beneficiary ("": itself; None: every territory).
+PATHS: dict[str, str | None] = {}
+# label -> the families of read-models that read it (tableaux, carte): a write renews the
+# versions of those only, so that a fiche changed leaves the map's fragments warm.
+FAMILIES: dict[str, set[str]] = {}
 
 # Models the cached dashboards read whose changes need no signal, with the reason.
 UNWATCHED = {
@@ -29,35 +41,91 @@ UNWATCHED = {
 }
 
 UID = "tableaux-{label}-{kind}"
+BEFORE = "_tableaux_scopes_before"  # on a saved instance: the territories it had
 
 
-def changed(sender, **kwargs) -> None:
-    new_version()
+def territories(model: type[Model], path: str | None, **filters) -> set[str]:
+    """The scopes of the rows of ``model`` matching ``filters``, along ``path`` (one query)."""
+    if path is None:
+        return {TOUT}
+    prefix = f"{path}__" if path else ""
+    rows = model._base_manager.filter(**filters).values_list(
+        path or "pk", f"{prefix}departement", f"{prefix}departement__region"
+    )
+    return scopes_of(rows)
 
 
-def watch(models: Iterable[type[Model]]) -> None:
-    """Connect a new dashboards' version to every write of these models (for the
-    through model of a many-to-many field, to changes of its links)."""
-    for model in models:
+def _of(sender, instance) -> set[str]:
+    path = PATHS[sender._meta.label]
+    if path is None:
+        return {TOUT}
+    if instance.pk is None:
+        return set()
+    return territories(sender, path, pk=instance.pk)
+
+
+def before_save(sender, instance, **kwargs) -> None:
+    """The territories an existing row leaves, read before the write."""
+    if not instance._state.adding and instance.pk is not None:
+        setattr(instance, BEFORE, _of(sender, instance))
+
+
+def _renew(sender, scopes: set[str]) -> None:
+    families = FAMILIES[sender._meta.label]
+    renew({family_scope(family, scope) for family in families for scope in scopes})
+
+
+def saved(sender, instance, **kwargs) -> None:
+    _renew(sender, _of(sender, instance) | instance.__dict__.pop(BEFORE, set()))
+
+
+def before_delete(sender, instance, **kwargs) -> None:
+    _renew(sender, _of(sender, instance))
+
+
+def links_changed(sender, instance, action, pk_set=None, **kwargs) -> None:
+    """A many-to-many link added or removed: the beneficiaries of those links; all of the
+    instance's links, before they are cleared."""
+    if action not in ("post_add", "pre_remove", "pre_clear"):
+        return
+    fields = [field for field in sender._meta.fields if field.is_relation]
+    own = next(field for field in fields if isinstance(instance, field.related_model))
+    filters = {own.name: instance.pk}
+    if action != "pre_clear":
+        other = next(field for field in fields if field is not own)
+        filters[f"{other.name}__in"] = pk_set or ()
+    _renew(sender, territories(sender, PATHS[sender._meta.label], **filters))
+
+
+def watch(models: Mapping[type[Model], str | None], family: str = DASHBOARDS) -> None:
+    """Connect the renewal of the touched territories' versions, for this family of
+    read-models, to every write of these models (for the through model of a many-to-many
+    field, to changes of its links), with each model's path to the beneficiary."""
+    for model, path in models.items():
         label = model._meta.label
+        if label in PATHS and PATHS[label] != path:
+            raise ValueError(f"{label}: two paths to the beneficiary ({PATHS[label]!r}, {path!r})")
         if model._meta.auto_created:
             uid = UID.format(label=label, kind="m2m")
-            m2m_changed.connect(changed, sender=model, dispatch_uid=uid)
+            m2m_changed.connect(links_changed, sender=model, dispatch_uid=uid)
         else:
-            post_save.connect(
-                changed, sender=model, dispatch_uid=UID.format(label=label, kind="save")
-            )
-            post_delete.connect(
-                changed, sender=model, dispatch_uid=UID.format(label=label, kind="del")
-            )
+            for signal, receiver, kind in (
+                (pre_save, before_save, "before"),
+                (post_save, saved, "save"),
+                (pre_delete, before_delete, "del"),
+            ):
+                uid = UID.format(label=label, kind=kind)
+                signal.connect(receiver, sender=model, dispatch_uid=uid)
         WATCHED[label] = model
+        PATHS[label] = path
+        FAMILIES.setdefault(label, set()).add(family)
 
 
 def connected_senders() -> set[str]:
-    """The labels of the models this module's receiver is connected to, read back from the
-    signals themselves."""
+    """The labels of the models this module's receivers are connected to, read back from
+    the signals themselves (a model counts once its saves, deletions or links are)."""
     labels = set()
-    for signal, kind in ((post_save, "save"), (post_delete, "del"), (m2m_changed, "m2m")):
+    for signal, kind in ((post_save, "save"), (pre_delete, "del"), (m2m_changed, "m2m")):
         for (uid, _sender), *_ in signal.receivers:
             prefix, _, rest = str(uid).partition("-")
             if prefix == "tableaux" and rest.endswith(f"-{kind}"):
@@ -65,6 +133,10 @@ def connected_senders() -> set[str]:
     return labels
 
 
+def plan_was_imported(sender, beneficiaire, **kwargs) -> None:
+    renew(territories(Beneficiaire, "", pk=beneficiaire.pk))
+
+
 watch(LECTURE_READS)  # carte/apps.py watches the choropleth's own READS
 # The Excel import writes a plan's fiches, lines and indicators in bulk, without their signals.
-plan_imported.connect(changed, dispatch_uid="tableaux-plan-imported")
+plan_imported.connect(plan_was_imported, dispatch_uid="tableaux-plan-imported")

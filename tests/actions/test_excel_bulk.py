@@ -199,7 +199,7 @@ def test_an_import_gives_the_plan_and_dashboards_a_new_version_and_resolves_remi
     # What earlier tests left pending (their transactions never committed).
     monkeypatch.setattr(rappels_signals._pending, "ids", {}, raising=False)
     monkeypatch.setattr(actions_signals, "new_plan_version", plans.append)
-    monkeypatch.setattr(tableaux_signals, "new_version", lambda: dashboards.append(1))
+    monkeypatch.setattr(tableaux_signals, "renew", dashboards.append)
     monkeypatch.setattr(
         "rappels.sweep.resolve", lambda day, beneficiaires: resolved.append(beneficiaires)
     )
@@ -210,7 +210,14 @@ def test_an_import_gives_the_plan_and_dashboards_a_new_version_and_resolves_remi
 
     assert len(bilan.creees) == 20
     assert plans == [ussel_la_courtine.pk]
-    assert dashboards == [1]
+    assert dashboards == [
+        {
+            f"beneficiaire:{ussel_la_courtine.pk}",
+            "departement:19",
+            "region:75",
+            "programme",
+        }
+    ]
     assert resolved == [{ussel_la_courtine.pk}]
 
 

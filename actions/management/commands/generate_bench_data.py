@@ -40,6 +40,7 @@ from communes.models import (
     Region,
     normalize,
 )
+from pvd.cache import data_rewritten
 from pvd.french import de
 
 REGION = "XX"
@@ -663,6 +664,7 @@ class Command(BaseCommand):
             created = generator.beneficiaires(communes)
             generator.plans(created, communes)
         analyze()
+        data_rewritten()  # written in bulk, without signals: every dashboard reads it again
         counts = generator.counts
         self.stdout.write(
             f"Généré en {time.perf_counter() - started:.1f} s : {len(created)} bénéficiaires, "

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from communes.importers.coordonnees import CoordonneesImportError, import_coordonnees
 from communes.importers.csvfile import ImportFileError
+from pvd.cache import data_rewritten
 
 
 class Command(BaseCommand):
@@ -23,4 +24,5 @@ class Command(BaseCommand):
             report = import_coordonnees(file)
         except (ImportFileError, CoordonneesImportError) as exc:
             raise CommandError(f"Import annulé, base inchangée. {exc}") from exc
+        data_rewritten()  # written in bulk, without signals: every dashboard reads it again
         self.stdout.write(report.render())

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from communes.importers.csvfile import ImportFileError, quote
 from communes.importers.pvd import PvdImportError, import_pvd
+from pvd.cache import data_rewritten
 
 
 class Command(BaseCommand):
@@ -42,6 +43,7 @@ class Command(BaseCommand):
             report = import_pvd(file, _parse_date(date_liste), force=force)
         except (ImportFileError, PvdImportError) as exc:
             raise CommandError(f"Import annulé, base inchangée. {exc}") from exc
+        data_rewritten()  # written in bulk, without signals: every dashboard reads it again
         self.stdout.write(report.render())
 
 

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from communes.importers.csvfile import ImportFileError
 from communes.importers.territoires import import_territoires
+from pvd.cache import data_rewritten
 
 
 class Command(BaseCommand):
@@ -27,4 +28,5 @@ class Command(BaseCommand):
             report = import_territoires(cog, siren, populations)
         except ImportFileError as exc:
             raise CommandError(f"Import annulé, base inchangée. {exc}") from exc
+        data_rewritten()  # written in bulk, without signals: every dashboard reads it again
         self.stdout.write(report.render())

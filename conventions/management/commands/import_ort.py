@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from communes.importers.csvfile import ImportFileError
 from conventions.importers.ort import OrtImportError, import_ort
+from pvd.cache import data_rewritten
 
 
 class Command(BaseCommand):
@@ -27,4 +28,5 @@ class Command(BaseCommand):
             report = import_ort(file)
         except (ImportFileError, OrtImportError) as exc:
             raise CommandError(f"Import annulé, base inchangée. {exc}") from exc
+        data_rewritten()  # written in bulk, without signals: every dashboard reads it again
         self.stdout.write(report.render())

@@ -1,0 +1,350 @@
+"""A change renews only the cache versions of the territories it touches (tableaux/cache.py,
+tableaux/signals.py): another territory's dashboards stay warm, to the query; and the
+programme's figures are precomputed for every territory and never computed for a reader
+while any was computed before (stale-while-revalidate)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from actions.models import FicheAction, Financeur
+from communes.models import Beneficiaire, Departement, MembreBeneficiaire
+from postes.models import Poste
+from tableaux import cache as dashboard_cache
+from tableaux import lecture
+from tableaux import signals as tableaux_signals
+from tests.actions.test_plan_readmodel import text
+from tests.conftest import count_queries
+from tests.postes.conftest import make_poste
+from tests.tableaux.test_dashboards import fill
+
+pytestmark = pytest.mark.django_db
+
+HOME = reverse("portail:home")
+
+
+@pytest.fixture(autouse=True)
+def fragment_cache(production_caches):
+    """Page fragments cached as in production (tests/conftest.py)."""
+
+
+@pytest.fixture
+def plans(ussel_la_courtine, le_blanc):
+    fill(ussel_la_courtine, 5, "1", "111")
+    fill(le_blanc, 5, "2", "999")
+    return ussel_la_courtine, le_blanc
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def warm(client) -> int:
+    """The home's query count once its fragments are cached (two visits before)."""
+    client.get(HOME)
+    client.get(HOME)
+    return count_queries(lambda: client.get(HOME))
+
+
+def queries(client) -> int:
+    return count_queries(lambda: client.get(HOME))
+
+
+@pytest.fixture
+def renewed(monkeypatch):
+    """The scopes each write renews, recorded (and renewed as usual)."""
+    scopes: set[str] = set()
+
+    def record(touched):
+        scopes.update(touched)
+        dashboard_cache.renew(touched)
+
+    monkeypatch.setattr(tableaux_signals, "renew", record)
+    return scopes
+
+
+def indre_scopes(le_blanc) -> set[str]:
+    return {f"beneficiaire:{le_blanc.pk}", "departement:36", "region:24", "programme"}
+
+
+def test_a_change_in_the_indre_leaves_the_ussel_home_warm_and_the_indre_table_cold(
+    elu_ussel, prefecture_36, plans, renewed
+):
+    _, le_blanc = plans
+    ussel, indre = logged_in(elu_ussel), logged_in(prefecture_36)
+    ussel_warm, indre_warm = warm(ussel), warm(indre)
+
+    fiche = FicheAction.objects.get(beneficiaire=le_blanc, reference="2.1")
+    fiche.maturite = FicheAction.Maturite.LIVREE
+    fiche.save()
+
+    assert renewed == indre_scopes(le_blanc)  # Le Blanc, the Indre, Centre-Val de Loire, France
+    assert queries(ussel) == ussel_warm
+    assert queries(indre) > indre_warm
+    assert queries(indre) == indre_warm  # and warm again
+
+
+def test_a_change_in_ussel_sends_the_ussel_home_cold_and_leaves_the_indre_warm(
+    elu_ussel, cdp_ussel, prefecture_36, plans, renewed
+):
+    ussel_la_courtine, _ = plans
+    elu, cdp, indre = logged_in(elu_ussel), logged_in(cdp_ussel), logged_in(prefecture_36)
+    elu_warm, cdp_warm, indre_warm = warm(elu), warm(cdp), warm(indre)
+
+    ligne = FicheAction.objects.get(beneficiaire=ussel_la_courtine, reference="1.0").financements
+    ligne = ligne.get(financeur__nom="DETR")
+    ligne.montant = Decimal("1000")
+    ligne.save()
+
+    assert f"beneficiaire:{ussel_la_courtine.pk}" in renewed and "departement:19" in renewed
+    assert queries(elu) > elu_warm and queries(cdp) > cdp_warm
+    assert queries(indre) == indre_warm
+    assert "1 333 € Notifié" in text(elu.get(HOME).content.decode())
+
+
+def test_a_beneficiary_changing_departement_renews_both(
+    prefecture_19, prefecture_36, plans, renewed
+):
+    _, le_blanc = plans
+    correze, indre = logged_in(prefecture_19), logged_in(prefecture_36)
+    correze_warm, indre_warm = warm(correze), warm(indre)
+
+    le_blanc.departement = Departement.objects.get(code="19")
+    le_blanc.save()
+
+    assert {"departement:36", "region:24", "departement:19", "region:75"} <= renewed
+    assert queries(correze) > correze_warm and queries(indre) > indre_warm
+
+
+def test_a_member_commune_moving_renews_its_old_and_new_beneficiary(
+    ussel_la_courtine, le_blanc, renewed
+):
+    membre = MembreBeneficiaire.objects.filter(beneficiaire=ussel_la_courtine).first()
+    membre.beneficiaire = le_blanc
+    membre.save()
+
+    assert {f"beneficiaire:{ussel_la_courtine.pk}", f"beneficiaire:{le_blanc.pk}"} <= renewed
+
+
+def test_a_post_link_renews_the_beneficiaries_linked_or_unlinked_only(
+    ussel_la_courtine, le_blanc, renewed
+):
+    poste = make_poste(ussel_la_courtine, etat=Poste.Etat.VACANT)
+    renewed.clear()
+    poste.beneficiaires.add(le_blanc)
+    assert renewed == indre_scopes(le_blanc)
+
+    renewed.clear()
+    poste.beneficiaires.remove(le_blanc)
+    assert renewed == indre_scopes(le_blanc)
+
+    poste.beneficiaires.add(le_blanc)
+    renewed.clear()
+    poste.beneficiaires.clear()
+    assert {f"beneficiaire:{ussel_la_courtine.pk}", f"beneficiaire:{le_blanc.pk}"} <= renewed
+
+    renewed.clear()
+    le_blanc.postes.add(poste)  # from the other side
+    assert renewed == indre_scopes(le_blanc)
+
+
+def test_a_deleted_fiche_renews_its_territory_read_before_it_goes(plans, renewed):
+    _, le_blanc = plans
+    FicheAction.objects.get(beneficiaire=le_blanc, reference="2.2").delete()
+    assert renewed == indre_scopes(le_blanc)
+
+
+def test_the_funders_catalogue_reaches_every_territory(elu_ussel, prefecture_36, plans):
+    elu, indre = logged_in(elu_ussel), logged_in(prefecture_36)
+    elu_warm, indre_warm = warm(elu), warm(indre)
+    Financeur.objects.filter(nom="DETR").get().save()
+    assert queries(elu) > elu_warm and queries(indre) > indre_warm
+
+
+def test_a_bulk_write_reaches_every_territory(elu_ussel, plans):
+    from pvd.cache import data_rewritten
+
+    elu = logged_in(elu_ussel)
+    elu_warm = warm(elu)
+    data_rewritten()
+    assert queries(elu) > elu_warm
+
+
+def test_every_declared_path_leads_to_the_beneficiary():
+    """Each read model's path (tableaux/lecture.py READS, carte/choroplethe.py READS) is one
+    the ORM follows to communes.Beneficiaire: the territory of a write is read along it."""
+    for label, path in tableaux_signals.PATHS.items():
+        if path is None:
+            continue
+        model = tableaux_signals.WATCHED[label]
+        for name in filter(None, path.split("__")):
+            model = model._meta.get_field(name).related_model
+        assert model is Beneficiaire, label
+
+
+# The programme's figures -------------------------------------------------------------------
+
+
+def summary(figures: dict) -> dict:
+    """What a programme page shows, comparable (model rows by their key and annotations)."""
+    result = {"chiffres": figures["chiffres"]}
+    if "lignes_territoires" in figures:
+        result["lignes"] = [(t.code, rows) for t, rows in figures["lignes_territoires"]]
+    else:
+        result["lignes"] = [ligne(b) for b in figures["lignes_beneficiaires"]]
+    return result
+
+
+def ligne(b) -> tuple:
+    """What a département's page and export show of a beneficiary."""
+    buckets = tuple(getattr(b, f"nb_{value}") for value in lecture.Livraison.values)
+    return (b.pk, b.nom, b.nb_fiches, b.nb_retards, buckets, b.cout, b.decide, b.date_adhesion)
+
+
+def test_a_departements_rows_are_the_prefecture_tables_figures(plans, today):
+    """The département page's rows, three grouped queries for any number of beneficiaries,
+    agree with the préfecture's table (one row of correlated subqueries each)."""
+    ussel, _ = plans
+    FicheAction.objects.filter(beneficiaire=ussel, reference="1.1").update(
+        date_fin_prevue=today - timedelta(days=3)
+    )
+    actifs = Beneficiaire.objects.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    table = lecture.beneficiaires_table(actifs, today).order_by("nom")
+    with CaptureQueriesContext(connection) as grouped:
+        rows = lecture.lignes_beneficiaires(actifs, today)
+    assert [ligne(b) for b in rows] == [ligne(b) for b in table]
+    assert any(b.nb_fiches and b.decide for b in rows)
+    assert len(grouped) == 3
+
+
+def test_every_territorys_figures_are_precomputed_as_one_territory_computes_them(
+    plans, partenaire, settings, monkeypatch
+):
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    today = timezone.localdate()
+    make_poste(plans[0], etat=Poste.Etat.VACANT)
+    one_territory = []
+    for name in ("programme", "partenaire"):
+        function = getattr(lecture, name)
+        monkeypatch.setattr(
+            lecture, name, lambda *args, f=function, n=name: one_territory.append(n) or f(*args)
+        )
+    with CaptureQueriesContext(connection) as refresh:
+        stored = dashboard_cache.refresh_programme(today)
+    monkeypatch.undo()
+    regions = sorted(set(Departement.objects.values_list("region_id", flat=True)))
+    departements = sorted(Departement.objects.values_list("code", flat=True))
+    assert stored == {"france": 1, "region": len(regions), "departement": len(departements)}
+    # Grouped per level, not per territory: only France's are computed as one territory's.
+    assert one_territory == ["programme", "partenaire"]
+    assert len(refresh) <= 40
+
+    beneficiaires = Beneficiaire.objects.all()
+    actifs = beneficiaires.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+    funders = dashboard_cache.partner_funder_sets()
+    assert funders
+    for level, codes in (("france", [None]), ("region", regions), ("departement", departements)):
+        for code in codes:
+            kept = cache.get(dashboard_cache.programme_key(level, code))["figures"]
+            scope = beneficiaires
+            if level == "region":
+                scope = beneficiaires.filter(departement__region_id=code)
+            elif level == "departement":
+                scope = beneficiaires.filter(departement_id=code)
+            assert summary(kept) == summary(lecture.programme(level, code, scope, today)), code
+            for financeurs in funders:
+                key = dashboard_cache.programme_key(
+                    level, code, dashboard_cache.funders_key(financeurs)
+                )
+                part = cache.get(key)["figures"]
+                alone = lecture.partenaire(level, actifs & scope, financeurs)
+                assert part["par_territoire"] == alone["par_territoire"], code
+                assert part["par_axe"] == alone["par_axe"], code
+
+
+def test_the_national_and_partner_homes_never_compute_precomputed_figures(
+    client_for, national, partenaire, plans, settings
+):
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    dashboard_cache.refresh_programme()
+    for user in (national, partenaire):
+        client = logged_in(user)
+        served = warm(client)
+        cache.clear()
+        client.get(reverse("rappels:list"))  # the header's unread count, then cached
+        assert queries(client) > served + 4  # nothing precomputed: the figures computed
+
+
+def test_expired_figures_are_served_while_a_refresh_is_queued(
+    national, plans, settings, django_capture_on_commit_callbacks, time_machine
+):
+    _, le_blanc = plans
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    dashboard_cache.refresh_programme()
+    client = logged_in(national)
+    url = reverse("tableaux:departement", args=["36"])
+    client.get(url)
+    served = count_queries(lambda: client.get(url))
+    before = client.get(url).content.decode()
+    assert "4 actions suivies" in " ".join(before.split())
+
+    # A change there, and the figures a quarter of an hour old: stale.
+    FicheAction.objects.filter(beneficiaire=le_blanc, reference="2.3").get().delete()
+    time_machine.move_to(timezone.now() + timedelta(minutes=15))
+    with django_capture_on_commit_callbacks() as queued:
+        with CaptureQueriesContext(connection) as first:
+            content = client.get(url).content.decode()
+        again = count_queries(lambda: client.get(url))
+    # The reader did not wait for them: no plan read, the last figures served.
+    assert not [q for q in first if "actions_ficheaction" in q["sql"]]
+    assert again == served
+    assert "4 actions suivies" in " ".join(content.split())
+    refreshes = [c for c in queued if "refresh_territory" in repr(c)]
+    assert len(refreshes) == 1  # once, whatever the number of readers
+    refreshes[0]()
+    assert "3 actions suivies" in " ".join(client.get(url).content.decode().split())
+
+
+def test_figures_never_computed_are_computed_for_the_first_reader(national, plans, settings):
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    client = logged_in(national)
+    content = client.get(reverse("tableaux:departement", args=["36"])).content.decode()
+    assert "Chiffres calculés le" in content
+    key = dashboard_cache.programme_key("departement", "36")
+    assert cache.get(key)["figures"]["chiffres"].nb_beneficiaires >= 1
+
+
+def test_the_map_is_renewed_by_what_it_reads_only(prefecture_36, plans, renewed):
+    """The map's read-model (carte/choroplethe.py READS) has its own versions: a fiche
+    changed leaves it warm, a convention signed sends it back to the database."""
+    from conventions.models import Convention
+
+    _, le_blanc = plans
+    client = logged_in(prefecture_36)
+    url = reverse("carte:carte")
+    client.get(url)
+    client.get(url)
+    warm_map = count_queries(lambda: client.get(url))
+
+    FicheAction.objects.get(beneficiaire=le_blanc, reference="2.1").save()
+    assert not [scope for scope in renewed if scope.startswith("carte|")]
+    assert count_queries(lambda: client.get(url)) == warm_map
+
+    Convention.objects.create(
+        beneficiaire=le_blanc,
+        type=Convention.Type.CADRE,
+        titre="Convention-cadre",
+        statut=Convention.Statut.SIGNEE,
+        date_signature=timezone.localdate(),
+    )
+    assert {"carte|departement:36", f"beneficiaire:{le_blanc.pk}"} <= renewed
+    assert count_queries(lambda: client.get(url)) > warm_map
