@@ -137,6 +137,20 @@ class Instance(models.Model):
                 condition=~Q(type="clct") | Q(reunions_par_an__gte=REUNIONS_CLCT),
                 name="clct_meets_twice_a_year",
             ),
+            # ``UNIQUES``, on what is stored: two submissions racing cannot both create one.
+            models.UniqueConstraint(
+                fields=["beneficiaire"],
+                condition=Q(type="comite_projet"),
+                name="one_comite_projet_per_beneficiaire",
+                violation_error_message="Ce bénéficiaire a déjà son comité de projet.",
+            ),
+            models.UniqueConstraint(
+                fields=["departement"],
+                condition=Q(type="clct"),
+                name="one_clct_per_departement",
+                violation_error_message="Ce département a déjà son comité local de cohésion "
+                "territoriale.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ import copy
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -110,7 +110,13 @@ def instance_create(request):
         return _form_page(request, form, context)
 
     def create():
-        instance = form.save()
+        try:
+            with transaction.atomic():
+                instance = form.save()
+        except IntegrityError:  # another submission created it since the form was checked
+            type_ = form.instance.get_type_display().lower()
+            form.add_error(None, f"Ce territoire a déjà son {type_}.")
+            return _form_page(request, form, context)
         messages.success(
             request, "Instance créée : ajoutez ses membres, puis programmez une réunion."
         )

@@ -58,7 +58,7 @@ def test_the_dashboard_figures_cost_the_same_at_two_sizes(client_for, prefecture
     url = reverse("portail:home")
     clcts = Instance.objects.bulk_create(
         [
-            Instance(type="clct", nom=f"CLCT {i}", departement_id="36", reunions_par_an=2)
+            Instance(type="copil_departemental", nom=f"COPIL {i}", departement_id="36")
             for i in range(2)
         ]
     )
@@ -66,7 +66,7 @@ def test_the_dashboard_figures_cost_the_same_at_two_sizes(client_for, prefecture
     small = count_queries(lambda: client.get(url))
     for i in range(8):
         clct = Instance.objects.create(
-            type="clct", nom=f"CLCT+{i}", departement_id="36", reunions_par_an=2
+            type="copil_departemental", nom=f"COPIL+{i}", departement_id="36", reunions_par_an=2
         )
         a_reunion(clct, TODAY - relativedelta(months=8), statut=Reunion.Statut.TENUE)
     a_reunion(clcts[0], TODAY - relativedelta(months=8), statut=Reunion.Statut.TENUE)
@@ -105,6 +105,33 @@ def test_a_clct_cannot_meet_less_than_twice_a_year(territoires):
         Instance.objects.create(type="clct", nom="CLCT", departement_id="36", reunions_par_an=1)
     with pytest.raises(IntegrityError), transaction.atomic():
         Instance.objects.create(type="autre", nom="Sans périmètre")
+
+
+def test_one_comite_de_projet_per_beneficiary_and_one_clct_per_departement_in_the_database(
+    ussel_la_courtine, territoires
+):
+    """The form's check (``Instance.clean``) holds on what is stored: two submissions racing
+    past it cannot both create one."""
+    from django.db import IntegrityError, transaction
+
+    a_comite(ussel_la_courtine)
+    Instance.objects.create(type="clct", nom="CLCT", departement_id="36", reunions_par_an=2)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Instance.objects.bulk_create(
+            [Instance(type="comite_projet", nom="Bis", beneficiaire=ussel_la_courtine)]
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Instance.objects.bulk_create(
+            [Instance(type="clct", nom="Bis", departement_id="36", reunions_par_an=2)]
+        )
+    # Other types may be several on one territory.
+    a_comite_technique = Instance(type="comite_technique", nom="CT", beneficiaire=ussel_la_courtine)
+    Instance.objects.bulk_create(
+        [
+            a_comite_technique,
+            Instance(type="comite_technique", nom="CT 2", beneficiaire=ussel_la_courtine),
+        ]
+    )
 
 
 def test_a_comite_is_not_late_until_its_period_passed(ussel_la_courtine, today):
