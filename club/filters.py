@@ -11,8 +11,9 @@ from actions.models import (
 )
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
 from pvd.models import Role, User
+from pvd.widgets import SelectRapide
 
-from .search import MAX_QUERY, chercher
+from .search import MAX_QUERY, chercher, nettoyer
 
 # Population bands of a beneficiary (its communes together), low bound included.
 TRANCHES = {
@@ -67,39 +68,54 @@ class ClubFilter(django_filters.FilterSet):
         queryset=Region.objects.all(),
         field_name="beneficiaire__departement__region",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
     departement = django_filters.ModelChoiceFilter(
         label="Département",
         queryset=Departement.objects.all(),
         field_name="beneficiaire__departement",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     axe = django_filters.ChoiceFilter(
-        label="Axe", choices=THEMES, field_name="axe__nom", empty_label="Tous"
+        label="Axe",
+        choices=THEMES,
+        field_name="axe__nom",
+        empty_label="Tous",
+        widget=SelectRapide,
     )
     maturite = django_filters.ChoiceFilter(
-        label="Maturité", choices=FicheAction.Maturite.choices, empty_label="Toutes"
+        label="Maturité",
+        choices=FicheAction.Maturite.choices,
+        empty_label="Toutes",
+        widget=SelectRapide,
     )
     avancement = django_filters.ChoiceFilter(
-        label="Avancement", choices=FicheAction.Avancement.choices, empty_label="Tous"
+        label="Avancement",
+        choices=FicheAction.Avancement.choices,
+        empty_label="Tous",
+        widget=SelectRapide,
     )
     financeur = django_filters.ModelChoiceFilter(
         label="Financeur",
         queryset=Financeur.objects.all(),
         method="with_financeur",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     population = django_filters.ChoiceFilter(
         label="Population",
         choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
         method="in_tranche",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
     livree = django_filters.ChoiceFilter(
         label="Livraison",
         choices=[("oui", "Livrées"), ("non", "Pas encore livrées")],
         method="delivered",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
 
     class Meta:
@@ -107,7 +123,18 @@ class ClubFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def search(self, queryset, name, value):
-        return chercher(queryset, value)
+        """The words are searched last, over the fiches the facets keep: ``resultats`` (all of
+        them, the export) or ``search.Candidats`` (the page)."""
+        return queryset
+
+    @property
+    def mots(self) -> str:
+        """The search typed, cleaned (empty when a filter is invalid)."""
+        return nettoyer(self.form.cleaned_data.get("q", "")) if self.is_valid() else ""
+
+    def resultats(self):
+        """Every fiche found, best first (or none when a filter is invalid)."""
+        return chercher(self.qs, self.mots) if self.is_valid() else self.queryset.none()
 
     def with_financeur(self, queryset, name, value):
         lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)
@@ -139,18 +166,21 @@ class AnnuaireFilter(django_filters.FilterSet):
         queryset=Departement.objects.all(),
         method="with_roles",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     theme = django_filters.ChoiceFilter(
         label="Thème de leurs fiches action",
         choices=THEMES,
         method="with_roles",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     population = django_filters.ChoiceFilter(
         label="Population",
         choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
         method="with_roles",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
 
     class Meta:

@@ -6,15 +6,22 @@ when the words find nothing, trigram word similarity on titles and town names (t
 SQLite (``make run``) every word must appear in the title, the description, the axis or the
 town (``icontains``).
 
+The page (``Candidats``) ranks and counts at most ``PLAFOND`` + 1 fiches: the first the GIN
+index finds, in one query that gives the page's ids and the count together. A broad word
+(« rénovation »: 12,000 fiches of the national bench data) then costs what a narrow one
+does; the page says « Plus de 1 000 fiches action » and the export still holds them all.
+
 Highlighted extracts: ``ts_headline`` does not escape, so it marks the matches with two
 control characters; ``surligner`` escapes the text, then turns them into ``<mark>``.
 """
 
 import re
+from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, FloatField, Q, QuerySet, TextField
+from django.db.models import BooleanField, F, FloatField, Q, QuerySet, TextField, Window
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import RowNumber
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -28,6 +35,7 @@ EXTRAIT = (
 TITRE = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
 LONGUEUR_EXTRAIT = 40  # words of the description when nothing is highlighted
 MAX_QUERY = 200  # characters of a search kept
+PLAFOND = 1000  # fiches a page ranks and counts at most (« Plus de 1 000 fiches action »)
 
 FICHE = "actions_ficheaction"
 
@@ -37,31 +45,172 @@ def full_text() -> bool:
 
 
 def chercher(fiches: QuerySet, q: str) -> QuerySet:
-    """The fiches matching ``q``, best first (newest first without ``q``)."""
+    """All the fiches matching ``q``, best first (newest first without ``q``): the export.
+    The page pages ``Candidats`` instead."""
     q = nettoyer(q)
     if not q:
         return fiches.order_by("-pk")
     if not full_text():
         return chercher_sans_index(fiches, q)
-    words = RawSQL(f"{FICHE}.recherche @@ {TSQUERY}", [q], output_field=BooleanField())
-    # Trigrams only when the words find nothing (a typo): they cost more than the GIN index
-    # of the words, and would add loose matches to a search that already has good ones.
-    typo = RawSQL(
-        f"(%s <%% {FICHE}.titre"
-        # An array from an InitPlan, not IN (subquery): each branch of the OR then uses its
-        # index (trigram GIN, the beneficiary's foreign key), in a BitmapOr.
-        f" OR {FICHE}.beneficiaire_id = ANY(ARRAY("
-        "SELECT b.id FROM communes_beneficiaire b WHERE %s <%% b.nom)))",
-        [q, q],
-        output_field=BooleanField(),
+    mots = par_mots(q)
+    if fiches.alias(correspond=mots.correspond).filter(correspond=True).exists():
+        return mots.classer(fiches)
+    return par_trigrammes(q).classer(fiches)
+
+
+@dataclass(frozen=True)
+class Critere:
+    """A way to match and rank fiches: the words (full text) or the trigrams (typos)."""
+
+    correspond: RawSQL
+    rang: RawSQL
+
+    def classer(self, fiches: QuerySet) -> QuerySet:
+        return (
+            fiches.alias(correspond=self.correspond, rang=self.rang)
+            .filter(correspond=True)
+            .order_by("-rang", "pk")
+        )
+
+
+def par_mots(q: str) -> Critere:
+    return Critere(
+        RawSQL(f"{FICHE}.recherche @@ {TSQUERY}", [q], output_field=BooleanField()),
+        RawSQL(f"ts_rank({FICHE}.recherche, {TSQUERY})", [q], output_field=FloatField()),
     )
-    if fiches.alias(correspond=words).filter(correspond=True).exists():
-        match = words
-        rank = RawSQL(f"ts_rank({FICHE}.recherche, {TSQUERY})", [q], output_field=FloatField())
-    else:
-        match = typo
-        rank = RawSQL(f"word_similarity(%s, {FICHE}.titre)", [q], output_field=FloatField())
-    return fiches.alias(correspond=match, rang=rank).filter(correspond=True).order_by("-rang", "pk")
+
+
+def par_trigrammes(q: str) -> Critere:
+    """Trigrams only when the words find nothing (a typo): they cost more than the GIN index
+    of the words, and would add loose matches to a search that already has good ones."""
+    return Critere(
+        RawSQL(
+            f"(%s <%% {FICHE}.titre"
+            # An array from an InitPlan, not IN (subquery): each branch of the OR then uses its
+            # index (trigram GIN, the beneficiary's foreign key), in a BitmapOr.
+            f" OR {FICHE}.beneficiaire_id = ANY(ARRAY("
+            "SELECT b.id FROM communes_beneficiaire b WHERE %s <%% b.nom)))",
+            [q, q],
+            output_field=BooleanField(),
+        ),
+        RawSQL(f"word_similarity(%s, {FICHE}.titre)", [q], output_field=FloatField()),
+    )
+
+
+@dataclass(frozen=True)
+class Requete:
+    """The candidates' SQL: columns ``id`` and ``rang``, ranked by ``rang`` ``sens``."""
+
+    sql: str
+    params: tuple
+    sens: str
+
+
+class Candidats:
+    """What the search page's paginator pages: the ids of the fiches, ranked, and their count,
+    both bounded by ``plafond`` (``depasse`` says there were more).
+
+    With words (PostgreSQL), the candidates are the first ``plafond`` + 1 matches the index
+    finds (a ``MATERIALIZED`` CTE: planned for all its rows, hence the bitmap of the GIN index
+    rather than a sequential scan betting on a ``LIMIT``; read only as far as the ``LIMIT``),
+    ranked among themselves; the trigrams when the words find nothing. Without words (or on
+    SQLite), the first ``plafond`` + 1 in the list's order (newest first). One query gives the
+    count and a page's ids (its first row always comes back, with the count): the paginator
+    asks the count, then the page expected from ``page`` (``debut``), already read."""
+
+    def __init__(self, fiches: QuerySet, q: str, debut: int, taille: int, plafond: int = PLAFOND):
+        self.fiches = fiches
+        self.q = nettoyer(q)
+        self.debut, self.taille, self.plafond = debut, taille, plafond
+        self.total: int | None = None
+        self.requete: Requete | None = None
+        self.lues: dict[int, list[int]] = {}  # the ids read, by the rank they start at
+
+    @property
+    def depasse(self) -> bool:
+        self.count()
+        return self.total > self.plafond
+
+    def count(self) -> int:
+        if self.total is None:
+            self.decider()
+        return min(self.total, self.plafond)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, tranche: slice) -> list[int]:
+        """A page's ids (the paginator asks one page, after the count)."""
+        self.count()
+        debut, fin = tranche.start or 0, min(tranche.stop, self.plafond)
+        if debut not in self.lues:
+            self.lues[debut] = self.lire(self.requete, debut, debut + self.taille)[0]
+        return self.lues[debut][: fin - debut]
+
+    def decider(self) -> None:
+        """The words, or the trigrams when the words find nothing; the page expected read."""
+        requetes = self.requetes()
+        for requete in requetes:
+            ids, total = self.lire(requete, self.debut, self.debut + self.taille)
+            if total or requete is requetes[-1]:
+                self.requete, self.total = requete, total
+                if ids or not total:
+                    self.lues[self.debut] = ids
+                return
+
+    def requetes(self) -> list:
+        if self.fiches.query.is_empty():  # a filter is invalid
+            return [None]
+        if not self.q:
+            return [self.dans_l_ordre(self.fiches.order_by("-pk"))]
+        if not full_text():
+            return [self.dans_l_ordre(chercher_sans_index(self.fiches, self.q))]
+        return [self.par_pertinence(par_mots(self.q)), self.par_pertinence(par_trigrammes(self.q))]
+
+    def dans_l_ordre(self, fiches: QuerySet) -> "Requete":
+        """The first ``plafond`` + 1 in the list's order; ``rang`` their position."""
+        ordering = fiches.query.order_by
+        numbered = fiches.annotate(
+            rang_liste=Window(RowNumber(), order_by=[_order(field) for field in ordering])
+        ).values_list("pk", "rang_liste")[: self.plafond + 1]
+        sql, params = numbered.query.sql_with_params()
+        return Requete(f"WITH liste (id, rang) AS ({sql}) SELECT id, rang FROM liste", params, "ASC")
+
+    def par_pertinence(self, critere: Critere) -> "Requete":
+        matches = (
+            self.fiches.alias(correspond=critere.correspond)
+            .filter(correspond=True)
+            .annotate(rang_pertinence=critere.rang)
+            .values_list("pk", "rang_pertinence")
+            .order_by()
+        )
+        sql, params = matches.query.sql_with_params()
+        return Requete(
+            f"WITH candidats (id, rang) AS MATERIALIZED ({sql}) "
+            f"SELECT id, rang FROM candidats LIMIT {self.plafond + 1:d}",
+            params,
+            "DESC",
+        )
+
+    def lire(self, requete: "Requete | None", debut: int, fin: int) -> tuple[list[int], int]:
+        """The ids ranked ``debut`` to ``fin`` (0-based, end excluded), and the count."""
+        if requete is None:
+            return [], 0
+        sql = (
+            "SELECT id, total FROM (SELECT id, COUNT(*) OVER () AS total, "
+            f"ROW_NUMBER() OVER (ORDER BY rang {requete.sens}, id) AS n "
+            f"FROM ({requete.sql}) r) p WHERE n = 1 OR (n > %s AND n <= %s) ORDER BY n"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*requete.params, debut, fin])
+            rows = cursor.fetchall()
+        total = rows[0][1] if rows else 0
+        ids = [pk for n, (pk, _) in enumerate(rows, start=1) if n > 1 or debut == 0]
+        return ids, total
+
+
+def _order(field: str):
+    return F(field[1:]).desc() if field.startswith("-") else F(field).asc()
 
 
 def nettoyer(q: str) -> str:
