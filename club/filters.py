@@ -56,6 +56,33 @@ def beneficiaires_de_tranche(code: str) -> QuerySet:
     return beneficiaires.values("pk")
 
 
+class ChoixEnUneRequete(django_filters.fields.ModelChoiceIterator):
+    """A select's options read in one plain query (Django reads them through a server-side
+    cursor: DECLARE, FETCH, CLOSE, three round trips for each select)."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        if self.field.null_label is not None:
+            yield (self.field.null_value, self.field.null_label)
+        for obj in self.queryset.all():
+            yield self.choice(obj)
+
+
+class ChampModele(django_filters.fields.ModelChoiceField):
+    iterator = ChoixEnUneRequete
+
+
+class FiltreModele(django_filters.ModelChoiceFilter):
+    """A model's choice, its options in one query and written in Python (``SelectRapide``)."""
+
+    field_class = ChampModele
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", SelectRapide)
+        super().__init__(*args, **kwargs)
+
+
 class ClubFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Rechercher dans les plans d’action",
@@ -63,14 +90,14 @@ class ClubFilter(django_filters.FilterSet):
         max_length=MAX_QUERY,
         help_text="Par exemple : rénovation façades, « halle de marché », friche -industrielle",
     )
-    region = django_filters.ModelChoiceFilter(
+    region = FiltreModele(
         label="Région",
         queryset=Region.objects.all(),
         field_name="beneficiaire__departement__region",
         empty_label="Toutes",
         widget=SelectRapide,
     )
-    departement = django_filters.ModelChoiceFilter(
+    departement = FiltreModele(
         label="Département",
         queryset=Departement.objects.all(),
         field_name="beneficiaire__departement",
@@ -96,7 +123,7 @@ class ClubFilter(django_filters.FilterSet):
         empty_label="Tous",
         widget=SelectRapide,
     )
-    financeur = django_filters.ModelChoiceFilter(
+    financeur = FiltreModele(
         label="Financeur",
         queryset=Financeur.objects.all(),
         method="with_financeur",
@@ -161,7 +188,7 @@ class AnnuaireFilter(django_filters.FilterSet):
     """Each filter keeps the people one of whose roles matches (a subquery: no join, so each
     person is listed once)."""
 
-    departement = django_filters.ModelChoiceFilter(
+    departement = FiltreModele(
         label="Département",
         queryset=Departement.objects.all(),
         method="with_roles",

@@ -2,7 +2,9 @@
 
 On PostgreSQL: French full text on the generated ``recherche`` column (actions migration
 0010), ``websearch_to_tsquery`` (quotes, ``-``, ``OR``; never an error on odd input), ranked;
-when the words find nothing, trigram word similarity on titles and town names (typos). On
+when the words find nothing, ``corriger`` replaces each word the Club's lexicon does not know
+by its nearest neighbour there (trigrams; actions migration 0012) and, for plain words, asks
+for any of them rather than all, then the full-text index searches again. On
 SQLite (``make run``) every word must appear in the title, the description, the axis or the
 town (``icontains``).
 
@@ -52,15 +54,14 @@ def chercher(fiches: QuerySet, q: str) -> QuerySet:
         return fiches.order_by("-pk")
     if not full_text():
         return chercher_sans_index(fiches, q)
-    mots = par_mots(q)
-    if fiches.alias(correspond=mots.correspond).filter(correspond=True).exists():
-        return mots.classer(fiches)
-    return par_trigrammes(q).classer(fiches)
+    candidats = Candidats(fiches, q, 0, 1)
+    candidats.count()  # the words, or the nearest ones
+    return par_mots(candidats.q_effectif).classer(fiches)
 
 
 @dataclass(frozen=True)
 class Critere:
-    """A way to match and rank fiches: the words (full text) or the trigrams (typos)."""
+    """How the words match and rank fiches."""
 
     correspond: RawSQL
     rang: RawSQL
@@ -80,21 +81,41 @@ def par_mots(q: str) -> Critere:
     )
 
 
-def par_trigrammes(q: str) -> Critere:
-    """Trigrams only when the words find nothing (a typo): they cost more than the GIN index
-    of the words, and would add loose matches to a search that already has good ones."""
-    return Critere(
-        RawSQL(
-            f"(%s <%% {FICHE}.titre"
-            # An array from an InitPlan, not IN (subquery): each branch of the OR then uses its
-            # index (trigram GIN, the beneficiary's foreign key), in a BitmapOr.
-            f" OR {FICHE}.beneficiaire_id = ANY(ARRAY("
-            "SELECT b.id FROM communes_beneficiaire b WHERE %s <%% b.nom)))",
-            [q, q],
-            output_field=BooleanField(),
-        ),
-        RawSQL(f"word_similarity(%s, {FICHE}.titre)", [q], output_field=FloatField()),
-    )
+MOT = re.compile(r"[^\W_]+")
+DISTANCE_MAX = 0.6  # trigram distance (1 - similarity) of a correction, at most
+CORRIGER = f"""
+SELECT (SELECT m.mot FROM actions_club_mot m
+         WHERE (m.mot <-> lower(unaccent(brut))) <= {DISTANCE_MAX}
+         ORDER BY m.mot <-> lower(unaccent(brut)) LIMIT 1)
+  FROM unnest(%s::text[]) WITH ORDINALITY AS t(brut, rang) ORDER BY rang
+"""
+
+
+def corriger(q: str) -> str:
+    """``q`` with each word replaced by the nearest word of the lexicon (itself when known; kept
+    when nothing is near), in one query; plain words (no quotes, ``-`` nor ``OR``) then asked
+    for one of them at least (« rénovation friche » finds the fiches that have either).
+    A word after ``-`` is kept as typed."""
+    mots = [
+        m
+        for m in MOT.finditer(q)
+        if len(m.group()) >= 3 and m.group().upper() != "OR" and q[m.start() - 1 : m.start()] != "-"
+    ]
+    if not mots:
+        return q
+    with connection.cursor() as cursor:
+        cursor.execute(CORRIGER, [[m.group() for m in mots]])
+        proches = [row[0] for row in cursor.fetchall()]
+    corrige, fin = [], 0
+    for m, proche in zip(mots, proches, strict=True):
+        corrige += [q[fin : m.start()], proche or m.group()]
+        fin = m.end()
+    corrige.append(q[fin:])
+    corrige = "".join(corrige)
+    simples = not any(c in q for c in '"-') and not re.search(r"\bOR\b", q, re.I)
+    if simples and len(mots) > 1:
+        return " or ".join(proche or m.group() for m, proche in zip(mots, proches, strict=True))
+    return corrige
 
 
 @dataclass(frozen=True)
@@ -113,15 +134,16 @@ class Candidats:
     With words (PostgreSQL), the candidates are the first ``plafond`` + 1 matches the index
     finds (a ``MATERIALIZED`` CTE: planned for all its rows, hence the bitmap of the GIN index
     rather than a sequential scan betting on a ``LIMIT``; read only as far as the ``LIMIT``),
-    ranked among themselves; the trigrams when the words find nothing. Without words (or on
+    ranked among themselves; the nearest words when they find nothing. Without words (or on
     SQLite), the first ``plafond`` + 1 in the list's order (newest first). One query gives the
     count and a page's ids (its first row always comes back, with the count): the paginator
     asks the count, then the page expected from ``page`` (``debut``), already read."""
 
-    def __init__(self, fiches: QuerySet, q: str, debut: int, taille: int, plafond: int = PLAFOND):
+    def __init__(self, fiches: QuerySet, q: str, debut: int, taille: int, plafond: int = 0):
         self.fiches = fiches
         self.q = nettoyer(q)
-        self.debut, self.taille, self.plafond = debut, taille, plafond
+        self.debut, self.taille, self.plafond = debut, taille, plafond or PLAFOND
+        self.q_effectif = self.q  # the words searched: ``q``, or the nearest ones
         self.total: int | None = None
         self.requete: Requete | None = None
         self.lues: dict[int, list[int]] = {}  # the ids read, by the rank they start at
@@ -148,24 +170,30 @@ class Candidats:
         return self.lues[debut][: fin - debut]
 
     def decider(self) -> None:
-        """The words, or the trigrams when the words find nothing; the page expected read."""
-        requetes = self.requetes()
-        for requete in requetes:
-            ids, total = self.lire(requete, self.debut, self.debut + self.taille)
-            if total or requete is requetes[-1]:
-                self.requete, self.total = requete, total
-                if ids or not total:
-                    self.lues[self.debut] = ids
-                return
+        """The words; when they find nothing, the nearest ones (``corriger``), kept if they find
+        something (a correction that finds nothing is never shown: it could only come from
+        a fiche the user may not read). The page expected is read on the way."""
+        self.requete = self.premiere_requete()
+        ids, self.total = self.lire(self.requete, self.debut, self.debut + self.taille)
+        if not self.total and self.q and full_text() and self.requete is not None:
+            proche = corriger(self.q)
+            if proche != self.q:
+                requete = self.par_pertinence(par_mots(proche))
+                ids_proches, total = self.lire(requete, self.debut, self.debut + self.taille)
+                if total:
+                    self.requete, self.total, self.q_effectif = requete, total, proche
+                    ids = ids_proches
+        if ids or not self.total:
+            self.lues[self.debut] = ids
 
-    def requetes(self) -> list:
+    def premiere_requete(self) -> "Requete | None":
         if self.fiches.query.is_empty():  # a filter is invalid
-            return [None]
+            return None
         if not self.q:
-            return [self.dans_l_ordre(self.fiches.order_by("-pk"))]
+            return self.dans_l_ordre(self.fiches.order_by("-pk"))
         if not full_text():
-            return [self.dans_l_ordre(chercher_sans_index(self.fiches, self.q))]
-        return [self.par_pertinence(par_mots(self.q)), self.par_pertinence(par_trigrammes(self.q))]
+            return self.dans_l_ordre(chercher_sans_index(self.fiches, self.q))
+        return self.par_pertinence(par_mots(self.q))
 
     def dans_l_ordre(self, fiches: QuerySet) -> "Requete":
         """The first ``plafond`` + 1 in the list's order; ``rang`` their position."""
@@ -174,7 +202,9 @@ class Candidats:
             rang_liste=Window(RowNumber(), order_by=[_order(field) for field in ordering])
         ).values_list("pk", "rang_liste")[: self.plafond + 1]
         sql, params = numbered.query.sql_with_params()
-        return Requete(f"WITH liste (id, rang) AS ({sql}) SELECT id, rang FROM liste", params, "ASC")
+        return Requete(
+            f"WITH liste (id, rang) AS ({sql}) SELECT id, rang FROM liste", params, "ASC"
+        )
 
     def par_pertinence(self, critere: Critere) -> "Requete":
         matches = (

@@ -88,7 +88,8 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
         paginator, page, page_ids, has_other = super().paginate_queryset(self.candidats, page_size)
         page_ids = list(page_ids)
         fiches = club_fiches(self.request.user).filter(pk__in=page_ids).order_by()
-        by_pk = {fiche.pk: fiche for fiche in search.avec_extraits(fiches, q)}
+        extraits = search.avec_extraits(fiches, self.candidats.q_effectif)
+        by_pk = {fiche.pk: fiche for fiche in extraits}
         return paginator, page, [by_pk[pk] for pk in page_ids if pk in by_pk], has_other
 
     def get_context_data(self, **kwargs):
@@ -101,6 +102,7 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
         context["plafond"] = search.PLAFOND
         context["plafond_atteint"] = self.candidats.depasse
         context["recherche"] = bool(self.filterset.mots)
+        context["mots_proches"] = self.candidats.q_effectif != self.candidats.q
         return context
 
 

@@ -12,22 +12,30 @@ class SelectRapide(Select):
     a template per option. Labels and values are escaped by ``format_html``."""
 
     def render(self, name, value, attrs=None, renderer=None):
-        widget = self.get_context(name, value, attrs)["widget"]
+        selected = set(self.format_value(value))
         groups = []
-        for group_name, options, _index in widget["optgroups"]:
-            html = format_html_join(
-                "",
-                "<option value=\"{}\"{}>{}</option>",
-                ((str(o["value"]), flatatt(o["attrs"]), o["label"]) for o in options),
-            )
-            groups.append(
-                format_html('<optgroup label="{}">{}</optgroup>', group_name, html)
-                if group_name
-                else html
-            )
+        for group_value, group_label in self.choices:
+            if isinstance(group_label, (list, tuple)):
+                groups.append(
+                    format_html(
+                        '<optgroup label="{}">{}</optgroup>',
+                        group_value,
+                        self.options(group_label, selected),
+                    )
+                )
+            else:
+                groups.append(self.options([(group_value, group_label)], selected))
         return format_html(
             '<select name="{}"{}>{}</select>',
-            widget["name"],
-            flatatt(widget["attrs"]),
+            name,
+            flatatt(self.build_attrs(self.attrs, attrs)),
             format_html_join("", "{}", ((group,) for group in groups)),
         )
+
+    @staticmethod
+    def options(choices, selected: set[str]) -> str:
+        rows = []
+        for option_value, label in choices:
+            option_value = "" if option_value is None else str(option_value)
+            rows.append((option_value, " selected" if option_value in selected else "", label))
+        return format_html_join("", '<option value="{}"{}>{}</option>', rows)
