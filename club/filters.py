@@ -1,5 +1,17 @@
 import django_filters
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    CharField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.functions import JSONObject, RowNumber
 
 from actions.models import (
     AXE_TRANSVERSAL,
@@ -13,7 +25,7 @@ from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Regio
 from pvd.models import Role, User
 from pvd.widgets import SelectRapide
 
-from .search import MAX_QUERY, chercher, nettoyer
+from .search import MAX_QUERY, chercher, nettoyer, ordre
 
 # Population bands of a beneficiary (its communes together), low bound included.
 TRANCHES = {
@@ -58,15 +70,53 @@ def beneficiaires_de_tranche(code: str) -> QuerySet:
 
 class ChoixEnUneRequete(django_filters.fields.ModelChoiceIterator):
     """A select's options read in one plain query (Django reads them through a server-side
-    cursor: DECLARE, FETCH, CLOSE, three round trips for each select)."""
+    cursor: DECLARE, FETCH, CLOSE, three round trips for each select), or, when its filter set
+    read the lists of several selects together (``ListesEnUneRequete``), from there."""
 
     def __iter__(self):
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
         if self.field.null_label is not None:
             yield (self.field.null_value, self.field.null_label)
-        for obj in self.queryset.all():
+        listes = getattr(self.field, "listes", None)
+        for obj in listes[0].de(listes[1]) if listes else self.queryset.all():
             yield self.choice(obj)
+
+
+class ListesEnUneRequete:
+    """The options of several model selects in one query (``UNION ALL``), each list in its
+    queryset's order, each row its model's fields as a JSON object: three lists, one round
+    trip. Read once per request, when the form is first rendered; nothing kept across."""
+
+    def __init__(self, champs: dict):
+        self.champs = champs
+        self.objets: dict[str, list] | None = None
+        for nom, champ in champs.items():
+            champ.listes = (self, nom)
+
+    def de(self, nom: str) -> list:
+        if self.objets is None:
+            self.objets = {nom: [] for nom in self.champs}
+            modeles = {nom: champ.queryset.model for nom, champ in self.champs.items()}
+            parties = [self.partie(nom, champ.queryset) for nom, champ in self.champs.items()]
+            lignes = parties[0].union(*parties[1:], all=True).order_by("liste", "rang")
+            for liste, _rang, champs in lignes:
+                self.objets[liste].append(modeles[liste](**champs))
+        return self.objets[nom]
+
+    @staticmethod
+    def partie(nom: str, queryset: QuerySet) -> QuerySet:
+        model = queryset.model
+        ordering = queryset.query.order_by or model._meta.ordering
+        return (
+            queryset.order_by()
+            .annotate(
+                liste=Value(nom, output_field=CharField()),
+                rang=Window(RowNumber(), order_by=[ordre(field) for field in ordering]),
+                objet=JSONObject(**{f.attname: F(f.attname) for f in model._meta.concrete_fields}),
+            )
+            .values_list("liste", "rang", "objet")
+        )
 
 
 class ChampModele(django_filters.fields.ModelChoiceField):
@@ -148,6 +198,12 @@ class ClubFilter(django_filters.FilterSet):
     class Meta:
         model = FicheAction
         fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        ListesEnUneRequete(
+            {nom: self.filters[nom].field for nom in ("region", "departement", "financeur")}
+        )
 
     def search(self, queryset, name, value):
         """The words are searched last, over the fiches the facets keep: ``resultats`` (all of

@@ -199,7 +199,7 @@ class Candidats:
         """The first ``plafond`` + 1 in the list's order; ``rang`` their position."""
         ordering = fiches.query.order_by
         numbered = fiches.annotate(
-            rang_liste=Window(RowNumber(), order_by=[_order(field) for field in ordering])
+            rang_liste=Window(RowNumber(), order_by=[ordre(field) for field in ordering])
         ).values_list("pk", "rang_liste")[: self.plafond + 1]
         sql, params = numbered.query.sql_with_params()
         return Requete(
@@ -239,7 +239,7 @@ class Candidats:
         return ids, total
 
 
-def _order(field: str):
+def ordre(field: str):
     return F(field[1:]).desc() if field.startswith("-") else F(field).asc()
 
 
