@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -176,9 +176,20 @@ class FicheActionQuerySet(models.QuerySet):
             return self.none()
         if policy.sees_everything(user):
             return self
-        return self.filter(
-            Q(partage_club=True) | Q(beneficiaire__in=Beneficiaire.objects.for_user(user))
-        )
+        perimetre = Beneficiaire.objects.for_user(user).values("pk")
+        if connections[self.db].vendor == "postgresql":
+            # = ANY(ARRAY(subquery)): an InitPlan run once. PostgreSQL costs IN (subquery)
+            # as if it ran again for each row an index scan probes (26,000 each), and read
+            # all 82,500 fiches rather than the 16 towns of a département (220 ms → 0.3 ms).
+            dans_le_perimetre = models.Func(
+                models.F("beneficiaire_id"),
+                models.Subquery(perimetre),
+                arg_joiner=" = ANY(ARRAY",
+                template="%(expressions)s)",
+                output_field=models.BooleanField(),
+            )
+            return self.filter(Q(partage_club=True) | Q(dans_le_perimetre))
+        return self.filter(Q(partage_club=True) | Q(beneficiaire__in=perimetre))
 
     def with_financement(self) -> "FicheActionQuerySet":
         return self.annotate(

@@ -1,5 +1,17 @@
 import django_filters
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    CharField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.functions import JSONObject, RowNumber
 
 from actions.models import (
     AXE_TRANSVERSAL,
@@ -11,8 +23,9 @@ from actions.models import (
 )
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
 from pvd.models import Role, User
+from pvd.widgets import SelectRapide
 
-from .search import MAX_QUERY, chercher
+from .search import MAX_QUERY, chercher, nettoyer, ordre
 
 # Population bands of a beneficiary (its communes together), low bound included.
 TRANCHES = {
@@ -55,6 +68,71 @@ def beneficiaires_de_tranche(code: str) -> QuerySet:
     return beneficiaires.values("pk")
 
 
+class ChoixEnUneRequete(django_filters.fields.ModelChoiceIterator):
+    """A select's options read in one plain query (Django reads them through a server-side
+    cursor: DECLARE, FETCH, CLOSE, three round trips for each select), or, when its filter set
+    read the lists of several selects together (``ListesEnUneRequete``), from there."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        if self.field.null_label is not None:
+            yield (self.field.null_value, self.field.null_label)
+        listes = getattr(self.field, "listes", None)
+        for obj in listes[0].de(listes[1]) if listes else self.queryset.all():
+            yield self.choice(obj)
+
+
+class ListesEnUneRequete:
+    """The options of several model selects in one query (``UNION ALL``), each list in its
+    queryset's order, each row its model's fields as a JSON object: three lists, one round
+    trip. Read once per request, when the form is first rendered; nothing kept across."""
+
+    def __init__(self, champs: dict):
+        self.champs = champs
+        self.objets: dict[str, list] | None = None
+        for nom, champ in champs.items():
+            champ.listes = (self, nom)
+
+    def de(self, nom: str) -> list:
+        if self.objets is None:
+            self.objets = {nom: [] for nom in self.champs}
+            modeles = {nom: champ.queryset.model for nom, champ in self.champs.items()}
+            parties = [self.partie(nom, champ.queryset) for nom, champ in self.champs.items()]
+            lignes = parties[0].union(*parties[1:], all=True).order_by("liste", "rang")
+            for liste, _rang, champs in lignes:
+                self.objets[liste].append(modeles[liste](**champs))
+        return self.objets[nom]
+
+    @staticmethod
+    def partie(nom: str, queryset: QuerySet) -> QuerySet:
+        model = queryset.model
+        ordering = queryset.query.order_by or model._meta.ordering
+        return (
+            queryset.order_by()
+            .annotate(
+                liste=Value(nom, output_field=CharField()),
+                rang=Window(RowNumber(), order_by=[ordre(field) for field in ordering]),
+                objet=JSONObject(**{f.attname: F(f.attname) for f in model._meta.concrete_fields}),
+            )
+            .values_list("liste", "rang", "objet")
+        )
+
+
+class ChampModele(django_filters.fields.ModelChoiceField):
+    iterator = ChoixEnUneRequete
+
+
+class FiltreModele(django_filters.ModelChoiceFilter):
+    """A model's choice, its options in one query and written in Python (``SelectRapide``)."""
+
+    field_class = ChampModele
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", SelectRapide)
+        super().__init__(*args, **kwargs)
+
+
 class ClubFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Rechercher dans les plans d’action",
@@ -62,52 +140,84 @@ class ClubFilter(django_filters.FilterSet):
         max_length=MAX_QUERY,
         help_text="Par exemple : rénovation façades, « halle de marché », friche -industrielle",
     )
-    region = django_filters.ModelChoiceFilter(
+    region = FiltreModele(
         label="Région",
         queryset=Region.objects.all(),
         field_name="beneficiaire__departement__region",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
-    departement = django_filters.ModelChoiceFilter(
+    departement = FiltreModele(
         label="Département",
         queryset=Departement.objects.all(),
         field_name="beneficiaire__departement",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     axe = django_filters.ChoiceFilter(
-        label="Axe", choices=THEMES, field_name="axe__nom", empty_label="Tous"
+        label="Axe",
+        choices=THEMES,
+        field_name="axe__nom",
+        empty_label="Tous",
+        widget=SelectRapide,
     )
     maturite = django_filters.ChoiceFilter(
-        label="Maturité", choices=FicheAction.Maturite.choices, empty_label="Toutes"
+        label="Maturité",
+        choices=FicheAction.Maturite.choices,
+        empty_label="Toutes",
+        widget=SelectRapide,
     )
     avancement = django_filters.ChoiceFilter(
-        label="Avancement", choices=FicheAction.Avancement.choices, empty_label="Tous"
+        label="Avancement",
+        choices=FicheAction.Avancement.choices,
+        empty_label="Tous",
+        widget=SelectRapide,
     )
-    financeur = django_filters.ModelChoiceFilter(
+    financeur = FiltreModele(
         label="Financeur",
         queryset=Financeur.objects.all(),
         method="with_financeur",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     population = django_filters.ChoiceFilter(
         label="Population",
         choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
         method="in_tranche",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
     livree = django_filters.ChoiceFilter(
         label="Livraison",
         choices=[("oui", "Livrées"), ("non", "Pas encore livrées")],
         method="delivered",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
 
     class Meta:
         model = FicheAction
         fields: list[str] = []
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        ListesEnUneRequete(
+            {nom: self.filters[nom].field for nom in ("region", "departement", "financeur")}
+        )
+
     def search(self, queryset, name, value):
-        return chercher(queryset, value)
+        """The words are searched last, over the fiches the facets keep: ``resultats`` (all of
+        them, the export) or ``search.Candidats`` (the page)."""
+        return queryset
+
+    @property
+    def mots(self) -> str:
+        """The search typed, cleaned (empty when a filter is invalid)."""
+        return nettoyer(self.form.cleaned_data.get("q", "")) if self.is_valid() else ""
+
+    def resultats(self):
+        """Every fiche found, best first (or none when a filter is invalid)."""
+        return chercher(self.qs, self.mots) if self.is_valid() else self.queryset.none()
 
     def with_financeur(self, queryset, name, value):
         lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)
@@ -134,23 +244,26 @@ class AnnuaireFilter(django_filters.FilterSet):
     """Each filter keeps the people one of whose roles matches (a subquery: no join, so each
     person is listed once)."""
 
-    departement = django_filters.ModelChoiceFilter(
+    departement = FiltreModele(
         label="Département",
         queryset=Departement.objects.all(),
         method="with_roles",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     theme = django_filters.ChoiceFilter(
         label="Thème de leurs fiches action",
         choices=THEMES,
         method="with_roles",
         empty_label="Tous",
+        widget=SelectRapide,
     )
     population = django_filters.ChoiceFilter(
         label="Population",
         choices=[(code, label) for code, (label, *_) in TRANCHES.items()],
         method="with_roles",
         empty_label="Toutes",
+        widget=SelectRapide,
     )
 
     class Meta:

@@ -47,7 +47,11 @@ def chefs_club() -> Prefetch:
 
 def lignes_noms() -> Prefetch:
     """The funders' names only (the lines' amounts stay within the perimeter)."""
-    lignes = LigneFinancement.objects.select_related("financeur").only("fiche_id", "financeur__nom")
+    lignes = (
+        LigneFinancement.objects.select_related("financeur")
+        .only("fiche_id", "financeur__nom")
+        .order_by()  # sorted by name in ``financeurs``; no join to the fiche to sort on
+    )
     return Prefetch("financements", queryset=lignes, to_attr="lignes_noms")
 
 
@@ -70,21 +74,23 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
     paginate_by = 20
 
     def get_queryset(self):
-        # Newest first until a search ranks them (an index scan, no join to sort on).
         return FicheAction.objects.club_for(self.request.user).order_by("-pk")
 
     def paginate_queryset(self, queryset, page_size):
-        """Rank and count on the fiches' ids alone, then load the page's fiches with their
-        town, axis, funders, chefs de projet and highlighted extracts: a fixed number of
-        queries, and no join nor headline for the rows the page skips."""
-        ids = queryset.values_list("pk", flat=True)
-        paginator, page, page_ids, has_other = super().paginate_queryset(ids, page_size)
+        """Rank and count at most ``search.PLAFOND`` fiches on their ids alone, in one query
+        (``search.Candidats``), then load the page's fiches with their town, axis, funders,
+        chefs de projet and highlighted extracts: a fixed number of queries, and no join nor
+        headline for the rows the page skips."""
+        q = self.filterset.mots
+        page = self.request.GET.get(self.page_kwarg, "")
+        debut = (int(page) - 1) * page_size if page.isdigit() and 0 < int(page) < 10**6 else 0
+        self.candidats = search.Candidats(queryset, q, debut, page_size)
+        paginator, page, page_ids, has_other = super().paginate_queryset(self.candidats, page_size)
         page_ids = list(page_ids)
-        q = self.request.GET.get("q", "") if self.filterset.is_valid() else ""
         fiches = club_fiches(self.request.user).filter(pk__in=page_ids).order_by()
-        loaded = search.avec_extraits(fiches, q)
-        by_pk = {fiche.pk: fiche for fiche in loaded}
-        return paginator, page, [by_pk[pk] for pk in page_ids], has_other
+        extraits = search.avec_extraits(fiches, self.candidats.q_effectif)
+        by_pk = {fiche.pk: fiche for fiche in extraits}
+        return paginator, page, [by_pk[pk] for pk in page_ids if pk in by_pk], has_other
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -93,6 +99,10 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
             fiche.extrait_html = search.extrait(fiche)
             fiche.noms_financeurs = financeurs(fiche)
         context["query_string"] = self.request.GET.urlencode()
+        context["plafond"] = search.PLAFOND
+        context["plafond_atteint"] = self.candidats.depasse
+        context["recherche"] = bool(self.filterset.mots)
+        context["mots_proches"] = self.candidats.q_effectif != self.candidats.q
         return context
 
 
@@ -119,8 +129,7 @@ class ExportView(ClubMixin, FilterView):
         return club_fiches(self.request.user)
 
     def get(self, request, *args, **kwargs):
-        filterset = self.get_filterset(self.get_filterset_class())
-        fiches = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+        fiches = self.get_filterset(self.get_filterset_class()).resultats()
         rows = (
             [
                 fiche.beneficiaire.nom,

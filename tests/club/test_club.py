@@ -13,6 +13,7 @@ from django.urls import reverse
 from actions.models import Axe, FicheAction, Financeur, LigneFinancement, ensure_axes
 from club import search
 from club.models import MESSAGES_PAR_JOUR, MessageClub
+from club.views import RechercheView
 from communes.models import Beneficiaire
 from pvd.models import Role, User
 from tests.conftest import count_queries
@@ -86,10 +87,40 @@ def test_french_search_ignores_accents_and_plurals(client_for, cdp_ussel, plans)
     assert "Le Blanc" in html
 
 
-def test_a_typo_is_found_by_trigram_similarity(client_for, cdp_ussel, plans):
+def test_a_typo_is_corrected_by_the_lexicon_of_the_fiches_words(client_for, cdp_ussel, plans):
+    response = club(client_for(cdp_ussel), q="rénovaton")
+    assert "Rénovations des façades de la Grande Rue" in titles(response)
+    assert "les mots les plus proches" in response.content.decode()
+    # A town's name, misspelt: its words are in the lexicon too.
     assert "Rénovations des façades de la Grande Rue" in titles(
-        club(client_for(cdp_ussel), q="rénovaton")
+        club(client_for(cdp_ussel), q="Le Blancc")
     )
+
+
+def test_the_lexicon_follows_the_fiches_written(client_for, cdp_ussel, plans, le_blanc):
+    client = client_for(cdp_ussel)
+    assert titles(club(client, q="belvedere")) == []
+    fiche(le_blanc, "4.9", "Aménagement du belvédère")
+    assert titles(club(client, q="belvedre")) == ["Aménagement du belvédère"]
+    FicheAction.objects.filter(reference="4.9").update(titre="Passerelle piétonne")
+    assert titles(club(client, q="paserelle")) == ["Passerelle piétonne"]
+
+
+def test_plain_words_never_found_together_find_either(client_for, cdp_ussel, plans):
+    found = titles(club(client_for(cdp_ussel), q="façades devantures"))
+    assert set(found) == {
+        "Rénovations des façades de la Grande Rue",
+        "Campagne de renovation des devantures",
+    }
+
+
+def test_a_correction_from_a_fiche_not_shared_is_never_shown(client_for, cdp_ussel, plans):
+    """« faubourg » is a word of Le Blanc's private fiche only: its correction finds nothing
+    Ussel may read, so the page says nothing of it."""
+    response = club(client_for(cdp_ussel), q="faubourh")
+    assert titles(response) == []
+    html = response.content.decode()
+    assert "faubourg" not in html and "les plus proches" not in html
 
 
 def test_town_and_funders_are_searched(client_for, cdp_ussel, plans):
@@ -218,19 +249,62 @@ def test_the_export_in_excel(client_for, cdp_ussel, plans):
 # Speed ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "params", [{"q": "façades"}, {}, {"q": "facdes"}, {"q": "façades", "departement": "36"}]
+)
 def test_the_number_of_queries_does_not_grow_with_the_results(
-    client_for, cdp_ussel, plans, le_blanc
+    client_for, cdp_ussel, plans, le_blanc, monkeypatch, params
 ):
+    """Two fiches, then 17 beyond a cap of 5 (the page ranks and counts 5): the same queries."""
+    monkeypatch.setattr(search, "PLAFOND", 5)
     client = client_for(cdp_ussel)
     club(client)  # the session and the perimeter, once
-    small = count_queries(lambda: club(client, q="façades"))
+    small = count_queries(lambda: club(client, **params))
+    assert not club(client, **params).context["plafond_atteint"]
     for i in range(15):
         created = fiche(le_blanc, f"9.{i}", f"Rénovation des façades, tranche {i}")
         LigneFinancement.objects.create(
             fiche=created, financeur=Financeur.objects.get(nom="Région"), montant=Decimal("10")
         )
-    large = count_queries(lambda: club(client, q="façades"))
+    large = count_queries(lambda: club(client, **params))
+    assert club(client, **params).context["plafond_atteint"]
     assert large == small
+
+
+def test_beyond_the_cap_the_page_says_more_than_and_pages_the_cap(
+    client_for, cdp_ussel, plans, le_blanc, monkeypatch
+):
+    monkeypatch.setattr(search, "PLAFOND", 4)
+    for i in range(6):
+        fiche(le_blanc, f"9.{i}", f"Rénovation des façades, tranche {i}")
+    client = client_for(cdp_ussel)
+    response = club(client, q="façades")
+    paginator = response.context["page_obj"].paginator
+    assert paginator.count == 4 and len(titles(response)) == 4
+    html = " ".join(response.content.decode().split())
+    assert "Plus de 4 fiches action" in html
+    assert "Les 4 premières trouvées sont classées ici par pertinence" in html
+    # Without words, the newest first; the export holds them all.
+    assert titles(club(client))[0] == "Rénovation des façades, tranche 5"
+    assert "Les 4 plus récentes sont listées ici" in club(client).content.decode()
+    export = client.get(reverse("club:export"), {"q": "façades", "format": "csv"})
+    text = b"".join(export.streaming_content).decode("utf-8-sig")
+    assert text.count("tranche") == 6
+
+
+def test_pages_of_a_capped_search_neither_repeat_nor_skip(
+    client_for, cdp_ussel, plans, le_blanc, monkeypatch
+):
+    monkeypatch.setattr(search, "PLAFOND", 7)
+    monkeypatch.setattr(RechercheView, "paginate_by", 3)
+    for i in range(9):
+        fiche(le_blanc, f"9.{i}", f"Rénovation des façades, tranche {i}")
+    client = client_for(cdp_ussel)
+    pages = [titles(club(client, q="façades", page=n)) for n in (1, 2, 3)]
+    assert [len(page) for page in pages] == [3, 3, 1]
+    seen = [titre for page in pages for titre in page]
+    assert len(set(seen)) == 7
+    assert titles(club(client, q="façades", page=99)) == pages[2]  # the last page
 
 
 # The SQLite fallback ----------------------------------------------------------------------------
@@ -245,6 +319,10 @@ def test_without_postgresql_every_word_is_searched_with_icontains(
     assert titles(club(client, q="faubourg")) == []
     html = club(client, q="ravalement").content.decode()
     assert "<img src=x" not in html and "&lt;img src=x" in html
+    assert titles(club(client)) == [  # the visible fiches, newest first
+        "Campagne de renovation des devantures",
+        "Rénovations des façades de la Grande Rue",
+    ]
 
 
 # Who to call ------------------------------------------------------------------------------------
