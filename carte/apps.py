@@ -7,9 +7,11 @@ class CarteConfig(AppConfig):
     verbose_name = "carte"
 
     def ready(self) -> None:
-        # The choropleth is cached under the dashboards' version: what it reads renews it.
+        # The choropleth and the map's data (the communes read what the choropleth reads,
+        # the fiches their own) are cached under the dashboards' version: what they read
+        # renews it.
         from tableaux.signals import watch
 
-        from .choroplethe import READS
+        from . import choroplethe, fiches
 
-        watch(READS)
+        watch(choroplethe.READS + fiches.READS)
