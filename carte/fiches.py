@@ -39,12 +39,9 @@ def filtre_fiches(user, data, filtre: geo.Filtre | None = None) -> FicheCarteFil
     return FicheCarteFilter(data or None, queryset=queryset)
 
 
-def fiches(
-    filterset: FicheCarteFilter, limit: int | None = None
-) -> tuple[list[dict], dict[str, dict]]:
+def fiches(filterset: FicheCarteFilter) -> tuple[list[dict], dict[str, dict]]:
     """The filtered fiches, each with the codes of the communes it stands at, and those
-    communes (name, coordinates). Three queries; with a ``limit`` reached, only the first
-    ``limit`` fiches without their communes, in one query (the list is not shown)."""
+    communes (name, coordinates). Three queries."""
     queryset = filterset.qs
     rows = queryset.order_by("beneficiaire__nom", "axe__numero", "reference", "pk").values(
         "pk",
@@ -56,11 +53,7 @@ def fiches(
         "beneficiaire_id",
         "beneficiaire__nom",
     )
-    rows = list(rows[:limit] if limit is not None else rows)
-    if limit is not None:
-        if len(rows) >= limit:
-            return rows, {}
-        queryset = queryset.filter(pk__in=[row["pk"] for row in rows])
+    rows = list(rows)
     lieux: dict[str, dict] = {}
 
     def lieu(code: str, nom: str, latitude: float, longitude: float) -> str:

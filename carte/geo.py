@@ -119,9 +119,8 @@ def membres(user, filtre: Filtre = Filtre()) -> QuerySet:
     return queryset
 
 
-def points(user, filtre: Filtre = Filtre(), limit: int | None = None) -> list[dict]:
-    """The PVD communes on the map, ordered by département then name (one query), the
-    first ``limit`` of them if given."""
+def points(user, filtre: Filtre = Filtre()) -> list[dict]:
+    """The PVD communes on the map, ordered by département then name (one query)."""
     rows = (
         membres(user, filtre)
         .order_by("commune__departement_id", "commune__nom", "commune_id")
@@ -136,8 +135,6 @@ def points(user, filtre: Filtre = Filtre(), limit: int | None = None) -> list[di
             "cadre",
         )
     )
-    if limit is not None:
-        rows = rows[:limit]
     # One reverse() for all: the URL differs by the beneficiary's id only.
     url = reverse("communes:beneficiaire-detail", args=[0]).replace("/0/", "/{}/")
     result = []

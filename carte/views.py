@@ -55,13 +55,21 @@ def filtre_from(request: HttpRequest) -> geo.Filtre:
     return geo.Filtre()
 
 
+def court(queryset) -> int:
+    """How many rows: counted up to LISTE_MAX + 1 only (a query that stops there), then in
+    full when there are more, to say how long the list would be (an index-only count, not
+    the sort the list needs)."""
+    nb = queryset.order_by().values("pk")[: LISTE_MAX + 1].count()
+    return nb if nb <= LISTE_MAX else queryset.order_by().count()
+
+
 def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dict:
     """What ``carte/includes/carte.html`` needs; dashboards call it with their filter. The
     list of communes only when it is short enough to show, counted in SQL otherwise."""
     user = request.user
     filtre = filtre if filtre is not None else filtre_from(request)
-    points = geo.points(user, filtre, limit=LISTE_MAX + 1)
-    nb_points = len(points) if len(points) <= LISTE_MAX else geo.membres(user, filtre).count()
+    nb_points = court(geo.membres(user, filtre))
+    points = geo.points(user, filtre) if nb_points <= LISTE_MAX else []
     if filtre.departement is not None:
         niveau, code = "departement", filtre.departement.code
     elif filtre.region is not None:
@@ -73,7 +81,7 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
         url = f"{url}?{filtre.querystring()}"
     return {
         "filtre": filtre,
-        "points": points if len(points) <= LISTE_MAX else [],
+        "points": points,
         "nb_points": nb_points,
         "liste_max": LISTE_MAX,
         "choroplethe": choroplethe.a_cacher(user, niveau, code, timezone.localdate()),
@@ -96,13 +104,13 @@ class CarteView(TemplateView):
         filterset = fiches.filtre_fiches(user, self.request.GET, carte["filtre"])
         # The list only when it is short enough to show: the country's 80,000 fiches are
         # counted, not read.
-        lignes, _ = fiches.fiches(filterset, limit=LISTE_MAX + 1)
-        nb_fiches = len(lignes) if len(lignes) <= LISTE_MAX else filterset.qs.count()
+        nb_fiches = court(filterset.qs)
+        lignes = fiches.fiches(filterset)[0] if nb_fiches <= LISTE_MAX else []
         query = "&".join(q for q in (carte["filtre"].querystring(), filterset.querystring) if q)
         return super().get_context_data(
             carte=carte,
             fiches_filter=filterset,
-            fiches=lignes if nb_fiches <= LISTE_MAX else [],
+            fiches=lignes,
             nb_fiches=nb_fiches,
             fiches_url=reverse("carte:fiches") + (f"?{query}" if query else ""),
             departement_choices=Departement.objects.for_user(user).order_by("code"),
