@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import parse_etags
+from django.utils.http import parse_etags, urlencode
 from django.views.generic import TemplateView
 
 from actions.models import FicheAction
@@ -120,19 +120,19 @@ class CarteView(TemplateView):
 
 
 def donnees_en_cache(
-    request: HttpRequest, nom: str, calcul: Callable[[], bytes], content_type: str
+    request: HttpRequest, nom: str, variante: str, calcul: Callable[[], bytes], content_type: str
 ) -> HttpResponse:
-    """The map's data ``calcul()`` gives (JSON bytes), kept gzipped in the cache, with its
-    ETag: 304 when the browser holds it already. Sent gzipped to the browsers that accept
-    it (all of them), plain otherwise."""
+    """The map's data ``calcul()`` gives (JSON bytes) for the ``variante`` asked (the valid
+    filters, not the raw query string: no entry per junk parameter), kept gzipped in the
+    cache, with its ETag: 304 when the browser holds it already. Sent gzipped to the
+    browsers that accept it (all of them), plain otherwise."""
     duree = dashboard_cache.timeout()
     if duree > 0:
         # The period bounds the ETag's life like the fragments': writes that send no
         # signal (importers) are caught up after at most ``duree``.
         periode = int(time.time() // duree)
         cle = dashboard_cache.fragment_key(
-            "carte", VERSION, nom, policy.perimeter_key(request.user), periode,
-            request.GET.urlencode(),
+            "carte", VERSION, nom, policy.perimeter_key(request.user), periode, variante
         )  # fmt: skip
         etag = f'"{hashlib.sha256(cle.encode()).hexdigest()[:32]}"'
         if etag in parse_etags(request.headers.get("If-None-Match", "").replace("W/", "")):
@@ -167,6 +167,7 @@ def carte_geojson(request: HttpRequest) -> HttpResponse:
     return donnees_en_cache(
         request,
         "communes",
+        filtre.querystring(),
         lambda: geo.geojson_bytes(request.user, filtre),
         "application/geo+json",
     )
@@ -174,9 +175,19 @@ def carte_geojson(request: HttpRequest) -> HttpResponse:
 
 def carte_fiches(request: HttpRequest) -> HttpResponse:
     """The fiches action of the map (carte/fiches.py), within the reader's perimeter."""
-    filterset = fiches.filtre_fiches(request.user, request.GET, filtre_from(request))
+    filtre = filtre_from(request)
+    filterset = fiches.filtre_fiches(request.user, request.GET, filtre)
+    # What filters the fiches: the valid filters' values (a filter in error is left out,
+    # as django-filter does), not the raw query string.
+    filterset.form.is_valid()
+    valeurs = sorted(
+        (name, str(getattr(value, "pk", value)))
+        for name, value in getattr(filterset.form, "cleaned_data", {}).items()  # unbound: none
+        if value not in (None, "")
+    )
+    variante = f"{filtre.querystring()}|{urlencode(valeurs)}"
     return donnees_en_cache(
-        request, "fiches", lambda: fiches.donnees(filterset), "application/json"
+        request, "fiches", variante, lambda: fiches.donnees(filterset), "application/json"
     )
 
 

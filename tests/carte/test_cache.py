@@ -56,3 +56,12 @@ def test_communes_data_follows_a_signed_convention(client_for, prefecture_19, us
     assert etat_ussel() == "aucune"
     sign_cadre(ussel_la_courtine)
     assert etat_ussel() == "signee"
+
+
+def test_one_entry_per_filter_not_per_query_string(client_for, national, fiches_ussel):
+    client = client_for(national)
+    etag = client.get(DONNEES)["ETag"]
+    assert client.get(DONNEES + "?inconnu=1")["ETag"] == etag
+    assert client.get(DONNEES + "?maturite=finie")["ETag"] == etag  # in error: left out
+    assert client.get(DONNEES + "?maturite=idee")["ETag"] != etag
+    assert client.get(GEOJSON + "?inconnu=1")["ETag"] == client.get(GEOJSON)["ETag"]
