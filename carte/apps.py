@@ -7,10 +7,12 @@ class CarteConfig(AppConfig):
     verbose_name = "carte"
 
     def ready(self) -> None:
-        # The choropleth is cached under its own family of versions per territory: what it
-        # reads renews them (a fiche changed leaves it warm).
+        # The choropleth and the communes' GeoJSON are cached under their own family of
+        # versions per territory (``carte``), the map's fiches under another (``carte-fiches``):
+        # what each reads renews its family only (a fiche changed leaves the choropleth warm).
         from tableaux.signals import watch
 
-        from .choroplethe import READS
+        from . import choroplethe, fiches
 
-        watch(READS, family="carte")
+        watch(choroplethe.READS, family="carte")
+        watch(fiches.READS, family=fiches.FAMILLE)

@@ -10,12 +10,15 @@ list under the map shows the same fiches with the same filter.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.urls import reverse
 
-from actions.models import FicheAction
-from communes.models import MembreBeneficiaire
+from actions.models import Axe, FicheAction, LigneFinancement
+from communes.models import Commune, MembreBeneficiaire
 from pvd.french import euros
 
 from . import geo
@@ -40,18 +43,17 @@ def fiches(filterset: FicheCarteFilter) -> tuple[list[dict], dict[str, dict]]:
     """The filtered fiches, each with the codes of the communes it stands at, and those
     communes (name, coordinates). Three queries."""
     queryset = filterset.qs
-    rows = list(
-        queryset.order_by("beneficiaire__nom", "axe__numero", "reference", "pk").values(
-            "pk",
-            "reference",
-            "titre",
-            "maturite",
-            "avancement",
-            "cout_total",
-            "beneficiaire_id",
-            "beneficiaire__nom",
-        )
+    rows = queryset.order_by("beneficiaire__nom", "axe__numero", "reference", "pk").values(
+        "pk",
+        "reference",
+        "titre",
+        "maturite",
+        "avancement",
+        "cout_total",
+        "beneficiaire_id",
+        "beneficiaire__nom",
     )
+    rows = list(rows)
     lieux: dict[str, dict] = {}
 
     def lieu(code: str, nom: str, latitude: float, longitude: float) -> str:
@@ -104,25 +106,98 @@ def fiches(filterset: FicheCarteFilter) -> tuple[list[dict], dict[str, dict]]:
     return result, {code: lieu for code, lieu in lieux.items() if code in used}
 
 
-def donnees(filterset: FicheCarteFilter) -> dict:
-    """The map's data, short enough for the whole country's fiches (some 80,000) to stay
-    under 1 MB compressed: ``lieux``, each commune once ([latitude, longitude, name]), and
-    ``fiches``, [id, index of its maturity in ``maturites``, index of each of its communes in
-    ``lieux``…], ordered by id (close numbers compress well). The popup fetches the fiche's
-    title and cost when opened (:func:`popup`)."""
-    rows, lieux = fiches(filterset)
-    index = {code: n for n, code in enumerate(lieux)}
+# The models the map's fiches read, with their path to the beneficiary: the data is cached
+# under the ``carte-fiches`` versions of the reader's territories, which a write to one of
+# them renews (carte/apps.py).
+FAMILLE = "carte-fiches"
+READS = {
+    FicheAction: "beneficiaire",
+    FicheAction.communes.through: "ficheaction__beneficiaire",
+    Axe: "beneficiaire",
+    LigneFinancement: "fiche__beneficiaire",
+    MembreBeneficiaire: "beneficiaire",
+}
+
+
+def _placements_sql(queryset) -> tuple[str, list]:
+    """The fiches of ``queryset`` grouped by the commune they stand at (those it names with
+    coordinates, or else its beneficiary's active ones): per commune, the gaps between its
+    fiches' ids in increasing order and the index of each one's maturity, as text built by
+    PostgreSQL: a few thousand rows for the 80,000 fiches of the whole country."""
+    fiches_sql, params = (
+        queryset.order_by().values("pk", "beneficiaire_id", "maturite").query.sql_with_params()
+    )
+    through = FicheAction.communes.through._meta.db_table
+    membres = MembreBeneficiaire._meta.db_table
+    communes = Commune._meta.db_table
     maturites = list(FicheAction.Maturite.values)
-    return {
-        "lieux": [[lieu["latitude"], lieu["longitude"], lieu["nom"]] for lieu in lieux.values()],
-        "fiches": [
-            [row["pk"], maturites.index(row["maturite"]), *(index[c] for c in row["communes"])]
-            for row in sorted(rows, key=lambda row: row["pk"])
-            if row["communes"]
-        ],
+    index = " ".join("WHEN %s THEN '" + str(n) + "'" for n in range(len(maturites)))
+    sql = f"""
+        WITH fiches (id, beneficiaire_id, maturite) AS MATERIALIZED ({fiches_sql}),
+        nommees AS MATERIALIZED (
+            SELECT f.id, f.maturite, t.commune_id AS commune
+            FROM fiches f
+            JOIN {through} t ON t.ficheaction_id = f.id
+            JOIN {communes} c ON c.code = t.commune_id
+            WHERE c.latitude IS NOT NULL AND c.longitude IS NOT NULL
+        ),
+        placees AS MATERIALIZED (
+            SELECT id, maturite, commune FROM nommees
+            UNION ALL
+            SELECT f.id, f.maturite, m.commune_id
+            FROM fiches f
+            JOIN {membres} m ON m.beneficiaire_id = f.beneficiaire_id AND m.actif
+            JOIN {communes} c ON c.code = m.commune_id
+            WHERE c.latitude IS NOT NULL AND c.longitude IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM nommees n WHERE n.id = f.id)
+        ),
+        lieux AS (
+            SELECT commune,
+                   string_agg(ecart::text, ',' ORDER BY id) AS ecarts,
+                   string_agg(CASE maturite {index} ELSE '0' END, '' ORDER BY id) AS maturites
+            FROM (
+                SELECT commune, id, maturite,
+                       id - lag(id, 1, 0::bigint) OVER (PARTITION BY commune ORDER BY id)
+                           AS ecart
+                FROM placees
+            ) ecarts
+            GROUP BY commune
+        )
+        SELECT l.commune, c.nom, c.latitude, c.longitude, l.ecarts, l.maturites,
+               (SELECT count(DISTINCT id) FROM placees)
+        FROM lieux l JOIN {communes} c ON c.code = l.commune
+        ORDER BY c.nom, l.commune
+    """
+    return sql, [*params, *maturites]
+
+
+def donnees(filterset: FicheCarteFilter) -> bytes:
+    """The map's data as JSON, short enough for the whole country's fiches (some 80,000)
+    to stay far under 100 kB compressed, computed in one query: ``lieux``, each commune
+    that holds fiches once, [latitude, longitude, name, [first id, gap to the next id…],
+    "maturity index of each"] (a plan's fiches have close ids: the gaps are small, and
+    compress to almost nothing); ``nb_fiches``, how many fiches are placed (a fiche at two
+    communes is drawn at each); ``maturites``, the labels the indexes point to. The popup
+    fetches the fiche's title and cost when opened (:func:`popup`)."""
+    try:
+        sql, params = _placements_sql(filterset.qs)
+    except EmptyResultSet:  # no fiche can match (no perimeter, a filter in error)
+        rows = []
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    lieux = [
+        f"[{round(latitude, PRECISION)},{round(longitude, PRECISION)},{json.dumps(nom)},"
+        f"[{ecarts}],{json.dumps(maturites)}]"
+        for _code, nom, latitude, longitude, ecarts, maturites, _total in rows
+    ]
+    head = {
+        "nb_fiches": rows[0][6] if rows else 0,
         "maturites": [label for _, label in FicheAction.Maturite.choices],
         "popup": reverse("carte:fiche", args=[0]),
     }
+    return (json.dumps(head)[:-1] + ', "lieux": [' + ",".join(lieux) + "]}").encode()
 
 
 def popup(fiche: FicheAction) -> dict:

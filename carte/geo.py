@@ -18,6 +18,7 @@ Keyboard and screen-reader users get the same information from the tables under 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
@@ -134,6 +135,8 @@ def points(user, filtre: Filtre = Filtre()) -> list[dict]:
             "cadre",
         )
     )
+    # One reverse() for all: the URL differs by the beneficiary's id only.
+    url = reverse("communes:beneficiaire-detail", args=[0]).replace("/0/", "/{}/")
     result = []
     for row in rows:
         key = etat(row["cadre"])
@@ -145,7 +148,7 @@ def points(user, filtre: Filtre = Filtre()) -> list[dict]:
                 "longitude": row["commune__longitude"],
                 "departement": row["commune__departement_id"],
                 "beneficiaire": row["beneficiaire__nom"],
-                "url": reverse("communes:beneficiaire-detail", args=[row["beneficiaire_id"]]),
+                "url": url.format(row["beneficiaire_id"]),
                 "etat": key,
                 "etat_label": ETATS[key],
             }
@@ -188,19 +191,33 @@ def departements(user, filtre: Filtre = Filtre()) -> list[dict]:
     return result
 
 
+# What the map's script reads of a commune, and the number of decimals of its coordinates
+# (about 10 m): the labels, the département and the rest stay in the page's tables.
+PROPRIETES_COMMUNE = ("code", "nom", "beneficiaire", "url", "etat")
+PRECISION = 4
+
+
 def geojson(user, filtre: Filtre = Filtre()) -> dict:
     """One FeatureCollection: communes (``couche: commune``) and départements."""
 
-    def feature(item: dict, couche: str) -> dict:
-        properties = {k: v for k, v in item.items() if k not in {"latitude", "longitude"}}
+    def feature(item: dict, couche: str, keys) -> dict:
+        longitude, latitude = (round(item[k], PRECISION) for k in ("longitude", "latitude"))
         return {
             "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [item["longitude"], item["latitude"]]},
-            "properties": {"couche": couche, **properties},
+            "geometry": {"type": "Point", "coordinates": [longitude, latitude]},
+            "properties": {"couche": couche, **{k: item[k] for k in keys}},
         }
 
+    departement_keys = ("code", "nom", "communes", "beneficiaires", "signees", "part", "classe")
     return {
         "type": "FeatureCollection",
-        "features": [feature(d, "departement") for d in departements(user, filtre)]
-        + [feature(p, "commune") for p in points(user, filtre)],
+        "features": [
+            feature(d, "departement", departement_keys) for d in departements(user, filtre)
+        ]
+        + [feature(p, "commune", PROPRIETES_COMMUNE) for p in points(user, filtre)],
     }
+
+
+def geojson_bytes(user, filtre: Filtre = Filtre()) -> bytes:
+    """The GeoJSON as compact JSON (no needless spaces)."""
+    return json.dumps(geojson(user, filtre), separators=(",", ":")).encode()

@@ -1,19 +1,38 @@
-"""The map of the PVD communes: a page, and the GeoJSON its script draws."""
+"""The map of the PVD communes: a page, and the data its script draws.
+
+The data (the communes' GeoJSON, the fiches' JSON) is the same for every reader of a
+perimeter until what it reads changes: it is kept compressed (gzip) in the cache of page
+fragments under the dashboards' version (tableaux/cache.py, renewed by a write to the
+``READS`` of carte/geo.py and carte/fiches.py, see carte/apps.py) and the reader's
+perimeter, and its ETag is made of that key: a browser that asks again with the ETag it
+holds gets a 304 without the data being read or sent again.
+"""
+
+import gzip
+import hashlib
+import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.gzip import gzip_page
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags, urlencode
 from django.views.generic import TemplateView
 
 from actions.models import FicheAction
+from actions.plan_cache import fragment_cache
 from communes.models import Departement, Region
 from pvd import policy
+from tableaux import cache as dashboard_cache
 
 from . import choroplethe, fiches, geo
+
+# Part of the data's cache key and ETag: raise it when the data's shape changes.
+VERSION = 2
 
 # Beyond this many communes, the list under the map asks for a département first.
 LISTE_MAX = 400
@@ -36,11 +55,21 @@ def filtre_from(request: HttpRequest) -> geo.Filtre:
     return geo.Filtre()
 
 
+def court(queryset) -> int:
+    """How many rows: counted up to LISTE_MAX + 1 only (a query that stops there), then in
+    full when there are more, to say how long the list would be (an index-only count, not
+    the sort the list needs)."""
+    nb = queryset.order_by().values("pk")[: LISTE_MAX + 1].count()
+    return nb if nb <= LISTE_MAX else queryset.order_by().count()
+
+
 def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dict:
-    """What ``carte/includes/carte.html`` needs; dashboards call it with their filter."""
+    """What ``carte/includes/carte.html`` needs; dashboards call it with their filter. The
+    list of communes only when it is short enough to show, counted in SQL otherwise."""
     user = request.user
     filtre = filtre if filtre is not None else filtre_from(request)
-    points = geo.points(user, filtre)
+    nb_points = court(geo.membres(user, filtre))
+    points = geo.points(user, filtre) if nb_points <= LISTE_MAX else []
     if filtre.departement is not None:
         niveau, code = "departement", filtre.departement.code
     elif filtre.region is not None:
@@ -52,8 +81,8 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
         url = f"{url}?{filtre.querystring()}"
     return {
         "filtre": filtre,
-        "points": points if len(points) <= LISTE_MAX else [],
-        "nb_points": len(points),
+        "points": points,
+        "nb_points": nb_points,
         "liste_max": LISTE_MAX,
         "choroplethe": choroplethe.a_cacher(user, niveau, code, timezone.localdate()),
         "etats": geo.ETATS,
@@ -73,13 +102,16 @@ class CarteView(TemplateView):
         # The fiches action: on the map (fetched by its script) and in the list under it,
         # with the same filter.
         filterset = fiches.filtre_fiches(user, self.request.GET, carte["filtre"])
-        lignes, _ = fiches.fiches(filterset)
+        # The list only when it is short enough to show: the country's 80,000 fiches are
+        # counted, not read.
+        nb_fiches = court(filterset.qs)
+        lignes = fiches.fiches(filterset)[0] if nb_fiches <= LISTE_MAX else []
         query = "&".join(q for q in (carte["filtre"].querystring(), filterset.querystring) if q)
         return super().get_context_data(
             carte=carte,
             fiches_filter=filterset,
-            fiches=lignes if len(lignes) <= LISTE_MAX else [],
-            nb_fiches=len(lignes),
+            fiches=lignes,
+            nb_fiches=nb_fiches,
             fiches_url=reverse("carte:fiches") + (f"?{query}" if query else ""),
             departement_choices=Departement.objects.for_user(user).order_by("code"),
             region_choices=Region.objects.for_user(user).order_by("nom"),
@@ -87,24 +119,91 @@ class CarteView(TemplateView):
         )
 
 
-@gzip_page
-def carte_geojson(request: HttpRequest) -> JsonResponse:
-    response = JsonResponse(geo.geojson(request.user, filtre_from(request)))
-    response["Content-Type"] = "application/geo+json"
-    response["Cache-Control"] = "private, no-store"
+def donnees_en_cache(
+    request: HttpRequest,
+    nom: str,
+    famille: str,
+    variante: str,
+    calcul: Callable[[], bytes],
+    content_type: str,
+) -> HttpResponse:
+    """The map's data ``calcul()`` gives (JSON bytes) for the ``variante`` asked (the valid
+    filters, not the raw query string: no entry per junk parameter), kept gzipped in the
+    cache, with its ETag: 304 when the browser holds it already. Sent gzipped to the
+    browsers that accept it (all of them), plain otherwise."""
+    duree = dashboard_cache.timeout()
+    if duree > 0:
+        # The period bounds the ETag's life like the fragments': writes that send no
+        # signal (importers) are caught up after at most ``duree``.
+        periode = int(time.time() // duree)
+        cle = dashboard_cache.fragment_key(
+            dashboard_cache.scopes_for(request.user, famille),
+            VERSION, nom, policy.perimeter_key(request.user), periode, variante,
+        )  # fmt: skip
+        etag = f'"{hashlib.sha256(cle.encode()).hexdigest()[:32]}"'
+        if etag in parse_etags(request.headers.get("If-None-Match", "").replace("W/", "")):
+            return _entetes(HttpResponseNotModified(), etag)
+        compresse = fragment_cache().get(cle)
+        if compresse is None:
+            compresse = gzip.compress(calcul(), mtime=0)
+            fragment_cache().set(cle, compresse, duree)
+    else:
+        compresse = gzip.compress(calcul(), mtime=0)
+        etag = f'"{hashlib.sha256(compresse).hexdigest()[:32]}"'
+        if etag in parse_etags(request.headers.get("If-None-Match", "").replace("W/", "")):
+            return _entetes(HttpResponseNotModified(), etag)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(compresse, content_type=content_type)
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(gzip.decompress(compresse), content_type=content_type)
+    return _entetes(response, etag)
+
+
+def _entetes(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    # Kept by the browser for its reader only, and asked again each time (the ETag).
+    response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ("Cookie", "Accept-Encoding"))
     return response
 
 
-@gzip_page
-def carte_fiches(request: HttpRequest) -> JsonResponse:
+def carte_geojson(request: HttpRequest) -> HttpResponse:
+    filtre = filtre_from(request)
+    return donnees_en_cache(
+        request,
+        "communes",
+        "carte",
+        filtre.querystring(),
+        lambda: geo.geojson_bytes(request.user, filtre),
+        "application/geo+json",
+    )
+
+
+def carte_fiches(request: HttpRequest) -> HttpResponse:
     """The fiches action of the map (carte/fiches.py), within the reader's perimeter."""
-    filterset = fiches.filtre_fiches(request.user, request.GET, filtre_from(request))
-    response = JsonResponse(fiches.donnees(filterset))
-    response["Cache-Control"] = "private, no-store"
-    return response
+    filtre = filtre_from(request)
+    filterset = fiches.filtre_fiches(request.user, request.GET, filtre)
+    # What filters the fiches: the valid filters' values (a filter in error is left out,
+    # as django-filter does), not the raw query string.
+    filterset.form.is_valid()
+    valeurs = sorted(
+        (name, str(getattr(value, "pk", value)))
+        for name, value in getattr(filterset.form, "cleaned_data", {}).items()  # unbound: none
+        if value not in (None, "")
+    )
+    variante = f"{filtre.querystring()}|{urlencode(valeurs)}"
+    return donnees_en_cache(
+        request,
+        "fiches",
+        fiches.FAMILLE,
+        variante,
+        lambda: fiches.donnees(filterset),
+        "application/json",
+    )
 
 
-def carte_fiche(request: HttpRequest, pk: int) -> JsonResponse:
+def carte_fiche(request: HttpRequest, pk: int) -> HttpResponse:
     """A fiche's popup on the map: 404 outside the reader's perimeter."""
     fiche = get_object_or_404(FicheAction.objects.for_user(request.user), pk=pk)
     response = JsonResponse(fiches.popup(fiche))

@@ -3,7 +3,8 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pvd.bounds import (
@@ -243,6 +244,26 @@ class BeneficiaireQuerySet(models.QuerySet):
 
     def actifs(self) -> "BeneficiaireQuerySet":
         return self.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
+
+    def with_population(self) -> "BeneficiaireQuerySet":
+        """``population_totale``: of its active member communes, or of all of them once it
+        left the programme (its members were then made inactive). A correlated subquery:
+        a page of 50 computes 50 sums, not one per beneficiary of the country."""
+        counted = Q(actif=True) | ~Q(beneficiaire__statut__in=Beneficiaire.STATUTS_ACTIFS)
+        population = (
+            MembreBeneficiaire.objects.filter(counted, beneficiaire=OuterRef("pk"))
+            .order_by()
+            .values("beneficiaire")
+            .annotate(total=Sum("commune__population"))
+            .values("total")
+        )
+        return self.annotate(
+            population_totale=Coalesce(
+                Subquery(population, output_field=models.IntegerField()),
+                0,
+                output_field=models.IntegerField(),
+            )
+        )
 
 
 class Beneficiaire(models.Model):

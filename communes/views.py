@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import IntegerField, Prefetch, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
@@ -62,27 +61,23 @@ class CommuneDetailView(DetailView):
         return context
 
 
-def beneficiaires_for(user):
-    """The beneficiaries a user sees, with what lists and exports show of them."""
-    actifs = MembreBeneficiaire.objects.filter(actif=True).select_related("commune")
-    counted = Q(membres__actif=True) | ~Q(statut__in=Beneficiaire.STATUTS_ACTIFS)
+def beneficiaires_for(user, identifiants: bool = True):
+    """The beneficiaries a user sees, with what lists and exports show of them (the PVD
+    identifiers of their communes: the detail page and the exports, not the list)."""
+    actifs = (
+        MembreBeneficiaire.objects.filter(actif=True)
+        .select_related("commune")
+        .order_by("-commune__population")
+    )
+    if identifiants:
+        actifs = actifs.prefetch_related(
+            Prefetch("commune__identifiants_pvd", queryset=IdentifiantPVD.objects.all())
+        )
     return (
         Beneficiaire.objects.for_user(user)
         .select_related("departement__region", "epci")
-        .annotate(
-            population_totale=Coalesce(
-                Sum("membres__commune__population", filter=counted), 0, output_field=IntegerField()
-            )
-        )
-        .prefetch_related(
-            Prefetch(
-                "membres",
-                queryset=actifs.order_by("-commune__population").prefetch_related(
-                    Prefetch("commune__identifiants_pvd", queryset=IdentifiantPVD.objects.all())
-                ),
-                to_attr="membres_actifs",
-            )
-        )
+        .with_population()
+        .prefetch_related(Prefetch("membres", queryset=actifs, to_attr="membres_actifs"))
     )
 
 
@@ -92,7 +87,8 @@ class BeneficiaireListView(LastPageMixin, FilterView):
     paginate_by = 50
 
     def get_queryset(self):
-        return beneficiaires_for(self.request.user).order_by("nom")
+        export = self.request.GET.get("export") in ("csv", "xlsx")
+        return beneficiaires_for(self.request.user, identifiants=export).order_by("nom")
 
     def get_filterset_kwargs(self, filterset_class):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}

@@ -9,6 +9,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import BadRequest
 from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.middleware.gzip import GZipMiddleware
 from django.shortcuts import resolve_url
 from django.urls import reverse
 
@@ -164,3 +165,24 @@ class MfaRequiredMiddleware:
                 return response
             return HttpResponseRedirect(url)
         return self.get_response(request)
+
+
+class GZipTextMiddleware(GZipMiddleware):
+    """Django's GZipMiddleware for text only (pages, JSON, CSV, SVG): the downloads that are
+    compressed already (PDF, XLSX, ZIP, images) go as they are, with their length, instead of
+    costing the worker a second compression for nothing."""
+
+    TEXT = (
+        "text/",
+        "application/json",
+        "application/geo+json",
+        "application/problem+json",
+        "application/javascript",
+        "application/xml",
+        "image/svg+xml",
+    )
+
+    def process_response(self, request, response):
+        if not response.get("Content-Type", "").startswith(self.TEXT):
+            return response
+        return super().process_response(request, response)

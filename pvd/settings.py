@@ -84,6 +84,12 @@ MIDDLEWARE = [
     "pvd.middleware.SecurityHeadersMiddleware",
     "pvd.middleware.MalformedUrlMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages and data (text only) gzipped for the browsers that ask (static files: WhiteNoise,
+    # above, sends its own .br/.gz). BREACH (guessing a secret in a compressed page that
+    # also reflects the attacker's input) is answered by Django itself: the CSRF token is
+    # masked anew in every response, and this middleware pads each response by a random
+    # length (« Heal The Breach », Django 4.2). The map's data comes already compressed.
+    "pvd.middleware.GZipTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -85,14 +85,16 @@
     return box;
   }
 
+  // The map's data (carte/fiches.py): each commune once, with the gaps between the ids of
+  // its fiches and the index of each one's maturity.
   function drawFiches(map, data, control) {
     var layer = clusters("pvd-carte__groupe--fiches");
-    data.fiches.forEach(function (fiche) {
-      var id = fiche[0];
-      var maturite = data.maturites[fiche[1]];
-      fiche.slice(2).forEach(function (n) {
-        var lieu = data.lieux[n];
-        if (!lieu) return;
+    data.lieux.forEach(function (lieu) {
+      var id = 0;
+      lieu[3].forEach(function (ecart, i) {
+        id += ecart;
+        var fiche = id;
+        var maturite = data.maturites[Number(lieu[4].charAt(i))];
         var marker = L.marker([lieu[0], lieu[1]], {
           icon: L.divIcon({ className: "pvd-carte__fiche", iconSize: L.point(14, 14) }),
           title: "Fiche action (" + maturite + ") — " + lieu[2],
@@ -100,13 +102,13 @@
           keyboard: true,
         });
         marker.bindPopup(function () {
-          return popup(id, data, marker);
+          return popup(fiche, data, marker);
         });
         layer.addLayer(marker);
       });
     });
     layer.addTo(map);
-    control.addOverlay(layer, "Fiches action (" + data.fiches.length + ")");
+    control.addOverlay(layer, "Fiches action (" + data.nb_fiches + ")");
   }
 
   function french(map) {
@@ -177,7 +179,7 @@
         })
         .then(function (fiches) {
           drawFiches(map, fiches, control);
-          element.dataset.fiches = String(fiches.fiches.length);
+          element.dataset.fiches = String(fiches.nb_fiches);
           element.dataset.state = "ready";
         })
         .catch(function (error) {

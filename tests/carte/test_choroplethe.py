@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from carte import choroplethe
+from carte import choroplethe, geo
 from communes.models import Beneficiaire
 from conventions.models import Convention
 
@@ -218,4 +218,4 @@ def test_a_terminated_cadre_counts_as_signed_nowhere_on_the_map(
         for f in geojson["features"]
         if f["properties"]["couche"] == "commune" and f["properties"]["nom"] == "Le Blanc"
     ]
-    assert point["etat_label"] == "Convention-cadre échue ou résiliée"
+    assert geo.ETATS[point["etat"]] == "Convention-cadre échue ou résiliée"
