@@ -72,8 +72,10 @@ def renewed(monkeypatch):
     return scopes
 
 
-def indre_scopes(le_blanc) -> set[str]:
-    return {f"beneficiaire:{le_blanc.pk}", "departement:36", "region:24", "programme"}
+def indre_scopes(le_blanc, *families: str) -> set[str]:
+    """Le Blanc's territories, for the dashboards and ``families`` (a fiche: the map's too)."""
+    scopes = {f"beneficiaire:{le_blanc.pk}", "departement:36", "region:24", "programme"}
+    return scopes | {f"{family}|{scope}" for family in families for scope in scopes}
 
 
 def test_a_change_in_the_indre_leaves_the_ussel_home_warm_and_the_indre_table_cold(
@@ -87,7 +89,9 @@ def test_a_change_in_the_indre_leaves_the_ussel_home_warm_and_the_indre_table_co
     fiche.maturite = FicheAction.Maturite.LIVREE
     fiche.save()
 
-    assert renewed == indre_scopes(le_blanc)  # Le Blanc, the Indre, Centre-Val de Loire, France
+    assert renewed == indre_scopes(
+        le_blanc, "carte-fiches"
+    )  # Le Blanc, the Indre, Centre-Val de Loire, France
     assert queries(ussel) == ussel_warm
     assert queries(indre) > indre_warm
     assert queries(indre) == indre_warm  # and warm again
@@ -160,7 +164,7 @@ def test_a_post_link_renews_the_beneficiaries_linked_or_unlinked_only(
 def test_a_deleted_fiche_renews_its_territory_read_before_it_goes(plans, renewed):
     _, le_blanc = plans
     FicheAction.objects.get(beneficiaire=le_blanc, reference="2.2").delete()
-    assert renewed == indre_scopes(le_blanc)
+    assert renewed == indre_scopes(le_blanc, "carte-fiches")
 
 
 def test_the_funders_catalogue_reaches_every_territory(elu_ussel, prefecture_36, plans):
