@@ -12,9 +12,9 @@ Three steps, the database being touched only by the last one:
 3. :func:`apply_plan` compares the wanted state with the rows already in the database,
    field by field, and writes only the differences, in one transaction, then records an
    :class:`~pvd.models.ImportRun`. On PostgreSQL each table's wanted rows are streamed
-   with ``COPY`` into a temporary staging table, then merged by one set-based statement
-   (``INSERT … ON CONFLICT DO UPDATE … WHERE`` a field differs): no model instance is
-   built and the database compares the rows. Elsewhere (SQLite for ``make run``) the rows
+   with ``COPY`` into a temporary staging table, then merged set-based (``UPDATE … FROM``
+   where a field differs, ``INSERT … SELECT`` of the new keys): no model instance is built
+   and the database compares the rows. Elsewhere (SQLite for ``make run``) the rows
    are compared in Python and written with ``bulk_create`` / ``bulk_update``.
 
 What is not in the files is never deleted: a commune merged away (absent from the COG),
@@ -369,7 +369,9 @@ def _report_kept(plan: Plan, code: str, commune: WantedCommune, current: Any) ->
     """Report a commune that keeps its SIREN/EPCI or population (the files say nothing);
     ``current`` is its population in the database, or ``_NEW`` when it is created."""
     if commune.siren is KEEP:
-        detail = "créée sans EPCI ni SIREN" if current is _NEW else "EPCI et SIREN laissés tels quels"
+        detail = (
+            "créée sans EPCI ni SIREN" if current is _NEW else "EPCI et SIREN laissés tels quels"
+        )
         line = plan.files.cog.communes[code].line
         plan.report.add(SANS_SIREN, f"{code} {commune.nom} (COG, ligne {line}) : {detail}")
     if commune.population is KEEP and plan.files.populations is not None:
@@ -481,24 +483,32 @@ def _apply_with_copy(plan: Plan) -> None:
 
 
 KEEP_FLAGS = ("keep_siren", "keep_population")
+NEW_FLAG = "is_new"
 
 
 def _stage(cursor, model: type[models.Model], fields: list[str], rows, flags=()) -> str:
     """A temporary table shaped like ``model``'s key and ``fields`` (plus boolean
-    ``flags``), filled by COPY from ``rows`` (tuples in that order); its name."""
+    ``flags``), filled by COPY from ``rows`` (tuples in that order; ``is_new`` is left to
+    :func:`_merge`); its name."""
     qn = connection.ops.quote_name
     table = model._meta.db_table
     stage = qn(f"stage_{table}")
     columns = ", ".join(qn(c) for c in [model._meta.pk.column, *fields])
-    extra = "".join(f", false AS {qn(flag)}" for flag in flags)
+    extra = "".join(f", false AS {qn(flag)}" for flag in (*flags, NEW_FLAG))
     cursor.execute(f"DROP TABLE IF EXISTS {stage}")
     cursor.execute(
         f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
         f"SELECT {columns}{extra} FROM {qn(table)} WITH NO DATA"
     )
-    with cursor.cursor.copy(f"COPY {stage} FROM STDIN") as copy:
+    names = ", ".join(qn(c) for c in [model._meta.pk.column, *fields, *flags])
+    with cursor.cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+    # Fresh statistics of the keys, or the planner may take a table analyzed while empty
+    # for empty and join it in a nested loop: minutes instead of a second.
+    key = qn(model._meta.pk.column)
+    cursor.execute(f"ANALYZE {stage} ({key})")
+    cursor.execute(f"ANALYZE {qn(table)} ({key})")
     return stage
 
 
@@ -529,34 +539,38 @@ def _keep_current_values(cursor, plan: Plan, stage: str) -> None:
 def _merge(
     cursor, model: type[models.Model], fields: list[str], stage: str
 ) -> tuple[Counts, list[tuple[str, str]]]:
-    """Insert the staged rows missing from ``model``'s table and update those whose fields
-    differ, in one statement; the counts, and the (key, name) of the table's rows that are
-    not staged (left in place), by key."""
+    """Update the rows of ``model``'s table whose fields differ from their staged values,
+    then insert the staged rows it lacks (set-based statements); the counts, and the
+    (key, name) of the table's rows that are not staged (left in place), by key."""
     qn = connection.ops.quote_name
     table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
     columns = [qn(model._meta.get_field(name).column) for name in fields]
-    staged = ", ".join(f"s.{c}" for c in columns)
-    current = ", ".join(f"t.{c}" for c in columns)
-    cursor.execute(
-        f"SELECT count(*) FILTER (WHERE t.{pk} IS NULL), "
-        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND ROW({staged}) IS DISTINCT FROM "
-        f"ROW({current})), count(*) FROM {stage} s LEFT JOIN {table} t ON t.{pk} = s.{pk}"
-    )
-    created, updated, total = cursor.fetchone()
+    cursor.execute(f"SELECT count(*) FROM {stage}")
+    (total,) = cursor.fetchone()
     cursor.execute(
         f"SELECT t.{pk}, t.{qn('nom')} FROM {table} t WHERE NOT EXISTS "
         f'(SELECT FROM {stage} s WHERE s.{pk} = t.{pk}) ORDER BY t.{pk} COLLATE "C"'
     )
     absent = cursor.fetchall()
-    if created or updated:
-        names = ", ".join([pk, *columns])
-        excluded = ", ".join(f"EXCLUDED.{c}" for c in columns)
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
-        cursor.execute(
-            f"INSERT INTO {table} AS t ({names}) SELECT {names} FROM {stage} "
-            f"ON CONFLICT ({pk}) DO UPDATE SET {assignments} "
-            f"WHERE ROW({current}) IS DISTINCT FROM ROW({excluded})"
-        )
+    staged = ", ".join(f"s.{c}" for c in columns)
+    current = ", ".join(f"t.{c}" for c in columns)
+    assignments = ", ".join(f"{c} = s.{c}" for c in columns)
+    cursor.execute(
+        f"UPDATE {table} t SET {assignments} FROM {stage} s "
+        f"WHERE t.{pk} = s.{pk} AND ROW({staged}) IS DISTINCT FROM ROW({current})"
+    )
+    updated = cursor.rowcount
+    # The new rows are marked before the insertion: an INSERT … SELECT that reads its own
+    # target to skip existing keys would scan it again for each row.
+    cursor.execute(
+        f"UPDATE {stage} s SET {qn(NEW_FLAG)} = true "
+        f"WHERE NOT EXISTS (SELECT FROM {table} t WHERE t.{pk} = s.{pk})"
+    )
+    names = ", ".join([pk, *columns])
+    cursor.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE {qn(NEW_FLAG)}"
+    )
+    created = cursor.rowcount
     cursor.execute(f"DROP TABLE {stage}")
     return Counts(created, updated, total - created - updated), absent
 

@@ -465,14 +465,17 @@ def test_failure_while_writing_rolls_everything_back(files, run_import, monkeypa
             for r in siren_rows()
         ]
     )
-    for writer in ("_sync", "_merge"):  # the ORM's, then COPY's
 
-        def failing(*args, real=getattr(territoires, writer)):
+    def failing(real):
+        def write(*args):
             if Commune in args:
                 raise RuntimeError("panne de la base au milieu de l'import")
             return real(*args)
 
-        monkeypatch.setattr(territoires, writer, failing)
+        return write
+
+    for writer in ("_sync", "_merge"):  # the ORM's, then COPY's
+        monkeypatch.setattr(territoires, writer, failing(getattr(territoires, writer)))
     with pytest.raises(RuntimeError):
         run_import(**files.options())
 
