@@ -142,8 +142,10 @@ def _forkserver():
     with _lock:
         if _context is None:
             context = multiprocessing.get_context("forkserver")
-            # The server imports WeasyPrint once; each render forks it.
-            context.set_forkserver_preload(["weasyprint", __name__])
+            # The server imports WeasyPrint once, and the main module as multiprocessing does
+            # by default (each child would run it again otherwise: the worker's « celery »
+            # script, manage.py, pytest); each render forks the server.
+            context.set_forkserver_preload(["__main__", "weasyprint", __name__])
             _context = context
         return _context
 
