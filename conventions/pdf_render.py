@@ -161,5 +161,10 @@ def render_in_child(
     html: str, base_url: str, roots: Roots, options: dict
 ) -> tuple[bytes, list, float]:
     """:func:`render` in a child forked from the WeasyPrint-only server."""
+    # Celery's prefork workers are daemonic processes, which multiprocessing forbids to have
+    # children: there, the document is laid out in the worker itself (same bytes); run the
+    # worker with ``--pool=solo`` or threads to have it laid out in a child.
+    if multiprocessing.current_process().daemon:
+        return render(html, base_url, roots, options)
     with _forkserver().Pool(1, maxtasksperchild=1) as pool:
         return pool.apply(render, (html, base_url, roots, options))
