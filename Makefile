@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: run test lint format check-demo check-html check-html-files check-system bench bench-import \
 	bench-beneficiaires bench-pdf bench-actions-data bench-plan bench-actions-export bench-pages \
-	bench-rappels bench-dashboards bench-reference-imports bench-excel-import bench-instances bench-club bench-api clean
+	bench-rappels bench-dashboards bench-reference-imports bench-excel-import bench-instances bench-club bench-api bench-memory clean
 
 check-system:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -90,6 +90,14 @@ bench-import: $(VENV)/.installed
 	@$(PY) bench/ensure_database.py "$(BENCH_DATABASE_URL)"
 	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
 	DEBUG=true DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/bench_import.py
+
+# Resident memory of each gunicorn worker once started and after a series of requests
+# (national bench data, like bench-pages: fill the database with generate_bench_data first).
+BENCH_MEMORY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_pages
+
+bench-memory: $(VENV)/.installed
+	DEBUG=true DATABASE_URL="$(BENCH_MEMORY_DATABASE_URL)" $(MANAGE) migrate --no-input -v0
+	LOG_LEVEL=WARNING DATABASE_URL="$(BENCH_MEMORY_DATABASE_URL)" $(PY) bench/bench_memory.py
 
 # The official files' importers in deployment order, each step timed (a new database each run).
 BENCH_REFERENCE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pvd_bench_reference

@@ -5,7 +5,8 @@ overlap those waits while the workers share out the cores. Sizing: WEB_CONCURREN
 or two per core (default: the number of cores), GUNICORN_THREADS threads each (default 4).
 Each thread keeps its own database connection (CONN_MAX_AGE), so workers × threads, plus the
 Celery worker's connections, must stay under PostgreSQL's max_connections (100 by default).
-Each worker holds its own copy of the project in memory (about 80 MB once started).
+Each worker holds its own copy of the project in memory: about 120 MiB once loaded, 290 MiB
+after a series of the main pages (make bench-memory, README « Dimensionnement »).
 """
 
 import multiprocessing

@@ -8,25 +8,19 @@
 import base64
 import functools
 import hashlib
-import mimetypes
-import posixpath
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max, Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from actions.models import FicheAction, LigneFinancement
 from actions.plan import COMPTEE, abandonnees, fiche_order_key, reste_et_depassement
@@ -44,22 +38,10 @@ PDFA_VARIANT = "pdf/a-2b"
 # The renderer addresses static files under an origin that can never resolve (.invalid,
 # RFC 2606); the fetcher serves them from disk and nothing is ever downloaded.
 STATIC_ORIGIN = "https://static.portail-pvd.invalid/"
-CONTENT_TYPES = {
-    ".css": "text/css; charset=utf-8",
-    ".woff2": "font/woff2",
-    ".woff": "font/woff",
-    ".ttf": "font/ttf",
-    ".otf": "font/otf",
-    ".svg": "image/svg+xml",
-}
 
 
 class PdfRenderingError(ValueError):
     """The document cannot be rendered as it should be (not worth a retry)."""
-
-
-class RefusedURL(ValueError):
-    """The PDF renderer reads the project's static files and nothing else."""
 
 
 # Static files -------------------------------------------------------------------------
@@ -92,53 +74,35 @@ def static_base_url() -> str:
     return urljoin(STATIC_ORIGIN, settings.STATIC_URL)
 
 
-class StaticFilesURLFetcher(URLFetcher):
-    """Serves the project's static files (through the staticfiles finders) and data: URLs.
+def static_roots() -> list[tuple[str, str]]:
+    """Where the staticfiles finders look, in their order, as (prefix, directory): what the
+    renderer's child process needs to serve static files without Django."""
+    roots = []
+    for finder in finders.get_finders():
+        if isinstance(finder, finders.FileSystemFinder):
+            roots += [(prefix, str(root)) for prefix, root in finder.locations]
+        elif isinstance(finder, finders.AppDirectoriesFinder):
+            roots += [("", storage.location) for storage in finder.storages.values()]
+        else:
+            raise PdfRenderingError(f"Chercheur de fichiers statiques inconnu : {finder}")
+    return roots
 
-    Every other URL (http, https, file, ftp…) is refused: rendering never touches the
-    network nor the rest of the disk. Static files are looked up by their plain name:
-    the PDF template must not use ``{% static %}``, whose hashed names (manifest storage)
-    exist only after collectstatic.
-    """
 
-    def __init__(self, base_url: str | None = None) -> None:
-        # data: URLs are decoded by urllib's DataHandler: no network involved.
-        super().__init__(allowed_protocols=("data",))
-        self.base_url = base_url or static_base_url()
-        self.missing: list[str] = []
+def __getattr__(name: str):
+    """``StaticFilesURLFetcher`` and ``RefusedURL`` of the renderer, imported on first use:
+    WeasyPrint stays out of the processes that never render (web workers)."""
+    if name not in ("StaticFilesURLFetcher", "RefusedURL"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import pdf_render
 
-    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
-        if url[:5].lower() == "data:":
-            return super().fetch(url, headers)
-        path = self.static_path(url)
-        if path is None:
-            raise RefusedURL(f"Ressource refusée par le générateur de PDF : {url}")
-        try:
-            found = finders.find(path)
-        except SuspiciousFileOperation as exc:
-            raise RefusedURL(f"Ressource refusée par le générateur de PDF : {url}") from exc
-        if not found:
-            self.missing.append(path)
-            raise FileNotFoundError(f"Fichier statique introuvable : {path}")
-        found = Path(found)
-        content_type = CONTENT_TYPES.get(found.suffix.lower()) or (
-            mimetypes.guess_type(found.name)[0] or "application/octet-stream"
-        )
-        return URLFetcherResponse(url, found.read_bytes(), {"Content-Type": content_type})
+    class StaticFilesURLFetcher(pdf_render.fetcher_class()):
+        """The renderer's fetcher in this process, through the staticfiles finders."""
 
-    def static_path(self, url: str) -> str | None:
-        """The static file's relative path, or None when the URL is not under STATIC_URL."""
-        base, target = urlsplit(self.base_url), urlsplit(url)
-        same_origin = (target.scheme.lower(), target.netloc.lower()) == (
-            base.scheme.lower(),
-            base.netloc.lower(),
-        )
-        if not same_origin or not target.path.startswith(base.path):
-            return None
-        relative = posixpath.normpath(unquote(target.path[len(base.path) :]))
-        if relative in ("", ".", "..") or relative.startswith(("../", "/")):
-            return None
-        return relative
+        def __init__(self, base_url: str | None = None) -> None:
+            super().__init__(base_url or static_base_url(), lambda path: finders.find(path))
+
+    globals().update(StaticFilesURLFetcher=StaticFilesURLFetcher, RefusedURL=pdf_render.RefusedURL)
+    return globals()[name]
 
 
 # Words of the document ------------------------------------------------------------------
@@ -488,13 +452,15 @@ def render_pdf(
     template = PLAN_TEMPLATE if nature == DocumentConvention.Nature.PLAN else TEMPLATE
     with translation.override("fr"):
         html = typographie(render_to_string(template, convention_context(convention, fiches)))
-    fetcher = StaticFilesURLFetcher()
-    document = HTML(string=html, base_url=fetcher.base_url, url_fetcher=fetcher)
+    from . import pdf_render
+
     options = {"pdf_variant": PDFA_VARIANT} if pdfa else {}
-    content = document.write_pdf(**options)
-    if fetcher.missing:
+    content, missing, _ = pdf_render.render_in_child(
+        html, static_base_url(), static_roots(), options
+    )
+    if missing:
         # WeasyPrint would silently drop a missing stylesheet or font: refuse the result.
-        raise PdfRenderingError(f"Fichiers statiques introuvables : {', '.join(fetcher.missing)}")
+        raise PdfRenderingError(f"Fichiers statiques introuvables : {', '.join(missing)}")
     return content
 
 

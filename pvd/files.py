@@ -27,8 +27,6 @@ from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.utils.http import content_disposition_header
-from pypdf import PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
 MAX_PDF_SIZE = 20 * 1024 * 1024
 # Beyond this many objects a "scan" is not a scan; also bounds the time the walk takes.
@@ -95,6 +93,9 @@ def check_pdf_bytes(content: bytes) -> None:
 
 
 def _forbidden_content(content: bytes) -> str | None:
+    # pypdf (about 18 MiB) is imported by the workers that receive a PDF, not by every one.
+    from pypdf import PdfReader
+
     try:
         reader = PdfReader(io.BytesIO(content), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -112,6 +113,8 @@ def _forbidden_content(content: bytes) -> str | None:
 
 def _walk(root) -> str | None:
     """Visit every object reachable from the trailer; the first forbidden name found wins."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
     seen: set[tuple[int, int]] = set()
     stack = [root]
     visited = 0

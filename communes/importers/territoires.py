@@ -10,8 +10,12 @@ Three steps, the database being touched only by the last one:
    that no SIREN row names is an error, not a guess: there is deliberately no fallback
    table of names to maintain.
 3. :func:`apply_plan` compares the wanted state with the rows already in the database,
-   field by field, and writes only the differences with ``bulk_create`` /
-   ``bulk_update``, in one transaction, then records an :class:`~pvd.models.ImportRun`.
+   field by field, and writes only the differences, in one transaction, then records an
+   :class:`~pvd.models.ImportRun`. On PostgreSQL each table's wanted rows are streamed
+   with ``COPY`` into a temporary staging table, then merged set-based (``UPDATE … FROM``
+   where a field differs, ``INSERT … SELECT`` of the new keys): no model instance is built
+   and the database compares the rows. Elsewhere (SQLite for ``make run``) the rows
+   are compared in Python and written with ``bulk_create`` / ``bulk_update``.
 
 What is not in the files is never deleted: a commune merged away (absent from the COG),
 an EPCI that no commune names any more, a département or région absent from the COG are
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 
 from communes.models import EPCI, Commune, Departement, Region, normalize
 
@@ -340,54 +344,10 @@ def apply_plan(plan: Plan) -> Report:
     """Write the plan to the database in one transaction and record the ImportRun."""
     report = plan.report
     with transaction.atomic():
-        existing = _existing(Region, REGION_FIELDS)
-        report.counts["Régions"] = _sync(Region, REGION_FIELDS, plan.regions, existing)
-        for code in _absent(existing, plan.regions):
-            report.add(DEPARTEMENT_ABSENT, f"région {code} {existing[code][0]}")
-
-        existing = _existing(Departement, DEPARTEMENT_FIELDS)
-        report.counts["Départements"] = _sync(
-            Departement, DEPARTEMENT_FIELDS, plan.departements, existing
-        )
-        for code in _absent(existing, plan.departements):
-            report.add(DEPARTEMENT_ABSENT, f"département {code} {existing[code][0]}")
-
-        existing = _existing(EPCI, EPCI_FIELDS)
-        report.counts["EPCI"] = _sync(EPCI, EPCI_FIELDS, plan.epcis, existing)
-        for siren in _absent(existing, plan.epcis):
-            report.add(EPCI_ABSENT, f"{siren} {existing[siren][0]}")
-
-        existing = _existing(Commune, COMMUNE_FIELDS)
-        wanted = {}
-        for code, commune in plan.communes.items():
-            current = existing.get(code)
-            siren, epci, population = commune.siren, commune.epci, commune.population
-            if siren is KEEP:  # absent from the SIREN file
-                if current is None:
-                    siren, epci = "", None
-                    detail = "créée sans EPCI ni SIREN"
-                else:
-                    siren, epci = current[4], current[3]
-                    detail = "EPCI et SIREN laissés tels quels"
-                line = plan.files.cog.communes[code].line
-                report.add(SANS_SIREN, f"{code} {commune.nom} (COG, ligne {line}) : {detail}")
-            if population is KEEP:  # absent from the populations file, or no such file
-                population = None if current is None else current[5]
-                if plan.files.populations is not None:
-                    detail = "sans population" if population is None else "population inchangée"
-                    report.add(SANS_POPULATION, f"{code} {commune.nom} : {detail}")
-            wanted[code] = {
-                "nom": commune.nom,
-                "nom_recherche": normalize(commune.nom),
-                "departement_id": commune.departement,
-                "epci_id": epci,
-                "siren": siren,
-                "population": population,
-            }
-        report.counts["Communes"] = _sync(Commune, COMMUNE_FIELDS, wanted, existing)
-        for code in _absent(existing, wanted):
-            report.add(COMMUNE_ABSENTE, f"{code} {existing[code][0]} : absente du COG")
-
+        if uses_copy():
+            _apply_with_copy(plan)
+        else:
+            _apply_with_orm(plan)
         record_run(
             IMPORT_KIND,
             "\n".join(str(path) for _, path in report.files if path),
@@ -398,6 +358,221 @@ def apply_plan(plan: Plan) -> Report:
             skipped=report.skipped_total,
         )
     return report
+
+
+def uses_copy() -> bool:
+    """COPY and the set-based merge are PostgreSQL's; SQLite (``make run``) uses the ORM."""
+    return connection.vendor == "postgresql"
+
+
+def _report_kept(plan: Plan, code: str, commune: WantedCommune, current: Any) -> None:
+    """Report a commune that keeps its SIREN/EPCI or population (the files say nothing);
+    ``current`` is its population in the database, or ``_NEW`` when it is created."""
+    if commune.siren is KEEP:
+        detail = (
+            "créée sans EPCI ni SIREN" if current is _NEW else "EPCI et SIREN laissés tels quels"
+        )
+        line = plan.files.cog.communes[code].line
+        plan.report.add(SANS_SIREN, f"{code} {commune.nom} (COG, ligne {line}) : {detail}")
+    if commune.population is KEEP and plan.files.populations is not None:
+        population = None if current is _NEW else current
+        detail = "sans population" if population is None else "population inchangée"
+        plan.report.add(SANS_POPULATION, f"{code} {commune.nom} : {detail}")
+
+
+_NEW: Any = object()
+
+
+# The ORM path: rows compared in Python -----------------------------------------------------
+
+
+def _apply_with_orm(plan: Plan) -> None:
+    report = plan.report
+    existing = _existing(Region, REGION_FIELDS)
+    report.counts["Régions"] = _sync(Region, REGION_FIELDS, plan.regions, existing)
+    for code in _absent(existing, plan.regions):
+        report.add(DEPARTEMENT_ABSENT, f"région {code} {existing[code][0]}")
+
+    existing = _existing(Departement, DEPARTEMENT_FIELDS)
+    report.counts["Départements"] = _sync(
+        Departement, DEPARTEMENT_FIELDS, plan.departements, existing
+    )
+    for code in _absent(existing, plan.departements):
+        report.add(DEPARTEMENT_ABSENT, f"département {code} {existing[code][0]}")
+
+    existing = _existing(EPCI, EPCI_FIELDS)
+    report.counts["EPCI"] = _sync(EPCI, EPCI_FIELDS, plan.epcis, existing)
+    for siren in _absent(existing, plan.epcis):
+        report.add(EPCI_ABSENT, f"{siren} {existing[siren][0]}")
+
+    existing = _existing(Commune, COMMUNE_FIELDS)
+    wanted = {}
+    for code, commune in plan.communes.items():
+        current = existing.get(code)
+        siren, epci, population = commune.siren, commune.epci, commune.population
+        if siren is KEEP:  # absent from the SIREN file
+            siren, epci = ("", None) if current is None else (current[4], current[3])
+        if population is KEEP:  # absent from the populations file, or no such file
+            population = None if current is None else current[5]
+        if commune.siren is KEEP or commune.population is KEEP:
+            _report_kept(plan, code, commune, _NEW if current is None else current[5])
+        wanted[code] = {
+            "nom": commune.nom,
+            "nom_recherche": normalize(commune.nom),
+            "departement_id": commune.departement,
+            "epci_id": epci,
+            "siren": siren,
+            "population": population,
+        }
+    report.counts["Communes"] = _sync(Commune, COMMUNE_FIELDS, wanted, existing)
+    for code in _absent(existing, wanted):
+        report.add(COMMUNE_ABSENTE, f"{code} {existing[code][0]} : absente du COG")
+
+
+# The PostgreSQL path: COPY into a staging table, then one set-based merge ------------------
+
+
+def _apply_with_copy(plan: Plan) -> None:
+    report = plan.report
+    with connection.cursor() as cursor:
+        stage = _stage(
+            cursor,
+            Region,
+            REGION_FIELDS,
+            ((code, v["nom"], v["siren"]) for code, v in plan.regions.items()),
+        )
+        report.counts["Régions"], absent = _merge(cursor, Region, REGION_FIELDS, stage)
+        for code, nom in absent:
+            report.add(DEPARTEMENT_ABSENT, f"région {code} {nom}")
+
+        rows = (
+            (code, v["nom"], v["region_id"], v["siren"]) for code, v in plan.departements.items()
+        )
+        stage = _stage(cursor, Departement, DEPARTEMENT_FIELDS, rows)
+        report.counts["Départements"], absent = _merge(
+            cursor, Departement, DEPARTEMENT_FIELDS, stage
+        )
+        for code, nom in absent:
+            report.add(DEPARTEMENT_ABSENT, f"département {code} {nom}")
+
+        rows = ((siren, v["nom"], v["nature"]) for siren, v in plan.epcis.items())
+        stage = _stage(cursor, EPCI, EPCI_FIELDS, rows)
+        report.counts["EPCI"], absent = _merge(cursor, EPCI, EPCI_FIELDS, stage)
+        for siren, nom in absent:
+            report.add(EPCI_ABSENT, f"{siren} {nom}")
+
+        rows = (
+            (
+                code,
+                c.nom,
+                normalize(c.nom),
+                c.departement,
+                None if c.siren is KEEP else c.epci,
+                "" if c.siren is KEEP else c.siren,
+                None if c.population is KEEP else c.population,
+                c.siren is KEEP,
+                c.population is KEEP,
+            )
+            for code, c in plan.communes.items()
+        )
+        stage = _stage(cursor, Commune, COMMUNE_FIELDS, rows, flags=KEEP_FLAGS)
+        _keep_current_values(cursor, plan, stage)
+        report.counts["Communes"], absent = _merge(cursor, Commune, COMMUNE_FIELDS, stage)
+        for code, nom in absent:
+            report.add(COMMUNE_ABSENTE, f"{code} {nom} : absente du COG")
+
+
+KEEP_FLAGS = ("keep_siren", "keep_population")
+NEW_FLAG = "is_new"
+
+
+def _stage(cursor, model: type[models.Model], fields: list[str], rows, flags=()) -> str:
+    """A temporary table shaped like ``model``'s key and ``fields`` (plus boolean
+    ``flags``), filled by COPY from ``rows`` (tuples in that order; ``is_new`` is left to
+    :func:`_merge`); its name."""
+    qn = connection.ops.quote_name
+    table = model._meta.db_table
+    stage = qn(f"stage_{table}")
+    columns = ", ".join(qn(c) for c in [model._meta.pk.column, *fields])
+    extra = "".join(f", false AS {qn(flag)}" for flag in (*flags, NEW_FLAG))
+    cursor.execute(f"DROP TABLE IF EXISTS {stage}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
+        f"SELECT {columns}{extra} FROM {qn(table)} WITH NO DATA"
+    )
+    names = ", ".join(qn(c) for c in [model._meta.pk.column, *fields, *flags])
+    with cursor.cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    # Fresh statistics of the keys, or the planner may take a table analyzed while empty
+    # for empty and join it in a nested loop: minutes instead of a second.
+    key = qn(model._meta.pk.column)
+    cursor.execute(f"ANALYZE {stage} ({key})")
+    cursor.execute(f"ANALYZE {qn(table)} ({key})")
+    return stage
+
+
+def _keep_current_values(cursor, plan: Plan, stage: str) -> None:
+    """Communes the files say nothing about keep their SIREN, EPCI or population: read
+    them from the table into the staging rows, and report them in the COG's order."""
+    table = connection.ops.quote_name(Commune._meta.db_table)
+    cursor.execute(
+        f"SELECT s.code, c.code IS NOT NULL, c.population FROM {stage} s "
+        f"LEFT JOIN {table} c ON c.code = s.code WHERE s.keep_siren OR s.keep_population"
+    )
+    kept = {code: population if found else _NEW for code, found, population in cursor.fetchall()}
+    if not kept:
+        return
+    cursor.execute(
+        f"UPDATE {stage} s SET siren = c.siren, epci_id = c.epci_id FROM {table} c "
+        "WHERE s.keep_siren AND c.code = s.code"
+    )
+    cursor.execute(
+        f"UPDATE {stage} s SET population = c.population FROM {table} c "
+        "WHERE s.keep_population AND c.code = s.code"
+    )
+    for code, commune in plan.communes.items():
+        if code in kept:
+            _report_kept(plan, code, commune, kept[code])
+
+
+def _merge(
+    cursor, model: type[models.Model], fields: list[str], stage: str
+) -> tuple[Counts, list[tuple[str, str]]]:
+    """Update the rows of ``model``'s table whose fields differ from their staged values,
+    then insert the staged rows it lacks (set-based statements); the counts, and the
+    (key, name) of the table's rows that are not staged (left in place), by key."""
+    qn = connection.ops.quote_name
+    table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
+    columns = [qn(model._meta.get_field(name).column) for name in fields]
+    cursor.execute(f"SELECT count(*) FROM {stage}")
+    (total,) = cursor.fetchone()
+    cursor.execute(
+        f"SELECT t.{pk}, t.{qn('nom')} FROM {table} t WHERE NOT EXISTS "
+        f'(SELECT FROM {stage} s WHERE s.{pk} = t.{pk}) ORDER BY t.{pk} COLLATE "C"'
+    )
+    absent = cursor.fetchall()
+    staged = ", ".join(f"s.{c}" for c in columns)
+    current = ", ".join(f"t.{c}" for c in columns)
+    assignments = ", ".join(f"{c} = s.{c}" for c in columns)
+    cursor.execute(
+        f"UPDATE {table} t SET {assignments} FROM {stage} s "
+        f"WHERE t.{pk} = s.{pk} AND ROW({staged}) IS DISTINCT FROM ROW({current})"
+    )
+    updated = cursor.rowcount
+    # The new rows are marked before the insertion: an INSERT … SELECT that reads its own
+    # target to skip existing keys would scan it again for each row.
+    cursor.execute(
+        f"UPDATE {stage} s SET {qn(NEW_FLAG)} = true "
+        f"WHERE NOT EXISTS (SELECT FROM {table} t WHERE t.{pk} = s.{pk})"
+    )
+    names = ", ".join([pk, *columns])
+    cursor.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE {qn(NEW_FLAG)}"
+    )
+    created = cursor.rowcount
+    cursor.execute(f"DROP TABLE {stage}")
+    return Counts(created, updated, total - created - updated), absent
 
 
 def import_territoires(

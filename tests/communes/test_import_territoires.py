@@ -7,6 +7,7 @@ import re
 import pytest
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import connection
 from django.db.models import Count
 
 from communes.importers import territoires
@@ -15,6 +16,17 @@ from communes.models import EPCI, Commune, Departement, Region
 from pvd.models import ImportRun
 
 from .conftest import COG_HEADER, POPULATIONS_HEADER, cog_row, cog_rows, siren_row, siren_rows
+
+
+@pytest.fixture(params=["copy", "orm"])
+def run_import(request, run_import, monkeypatch):
+    """Every test runs on both write paths: COPY and the set-based merge (PostgreSQL), and
+    the ORM's bulk writes (SQLite, ``make run``)."""
+    if request.param == "orm":
+        monkeypatch.setattr(territoires, "uses_copy", lambda: False)
+    elif connection.vendor != "postgresql":
+        pytest.skip("COPY est propre à PostgreSQL")
+    return run_import
 
 
 def snapshot() -> dict:
@@ -453,14 +465,17 @@ def test_failure_while_writing_rolls_everything_back(files, run_import, monkeypa
             for r in siren_rows()
         ]
     )
-    real_sync = territoires._sync
 
-    def failing_sync(model, *args):
-        if model is Commune:
-            raise RuntimeError("panne de la base au milieu de l'import")
-        return real_sync(model, *args)
+    def failing(real):
+        def write(*args):
+            if Commune in args:
+                raise RuntimeError("panne de la base au milieu de l'import")
+            return real(*args)
 
-    monkeypatch.setattr(territoires, "_sync", failing_sync)
+        return write
+
+    for writer in ("_sync", "_merge"):  # the ORM's, then COPY's
+        monkeypatch.setattr(territoires, writer, failing(getattr(territoires, writer)))
     with pytest.raises(RuntimeError):
         run_import(**files.options())
 

@@ -185,7 +185,7 @@ def test_url_fetcher_serves_static_files_and_data_urls():
 
 
 def test_missing_static_file_is_a_rendering_error(cadre, monkeypatch):
-    monkeypatch.setattr(pdf.finders, "find", lambda path: None)
+    monkeypatch.setattr(pdf, "static_roots", lambda: [])  # the renderer finds nothing
 
     with pytest.raises(pdf.PdfRenderingError, match="conventions/pdf.css"):
         render_pdf(cadre)
