@@ -8,6 +8,8 @@ from datetime import date
 
 from django.db.models import Count, Q, QuerySet, Window
 
+from communes.models import Beneficiaire
+
 from .models import Decision, Instance, Releve, Reunion, Suite
 
 NB_LISTEES = 10  # late instances listed by name
@@ -17,6 +19,7 @@ NB_LISTEES = 10  # late instances listed by name
 # no beneficiary: its own département or région is renewed, read on the instance).
 FAMILLE = "gouvernance"
 READS = {
+    Beneficiaire: "",  # a beneficiary changing département takes its instances along
     Instance: "beneficiaire",
     Reunion: "instance__beneficiaire",
     Releve: "reunion__instance__beneficiaire",

@@ -423,3 +423,28 @@ def test_a_comite_de_projet_renews_its_beneficiary_territories(plans, renewed, t
             "programme",
         )
     }
+
+
+def test_the_governance_figures_read_only_what_their_reads_declare(
+    prefecture_36, plans, late_clct_36, today
+):
+    """Every table the cached figures read is watched (gouvernance/pilotage.py ``READS``) or
+    territorial reference data (tableaux/signals.py ``UNWATCHED``)."""
+    import re
+
+    from django.apps import apps
+
+    from gouvernance.models import Instance
+    from gouvernance.pilotage import READS, departements_q, pilotage
+
+    held_meeting(late_clct_36, today)
+    with CaptureQueriesContext(connection) as captured:
+        pilotage(Instance.objects.filter(departements_q(["36"])), today)
+    read = {
+        table
+        for query in captured.captured_queries
+        for table in re.findall(r'(?:FROM|JOIN) "(\w+)"', query["sql"])
+    }
+    allowed = {model._meta.db_table for model in READS}
+    allowed |= {apps.get_model(label)._meta.db_table for label in tableaux_signals.UNWATCHED}
+    assert read and read <= allowed, read - allowed
