@@ -9,11 +9,15 @@ bénéficiaires list, a fiche, the plan right after a change of one of its fiche
 lists, the map page and its data — in rounds, the pages taking turns so that the machine's
 load weighs on all of them alike:
 
-- « à froid » (cold): right after an invalidation, ``cache.clear()``: valid whatever the
-  caches' keys (one global version or one per territory), what the first reader after a
-  deployment or a change pays; for the plan, right after a change of one of its fiches
-  (``save()``: its signals give the new versions the portal's forms would);
-- « à chaud » (warm): the same page asked again at once.
+- « à froid » (cold): right after an invalidation as a real change makes it, a renewal of
+  the cache versions (``tableaux.cache.renew_everything()``: every territory's, as if a
+  change had touched each reader's own territory), the programme's figures left as beat
+  leaves them (``refresh_programme`` run once before, as beat does after a deployment:
+  served stale while a refresh is queued); for the plan, right after a change of one of its
+  fiches (``save()``: its signals give the new versions the portal's forms would);
+- « à chaud » (warm): the same page asked again at once;
+- « cache vidé » (empty cache): once per page, right after ``cache.clear()``, what the first
+  reader after a deployment pays before beat's first precompute (programme figures too).
 
 Each median is printed as a ratio to the project's cheapest view (``/healthz``) measured in
 the same rounds: absolute times move from run to run on a shared machine, ratios much less.
@@ -120,10 +124,26 @@ def change(fiche) -> None:
 
 
 def invalidate() -> None:
-    """Every cached figure and fragment gone, whatever its key: a cold start."""
+    """What a change does, in every territory at once: new versions of every scope (the
+    programme's figures, kept across versions, are then served stale while refreshed)."""
+    from tableaux.cache import renew_everything
+
+    renew_everything()
+
+
+def empty() -> None:
+    """Every cached figure and fragment gone: right after a deployment, before beat's first
+    precompute of the programme's figures."""
     from django.core.cache import cache
 
     cache.clear()
+
+
+def precompute() -> None:
+    """The programme's figures of every territory, as beat leaves them."""
+    from tableaux.cache import refresh_programme
+
+    refresh_programme()
 
 
 def session_cookie(user) -> str:
@@ -198,7 +218,8 @@ def get(connection: http.client.HTTPConnection, url: str, cookie: str) -> tuple[
 def crowd(pages: dict, cookies: dict) -> dict:
     """USERS users at once, each on their own connection, asking USER_REQUESTS pages of
     their role in turn (roles dealt round the table), started together just after an
-    invalidation. Latencies of every request, and errors (no 200, or no answer)."""
+    invalidation (every territory's versions renewed). Latencies of every request, and
+    errors (no 200, or no answer)."""
     by_role: dict[str, list[str]] = {}
     for role, url in pages.values():
         if role:
@@ -293,6 +314,7 @@ def main() -> None:
     def before_cold(url: str):
         return (lambda: change(fiche)) if url == plan_url else invalidate
 
+    precompute()
     queries = {}
     for label, (role, url) in pages.items():
         user = users.get(role)
@@ -314,6 +336,11 @@ def main() -> None:
                 cold[label].append(get(conn, url, cookies[role])[0])
                 elapsed, sizes[label] = get(conn, url, cookies[role])
                 warm[label].append(elapsed)
+        emptied = {}
+        for label, (role, url) in pages.items():
+            empty()
+            emptied[label] = get(conn, url, cookies[role])[0]
+        precompute()  # beat's first run after the deployment
         conn.close()
         crowded = crowd(pages, cookies)
         connection.close()
@@ -323,12 +350,15 @@ def main() -> None:
 
     cheapest = statistics.median(warm[HEALTHZ])
     print(
-        f"{RUNS} tours (gunicorn, DEBUG désactivé) ; à froid : juste après cache.clear() "
-        f"(le plan : juste après la modification d'une de ses fiches) ; à chaud : aussitôt après."
+        f"{RUNS} tours (gunicorn, DEBUG désactivé) ; à froid : juste après le renouvellement "
+        "des versions de tous les territoires (renew_everything, les chiffres du programme "
+        "précalculés par le beat ; le plan : juste après la modification d'une de ses fiches) ; "
+        "à chaud : aussitôt après ; cache vidé : une fois, juste après cache.clear() (premier "
+        "lecteur après un déploiement, avant le premier précalcul du beat)."
     )
     header = (
         f"{'Page':<34} {'froid':>9} {'ratio':>7} {'chaud':>9} {'ratio':>7} "
-        f"{'SQL froid':>9} {'chaud':>6} {'taille':>8}"
+        f"{'SQL froid':>9} {'chaud':>6} {'taille':>8} {'cache vidé':>11}"
     )
     print(header)
     over = []
@@ -339,11 +369,12 @@ def main() -> None:
             over.append(label)
         print(
             f"{label:<34} {c * 1000:>6.1f} ms {rc:>6.1f}× {w * 1000:>6.1f} ms {rw:>6.1f}× "
-            f"{queries[label][0]:>9} {queries[label][1]:>6} {sizes[label] / 1024:>5.0f} Kio"
+            f"{queries[label][0]:>9} {queries[label][1]:>6} {sizes[label] / 1024:>5.0f} Kio "
+            f"{emptied[label] / cheapest:>10.1f}×"
         )
     print(f"Au-delà de {TARGET}× /healthz : {', '.join(over) if over else 'aucune'}")
     print(
-        f"{USERS} utilisateurs à la fois juste après cache.clear(), {USER_REQUESTS} pages "
+        f"{USERS} utilisateurs à la fois juste après renew_everything(), {USER_REQUESTS} pages "
         f"chacun : {crowded['requests']} requêtes en {crowded['duration']:.1f} s ; p50 "
         f"{crowded['p50']:.0f} ms, p95 {crowded['p95']:.0f} ms, p99 {crowded['p99']:.0f} ms, "
         f"max {crowded['max']:.0f} ms ; {len(crowded['errors'])} erreur"

@@ -8,10 +8,24 @@ from datetime import date
 
 from django.db.models import Count, Q, QuerySet, Window
 
-from .models import Instance, Reunion, Suite
+from communes.models import Beneficiaire
+
+from .models import Decision, Instance, Releve, Reunion, Suite
 
 NB_LISTEES = 10  # late instances listed by name
-# Read on every visit, outside the dashboards' cached fragments: no cache to invalidate.
+# Cached by the dashboards per territory (tableaux/dashboards.py ``pilotage_cached``) under
+# this family of versions: what it reads, with each model's path to the beneficiary
+# (tableaux/signals.py watches their writes; an instance of a département or a région has
+# no beneficiary: its own département or région is renewed, read on the instance).
+FAMILLE = "gouvernance"
+READS = {
+    Beneficiaire: "",  # a beneficiary changing département takes its instances along
+    Instance: "beneficiaire",
+    Reunion: "instance__beneficiaire",
+    Releve: "reunion__instance__beneficiaire",
+    Decision: "reunion__instance__beneficiaire",
+    Suite: "decision__reunion__instance__beneficiaire",
+}
 
 
 @dataclass(frozen=True)

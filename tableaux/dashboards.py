@@ -3,6 +3,7 @@
 beneficiaries and the programme's figures by territory. The pages and their exports
 (tableaux/views.py) render these."""
 
+from django.core.cache import cache
 from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -12,6 +13,7 @@ from django.utils.functional import SimpleLazyObject
 
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
+from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.models import Instance
 from gouvernance.pilotage import departements_q, pilotage
 from pvd import policy
@@ -128,7 +130,9 @@ def home_context(request) -> dict:
         context.update(programme_context("france", None, today, user))
         if policy.is_national(user):
             context["gouvernance"] = SimpleLazyObject(
-                lambda: pilotage(Instance.objects.all(), today)
+                lambda: pilotage_cached(
+                    {dashboard_cache.PROGRAMME}, today, Instance.objects.all(), "france"
+                )
             )
     elif prefecture:
         table = prefecture_rows(user, request.GET, today)
@@ -149,7 +153,12 @@ def home_context(request) -> dict:
 
         context["totaux_departements"] = SimpleLazyObject(totaux_departements)
         context["gouvernance"] = SimpleLazyObject(
-            lambda: pilotage(Instance.objects.filter(departements_q(prefecture)), today)
+            lambda: pilotage_cached(
+                {dashboard_cache.departement_scope(code) for code in prefecture},
+                today,
+                Instance.objects.filter(departements_q(prefecture)),
+                *sorted(prefecture),
+            )
         )
     else:
         beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
@@ -159,6 +168,21 @@ def home_context(request) -> dict:
         elif beneficiaires:
             context["rappels"] = prochains.rappels(user, [b.pk for b in beneficiaires])
     return context
+
+
+def pilotage_cached(scopes: set[str], today, instances, *perimeter):
+    """Governance's steering figures over ``instances``, cached under the governance
+    versions of the territories they read (gouvernance/pilotage.py ``READS``: a meeting held
+    in the Indre renews the Indre's, its région's and France's, never the Corrèze's)."""
+    famille = gouvernance_pilotage.FAMILLE
+    key = "tableaux:pilotage:" + dashboard_cache.fragment_key(
+        {dashboard_cache.family_scope(famille, scope) for scope in scopes}, today, *perimeter
+    )
+    figures = cache.get(key)
+    if figures is None:
+        figures = pilotage(instances, today)
+        cache.set(key, figures, dashboard_cache.timeout())
+    return figures
 
 
 SORT_LABELS = [

@@ -19,9 +19,19 @@ from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 
 from actions.signals import plan_imported
-from communes.models import Beneficiaire
+from communes.models import Beneficiaire, Departement, Region
+from gouvernance import pilotage
 
-from .cache import DASHBOARDS, TOUT, family_scope, renew, scopes_of
+from .cache import (
+    DASHBOARDS,
+    PROGRAMME,
+    TOUT,
+    departement_scope,
+    family_scope,
+    region_scope,
+    renew,
+    scopes_of,
+)
 from .lecture import READS as LECTURE_READS
 
 # label -> model: the models whose writes renew the dashboards' versions.
@@ -44,15 +54,39 @@ UID = "tableaux-{label}-{kind}"
 BEFORE = "_tableaux_scopes_before"  # on a saved instance: the territories it had
 
 
+def _holder(model: type[Model], path: str) -> str | None:
+    """The prefix of the row on ``path`` just before the beneficiary when that row has a
+    territory of its own (a département and a région, both optional: a governance instance
+    of a beneficiary, a département or a région), None otherwise."""
+    if not path:
+        return None
+    segments = path.split("__")[:-1]
+    holder = model
+    for segment in segments:
+        holder = holder._meta.get_field(segment).related_model
+    names = {field.name: field.related_model for field in holder._meta.fields if field.is_relation}
+    if names.get("departement") is Departement and names.get("region") is Region:
+        return "".join(f"{segment}__" for segment in segments)
+    return None
+
+
 def territories(model: type[Model], path: str | None, **filters) -> set[str]:
-    """The scopes of the rows of ``model`` matching ``filters``, along ``path`` (one query)."""
+    """The scopes of the rows of ``model`` matching ``filters``, along ``path`` (one query);
+    with those of the département or région of a row on the path that has its own."""
     if path is None:
         return {TOUT}
     prefix = f"{path}__" if path else ""
-    rows = model._base_manager.filter(**filters).values_list(
-        path or "pk", f"{prefix}departement", f"{prefix}departement__region"
-    )
-    return scopes_of(rows)
+    fields = [path or "pk", f"{prefix}departement", f"{prefix}departement__region"]
+    holder = _holder(model, path)
+    if holder is not None:
+        fields += [f"{holder}departement", f"{holder}departement__region", f"{holder}region"]
+    rows = list(model._base_manager.filter(**filters).values_list(*fields))
+    scopes = scopes_of(row[:3] for row in rows)
+    for row in rows:
+        own = {departement_scope(code) for code in row[3:4] if code}
+        own |= {region_scope(code) for code in row[4:6] if code}
+        scopes |= own | {PROGRAMME} if own else set()
+    return scopes
 
 
 def _of(sender, instance) -> set[str]:
@@ -138,5 +172,6 @@ def plan_was_imported(sender, beneficiaire, **kwargs) -> None:
 
 
 watch(LECTURE_READS)  # carte/apps.py watches the choropleth's own READS
+watch(pilotage.READS, family=pilotage.FAMILLE)
 # The Excel import writes a plan's fiches, lines and indicators in bulk, without their signals.
 plan_imported.connect(plan_was_imported, dispatch_uid="tableaux-plan-imported")

@@ -352,3 +352,99 @@ def test_the_map_is_renewed_by_what_it_reads_only(prefecture_36, plans, renewed)
     )
     assert {"carte|departement:36", f"beneficiaire:{le_blanc.pk}"} <= renewed
     assert count_queries(lambda: client.get(url)) > warm_map
+
+
+# Governance's steering figures (gouvernance/pilotage.py), cached per territory ------------
+
+
+def held_meeting(instance, day) -> None:
+    from datetime import time
+
+    from gouvernance.models import Reunion
+
+    Reunion.objects.create(
+        instance=instance,
+        date=day,
+        heure_debut=time(14),
+        heure_fin=time(16),
+        lieu="Préfecture",
+        statut=Reunion.Statut.TENUE,
+    )
+
+
+@pytest.fixture
+def late_clct_36(territoires, today):
+    """The Indre's CLCT, created two years ago and never met: late."""
+    from gouvernance.models import Instance
+
+    clct = Instance.objects.create(
+        type=Instance.Type.CLCT, nom="CLCT de l'Indre", departement_id="36", reunions_par_an=2
+    )
+    Instance.objects.filter(pk=clct.pk).update(created_at=timezone.now() - timedelta(days=730))
+    return clct
+
+
+def test_a_meeting_held_in_the_indre_renews_its_governance_figures_only(
+    national, prefecture_36, prefecture_19, plans, late_clct_36, today, renewed
+):
+    nation, indre, correze = logged_in(national), logged_in(prefecture_36), logged_in(prefecture_19)
+    nation_warm, indre_warm, correze_warm = warm(nation), warm(indre), warm(correze)
+    assert "1 instance en retard de réunion" in text(indre.get(HOME).content.decode())
+
+    held_meeting(late_clct_36, today)
+
+    # The CLCT has no beneficiary: its own département, its région and France.
+    assert renewed == {
+        "gouvernance|departement:36",
+        "gouvernance|region:24",
+        "gouvernance|programme",
+    }
+    assert queries(correze) == correze_warm
+    assert queries(indre) > indre_warm and queries(nation) > nation_warm
+    assert "aucune instance en retard de réunion" in text(indre.get(HOME).content.decode())
+    assert queries(indre) == indre_warm  # and warm again
+
+
+def test_a_comite_de_projet_renews_its_beneficiary_territories(plans, renewed, today):
+    from gouvernance.models import Instance
+
+    ussel_la_courtine, _ = plans
+    comite = Instance.objects.create(
+        type=Instance.Type.COMITE_PROJET, nom="Comité", beneficiaire=ussel_la_courtine
+    )
+    renewed.clear()
+    held_meeting(comite, today)
+    assert renewed == {
+        f"gouvernance|{scope}"
+        for scope in (
+            f"beneficiaire:{ussel_la_courtine.pk}",
+            "departement:19",
+            "region:75",
+            "programme",
+        )
+    }
+
+
+def test_the_governance_figures_read_only_what_their_reads_declare(
+    prefecture_36, plans, late_clct_36, today
+):
+    """Every table the cached figures read is watched (gouvernance/pilotage.py ``READS``) or
+    territorial reference data (tableaux/signals.py ``UNWATCHED``)."""
+    import re
+
+    from django.apps import apps
+
+    from gouvernance.models import Instance
+    from gouvernance.pilotage import READS, departements_q, pilotage
+
+    held_meeting(late_clct_36, today)
+    with CaptureQueriesContext(connection) as captured:
+        pilotage(Instance.objects.filter(departements_q(["36"])), today)
+    read = {
+        table
+        for query in captured.captured_queries
+        for table in re.findall(r'(?:FROM|JOIN) "(\w+)"', query["sql"])
+    }
+    allowed = {model._meta.db_table for model in READS}
+    allowed |= {apps.get_model(label)._meta.db_table for label in tableaux_signals.UNWATCHED}
+    assert read and read <= allowed, read - allowed
