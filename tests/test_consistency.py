@@ -22,6 +22,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from actions.models import FicheAction, Financeur, LigneFinancement, ensure_axes
+from carte.geo import ETATS
 from conventions import pdf
 from conventions.models import Convention
 from postes.models import CofinancementAnnee, LigneCofinancement, Occupation, Poste
@@ -297,7 +298,7 @@ def test_map(client_for, elu_ussel, national, ville):
     ):
         data = client_for(user).get(reverse("carte:geojson")).json()
         communes = {
-            f["properties"]["nom"]: f["properties"]["etat_label"]
+            f["properties"]["nom"]: ETATS[f["properties"]["etat"]]
             for f in data["features"]
             if f["properties"]["couche"] == "commune" and f["properties"]["beneficiaire"] == b.nom
         }
