@@ -28,14 +28,16 @@ def content_key(content, *modules: str) -> str:
 
 
 def form_key(form, request, *modules: str) -> str:
-    """The key of a filter form rendered from the request's query: its data, the SQL of its
-    choices (the reader's perimeter is in it: a préfecture's départements) and the last bulk
+    """The key of a filter form rendered from the request's query: its data, its choices
+    (those read from the database by their SQL: the reader's perimeter is in it, a
+    préfecture's départements) and the last bulk
     write of the reference data (the territories' names change through the importers only,
     which say so: ``pvd.cache.data_rewritten``)."""
-    choices = [
-        (name, str(field.queryset.query))
-        for name, field in form.fields.items()
-        if getattr(field, "queryset", None) is not None
-    ]
+    choices = []
+    for name, field in form.fields.items():
+        if getattr(field, "queryset", None) is not None:
+            choices.append((name, str(field.queryset.query)))
+        elif hasattr(field, "choices"):  # a list (the years offered change with the day)
+            choices.append((name, [(str(value), str(label)) for value, label in field.choices]))
     data = sorted((key, request.GET.getlist(key)) for key in request.GET if key != "page")
     return content_key((data, choices, cache.get(DATA_REWRITTEN_KEY)), *modules)
