@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 from django_filters.views import FilterView
 
-from pvd import audit, files, policy
+from pvd import audit, files, fragments, policy
 from pvd.access import BeneficiaireMixin
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.pagination import LastPageMixin
@@ -22,6 +22,10 @@ from .models import (
     IdentifiantPVD,
     MembreBeneficiaire,
 )
+
+# The modules that render the cached fragments of the lists (pvd/fragments.py adds the
+# templates): a deployment that changes them renders the fragments again.
+RENDERED_BY = ("communes.views",)
 
 
 class CommuneListView(LastPageMixin, FilterView):
@@ -104,12 +108,33 @@ class BeneficiaireListView(LastPageMixin, FilterView):
         return exports.response(filterset.qs, export, columns, "beneficiaires-pvd")
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(
+        context = super().get_context_data(
             export_columns=[(key, label) for key, (label, _) in exports.COLUMNS.items()],
             default_columns=exports.DEFAULT_COLUMNS,
             can_propose=policy.may_select(self.request.user),
             **kwargs,
         )
+        # The table's rows and the filter form are cached on what they show (pvd/fragments.py).
+        rows = [
+            {
+                "pk": beneficiaire.pk,
+                "nom": beneficiaire.nom,
+                "statut": beneficiaire.statut,
+                "statut_label": beneficiaire.get_statut_display(),
+                "communes": [membre.commune.nom for membre in beneficiaire.membres_actifs],
+                "departement": str(beneficiaire.departement),
+                "epci": beneficiaire.epci.nom if beneficiaire.epci else None,
+                "population": beneficiaire.population_totale,
+            }
+            for beneficiaire in context["object_list"]
+        ]
+        return {
+            **context,
+            "rows": rows,
+            "rows_key": fragments.content_key(rows, *RENDERED_BY),
+            "filter_key": fragments.form_key(context["filter"].form, self.request, *RENDERED_BY),
+            "fragment_timeout": fragments.TIMEOUT,
+        }
 
 
 class BeneficiaireDetailView(DetailView):

@@ -9,7 +9,7 @@ from django.views.generic import CreateView, DetailView, FormView, ListView, Upd
 from django_filters.views import FilterView
 
 from communes.models import Beneficiaire
-from pvd import audit, files, policy
+from pvd import audit, files, fragments, policy
 from pvd.access import get_poste_for_user
 from pvd.french import de_personne
 from pvd.integrity import CreateOnceMixin, create_once
@@ -29,6 +29,9 @@ from .forms import (
     save_cofinancement,
 )
 from .models import CofinancementAnnee, Occupation, Poste, RegleCofinancement
+
+# The modules that render the list's cached filter form (pvd/fragments.py adds the templates).
+RENDERED_BY = ("postes.views",)
 
 
 def selected_year(request) -> int:
@@ -73,6 +76,11 @@ class PosteListView(LastPageMixin, FilterView):
         context["totaux"] = financement.totaux(postes, self.year, self.funders)
         context["may_create"] = policy.may_create_posts(self.request.user)
         context["query"] = self.request.GET.urlencode()
+        # The filter form is cached on what it shows (pvd/fragments.py).
+        context["filter_key"] = fragments.form_key(
+            context["filter"].form, self.request, *RENDERED_BY
+        )
+        context["fragment_timeout"] = fragments.TIMEOUT
         return context
 
 
