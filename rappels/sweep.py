@@ -583,11 +583,8 @@ def sweep(today: date | None = None, beneficiaires: Collection[int] | None = Non
     """The daily sweep; ``beneficiaires``: only their situations (the bench's smaller runs)."""
     today = today or timezone.localdate()
     report = Report()
-    situations = list(due_today(today, OUVERTES, beneficiaires))
-    report.due, report.recorded = record(today, situations=situations)
-    report.resolved = resolve(today, beneficiaires, situations=situations)
-    report.emails = send_immediate(today)
-    report.digests = send_digests(today)
+    survey(today, report, beneficiaires)
+    deliver(today, report)
     logger.info(
         "Reminders sweep %s: %s due, %s recorded, %s resolved, %s e-mails, %s digests",
         today,
@@ -598,3 +595,17 @@ def sweep(today: date | None = None, beneficiaires: Collection[int] | None = Non
         report.digests,
     )
     return report
+
+
+def survey(today: date, report: Report, beneficiaires: Collection[int] | None = None) -> None:
+    """The sweep proper: the rules, the sendings recorded, the reminders resolved (a fixed
+    number of queries per rule, whatever the data)."""
+    situations = list(due_today(today, OUVERTES, beneficiaires))
+    report.due, report.recorded = record(today, situations=situations)
+    report.resolved = resolve(today, beneficiaires, situations=situations)
+
+
+def deliver(today: date, report: Report) -> None:
+    """The e-mails: the immediate ones, then the digests (one « sent » mark each)."""
+    report.emails = send_immediate(today)
+    report.digests = send_digests(today)
