@@ -362,13 +362,51 @@ class _Renewal:
         self.since = now
 
 
+# What an e-mail shows of a reminder and its recipient: nothing else is loaded.
+SHOWN = (
+    "regle",
+    "categorie",
+    "echeance",
+    "message",
+    "lien",
+    "recapitulatif_id",
+    "destinataire__email",
+    "beneficiaire__nom",
+    "departement__nom",
+    "region__nom",
+)
+
+
+def _loaded(rappels):
+    return rappels.select_related(*RELATED).only(*SHOWN)
+
+
+class _Mark:
+    """« Sent » on one row, right after its e-mail went, in its own statement and commit (a
+    worker killed on the next e-mail leaves this one marked): a plain parameterised UPDATE,
+    without building an ORM query for each of thousands of e-mails."""
+
+    def __init__(self, model, field: str) -> None:
+        table = connection.ops.quote_name(model._meta.db_table)
+        column = connection.ops.quote_name(model._meta.get_field(field).column)
+        key = connection.ops.quote_name(model._meta.pk.column)
+        self.sql = f"UPDATE {table} SET {column} = %s WHERE {key} = %s"
+
+    def __call__(self, pk: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [timezone.now(), pk])
+
+
 def _send_batch(ids, mailer) -> int:
     claimed, claimed_at = claim(ids, with_time=True)
-    rappels = Rappel.objects.filter(pk__in=claimed).select_related(*RELATED)
+    rappels = _loaded(Rappel.objects.filter(pk__in=claimed))
     unsent = set(claimed)
     renew = _Renewal(Rappel, "email_reserve_le", claimed_at)
+    mark = _Mark(Rappel, "email_le")
     failed = 0
     try:
+        # One connection to the mail server for the whole batch (not one per e-mail).
+        mailer.open()
         for rappel in rappels:
             try:
                 emails.build(
@@ -387,10 +425,11 @@ def _send_batch(ids, mailer) -> int:
                 unsent.discard(rappel.pk)
                 failed += 1
                 continue
-            Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
+            mark(rappel.pk)
             unsent.discard(rappel.pk)
             renew(unsent)
     finally:
+        mailer.close()
         if unsent:
             release(unsent)
     return len(claimed) - len(unsent) - failed
@@ -441,10 +480,10 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
     if not claimed:
         return 0
     renew = _Renewal(Recapitulatif, "reserve_le", next(iter(claimed.values())).reserve_le)
+    mark = _Mark(Recapitulatif, "envoye_le")
     try:
-        items = Rappel.objects.filter(
-            recapitulatif__in=[d.pk for d in claimed.values()]
-        ).select_related(*RELATED)
+        items = _loaded(Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()]))
+        mailer.open()
         by_digest: dict[int, list[Rappel]] = {}
         for item in items:
             by_digest.setdefault(item.recapitulatif_id, []).append(item)
@@ -469,10 +508,11 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
                 del unsent[key]
                 failed += 1
                 continue
-            Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
+            mark(digest.pk)
             del unsent[key]
             renew([d.pk for d in unsent.values()])
     finally:
+        mailer.close()
         if unsent:
             release_digests(unsent.values())
     return len(claimed) - len(unsent) - failed

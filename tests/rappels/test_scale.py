@@ -18,7 +18,7 @@ from django.utils import timezone
 from actions.models import SANS_MISE_A_JOUR, FicheAction
 from communes.models import Beneficiaire
 from conventions.models import HORIZON_FIN_CONVENTION, Convention
-from gouvernance.models import DELAI_RELEVE, Decision, Reunion, Suite
+from gouvernance.models import DELAI_RELEVE, Decision, Instance, Reunion, Suite
 from postes.models import (
     ALERTE_VACANCE,
     HORIZON_FIN_CONTRAT,
@@ -32,7 +32,7 @@ from rappels import sweep as sweep_module
 from rappels.models import Rappel, Recapitulatif
 from rappels.regles import OUVERTES, REGLES, due_today
 from tests.factories import user_with_role
-from tests.gouvernance.conftest import a_comite, a_reunion
+from tests.gouvernance.conftest import a_reunion
 from tests.postes.conftest import make_poste, occupe
 
 from .conftest import set_adhesion
@@ -76,9 +76,15 @@ def every_situation(beneficiaire: Beneficiaire) -> None:
     LigneCofinancement.objects.create(
         annee=annee, financeur=Financeur.ANCT, montant_notifie=Decimal("20000")
     )
-    late = a_comite(beneficiaire)
+    # One comité de projet per beneficiary (a constraint; the territories may have theirs):
+    # the two instances of this test are of other types.
+    late = Instance.objects.create(
+        type=Instance.Type.AUTRE, nom="Comité des partenaires", beneficiaire=beneficiaire
+    )
     a_reunion(late, DAY - timedelta(days=366), statut=Reunion.Statut.TENUE)
-    other = a_comite(beneficiaire)
+    other = Instance.objects.create(
+        type=Instance.Type.COMITE_TECHNIQUE, nom="Comité technique", beneficiaire=beneficiaire
+    )
     a_reunion(other, DAY - DELAI_RELEVE, statut=Reunion.Statut.TENUE)
     held = a_reunion(other, DAY - timedelta(days=60), statut=Reunion.Statut.TENUE)
     decision = Decision.objects.create(reunion=held, type="autre", texte="Relancer")
