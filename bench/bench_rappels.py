@@ -224,7 +224,8 @@ def main() -> None:
     )
     print(
         f"Second balayage du même jour : {again['survey'] + again['deliver']:.1f} s, "
-        f"{again['report'].recorded} nouvelle(s), {again['report'].emails} courriel(s)."
+        f"nouvelles notifications : {again['report'].recorded}, courriels : "
+        f"{again['report'].emails}."
     )
 
 
