@@ -50,6 +50,8 @@ class Rappel(models.Model):
         verbose_name="destinataire",
         on_delete=models.CASCADE,
         related_name="rappels",
+        # The inbox index (destinataire, lue_le) serves every lookup by recipient.
+        db_index=False,
     )
     # The territory it is about: a beneficiary, or (an instance of a département or a
     # région, CLCT…, whose reminders go to the préfecture) a département or a région.
@@ -68,6 +70,7 @@ class Rappel(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # a partial index (Meta): most reminders are a beneficiary's
     )
     region = models.ForeignKey(
         "communes.Region",
@@ -76,6 +79,7 @@ class Rappel(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # a partial index (Meta): most reminders are a beneficiary's
     )
     message = models.CharField("message", max_length=300)
     lien = models.CharField("lien", max_length=200)
@@ -99,6 +103,7 @@ class Rappel(models.Model):
         null=True,
         blank=True,
         related_name="rappels",
+        db_index=False,  # a partial index (Meta): set only once a digest takes it
     )
 
     objects = RappelQuerySet.as_manager()
@@ -120,7 +125,24 @@ class Rappel(models.Model):
                 name="rappel_one_territory",
             ),
         ]
-        indexes = [models.Index(fields=["destinataire", "lue_le"], name="rappel_inbox")]
+        # The sweep inserts thousands of reminders at once: only the indexes some read needs,
+        # partial where the column is mostly empty (no entry for a NULL to write).
+        indexes = [
+            models.Index(fields=["destinataire", "lue_le"], name="rappel_inbox"),
+            models.Index(
+                fields=["departement"],
+                condition=Q(departement__isnull=False),
+                name="rappel_departement",
+            ),
+            models.Index(
+                fields=["region"], condition=Q(region__isnull=False), name="rappel_region"
+            ),
+            models.Index(
+                fields=["recapitulatif"],
+                condition=Q(recapitulatif__isnull=False),
+                name="rappel_recapitulatif",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.message

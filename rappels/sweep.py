@@ -362,13 +362,72 @@ class _Renewal:
         self.since = now
 
 
+@dataclass(frozen=True, slots=True)
+class _Destinataire:
+    pk: int
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What an e-mail shows of a reminder (the attributes of ``Rappel`` that
+    ``emails.build`` reads), read as one tuple: thousands are sent, no model is built."""
+
+    pk: int
+    regle: str
+    categorie: str
+    echeance: date
+    message: str
+    lien: str
+    recapitulatif_id: int | None
+    destinataire: _Destinataire
+    territoire_nom: str
+
+
+SHOWN = ("pk", "regle", "categorie", "echeance", "message", "lien", "recapitulatif_id")
+SHOWN_RELATED = ("destinataire_id", "destinataire__email")
+TERRITOIRES = ("beneficiaire__nom", "departement__nom", "region__nom")
+
+
+def _loaded(rappels) -> list[_Shown]:
+    rows = rappels.values_list(*SHOWN, *SHOWN_RELATED, *TERRITOIRES)
+    users: dict[int, _Destinataire] = {}
+    shown = []
+    for row in rows:
+        pk, regle, categorie, echeance, message, lien, digest, user_id, email, b, d, r = row
+        user = users.get(user_id) or users.setdefault(user_id, _Destinataire(user_id, email))
+        # As Rappel.territoire_nom: the beneficiary's name, else the département's, the région's.
+        nom = b if b is not None else d if d is not None else r
+        shown.append(_Shown(pk, regle, categorie, echeance, message, lien, digest, user, nom))
+    return shown
+
+
+class _Mark:
+    """« Sent » on one row, right after its e-mail went, in its own statement and commit (a
+    worker killed on the next e-mail leaves this one marked): a plain parameterised UPDATE,
+    without building an ORM query for each of thousands of e-mails."""
+
+    def __init__(self, model, field: str) -> None:
+        table = connection.ops.quote_name(model._meta.db_table)
+        column = connection.ops.quote_name(model._meta.get_field(field).column)
+        key = connection.ops.quote_name(model._meta.pk.column)
+        self.sql = f"UPDATE {table} SET {column} = %s WHERE {key} = %s"
+
+    def __call__(self, pk: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [timezone.now(), pk])
+
+
 def _send_batch(ids, mailer) -> int:
     claimed, claimed_at = claim(ids, with_time=True)
-    rappels = Rappel.objects.filter(pk__in=claimed).select_related(*RELATED)
+    rappels = _loaded(Rappel.objects.filter(pk__in=claimed))
     unsent = set(claimed)
     renew = _Renewal(Rappel, "email_reserve_le", claimed_at)
+    mark = _Mark(Rappel, "email_le")
     failed = 0
     try:
+        # One connection to the mail server for the whole batch (not one per e-mail).
+        mailer.open()
         for rappel in rappels:
             try:
                 emails.build(
@@ -387,10 +446,11 @@ def _send_batch(ids, mailer) -> int:
                 unsent.discard(rappel.pk)
                 failed += 1
                 continue
-            Rappel.objects.filter(pk=rappel.pk).update(email_le=timezone.now())
+            mark(rappel.pk)
             unsent.discard(rappel.pk)
             renew(unsent)
     finally:
+        mailer.close()
         if unsent:
             release(unsent)
     return len(claimed) - len(unsent) - failed
@@ -441,10 +501,10 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
     if not claimed:
         return 0
     renew = _Renewal(Recapitulatif, "reserve_le", next(iter(claimed.values())).reserve_le)
+    mark = _Mark(Recapitulatif, "envoye_le")
     try:
-        items = Rappel.objects.filter(
-            recapitulatif__in=[d.pk for d in claimed.values()]
-        ).select_related(*RELATED)
+        items = _loaded(Rappel.objects.filter(recapitulatif__in=[d.pk for d in claimed.values()]))
+        mailer.open()
         by_digest: dict[int, list[Rappel]] = {}
         for item in items:
             by_digest.setdefault(item.recapitulatif_id, []).append(item)
@@ -469,10 +529,11 @@ def _send_digest_batch(keys, wanted, mailer) -> int:
                 del unsent[key]
                 failed += 1
                 continue
-            Recapitulatif.objects.filter(pk=digest.pk).update(envoye_le=timezone.now())
+            mark(digest.pk)
             del unsent[key]
             renew([d.pk for d in unsent.values()])
     finally:
+        mailer.close()
         if unsent:
             release_digests(unsent.values())
     return len(claimed) - len(unsent) - failed
@@ -583,11 +644,8 @@ def sweep(today: date | None = None, beneficiaires: Collection[int] | None = Non
     """The daily sweep; ``beneficiaires``: only their situations (the bench's smaller runs)."""
     today = today or timezone.localdate()
     report = Report()
-    situations = list(due_today(today, OUVERTES, beneficiaires))
-    report.due, report.recorded = record(today, situations=situations)
-    report.resolved = resolve(today, beneficiaires, situations=situations)
-    report.emails = send_immediate(today)
-    report.digests = send_digests(today)
+    survey(today, report, beneficiaires)
+    deliver(today, report)
     logger.info(
         "Reminders sweep %s: %s due, %s recorded, %s resolved, %s e-mails, %s digests",
         today,
@@ -598,3 +656,17 @@ def sweep(today: date | None = None, beneficiaires: Collection[int] | None = Non
         report.digests,
     )
     return report
+
+
+def survey(today: date, report: Report, beneficiaires: Collection[int] | None = None) -> None:
+    """The sweep proper: the rules, the sendings recorded, the reminders resolved (a fixed
+    number of queries per rule, whatever the data)."""
+    situations = list(due_today(today, OUVERTES, beneficiaires))
+    report.due, report.recorded = record(today, situations=situations)
+    report.resolved = resolve(today, beneficiaires, situations=situations)
+
+
+def deliver(today: date, report: Report) -> None:
+    """The e-mails: the immediate ones, then the digests (one « sent » mark each)."""
+    report.emails = send_immediate(today)
+    report.digests = send_digests(today)

@@ -32,7 +32,7 @@ from rappels import sweep as sweep_module
 from rappels.models import Rappel, Recapitulatif
 from rappels.regles import OUVERTES, REGLES, due_today
 from tests.factories import user_with_role
-from tests.gouvernance.conftest import a_comite, a_reunion
+from tests.gouvernance.conftest import a_reunion
 from tests.postes.conftest import make_poste, occupe
 
 from .conftest import set_adhesion
@@ -76,12 +76,12 @@ def every_situation(beneficiaire: Beneficiaire) -> None:
     LigneCofinancement.objects.create(
         annee=annee, financeur=Financeur.ANCT, montant_notifie=Decimal("20000")
     )
-    # The signed convention gave the beneficiary its comité de projet (gouvernance/signals.py).
-    late = Instance.objects.filter(
-        beneficiaire=beneficiaire, type=Instance.Type.COMITE_PROJET
-    ).first() or a_comite(beneficiaire)
+    # One comité de projet per beneficiary (a constraint; the territories may have theirs):
+    # the two instances of this test are of other types.
+    late = Instance.objects.create(
+        type=Instance.Type.AUTRE, nom="Comité des partenaires", beneficiaire=beneficiaire
+    )
     a_reunion(late, DAY - timedelta(days=366), statut=Reunion.Statut.TENUE)
-    # One comité de projet per beneficiary (a database constraint): the second, a comité technique.
     other = Instance.objects.create(
         type=Instance.Type.COMITE_TECHNIQUE, nom="Comité technique", beneficiaire=beneficiaire
     )
