@@ -247,25 +247,23 @@ def nettoyer(q: str) -> str:
     return " ".join((q or "").split())[:MAX_QUERY]
 
 
-def avec_extraits(fiches: QuerySet, q: str) -> QuerySet:
-    """``titre_surligne`` and ``extrait_surligne``, marked with the sentinels: asked for the
-    page's fiches only (``ts_headline`` is costly, and PostgreSQL would compute it for every
-    row an OFFSET skips)."""
-    q = nettoyer(q)
-    if not q or not full_text():
-        return fiches
-    return fiches.annotate(
-        titre_surligne=RawSQL(
+def surlignages(q) -> dict[str, RawSQL]:
+    """``titre_surligne`` and ``extrait_surligne``, the matches of ``q`` (the words, or a
+    prepared query's slot) marked with the sentinels: asked for the page's fiches only
+    (``ts_headline`` is costly, and PostgreSQL would compute it for every row an OFFSET
+    skips); PostgreSQL only (``full_text``)."""
+    return {
+        "titre_surligne": RawSQL(
             f"ts_headline('french_unaccent', {FICHE}.titre, {TSQUERY}, %s)",
             [q, TITRE],
             output_field=TextField(),
         ),
-        extrait_surligne=RawSQL(
+        "extrait_surligne": RawSQL(
             f"ts_headline('french_unaccent', {FICHE}.description, {TSQUERY}, %s)",
             [q, EXTRAIT],
             output_field=TextField(),
         ),
-    )
+    }
 
 
 def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:

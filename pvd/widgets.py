@@ -5,22 +5,53 @@ option (and one more for its attributes), 0.2 to 0.5 ms each; the Club's filters
 from django.forms import Select
 from django.forms.utils import flatatt
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 OPTION = '<option value="{}">{}</option>'
 SELECTED = '<option value="{}" selected>{}</option>'
 
 
+class OptionsEcrites:
+    """A select's options written once, escaped (each option's markup, selected or not), for
+    a list a process keeps (club/filters.py): a render then joins them, escaping nothing.
+    Iterated, the (value, label) pairs, as any select's choices."""
+
+    def __init__(self, choices):
+        self.choices = [("" if value is None else str(value), label) for value, label in choices]
+        self.options = [
+            (value, format_html(OPTION, value, label), format_html(SELECTED, value, label))
+            for value, label in self.choices
+        ]
+        self.aucune = self.ecrire(set(), tout=False)  # nothing selected, the common case
+
+    def __iter__(self):
+        return iter(self.choices)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    def ecrire(self, selected: set[str], tout: bool = True) -> SafeString:
+        if tout and not selected:
+            return self.aucune
+        parts = [choisie if value in selected else une for value, une, choisie in self.options]
+        return format_html("{}" * len(parts), *parts)
+
+
 class SelectRapide(Select):
     """Django's ``Select``, the same markup (``select.html``, ``select_option.html``), without
     a template per option: one ``format_html`` for the whole list, which escapes every value
-    and label (the format itself holds only the markup written here)."""
+    and label (the format itself holds only the markup written here); options written once
+    (``OptionsEcrites``) are joined as they are."""
 
     def render(self, name, value, attrs=None, renderer=None):
         selected = set(self.format_value(value))
-        markup, args = (
-            ['<select name="{}"{}>'],
-            [name, flatatt(self.build_attrs(self.attrs, attrs))],
-        )
+        attributes = flatatt(self.build_attrs(self.attrs, attrs))
+        ecrites = getattr(self.choices, "ecrites", None)
+        if ecrites is not None:
+            return format_html(
+                '<select name="{}"{}>{}</select>', name, attributes, ecrites().ecrire(selected)
+            )
+        markup, args = ['<select name="{}"{}>'], [name, attributes]
         for group_value, group_label in self.choices:
             if isinstance(group_label, (list, tuple)):
                 markup.append('<optgroup label="{}">')

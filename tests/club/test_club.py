@@ -427,7 +427,7 @@ def test_demo_ussel_finds_le_blanc_facades_but_not_its_private_fiche(empty_base,
     call_command("seed_demo", stdout=StringIO())
     client.force_login(User.objects.get(email="cdp-ussel@demo.pvd.fr"))
     response = club(client, q="renovation facades")
-    found = {(f.beneficiaire.nom, f.titre) for f in response.context["object_list"]}
+    found = {(f.ville, f.titre) for f in response.context["object_list"]}
     assert ("Le Blanc", "Rénovation des façades de la Grande Rue") in found
     assert not any("faubourg" in titre for _, titre in found)
     assert "<mark>" in response.content.decode()
