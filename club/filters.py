@@ -2,6 +2,7 @@ import time
 import uuid
 
 import django_filters
+from django import forms
 from django.core.cache import cache
 from django.db.models import (
     CharField,
@@ -28,7 +29,7 @@ from actions.models import (
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
 from pvd.cache import DATA_REWRITTEN_KEY
 from pvd.models import Role, User
-from pvd.widgets import OptionsEcrites, SelectRapide
+from pvd.widgets import OptionsEcrites, SelectRapide, TexteRapide
 
 from .search import MAX_QUERY, chercher, nettoyer, ordre
 
@@ -216,12 +217,26 @@ class FiltreModele(django_filters.ModelChoiceFilter):
         super().__init__(*args, **kwargs)
 
 
+class FormulaireClub(forms.Form):
+    """The Club's filters as the DSFR writes them (club/includes/filtres.html): each widget
+    carries its class (Django adds ``aria-invalid`` and ``aria-describedby``, pointing to
+    the help text and the error), so that the template renders each field as it is."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            choix = isinstance(field.widget, forms.Select)
+            field.widget.attrs["class"] = "fr-select" if choix else "fr-input"
+            field.groupe = "fr-select-group" if choix else "fr-input-group"
+
+
 class ClubFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Rechercher dans les plans d’action",
         method="search",
         max_length=MAX_QUERY,
         help_text="Par exemple : rénovation façades, « halle de marché », friche -industrielle",
+        widget=TexteRapide,
     )
     region = FiltreModele(
         label="Région",
@@ -281,6 +296,7 @@ class ClubFilter(django_filters.FilterSet):
     class Meta:
         model = FicheAction
         fields: list[str] = []
+        form = FormulaireClub
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

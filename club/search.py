@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models import BooleanField, F, FloatField, Q, QuerySet, TextField, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
@@ -283,11 +283,8 @@ def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
 def surligner(text: str) -> SafeString:
     """``text`` escaped, its parts between the sentinels in ``<mark>``."""
     parts = re.split(f"{START}(.*?){STOP}", text or "", flags=re.S)
-    pieces = []
-    for i, part in enumerate(parts):
-        part = part.replace(START, "").replace(STOP, "")
-        pieces.append(format_html("<mark>{}</mark>", part) if i % 2 else escape(part))
-    return format_html_join("", "{}", ((piece,) for piece in pieces))
+    markup = "".join("<mark>{}</mark>" if i % 2 else "{}" for i in range(len(parts)))
+    return format_html(markup, *(part.replace(START, "").replace(STOP, "") for part in parts))
 
 
 def extrait(fiche) -> SafeString:

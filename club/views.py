@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import (
@@ -50,16 +52,25 @@ class ClubMixin:
         return super().dispatch(request, *args, **kwargs)
 
 
+def lien(nom: str) -> Callable[[int], str]:
+    """The URL named ``nom`` (one ``<int:pk>`` argument) for any pk, reversed once: the pk
+    written where a reversed placeholder stood, as ``reverse`` writes an int (a page of
+    results writes twenty links or more)."""
+    marque = 987654321987654321
+    debut, _, fin = reverse(nom, kwargs={"pk": marque}).rpartition(str(marque))
+    return lambda pk: f"{debut}{int(pk):d}{fin}"
+
+
 class Chef:
     """A chef de projet of the annuaire, as a result names them, with the link to write to
-    them (about ``fiche``)."""
+    them about ``fiche`` (``contact``: ``lien("club:contact")``)."""
 
     __slots__ = ("pk", "nom", "contact_url")
 
-    def __init__(self, ligne: str, fiche: int):
+    def __init__(self, ligne: str, fiche: int, contact: Callable[[int], str]):
         pk, _, nom = ligne.partition(" ")
         self.pk, self.nom = int(pk), " ".join(nom.split())
-        self.contact_url = f"{reverse('club:contact', kwargs={'pk': self.pk})}?fiche={fiche:d}"
+        self.contact_url = f"{contact(self.pk)}?fiche={fiche:d}"
 
 
 def avec_noms(fiches):
@@ -106,9 +117,10 @@ def financeurs(fiche) -> list[str]:
     return sorted(set(fiche.financeurs_lignes))
 
 
-def chefs(fiche) -> list[Chef]:
+def chefs(fiche, contact: Callable[[int], str] | None = None) -> list[Chef]:
     """The chefs de projet of a fiche's town, each with the link to write to them about it."""
-    return [Chef(ligne, fiche.pk) for ligne in fiche.chefs_lignes]
+    contact = contact or lien("club:contact")
+    return [Chef(ligne, fiche.pk, contact) for ligne in fiche.chefs_lignes]
 
 
 def page_de_resultats(surligner: bool):
@@ -128,7 +140,7 @@ PAGE = Preparee(page_de_resultats)
 
 class Resultat:
     """A result of the search page: what it shows of a fiche, its title and extract
-    highlighted (escaped), its links written."""
+    highlighted (escaped), its links written (``liens``: the page's ``Liens``)."""
 
     COLONNES = (
         "pk",
@@ -149,7 +161,7 @@ class Resultat:
     MATURITES = dict(FicheAction.Maturite.choices)
     AVANCEMENTS = dict(FicheAction.Avancement.choices)
 
-    def __init__(self, ligne):
+    def __init__(self, ligne, liens: "Liens"):
         (
             self.pk,
             self.titre,
@@ -170,11 +182,18 @@ class Resultat:
         self.departement = f"{departement} ({code})"
         self.maturite = self.MATURITES.get(maturite, maturite)
         self.avancement = self.AVANCEMENTS.get(avancement, avancement)
-        self.url = reverse("club:fiche", kwargs={"pk": self.pk})
+        self.url = liens.fiche(self.pk)
         self.titre_html = search.titre(self)
         self.extrait_html = search.extrait(self)
         self.noms_financeurs = financeurs(self)
-        self.chefs = chefs(self)
+        self.chefs = chefs(self, liens.contact)
+
+
+class Liens:
+    """The links a page of results writes, each reversed once."""
+
+    def __init__(self):
+        self.fiche, self.contact = lien("club:fiche"), lien("club:contact")
 
 
 class RechercheView(ClubMixin, LastPageMixin, FilterView):
@@ -199,7 +218,8 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
         q = self.candidats.q_effectif
         surligner = bool(q) and search.full_text()
         lignes = PAGE.lignes(surligner, ids=page_ids, q=q) if page_ids else []
-        by_pk = {ligne[0]: Resultat(ligne) for ligne in lignes}
+        liens = Liens()
+        by_pk = {ligne[0]: Resultat(ligne, liens) for ligne in lignes}
         return paginator, page, [by_pk[pk] for pk in page_ids if pk in by_pk], has_other
 
     def get_context_data(self, **kwargs):

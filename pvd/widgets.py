@@ -1,8 +1,9 @@
 """Widgets written in Python where Django's templates cost: a select renders one template per
 option (and one more for its attributes), 0.2 to 0.5 ms each; the Club's filters hold about
-250 options (départements, régions, funders), which cost more than its search."""
+250 options (départements, régions, funders), which cost more than its search. A text input
+renders two templates (``input.html``, ``attrs.html``)."""
 
-from django.forms import Select
+from django.forms import Select, TextInput
 from django.forms.utils import flatatt
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -22,7 +23,8 @@ class OptionsEcrites:
             (value, format_html(OPTION, value, label), format_html(SELECTED, value, label))
             for value, label in self.choices
         ]
-        self.aucune = self.ecrire(set(), tout=False)  # nothing selected, the common case
+        # Nothing chosen, the common case (the first option, « Tous », selected): kept.
+        self.vide = {chosen: self.joindre(chosen) for chosen in (frozenset(), frozenset({""}))}
 
     def __iter__(self):
         return iter(self.choices)
@@ -30,9 +32,11 @@ class OptionsEcrites:
     def __len__(self) -> int:
         return len(self.choices)
 
-    def ecrire(self, selected: set[str], tout: bool = True) -> SafeString:
-        if tout and not selected:
-            return self.aucune
+    def ecrire(self, selected: set[str]) -> SafeString:
+        kept = self.vide.get(frozenset(selected))
+        return kept if kept is not None else self.joindre(selected)
+
+    def joindre(self, selected) -> SafeString:
         parts = [choisie if value in selected else une for value, une, choisie in self.options]
         return format_html("{}" * len(parts), *parts)
 
@@ -69,3 +73,16 @@ class SelectRapide(Select):
             option_value = "" if option_value is None else str(option_value)
             markup.append(SELECTED if option_value in selected else OPTION)
             args += [option_value, label]
+
+
+class TexteRapide(TextInput):
+    """Django's ``TextInput``, the same markup (``input.html``), written in Python."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        value = self.format_value(value)
+        attributes = flatatt(self.build_attrs(self.attrs, attrs))
+        if value is None:
+            return format_html('<input type="{}" name="{}"{}>', self.input_type, name, attributes)
+        return format_html(
+            '<input type="{}" name="{}" value="{}"{}>', self.input_type, name, value, attributes
+        )
