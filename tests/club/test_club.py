@@ -190,6 +190,37 @@ def test_facets_narrow_the_results(client_for, cdp_ussel, plans):
     )
 
 
+def test_the_kept_filter_options_follow_a_funder_saved_and_are_escaped(
+    client_for, cdp_ussel, plans
+):
+    """The régions, départements and funders' options are read once per process and kept
+    under a version in the cache: the next page reads none of them; a funder saved renews
+    them, its name escaped."""
+    client = client_for(cdp_ussel)
+    club(client)
+    kept = count_queries(lambda: club(client))
+    html = club(client).content.decode()
+    assert '<option value="36">Indre (36)</option>' in html
+    funder = Financeur.objects.create(nom="<b>Fonds</b> & Cie")
+    assert count_queries(lambda: club(client)) == kept + 1  # the lists, read again once
+    html = club(client).content.decode()
+    assert f'<option value="{funder.pk}">&lt;b&gt;Fonds&lt;/b&gt; &amp; Cie</option>' in html
+    assert "<b>Fonds</b>" not in html
+    funder.nom = "Fonds renommé"
+    funder.save()
+    html = club(client, financeur=funder.pk).content.decode()
+    assert f'<option value="{funder.pk}" selected>Fonds renommé</option>' in html
+    funder.delete()
+    assert "Fonds renommé" not in club(client).content.decode()
+
+
+def test_the_filter_form_points_to_its_help_and_errors(client_for, cdp_ussel, plans):
+    html = club(client_for(cdp_ussel), departement="zz").content.decode()
+    assert 'id="id_q_helptext"' in html and 'aria-describedby="id_q_helptext"' in html
+    assert 'aria-describedby="id_departement_error" aria-invalid="true"' in html
+    assert '<div id="id_departement_error">' in html
+
+
 # The read rule ------------------------------------------------------------------------------
 
 
