@@ -5,3 +5,8 @@ class ClubConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "club"
     verbose_name = "Club Petites villes de demain"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

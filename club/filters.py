@@ -1,4 +1,9 @@
+import time
+import uuid
+
 import django_filters
+from django import forms
+from django.core.cache import cache
 from django.db.models import (
     CharField,
     Exists,
@@ -22,8 +27,9 @@ from actions.models import (
     livree_q,
 )
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from pvd.cache import DATA_REWRITTEN_KEY
 from pvd.models import Role, User
-from pvd.widgets import SelectRapide
+from pvd.widgets import OptionsEcrites, SelectRapide, TexteRapide
 
 from .search import MAX_QUERY, chercher, nettoyer, ordre
 
@@ -68,59 +74,137 @@ def beneficiaires_de_tranche(code: str) -> QuerySet:
     return beneficiaires.values("pk")
 
 
-class ChoixEnUneRequete(django_filters.fields.ModelChoiceIterator):
-    """A select's options read in one plain query (Django reads them through a server-side
-    cursor: DECLARE, FETCH, CLOSE, three round trips for each select), or, when its filter set
-    read the lists of several selects together (``ListesEnUneRequete``), from there."""
+class ChoixEnCache(django_filters.fields.ModelChoiceIterator):
+    """A select's options from the lists this process keeps (``listes_gardees``) when its
+    filter set names one (``ListesGardees``), written once (``ecrites``); otherwise in one
+    plain query (Django reads them through a server-side cursor: DECLARE, FETCH, CLOSE,
+    three round trips for each select)."""
+
+    def en_tete(self) -> tuple:
+        field = self.field
+        return (
+            *((("", field.empty_label),) if field.empty_label is not None else ()),
+            *(((field.null_value, field.null_label),) if field.null_label is not None else ()),
+        )
+
+    def ecrites(self) -> OptionsEcrites:
+        listes = getattr(self.field, "listes", None)
+        if listes:
+            return listes[0].options(listes[1], self.en_tete())
+        return OptionsEcrites(list(self))
 
     def __iter__(self):
-        if self.field.empty_label is not None:
-            yield ("", self.field.empty_label)
-        if self.field.null_label is not None:
-            yield (self.field.null_value, self.field.null_label)
+        yield from self.en_tete()
         listes = getattr(self.field, "listes", None)
-        for obj in listes[0].de(listes[1]) if listes else self.queryset.all():
-            yield self.choice(obj)
+        if listes:
+            yield from listes[0].options(listes[1], ())
+        else:
+            yield from (self.choice(obj) for obj in self.queryset.all())
 
 
-class ListesEnUneRequete:
+# The model selects' options (régions, départements, funders): the same for every reader (the
+# querysets are not the reader's perimeter). Each process reads them in one query and keeps
+# them, written once (``OptionsEcrites``), under a version held in the cache: a save or a
+# deletion of one of these models renews it (club/signals.py), a bulk write says so through
+# ``data_rewritten``; a write without signals (``QuerySet.update``) shows within ``TIMEOUT``.
+LISTES = {
+    "region": lambda: Region.objects.all(),
+    "departement": lambda: Departement.objects.all(),
+    "financeur": lambda: Financeur.objects.all(),
+}
+VERSION_KEY = "club:listes:version"
+TIMEOUT = 600  # seconds a process keeps its lists at most
+
+
+class Listes:
+    """The lists a process keeps: each list's (value, label) pairs, and its options written
+    once for each select's first options (« Tous », « Toutes »)."""
+
+    def __init__(self, version: str, paires: dict[str, list[tuple[str, str]]]):
+        self.version, self.paires = version, paires
+        self.lues = time.monotonic()
+        self.ecrites: dict[tuple, OptionsEcrites] = {}
+
+    def options(self, nom: str, en_tete: tuple) -> OptionsEcrites:
+        cle = (nom, en_tete)
+        if cle not in self.ecrites:
+            self.ecrites[cle] = OptionsEcrites([*en_tete, *self.paires[nom]])
+        return self.ecrites[cle]
+
+
+_gardees: Listes | None = None
+
+
+def version_des_listes() -> str:
+    """The lists' version (and the last bulk write's), one round trip; a missing one is set
+    to a new value (with the cache down, a new value each time: the lists are read again)."""
+    found = cache.get_many([VERSION_KEY, DATA_REWRITTEN_KEY])
+    version = found.get(VERSION_KEY)
+    if version is None:
+        version = uuid.uuid4().hex
+        cache.set(VERSION_KEY, version, None)
+    return f"{version}.{found.get(DATA_REWRITTEN_KEY, '')}"
+
+
+def renew_lists() -> None:
+    cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def listes_gardees() -> Listes:
+    global _gardees
+    version = version_des_listes()
+    gardees = _gardees
+    if gardees is None or gardees.version != version or time.monotonic() - gardees.lues > TIMEOUT:
+        gardees = _gardees = Listes(
+            version, lire_listes({nom: queryset() for nom, queryset in LISTES.items()})
+        )
+    return gardees
+
+
+def lire_listes(querysets: dict[str, QuerySet]) -> dict[str, list[tuple[str, str]]]:
     """The options of several model selects in one query (``UNION ALL``), each list in its
-    queryset's order, each row its model's fields as a JSON object: three lists, one round
-    trip. Read once per request, when the form is first rendered; nothing kept across."""
+    queryset's order, each row its model's fields as a JSON object."""
+    listes: dict[str, list] = {nom: [] for nom in querysets}
+    modeles = {nom: queryset.model for nom, queryset in querysets.items()}
+    parties = [partie(nom, queryset) for nom, queryset in querysets.items()]
+    lignes = parties[0].union(*parties[1:], all=True).order_by("liste", "rang")
+    for liste, _rang, champs in lignes:
+        objet = modeles[liste](**champs)
+        listes[liste].append((str(objet.pk), str(objet)))
+    return listes
+
+
+def partie(nom: str, queryset: QuerySet) -> QuerySet:
+    model = queryset.model
+    ordering = queryset.query.order_by or model._meta.ordering
+    return (
+        queryset.order_by()
+        .annotate(
+            liste=Value(nom, output_field=CharField()),
+            rang=Window(RowNumber(), order_by=[ordre(field) for field in ordering]),
+            objet=JSONObject(**{f.attname: F(f.attname) for f in model._meta.concrete_fields}),
+        )
+        .values_list("liste", "rang", "objet")
+    )
+
+
+class ListesGardees:
+    """A filter set's model selects whose options are a list of ``LISTES``, read once per
+    request, when the form is first rendered."""
 
     def __init__(self, champs: dict):
-        self.champs = champs
-        self.objets: dict[str, list] | None = None
+        self.listes: Listes | None = None
         for nom, champ in champs.items():
             champ.listes = (self, nom)
 
-    def de(self, nom: str) -> list:
-        if self.objets is None:
-            self.objets = {nom: [] for nom in self.champs}
-            modeles = {nom: champ.queryset.model for nom, champ in self.champs.items()}
-            parties = [self.partie(nom, champ.queryset) for nom, champ in self.champs.items()]
-            lignes = parties[0].union(*parties[1:], all=True).order_by("liste", "rang")
-            for liste, _rang, champs in lignes:
-                self.objets[liste].append(modeles[liste](**champs))
-        return self.objets[nom]
-
-    @staticmethod
-    def partie(nom: str, queryset: QuerySet) -> QuerySet:
-        model = queryset.model
-        ordering = queryset.query.order_by or model._meta.ordering
-        return (
-            queryset.order_by()
-            .annotate(
-                liste=Value(nom, output_field=CharField()),
-                rang=Window(RowNumber(), order_by=[ordre(field) for field in ordering]),
-                objet=JSONObject(**{f.attname: F(f.attname) for f in model._meta.concrete_fields}),
-            )
-            .values_list("liste", "rang", "objet")
-        )
+    def options(self, nom: str, en_tete: tuple) -> OptionsEcrites:
+        if self.listes is None:
+            self.listes = listes_gardees()
+        return self.listes.options(nom, en_tete)
 
 
 class ChampModele(django_filters.fields.ModelChoiceField):
-    iterator = ChoixEnUneRequete
+    iterator = ChoixEnCache
 
 
 class FiltreModele(django_filters.ModelChoiceFilter):
@@ -133,12 +217,26 @@ class FiltreModele(django_filters.ModelChoiceFilter):
         super().__init__(*args, **kwargs)
 
 
+class FormulaireClub(forms.Form):
+    """The Club's filters as the DSFR writes them (club/includes/filtres.html): each widget
+    carries its class (Django adds ``aria-invalid`` and ``aria-describedby``, pointing to
+    the help text and the error), so that the template renders each field as it is."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            choix = isinstance(field.widget, forms.Select)
+            field.widget.attrs["class"] = "fr-select" if choix else "fr-input"
+            field.groupe = "fr-select-group" if choix else "fr-input-group"
+
+
 class ClubFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Rechercher dans les plans d’action",
         method="search",
         max_length=MAX_QUERY,
         help_text="Par exemple : rénovation façades, « halle de marché », friche -industrielle",
+        widget=TexteRapide,
     )
     region = FiltreModele(
         label="Région",
@@ -198,12 +296,12 @@ class ClubFilter(django_filters.FilterSet):
     class Meta:
         model = FicheAction
         fields: list[str] = []
+        form = FormulaireClub
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        ListesEnUneRequete(
-            {nom: self.filters[nom].field for nom in ("region", "departement", "financeur")}
-        )
+        champs = ("region", "departement", "financeur")
+        ListesGardees({nom: self.filters[nom].field for nom in champs})
 
     def search(self, queryset, name, value):
         """The words are searched last, over the fiches the facets keep: ``resultats`` (all of
@@ -269,6 +367,10 @@ class AnnuaireFilter(django_filters.FilterSet):
     class Meta:
         model = User
         fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        ListesGardees({"departement": self.filters["departement"].field})
 
     def with_roles(self, queryset, name, value):
         if name == "departement":

@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models import BooleanField, F, FloatField, Q, QuerySet, TextField, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
@@ -247,25 +247,23 @@ def nettoyer(q: str) -> str:
     return " ".join((q or "").split())[:MAX_QUERY]
 
 
-def avec_extraits(fiches: QuerySet, q: str) -> QuerySet:
-    """``titre_surligne`` and ``extrait_surligne``, marked with the sentinels: asked for the
-    page's fiches only (``ts_headline`` is costly, and PostgreSQL would compute it for every
-    row an OFFSET skips)."""
-    q = nettoyer(q)
-    if not q or not full_text():
-        return fiches
-    return fiches.annotate(
-        titre_surligne=RawSQL(
+def surlignages(q) -> dict[str, RawSQL]:
+    """``titre_surligne`` and ``extrait_surligne``, the matches of ``q`` (the words, or a
+    prepared query's slot) marked with the sentinels: asked for the page's fiches only
+    (``ts_headline`` is costly, and PostgreSQL would compute it for every row an OFFSET
+    skips); PostgreSQL only (``full_text``)."""
+    return {
+        "titre_surligne": RawSQL(
             f"ts_headline('french_unaccent', {FICHE}.titre, {TSQUERY}, %s)",
             [q, TITRE],
             output_field=TextField(),
         ),
-        extrait_surligne=RawSQL(
+        "extrait_surligne": RawSQL(
             f"ts_headline('french_unaccent', {FICHE}.description, {TSQUERY}, %s)",
             [q, EXTRAIT],
             output_field=TextField(),
         ),
-    )
+    }
 
 
 def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
@@ -285,11 +283,8 @@ def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
 def surligner(text: str) -> SafeString:
     """``text`` escaped, its parts between the sentinels in ``<mark>``."""
     parts = re.split(f"{START}(.*?){STOP}", text or "", flags=re.S)
-    pieces = []
-    for i, part in enumerate(parts):
-        part = part.replace(START, "").replace(STOP, "")
-        pieces.append(format_html("<mark>{}</mark>", part) if i % 2 else escape(part))
-    return format_html_join("", "{}", ((piece,) for piece in pieces))
+    markup = "".join("<mark>{}</mark>" if i % 2 else "{}" for i in range(len(parts)))
+    return format_html(markup, *(part.replace(START, "").replace(STOP, "") for part in parts))
 
 
 def extrait(fiche) -> SafeString:

@@ -1,6 +1,20 @@
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, Count, IntegerField, Prefetch, Q, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -10,6 +24,7 @@ from django_filters.views import FilterView
 from actions.models import FicheAction, LigneFinancement, livree_q
 from communes.models import Beneficiaire
 from pvd import policy
+from pvd.db import ArraySubquery, DansLaListe, Preparee, Valeur
 from pvd.models import Role
 from pvd.pagination import LastPageMixin
 from pvd.spreadsheets import csv_response, xlsx_response
@@ -37,35 +52,148 @@ class ClubMixin:
         return super().dispatch(request, *args, **kwargs)
 
 
-def chefs_club() -> Prefetch:
-    """The beneficiary's chefs de projet listed in the annuaire, on ``chefs``."""
-    roles = Role.objects.filter(kind=Role.Kind.CHEF_PROJET, user__in=annuaire()).select_related(
-        "user"
-    )
-    return Prefetch("beneficiaire__roles", queryset=roles, to_attr="chefs")
+def lien(nom: str) -> Callable[[int], str]:
+    """The URL named ``nom`` (one ``<int:pk>`` argument) for any pk, reversed once: the pk
+    written where a reversed placeholder stood, as ``reverse`` writes an int (a page of
+    results writes twenty links or more)."""
+    marque = 987654321987654321
+    debut, _, fin = reverse(nom, kwargs={"pk": marque}).rpartition(str(marque))
+    return lambda pk: f"{debut}{int(pk):d}{fin}"
 
 
-def lignes_noms() -> Prefetch:
-    """The funders' names only (the lines' amounts stay within the perimeter)."""
-    lignes = (
-        LigneFinancement.objects.select_related("financeur")
-        .only("fiche_id", "financeur__nom")
-        .order_by()  # sorted by name in ``financeurs``; no join to the fiche to sort on
+class Chef:
+    """A chef de projet of the annuaire, as a result names them, with the link to write to
+    them about ``fiche`` (``contact``: ``lien("club:contact")``)."""
+
+    __slots__ = ("pk", "nom", "contact_url")
+
+    def __init__(self, ligne: str, fiche: int, contact: Callable[[int], str]):
+        pk, _, nom = ligne.partition(" ")
+        self.pk, self.nom = int(pk), " ".join(nom.split())
+        self.contact_url = f"{contact(self.pk)}?fiche={fiche:d}"
+
+
+def avec_noms(fiches):
+    """Each fiche's funders' names (``noms_financeurs``: the lines' amounts stay within the
+    perimeter) and its town's chefs de projet listed in the annuaire (``chefs``: « id name »
+    lines), as two arrays in the fiche's row: no query of their own."""
+    financeurs = (
+        LigneFinancement.objects.filter(fiche=OuterRef("pk"))
+        .order_by("financeur__nom")
+        .values(nom=F("financeur__nom"))
     )
-    return Prefetch("financements", queryset=lignes, to_attr="lignes_noms")
+    chefs = (
+        Role.objects.filter(
+            kind=Role.Kind.CHEF_PROJET,
+            user__in=annuaire(),
+            beneficiaires=OuterRef("beneficiaire_id"),
+        )
+        .order_by("user__last_name", "user__first_name", "user_id")
+        .values(
+            chef=Concat(
+                Cast("user_id", CharField()),
+                Value(" "),
+                "user__first_name",
+                Value(" "),
+                "user__last_name",
+                output_field=CharField(),
+            )
+        )
+    )
+    return fiches.annotate(
+        financeurs_lignes=ArraySubquery(financeurs), chefs_lignes=ArraySubquery(chefs)
+    )
 
 
 def club_fiches(user):
-    return (
+    return avec_noms(
         FicheAction.objects.club_for(user)
         .select_related("beneficiaire__departement", "axe")
-        .prefetch_related(chefs_club(), lignes_noms())
         .order_by("beneficiaire__nom", "axe__numero", "reference")
     )
 
 
 def financeurs(fiche) -> list[str]:
-    return sorted({ligne.financeur.nom for ligne in fiche.lignes_noms})
+    return sorted(set(fiche.financeurs_lignes))
+
+
+def chefs(fiche, contact: Callable[[int], str] | None = None) -> list[Chef]:
+    """The chefs de projet of a fiche's town, each with the link to write to them about it."""
+    contact = contact or lien("club:contact")
+    return [Chef(ligne, fiche.pk, contact) for ligne in fiche.chefs_lignes]
+
+
+def page_de_resultats(surligner: bool):
+    """What the search page shows of its fiches, in one query (``PAGE``): the fiches whose
+    ids the ``ids`` slot holds (``Candidats`` read them through ``club_for``), their town,
+    axis, funders and chefs de projet, and with ``surligner`` their extracts (the ``q``
+    slot)."""
+    fiches = avec_noms(FicheAction.objects.filter(DansLaListe(F("pk"), Valeur("ids"))))
+    if surligner:
+        fiches = fiches.annotate(**search.surlignages(Valeur("q")))
+    colonnes = Resultat.COLONNES + (Resultat.SURLIGNAGES if surligner else ())
+    return fiches.order_by().values_list(*colonnes)
+
+
+PAGE = Preparee(page_de_resultats)
+
+
+class Resultat:
+    """A result of the search page: what it shows of a fiche, its title and extract
+    highlighted (escaped), its links written (``liens``: the page's ``Liens``)."""
+
+    COLONNES = (
+        "pk",
+        "titre",
+        "description",
+        "maturite",
+        "avancement",
+        "cout_total",
+        "partage_club",
+        "beneficiaire__nom",
+        "beneficiaire__departement__nom",
+        "beneficiaire__departement_id",
+        "axe__nom",
+        "financeurs_lignes",
+        "chefs_lignes",
+    )
+    SURLIGNAGES = ("titre_surligne", "extrait_surligne")
+    MATURITES = dict(FicheAction.Maturite.choices)
+    AVANCEMENTS = dict(FicheAction.Avancement.choices)
+
+    def __init__(self, ligne, liens: "Liens"):
+        (
+            self.pk,
+            self.titre,
+            self.description,
+            maturite,
+            avancement,
+            self.cout_total,
+            self.partage_club,
+            self.ville,
+            departement,
+            code,
+            self.axe,
+            self.financeurs_lignes,
+            self.chefs_lignes,
+            *surlignages,
+        ) = ligne
+        self.titre_surligne, self.extrait_surligne = surlignages or ("", "")
+        self.departement = f"{departement} ({code})"
+        self.maturite = self.MATURITES.get(maturite, maturite)
+        self.avancement = self.AVANCEMENTS.get(avancement, avancement)
+        self.url = liens.fiche(self.pk)
+        self.titre_html = search.titre(self)
+        self.extrait_html = search.extrait(self)
+        self.noms_financeurs = financeurs(self)
+        self.chefs = chefs(self, liens.contact)
+
+
+class Liens:
+    """The links a page of results writes, each reversed once."""
+
+    def __init__(self):
+        self.fiche, self.contact = lien("club:fiche"), lien("club:contact")
 
 
 class RechercheView(ClubMixin, LastPageMixin, FilterView):
@@ -87,17 +215,15 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
         self.candidats = search.Candidats(queryset, q, debut, page_size)
         paginator, page, page_ids, has_other = super().paginate_queryset(self.candidats, page_size)
         page_ids = list(page_ids)
-        fiches = club_fiches(self.request.user).filter(pk__in=page_ids).order_by()
-        extraits = search.avec_extraits(fiches, self.candidats.q_effectif)
-        by_pk = {fiche.pk: fiche for fiche in extraits}
+        q = self.candidats.q_effectif
+        surligner = bool(q) and search.full_text()
+        lignes = PAGE.lignes(surligner, ids=page_ids, q=q) if page_ids else []
+        liens = Liens()
+        by_pk = {ligne[0]: Resultat(ligne, liens) for ligne in lignes}
         return paginator, page, [by_pk[pk] for pk in page_ids if pk in by_pk], has_other
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        for fiche in context["object_list"]:
-            fiche.titre_html = search.titre(fiche)
-            fiche.extrait_html = search.extrait(fiche)
-            fiche.noms_financeurs = financeurs(fiche)
         context["query_string"] = self.request.GET.urlencode()
         context["plafond"] = search.PLAFOND
         context["plafond_atteint"] = self.candidats.depasse
@@ -165,6 +291,7 @@ class FicheView(ClubMixin, DetailView):
         fiche = self.object
         return super().get_context_data(
             noms_financeurs=financeurs(fiche),
+            chefs=chefs(fiche),
             may_share=policy.may_share_fiche(self.request.user, fiche.beneficiaire),
             in_perimeter=fiche.beneficiaire.fiches.for_user(self.request.user)
             .filter(pk=fiche.pk)

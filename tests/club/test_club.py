@@ -190,6 +190,37 @@ def test_facets_narrow_the_results(client_for, cdp_ussel, plans):
     )
 
 
+def test_the_kept_filter_options_follow_a_funder_saved_and_are_escaped(
+    client_for, cdp_ussel, plans
+):
+    """The régions, départements and funders' options are read once per process and kept
+    under a version in the cache: the next page reads none of them; a funder saved renews
+    them, its name escaped."""
+    client = client_for(cdp_ussel)
+    club(client)
+    kept = count_queries(lambda: club(client))
+    html = club(client).content.decode()
+    assert '<option value="36">Indre (36)</option>' in html
+    funder = Financeur.objects.create(nom="<b>Fonds</b> & Cie")
+    assert count_queries(lambda: club(client)) == kept + 1  # the lists, read again once
+    html = club(client).content.decode()
+    assert f'<option value="{funder.pk}">&lt;b&gt;Fonds&lt;/b&gt; &amp; Cie</option>' in html
+    assert "<b>Fonds</b>" not in html
+    funder.nom = "Fonds renommé"
+    funder.save()
+    html = club(client, financeur=funder.pk).content.decode()
+    assert f'<option value="{funder.pk}" selected>Fonds renommé</option>' in html
+    funder.delete()
+    assert "Fonds renommé" not in club(client).content.decode()
+
+
+def test_the_filter_form_points_to_its_help_and_errors(client_for, cdp_ussel, plans):
+    html = club(client_for(cdp_ussel), departement="zz").content.decode()
+    assert 'id="id_q_helptext"' in html and 'aria-describedby="id_q_helptext"' in html
+    assert 'aria-describedby="id_departement_error" aria-invalid="true"' in html
+    assert '<div id="id_departement_error">' in html
+
+
 # The read rule ------------------------------------------------------------------------------
 
 
@@ -427,7 +458,7 @@ def test_demo_ussel_finds_le_blanc_facades_but_not_its_private_fiche(empty_base,
     call_command("seed_demo", stdout=StringIO())
     client.force_login(User.objects.get(email="cdp-ussel@demo.pvd.fr"))
     response = club(client, q="renovation facades")
-    found = {(f.beneficiaire.nom, f.titre) for f in response.context["object_list"]}
+    found = {(f.ville, f.titre) for f in response.context["object_list"]}
     assert ("Le Blanc", "Rénovation des façades de la Grande Rue") in found
     assert not any("faubourg" in titre for _, titre in found)
     assert "<mark>" in response.content.decode()
