@@ -44,6 +44,9 @@ WARM_UP = 2
 PORT = int(os.environ.get("BENCH_PORT", "9401"))
 USERS = int(os.environ.get("BENCH_USERS", "50"))
 USER_REQUESTS = int(os.environ.get("BENCH_USER_REQUESTS", "6"))  # each user, one after another
+# Only the pages whose label holds one of these words (« | » between them), /healthz always:
+# to measure one page while working on it. Empty: every page.
+ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split("|") if w]
 TARGET = 10
 HEALTHZ = "Vue la moins chère (/healthz)"
 
@@ -101,6 +104,12 @@ def cast() -> tuple[dict[str, tuple[str, str]], dict[str, object], object]:
         "Carte, communes (GeoJSON)": ("national", "/carte/donnees.geojson"),
         "Carte, fiches (JSON)": ("national", "/carte/fiches.json"),
     }
+    if ONLY:
+        pages = {
+            label: page
+            for label, page in pages.items()
+            if label == HEALTHZ or any(word in label for word in ONLY)
+        }
     return pages, users, fiche
 
 
@@ -342,7 +351,7 @@ def main() -> None:
             emptied[label] = get(conn, url, cookies[role])[0]
         precompute()  # beat's first run after the deployment
         conn.close()
-        crowded = crowd(pages, cookies)
+        crowded = crowd(pages, cookies) if USERS else None
         connection.close()
     finally:
         server.terminate()
@@ -373,6 +382,9 @@ def main() -> None:
             f"{emptied[label] / cheapest:>10.1f}×"
         )
     print(f"Au-delà de {TARGET}× /healthz : {', '.join(over) if over else 'aucune'}")
+    if crowded is None:
+        print(f"Charge de la machine à la fin (1, 5, 15 min) : {load()}")
+        return
     print(
         f"{USERS} utilisateurs à la fois juste après renew_everything(), {USER_REQUESTS} pages "
         f"chacun : {crowded['requests']} requêtes en {crowded['duration']:.1f} s ; p50 "
