@@ -32,12 +32,13 @@ def en_vigueur_q(prefix: str = "") -> Q:
     return Q(**{f"{prefix}statut__in": STATUTS_EN_VIGUEUR})
 
 
-def finissante_q(day: date, prefix: str = "") -> Q:
-    """In force and ending between ``day`` and the announcement horizon."""
+def finissante_q(day: date, prefix: str = "", horizon: date | None = None) -> Q:
+    """In force and ending between ``day`` and the announcement horizon (``horizon``: that
+    day, already computed — when ``day`` is a query's parameter, tableaux/lecture.py)."""
     return en_vigueur_q(prefix) & Q(
         **{
             f"{prefix}date_fin__gte": day,
-            f"{prefix}date_fin__lte": day + HORIZON_FIN_CONVENTION,
+            f"{prefix}date_fin__lte": horizon or day + HORIZON_FIN_CONVENTION,
         }
     )
 

@@ -11,7 +11,16 @@ from collections.abc import Callable, Hashable
 from django.contrib.postgres.aggregates import StringAgg as PostgresStringAgg
 from django.contrib.postgres.expressions import ArraySubquery as PostgresArraySubquery
 from django.db import connections
-from django.db.models import Aggregate, BooleanField, DateField, Func, QuerySet, TextField
+from django.db.models import (
+    Aggregate,
+    BooleanField,
+    DateField,
+    Expression,
+    Field,
+    Func,
+    QuerySet,
+    TextField,
+)
 
 
 class ArraySubquery(PostgresArraySubquery):
@@ -80,15 +89,32 @@ class AddMonths(Func):
 
 class Valeur:
     """A slot of a prepared query (``Preparee``): a parameter given at each run, by name.
-    ``en_json``: a list written as JSON text (``DansLaListe`` on SQLite)."""
+    ``en_json``: a list written as JSON text (``DansLaListe`` on SQLite); ``champ``: the
+    model field that adapts the value for the database (a date on SQLite)."""
 
-    __slots__ = ("nom", "en_json")
+    __slots__ = ("nom", "en_json", "champ")
 
-    def __init__(self, nom: str, en_json: bool = False):
-        self.nom, self.en_json = nom, en_json
+    def __init__(self, nom: str, en_json: bool = False, champ: Field | None = None):
+        self.nom, self.en_json, self.champ = nom, en_json, champ
 
     def __repr__(self) -> str:
         return f"Valeur({self.nom!r})"
+
+
+class Parametre(Expression):
+    """A ``Valeur`` slot as an expression of the given field's type: what a filter or an
+    annotation compares with (``date_fin_prevue__lt=Parametre("jour", DateField())``), given
+    at each run of a ``Preparee``."""
+
+    def __init__(self, nom: str, output_field: Field):
+        super().__init__(output_field=output_field)
+        self.nom = nom
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "%s", [Valeur(self.nom, champ=self.output_field)]
+
+    def get_group_by_cols(self):
+        return []
 
 
 class DansLaListe(Func):
@@ -117,6 +143,15 @@ class DansLaListe(Func):
         return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, valeurs)
 
 
+def _valeur(slot: Valeur, valeurs: dict, connection):
+    value = valeurs[slot.nom]
+    if slot.en_json:
+        return json.dumps(list(value))
+    if slot.champ is not None:
+        return slot.champ.get_db_prep_value(value, connection)
+    return value
+
+
 class Preparee:
     """A queryset built and compiled once per process, database and variant, then run again
     with other values in its ``Valeur`` slots: for a page of twenty rows, building and
@@ -139,12 +174,7 @@ class Preparee:
             colonnes = [col for col, _, _ in compiler.select[: compiler.col_count]]
             compilee = self.compilees[cle] = (sql, params, compiler.get_converters(colonnes))
         sql, params, converters = compilee
-        params = [
-            (json.dumps(list(valeurs[p.nom])) if p.en_json else valeurs[p.nom])
-            if isinstance(p, Valeur)
-            else p
-            for p in params
-        ]
+        params = [_valeur(p, valeurs, connection) if isinstance(p, Valeur) else p for p in params]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
