@@ -3,10 +3,13 @@
 beneficiaries and the programme's figures by territory. The pages and their exports
 (tableaux/views.py) render these."""
 
+from collections.abc import Callable
+
 from django.core.cache import cache
 from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -43,7 +46,9 @@ def ville_context(user, beneficiaire, today) -> dict:
     query; the bilans and the reader's own reminders are read on every visit."""
     chef = policy.works_for(user, beneficiaire.pk)
     may_edit_plan = policy.may_edit_plan(user, beneficiaire)
-    ville = SimpleLazyObject(lambda: lecture.ville(beneficiaire, today, chef_de_projet=chef))
+    ville = SimpleLazyObject(
+        lambda: a_afficher(lecture.ville(beneficiaire, today, chef_de_projet=chef))
+    )
     return {
         "ville": ville,
         "ville_beneficiaire": beneficiaire,
@@ -68,6 +73,35 @@ def ville_context(user, beneficiaire, today) -> dict:
             )
         ),
     }
+
+
+def lien(nom: str) -> Callable[[int], str]:
+    """The URL named ``nom`` (one ``<int:pk>`` argument) for any pk, reversed once: the pk
+    written where a reversed placeholder stood, as ``reverse`` writes an int."""
+    marque = 987654321987654321
+    debut, _, fin = reverse(nom, kwargs={"pk": marque}).rpartition(str(marque))
+    return lambda pk: f"{debut}{int(pk):d}{fin}"
+
+
+def a_afficher(ville: lecture.Ville) -> lecture.Ville:
+    """What the dashboard writes of each listed fiche and indicator, in Python rather than
+    with a tag per row (a plan of fifty fiches lists fifty indicators): their links, and an
+    indicator's last measure and target as « 9 logements (31/12/2025) »."""
+    fiche, mesurer = lien("actions:fiche"), lien("actions:indicateurs")
+    for listed in (*ville.retards, *ville.sans_nouvelles):
+        listed.url = fiche(listed.pk)
+    for indicateur in ville.indicateurs:
+        indicateur.url_fiche = f"{fiche(indicateur.fiche_id)}#indicateurs-title"
+        indicateur.url_mesurer = mesurer(indicateur.fiche_id)
+        indicateur.mesure = "—"
+        if indicateur.valeur is not None:
+            valeur = floatformat(indicateur.valeur, "-2g")
+            jour = indicateur.date_valeur
+            indicateur.mesure = f"{valeur} {indicateur.unite} ({jour:%d/%m/%Y})"
+        indicateur.cible_texte = "—"
+        if indicateur.cible is not None:
+            indicateur.cible_texte = f"{floatformat(indicateur.cible, '-2g')} {indicateur.unite}"
+    return ville
 
 
 def prefecture_rows(user, params, today):
