@@ -51,7 +51,7 @@ def test_a_second_visit_is_served_from_the_cache(client_for, elu_ussel, plans):
 
     caches["template_fragments"].clear()
     cold = count_queries(lambda: client.get(reverse("portail:home")))
-    assert warm <= cold - 8  # the dashboard's own figures: none read
+    assert warm <= cold - 6  # the dashboard's own six queries: none run
     assert home(client) == first
     assert "Chiffres au" in first
 
