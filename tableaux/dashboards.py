@@ -272,4 +272,18 @@ def programme_context(level, code, today, user) -> dict:
             shared,
             lambda: lecture.partenaire(level, actifs, financeurs),
         )
+        context["partenaire_cache_key"] = partner_cache_key(context["partenaire"], level, code)
+        context["dashboard_cache_timeout"] = dashboard_cache.timeout()
     return context
+
+
+def partner_cache_key(partenaire: dict, level: str, code) -> str | None:
+    """The key of the partner's rendered part: the figures kept for every partner of these
+    funders are rendered once per computation (their « calculés le »), and again after a
+    change that reaches every territory (``tout``: the funders' catalogue). None for figures
+    computed for this reader alone."""
+    calcule_le = partenaire.get("calcule_le")
+    if calcule_le is None:
+        return None
+    funders = dashboard_cache.funders_key(partenaire["financeurs"])
+    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code, funders)

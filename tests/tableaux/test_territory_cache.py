@@ -448,3 +448,36 @@ def test_the_governance_figures_read_only_what_their_reads_declare(
     allowed = {model._meta.db_table for model in READS}
     allowed |= {apps.get_model(label)._meta.db_table for label in tableaux_signals.UNWATCHED}
     assert read and read <= allowed, read - allowed
+
+
+def test_the_partners_part_is_rendered_once_per_computation_of_its_figures(
+    partenaire, plans, settings, today
+):
+    """The partner's « Où vont vos financements », rendered from the figures kept for every
+    partner of its funders, is cached per computation of those figures: new figures show at
+    once, and ``renew_everything`` renders it again."""
+    from django.core.cache import caches
+
+    from tableaux.dashboards import partner_cache_key
+
+    settings.PROGRAMME_CACHE_TIMEOUT = 600
+    ussel, _ = plans
+    dashboard_cache.refresh_programme(today)
+    client = logged_in(partenaire)
+    assert "Nouvelle-Aquitaine222 €0 €0 €222 €" in text(client.get(HOME).content.decode())
+    assert [key for key in caches["template_fragments"]._cache if "tableaux-partenaire" in key]
+
+    # More Banque des Territoires money paid in Ussel: shown once the figures are computed.
+    fiche = FicheAction.objects.get(beneficiaire=ussel, reference="1.1")
+    fiche.financements.filter(financeur__nom="Banque des Territoires").update(
+        montant=Decimal("1000")
+    )
+    dashboard_cache.refresh_programme(today)
+    assert "Nouvelle-Aquitaine222 €0 €0 €1 111 €" in text(client.get(HOME).content.decode())
+
+    # Every territory renewed: the part is rendered again, under another key.
+    funders = dashboard_cache.funders_key(Financeur.objects.filter(nom="Banque des Territoires"))
+    stored = cache.get(dashboard_cache.programme_key("france", None, funders))["figures"]
+    before = partner_cache_key(stored, "france", None)
+    dashboard_cache.renew_everything()
+    assert partner_cache_key(stored, "france", None) != before
