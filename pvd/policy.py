@@ -195,14 +195,16 @@ def may_edit_plan(user: User, beneficiaire: Beneficiaire) -> bool:
     return is_national(user) or _works_for(user, beneficiaire)
 
 
-def may_request_bilan(user: User, beneficiaire: Beneficiaire) -> bool:
+def may_request_bilan(user: User, beneficiaire: Beneficiaire, lu: bool = False) -> bool:
     """« Télécharger le bilan »: whoever reads the beneficiary and acts for it — its élus, its
-    chefs de projet, its préfecture, national staff; not the partners, who only read."""
+    chefs de projet, its préfecture, national staff; not the partners, who only read.
+    ``lu``: the beneficiary was read through ``for_user(user)`` (the user reads it: no
+    query)."""
     if _works_for(user, beneficiaire) or _acts_for_state(user, beneficiaire.departement_id):
         return True
     if user.perimeter.readonly_nation:
         return False
-    return type(beneficiaire).objects.for_user(user).filter(pk=beneficiaire.pk).exists()
+    return lu or type(beneficiaire).objects.for_user(user).filter(pk=beneficiaire.pk).exists()
 
 
 NATIONAL = None  # the scope of may_export for the whole country

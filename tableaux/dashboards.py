@@ -30,13 +30,15 @@ NB_BILANS = 10  # the latest reports listed on the dashboard
 
 
 def bilans_context(user, beneficiaire) -> dict:
+    """The beneficiary's bilans, and whether the user may ask one (``beneficiaire`` read
+    through ``for_user(user)``, as every caller does)."""
     return {
         "bilans": list(
             Bilan.objects.filter(beneficiaire=beneficiaire).select_related("requested_by")[
                 :NB_BILANS
             ]
         ),
-        "may_request_bilan": policy.may_request_bilan(user, beneficiaire),
+        "may_request_bilan": policy.may_request_bilan(user, beneficiaire, lu=True),
     }
 
 
