@@ -4,7 +4,6 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 (tableaux/views.py) render these."""
 
 from django.core.cache import cache
-from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -93,31 +92,23 @@ def prefecture_rows(user, params, today):
     tri = params.get("tri", "nom")
     if tri.lstrip("-") not in lecture.SORTS:
         tri = "nom"
-    field = lecture.SORTS[tri.lstrip("-")]
-    descending = tri.startswith("-")
-    order = f"-{field}" if descending else field
-    # Built when read: a table served from the cached fragment costs not even its
-    # queryset's construction (some twenty annotated subqueries).
-    rows = SimpleLazyObject(
-        lambda: lecture.beneficiaires_table(beneficiaires, today).order_by(
-            timezone_nulls_last(order), "nom"
-        )
-    )
+    # Read when the template asks (in the cached fragment): a table served from the cache
+    # costs no query.
+    rows = SimpleLazyObject(lambda: lecture.beneficiaires_table(beneficiaires, today, tri))
+
+    def nb_sans_date_adhesion() -> int:
+        """The lauréats whose deadline cannot be computed, whatever the filters: counted on
+        the rows when none is applied."""
+        if statut or q:
+            return sans_date_adhesion(du_departement).count()
+        return sum(row.sans_date_adhesion for row in rows)
+
     return {
         "rows": rows,
-        "beneficiaires_qs": beneficiaires,
-        # Called by the template (in the cached fragment): the lauréats whose deadline
-        # cannot be computed, whatever the filters.
-        "sans_date_adhesion": lambda: sans_date_adhesion(du_departement).count(),
+        "sans_date_adhesion": nb_sans_date_adhesion,
         "departements": departements,
         "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
     }
-
-
-def timezone_nulls_last(order: str):
-    if order.startswith("-"):
-        return F(order[1:]).desc(nulls_last=True)
-    return F(order).asc(nulls_last=True)
 
 
 def home_context(request) -> dict:
@@ -148,7 +139,7 @@ def home_context(request) -> dict:
         context["dashboard_cache_timeout"] = dashboard_cache.timeout()
 
         def totaux_departements():
-            totaux = lecture.totaux_par(table["beneficiaires_qs"], "departement", today)
+            totaux = lecture.totaux_du_tableau(table["rows"])
             return [(d, totaux.get(d.code, {})) for d in table["departements"]]
 
         context["totaux_departements"] = SimpleLazyObject(totaux_departements)
