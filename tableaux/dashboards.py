@@ -13,8 +13,7 @@ from django.utils.functional import SimpleLazyObject
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
-from gouvernance.models import Instance
-from gouvernance.pilotage import departements_q, pilotage
+from gouvernance.pilotage import pilotage
 from pvd import policy
 from rappels import prochains
 
@@ -121,9 +120,7 @@ def home_context(request) -> dict:
         context.update(programme_context("france", None, today, user))
         if policy.is_national(user):
             context["gouvernance"] = SimpleLazyObject(
-                lambda: pilotage_cached(
-                    {dashboard_cache.PROGRAMME}, today, Instance.objects.all(), "france"
-                )
+                lambda: pilotage_cached({dashboard_cache.PROGRAMME}, today, None, "france")
             )
     elif prefecture:
         table = prefecture_rows(user, request.GET, today)
@@ -147,7 +144,7 @@ def home_context(request) -> dict:
             lambda: pilotage_cached(
                 {dashboard_cache.departement_scope(code) for code in prefecture},
                 today,
-                Instance.objects.filter(departements_q(prefecture)),
+                sorted(prefecture),
                 *sorted(prefecture),
             )
         )
@@ -161,17 +158,18 @@ def home_context(request) -> dict:
     return context
 
 
-def pilotage_cached(scopes: set[str], today, instances, *perimeter):
-    """Governance's steering figures over ``instances``, cached under the governance
-    versions of the territories they read (gouvernance/pilotage.py ``READS``: a meeting held
-    in the Indre renews the Indre's, its région's and France's, never the Corrèze's)."""
+def pilotage_cached(scopes: set[str], today, departements, *perimeter):
+    """Governance's steering figures over the instances of ``departements`` (None: France),
+    cached under the governance versions of the territories they read
+    (gouvernance/pilotage.py ``READS``: a meeting held in the Indre renews the Indre's, its
+    région's and France's, never the Corrèze's)."""
     famille = gouvernance_pilotage.FAMILLE
     key = "tableaux:pilotage:" + dashboard_cache.fragment_key(
         {dashboard_cache.family_scope(famille, scope) for scope in scopes}, today, *perimeter
     )
     figures = cache.get(key)
     if figures is None:
-        figures = pilotage(instances, today)
+        figures = pilotage(departements, today)
         cache.set(key, figures, dashboard_cache.timeout())
     return figures
 
