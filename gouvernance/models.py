@@ -14,13 +14,24 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
-from django.db.models import Case, Exists, F, Max, OuterRef, Q, When
+from django.db.models import (
+    Case,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Departement
 from pvd.bounds import TEXTE_LONG_VALIDATORS, date_plausible, texte_une_ligne
-from pvd.db import AddMonths
+from pvd.db import AddMonthsOf
 from pvd.french import de
 from pvd.jobs import Job, JobQuerySet
 
@@ -61,8 +72,10 @@ class InstanceQuerySet(models.QuerySet):
             output_field=models.DateField(),
         )
         depuis = Coalesce(derniere, TruncDate("created_at"), output_field=models.DateField())
+        # 12 // n months: one expression, the last meeting's subquery written once.
+        mois = ExpressionWrapper(Value(12) / F("reunions_par_an"), output_field=IntegerField())
         echeance = Case(
-            *(When(reunions_par_an=n, then=AddMonths(depuis, 12 // n)) for n in range(1, 13)),
+            When(reunions_par_an__range=(1, 12), then=AddMonthsOf(depuis, mois)),
             output_field=models.DateField(),
         )
         return self.annotate(derniere=derniere, echeance=echeance)

@@ -6,9 +6,10 @@ A fixed number of queries (three), whatever the number of instances."""
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Q, QuerySet, Window
+from django.db.models import Count, F, QuerySet, Window
 
 from communes.models import Beneficiaire
+from pvd.db import DansLaListe, Preparee, Valeur
 
 from .models import Decision, Instance, Releve, Reunion, Suite
 
@@ -36,26 +37,65 @@ class Pilotage:
     nb_suites_en_retard: int
 
 
-def departements_q(codes, prefix: str = "") -> Q:
-    """Instances of these départements: theirs, and their beneficiaries'."""
-    return Q(**{f"{prefix}departement_id__in": codes}) | Q(
-        **{f"{prefix}beneficiaire__departement_id__in": codes}
+def _instances(national: bool) -> QuerySet:
+    """Every instance (France), or those of the départements in the ``codes`` slot: theirs,
+    and their beneficiaries'."""
+    if national:
+        return Instance.objects.all()
+    return Instance.objects.filter(
+        DansLaListe(F("departement_id"), Valeur("codes"))
+        | DansLaListe(F("beneficiaire__departement_id"), Valeur("codes"))
     )
 
 
-def pilotage(instances: QuerySet, today: date) -> Pilotage:
-    """The figures over ``instances`` (an Instance QuerySet: a préfecture's, or France's)."""
-    late = list(
-        instances.en_retard(today)
-        .select_related("beneficiaire", "departement", "region")
+def _en_retard(variante: tuple) -> QuerySet:
+    national, today = variante
+    return (
+        _instances(national)
+        .en_retard(today)
         .annotate(total=Window(Count("pk")))
-        .order_by("echeance", "nom")[:NB_LISTEES]
+        .order_by("echeance", "nom")
+        .values_list("pk", "nom", "echeance", "derniere", "total")[:NB_LISTEES]
     )
-    reunions = Reunion.objects.filter(instance__in=instances.values("pk"))
-    suites = Suite.objects.filter(decision__reunion__instance__in=instances.values("pk"))
+
+
+def _compte(queryset: QuerySet) -> QuerySet:
+    """How many rows: the count on the first row (none when there is none)."""
+    return queryset.order_by().annotate(n=Window(Count("pk"))).values_list("n")[:1]
+
+
+def _releves(variante: tuple) -> QuerySet:
+    national, today = variante
+    reunions = Reunion.objects.filter(instance__in=_instances(national).values("pk"))
+    return _compte(reunions.releve_attendu(today))
+
+
+def _suites(variante: tuple) -> QuerySet:
+    national, today = variante
+    suites = Suite.objects.filter(decision__reunion__instance__in=_instances(national).values("pk"))
+    return _compte(suites.en_retard(today))
+
+
+# Built and compiled once per process and day (pvd/db.py ``Preparee``): on a dashboard
+# computed again, building and compiling them cost more than running them.
+EN_RETARD, RELEVES, SUITES = Preparee(_en_retard), Preparee(_releves), Preparee(_suites)
+
+
+def pilotage(departements: list[str] | None, today: date) -> Pilotage:
+    """The figures over the instances of these départements (a préfecture's), or of France
+    (``None``)."""
+    variante = (departements is None, today)
+    codes = list(departements or [])
+    late = []
+    for pk, nom, echeance, derniere, total in EN_RETARD.lignes(variante, codes=codes):
+        instance = Instance(pk=pk, nom=nom)
+        instance.echeance, instance.derniere, instance.total = echeance, derniere, total
+        late.append(instance)
+    ((releves,),) = RELEVES.lignes(variante, codes=codes) or [(0,)]
+    ((suites,),) = SUITES.lignes(variante, codes=codes) or [(0,)]
     return Pilotage(
         instances_en_retard=late,
         nb_instances_en_retard=late[0].total if late else 0,
-        nb_releves_non_publies=reunions.releve_attendu(today).count(),
-        nb_suites_en_retard=suites.en_retard(today).count(),
+        nb_releves_non_publies=releves,
+        nb_suites_en_retard=suites,
     )

@@ -87,6 +87,30 @@ class AddMonths(Func):
         return super().as_sql(compiler, connection, template=template, **extra_context)
 
 
+class AddMonthsOf(Func):
+    """A date plus a number of months computed per row (an expression, e.g. from a column):
+    ``date + make_interval(months => n)`` on PostgreSQL, ``date(d, '+n months')`` on SQLite.
+    One expression whatever the values of n (a ``Case`` of ``AddMonths`` repeats the date's
+    SQL once per value)."""
+
+    output_field = DateField()
+    arity = 2
+
+    def _compiled(self, compiler):
+        (date, date_params), (months, months_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        return date, months, (*date_params, *months_params)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        date, months, params = self._compiled(compiler)
+        return f"({date} + make_interval(months => {months}))::date", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        date, months, params = self._compiled(compiler)
+        return f"date({date}, '+' || ({months}) || ' months')", params
+
+
 class Valeur:
     """A slot of a prepared query (``Preparee``): a parameter given at each run, by name.
     ``en_json``: a list written as JSON text (``DansLaListe`` on SQLite); ``champ``: the

@@ -6,7 +6,6 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 from collections.abc import Callable
 
 from django.core.cache import cache
-from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
@@ -17,8 +16,7 @@ from django.utils.functional import SimpleLazyObject
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
-from gouvernance.models import Instance
-from gouvernance.pilotage import departements_q, pilotage
+from gouvernance.pilotage import pilotage
 from pvd import policy
 from rappels import prochains
 
@@ -129,31 +127,23 @@ def prefecture_rows(user, params, today):
     tri = params.get("tri", "nom")
     if tri.lstrip("-") not in lecture.SORTS:
         tri = "nom"
-    field = lecture.SORTS[tri.lstrip("-")]
-    descending = tri.startswith("-")
-    order = f"-{field}" if descending else field
-    # Built when read: a table served from the cached fragment costs not even its
-    # queryset's construction (some twenty annotated subqueries).
-    rows = SimpleLazyObject(
-        lambda: lecture.beneficiaires_table(beneficiaires, today).order_by(
-            timezone_nulls_last(order), "nom"
-        )
-    )
+    # Read when the template asks (in the cached fragment): a table served from the cache
+    # costs no query.
+    rows = SimpleLazyObject(lambda: lecture.beneficiaires_table(beneficiaires, today, tri))
+
+    def nb_sans_date_adhesion() -> int:
+        """The lauréats whose deadline cannot be computed, whatever the filters: counted on
+        the rows when none is applied."""
+        if statut or q:
+            return sans_date_adhesion(du_departement).count()
+        return sum(row.sans_date_adhesion for row in rows)
+
     return {
         "rows": rows,
-        "beneficiaires_qs": beneficiaires,
-        # Called by the template (in the cached fragment): the lauréats whose deadline
-        # cannot be computed, whatever the filters.
-        "sans_date_adhesion": lambda: sans_date_adhesion(du_departement).count(),
+        "sans_date_adhesion": nb_sans_date_adhesion,
         "departements": departements,
         "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
     }
-
-
-def timezone_nulls_last(order: str):
-    if order.startswith("-"):
-        return F(order[1:]).desc(nulls_last=True)
-    return F(order).asc(nulls_last=True)
 
 
 def home_context(request) -> dict:
@@ -166,9 +156,7 @@ def home_context(request) -> dict:
         context.update(programme_context("france", None, today, user))
         if policy.is_national(user):
             context["gouvernance"] = SimpleLazyObject(
-                lambda: pilotage_cached(
-                    {dashboard_cache.PROGRAMME}, today, Instance.objects.all(), "france"
-                )
+                lambda: pilotage_cached({dashboard_cache.PROGRAMME}, today, None, "france")
             )
     elif prefecture:
         table = prefecture_rows(user, request.GET, today)
@@ -184,7 +172,7 @@ def home_context(request) -> dict:
         context["dashboard_cache_timeout"] = dashboard_cache.timeout()
 
         def totaux_departements():
-            totaux = lecture.totaux_par(table["beneficiaires_qs"], "departement", today)
+            totaux = lecture.totaux_du_tableau(table["rows"])
             return [(d, totaux.get(d.code, {})) for d in table["departements"]]
 
         context["totaux_departements"] = SimpleLazyObject(totaux_departements)
@@ -192,7 +180,7 @@ def home_context(request) -> dict:
             lambda: pilotage_cached(
                 {dashboard_cache.departement_scope(code) for code in prefecture},
                 today,
-                Instance.objects.filter(departements_q(prefecture)),
+                sorted(prefecture),
                 *sorted(prefecture),
             )
         )
@@ -206,17 +194,18 @@ def home_context(request) -> dict:
     return context
 
 
-def pilotage_cached(scopes: set[str], today, instances, *perimeter):
-    """Governance's steering figures over ``instances``, cached under the governance
-    versions of the territories they read (gouvernance/pilotage.py ``READS``: a meeting held
-    in the Indre renews the Indre's, its région's and France's, never the Corrèze's)."""
+def pilotage_cached(scopes: set[str], today, departements, *perimeter):
+    """Governance's steering figures over the instances of ``departements`` (None: France),
+    cached under the governance versions of the territories they read
+    (gouvernance/pilotage.py ``READS``: a meeting held in the Indre renews the Indre's, its
+    région's and France's, never the Corrèze's)."""
     famille = gouvernance_pilotage.FAMILLE
     key = "tableaux:pilotage:" + dashboard_cache.fragment_key(
         {dashboard_cache.family_scope(famille, scope) for scope in scopes}, today, *perimeter
     )
     figures = cache.get(key)
     if figures is None:
-        figures = pilotage(instances, today)
+        figures = pilotage(departements, today)
         cache.set(key, figures, dashboard_cache.timeout())
     return figures
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import partial
+from operator import attrgetter
 
 from django.db.models import (
     BooleanField,
-    Case,
     CharField,
     Count,
     DateField,
-    DateTimeField,
     Exists,
     ExpressionWrapper,
     F,
@@ -30,7 +29,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.db.models.lookups import Exact
@@ -73,7 +71,7 @@ from conventions.models import (
     finissante_q,
 )
 from postes.models import Occupation, Poste, actuelle_q
-from pvd.db import AddMonths, ArraySubquery, Parametre, Preparee, StringAgg
+from pvd.db import AddMonths, ArraySubquery, DansLaListe, Parametre, Preparee, StringAgg, Valeur
 
 # The models these read-models query, each with its path to the beneficiary whose
 # territory a write touches ("": the beneficiary itself; None: every territory, the funders'
@@ -432,15 +430,34 @@ SORTS = {
 }
 
 
-def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
-    """One row per beneficiary: adhésion and cadre dates, cost and money decided, fiches per
-    bucket and late, last update of the plan, chef de projet in post or vacant since — one
-    query. The fiches are joined once (counts); money and posts are correlated subqueries,
-    so that nothing is counted twice."""
-    lignes = LigneFinancement.objects.filter(fiche__beneficiaire=OuterRef("pk")).filter(
-        ~abandonnee_q("fiche__")
-    )
-    couts = FicheAction.objects.filter(beneficiaire=OuterRef("pk"))
+# The columns of the préfecture's table, each query's (``beneficiaires_table``).
+COLONNES_BENEFICIAIRE = (
+    "pk",
+    "nom",
+    "departement_id",
+    "statut",
+    "date_adhesion",
+    "cadre_signee",
+    "date_cadre",
+    "chefs_en_poste",
+    "vacant_depuis",
+    "has_vacant",
+    "date_limite_cadre",
+    "sans_date_adhesion",
+)
+COLONNES_FICHES = (
+    "nb_fiches",
+    "nb_retards",
+    "nb_sans_fin",
+    "derniere_maj",
+    "cout",
+    *(f"nb_{bucket}" for bucket in Livraison.values),
+)
+COLONNES_ARGENT = tuple(f"m_{statut}" for statut in STATUTS.values)
+
+
+def _table_beneficiaires(today: date) -> QuerySet:
+    """The beneficiaries of the ``ids`` slot by name, with their dates and posts."""
     en_poste = (
         Occupation.objects.actuelles(today)
         .filter(poste__beneficiaires=OuterRef("pk"))
@@ -449,65 +466,129 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date) -> QuerySet:
         .annotate(noms=StringAgg("nom", ", ", order_by=("nom",)))
         .values("noms")
     )
-    vacant = (
-        Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
-        .order_by("vacant_depuis")
-        .values("vacant_depuis")[:1]
+    vacants = Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
+    return (
+        with_echeances(Beneficiaire.objects.filter(DansLaListe(F("pk"), Valeur("ids"))))
+        .annotate(
+            chefs_en_poste=Subquery(en_poste[:1]),
+            vacant_depuis=Subquery(
+                vacants.order_by("vacant_depuis").values("vacant_depuis")[:1],
+                output_field=DateField(),
+            ),
+            has_vacant=Exists(vacants),
+            date_limite_cadre=AddMonths(F("date_adhesion"), MOIS_CADRE),
+            sans_date_adhesion=ExpressionWrapper(SANS_DATE_ADHESION, output_field=BooleanField()),
+        )
+        .order_by("nom")
+        .values_list(*COLONNES_BENEFICIAIRE)
     )
 
-    def nb(fiches) -> Coalesce:
-        inner = fiches.order_by().values("beneficiaire").annotate(n=Count("pk")).values("n")
-        return Coalesce(Subquery(inner, output_field=IntegerField()), Value(0))
 
-    # Correlated subqueries, not a join on the fiches: joined, PostgreSQL would evaluate the
-    # other subqueries once per fiche (measured 0.5 s for a département of 17 plans).
-    classees = couts.annotate(livraison=livraison_case())
-    rows = with_echeances(beneficiaires).annotate(
-        nb_fiches=nb(couts.filter(COMPTEE)),
-        nb_retards=nb(couts.filter(en_retard_q(today))),
-        derniere_maj=Subquery(
-            couts.order_by("-updated_at").values("updated_at")[:1], output_field=DateTimeField()
-        ),
-        **{f"nb_{bucket}": nb(classees.filter(livraison=bucket)) for bucket in Livraison.values},
-        cout=Coalesce(
-            Subquery(
-                couts.filter(COMPTEE)
-                .order_by()
-                .values("beneficiaire")
-                .annotate(t=Sum("cout_total"))
-                .values("t"),
-                output_field=MONEY,
-            ),
-            Value(ZERO),
-            output_field=MONEY,
-        ),
-        decide=Coalesce(
-            Subquery(
-                lignes.filter(statut__in=PAYES)
-                .order_by()
-                .values("fiche__beneficiaire")
-                .annotate(t=Sum("montant"))
-                .values("t"),
-                output_field=MONEY,
-            ),
-            Value(ZERO),
-            output_field=MONEY,
-        ),
-        chefs_en_poste=Subquery(en_poste[:1]),
-        vacant_depuis=Subquery(vacant, output_field=DateField()),
-        has_vacant=Exists(
-            Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
-        ),
+def _table_fiches(today: date) -> QuerySet:
+    """The fiches of the ``ids`` slot's beneficiaries, counted and added up per beneficiary."""
+    return (
+        FicheAction.objects.filter(DansLaListe(F("beneficiaire_id"), Valeur("ids")))
+        .order_by()
+        .values("beneficiaire")
+        .annotate(
+            nb_fiches=Count("pk", filter=COMPTEE),
+            nb_retards=Count("pk", filter=en_retard_q(today)),
+            nb_sans_fin=Count("pk", filter=sans_fin_q()),
+            derniere_maj=Max("updated_at"),
+            cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
+            **_bucket_counts(""),
+        )
+        .values_list("beneficiaire", *COLONNES_FICHES)
     )
-    rows = rows.annotate(
-        date_limite_cadre=AddMonths(F("date_adhesion"), MOIS_CADRE),
-        part_decidee=Case(
-            When(cout=0, then=Value(None)),
-            default=F("decide") * 100 / F("cout"),
-            output_field=MONEY,
-        ),
+
+
+def _table_argent(_) -> QuerySet:
+    """The money of the ``ids`` slot's beneficiaries' counted fiches, per status."""
+    return (
+        LigneFinancement.objects.filter(DansLaListe(F("fiche__beneficiaire_id"), Valeur("ids")))
+        .filter(~abandonnee_q("fiche__"))
+        .order_by()
+        .values("fiche__beneficiaire")
+        .annotate(**_status_sums(""))
+        .values_list("fiche__beneficiaire", *COLONNES_ARGENT)
     )
-    return rows.select_related("departement")
+
+
+# Built and compiled once per process and day (pvd/db.py): for a table of a few dozen rows,
+# building and compiling these querysets costs more than running them.
+TABLE_BENEFICIAIRES = Preparee(_table_beneficiaires)
+TABLE_FICHES = Preparee(_table_fiches)
+TABLE_ARGENT = Preparee(_table_argent)
+
+
+def beneficiaires_table(beneficiaires: QuerySet, today: date, tri: str = "nom") -> list:
+    """One row per beneficiary: adhésion and cadre dates, cost and money decided, fiches per
+    bucket and late, last update of the plan, chef de projet in post or vacant since —
+    four queries whatever the number of beneficiaries: the beneficiaries' ids, then the
+    beneficiaries by name with their dates and posts, their fiches grouped by beneficiary,
+    their financing lines grouped by beneficiary (a dozen correlated subqueries a row cost
+    five times more to plan and run). Sorted on ``tri`` (a key of ``SORTS``, « - » first:
+    descending), unknown values last, then by name."""
+    ids = list(beneficiaires.values_list("pk", flat=True))  # 1
+    if not ids:
+        return []
+    fiches = {pk: values for pk, *values in TABLE_FICHES.lignes(today, ids=ids)}  # 2
+    argent = {pk: values for pk, *values in TABLE_ARGENT.lignes(ids=ids)}  # 3
+    vide_fiches = [0, 0, 0, None, ZERO, *(0 for _ in Livraison.values)]
+    vide_argent = [ZERO] * len(COLONNES_ARGENT)
+    rows = []
+    for values in TABLE_BENEFICIAIRES.lignes(today, ids=ids):  # 4
+        row = Beneficiaire(**dict(zip(COLONNES_BENEFICIAIRE[:4], values[:4], strict=True)))
+        pk = row.pk
+        for names, found in (
+            (COLONNES_BENEFICIAIRE[4:], values[4:]),
+            (COLONNES_FICHES, fiches.get(pk, vide_fiches)),
+            (COLONNES_ARGENT, argent.get(pk, vide_argent)),
+        ):
+            for name, value in zip(names, found, strict=True):
+                setattr(row, name, value)
+        row.decide = sum((getattr(row, f"m_{statut}") for statut in PAYES), ZERO)
+        row.part_decidee = row.decide * 100 / row.cout if row.cout else None
+        rows.append(row)
+    return _trie(rows, tri)
+
+
+def _trie(rows: list, tri: str) -> list:
+    """The rows (by name) sorted on ``tri``, unknown values last, ties kept by name."""
+    name = SORTS[tri.lstrip("-")]
+    descending = tri.startswith("-")
+    if name == "nom":  # already in the database's order of names
+        return rows[::-1] if descending else rows
+    known = [row for row in rows if getattr(row, name) is not None]
+    known.sort(key=attrgetter(name), reverse=descending)  # stable: ties stay by name
+    return known + [row for row in rows if getattr(row, name) is None]
+
+
+# What the préfecture's table adds up per département (``totaux_du_tableau``).
+TOTAUX = (
+    "nb_fiches",
+    "nb_retards",
+    "nb_sans_fin",
+    "cout",
+    *(f"nb_{bucket}" for bucket in Livraison.values),
+    *(f"m_{statut}" for statut in STATUTS.values),
+)
+
+
+def totaux_du_tableau(rows: list) -> dict:
+    """The préfecture's table's totals per département: the sums of its rows (each already
+    aggregated by ``beneficiaires_table``), as ``totaux_par`` would count them, no query."""
+    totaux: dict = {}
+    for row in rows:
+        total = totaux.setdefault(
+            row.departement_id,
+            {"nb_beneficiaires": 0, "sans_date_adhesion": 0, **dict.fromkeys(TOTAUX, 0)},
+        )
+        total["nb_beneficiaires"] += 1
+        total["sans_date_adhesion"] += row.sans_date_adhesion
+        for name in TOTAUX:
+            total[name] += getattr(row, name)
+    return totaux
 
 
 def part(decide: Decimal, cout: Decimal) -> Decimal | None:

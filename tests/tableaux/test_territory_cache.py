@@ -216,18 +216,39 @@ def ligne(b) -> tuple:
 
 def test_a_departements_rows_are_the_prefecture_tables_figures(plans, today):
     """The département page's rows, three grouped queries for any number of beneficiaries,
-    agree with the préfecture's table (one row of correlated subqueries each)."""
+    agree with the préfecture's table (its own queries, compiled once per process)."""
     ussel, _ = plans
     FicheAction.objects.filter(beneficiaire=ussel, reference="1.1").update(
         date_fin_prevue=today - timedelta(days=3)
     )
     actifs = Beneficiaire.objects.filter(statut__in=Beneficiaire.STATUTS_ACTIFS)
-    table = lecture.beneficiaires_table(actifs, today).order_by("nom")
+    table = lecture.beneficiaires_table(actifs, today)  # by name
     with CaptureQueriesContext(connection) as grouped:
         rows = lecture.lignes_beneficiaires(actifs, today)
     assert [ligne(b) for b in rows] == [ligne(b) for b in table]
     assert any(b.nb_fiches and b.decide for b in rows)
     assert len(grouped) == 3
+
+
+def test_the_prefecture_table_puts_unknowns_last_and_adds_up_its_rows(plans, today):
+    """The table is sorted over its grouped rows: what is unknown (no cost, no fiche) comes
+    last in both directions; its totals per département, summed from its rows, are those
+    ``totaux_par`` counts in SQL."""
+    ussel, le_blanc = plans
+    FicheAction.objects.filter(beneficiaire=le_blanc).delete()
+    beneficiaires = Beneficiaire.objects.filter(pk__in=[ussel.pk, le_blanc.pk])
+    for tri in ("part", "-part", "maj", "-maj"):
+        rows = lecture.beneficiaires_table(beneficiaires, today, tri)
+        assert [b.pk for b in rows] == [ussel.pk, le_blanc.pk], tri
+    rows = lecture.beneficiaires_table(beneficiaires, today, "-nom")
+    assert [b.nom for b in rows] == sorted([ussel.nom, le_blanc.nom], reverse=True)
+    totaux = lecture.totaux_du_tableau(rows)
+    expected = lecture.totaux_par(beneficiaires, "departement", today)
+    assert set(totaux) == set(expected) == {ussel.departement_id, le_blanc.departement_id}
+    for code, counted in expected.items():
+        counted.pop("departement")
+        assert {name: totaux[code][name] for name in counted} == counted, code
+    assert totaux[ussel.departement_id]["nb_fiches"] == 4  # the abandoned one left out
 
 
 def test_every_territorys_figures_are_precomputed_as_one_territory_computes_them(
@@ -434,12 +455,11 @@ def test_the_governance_figures_read_only_what_their_reads_declare(
 
     from django.apps import apps
 
-    from gouvernance.models import Instance
-    from gouvernance.pilotage import READS, departements_q, pilotage
+    from gouvernance.pilotage import READS, pilotage
 
     held_meeting(late_clct_36, today)
     with CaptureQueriesContext(connection) as captured:
-        pilotage(Instance.objects.filter(departements_q(["36"])), today)
+        pilotage(["36"], today)
     read = {
         table
         for query in captured.captured_queries
