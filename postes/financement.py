@@ -10,10 +10,8 @@ stored. Sums are computed by the database in the lists, never by looping over po
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
-
-from communes.models import Beneficiaire
 
 from .models import CofinancementAnnee, Financeur, LigneCofinancement, Poste, avec_anah
 from .plafonds import Plafond, plafond_de
@@ -63,17 +61,24 @@ def _sum(lignes: QuerySet, expression) -> Coalesce:
     return Coalesce(Subquery(inner, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
 
-def with_montants(postes: QuerySet, year: int, funders: set[str] | None) -> QuerySet:
+MONTANTS = ("demande", "notifie", "verse", "reste", "trop_verse")
+
+
+def with_montants(
+    postes: QuerySet, year: int, funders: set[str] | None, montants: tuple[str, ...] = MONTANTS
+) -> QuerySet:
     """Each post with the year's amounts of the lines the user reads: ``demande``,
-    ``notifie``, ``verse``, ``reste`` and ``trop_verse`` (correlated subqueries)."""
+    ``notifie``, ``verse``, ``reste`` and ``trop_verse``, or those of ``montants``
+    (correlated subqueries)."""
     of_year = lignes_visibles(funders).filter(annee__poste=OuterRef("pk"), annee__annee=year)
-    return postes.annotate(
-        demande=_sum(of_year, F("montant_demande")),
-        notifie=_sum(of_year, F("montant_notifie")),
-        verse=_sum(of_year, F("montant_verse")),
-        reste=_sum(of_year, reste_expression()),
-        trop_verse=_sum(of_year, trop_verse_expression()),
-    )
+    expressions = {
+        "demande": F("montant_demande"),
+        "notifie": F("montant_notifie"),
+        "verse": F("montant_verse"),
+        "reste": reste_expression(),
+        "trop_verse": trop_verse_expression(),
+    }
+    return postes.annotate(**{name: _sum(of_year, expressions[name]) for name in montants})
 
 
 # One post, year by year -------------------------------------------------------------------
@@ -139,16 +144,25 @@ class TotalFinanceur:
 
 
 def totaux(postes: QuerySet, year: int, funders: set[str] | None) -> list[TotalFinanceur]:
-    """The year's amounts by région and funder (a shared post counts once)."""
-    region = Beneficiaire.objects.filter(postes=OuterRef("annee__poste")).order_by(
-        "departement__region_id"
+    """The year's amounts by région and funder. A shared post counts once, in the région of
+    its first beneficiary by région code (then by pk), as the list's ``region_nom``: each line
+    is joined to its post's beneficiaries and kept with the one no other comes before (an
+    anti-join the database runs once over the lines, not a subquery per line)."""
+    liens = Poste.beneficiaires.through.objects.filter(poste=OuterRef("annee__poste"))
+    region = "beneficiaire__departement__region_id"
+    avant = liens.filter(
+        Q(**{f"{region}__lt": OuterRef("premiere_region")})
+        | Q(**{region: OuterRef("premiere_region"), "beneficiaire_id__lt": OuterRef("premier")})
     )
     rows = (
         lignes_visibles(funders)
         .filter(annee__annee=year, annee__poste__in=postes.values("pk"))
-        .annotate(region=Subquery(region.values("departement__region__nom")[:1]))
-        .order_by()
-        .values("region", "financeur")
+        .alias(
+            premier=F("annee__poste__beneficiaires"),
+            premiere_region=F("annee__poste__beneficiaires__departement__region_id"),
+        )
+        .exclude(Exists(avant))
+        .values("financeur", region=F("annee__poste__beneficiaires__departement__region__nom"))
         .annotate(
             demande=Sum("montant_demande"),
             notifie=Sum("montant_notifie"),
