@@ -9,14 +9,22 @@ for the rows shown, never for every post of the country.
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 
 from communes.models import Beneficiaire
-from pvd.db import ArraySubquery
+from pvd.db import ArraySubquery, DansLaListe, Preparee, Valeur
 
 from . import financement
-from .models import CofinancementAnnee, Occupation, Poste, cofinancement_finissant
+from .financement import slot
+from .models import (
+    HORIZON_FIN_CONTRAT,
+    CofinancementAnnee,
+    Occupation,
+    Poste,
+    cofinancement_finissant,
+    contrat_finissant_q,
+)
 
 # How long a vacant post has been vacant, as ANCT reports it (about three and six months).
 TROIS_MOIS = timedelta(days=91)
@@ -65,31 +73,49 @@ def triables(postes: QuerySet, today: date, funders: set[str] | None) -> QuerySe
     )
 
 
-def lignes(postes: QuerySet, today: date, year: int, funders: set[str] | None) -> QuerySet:
-    """What a page of the list shows of each post, as plain values: sliced to a page, each
-    subquery runs once per row shown (PostgreSQL computes them after sorting)."""
-    current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(today)
+def lignes(ids: list[int], today: date, year: int, funders: set[str] | None) -> list[dict]:
+    """What a page of the list shows of each of its posts (``ids``, in that order), as plain
+    values, in one prepared query (``LIGNES``)."""
+    found = LIGNES.lignes(
+        financement.variante(funders), ids=financement.ids_slot(ids), jour=today, annee=year
+    )
+    rows = [dict(zip(LIGNES_COLONNES, ligne, strict=True)) for ligne in found]
+    rang = {pk: n for n, pk in enumerate(ids)}
+    return sorted(rows, key=lambda row: rang[row["pk"]])
+
+
+LIGNES_COLONNES = (
+    "pk",
+    "intitule",
+    "employeur_nom",
+    "etat",
+    "vacant_depuis",
+    "personne",
+    "date_fin_contrat",
+    "annee_financee",
+    "noms_beneficiaires",
+    "notifie",
+    "verse",
+)
+
+
+def page_de_postes(variante: tuple[str, ...] | None) -> QuerySet:
+    """``LIGNES``: the posts of the ``ids`` slot with their person and contract end on the
+    ``jour`` slot, last funded year, beneficiaries and the ``annee`` slot's amounts."""
+    funders, jour = financement.lecteurs(variante), slot("jour")
+    current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(jour)
     beneficiaires = Beneficiaire.objects.filter(postes=OuterRef("pk")).order_by("nom", "pk")
-    postes = postes.annotate(
-        personne=personne(today),
+    postes = Poste.objects.filter(DansLaListe(F("pk"), Valeur("ids"))).annotate(
+        personne=personne(jour),
         date_fin_contrat=Subquery(current.values("date_fin_contrat")[:1]),
         annee_financee=derniere_annee_financee(funders),
         noms_beneficiaires=ArraySubquery(beneficiaires.values("nom")),
     )
-    postes = financement.with_montants(postes, year, funders, ("notifie", "verse"))
-    return postes.values(
-        "pk",
-        "intitule",
-        "employeur_nom",
-        "etat",
-        "vacant_depuis",
-        "personne",
-        "date_fin_contrat",
-        "annee_financee",
-        "noms_beneficiaires",
-        "notifie",
-        "verse",
-    )
+    postes = financement.with_montants(postes, slot("annee"), funders, ("notifie", "verse"))
+    return postes.order_by().values_list(*LIGNES_COLONNES)
+
+
+LIGNES = Preparee(page_de_postes)
 
 
 def fin_financement(poste) -> date | None:
@@ -111,33 +137,80 @@ class Compteurs:
     fin_financement_90j: int
 
 
-def compteurs(postes: QuerySet, today: date, funders: set[str] | None) -> Compteurs:
-    """The counts ANCT reports, in one query over the filtered posts as they are: the posts
-    whose contract or funding ends soon are sets the database reads once (``IN``), not a
-    subquery per post."""
-    vacant = Q(etat=Poste.Etat.VACANT)
-    finissants = Occupation.objects.contrats_finissants(today).values("poste")
-    fin_financement = Q(pk__in=[])
-    if cofinancement_finissant(today):
-        notifiees = financement.lignes_visibles(funders).filter(montant_notifie__gt=0)
-        cette_annee = notifiees.filter(annee__annee=today.year).values("annee__poste")
-        apres = notifiees.filter(annee__annee__gt=today.year).values("annee__poste")
-        fin_financement = Q(pk__in=cette_annee) & ~Q(pk__in=apres)
-    counts = postes.order_by().aggregate(
-        total=Count("pk"),
-        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU)),
-        vacants=Count("pk", filter=vacant),
-        vacants_moins_3_mois=Count("pk", filter=vacant & Q(vacant_depuis__gt=today - TROIS_MOIS)),
-        vacants_3_a_6_mois=Count(
-            "pk",
-            filter=vacant
-            & Q(vacant_depuis__lte=today - TROIS_MOIS)
-            & Q(vacant_depuis__gt=today - SIX_MOIS),
-        ),
-        vacants_plus_6_mois=Count("pk", filter=vacant & Q(vacant_depuis__lte=today - SIX_MOIS)),
-        en_recrutement=Count("pk", filter=Q(etat=Poste.Etat.EN_RECRUTEMENT)),
-        a_creer=Count("pk", filter=Q(etat=Poste.Etat.A_CREER)),
-        fin_contrat_90j=Count("pk", filter=Q(pk__in=finissants)),
-        fin_financement_90j=Count("pk", filter=fin_financement),
+def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteurs:
+    """The counts ANCT reports over the posts of ``ids`` (the filtered list), in one prepared
+    query grouped by state (``COMPTEURS``): the posts whose contract or funding ends soon are
+    sets the database reads once (``IN``), not a subquery per post."""
+    par_etat = {
+        etat: comptes
+        for etat, *comptes in COMPTEURS.lignes(
+            financement.variante(funders),
+            ids=financement.ids_slot(ids),
+            jour=today,
+            horizon=today + HORIZON_FIN_CONTRAT,
+            trois_mois=today - TROIS_MOIS,
+            six_mois=today - SIX_MOIS,
+            annee=today.year,
+        )
+    }
+    zero = [0] * 6
+
+    def total(position: int) -> int:
+        return sum(comptes[position] for comptes in par_etat.values())
+
+    vacants = par_etat.get(Poste.Etat.VACANT, zero)
+    return Compteurs(
+        total=total(0),
+        pourvus=par_etat.get(Poste.Etat.POURVU, zero)[0],
+        vacants=vacants[0],
+        vacants_moins_3_mois=vacants[1],
+        vacants_3_a_6_mois=vacants[2],
+        vacants_plus_6_mois=vacants[3],
+        en_recrutement=par_etat.get(Poste.Etat.EN_RECRUTEMENT, zero)[0],
+        a_creer=par_etat.get(Poste.Etat.A_CREER, zero)[0],
+        fin_contrat_90j=total(4),
+        fin_financement_90j=total(5) if cofinancement_finissant(today) else 0,
     )
-    return Compteurs(**counts)
+
+
+def comptes_par_etat(variante: tuple[str, ...] | None) -> QuerySet:
+    """``COMPTEURS``: the posts of the ``ids`` slot counted by state: all of them, vacant
+    for less than 3 months, 3 to 6, more than 6 (before the dates of the slots), whose
+    contract ends within the horizon (``jour`` to ``horizon``), whose last funded year is
+    the ``annee`` slot."""
+    notifiees = financement.lignes_visibles(financement.lecteurs(variante)).filter(
+        montant_notifie__gt=0
+    )
+    cette_annee = notifiees.filter(annee__annee=slot("annee")).values("annee__poste")
+    apres = notifiees.filter(annee__annee__gt=slot("annee")).values("annee__poste")
+    finissants = Occupation.objects.filter(
+        contrat_finissant_q(slot("jour"), horizon=slot("horizon"))
+    ).values("poste")
+    trois_mois, six_mois = slot("trois_mois"), slot("six_mois")
+    return (
+        Poste.objects.filter(DansLaListe(F("pk"), Valeur("ids")))
+        .order_by()
+        .values("etat")
+        .annotate(
+            n=Count("pk"),
+            moins_3_mois=Count("pk", filter=Q(vacant_depuis__gt=trois_mois)),
+            de_3_a_6_mois=Count(
+                "pk", filter=Q(vacant_depuis__lte=trois_mois, vacant_depuis__gt=six_mois)
+            ),
+            plus_6_mois=Count("pk", filter=Q(vacant_depuis__lte=six_mois)),
+            fin_contrat=Count("pk", filter=Q(pk__in=finissants)),
+            fin_financement=Count("pk", filter=Q(pk__in=cette_annee) & ~Q(pk__in=apres)),
+        )
+        .values_list(
+            "etat",
+            "n",
+            "moins_3_mois",
+            "de_3_a_6_mois",
+            "plus_6_mois",
+            "fin_contrat",
+            "fin_financement",
+        )
+    )
+
+
+COMPTEURS = Preparee(comptes_par_etat)

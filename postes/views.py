@@ -73,17 +73,13 @@ class PosteListView(LastPageMixin, FilterView):
         )
 
     def paginate_queryset(self, queryset, page_size):
-        # The counts first, on the filtered posts as they are (their total is the
-        # paginator's); then the page's rows, with their person, dates and amounts (the
-        # database computes them for the rows of the page only, after sorting).
-        self.compteurs = tableaux.compteurs(queryset, self.today, self.funders)
-        lignes = tableaux.lignes(queryset, self.today, self.year, self.funders)
-        return super().paginate_queryset(lignes, page_size)
-
-    def get_paginator(self, queryset, per_page, **kwargs):
-        paginator = super().get_paginator(queryset, per_page, **kwargs)
-        paginator.count = self.compteurs.total  # counted with the counts: no COUNT query
-        return paginator
+        # The filtered posts' ids in the list's order, once: the page is a slice of them,
+        # and the counts, the totals and the page's rows are prepared queries over them
+        # (built and compiled once per process, tableaux.py).
+        self.ids = list(queryset.values_list("pk", flat=True))
+        paginator, page, ids, others = super().paginate_queryset(self.ids, page_size)
+        page.object_list = tableaux.lignes(list(ids), self.today, self.year, self.funders)
+        return paginator, page, page.object_list, others
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -93,8 +89,8 @@ class PosteListView(LastPageMixin, FilterView):
             for ligne in context["object_list"]
         ]
         context["year"] = self.year
-        context["compteurs"] = self.compteurs
-        context["totaux"] = financement.totaux(self.object_list, self.year, self.funders)
+        context["compteurs"] = tableaux.compteurs(self.ids, self.today, self.funders)
+        context["totaux"] = financement.totaux(self.ids, self.year, self.funders)
         context["may_create"] = policy.may_create_posts(self.request.user)
         context["query"] = self.request.GET.urlencode()
         # The rows and the filter form are cached on what they show (pvd/fragments.py).
