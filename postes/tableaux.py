@@ -1,9 +1,11 @@
 """What the lists of posts show: person, dates and amounts per post, counts and totals.
 
 Everything is aggregated in SQL, so a list costs the same number of queries at any size.
-The page reads its counts on the filtered posts as they are (``compteurs``), then its
-50 rows with what each shows (``lignes``): a post's person, dates and amounts are computed
-for the rows shown, never for every post of the country.
+The page reads the filtered posts' ids once, in its order; its counts (``compteurs``), its
+totals (postes/financement.py ``totaux``) and its rows (``lignes``: a post's person, dates
+and amounts, for the rows shown only) are prepared queries over them, built and compiled
+once per process (pvd/db.py ``Preparee``): for these pages, building the querysets cost
+more than running them. The exports read ``with_facts``: the same facts, post by post.
 """
 
 from dataclasses import dataclass
@@ -175,9 +177,9 @@ def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteur
 
 def comptes_par_etat(variante: tuple[str, ...] | None) -> QuerySet:
     """``COMPTEURS``: the posts of the ``ids`` slot counted by state: all of them, vacant
-    for less than 3 months, 3 to 6, more than 6 (before the dates of the slots), whose
-    contract ends within the horizon (``jour`` to ``horizon``), whose last funded year is
-    the ``annee`` slot."""
+    since after ``trois_mois``, between ``six_mois`` and ``trois_mois``, before ``six_mois``,
+    whose contract ends within the horizon (``jour`` to ``horizon``), whose last funded year
+    is the ``annee`` slot."""
     notifiees = financement.lignes_visibles(financement.lecteurs(variante)).filter(
         montant_notifie__gt=0
     )
