@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch
+from django.db.models import F, OuterRef, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
@@ -8,6 +8,7 @@ from django_filters.views import FilterView
 
 from pvd import audit, files, fragments, policy
 from pvd.access import BeneficiaireMixin
+from pvd.db import ArraySubquery
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.pagination import LastPageMixin
 
@@ -85,14 +86,35 @@ def beneficiaires_for(user, identifiants: bool = True):
     )
 
 
+def lignes(beneficiaires: QuerySet) -> QuerySet:
+    """What the list shows of each beneficiary, as plain values in one query: its active
+    communes' names (the most populated first) gathered by the database, no model built."""
+    communes = (
+        MembreBeneficiaire.objects.filter(beneficiaire=OuterRef("pk"), actif=True)
+        .order_by("-commune__population", "commune_id")
+        .values("commune__nom")
+    )
+    return beneficiaires.values(
+        "pk",
+        "nom",
+        "statut",
+        "population_totale",
+        departement_nom=F("departement__nom"),
+        departement_code=F("departement_id"),
+        epci_nom=F("epci__nom"),
+        noms_communes=ArraySubquery(communes),
+    )
+
+
 class BeneficiaireListView(LastPageMixin, FilterView):
     filterset_class = BeneficiaireFilter
     template_name = "communes/beneficiaire_list.html"
     paginate_by = 50
 
     def get_queryset(self):
-        export = self.request.GET.get("export") in ("csv", "xlsx")
-        return beneficiaires_for(self.request.user, identifiants=export).order_by("nom")
+        if self.request.GET.get("export") in ("csv", "xlsx"):
+            return beneficiaires_for(self.request.user).order_by("nom")
+        return Beneficiaire.objects.for_user(self.request.user).with_population().order_by("nom")
 
     def get_filterset_kwargs(self, filterset_class):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
@@ -107,6 +129,9 @@ class BeneficiaireListView(LastPageMixin, FilterView):
         columns = request.GET.getlist("colonnes")
         return exports.response(filterset.qs, export, columns, "beneficiaires-pvd")
 
+    def paginate_queryset(self, queryset, page_size):
+        return super().paginate_queryset(lignes(queryset), page_size)
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(
             export_columns=[(key, label) for key, (label, _) in exports.COLUMNS.items()],
@@ -115,18 +140,19 @@ class BeneficiaireListView(LastPageMixin, FilterView):
             **kwargs,
         )
         # The table's rows and the filter form are cached on what they show (pvd/fragments.py).
+        statuts = dict(Beneficiaire.Statut.choices)
         rows = [
             {
-                "pk": beneficiaire.pk,
-                "nom": beneficiaire.nom,
-                "statut": beneficiaire.statut,
-                "statut_label": beneficiaire.get_statut_display(),
-                "communes": [membre.commune.nom for membre in beneficiaire.membres_actifs],
-                "departement": str(beneficiaire.departement),
-                "epci": beneficiaire.epci.nom if beneficiaire.epci else None,
-                "population": beneficiaire.population_totale,
+                "pk": ligne["pk"],
+                "nom": ligne["nom"],
+                "statut": ligne["statut"],
+                "statut_label": statuts.get(ligne["statut"], ligne["statut"]),
+                "communes": ligne["noms_communes"],
+                "departement": f"{ligne['departement_nom']} ({ligne['departement_code']})",
+                "epci": ligne["epci_nom"],
+                "population": ligne["population_totale"],
             }
-            for beneficiaire in context["object_list"]
+            for ligne in context["object_list"]
         ]
         return {
             **context,

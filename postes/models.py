@@ -229,16 +229,20 @@ def actuelle_q(day: date, prefix: str = "") -> Q:
     )
 
 
-def contrat_finissant_q(day: date, prefix: str = "") -> Q:
+def contrat_finissant_q(day: date, prefix: str = "", horizon=None) -> Q:
     """In post on ``day``, no departure recorded, and the contract ends within
-    ``HORIZON_FIN_CONTRAT``: what the dashboards count and the reminders announce."""
+    ``HORIZON_FIN_CONTRAT``: what the dashboards count and the reminders announce.
+    ``horizon``: ``day + HORIZON_FIN_CONTRAT`` when ``day`` is an expression (a prepared
+    query's slot, postes/tableaux.py)."""
     return (
         actuelle_q(day, prefix)
         & Q(**{f"{prefix}date_fin__isnull": True})
         & Q(
             **{
                 f"{prefix}date_fin_contrat__gte": day,
-                f"{prefix}date_fin_contrat__lte": day + HORIZON_FIN_CONTRAT,
+                f"{prefix}date_fin_contrat__lte": day + HORIZON_FIN_CONTRAT
+                if horizon is None
+                else horizon,
             }
         )
     )

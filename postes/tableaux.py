@@ -1,18 +1,32 @@
 """What the lists of posts show: person, dates and amounts per post, counts and totals.
 
 Everything is aggregated in SQL, so a list costs the same number of queries at any size.
+The page reads the filtered posts' ids once, in its order; its counts (``compteurs``), its
+totals (postes/financement.py ``totaux``) and its rows (``lignes``: a post's person, dates
+and amounts, for the rows shown only) are prepared queries over them, built and compiled
+once per process (pvd/db.py ``Preparee``): for these pages, building the querysets cost
+more than running them. The exports read ``with_facts``: the same facts, post by post.
 """
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 
 from communes.models import Beneficiaire
+from pvd.db import ArraySubquery, DansLaListe, Preparee, Valeur
 
 from . import financement
-from .models import Occupation, Poste, cofinancement_finissant
+from .financement import slot
+from .models import (
+    HORIZON_FIN_CONTRAT,
+    CofinancementAnnee,
+    Occupation,
+    Poste,
+    cofinancement_finissant,
+    contrat_finissant_q,
+)
 
 # How long a vacant post has been vacant, as ANCT reports it (about three and six months).
 TROIS_MOIS = timedelta(days=91)
@@ -23,25 +37,87 @@ def with_facts(postes, today: date, year: int, funders: set[str] | None):
     """Annotate the current person, contract and funding ends, and the year's amounts
     (postes/financement.py)."""
     current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(today)
-    funded_years = (
-        financement.lignes_visibles(funders)
-        .filter(annee__poste=OuterRef("pk"), montant_notifie__gt=0)
-        .order_by()
-        .values("annee__poste")
-        .annotate(last=Max("annee__annee"))
-        .values("last")
-    )
     region = Beneficiaire.objects.filter(postes=OuterRef("pk")).order_by("departement__region_id")
     postes = postes.annotate(
-        personne=Subquery(current.annotate(n=Concat("prenom", Value(" "), "nom")).values("n")[:1]),
+        personne=personne(today),
         fin_contrat=Subquery(current.values("date_fin_contrat")[:1]),
         contrat_finissant=Exists(
             Occupation.objects.filter(poste=OuterRef("pk")).contrats_finissants(today)
         ),
-        derniere_annee_financee=Subquery(funded_years, output_field=IntegerField()),
+        derniere_annee_financee=derniere_annee_financee(funders),
         region_nom=Subquery(region.values("departement__region__nom")[:1]),
     )
     return financement.with_montants(postes, year, funders)
+
+
+def personne(today: date) -> Subquery:
+    """The name of the person in post on ``today``."""
+    current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(today)
+    return Subquery(current.annotate(n=Concat("prenom", Value(" "), "nom")).values("n")[:1])
+
+
+def derniere_annee_financee(funders: set[str] | None) -> Subquery:
+    """The last year with an amount notified by a funder the user reads: its post's years
+    read backwards on their (post, year) index, the first with such a line."""
+    notifiees = financement.lignes_visibles(funders).filter(
+        annee=OuterRef("pk"), montant_notifie__gt=0
+    )
+    annees = CofinancementAnnee.objects.filter(poste=OuterRef("pk")).filter(Exists(notifiees))
+    return Subquery(annees.order_by("-annee").values("annee")[:1])
+
+
+def triables(postes: QuerySet, today: date, funders: set[str] | None) -> QuerySet:
+    """The posts, with the dates the list sorts on (``alias``: computed only when sorted on)."""
+    current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(today)
+    return postes.alias(
+        fin_contrat=Subquery(current.values("date_fin_contrat")[:1]),
+        derniere_annee_financee=derniere_annee_financee(funders),
+    )
+
+
+def lignes(ids: list[int], today: date, year: int, funders: set[str] | None) -> list[dict]:
+    """What a page of the list shows of each of its posts (``ids``, in that order), as plain
+    values, in one prepared query (``LIGNES``)."""
+    found = LIGNES.lignes(
+        financement.variante(funders), ids=financement.ids_slot(ids), jour=today, annee=year
+    )
+    rows = [dict(zip(LIGNES_COLONNES, ligne, strict=True)) for ligne in found]
+    rang = {pk: n for n, pk in enumerate(ids)}
+    return sorted(rows, key=lambda row: rang[row["pk"]])
+
+
+LIGNES_COLONNES = (
+    "pk",
+    "intitule",
+    "employeur_nom",
+    "etat",
+    "vacant_depuis",
+    "personne",
+    "date_fin_contrat",
+    "annee_financee",
+    "noms_beneficiaires",
+    "notifie",
+    "verse",
+)
+
+
+def page_de_postes(variante: tuple[str, ...] | None) -> QuerySet:
+    """``LIGNES``: the posts of the ``ids`` slot with their person and contract end on the
+    ``jour`` slot, last funded year, beneficiaries and the ``annee`` slot's amounts."""
+    funders, jour = financement.lecteurs(variante), slot("jour")
+    current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(jour)
+    beneficiaires = Beneficiaire.objects.filter(postes=OuterRef("pk")).order_by("nom", "pk")
+    postes = Poste.objects.filter(DansLaListe(F("pk"), Valeur("ids"))).annotate(
+        personne=personne(jour),
+        date_fin_contrat=Subquery(current.values("date_fin_contrat")[:1]),
+        annee_financee=derniere_annee_financee(funders),
+        noms_beneficiaires=ArraySubquery(beneficiaires.values("nom")),
+    )
+    postes = financement.with_montants(postes, slot("annee"), funders, ("notifie", "verse"))
+    return postes.order_by().values_list(*LIGNES_COLONNES)
+
+
+LIGNES = Preparee(page_de_postes)
 
 
 def fin_financement(poste) -> date | None:
@@ -63,29 +139,80 @@ class Compteurs:
     fin_financement_90j: int
 
 
-def compteurs(postes, today: date) -> Compteurs:
-    """The counts ANCT reports, in one query over the posts annotated by ``with_facts``."""
-    vacant = Q(etat=Poste.Etat.VACANT)
-    counts = postes.order_by().aggregate(
-        total=Count("pk"),
-        pourvus=Count("pk", filter=Q(etat=Poste.Etat.POURVU)),
-        vacants=Count("pk", filter=vacant),
-        vacants_moins_3_mois=Count("pk", filter=vacant & Q(vacant_depuis__gt=today - TROIS_MOIS)),
-        vacants_3_a_6_mois=Count(
-            "pk",
-            filter=vacant
-            & Q(vacant_depuis__lte=today - TROIS_MOIS)
-            & Q(vacant_depuis__gt=today - SIX_MOIS),
-        ),
-        vacants_plus_6_mois=Count("pk", filter=vacant & Q(vacant_depuis__lte=today - SIX_MOIS)),
-        en_recrutement=Count("pk", filter=Q(etat=Poste.Etat.EN_RECRUTEMENT)),
-        a_creer=Count("pk", filter=Q(etat=Poste.Etat.A_CREER)),
-        fin_contrat_90j=Count("pk", filter=Q(contrat_finissant=True)),
-        fin_financement_90j=Count(
-            "pk",
-            filter=Q(derniere_annee_financee=today.year)
-            if cofinancement_finissant(today)
-            else Q(pk__in=[]),
-        ),
+def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteurs:
+    """The counts ANCT reports over the posts of ``ids`` (the filtered list), in one prepared
+    query grouped by state (``COMPTEURS``): the posts whose contract or funding ends soon are
+    sets the database reads once (``IN``), not a subquery per post."""
+    par_etat = {
+        etat: comptes
+        for etat, *comptes in COMPTEURS.lignes(
+            financement.variante(funders),
+            ids=financement.ids_slot(ids),
+            jour=today,
+            horizon=today + HORIZON_FIN_CONTRAT,
+            trois_mois=today - TROIS_MOIS,
+            six_mois=today - SIX_MOIS,
+            annee=today.year,
+        )
+    }
+    zero = [0] * 6
+
+    def total(position: int) -> int:
+        return sum(comptes[position] for comptes in par_etat.values())
+
+    vacants = par_etat.get(Poste.Etat.VACANT, zero)
+    return Compteurs(
+        total=total(0),
+        pourvus=par_etat.get(Poste.Etat.POURVU, zero)[0],
+        vacants=vacants[0],
+        vacants_moins_3_mois=vacants[1],
+        vacants_3_a_6_mois=vacants[2],
+        vacants_plus_6_mois=vacants[3],
+        en_recrutement=par_etat.get(Poste.Etat.EN_RECRUTEMENT, zero)[0],
+        a_creer=par_etat.get(Poste.Etat.A_CREER, zero)[0],
+        fin_contrat_90j=total(4),
+        fin_financement_90j=total(5) if cofinancement_finissant(today) else 0,
     )
-    return Compteurs(**counts)
+
+
+def comptes_par_etat(variante: tuple[str, ...] | None) -> QuerySet:
+    """``COMPTEURS``: the posts of the ``ids`` slot counted by state: all of them, vacant
+    since after ``trois_mois``, between ``six_mois`` and ``trois_mois``, before ``six_mois``,
+    whose contract ends within the horizon (``jour`` to ``horizon``), whose last funded year
+    is the ``annee`` slot."""
+    notifiees = financement.lignes_visibles(financement.lecteurs(variante)).filter(
+        montant_notifie__gt=0
+    )
+    cette_annee = notifiees.filter(annee__annee=slot("annee")).values("annee__poste")
+    apres = notifiees.filter(annee__annee__gt=slot("annee")).values("annee__poste")
+    finissants = Occupation.objects.filter(
+        contrat_finissant_q(slot("jour"), horizon=slot("horizon"))
+    ).values("poste")
+    trois_mois, six_mois = slot("trois_mois"), slot("six_mois")
+    return (
+        Poste.objects.filter(DansLaListe(F("pk"), Valeur("ids")))
+        .order_by()
+        .values("etat")
+        .annotate(
+            n=Count("pk"),
+            moins_3_mois=Count("pk", filter=Q(vacant_depuis__gt=trois_mois)),
+            de_3_a_6_mois=Count(
+                "pk", filter=Q(vacant_depuis__lte=trois_mois, vacant_depuis__gt=six_mois)
+            ),
+            plus_6_mois=Count("pk", filter=Q(vacant_depuis__lte=six_mois)),
+            fin_contrat=Count("pk", filter=Q(pk__in=finissants)),
+            fin_financement=Count("pk", filter=Q(pk__in=cette_annee) & ~Q(pk__in=apres)),
+        )
+        .values_list(
+            "etat",
+            "n",
+            "moins_3_mois",
+            "de_3_a_6_mois",
+            "plus_6_mois",
+            "fin_contrat",
+            "fin_financement",
+        )
+    )
+
+
+COMPTEURS = Preparee(comptes_par_etat)

@@ -47,13 +47,17 @@ class PosteListView(LastPageMixin, FilterView):
 
     def get_queryset(self):
         self.year = selected_year(self.request)
+        self.today = timezone.localdate()
         self.funders = policy.visible_funders(self.request.user)
-        postes = Poste.objects.for_user(self.request.user).prefetch_related(
-            Prefetch("beneficiaires", Beneficiaire.objects.order_by("nom"))
-        )
-        return tableaux.with_facts(postes, timezone.localdate(), self.year, self.funders).order_by(
-            "employeur_nom", "pk"
-        )
+        postes = Poste.objects.for_user(self.request.user)
+        if self.request.GET.get("export") in ("csv", "xlsx"):
+            postes = postes.prefetch_related(
+                Prefetch("beneficiaires", Beneficiaire.objects.order_by("nom"))
+            )
+            postes = tableaux.with_facts(postes, self.today, self.year, self.funders)
+        else:
+            postes = tableaux.triables(postes, self.today, self.funders)
+        return postes.order_by("employeur_nom", "pk")
 
     def get_filterset_kwargs(self, filterset_class):
         return {**super().get_filterset_kwargs(filterset_class), "user": self.request.user}
@@ -68,15 +72,30 @@ class PosteListView(LastPageMixin, FilterView):
             exports.rows(postes), fmt, f"postes-chefs-de-projet-{self.year}", "Postes"
         )
 
+    def paginate_queryset(self, queryset, page_size):
+        # The filtered posts' ids in the list's order, once: the page is a slice of them,
+        # and the counts, the totals and the page's rows are prepared queries over them
+        # (built and compiled once per process, tableaux.py).
+        self.ids = list(queryset.values_list("pk", flat=True))
+        paginator, page, ids, others = super().paginate_queryset(self.ids, page_size)
+        page.object_list = tableaux.lignes(list(ids), self.today, self.year, self.funders)
+        return paginator, page, page.object_list, others
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        postes = self.object_list
+        etats = dict(Poste.Etat.choices)
+        rows = [
+            {**ligne, "etat_label": etats.get(ligne["etat"], ligne["etat"])}
+            for ligne in context["object_list"]
+        ]
         context["year"] = self.year
-        context["compteurs"] = tableaux.compteurs(postes, timezone.localdate())
-        context["totaux"] = financement.totaux(postes, self.year, self.funders)
+        context["compteurs"] = tableaux.compteurs(self.ids, self.today, self.funders)
+        context["totaux"] = financement.totaux(self.ids, self.year, self.funders)
         context["may_create"] = policy.may_create_posts(self.request.user)
         context["query"] = self.request.GET.urlencode()
-        # The filter form is cached on what it shows (pvd/fragments.py).
+        # The rows and the filter form are cached on what they show (pvd/fragments.py).
+        context["rows"] = rows
+        context["rows_key"] = fragments.content_key((rows, self.year), *RENDERED_BY)
         context["filter_key"] = fragments.form_key(
             context["filter"].form, self.request, *RENDERED_BY
         )

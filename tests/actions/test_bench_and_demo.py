@@ -3,9 +3,12 @@ from io import StringIO
 import pytest
 from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from actions.models import Axe, FicheAction, Indicateur, LigneFinancement, PointAvancement
 from communes.models import Beneficiaire, Commune, Region
+from postes.models import LigneCofinancement, Occupation, Poste
+from postes.plafonds import plafond_stocke
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +77,48 @@ def test_bench_data_is_written_once_and_reset_on_request(settings, territoires):
     assert not Axe.objects.exists()
     # The real territories are left alone.
     assert Beneficiaire.objects.count() == 18
+
+
+def test_bench_data_has_chef_de_projet_posts_within_the_ceilings(empty_base, settings):
+    settings.DEBUG = True
+    generate(beneficiaires=40, fiches=1, lignes=1)
+
+    postes = Poste.objects.filter(beneficiaires__departement__region_id="XX").distinct()
+    servis = set(postes.values_list("beneficiaires", flat=True))
+    assert servis == set(bench_beneficiaires().values_list("pk", flat=True))
+    assert 30 <= postes.count() <= 40  # one each, one for all of a few EPCIs
+    assert len(set(postes.values_list("etat", flat=True))) >= 3
+    today = timezone.localdate()
+    for poste in postes.prefetch_related("occupations", "annees__lignes"):
+        actuelles = [o for o in poste.occupations.all() if o.is_actuelle(today)]
+        assert len(actuelles) == (1 if poste.etat == Poste.Etat.POURVU else 0), poste
+        assert (poste.vacant_depuis is not None) == (
+            poste.etat == Poste.Etat.VACANT
+            or (poste.etat == Poste.Etat.EN_RECRUTEMENT and bool(poste.occupations.all()))
+        )
+        for annee in poste.annees.all():
+            assert annee.annee >= poste.date_creation.year
+            assert not plafond_stocke(annee).erreurs(
+                {li.financeur: li.montant_notifie for li in annee.lignes.all()}
+            ), annee
+    assert LigneCofinancement.objects.filter(annee__poste__in=postes).exists()
+
+
+def test_bench_posts_are_added_to_a_base_filled_before_them(empty_base, settings):
+    settings.DEBUG = True
+    generate(beneficiaires=6, fiches=1, lignes=1)
+    postes = list(Poste.objects.order_by("pk").values_list("intitule", "etat", "date_creation"))
+    Poste.objects.all().delete()
+
+    assert "postes ajoutés" in generate(beneficiaires=6, fiches=1, lignes=1)
+    again = list(Poste.objects.order_by("pk").values_list("intitule", "etat", "date_creation"))
+    assert again == postes  # their own random draws: the same as when generated with the plans
+    assert FicheAction.objects.count() == 6  # nothing else written again
+    assert "déjà présentes" in generate(beneficiaires=6, fiches=1, lignes=1)
+
+    generate(beneficiaires=0, reset=True)
+    assert not Poste.objects.exists()
+    assert not Occupation.objects.exists()
 
 
 def test_bench_data_refuses_a_base_without_debug(empty_base, settings):

@@ -23,7 +23,7 @@ PDF = clean_pdf()
 
 
 def noms(response) -> set[str]:
-    return {b.nom for b in response.context["object_list"]}
+    return {b["nom"] for b in response.context["object_list"]}
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 import html
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from auditlog.models import LogEntry
@@ -613,3 +614,82 @@ def test_arrival_and_departure_forms_propose_today_as_the_date(
     occupation = poste_ussel.occupations.get()
     url = reverse("postes:depart", kwargs={"pk": occupation.pk})
     assert today in client_for(prefecture_19).get(url).content.decode()
+
+
+def test_list_counts_totals_and_rows_agree_with_each_posts_facts(
+    client_for, national, le_blanc, ussel_la_courtine, regles, time_machine
+):
+    """The list's prepared queries (counts by state, totals by région, the page's rows) give
+    what each post's own facts give (``with_facts``, which the exports read)."""
+    from postes import tableaux
+
+    time_machine.move_to(datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
+    today = timezone.localdate()
+    pourvu = make_poste(le_blanc, etat=Poste.Etat.POURVU, employeur="A")
+    occupation = occupe(pourvu, date(2022, 1, 1))
+    occupation.date_fin_contrat = today + timedelta(days=30)
+    occupation.save()
+    vacant = make_poste(
+        ussel_la_courtine, etat=Poste.Etat.VACANT, vacant_depuis=today - timedelta(days=100)
+    )
+    occupe(vacant, date(2022, 1, 1), today - timedelta(days=101))
+    # Shared between the Indre (Centre-Val de Loire, 24) and the Corrèze (Nouvelle-Aquitaine).
+    partage = make_poste(le_blanc, etat=Poste.Etat.EN_RECRUTEMENT, employeur="C")
+    partage.beneficiaires.add(ussel_la_courtine)
+    make_poste(ussel_la_courtine, etat=Poste.Etat.A_CREER, employeur="D")
+    for poste, annee, montant in (
+        (pourvu, 2026, 30000),
+        (vacant, 2025, 20000),
+        (partage, 2026, 1000),
+    ):
+        cofinancement = CofinancementAnnee.objects.create(
+            poste=poste, annee=annee, cout_charge=60000
+        )
+        LigneCofinancement.objects.create(
+            annee=cofinancement, financeur="anct", montant_notifie=montant, montant_verse=100
+        )
+
+    response = client_for(national).get(reverse("postes:list") + "?annee=2026")
+
+    facts = list(tableaux.with_facts(Poste.objects.all(), today, 2026, None))
+    assert response.context["compteurs"] == tableaux.Compteurs(
+        total=4,
+        pourvus=1,
+        vacants=1,
+        vacants_moins_3_mois=0,
+        vacants_3_a_6_mois=1,
+        vacants_plus_6_mois=0,
+        en_recrutement=1,
+        a_creer=1,
+        fin_contrat_90j=sum(p.contrat_finissant for p in facts),
+        fin_financement_90j=sum(p.derniere_annee_financee == 2026 for p in facts),
+    )
+    assert response.context["compteurs"].fin_contrat_90j == 1
+    assert response.context["compteurs"].fin_financement_90j == 2
+    totaux = [(t.region, t.notifie) for t in response.context["totaux"]]
+    assert totaux == [("Centre-Val de Loire", 31000)]  # the shared post counted once
+    assert {p.region_nom for p in facts if p.pk == partage.pk} == {"Centre-Val de Loire"}
+    rows = response.context["rows"]
+    by_pk = {p.pk: p for p in facts}
+    assert [row["pk"] for row in rows] == [
+        p.pk for p in sorted(facts, key=lambda p: (p.employeur_nom, p.pk))
+    ]
+    for row in rows:
+        poste = by_pk[row["pk"]]
+        assert (
+            row["personne"],
+            row["date_fin_contrat"],
+            row["annee_financee"],
+            row["notifie"],
+            row["verse"],
+        ) == (
+            poste.personne,
+            poste.fin_contrat,
+            poste.derniere_annee_financee,
+            poste.notifie,
+            poste.verse,
+        )
+    assert rows[[r["pk"] for r in rows].index(partage.pk)]["noms_beneficiaires"] == [
+        "Le Blanc",
+        "Ussel – La Courtine",
+    ]

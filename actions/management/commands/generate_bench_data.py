@@ -1,9 +1,11 @@
 """python manage.py generate_bench_data [--beneficiaires 1650] [--fiches 50] [--lignes 3]
 
-A national-scale set of action plans for the benchmarks, never for a real base. Everything
-lives in a fake territory that no INSEE code can collide with: région ``XX``, départements
-``X01``…``X99``, communes ``X0001``…, EPCI SIRENs ``9999xxxxx``. That is how ``--reset``
-finds it again. Rows are written with ``bulk_create``: no audit trail, no signals.
+A national-scale set of action plans and chef de projet posts for the benchmarks, never for a
+real base. Everything lives in a fake territory that no INSEE code can collide with: région
+``XX``, départements ``X01``…``X99``, communes ``X0001``…, EPCI SIRENs ``9999xxxxx``. That is
+how ``--reset`` finds it again. Rows are written with ``bulk_create``: no audit trail, no
+signals. A base filled before the posts existed gets them on the next run (nothing else
+changes): the posts draw from their own random generator, so they are the same either way.
 """
 
 import math
@@ -18,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.db.models import ProtectedError
+from django.utils import timezone
 
 from actions.models import (
     AXE_TRANSVERSAL,
@@ -40,6 +43,17 @@ from communes.models import (
     Region,
     normalize,
 )
+from postes.models import (
+    ChangementEtat,
+    CofinancementAnnee,
+    LigneCofinancement,
+    Occupation,
+    Poste,
+    RegleCofinancement,
+)
+from postes.models import Financeur as FinanceurPoste
+from postes.plafonds import calculer_plafond, mois_pourvus
+from postes.regles import seed_regles
 from pvd.cache import data_rewritten
 from pvd.french import de
 
@@ -290,10 +304,26 @@ def bench_beneficiaires():
     return Beneficiaire.objects.filter(departement__region_id=REGION)
 
 
+def bench_postes():
+    return Poste.objects.filter(beneficiaires__departement__region_id=REGION).distinct()
+
+
 def delete_bench_data() -> int:
     """Remove everything this command created; returns the number of beneficiaries."""
     beneficiaires = bench_beneficiaires()
     count = beneficiaires.count()
+    # Listed first: the posts are found through the links deleted below.
+    postes = Poste.objects.filter(pk__in=list(bench_postes().values_list("pk", flat=True)))
+    for queryset in (
+        LigneCofinancement.objects.filter(annee__poste__in=postes),
+        CofinancementAnnee.objects.filter(poste__in=postes),
+        ChangementEtat.objects.filter(poste__in=postes),
+        Occupation.objects.filter(poste__in=postes),
+        Poste.beneficiaires.through.objects.filter(poste__in=postes),
+        Poste.communes.through.objects.filter(poste__in=postes),
+        postes,
+    ):
+        queryset._raw_delete(queryset.db)
     fiches = FicheAction.objects.filter(beneficiaire__in=beneficiaires)
     # The plans hold hundreds of thousands of rows: plain DELETEs, because the audit trail's
     # signals would make Django load (and log) every row first.
@@ -329,6 +359,8 @@ def analyze() -> None:
     on these tables as if they were empty (sequential scans of 250,000 lines)."""
     models = [Region, Departement, EPCI, Commune, Beneficiaire, MembreBeneficiaire, DecisionStatut]
     models += [Axe, FicheAction, FicheAction.communes.through, LigneFinancement, Indicateur, Mesure]
+    models += [Poste, Poste.beneficiaires.through, Poste.communes.through, Occupation]
+    models += [ChangementEtat, CofinancementAnnee, LigneCofinancement]
     with connection.cursor() as cursor:
         for model in models:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
@@ -596,6 +628,278 @@ class Generator:
         return None
 
 
+# Chef de projet posts -----------------------------------------------------------------------
+
+P = Poste.Etat
+ETATS_POSTE = [(P.POURVU, 68), (P.VACANT, 12), (P.EN_RECRUTEMENT, 12), (P.A_CREER, 8)]
+CONTRATS = [
+    (Poste.TypeContrat.CONTRAT_DE_PROJET, 60),
+    (Poste.TypeContrat.CDD, 15),
+    (Poste.TypeContrat.TITULAIRE, 15),
+    (Poste.TypeContrat.DETACHEMENT, 5),
+    (Poste.TypeContrat.AUTRE, 5),
+]
+POSTES_PARTAGES = 12  # one EPCI in this many has one post for all its beneficiaries
+PRENOMS = ["Camille", "Julien", "Inès", "Thomas", "Léa", "Nicolas", "Sarah", "Antoine", "Manon"]
+NOMS_FAMILLE = ["Martin", "Bernard", "Petit", "Durand", "Leroy", "Moreau", "Girard", "Roux"]
+MOTIFS_DEPART = ["Mutation dans une autre collectivité", "Fin de contrat", "Démission"]
+FINANCEMENTS = [  # who co-finances a post besides the ANCT, and how often
+    ((FinanceurPoste.ANCT, FinanceurPoste.BANQUE_DES_TERRITOIRES), 55),
+    ((FinanceurPoste.ANCT, FinanceurPoste.ETAT), 20),
+    ((FinanceurPoste.ANCT,), 12),
+    ((FinanceurPoste.ANAH, FinanceurPoste.ANCT), 13),
+]
+
+
+def draw(rng: random.Random, weighted: list[tuple]):
+    return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
+
+
+class PosteGenerator:
+    """One chef de projet post per beneficiary (one for all the beneficiaries of an EPCI in
+    ``POSTES_PARTAGES``), in every state, with the people who held it, its history and its
+    co-financing years within the programme's ceilings (postes/plafonds.py), dated from
+    ``today`` so that vacancies and contract ends fall in every band the lists count."""
+
+    def __init__(self, rng: random.Random, today: date) -> None:
+        self.rng = rng
+        self.today = today
+        seed_regles(RegleCofinancement)  # the published rules, as the migration seeds them
+        self.regles = list(RegleCofinancement.objects.all())
+        self.counts = {"postes": 0, "occupations": 0, "lignes_postes": 0}
+
+    def days(self, low: int, high: int) -> timedelta:
+        return timedelta(days=self.rng.randint(low, high))
+
+    def postes(self, beneficiaires: list[Beneficiaire]) -> None:
+        communes = dict(
+            MembreBeneficiaire.objects.filter(beneficiaire__in=beneficiaires, actif=True)
+            .order_by("commune_id")
+            .values_list("beneficiaire_id", "commune_id")
+        )
+        epcis = dict(EPCI.objects.filter(siren__startswith="9999").values_list("siren", "nom"))
+        groupes: dict[str, list[Beneficiaire]] = {}
+        for beneficiaire in beneficiaires:
+            groupes.setdefault(beneficiaire.epci_id or "", []).append(beneficiaire)
+        servis: list[list[Beneficiaire]] = []
+        for n, (_, groupe) in enumerate(sorted(groupes.items())):
+            if n % POSTES_PARTAGES == 0 and len(groupe) > 1:
+                servis.append(groupe)
+            else:
+                servis.extend([b] for b in groupe)
+        for start in range(0, len(servis), CHUNK):
+            self.chunk(servis[start : start + CHUNK], communes, epcis)
+
+    def chunk(self, servis: list[list[Beneficiaire]], communes: dict, epcis: dict) -> None:
+        postes, histoires = [], []
+        for groupe in servis:
+            poste, histoire = self.poste(groupe, communes, epcis)
+            postes.append(poste)
+            histoires.append(histoire)
+        postes = Poste.objects.bulk_create(postes, batch_size=BATCH_SIZE)
+        Poste.beneficiaires.through.objects.bulk_create(
+            [
+                Poste.beneficiaires.through(poste_id=poste.pk, beneficiaire_id=b.pk)
+                for poste, groupe in zip(postes, servis, strict=True)
+                for b in groupe
+            ],
+            batch_size=BATCH_SIZE,
+        )
+        Poste.communes.through.objects.bulk_create(
+            [
+                Poste.communes.through(poste_id=poste.pk, commune_id=communes[b.pk])
+                for poste, groupe in zip(postes, servis, strict=True)
+                for b in groupe
+                if b.pk in communes
+            ],
+            batch_size=BATCH_SIZE,
+        )
+        occupations, changements, annees, lignes = [], [], [], []
+        for poste, (personnes, etats) in zip(postes, histoires, strict=True):
+            occupations.extend(self.occupations(poste, personnes))
+            changements.extend(self.changements(poste, etats))
+            for annee, montants in self.cofinancements(poste, personnes):
+                annees.append(annee)
+                lignes.append(montants)
+        Occupation.objects.bulk_create(occupations, batch_size=BATCH_SIZE)
+        ChangementEtat.objects.bulk_create(changements, batch_size=BATCH_SIZE)
+        annees = CofinancementAnnee.objects.bulk_create(annees, batch_size=BATCH_SIZE)
+        for annee, montants in zip(annees, lignes, strict=True):
+            for ligne in montants:
+                ligne.annee = annee
+        lignes = [ligne for montants in lignes for ligne in montants]
+        LigneCofinancement.objects.bulk_create(lignes, batch_size=BATCH_SIZE)
+        self.counts["postes"] += len(postes)
+        self.counts["occupations"] += len(occupations)
+        self.counts["lignes_postes"] += len(lignes)
+
+    def poste(self, groupe: list[Beneficiaire], communes: dict, epcis: dict) -> tuple:
+        """An unsaved post and its story: the people (start, departure, contract end) and the
+        states in order with their dates."""
+        rng, today = self.rng, self.today
+        etat = draw(rng, ETATS_POSTE)
+        premier = groupe[0]
+        if len(groupe) > 1 or not communes.get(premier.pk) or rng.random() < 0.35:
+            siren = premier.epci_id
+            employeur = epcis.get(siren, siren)
+        else:
+            siren = f"21{communes[premier.pk][1:]:0>7}"
+            employeur = premier.nom
+        recent = etat == P.A_CREER or (etat == P.EN_RECRUTEMENT and rng.random() < 0.5)
+        if recent:  # a post created lately, never filled yet
+            creation = today - self.days(40, 400)
+        else:
+            creation = date(2021, 1, 4) + self.days(0, 540)
+        personnes: list[tuple[date, date | None, date | None]] = []
+        etats: list[tuple[str, date]] = [(P.A_CREER, creation)]
+        vacant_depuis = publication = None
+        if not recent:
+            debut = creation + self.days(45, 200)
+            if etat == P.POURVU and rng.random() < 0.3:  # a first person left
+                fin = debut + self.days(300, 900)
+                personnes.append((debut, fin, fin + self.days(0, 400)))
+                debut = fin + self.days(30, 150)
+            if etat == P.POURVU:
+                # The current contract ends from next month to three years on: about one in
+                # fifteen within 90 days, what the lists and the reminders announce.
+                personnes.append((debut, None, today + self.days(10, 1100)))
+            else:
+                vacant_depuis = today - self.days(10, 420)
+                fin = vacant_depuis - timedelta(days=1)
+                personnes.append(
+                    (min(debut, fin - timedelta(days=60)), fin, fin + self.days(0, 60))
+                )
+        for debut, fin, _ in personnes:
+            etats.append((P.POURVU, debut))
+            if fin is not None:
+                etats.append((P.VACANT, fin + timedelta(days=1)))
+        if etat == P.EN_RECRUTEMENT:
+            depuis = vacant_depuis or creation
+            publication = min(depuis + self.days(5, 60), today)
+            etats.append((P.EN_RECRUTEMENT, publication))
+        noms = " – ".join(b.nom for b in groupe)
+        poste = Poste(
+            intitule=f"{rng.choice(['Chef', 'Cheffe'])} de projet PVD {noms}",
+            employeur_siren=siren,
+            employeur_nom=employeur,
+            type_contrat=draw(rng, CONTRATS),
+            etp=Decimal("1")
+            if rng.random() < 0.85
+            else rng.choice([Decimal("0.5"), Decimal("0.8")]),
+            date_creation=creation,
+            etat=etat,
+            date_publication=publication,
+            lien_offre="https://choisirleservicepublic.gouv.fr/" if publication else "",
+            vacant_depuis=vacant_depuis,
+            motif_vacance=rng.choice(MOTIFS_DEPART) if vacant_depuis else "",
+        )
+        return poste, (personnes, etats)
+
+    def occupations(self, poste: Poste, personnes: list) -> list[Occupation]:
+        occupations = []
+        for debut, fin, fin_contrat in personnes:
+            prenom, nom = self.rng.choice(PRENOMS), self.rng.choice(NOMS_FAMILLE)
+            occupations.append(
+                Occupation(
+                    poste=poste,
+                    prenom=prenom,
+                    nom=nom,
+                    email=f"{prenom.lower()}.{nom.lower()}.{poste.pk}@example.fr",
+                    date_debut=debut,
+                    date_fin=fin,
+                    date_fin_contrat=fin_contrat,
+                    motif_fin=self.rng.choice(MOTIFS_DEPART) if fin else "",
+                )
+            )
+        return occupations
+
+    def changements(self, poste: Poste, etats: list[tuple[str, date]]) -> list[ChangementEtat]:
+        changements, ancien = [], ""
+        for nouvel, quand in etats:
+            changements.append(
+                ChangementEtat(
+                    poste=poste,
+                    ancien_etat=ancien,
+                    nouvel_etat=nouvel,
+                    date=quand,
+                    commentaire="Banc de mesure (données fictives)",
+                )
+            )
+            ancien = nouvel
+        return changements
+
+    def cofinancements(self, poste: Poste, personnes: list) -> list[tuple]:
+        """Each year the post was filled: the loaded cost, and each funder's amounts within
+        the year's ceilings (pro rata of the months filled); past years paid, the current
+        one notified and partly paid, or only requested."""
+        if not personnes:
+            return []
+        rng, today = self.rng, self.today
+        financeurs = draw(rng, FINANCEMENTS)
+        anah = FinanceurPoste.ANAH in financeurs
+        cout = Decimal(rng.randrange(45_000, 68_000, 500))
+        periodes = [(debut, fin) for debut, fin, _ in personnes]
+        years = []
+        for annee in range(max(personnes[0][0].year, 2021), today.year + 1):
+            mois = mois_pourvus(periodes, annee)
+            if not mois:
+                continue
+            plafond = calculer_plafond(annee, cout, mois, self.regles, anah)
+            total = plafond.total
+            if total is None:  # before 2023, no rule capped the total
+                total = cout * Decimal("0.75") * len(mois) / 12
+            elif anah:  # under both ceilings: a small Anah line leaves the year « sans Anah »
+                total = min(total, calculer_plafond(annee, cout, mois, self.regles, False).total)
+            montants = self.partage(financeurs, total * Decimal(rng.uniform(0.8, 1)), plafond)
+            demande = date(annee, 2, 1) + self.days(0, 60)
+            notifiee = date(annee, 4, 1) + self.days(0, 80)
+            courante = annee == today.year
+            seulement_demande = courante and (rng.random() < 0.15 or notifiee > today)
+            lignes = []
+            for financeur, montant in montants.items():
+                notifie = Decimal(0) if seulement_demande else montant
+                verse = notifie
+                if courante:
+                    verse = (notifie / 2).quantize(Decimal(1)) if rng.random() < 0.6 else 0
+                lignes.append(
+                    LigneCofinancement(
+                        financeur=financeur,
+                        montant_demande=montant,
+                        montant_notifie=notifie,
+                        date_notification=None if seulement_demande else notifiee,
+                        montant_verse=verse,
+                        date_versement=(date(annee, 12, 10) if not courante else notifiee)
+                        if verse
+                        else None,
+                    )
+                )
+            cofinancement = CofinancementAnnee(
+                poste=poste,
+                annee=annee,
+                cout_charge=cout,
+                reference_dossier=f"DS-{annee % 100:02d}{poste.pk:06d}",
+                date_demande=demande,
+            )
+            years.append((cofinancement, lignes))
+            cout = min(cout + 500, Decimal(68_000))
+        return years
+
+    def partage(self, financeurs: tuple, total: Decimal, plafond) -> dict[str, Decimal]:
+        """``total`` (whole euros) shared among the funders, each under its own ceiling (the
+        Anah's share, the 2021 Banque des Territoires rule); the ANCT takes the rest."""
+        total = Decimal(int(total))
+        montants: dict[str, Decimal] = {}
+        for financeur in financeurs:
+            if financeur == FinanceurPoste.ANCT:
+                continue
+            part = total * Decimal(self.rng.uniform(0.25, 0.55))
+            if financeur in plafond.par_financeur:
+                part = min(part, plafond.par_financeur[financeur])
+            montants[financeur] = Decimal(int(part))
+        montants[FinanceurPoste.ANCT] = total - sum(montants.values(), Decimal(0))
+        return montants
+
+
 class Command(BaseCommand):
     help = (
         "Génère un jeu de données fictif à l'échelle nationale pour les bancs de mesure : "
@@ -650,24 +954,39 @@ class Command(BaseCommand):
             if reset:
                 deleted = delete_bench_data()
                 self.stdout.write(f"Données d'essai supprimées : {deleted} bénéficiaires.")
-            existing = bench_beneficiaires().count()
-            if existing:
+            existing = list(bench_beneficiaires().order_by("pk"))
+            if existing and bench_postes().exists():
                 self.stdout.write(
-                    f"Données d'essai déjà présentes ({existing} bénéficiaires) : rien à faire. "
-                    "Relancez avec --reset pour les régénérer."
+                    f"Données d'essai déjà présentes ({len(existing)} bénéficiaires) : rien à "
+                    "faire. Relancez avec --reset pour les régénérer."
                 )
                 return
-            if not beneficiaires:
+            if not existing and not beneficiaires:
                 return
-            generator = Generator(random.Random(seed), fiches, lignes)
-            communes = generator.territory(beneficiaires)
-            created = generator.beneficiaires(communes)
-            generator.plans(created, communes)
+            postes = PosteGenerator(random.Random(seed + 1), timezone.localdate())
+            if existing:  # filled before the posts existed: only they are added
+                postes.postes(existing)
+                counts = postes.counts
+                message = (
+                    f"Données d'essai déjà présentes ({len(existing)} bénéficiaires), postes "
+                    f"ajoutés en {time.perf_counter() - started:.1f} s : "
+                )
+            else:
+                generator = Generator(random.Random(seed), fiches, lignes)
+                communes = generator.territory(beneficiaires)
+                created = generator.beneficiaires(communes)
+                generator.plans(created, communes)
+                postes.postes(created)
+                counts = {**generator.counts, **postes.counts}
+                message = (
+                    f"Généré en {time.perf_counter() - started:.1f} s : {len(created)} "
+                    f"bénéficiaires, {counts['fiches']} fiches action, {counts['lignes']} lignes "
+                    f"de financement, {counts['indicateurs']} indicateurs, {counts['mesures']} "
+                    "mesures, "
+                )
         analyze()
         data_rewritten()  # written in bulk, without signals: every dashboard reads it again
-        counts = generator.counts
         self.stdout.write(
-            f"Généré en {time.perf_counter() - started:.1f} s : {len(created)} bénéficiaires, "
-            f"{counts['fiches']} fiches action, {counts['lignes']} lignes de financement, "
-            f"{counts['indicateurs']} indicateurs, {counts['mesures']} mesures."
+            f"{message}{counts['postes']} postes de chef de projet, {counts['occupations']} "
+            f"occupations, {counts['lignes_postes']} lignes de cofinancement."
         )
