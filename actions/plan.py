@@ -121,9 +121,20 @@ def fiches_with_totals(fiches: QuerySet) -> QuerySet:
     return with_reste(fiches.with_financement())
 
 
+def with_finance_of_fiche(fiches: QuerySet) -> QuerySet:
+    """Each fiche with ``finance``, the sum of its financing lines, as a subquery: read with
+    the fiche in the same query (no GROUP BY over the fiche's columns and its joins)."""
+    lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"))
+    return fiches.annotate(finance=_sum_of(lignes, "fiche", "montant"))
+
+
 def fiche_totals(fiche: FicheAction) -> dict:
-    """The financing of one fiche, its reste à financer and dépassement (one query)."""
-    finance = fiche.financements.aggregate(total=Coalesce(Sum("montant"), Value(ZERO)))["total"]
+    """The financing of one fiche, its reste à financer and dépassement: read with the fiche
+    (``with_finance_of_fiche``), or by one query."""
+    finance = getattr(fiche, "finance", None)
+    if finance is None:
+        total = Coalesce(Sum("montant"), Value(ZERO))
+        finance = fiche.financements.aggregate(total=total)["total"]
     reste, depassement = reste_et_depassement(fiche.cout_total, finance)
     return {"finance": finance, "reste": reste, "depassement": depassement}
 

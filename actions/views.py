@@ -1,7 +1,15 @@
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -18,7 +26,9 @@ from pvd.access import (
     NationalRequiredMixin,
     get_beneficiaire_for_user,
     get_fiche_for_user,
+    get_for_user,
 )
+from pvd.db import ArraySubquery
 from pvd.integrity import IntegrityErrorMixin, create_once, save_or_refuse
 from pvd.pagination import LastPageMixin
 
@@ -40,7 +50,7 @@ from .models import (
     PointAvancement,
     ensure_axes,
 )
-from .plan import Plan, fiche_totals, with_plan_totals
+from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
 from .plan_cache import plan_versions
 
 # Access -------------------------------------------------------------------------------------
@@ -174,10 +184,23 @@ def decisions_de_lignes():
 
 
 class FicheDetailView(DetailView):
+    """A fiche, its financing, indicators, progress and history: each list read in one
+    query without the joins of the models' default orderings (a plan's order, not needed
+    within one fiche); the financing total and the communes read with the fiche."""
+
     template_name = "actions/fiche_detail.html"
 
     def get_object(self, queryset=None):
-        return get_fiche_for_user(self.request, self.kwargs["pk"])
+        fiches = FicheAction.objects.for_user(self.request.user).select_related(
+            "beneficiaire", "axe", "updated_by"
+        )
+        communes = FicheAction.communes.through.objects.filter(ficheaction=OuterRef("pk"))
+        fiches = with_finance_of_fiche(fiches).annotate(
+            noms_communes=ArraySubquery(
+                communes.order_by("commune__nom", "commune__code").values("commune__nom")
+            )
+        )
+        return get_for_user(self.request, fiches, self.kwargs["pk"])
 
     def get_context_data(self, **kwargs):
         fiche = self.object
@@ -186,17 +209,36 @@ class FicheDetailView(DetailView):
         if policy.may_read_audit_log(user):
             content_type = ContentType.objects.get_for_model(FicheAction)
             audit_url = f"{reverse('portail:audit-log')}?content_type={content_type.pk}"
+        # The governance decisions that set a line (gouvernance.Decision.lignes): where its
+        # amount comes from; read only for the lines that have one.
+        decidee = LigneFinancement.decisions.through.objects.filter(lignefinancement=OuterRef("pk"))
+        financements = list(
+            fiche.financements.select_related("financeur")
+            .annotate(decidee=Exists(decidee))
+            .order_by("financeur__ordre", "pk")
+        )
+        decidees = [ligne for ligne in financements if ligne.decidee]
+        prefetch_related_objects(
+            decidees, Prefetch("decisions", decisions_de_lignes(), to_attr="decisions_lues")
+        )
+        for ligne in financements:
+            if not ligne.decidee:
+                ligne.decisions_lues = []
+        # Each indicator with its last measure, which is what the page shows of its measures.
+        mesures = Mesure.objects.filter(indicateur=OuterRef("pk")).order_by("-date", "-pk")
+        indicateurs = list(
+            fiche.indicateurs.order_by("type", "pk").annotate(
+                derniere_date=Subquery(mesures.values("date")[:1]),
+                derniere_valeur=Subquery(mesures.values("valeur")[:1]),
+            )
+        )
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
-            communes=fiche.communes.all(),
-            # The governance decisions that set a line (gouvernance.Decision.lignes): where
-            # its amount comes from.
-            financements=fiche.financements.select_related("financeur").prefetch_related(
-                Prefetch("decisions", queryset=decisions_de_lignes())
-            ),
+            communes=fiche.noms_communes,
+            financements=financements,
             **fiche_totals(fiche),
-            indicateurs=fiche.indicateurs.prefetch_related("mesures"),
-            points=fiche.points.select_related("auteur"),
+            indicateurs=indicateurs,
+            points=fiche.points.select_related("auteur").order_by("-date", "-created_at"),
             audit_url=audit_url,
             historique=audit.history(
                 fiche,
@@ -204,6 +246,8 @@ class FicheDetailView(DetailView):
                 fiche.indicateurs.all(),
                 Mesure.objects.filter(indicateur__fiche=fiche),
                 fiche.points.all(),
+                # Named without a query: what the entries of a fiche point at.
+                known=[fiche, user, *indicateurs, *(ligne.financeur for ligne in financements)],
             ),
             **kwargs,
         )
