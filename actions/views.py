@@ -12,6 +12,7 @@ from django.db.models import (
 )
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -51,7 +52,7 @@ from .models import (
     ensure_axes,
 )
 from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
-from .plan_cache import plan_versions
+from .plan_cache import fragment_cache, plan_versions, store
 
 # Access -------------------------------------------------------------------------------------
 
@@ -147,18 +148,32 @@ class PlanView(PlanMixin, FilterView):
     def get_context_data(self, **kwargs):
         today = timezone.localdate()
         plan = Plan(self.beneficiaire, self.object_list, today, filtered=self.filterset.filtered)
-        # The plain page is cached until the plan changes; a search is rendered each time.
-        version, filter_version = (
-            (None, None) if self.request.GET else plan_versions(self.beneficiaire.pk)
-        )
-        return super().get_context_data(
-            can_edit=self.can_edit,
-            started=self.can_edit and self.started,  # readers: no query, the body says it
-            plan=plan,
-            cache_key=version and f"{version}-{today}-{self.can_edit}",
-            filter_version=filter_version,
-            **kwargs,
-        )
+        context = super().get_context_data(can_edit=self.can_edit, plan=plan, **kwargs)
+        if self.request.GET:  # a search is rendered each time
+            page = self.render_page(context, plan)
+            store(plan.rendered)
+        else:
+            # The plain page is cached until the plan changes: one round trip when it is
+            # there, and otherwise its parts that did not change read in one and the page
+            # and its new parts stored in one (actions/plan_cache.py).
+            version, filter_version = plan_versions(self.beneficiaire.pk)
+            key = f"plan-page:{self.beneficiaire.pk}:{version}-{today}-{self.can_edit}"
+            page = fragment_cache().get(key)
+            if page is None:
+                plan.cache_filter(self.filterset, filter_version)
+                page = self.render_page(context, plan)
+                store({**plan.rendered, key: page})
+        return {**context, "page": page}
+
+    def render_page(self, context: dict, plan: Plan) -> dict:
+        """The body of the page, the CSS of its timeline and whether the plan is started
+        (readers: no query, the body says it)."""
+        body = get_template("actions/includes/plan_body.html").render(context, self.request)
+        return {
+            "body": body,
+            "css": plan.timeline_css,
+            "started": self.can_edit and bool(plan._axes),
+        }
 
 
 class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
