@@ -262,7 +262,14 @@ class FicheDetailView(DetailView):
                 Mesure.objects.filter(indicateur__fiche=fiche),
                 fiche.points.all(),
                 # Named without a query: what the entries of a fiche point at.
-                known=[fiche, user, *indicateurs, *(ligne.financeur for ligne in financements)],
+                known=[
+                    fiche,
+                    fiche.beneficiaire,
+                    fiche.axe,
+                    user,
+                    *indicateurs,
+                    *(ligne.financeur for ligne in financements),
+                ],
             ),
             **kwargs,
         )
