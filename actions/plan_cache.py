@@ -62,6 +62,35 @@ def plan_versions(beneficiaire_id: int) -> tuple[str, str]:
     return f"{plan}-{catalogue}-{code_version()}", f"{catalogue}-{code_version()}"
 
 
+def cached_page(beneficiaire_id: int, variant: str) -> tuple[str, str, str, object]:
+    """The plan's page as ``plan_versions`` would key it, in one cache round trip (when the
+    page fragments share the default cache, as in production): the version of its filter
+    form, the page's key and what it holds, and the page's version. The page is stored under
+    a key of its own (``variant``: the day, the reader's right to edit) with the version it
+    was rendered for (``store_page``): it is served only when that is the current version."""
+    version_keys = [_version_key(beneficiaire_id), _version_key(CATALOGUE)]
+    page_key = f"plan-page:{beneficiaire_id}:{variant}"
+    fragments = fragment_cache()
+    if fragments is caches["default"]:
+        found = cache.get_many([*version_keys, page_key])
+    else:
+        found = {**cache.get_many(version_keys), **fragments.get_many([page_key])}
+    missing = {key: uuid.uuid4().hex for key in version_keys if key not in found}
+    if missing:
+        cache.set_many(missing, VERSION_TIMEOUT)
+    plan, catalogue = ({**found, **missing}[key] for key in version_keys)
+    version = f"{plan}-{catalogue}-{code_version()}"
+    stored = found.get(page_key)
+    page = stored[1] if isinstance(stored, tuple) and stored[0] == version else None
+    return version, f"{catalogue}-{code_version()}", page_key, page
+
+
+def store_page(page_key: str, version: str, page: object, parts: dict[str, object]) -> None:
+    """The page (with the version it was rendered for) and the parts rendered for it, in one
+    round trip."""
+    store({**parts, page_key: (version, page)})
+
+
 def plan_version(beneficiaire_id: int) -> str:
     """The version of the plan and of the funders' catalogue, in one cache round trip."""
     return plan_versions(beneficiaire_id)[0]

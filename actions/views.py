@@ -52,7 +52,7 @@ from .models import (
     ensure_axes,
 )
 from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
-from .plan_cache import fragment_cache, plan_versions, store
+from .plan_cache import cached_page, store, store_page
 
 # Access -------------------------------------------------------------------------------------
 
@@ -156,13 +156,12 @@ class PlanView(PlanMixin, FilterView):
             # The plain page is cached until the plan changes: one round trip when it is
             # there, and otherwise its parts that did not change read in one and the page
             # and its new parts stored in one (actions/plan_cache.py).
-            version, filter_version = plan_versions(self.beneficiaire.pk)
-            key = f"plan-page:{self.beneficiaire.pk}:{version}-{today}-{self.can_edit}"
-            page = fragment_cache().get(key)
+            variant = f"{today}-{self.can_edit}"
+            version, filter_version, key, page = cached_page(self.beneficiaire.pk, variant)
             if page is None:
                 plan.cache_filter(self.filterset, filter_version)
                 page = self.render_page(context, plan)
-                store({**plan.rendered, key: page})
+                store_page(key, version, page, plan.rendered)
         return {**context, "page": page}
 
     def render_page(self, context: dict, plan: Plan) -> dict:

@@ -328,11 +328,35 @@ def test_right_after_a_change_the_page_reads_and_writes_the_cache_once_each(
     three_fiches.save()
     assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
     # The page (missing), its parts (the new row missing), the page and the new row stored.
-    assert calls == ["get", "get_many", "set_many"]
+    assert calls == ["get_many", "get_many", "set_many"]
 
     calls.clear()
     assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
-    assert calls == ["get"]
+    assert calls == ["get_many"]
+
+
+def test_in_one_cache_the_page_is_read_with_its_versions(client_for, cdp_ussel, fiche):
+    """In production the fragments share the default cache: the page is read in the same
+    round trip as the plan's versions, and served only under the current one."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    one = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES={**one, "default": {**one["default"], "LOCATION": "one"}}):
+        caches["default"].clear()
+        client = client_for(cdp_ussel)
+        first = client.get(plan_url(fiche))
+        cold = count_queries(lambda: client.get(plan_url(fiche), {"maturite": ""}))
+        assert count_queries(lambda: client.get(plan_url(fiche))) < cold
+        assert text(client.get(plan_url(fiche))) == text(first)
+
+        fiche.titre = "Halle rénovée"
+        fiche.save()
+        assert "Halle rénovée" in text(client.get(plan_url(fiche)))
+        FicheAction.objects.filter(pk=fiche.pk).update(titre="Halle du marché")
+        new_plan_version(fiche.beneficiaire_id)
+        assert "Halle du marché" in text(client.get(plan_url(fiche)))
+        caches["default"].clear()
 
 
 def test_a_new_title_renders_again_only_its_row_and_its_bar(
