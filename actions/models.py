@@ -490,7 +490,10 @@ class Indicateur(models.Model):
         """When the next measure is due (the first due date after the last measure), if any."""
         if not self.frequence or self.fiche.maturite == FicheAction.Maturite.ABANDONNEE:
             return None
-        derniere = max((m.date for m in self.mesures.all()), default=None)
+        if "derniere_date" in self.__dict__:  # read with the indicator (the fiche's page)
+            derniere = self.derniere_date
+        else:
+            derniere = max((m.date for m in self.mesures.all()), default=None)
         debut = self.fiche.date_debut_reelle or self.fiche.date_debut_prevue
         base = mesure_base(derniere, debut, timezone.localtime(self.created_at).date())
         return base + relativedelta(months=MOIS_PAR_FREQUENCE[self.frequence])

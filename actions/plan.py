@@ -37,7 +37,7 @@ from django.utils.html import format_html_join
 from pvd.bounds import DATE_MAX, DATE_MIN
 
 from .models import Axe, FicheAction, LigneFinancement, abandonnee_q
-from .plan_cache import content_key, fiche_rows, render_each
+from .plan_cache import Fragments, content_key, fiche_row_context, render_each
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 ZERO = Decimal("0")
@@ -121,9 +121,20 @@ def fiches_with_totals(fiches: QuerySet) -> QuerySet:
     return with_reste(fiches.with_financement())
 
 
+def with_finance_of_fiche(fiches: QuerySet) -> QuerySet:
+    """Each fiche with ``finance``, the sum of its financing lines, as a subquery: read with
+    the fiche in the same query (no GROUP BY over the fiche's columns and its joins)."""
+    lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"))
+    return fiches.annotate(finance=_sum_of(lignes, "fiche", "montant"))
+
+
 def fiche_totals(fiche: FicheAction) -> dict:
-    """The financing of one fiche, its reste à financer and dépassement (one query)."""
-    finance = fiche.financements.aggregate(total=Coalesce(Sum("montant"), Value(ZERO)))["total"]
+    """The financing of one fiche, its reste à financer and dépassement: read with the fiche
+    (``with_finance_of_fiche``), or by one query."""
+    finance = getattr(fiche, "finance", None)
+    if finance is None:
+        total = Coalesce(Sum("montant"), Value(ZERO))
+        finance = fiche.financements.aggregate(total=total)["total"]
     reste, depassement = reste_et_depassement(fiche.cout_total, finance)
     return {"finance": finance, "reste": reste, "depassement": depassement}
 
@@ -468,6 +479,17 @@ class Plan:
     def __init__(self, beneficiaire, fiches: QuerySet, today: date, *, filtered: bool = False):
         self.beneficiaire, self.queryset, self.today = beneficiaire, fiches, today
         self.filtered = filtered
+        # The empty filter form, cached with the page's parts when the view gives its
+        # version (``cache_filter``).
+        self.filter = self.filter_version = self.filter_key = None
+
+    def cache_filter(self, filterset, version: str) -> None:
+        self.filter, self.filter_version = filterset, version
+
+    @property
+    def filter_form(self) -> str:
+        """The empty filter form, when cached (otherwise the page renders it)."""
+        return self.fragments[self.filter_key] if self.filter_version else ""
 
     @cached_property
     def fiches(self) -> list[FicheAction]:
@@ -483,12 +505,60 @@ class Plan:
         fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
         for fiche in rows:
             fiche.url = fiche_url.format(fiche.pk)
-        fiche_rows(rows)
         return rows
+
+    @cached_property
+    def fragments(self) -> Fragments:
+        """The parts of the page cached on their content — each fiche's row, the table by
+        funder, the timeline and its CSS — read from the cache in one round trip (rendered
+        when missing, then stored by the page with ``fragments.rendered``). Each fiche gets
+        its ``row``."""
+        wanted = {}
+        rows = []
+        for fiche in self.fiches:
+            context = fiche_row_context(fiche)
+            key = f"plan-fragment:row:{content_key(context)}"
+            wanted[key] = ("actions/includes/fiche_row.html", lambda context=context: context)
+            rows.append(key)
+        if self.filter_version:
+            # Keyed on the funders' catalogue and the code (the version), the plan (its
+            # reset link) and its axes.
+            axes = content_key(self.axes_key)
+            key = f"plan-fragment:filter:{self.beneficiaire.pk}:{self.filter_version}:{axes}"
+            wanted[key] = (
+                "actions/includes/plan_filter.html",
+                lambda: {"form": self.filter.form, "beneficiaire": self.beneficiaire},
+            )
+            self.filter_key = key
+        if self.financeurs:
+            wanted[self._financeurs_key] = (
+                "actions/includes/financeurs_table.html",
+                lambda: {
+                    "financeurs": self.financeurs,
+                    "statuts": self.statuts,
+                    "totaux_statut": self.totaux_statut,
+                    "totals": self.totals,
+                    "filtered": self.filtered,
+                },
+            )
+        if self.timeline:
+            wanted[self._timeline_key] = (
+                "actions/includes/timeline.html",
+                lambda: {"timeline": self.timeline, "rows": self.timeline_rows},
+            )
+            wanted[self._timeline_css_key] = (
+                "actions/includes/timeline_css.html",
+                lambda: {"timeline": self.timeline},
+            )
+        fragments = Fragments(wanted)
+        for fiche, key in zip(self.fiches, rows, strict=True):
+            fiche.row = fragments[key]
+        return fragments
 
     @cached_property
     def axes(self) -> list[tuple[Axe, list[FicheAction]]]:
         """Each axis with its fiches; when filtered, only the axes with a retained fiche."""
+        self.fragments  # noqa: B018 (each fiche's row)
         by_axe: dict[int, list[FicheAction]] = {}
         for fiche in self.fiches:
             by_axe.setdefault(fiche.axe_id, []).append(fiche)
@@ -497,6 +567,12 @@ class Plan:
             for axe in self._axes
             if by_axe.get(axe.pk) or not self.filtered
         ]
+
+    @property
+    def rendered(self) -> dict[str, str]:
+        """The fragments rendered for this page (missing from the cache), to store."""
+        fragments = self.__dict__.get("fragments")
+        return fragments.rendered if fragments else {}
 
     @cached_property
     def _axes(self) -> list[Axe]:
@@ -528,11 +604,14 @@ class Plan:
         return self._financement[1]
 
     @property
-    def financeurs_key(self) -> str:
+    def _financeurs_key(self) -> str:
         """The content of the table of financing by funder, which it is cached on."""
-        return content_key(
-            [self.financeurs, self.statuts, self.totaux_statut, self.totals, self.filtered]
-        )
+        content = [self.financeurs, self.statuts, self.totaux_statut, self.totals, self.filtered]
+        return f"plan-fragment:financeurs:{content_key(content)}"
+
+    @property
+    def financeurs_table(self) -> str:
+        return self.fragments[self._financeurs_key]
 
     @cached_property
     def timeline(self) -> dict | None:
@@ -550,7 +629,23 @@ class Plan:
         return render_each("actions/includes/timeline_bar.html", contexts)
 
     @cached_property
-    def timeline_key(self) -> str:
+    def _timeline_content(self) -> str:
         """The timeline's content: its markup and CSS are cached on it, so a change of the
         plan that moves no bar does not render them again."""
         return content_key(self.timeline)
+
+    @property
+    def _timeline_key(self) -> str:
+        return f"plan-fragment:timeline:{self._timeline_content}"
+
+    @property
+    def _timeline_css_key(self) -> str:
+        return f"plan-fragment:timeline-css:{self._timeline_content}"
+
+    @property
+    def timeline_html(self) -> str:
+        return self.fragments[self._timeline_key]
+
+    @property
+    def timeline_css(self) -> str:
+        return self.fragments[self._timeline_css_key] if self.timeline else ""

@@ -13,10 +13,16 @@ their content (``content_key``), not on the plan's version: each fiche's row, ea
 the timeline, the timeline, the table by funder; and the empty filter form on the funders'
 catalogue and the plan's axes. A change thus renders again only what it changed, and a part
 is never stale, whatever wrote the data (a form, the Excel import, an ``update()``).
+
+Round trips weigh more than rendering on a busy machine: the view (actions.views.PlanView)
+reads the page (its body, the timeline's CSS, whether the plan is started) in one; right
+after a change, the rows, the table by funder, the timeline and its CSS are read in one
+(``Fragments``), and the page is stored with the parts rendered again in one (``store``).
 """
 
 import hashlib
 import uuid
+from collections.abc import Callable
 
 from django.core.cache import InvalidCacheBackendError, cache, caches
 from django.db import transaction
@@ -54,6 +60,35 @@ def plan_versions(beneficiaire_id: int) -> tuple[str, str]:
         cache.set_many(missing, VERSION_TIMEOUT)
     plan, catalogue = ({**versions, **missing}[key] for key in keys)
     return f"{plan}-{catalogue}-{code_version()}", f"{catalogue}-{code_version()}"
+
+
+def cached_page(beneficiaire_id: int, variant: str) -> tuple[str, str, str, object]:
+    """The plan's page as ``plan_versions`` would key it, in one cache round trip (when the
+    page fragments share the default cache, as in production): the version of its filter
+    form, the page's key and what it holds, and the page's version. The page is stored under
+    a key of its own (``variant``: the day, the reader's right to edit) with the version it
+    was rendered for (``store_page``): it is served only when that is the current version."""
+    version_keys = [_version_key(beneficiaire_id), _version_key(CATALOGUE)]
+    page_key = f"plan-page:{beneficiaire_id}:{variant}"
+    fragments = fragment_cache()
+    if fragments is caches["default"]:
+        found = cache.get_many([*version_keys, page_key])
+    else:
+        found = {**cache.get_many(version_keys), **fragments.get_many([page_key])}
+    missing = {key: uuid.uuid4().hex for key in version_keys if key not in found}
+    if missing:
+        cache.set_many(missing, VERSION_TIMEOUT)
+    plan, catalogue = ({**found, **missing}[key] for key in version_keys)
+    version = f"{plan}-{catalogue}-{code_version()}"
+    stored = found.get(page_key)
+    page = stored[1] if isinstance(stored, tuple) and stored[0] == version else None
+    return version, f"{catalogue}-{code_version()}", page_key, page
+
+
+def store_page(page_key: str, version: str, page: object, parts: dict[str, object]) -> None:
+    """The page (with the version it was rendered for) and the parts rendered for it, in one
+    round trip."""
+    store({**parts, page_key: (version, page)})
 
 
 def plan_version(beneficiaire_id: int) -> str:
@@ -98,18 +133,38 @@ def render_each(template_name: str, contexts: list[dict]) -> list[str]:
     return [fragments[key] for key in keys]
 
 
-def fiche_rows(fiches: list) -> None:
-    """Give each fiche its ``row``: its row in the table of its axis on the plan's page
-    (templates/actions/includes/fiche_row.html), by ``render_each``.
+def fiche_row_context(fiche) -> dict:
+    """What a fiche's row on the plan's page (templates/actions/includes/fiche_row.html)
+    shows, which the row is keyed on (``content_key``): every field and annotation read with
+    the fiche (not only ``updated_at``: an ``update()`` or a financing line changes a row
+    without it) and its lateness (which changes with the day)."""
+    return {"fiche": fiche, "en_retard": fiche.en_retard}
 
-    A row is keyed on everything it may show: every field and annotation read with the fiche
-    (not only ``updated_at``: an ``update()`` or a financing line changes a row without it),
-    its lateness (which changes with the day) and the code's version.
-    """
-    contexts = [{"fiche": fiche, "en_retard": fiche.en_retard} for fiche in fiches]
-    rows = render_each("actions/includes/fiche_row.html", contexts)
-    for fiche, row in zip(fiches, rows, strict=True):
-        fiche.row = row
+
+class Fragments:
+    """Fragments of a page, each keyed on its content (or on what stands for it), read from
+    the fragment cache in one round trip; those missing are rendered and kept in
+    ``rendered``, for the page to store in one round trip with its own fragment
+    (``store``)."""
+
+    def __init__(self, wanted: dict[str, tuple[str, Callable[[], dict]]]):
+        self.fragments = fragment_cache().get_many(list(wanted))
+        self.rendered = {
+            key: get_template(template_name).render(context())
+            for key, (template_name, context) in wanted.items()
+            if key not in self.fragments
+        }
+        # Rendered templates are SafeStrings, and stay so through the cache's pickling.
+        self.fragments.update(self.rendered)
+
+    def __getitem__(self, key: str) -> str:
+        return self.fragments[key]
+
+
+def store(fragments: dict[str, object]) -> None:
+    """Fragments into the fragment cache, in one round trip."""
+    if fragments:
+        fragment_cache().set_many(fragments, PAGE_TIMEOUT)
 
 
 NOT_CONTENT = {"_state", "row"}

@@ -1,9 +1,18 @@
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -18,7 +27,9 @@ from pvd.access import (
     NationalRequiredMixin,
     get_beneficiaire_for_user,
     get_fiche_for_user,
+    get_for_user,
 )
+from pvd.db import ArraySubquery
 from pvd.integrity import IntegrityErrorMixin, create_once, save_or_refuse
 from pvd.pagination import LastPageMixin
 
@@ -40,8 +51,8 @@ from .models import (
     PointAvancement,
     ensure_axes,
 )
-from .plan import Plan, fiche_totals, with_plan_totals
-from .plan_cache import plan_versions
+from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
+from .plan_cache import cached_page, store, store_page
 
 # Access -------------------------------------------------------------------------------------
 
@@ -137,18 +148,31 @@ class PlanView(PlanMixin, FilterView):
     def get_context_data(self, **kwargs):
         today = timezone.localdate()
         plan = Plan(self.beneficiaire, self.object_list, today, filtered=self.filterset.filtered)
-        # The plain page is cached until the plan changes; a search is rendered each time.
-        version, filter_version = (
-            (None, None) if self.request.GET else plan_versions(self.beneficiaire.pk)
-        )
-        return super().get_context_data(
-            can_edit=self.can_edit,
-            started=self.can_edit and self.started,  # readers: no query, the body says it
-            plan=plan,
-            cache_key=version and f"{version}-{today}-{self.can_edit}",
-            filter_version=filter_version,
-            **kwargs,
-        )
+        context = super().get_context_data(can_edit=self.can_edit, plan=plan, **kwargs)
+        if self.request.GET:  # a search is rendered each time
+            page = self.render_page(context, plan)
+            store(plan.rendered)
+        else:
+            # The plain page is cached until the plan changes: one round trip when it is
+            # there, and otherwise its parts that did not change read in one and the page
+            # and its new parts stored in one (actions/plan_cache.py).
+            variant = f"{today}-{self.can_edit}"
+            version, filter_version, key, page = cached_page(self.beneficiaire.pk, variant)
+            if page is None:
+                plan.cache_filter(self.filterset, filter_version)
+                page = self.render_page(context, plan)
+                store_page(key, version, page, plan.rendered)
+        return {**context, "page": page}
+
+    def render_page(self, context: dict, plan: Plan) -> dict:
+        """The body of the page, the CSS of its timeline and whether the plan is started
+        (readers: no query, the body says it)."""
+        body = get_template("actions/includes/plan_body.html").render(context, self.request)
+        return {
+            "body": body,
+            "css": plan.timeline_css,
+            "started": self.can_edit and bool(plan._axes),
+        }
 
 
 class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
@@ -174,10 +198,23 @@ def decisions_de_lignes():
 
 
 class FicheDetailView(DetailView):
+    """A fiche, its financing, indicators, progress and history: each list read in one
+    query without the joins of the models' default orderings (a plan's order, not needed
+    within one fiche); the financing total and the communes read with the fiche."""
+
     template_name = "actions/fiche_detail.html"
 
     def get_object(self, queryset=None):
-        return get_fiche_for_user(self.request, self.kwargs["pk"])
+        fiches = FicheAction.objects.for_user(self.request.user).select_related(
+            "beneficiaire", "axe", "updated_by"
+        )
+        communes = FicheAction.communes.through.objects.filter(ficheaction=OuterRef("pk"))
+        fiches = with_finance_of_fiche(fiches).annotate(
+            noms_communes=ArraySubquery(
+                communes.order_by("commune__nom", "commune__code").values("commune__nom")
+            )
+        )
+        return get_for_user(self.request, fiches, self.kwargs["pk"])
 
     def get_context_data(self, **kwargs):
         fiche = self.object
@@ -186,17 +223,36 @@ class FicheDetailView(DetailView):
         if policy.may_read_audit_log(user):
             content_type = ContentType.objects.get_for_model(FicheAction)
             audit_url = f"{reverse('portail:audit-log')}?content_type={content_type.pk}"
+        # The governance decisions that set a line (gouvernance.Decision.lignes): where its
+        # amount comes from; read only for the lines that have one.
+        decidee = LigneFinancement.decisions.through.objects.filter(lignefinancement=OuterRef("pk"))
+        financements = list(
+            fiche.financements.select_related("financeur")
+            .annotate(decidee=Exists(decidee))
+            .order_by("financeur__ordre", "pk")
+        )
+        decidees = [ligne for ligne in financements if ligne.decidee]
+        prefetch_related_objects(
+            decidees, Prefetch("decisions", decisions_de_lignes(), to_attr="decisions_lues")
+        )
+        for ligne in financements:
+            if not ligne.decidee:
+                ligne.decisions_lues = []
+        # Each indicator with its last measure, which is what the page shows of its measures.
+        mesures = Mesure.objects.filter(indicateur=OuterRef("pk")).order_by("-date", "-pk")
+        indicateurs = list(
+            fiche.indicateurs.order_by("type", "pk").annotate(
+                derniere_date=Subquery(mesures.values("date")[:1]),
+                derniere_valeur=Subquery(mesures.values("valeur")[:1]),
+            )
+        )
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
-            communes=fiche.communes.all(),
-            # The governance decisions that set a line (gouvernance.Decision.lignes): where
-            # its amount comes from.
-            financements=fiche.financements.select_related("financeur").prefetch_related(
-                Prefetch("decisions", queryset=decisions_de_lignes())
-            ),
+            communes=fiche.noms_communes,
+            financements=financements,
             **fiche_totals(fiche),
-            indicateurs=fiche.indicateurs.prefetch_related("mesures"),
-            points=fiche.points.select_related("auteur"),
+            indicateurs=indicateurs,
+            points=fiche.points.select_related("auteur").order_by("-date", "-created_at"),
             audit_url=audit_url,
             historique=audit.history(
                 fiche,
@@ -204,6 +260,15 @@ class FicheDetailView(DetailView):
                 fiche.indicateurs.all(),
                 Mesure.objects.filter(indicateur__fiche=fiche),
                 fiche.points.all(),
+                # Named without a query: what the entries of a fiche point at.
+                known=[
+                    fiche,
+                    fiche.beneficiaire,
+                    fiche.axe,
+                    user,
+                    *indicateurs,
+                    *(ligne.financeur for ligne in financements),
+                ],
             ),
             **kwargs,
         )

@@ -370,13 +370,17 @@ class HistoryRow:
         return self.entry.action == LogEntry.Action.CREATE
 
 
-def history(*targets: models.Model | QuerySet, limit: int = 100) -> list[HistoryRow]:
-    """The readable history of objects (instances, or QuerySets of them), newest first."""
+def history(
+    *targets: models.Model | QuerySet, limit: int = 100, known: Iterable[models.Model] = ()
+) -> list[HistoryRow]:
+    """The readable history of objects (instances, or QuerySets of them), newest first.
+    ``known``: objects the page has already read (the object itself, its rows, the reader),
+    named without a query when an entry points at them."""
     query = Q(pk__in=[])
     for target in targets:
         query |= _entries_q(target)
     entries = LogEntry.objects.filter(query).select_related("actor", "content_type")
-    return readable(list(entries.order_by("-timestamp", "-pk")[:limit]))
+    return readable(list(entries.order_by("-timestamp", "-pk")[:limit]), known)
 
 
 def _entries_q(target: models.Model | QuerySet) -> Q:
@@ -418,10 +422,10 @@ def _readable_objects(model: type[models.Model], user: User, depth: int = 0) -> 
     return None
 
 
-def readable(entries: list[LogEntry]) -> list[HistoryRow]:
+def readable(entries: list[LogEntry], known: Iterable[models.Model] = ()) -> list[HistoryRow]:
     """Journal entries as rows people read; related objects are named with one query per
-    related model for the whole list."""
-    labels = _related_labels(entries)
+    related model for the whole list (none for the ``known`` objects, already read)."""
+    labels = _related_labels(entries, known)
     return [_row(entry, labels) for entry in entries]
 
 
@@ -526,7 +530,9 @@ def _number(model_field: models.Field, text: str) -> str:
     return number_format(value)
 
 
-def _related_labels(entries: list[LogEntry]) -> dict[type[models.Model], dict]:
+def _related_labels(
+    entries: list[LogEntry], known: Iterable[models.Model] = ()
+) -> dict[type[models.Model], dict]:
     wanted: dict[type[models.Model], set] = defaultdict(set)
     for entry in entries:
         model = entry.content_type.model_class()
@@ -544,12 +550,18 @@ def _related_labels(entries: list[LogEntry]) -> dict[type[models.Model], dict]:
                     pk = _pk(model_field, value)
                     if pk is not None:
                         wanted[model_field.related_model].add(pk)
-    return {
-        model: {
-            pk: str(obj) for pk, obj in model._default_manager.select_related().in_bulk(pks).items()
-        }
-        for model, pks in wanted.items()
-    }
+    labels: dict[type[models.Model], dict] = defaultdict(dict)
+    for obj in known:
+        # ``_meta``: the model of a lazy object too (``request.user``).
+        model = obj._meta.model
+        if obj.pk in wanted.get(model, ()):
+            labels[model][obj.pk] = str(obj)
+            wanted[model].discard(obj.pk)
+    for model, pks in wanted.items():
+        if pks:
+            found = model._default_manager.select_related().in_bulk(pks)
+            labels[model].update((pk, str(obj)) for pk, obj in found.items())
+    return labels
 
 
 def _pk(model_field: models.ForeignKey, value) -> object | None:

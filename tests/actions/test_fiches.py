@@ -15,6 +15,7 @@ from actions.models import (
     ensure_axes,
 )
 from tests.actions.test_plan import fiche, financeur, text
+from tests.conftest import count_queries
 from tests.pdfs import clean_pdf
 
 pytestmark = pytest.mark.django_db
@@ -291,6 +292,38 @@ def test_national_staff_get_the_audit_link(client_for, national, fiche_ussel):
     response = client_for(national).get(reverse("actions:fiche", args=[fiche_ussel.pk]))
     assert response.context["audit_url"].startswith(reverse("portail:audit-log") + "?content_type=")
     assert client_for(national).get(response.context["audit_url"]).status_code == 200
+
+
+def test_the_fiche_page_takes_as_many_queries_whatever_it_shows(client_for, cdp_ussel, fiche_ussel):
+    """Its communes, financing lines, indicators with their last measure, progress notes and
+    history: each read with the fiche or in one query of its own, the history naming what the
+    page already read, so the count does not grow with them."""
+    client = client_for(cdp_ussel)
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+    client.get(url)
+    few = count_queries(lambda: client.get(url))
+    fiche_ussel.communes.set(fiche_ussel.beneficiaire.communes.all())
+    for n in range(1, 4):
+        indicateur = Indicateur.objects.create(
+            fiche=fiche_ussel,
+            type="realisation",
+            libelle=f"Indicateur {n}",
+            unite="m²",
+            cible=100,
+            frequence="annuelle",
+        )
+        Mesure.objects.create(indicateur=indicateur, date=date(2024, 1, 1), valeur=1)
+        Mesure.objects.create(indicateur=indicateur, date=date(2025, n, 1), valeur=10 * n)
+        PointAvancement.objects.create(fiche=fiche_ussel, texte=f"Point {n}", auteur=cdp_ussel)
+        LigneFinancement.objects.create(
+            fiche=fiche_ussel, financeur=financeur("Département"), montant=1000 * n
+        )
+    assert count_queries(lambda: client.get(url)) == few
+    page = text(client.get(url))
+    communes = ", ".join(c.nom for c in fiche_ussel.communes.order_by("nom", "code"))
+    assert f"Communes concernées {communes} Secteur" in page
+    assert "Indicateur 3 Réalisation 30 m² au 01/03/2025 100 m² 30 %" in page
+    assert "reste à financer : 34 000 €" in page
 
 
 def test_indicators_and_measures(client_for, cdp_ussel, fiche_ussel):

@@ -149,7 +149,8 @@ def test_a_new_release_does_not_serve_the_previous_pages(fiche, monkeypatch):
 
 @pytest.fixture
 def renders(monkeypatch):
-    """The fragments rendered one by one (not taken from the cache): (template, reference)."""
+    """The fragments rendered one by one (not taken from the cache): (template, reference of
+    the fiche of a row or a bar; None for the other parts of the page)."""
     import actions.plan_cache
 
     rendered = []
@@ -160,14 +161,19 @@ def renders(monkeypatch):
 
         class Spy:
             def render(self, context):
-                fiche = context["fiche"] if "fiche" in context else context["bar"]["fiche"]
-                rendered.append((name.rsplit("/", 1)[-1], fiche.reference))
+                fiche = context.get("fiche") or context.get("bar", {}).get("fiche")
+                rendered.append((name.rsplit("/", 1)[-1], fiche and fiche.reference))
                 return template.render(context)
 
         return Spy()
 
     monkeypatch.setattr(actions.plan_cache, "get_template", spying_get_template)
     return rendered
+
+
+def fiche_parts(renders) -> list[tuple[str, str]]:
+    """The rows and bars rendered, sorted: (template, reference)."""
+    return sorted((name, reference) for name, reference in renders if reference)
 
 
 def rows(renders) -> list[str]:
@@ -288,6 +294,71 @@ def test_a_search_answer_shows_the_rows_of_its_fiches(client_for, cdp_ussel, thr
     assert "Fiche 2.1" not in page
 
 
+def test_right_after_a_change_the_page_reads_and_writes_the_cache_once_each(
+    client_for, cdp_ussel, three_fiches, monkeypatch
+):
+    """The page, then its parts that did not change (rows, filter form, table by funder,
+    timeline and its CSS) in one read; the page and its new parts in one write."""
+    from django.core.cache import caches
+
+    store = caches["template_fragments"]
+    calls, inside = [], []
+
+    def counted(verb):
+        method = getattr(store, verb)
+
+        def call(*args, **kwargs):
+            if inside:  # the memory cache's get_many asks get for each key
+                return method(*args, **kwargs)
+            calls.append(verb)
+            inside.append(verb)
+            try:
+                return method(*args, **kwargs)
+            finally:
+                inside.pop()
+
+        return call
+
+    for verb in ("get", "get_many", "set", "set_many"):
+        monkeypatch.setattr(store, verb, counted(verb))
+    client = client_for(cdp_ussel)
+    client.get(plan_url(three_fiches))
+    calls.clear()
+    three_fiches.titre = "Halle rénovée"
+    three_fiches.save()
+    assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
+    # The page (missing), its parts (the new row missing), the page and the new row stored.
+    assert calls == ["get_many", "get_many", "set_many"]
+
+    calls.clear()
+    assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
+    assert calls == ["get_many"]
+
+
+def test_in_one_cache_the_page_is_read_with_its_versions(client_for, cdp_ussel, fiche):
+    """In production the fragments share the default cache: the page is read in the same
+    round trip as the plan's versions, and served only under the current one."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    one = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES={**one, "default": {**one["default"], "LOCATION": "one"}}):
+        caches["default"].clear()
+        client = client_for(cdp_ussel)
+        first = client.get(plan_url(fiche))
+        cold = count_queries(lambda: client.get(plan_url(fiche), {"maturite": ""}))
+        assert count_queries(lambda: client.get(plan_url(fiche))) < cold
+        assert text(client.get(plan_url(fiche))) == text(first)
+
+        fiche.titre = "Halle rénovée"
+        fiche.save()
+        assert "Halle rénovée" in text(client.get(plan_url(fiche)))
+        FicheAction.objects.filter(pk=fiche.pk).update(titre="Halle du marché")
+        new_plan_version(fiche.beneficiaire_id)
+        assert "Halle du marché" in text(client.get(plan_url(fiche)))
+        caches["default"].clear()
+
+
 def test_a_new_title_renders_again_only_its_row_and_its_bar(
     client_for, cdp_ussel, three_fiches, renders
 ):
@@ -297,7 +368,7 @@ def test_a_new_title_renders_again_only_its_row_and_its_bar(
         fiche.save()
     client = client_for(cdp_ussel)
     client.get(plan_url(three_fiches))
-    assert sorted(renders) == [
+    assert fiche_parts(renders) == [
         *(("fiche_row.html", ref) for ref in ("1.1", "1.2", "2.1")),
         *(("timeline_bar.html", ref) for ref in ("1.1", "1.2", "2.1")),
     ]
@@ -308,7 +379,7 @@ def test_a_new_title_renders_again_only_its_row_and_its_bar(
     fiche.save()
     page = text(client.get(plan_url(three_fiches)))
     assert "1.2 – Kiosque" in page
-    assert sorted(renders) == [("fiche_row.html", "1.2"), ("timeline_bar.html", "1.2")]
+    assert fiche_parts(renders) == [("fiche_row.html", "1.2"), ("timeline_bar.html", "1.2")]
 
 
 def test_a_longer_timeline_moves_the_bars_without_rendering_their_rows_again(
