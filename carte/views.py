@@ -6,6 +6,10 @@ fragments under the dashboards' version (tableaux/cache.py, renewed by a write t
 ``READS`` of carte/geo.py and carte/fiches.py, see carte/apps.py) and the reader's
 perimeter, and its ETag is made of that key: a browser that asks again with the ETag it
 holds gets a 304 without the data being read or sent again.
+
+The readers who see the whole country read instead the data precomputed per territory
+(carte/precalcul.py), served stale while a change's refresh runs; the page reads its counts
+of communes and fiches with it.
 """
 
 import gzip
