@@ -122,24 +122,19 @@ def _queue_refresh(nom: str, level: str, code: str | None) -> None:
         transaction.on_commit(partial(refresh_donnees.delay, nom, level, code))
 
 
-def gardees(nom: str, filtre: geo.Filtre, calculer: bool = False) -> dict | None:
+def donnees(nom: str, filtre: geo.Filtre) -> dict:
     """The entry of ``nom`` (communes, fiches) for the map's territory as last computed, a
-    refresh queued when it is stale. When there is none: computed now if ``calculer`` (the
-    data's reader waits, once), else a refresh queued and None (the page counts instead)."""
+    refresh queued when it is stale; computed now when there is none (its reader waits,
+    once: right after a deployment, before beat's first run)."""
     level, code = territoire(filtre)
     version = dashboard_cache.versions({_scope(nom, level, code)})
     stored = cache.get(_key(nom, level, code))
-    if stored is None and calculer:
+    if stored is None:
         stored = _entry(*_compute(nom, level, code), version)
         cache.set(_key(nom, level, code), stored, KEEP)
-    elif stored is None or _stale(stored, version):
+    elif _stale(stored, version):
         _queue_refresh(nom, level, code)
     return stored
-
-
-def donnees(nom: str, filtre: geo.Filtre) -> dict:
-    """The entry of ``nom`` for the map's territory (see :func:`gardees`), never None."""
-    return gardees(nom, filtre, calculer=True)
 
 
 # Refreshes (carte/tasks.py) -----------------------------------------------------------------

@@ -74,8 +74,10 @@ def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dic
     read from the data precomputed for the readers who see everything, carte/precalcul.py)."""
     user = request.user
     filtre = filtre if filtre is not None else filtre_from(request)
-    gardees = precalcul.gardees(precalcul.COMMUNES, filtre) if precalcul.partage(user) else None
-    nb_points = gardees["nb"] if gardees else court(geo.membres(user, filtre))
+    if precalcul.partage(user):
+        nb_points = precalcul.donnees(precalcul.COMMUNES, filtre)["nb"]
+    else:
+        nb_points = court(geo.membres(user, filtre))
     points = geo.points(user, filtre) if nb_points <= LISTE_MAX else []
     if filtre.departement is not None:
         niveau, code = "departement", filtre.departement.code
@@ -112,10 +114,10 @@ class CarteView(TemplateView):
         filterset = fiches.filtre_fiches(user, self.request.GET, filtre)
         # The list only when it is short enough to show: the country's 80,000 fiches are
         # counted (or their count read with the precomputed data), not read.
-        gardees = None
         if precalcul.partage(user) and not fiches.valeurs(filterset):
-            gardees = precalcul.gardees(precalcul.FICHES, filtre)
-        nb_fiches = gardees["nb"] if gardees else court(filterset.qs)
+            nb_fiches = precalcul.donnees(precalcul.FICHES, filtre)["nb"]
+        else:
+            nb_fiches = court(filterset.qs)
         lignes = fiches.fiches(filterset)[0] if nb_fiches <= LISTE_MAX else []
         query = "&".join(q for q in (filtre.querystring(), filterset.querystring) if q)
         choisi = {
