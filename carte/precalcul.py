@@ -5,8 +5,9 @@ figures are (tableaux/cache.py).
 
 A reader gets the last data computed for the territory asked; when the territory's version
 changed since (a write to what the data reads, ``renew_everything``) or the data is older than
-``PROGRAMME_CACHE_TIMEOUT``, one refresh is queued (``carte.tasks.refresh_donnees``, at most
-one a minute per data and territory) and the reader is served the last data meanwhile: a
+``PROGRAMME_CACHE_TIMEOUT``, one refresh is queued (``carte.tasks.refresh_donnees``, one
+pending at a time per data and territory: its lock is released when it starts, or after a
+minute) and the reader is served the last data meanwhile: a
 change shows once that refresh has run (seconds, a worker being free), at the latest after
 beat's next ``refresh_carte`` (every ``PROGRAMME_CACHE_TIMEOUT // 2``), which recomputes every
 stale entry. Only data never computed (or lost from the cache) is computed for a reader, once.
