@@ -29,14 +29,27 @@ PRECISION = 4
 
 
 def filtre_fiches(user, data, filtre: geo.Filtre | None = None) -> FicheCarteFilter:
-    """The filter of the fiches on the map, over the reader's fiches in the map's territory."""
+    """The filter of the fiches on the map, over the reader's fiches in the map's territory
+    (``user`` None: the whole country's, precomputed for the readers who see everything,
+    carte/precalcul.py)."""
     filtre = filtre or geo.Filtre()
-    queryset = FicheAction.objects.for_user(user)
+    queryset = FicheAction.objects.all() if user is None else FicheAction.objects.for_user(user)
     if filtre.departement is not None:
         queryset = queryset.filter(beneficiaire__departement=filtre.departement)
     elif filtre.region is not None:
         queryset = queryset.filter(beneficiaire__departement__region=filtre.region)
     return FicheCarteFilter(data or None, queryset=queryset)
+
+
+def valeurs(filterset: FicheCarteFilter) -> list[tuple[str, str]]:
+    """What filters the fiches: the valid filters' values (a filter in error is left out, as
+    django-filter does), not the raw query string."""
+    filterset.form.is_valid()
+    return sorted(
+        (name, str(getattr(value, "pk", value)))
+        for name, value in getattr(filterset.form, "cleaned_data", {}).items()  # unbound: none
+        if value not in (None, "")
+    )
 
 
 def fiches(filterset: FicheCarteFilter) -> tuple[list[dict], dict[str, dict]]:

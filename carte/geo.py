@@ -96,22 +96,22 @@ class Filtre:
 
 
 def membres(user, filtre: Filtre = Filtre()) -> QuerySet:
-    """Active memberships of active beneficiaries, on the map, within the perimeter."""
+    """Active memberships of active beneficiaries, on the map, within the perimeter (``user``
+    None: the whole country, the map's data precomputed for the readers who see everything,
+    carte/precalcul.py)."""
     cadre = (
         Convention.objects.filter(beneficiaire=OuterRef("beneficiaire"), type=Convention.Type.CADRE)
         .order_by("-pk")
         .values("statut")[:1]
     )
-    queryset = (
-        MembreBeneficiaire.objects.filter(
-            actif=True,
-            beneficiaire__statut__in=Beneficiaire.STATUTS_ACTIFS,
-            commune__latitude__isnull=False,
-            commune__longitude__isnull=False,
-        )
-        .filter(policy.communes_q(user, "commune"))
-        .annotate(cadre=Subquery(cadre))
-    )
+    queryset = MembreBeneficiaire.objects.filter(
+        actif=True,
+        beneficiaire__statut__in=Beneficiaire.STATUTS_ACTIFS,
+        commune__latitude__isnull=False,
+        commune__longitude__isnull=False,
+    ).annotate(cadre=Subquery(cadre))
+    if user is not None:
+        queryset = queryset.filter(policy.communes_q(user, "commune"))
     if filtre.departement is not None:
         queryset = queryset.filter(commune__departement=filtre.departement)
     elif filtre.region is not None:
@@ -130,6 +130,7 @@ def points(user, filtre: Filtre = Filtre()) -> list[dict]:
             "commune__latitude",
             "commune__longitude",
             "commune__departement_id",
+            "commune__departement__region_id",
             "beneficiaire_id",
             "beneficiaire__nom",
             "cadre",
@@ -147,6 +148,7 @@ def points(user, filtre: Filtre = Filtre()) -> list[dict]:
                 "latitude": row["commune__latitude"],
                 "longitude": row["commune__longitude"],
                 "departement": row["commune__departement_id"],
+                "region": row["commune__departement__region_id"],
                 "beneficiaire": row["beneficiaire__nom"],
                 "url": url.format(row["beneficiaire_id"]),
                 "etat": key,
@@ -160,7 +162,11 @@ def departements(user, filtre: Filtre = Filtre()) -> list[dict]:
     """Per département: centroid of its PVD communes, beneficiaries, signed ones (one query)."""
     rows = (
         membres(user, filtre)
-        .values("commune__departement_id", "commune__departement__nom")
+        .values(
+            "commune__departement_id",
+            "commune__departement__nom",
+            "commune__departement__region_id",
+        )
         .annotate(
             latitude=Avg("commune__latitude"),
             longitude=Avg("commune__longitude"),
@@ -178,6 +184,7 @@ def departements(user, filtre: Filtre = Filtre()) -> list[dict]:
             {
                 "code": row["commune__departement_id"],
                 "nom": row["commune__departement__nom"],
+                "region": row["commune__departement__region_id"],
                 "latitude": round(row["latitude"], 5),
                 "longitude": round(row["longitude"], 5),
                 "communes": row["communes"],
@@ -197,27 +204,42 @@ PROPRIETES_COMMUNE = ("code", "nom", "beneficiaire", "url", "etat")
 PRECISION = 4
 
 
+DEPARTEMENT_KEYS = ("code", "nom", "communes", "beneficiaires", "signees", "part", "classe")
+
+
+def _feature(item: dict, couche: str, keys) -> dict:
+    longitude, latitude = (round(item[k], PRECISION) for k in ("longitude", "latitude"))
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [longitude, latitude]},
+        "properties": {"couche": couche, **{k: item[k] for k in keys}},
+    }
+
+
+def features(user, filtre: Filtre = Filtre()) -> list[tuple[str, str, dict]]:
+    """The GeoJSON's features, départements then communes, each with the codes of its
+    département and région (to pick a territory's out of the whole country's). Two queries."""
+    return [
+        (d["code"], d["region"], _feature(d, "departement", DEPARTEMENT_KEYS))
+        for d in departements(user, filtre)
+    ] + [
+        (p["departement"], p["region"], _feature(p, "commune", PROPRIETES_COMMUNE))
+        for p in points(user, filtre)
+    ]
+
+
+def collection(chosen: list[dict]) -> bytes:
+    """A FeatureCollection as compact JSON (no needless spaces)."""
+    return json.dumps(
+        {"type": "FeatureCollection", "features": chosen}, separators=(",", ":")
+    ).encode()
+
+
 def geojson(user, filtre: Filtre = Filtre()) -> dict:
     """One FeatureCollection: communes (``couche: commune``) and départements."""
-
-    def feature(item: dict, couche: str, keys) -> dict:
-        longitude, latitude = (round(item[k], PRECISION) for k in ("longitude", "latitude"))
-        return {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [longitude, latitude]},
-            "properties": {"couche": couche, **{k: item[k] for k in keys}},
-        }
-
-    departement_keys = ("code", "nom", "communes", "beneficiaires", "signees", "part", "classe")
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            feature(d, "departement", departement_keys) for d in departements(user, filtre)
-        ]
-        + [feature(p, "commune", PROPRIETES_COMMUNE) for p in points(user, filtre)],
-    }
+    return {"type": "FeatureCollection", "features": [f for *_, f in features(user, filtre)]}
 
 
 def geojson_bytes(user, filtre: Filtre = Filtre()) -> bytes:
     """The GeoJSON as compact JSON (no needless spaces)."""
-    return json.dumps(geojson(user, filtre), separators=(",", ":")).encode()
+    return collection([f for *_, f in features(user, filtre)])

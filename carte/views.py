@@ -6,6 +6,10 @@ fragments under the dashboards' version (tableaux/cache.py, renewed by a write t
 ``READS`` of carte/geo.py and carte/fiches.py, see carte/apps.py) and the reader's
 perimeter, and its ETag is made of that key: a browser that asks again with the ETag it
 holds gets a 304 without the data being read or sent again.
+
+The readers who see the whole country read instead the data precomputed per territory
+(carte/precalcul.py), served stale while a change's refresh runs; the page reads its counts
+of communes and fiches with it.
 """
 
 import gzip
@@ -29,7 +33,8 @@ from communes.models import Departement, Region
 from pvd import policy
 from tableaux import cache as dashboard_cache
 
-from . import choroplethe, fiches, geo
+from . import choroplethe, fiches, geo, precalcul
+from .filters import options_territoire
 
 # Part of the data's cache key and ETag: raise it when the data's shape changes.
 VERSION = 2
@@ -65,10 +70,14 @@ def court(queryset) -> int:
 
 def carte_context(request: HttpRequest, filtre: geo.Filtre | None = None) -> dict:
     """What ``carte/includes/carte.html`` needs; dashboards call it with their filter. The
-    list of communes only when it is short enough to show, counted in SQL otherwise."""
+    list of communes only when it is short enough to show, counted in SQL otherwise (or
+    read from the data precomputed for the readers who see everything, carte/precalcul.py)."""
     user = request.user
     filtre = filtre if filtre is not None else filtre_from(request)
-    nb_points = court(geo.membres(user, filtre))
+    if precalcul.partage(user):
+        nb_points = precalcul.donnees(precalcul.COMMUNES, filtre)["nb"]
+    else:
+        nb_points = court(geo.membres(user, filtre))
     points = geo.points(user, filtre) if nb_points <= LISTE_MAX else []
     if filtre.departement is not None:
         niveau, code = "departement", filtre.departement.code
@@ -99,22 +108,32 @@ class CarteView(TemplateView):
     def get_context_data(self, **kwargs):
         user = self.request.user
         carte = carte_context(self.request)
+        filtre = carte["filtre"]
         # The fiches action: on the map (fetched by its script) and in the list under it,
         # with the same filter.
-        filterset = fiches.filtre_fiches(user, self.request.GET, carte["filtre"])
+        filterset = fiches.filtre_fiches(user, self.request.GET, filtre)
         # The list only when it is short enough to show: the country's 80,000 fiches are
-        # counted, not read.
-        nb_fiches = court(filterset.qs)
+        # counted (or their count read with the precomputed data), not read.
+        if precalcul.partage(user) and not fiches.valeurs(filterset):
+            nb_fiches = precalcul.donnees(precalcul.FICHES, filtre)["nb"]
+        else:
+            nb_fiches = court(filterset.qs)
         lignes = fiches.fiches(filterset)[0] if nb_fiches <= LISTE_MAX else []
-        query = "&".join(q for q in (carte["filtre"].querystring(), filterset.querystring) if q)
+        query = "&".join(q for q in (filtre.querystring(), filterset.querystring) if q)
+        choisi = {
+            "departement": filtre.departement.code if filtre.departement else "",
+            "region": filtre.region.code if filtre.region else "",
+        }
         return super().get_context_data(
             carte=carte,
             fiches_filter=filterset,
             fiches=lignes,
             nb_fiches=nb_fiches,
             fiches_url=reverse("carte:fiches") + (f"?{query}" if query else ""),
-            departement_choices=Departement.objects.for_user(user).order_by("code"),
-            region_choices=Region.objects.for_user(user).order_by("nom"),
+            departement_options=options_territoire(
+                user, "departement", "Tous", choisi["departement"]
+            ),
+            region_options=options_territoire(user, "region", "Toutes", choisi["region"]),
             **kwargs,
         )
 
@@ -152,12 +171,24 @@ def donnees_en_cache(
         etag = f'"{hashlib.sha256(compresse).hexdigest()[:32]}"'
         if etag in parse_etags(request.headers.get("If-None-Match", "").replace("W/", "")):
             return _entetes(HttpResponseNotModified(), etag)
+    return _entetes(_corps(request, compresse, content_type), etag)
+
+
+def servir(request: HttpRequest, entree: dict, content_type: str) -> HttpResponse:
+    """A precomputed entry (carte/precalcul.py): 304 when the browser holds its ETag already,
+    else its bytes, gzipped as kept (plain for a client that does not accept gzip)."""
+    etag = entree["etag"]
+    if etag in parse_etags(request.headers.get("If-None-Match", "").replace("W/", "")):
+        return _entetes(HttpResponseNotModified(), etag)
+    return _entetes(_corps(request, entree["gzip"], content_type), etag)
+
+
+def _corps(request: HttpRequest, compresse: bytes, content_type: str) -> HttpResponse:
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response = HttpResponse(compresse, content_type=content_type)
         response["Content-Encoding"] = "gzip"
-    else:
-        response = HttpResponse(gzip.decompress(compresse), content_type=content_type)
-    return _entetes(response, etag)
+        return response
+    return HttpResponse(gzip.decompress(compresse), content_type=content_type)
 
 
 def _entetes(response: HttpResponse, etag: str) -> HttpResponse:
@@ -170,6 +201,9 @@ def _entetes(response: HttpResponse, etag: str) -> HttpResponse:
 
 def carte_geojson(request: HttpRequest) -> HttpResponse:
     filtre = filtre_from(request)
+    if precalcul.partage(request.user):
+        entree = precalcul.donnees(precalcul.COMMUNES, filtre)
+        return servir(request, entree, "application/geo+json")
     return donnees_en_cache(
         request,
         "communes",
@@ -184,14 +218,9 @@ def carte_fiches(request: HttpRequest) -> HttpResponse:
     """The fiches action of the map (carte/fiches.py), within the reader's perimeter."""
     filtre = filtre_from(request)
     filterset = fiches.filtre_fiches(request.user, request.GET, filtre)
-    # What filters the fiches: the valid filters' values (a filter in error is left out,
-    # as django-filter does), not the raw query string.
-    filterset.form.is_valid()
-    valeurs = sorted(
-        (name, str(getattr(value, "pk", value)))
-        for name, value in getattr(filterset.form, "cleaned_data", {}).items()  # unbound: none
-        if value not in (None, "")
-    )
+    valeurs = fiches.valeurs(filterset)
+    if precalcul.partage(request.user) and not valeurs:
+        return servir(request, precalcul.donnees(precalcul.FICHES, filtre), "application/json")
     variante = f"{filtre.querystring()}|{urlencode(valeurs)}"
     return donnees_en_cache(
         request,

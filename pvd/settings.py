@@ -429,6 +429,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tableaux.tasks.refresh_programme",
         "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
     },
+    # The map's data for national readers, each territory's recomputed once stale
+    # (carte/precalcul.py): served stale meanwhile, never recomputed for a reader.
+    "refresh-carte": {
+        "task": "carte.tasks.refresh_carte",
+        "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
+    },
     # The national rollout's invitations, INVITATIONS_PAR_MINUTE a minute (portail/deploiement.py).
     "send-rollout-invitations": {
         "task": "portail.tasks.envoyer_invitations",

@@ -14,6 +14,8 @@ APPS = ["pvd", "communes", "conventions", "postes", "actions", "rappels", "table
 CACHE_ADD_ALLOWED = {
     # A dashboards' version is a random value: two instances racing keep either, both are new.
     "tableaux/cache.py",
+    # Only one refresh of the map's data queued at a time: a second one recomputes the same.
+    "carte/precalcul.py",
 }
 
 
