@@ -1,8 +1,8 @@
 """WeasyPrint in a child process: HTML in, PDF bytes out.
 
 This module imports nothing of Django, nor WeasyPrint until it renders: a process forked
-from a server that preloaded only WeasyPrint and this module (``multiprocessing``'s
-forkserver) lays the document out, so its memory is WeasyPrint's and the document's, not
+from a server that preloaded only WeasyPrint and this module, and laid a small document out
+once (``pdf_warmup``; ``multiprocessing``'s forkserver), lays the document out, so its memory is WeasyPrint's and the document's, not
 a Django worker's, and everything the layout allocated (boxes, fonts, caches) goes back to
 the system when the child exits: the worker that asked for the PDF does not grow with each
 document.
@@ -152,7 +152,7 @@ def user_agent_stylesheet():
 
     source, count = UNIVERSAL_PSEUDO_ELEMENTS.subn(_scoped, UA)
     if not count:
-        raise ValueError("La feuille de style de WeasyPrint a changé : revoir user_agent_stylesheet")
+        raise ValueError("Feuille de style de WeasyPrint inattendue : revoir user_agent_stylesheet")
     return CSS(string=source, counter_style=UA_COUNTER_STYLE)
 
 
