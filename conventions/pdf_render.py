@@ -2,10 +2,10 @@
 
 This module imports nothing of Django, nor WeasyPrint until it renders: a process forked
 from a server that preloaded only WeasyPrint and this module, and laid a small document out
-once (``pdf_warmup``; ``multiprocessing``'s forkserver), lays the document out, so its memory is WeasyPrint's and the document's, not
-a Django worker's, and everything the layout allocated (boxes, fonts, caches) goes back to
-the system when the child exits: the worker that asked for the PDF does not grow with each
-document.
+once (``pdf_warmup``; ``multiprocessing``'s forkserver), lays the document out, so its
+memory is WeasyPrint's and the document's, not a Django worker's, and everything the layout
+allocated (boxes, fonts, caches) goes back to the system when the child exits: the worker
+that asked for the PDF does not grow with each document.
 
 Static files are served by :class:`StaticFilesURLFetcher` from the roots the staticfiles
 finders search (given by the parent, in their order), data: URLs are decoded, and every
