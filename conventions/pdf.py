@@ -438,6 +438,20 @@ def typographie(html: str) -> str:
     return html
 
 
+def document_html(
+    convention: Convention,
+    *,
+    fiches: list | None = None,
+    nature: str = DocumentConvention.Nature.CONVENTION,
+) -> str:
+    """The HTML that ``render_pdf`` lays out."""
+    if fiches is None:
+        fiches = annex_fiches(convention)
+    template = PLAN_TEMPLATE if nature == DocumentConvention.Nature.PLAN else TEMPLATE
+    with translation.override("fr"):
+        return typographie(render_to_string(template, convention_context(convention, fiches)))
+
+
 def render_pdf(
     convention: Convention,
     *,
@@ -447,11 +461,7 @@ def render_pdf(
 ) -> bytes:
     """The convention as a PDF, or its plan d'action à date (``nature``); ``fiches`` replaces
     the plan d'action (benchmarks)."""
-    if fiches is None:
-        fiches = annex_fiches(convention)
-    template = PLAN_TEMPLATE if nature == DocumentConvention.Nature.PLAN else TEMPLATE
-    with translation.override("fr"):
-        html = typographie(render_to_string(template, convention_context(convention, fiches)))
+    html = document_html(convention, fiches=fiches, nature=nature)
     from . import pdf_render
 
     options = {"pdf_variant": PDFA_VARIANT} if pdfa else {}

@@ -1,11 +1,11 @@
 """WeasyPrint in a child process: HTML in, PDF bytes out.
 
 This module imports nothing of Django, nor WeasyPrint until it renders: a process forked
-from a server that preloaded only WeasyPrint and this module (``multiprocessing``'s
-forkserver) lays the document out, so its memory is WeasyPrint's and the document's, not
-a Django worker's, and everything the layout allocated (boxes, fonts, caches) goes back to
-the system when the child exits: the worker that asked for the PDF does not grow with each
-document.
+from a server that preloaded only WeasyPrint and this module, and laid a small document out
+once (``pdf_warmup``; ``multiprocessing``'s forkserver), lays the document out, so its
+memory is WeasyPrint's and the document's, not a Django worker's, and everything the layout
+allocated (boxes, fonts, caches) goes back to the system when the child exits: the worker
+that asked for the PDF does not grow with each document.
 
 Static files are served by :class:`StaticFilesURLFetcher` from the roots the staticfiles
 finders search (given by the parent, in their order), data: URLs are decoded, and every
@@ -15,9 +15,11 @@ other URL is refused: rendering never touches the network nor the rest of the di
 from __future__ import annotations
 
 import functools
+import gc
 import mimetypes
 import multiprocessing
 import posixpath
+import re
 import resource
 import sys
 import threading
@@ -124,13 +126,82 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def render(html: str, base_url: str, roots: Roots, options: dict) -> tuple[bytes, list, float]:
-    """The PDF, the static files that were missing, and the peak memory of the process."""
+# WeasyPrint's user-agent stylesheet styles the ::marker, ::footnote-call, ::footnote-marker,
+# ::note-call, ::note-marker and ::note-callback of every element: six pseudo-elements whose
+# styles are computed, one by one, for each of the document's elements (about 10,000 for a
+# convention with its annexed plan, 85 % of the cascade's styles). The documents use no
+# footnote, and only list items have a marker: the renderer's copy keeps ::marker for li and
+# drops the notes' rules, which changes nothing on the page.
+UNIVERSAL_PSEUDO_ELEMENTS = re.compile(r"^::([a-z-]+) \{[^}\n]*\}$", re.MULTILINE)
+
+
+def _scoped(rule: re.Match) -> str:
+    if rule[1] == "marker":
+        return "li" + rule[0]
+    if rule[1].startswith(("footnote-", "note-")):
+        return ""
+    raise ValueError(f"Règle inattendue de la feuille de style de WeasyPrint : {rule[0]}")
+
+
+@functools.cache
+def user_agent_stylesheet():
+    """WeasyPrint's HTML user-agent stylesheet without its rules for every element's
+    pseudo-elements (see UNIVERSAL_PSEUDO_ELEMENTS), parsed once per process."""
+    from weasyprint import CSS
+    from weasyprint.html import UA, UA_COUNTER_STYLE
+
+    source, count = UNIVERSAL_PSEUDO_ELEMENTS.subn(_scoped, UA)
+    if not count:
+        raise ValueError("Feuille de style de WeasyPrint inattendue : revoir user_agent_stylesheet")
+    return CSS(string=source, counter_style=UA_COUNTER_STYLE)
+
+
+@functools.cache
+def html_class():
+    """WeasyPrint's HTML with the renderer's user-agent stylesheet."""
     from weasyprint import HTML
 
+    class RendererHTML(HTML):
+        def _ua_stylesheets(self, forms=False):
+            if forms:
+                return [user_agent_stylesheet(), *super()._ua_stylesheets(forms)[1:]]
+            return [user_agent_stylesheet()]
+
+    return RendererHTML
+
+
+def render(html: str, base_url: str, roots: Roots, options: dict) -> tuple[bytes, list, float]:
+    """The PDF, the static files that were missing, and the peak memory of the process."""
     fetcher = fetcher_class()(base_url, find_in(roots))
-    content = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(**options)
+    # The layout allocates some hundred thousand objects, none of them collectable before the
+    # end: the cyclic garbage collector's passes over them are a tenth of the time. It is
+    # switched off for the render (the child exits after it; in a Celery prefork worker, it is
+    # switched back on and collects once).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        document = html_class()(string=html, base_url=base_url, url_fetcher=fetcher)
+        content = document.write_pdf(**options)
+    finally:
+        if collecting:
+            gc.enable()
     return content, fetcher.missing, peak_rss_mib()
+
+
+def warm_up() -> None:
+    """Run by the fork server once (``conventions.pdf_warmup``): what every document needs
+    and WeasyPrint only sets up on first use (its C types, fonts, hyphenation dictionary, the
+    user-agent stylesheet) is ready in every process forked from the server; its objects are
+    then kept out of the garbage collector's passes (``gc.freeze``)."""
+    sample = (
+        "<html lang='fr'><body style='hyphens: auto; text-align: justify'>"
+        "<h1>Convention</h1><p>Les parties conviennent de conduire ensemble le projet de "
+        "revitalisation.</p><table><tr><th>Référence</th><td>12 345</td></tr></table>"
+        "</body></html>"
+    )
+    html_class()(string=sample).write_pdf()
+    gc.collect()
+    gc.freeze()
 
 
 _lock = threading.Lock()
@@ -145,7 +216,9 @@ def _forkserver():
             # The server imports WeasyPrint once, and the main module as multiprocessing does
             # by default (each child would run it again otherwise: the worker's « celery »
             # script, manage.py, pytest); each render forks the server.
-            context.set_forkserver_preload(["__main__", "weasyprint", __name__])
+            context.set_forkserver_preload(
+                ["__main__", "weasyprint", __name__, f"{__package__}.pdf_warmup"]
+            )
             _context = context
         return _context
 

@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import time
 from datetime import date
 from decimal import Decimal
@@ -182,6 +183,42 @@ def test_url_fetcher_serves_static_files_and_data_urls():
     font = fetcher.fetch(urljoin(fetcher.base_url, "/static/dsfr/dist/fonts/Marianne-Bold.woff2"))
     assert font.read(4) == b"wOF2"
     assert fetcher.fetch("data:text/plain,bonjour").read() == b"bonjour"
+
+
+def pages_text(content: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(content)).pages]
+
+
+def test_renderer_user_agent_stylesheet_styles_list_markers_and_no_other_pseudo_element():
+    from weasyprint.html import UA
+
+    from conventions import pdf_render
+
+    source = pdf_render.UNIVERSAL_PSEUDO_ELEMENTS.sub(pdf_render._scoped, UA)
+    assert not re.search(r"^::", source, re.MULTILINE)
+    assert "li::marker {" in source
+    html = "<html lang='fr'><body><ul><li>Premier</li><li>Second</li></ul></body></html>"
+    content = pdf_render.html_class()(string=html).write_pdf()
+    assert pages_text(content)[0].count("•") == 2
+
+
+def test_renderer_lays_the_convention_out_as_weasyprint_would(plan_ussel, monkeypatch):
+    """Its user-agent stylesheet and its switched-off garbage collector change nothing."""
+    import gc
+
+    from weasyprint import HTML
+
+    from conventions import pdf_render
+
+    html = pdf.document_html(plan_ussel)
+    arguments = (html, pdf.static_base_url(), pdf.static_roots(), {})
+    ours, missing, _ = pdf_render.render(*arguments)
+    assert gc.isenabled()
+    monkeypatch.setattr(pdf_render, "html_class", lambda: HTML)
+    theirs = pdf_render.render(*arguments)[0]
+    assert not missing
+    assert len(pages_text(ours)) > 3
+    assert pages_text(ours) == pages_text(theirs)
 
 
 def test_missing_static_file_is_a_rendering_error(cadre, monkeypatch):
