@@ -1,5 +1,6 @@
 import time
 import uuid
+from html import escape
 
 import django_filters
 from django import forms
@@ -17,6 +18,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import JSONObject, RowNumber
+from django.utils.safestring import SafeString
 
 from actions.models import (
     AXE_TRANSVERSAL,
@@ -107,10 +109,12 @@ class ChoixEnCache(django_filters.fields.ModelChoiceIterator):
 # them, written once (``OptionsEcrites``), under a version held in the cache: a save or a
 # deletion of one of these models renews it (club/signals.py), a bulk write says so through
 # ``data_rewritten``; a write without signals (``QuerySet.update``) shows within ``TIMEOUT``.
+# Callables (django-filter's form of a filter's queryset): a filter set copies its filters
+# for each request, and would copy a queryset deeply.
 LISTES = {
-    "region": lambda: Region.objects.all(),
-    "departement": lambda: Departement.objects.all(),
-    "financeur": lambda: Financeur.objects.all(),
+    "region": lambda request=None: Region.objects.all(),
+    "departement": lambda request=None: Departement.objects.all(),
+    "financeur": lambda request=None: Financeur.objects.all(),
 }
 VERSION_KEY = "club:listes:version"
 TIMEOUT = 600  # seconds a process keeps its lists at most
@@ -220,7 +224,8 @@ class FiltreModele(django_filters.ModelChoiceFilter):
 class FormulaireClub(forms.Form):
     """The Club's filters as the DSFR writes them (club/includes/filtres.html): each widget
     carries its class (Django adds ``aria-invalid`` and ``aria-describedby``, pointing to
-    the help text and the error), so that the template renders each field as it is."""
+    the help text and the error), and ``champs_html`` writes each field's group around its
+    widget (a template loop over nine fields costs more than the search)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -228,6 +233,33 @@ class FormulaireClub(forms.Form):
             choix = isinstance(field.widget, forms.Select)
             field.widget.attrs["class"] = "fr-select" if choix else "fr-input"
             field.groupe = "fr-select-group" if choix else "fr-input-group"
+
+    def champs_html(self) -> SafeString:
+        """Each field in its DSFR group: its label, help text and errors escaped
+        (``escape``), its widget as Django renders it (``str``)."""
+        parts = []
+        for champ in self:
+            groupe, errors, auto_id = champ.field.groupe, champ.errors, champ.auto_id
+            aide = (
+                f'<span class="fr-hint-text" id="{escape(auto_id)}_helptext">'
+                f"{escape(champ.help_text)}</span>"
+                if champ.help_text
+                else ""
+            )
+            erreurs = (
+                f'<div id="{escape(auto_id)}_error">'
+                + "".join(f'<p class="fr-error-text">{escape(error)}</p>' for error in errors)
+                + "</div>"
+                if errors
+                else ""
+            )
+            parts.append(
+                '<div class="fr-col-12 fr-col-md-6 fr-col-lg-3">'
+                f'<div class="{groupe}{f" {groupe}--error" if errors else ""}">'
+                f'<label class="fr-label" for="{escape(champ.id_for_label)}">'
+                f"{escape(champ.label)}{aide}</label>{champ}{erreurs}</div></div>"
+            )
+        return SafeString("".join(parts))
 
 
 class ClubFilter(django_filters.FilterSet):
@@ -240,14 +272,14 @@ class ClubFilter(django_filters.FilterSet):
     )
     region = FiltreModele(
         label="Région",
-        queryset=Region.objects.all(),
+        queryset=LISTES["region"],
         field_name="beneficiaire__departement__region",
         empty_label="Toutes",
         widget=SelectRapide,
     )
     departement = FiltreModele(
         label="Département",
-        queryset=Departement.objects.all(),
+        queryset=LISTES["departement"],
         field_name="beneficiaire__departement",
         empty_label="Tous",
         widget=SelectRapide,
@@ -273,7 +305,7 @@ class ClubFilter(django_filters.FilterSet):
     )
     financeur = FiltreModele(
         label="Financeur",
-        queryset=Financeur.objects.all(),
+        queryset=LISTES["financeur"],
         method="with_financeur",
         empty_label="Tous",
         widget=SelectRapide,
@@ -298,10 +330,24 @@ class ClubFilter(django_filters.FilterSet):
         fields: list[str] = []
         form = FormulaireClub
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        champs = ("region", "departement", "financeur")
-        ListesGardees({nom: self.filters[nom].field for nom in champs})
+    LISTES = ("region", "departement", "financeur")  # the selects of ``listes_gardees``
+
+    def get_form_class(self):
+        """The form's class, built once per process (django-filter builds it, and a field
+        for each filter, at each request): its fields are the same for every reader, and
+        each form copies them."""
+        cls = type(self)
+        form_class = cls.__dict__.get("classe_du_formulaire")
+        if form_class is None:
+            form_class = cls.classe_du_formulaire = super().get_form_class()
+        return form_class
+
+    @property
+    def form(self):
+        if not hasattr(self, "_form"):
+            form = super().form
+            ListesGardees({nom: form.fields[nom] for nom in self.LISTES})
+        return self._form
 
     def search(self, queryset, name, value):
         """The words are searched last, over the fiches the facets keep: ``resultats`` (all of

@@ -19,16 +19,17 @@ control characters; ``surligner`` escapes the text, then turns them into ``<mark
 
 import re
 from dataclasses import dataclass
+from html import escape
 
 from django.db import connection
 from django.db.models import BooleanField, F, FloatField, Q, QuerySet, TextField, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 START, STOP = "\x02", "\x03"
+SURLIGNE = re.compile(f"{START}(.*?){STOP}", re.S)
 TSQUERY = "websearch_to_tsquery('french_unaccent', %s)"
 EXTRAIT = (
     f"StartSel={START}, StopSel={STOP}, MaxFragments=2, MinWords=8, MaxWords=30, "
@@ -282,9 +283,13 @@ def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
 
 def surligner(text: str) -> SafeString:
     """``text`` escaped, its parts between the sentinels in ``<mark>``."""
-    parts = re.split(f"{START}(.*?){STOP}", text or "", flags=re.S)
-    markup = "".join("<mark>{}</mark>" if i % 2 else "{}" for i in range(len(parts)))
-    return format_html(markup, *(part.replace(START, "").replace(STOP, "") for part in parts))
+    parts = SURLIGNE.split(text or "")
+    return SafeString(
+        "".join(
+            f"<mark>{escape(part)}</mark>" if i % 2 else escape(part)
+            for i, part in enumerate(part.replace(START, "").replace(STOP, "") for part in parts)
+        )
+    )
 
 
 def extrait(fiche) -> SafeString:

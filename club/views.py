@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from html import escape
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,6 +19,7 @@ from django.db.models.functions import Cast, Concat
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.safestring import SafeString
 from django.views.generic import DetailView, FormView, ListView, UpdateView
 from django_filters.views import FilterView
 
@@ -25,6 +27,7 @@ from actions.models import FicheAction, LigneFinancement, livree_q
 from communes.models import Beneficiaire
 from pvd import policy
 from pvd.db import ArraySubquery, DansLaListe, Preparee, Valeur
+from pvd.french import euros
 from pvd.models import Role
 from pvd.pagination import LastPageMixin
 from pvd.spreadsheets import csv_response, xlsx_response
@@ -140,7 +143,9 @@ PAGE = Preparee(page_de_resultats)
 
 class Resultat:
     """A result of the search page: what it shows of a fiche, its title and extract
-    highlighted (escaped), its links written (``liens``: the page's ``Liens``)."""
+    highlighted (escaped), its links written (``liens``: the page's ``Liens``), and its
+    markup (``html``, ``ecrire``): twenty results written by the template's tags cost more
+    than the search itself."""
 
     COLONNES = (
         "pk",
@@ -160,6 +165,7 @@ class Resultat:
     SURLIGNAGES = ("titre_surligne", "extrait_surligne")
     MATURITES = dict(FicheAction.Maturite.choices)
     AVANCEMENTS = dict(FicheAction.Avancement.choices)
+    NON_PARTAGEE = ' · <span class="fr-badge fr-badge--sm">non partagée avec le Club</span>'
 
     def __init__(self, ligne, liens: "Liens"):
         (
@@ -187,6 +193,33 @@ class Resultat:
         self.extrait_html = search.extrait(self)
         self.noms_financeurs = financeurs(self)
         self.chefs = chefs(self, liens.contact)
+        self.html = self.ecrire()
+
+    def ecrire(self) -> SafeString:
+        """The result's markup: every value escaped (``escape``), but for the highlighted
+        title and extract, escaped already (``search.surligner``)."""
+        cout = f" · {escape(euros(self.cout_total))}" if self.cout_total else ""
+        partage = "" if self.partage_club else self.NON_PARTAGEE
+        extrait = (
+            f'<p class="fr-text--sm fr-mb-1v">{self.extrait_html}</p>' if self.extrait_html else ""
+        )
+        noms = escape(", ".join(self.noms_financeurs))
+        financeurs = f'<p class="fr-text--xs fr-mb-1v">Financeurs : {noms}</p>' if noms else ""
+        chefs = "".join(
+            f"<li>{escape(chef.nom or 'Chef de projet')}, chef de projet — "
+            f'<a href="{escape(chef.contact_url)}">Contacter'
+            f'<span class="fr-sr-only"> {escape(chef.nom)}</span></a></li>'
+            for chef in self.chefs
+        )
+        return SafeString(
+            f'<li class="fr-mb-3w"><h2 class="fr-h6 fr-mb-1v">'
+            f'<a href="{escape(self.url)}">{self.titre_html}</a></h2>'
+            f'<p class="fr-text--sm fr-mb-1v"><strong>{escape(self.ville)}</strong> '
+            f"({escape(self.departement)}) · {escape(self.axe)} · {escape(self.maturite)}"
+            f" · {escape(self.avancement)}{cout}{partage}</p>{extrait}{financeurs}"
+            + (f'<ul class="fr-text--sm">{chefs}</ul>' if chefs else "")
+            + "</li>"
+        )
 
 
 class Liens:
