@@ -30,10 +30,11 @@ from actions.models import (
 )
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
 from pvd.cache import DATA_REWRITTEN_KEY
+from pvd.db import Emplacement
 from pvd.models import Role, User
 from pvd.widgets import OptionsEcrites, SelectRapide, TexteRapide
 
-from .search import MAX_QUERY, chercher, nettoyer, ordre
+from .search import MAX_QUERY, Fiches, chercher, nettoyer, ordre
 
 # Population bands of a beneficiary (its communes together), low bound included.
 TRANCHES = {
@@ -362,6 +363,38 @@ class ClubFilter(django_filters.FilterSet):
     def resultats(self):
         """Every fiche found, best first (or none when a filter is invalid)."""
         return chercher(self.qs, self.mots) if self.is_valid() else self.queryset.none()
+
+    # The facets whose value changes the SQL (a band's bounds, delivered or not): their value
+    # is part of the prepared query's key; the others' values fill its slots.
+    FORMES = frozenset({"population", "livree"})
+
+    def a_chercher(self, lecteur) -> "Fiches | QuerySet":
+        """What the search page reads (``search.Candidats``): ``club_for(lecteur)`` and the
+        facets chosen, prepared (``search.Fiches``): the same SQL for every reader of the same
+        perimeter choosing the same facets (``club_for`` reads the perimeter only), each
+        facet's value a slot. None when a filter is invalid (the filter set's rule)."""
+        if self.is_bound and not self.is_valid():
+            return FicheAction.objects.none()
+        choisies = self.form.cleaned_data.items() if self.is_bound else ()
+        facettes = [
+            (nom, valeur)
+            for nom, valeur in choisies
+            if nom != "q" and valeur not in django_filters.constants.EMPTY_VALUES
+        ]
+        forme = tuple((nom, valeur if nom in self.FORMES else None) for nom, valeur in facettes)
+        valeurs = {
+            nom: getattr(valeur, "pk", valeur) for nom, valeur in facettes if nom not in self.FORMES
+        }
+
+        def construire() -> QuerySet:
+            fiches = FicheAction.objects.club_for(lecteur).order_by("-pk")
+            for nom, valeur in forme:
+                fiches = self.filters[nom].filter(
+                    fiches, Emplacement(nom) if valeur is None else valeur
+                )
+            return fiches
+
+        return Fiches(cle=(lecteur.perimeter, forme), valeurs=valeurs, construire=construire)
 
     def with_financeur(self, queryset, name, value):
         lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)

@@ -235,7 +235,15 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
     paginate_by = 20
 
     def get_queryset(self):
-        return FicheAction.objects.club_for(self.request.user).order_by("-pk")
+        """The filter set's queryset, never read: the page reads the fiches through
+        ``ClubFilter.a_chercher`` (``club_for`` and the facets, prepared)."""
+        return FicheAction.objects.none()
+
+    def get(self, request, *args, **kwargs):
+        self.filterset = self.get_filterset(self.get_filterset_class())
+        self.object_list = self.filterset.a_chercher(request.user)
+        context = self.get_context_data(filter=self.filterset, object_list=self.object_list)
+        return self.render_to_response(context)
 
     def paginate_queryset(self, queryset, page_size):
         """Rank and count at most ``search.PLAFOND`` fiches on their ids alone, in one query

@@ -6,12 +6,22 @@ otherwise, so that the read-models write one query for both.
 """
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from django.contrib.postgres.aggregates import StringAgg as PostgresStringAgg
 from django.contrib.postgres.expressions import ArraySubquery as PostgresArraySubquery
 from django.db import connections
-from django.db.models import Aggregate, BooleanField, DateField, Func, QuerySet, TextField
+from django.db.models import (
+    Aggregate,
+    BooleanField,
+    DateField,
+    Expression,
+    Func,
+    QuerySet,
+    TextField,
+)
 
 
 class ArraySubquery(PostgresArraySubquery):
@@ -160,3 +170,57 @@ class Preparee:
                 row[position] = value
             converted.append(row)
         return converted
+
+
+def avec_valeurs(params, valeurs: dict) -> list:
+    """``params`` of a prepared query, each ``Valeur`` slot replaced by its value in
+    ``valeurs`` (a list as JSON text for an ``en_json`` slot); any other kept as it is."""
+    return [
+        (json.dumps(list(valeurs[p.nom])) if p.en_json else valeurs[p.nom])
+        if isinstance(p, Valeur)
+        else p
+        for p in params
+    ]
+
+
+class Emplacement(Expression):
+    """A ``Valeur`` slot where a queryset expects a value: ``filter(axe__nom=Emplacement("axe"))``
+    compiles to one parameter, the slot, filled at each run (``avec_valeurs``)."""
+
+    def __init__(self, nom: str, output_field=None):
+        super().__init__(output_field=output_field or TextField())
+        self.valeur = Valeur(nom)
+
+    @property
+    def identity(self):
+        return (Emplacement, self.valeur.nom)
+
+    def as_sql(self, compiler, connection):
+        return "%s", [self.valeur]
+
+
+class Gardees:
+    """At most ``taille`` values built once each, by key, per process (SQL compiled once for
+    each shape of a query): the least recently used is dropped first. Thread-safe (gunicorn's
+    threads share a process); two threads may build the same value at once, one is kept."""
+
+    def __init__(self, taille: int):
+        self.taille = taille
+        self.valeurs: OrderedDict = OrderedDict()
+        self.verrou = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.valeurs)
+
+    def get(self, cle: Hashable, construire: Callable[[], object]):
+        with self.verrou:
+            if cle in self.valeurs:
+                self.valeurs.move_to_end(cle)
+                return self.valeurs[cle]
+        valeur = construire()
+        with self.verrou:
+            self.valeurs[cle] = valeur
+            self.valeurs.move_to_end(cle)
+            while len(self.valeurs) > self.taille:
+                self.valeurs.popitem(last=False)
+        return valeur
