@@ -161,8 +161,8 @@ class Candidats:
     rather than a sequential scan betting on a ``LIMIT``; read only as far as the ``LIMIT``),
     ranked among themselves; the nearest words when they find nothing. Without words (or on
     SQLite), the first ``plafond`` + 1 in the list's order (newest first). One query gives the
-    count and a page's ids (its first row always comes back, with the count): the paginator
-    asks the count, then the page expected from ``page`` (``debut``), already read."""
+    count and a page's ids (the count even beyond the last page): the paginator asks the
+    count, then the page expected from ``page`` (``debut``), already read."""
 
     def __init__(
         self, fiches: "QuerySet | Fiches", q: str, debut: int, taille: int, plafond: int = 0
@@ -270,16 +270,18 @@ class Candidats:
         """The ids ranked ``debut`` to ``fin`` (0-based, end excluded), and the count."""
         if requete is None:
             return [], 0
+        # The count, and the page's rows beside it (none beyond the end): a sort bounded
+        # by the page's end (top-N) rather than a numbering of every candidate.
         sql = (
-            "SELECT id, total FROM (SELECT id, COUNT(*) OVER () AS total, "
-            f"ROW_NUMBER() OVER (ORDER BY rang {requete.sens}, id) AS n "
-            f"FROM ({requete.sql}) r) p WHERE n = 1 OR (n > %s AND n <= %s) ORDER BY n"
+            f"WITH r AS ({requete.sql}) SELECT c.total, p.id FROM (SELECT COUNT(*) AS total "
+            f"FROM r) c LEFT JOIN (SELECT id, rang FROM r ORDER BY rang {requete.sens}, id "
+            f"LIMIT %s OFFSET %s) p ON TRUE ORDER BY p.rang {requete.sens}, p.id"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*requete.params, debut, fin])
+            cursor.execute(sql, [*requete.params, fin - debut, debut])
             rows = cursor.fetchall()
-        total = rows[0][1] if rows else 0
-        ids = [pk for n, (pk, _) in enumerate(rows, start=1) if n > 1 or debut == 0]
+        total = rows[0][0]
+        ids = [pk for _, pk in rows if pk is not None]
         return ids, total
 
 
