@@ -1,6 +1,5 @@
 import time
 import uuid
-from html import escape
 
 import django_filters
 from django import forms
@@ -18,6 +17,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import JSONObject, RowNumber
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from actions.models import (
@@ -235,32 +235,34 @@ class FormulaireClub(forms.Form):
             field.widget.attrs["class"] = "fr-select" if choix else "fr-input"
             field.groupe = "fr-select-group" if choix else "fr-input-group"
 
+    CHAMP = (
+        '<div class="fr-col-12 fr-col-md-6 fr-col-lg-3"><div class="{}">'
+        '<label class="fr-label" for="{}">{}{}</label>{}{}</div></div>'
+    )
+    AIDE = '<span class="fr-hint-text" id="{}_helptext">{}</span>'
+    ERREURS = '<div id="{}_error">{}</div>'
+    ERREUR = '<p class="fr-error-text">{}</p>'
+
     def champs_html(self) -> SafeString:
         """Each field in its DSFR group: its label, help text and errors escaped
-        (``escape``), its widget as Django renders it (``str``)."""
-        parts = []
-        for champ in self:
-            groupe, errors, auto_id = champ.field.groupe, champ.errors, champ.auto_id
-            aide = (
-                f'<span class="fr-hint-text" id="{escape(auto_id)}_helptext">'
-                f"{escape(champ.help_text)}</span>"
-                if champ.help_text
-                else ""
+        (``format_html``), its widget as Django renders it."""
+        return format_html_join("", "{}", ((self.champ_html(champ),) for champ in self))
+
+    def champ_html(self, champ) -> SafeString:
+        groupe, errors, auto_id = champ.field.groupe, champ.errors, champ.auto_id
+        return format_html(
+            self.CHAMP,
+            f"{groupe} {groupe}--error" if errors else groupe,
+            champ.id_for_label,
+            champ.label,
+            format_html(self.AIDE, auto_id, champ.help_text) if champ.help_text else "",
+            champ.as_widget(),
+            format_html(
+                self.ERREURS, auto_id, format_html_join("", self.ERREUR, ((e,) for e in errors))
             )
-            erreurs = (
-                f'<div id="{escape(auto_id)}_error">'
-                + "".join(f'<p class="fr-error-text">{escape(error)}</p>' for error in errors)
-                + "</div>"
-                if errors
-                else ""
-            )
-            parts.append(
-                '<div class="fr-col-12 fr-col-md-6 fr-col-lg-3">'
-                f'<div class="{groupe}{f" {groupe}--error" if errors else ""}">'
-                f'<label class="fr-label" for="{escape(champ.id_for_label)}">'
-                f"{escape(champ.label)}{aide}</label>{champ}{erreurs}</div></div>"
-            )
-        return SafeString("".join(parts))
+            if errors
+            else "",
+        )
 
 
 class ClubFilter(django_filters.FilterSet):

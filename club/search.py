@@ -20,12 +20,12 @@ control characters; ``surligner`` escapes the text, then turns them into ``<mark
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from html import escape
 
 from django.db import connection
 from django.db.models import BooleanField, F, FloatField, Q, QuerySet, TextField, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
@@ -329,12 +329,8 @@ def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
 def surligner(text: str) -> SafeString:
     """``text`` escaped, its parts between the sentinels in ``<mark>``."""
     parts = SURLIGNE.split(text or "")
-    return SafeString(
-        "".join(
-            f"<mark>{escape(part)}</mark>" if i % 2 else escape(part)
-            for i, part in enumerate(part.replace(START, "").replace(STOP, "") for part in parts)
-        )
-    )
+    markup = "".join("<mark>{}</mark>" if i % 2 else "{}" for i in range(len(parts)))
+    return format_html(markup, *(part.replace(START, "").replace(STOP, "") for part in parts))
 
 
 def extrait(fiche) -> SafeString:

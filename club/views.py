@@ -1,5 +1,4 @@
 from collections.abc import Callable
-from html import escape
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,6 +18,7 @@ from django.db.models.functions import Cast, Concat
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.generic import DetailView, FormView, ListView, UpdateView
 from django_filters.views import FilterView
@@ -165,7 +165,20 @@ class Resultat:
     SURLIGNAGES = ("titre_surligne", "extrait_surligne")
     MATURITES = dict(FicheAction.Maturite.choices)
     AVANCEMENTS = dict(FicheAction.Avancement.choices)
-    NON_PARTAGEE = ' · <span class="fr-badge fr-badge--sm">non partagée avec le Club</span>'
+    HTML = (
+        '<li class="fr-mb-3w"><h2 class="fr-h6 fr-mb-1v"><a href="{}">{}</a></h2>'
+        '<p class="fr-text--sm fr-mb-1v"><strong>{}</strong> ({}) · {} · {} · {}{}{}</p>'
+        "{}{}{}</li>"
+    )
+    COUT = " · {}"
+    BADGE = ' · <span class="fr-badge fr-badge--sm">{}</span>'
+    EXTRAIT = '<p class="fr-text--sm fr-mb-1v">{}</p>'
+    FINANCEURS = '<p class="fr-text--xs fr-mb-1v">Financeurs : {}</p>'
+    CHEFS = '<ul class="fr-text--sm">{}</ul>'
+    CHEF = (
+        '<li>{}, chef de projet — <a href="{}">Contacter<span class="fr-sr-only"> {}</span></a>'
+        "</li>"
+    )
 
     def __init__(self, ligne, liens: "Liens"):
         (
@@ -196,29 +209,27 @@ class Resultat:
         self.html = self.ecrire()
 
     def ecrire(self) -> SafeString:
-        """The result's markup: every value escaped (``escape``), but for the highlighted
-        title and extract, escaped already (``search.surligner``)."""
-        cout = f" · {escape(euros(self.cout_total))}" if self.cout_total else ""
-        partage = "" if self.partage_club else self.NON_PARTAGEE
-        extrait = (
-            f'<p class="fr-text--sm fr-mb-1v">{self.extrait_html}</p>' if self.extrait_html else ""
+        """The result's markup, in one ``format_html`` (every value escaped; the highlighted
+        title and extract are escaped already, ``search.surligner``)."""
+        chefs = format_html_join(
+            "", self.CHEF, ((c.nom or "Chef de projet", c.contact_url, c.nom) for c in self.chefs)
         )
-        noms = escape(", ".join(self.noms_financeurs))
-        financeurs = f'<p class="fr-text--xs fr-mb-1v">Financeurs : {noms}</p>' if noms else ""
-        chefs = "".join(
-            f"<li>{escape(chef.nom or 'Chef de projet')}, chef de projet — "
-            f'<a href="{escape(chef.contact_url)}">Contacter'
-            f'<span class="fr-sr-only"> {escape(chef.nom)}</span></a></li>'
-            for chef in self.chefs
-        )
-        return SafeString(
-            f'<li class="fr-mb-3w"><h2 class="fr-h6 fr-mb-1v">'
-            f'<a href="{escape(self.url)}">{self.titre_html}</a></h2>'
-            f'<p class="fr-text--sm fr-mb-1v"><strong>{escape(self.ville)}</strong> '
-            f"({escape(self.departement)}) · {escape(self.axe)} · {escape(self.maturite)}"
-            f" · {escape(self.avancement)}{cout}{partage}</p>{extrait}{financeurs}"
-            + (f'<ul class="fr-text--sm">{chefs}</ul>' if chefs else "")
-            + "</li>"
+        return format_html(
+            self.HTML,
+            self.url,
+            self.titre_html,
+            self.ville,
+            self.departement,
+            self.axe,
+            self.maturite,
+            self.avancement,
+            format_html(self.COUT, euros(self.cout_total)) if self.cout_total else "",
+            "" if self.partage_club else format_html(self.BADGE, "non partagée avec le Club"),
+            format_html(self.EXTRAIT, self.extrait_html) if self.extrait_html else "",
+            format_html(self.FINANCEURS, ", ".join(self.noms_financeurs))
+            if self.noms_financeurs
+            else "",
+            format_html(self.CHEFS, chefs) if chefs else "",
         )
 
 

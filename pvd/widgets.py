@@ -3,8 +3,6 @@ option (and one more for its attributes), 0.2 to 0.5 ms each; the Club's filters
 250 options (départements, régions, funders), which cost more than its search. A text input
 renders two templates (``input.html``, ``attrs.html``)."""
 
-from html import escape
-
 from django.forms import Select, TextInput
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -13,22 +11,15 @@ OPTION = '<option value="{}">{}</option>'
 SELECTED = '<option value="{}" selected>{}</option>'
 
 
-def echapper(value) -> str:
-    """``value`` escaped as ``format_html`` would (``conditional_escape``: markup marked safe
-    kept as it is), without its cost (a lazy-string check on each call)."""
-    if hasattr(value, "__html__"):
-        return str(value.__html__())
-    return escape(str(value))
-
-
-def attributs(attrs: dict) -> str:
-    """Django's ``flatatt``, the same markup (pairs sorted, then the true booleans sorted),
-    written with ``echapper``: a render of the Club's filters writes some forty of them."""
+def attributs(attrs: dict) -> SafeString:
+    """Django's ``flatatt``, the same markup (pairs sorted, then the true booleans sorted), in
+    one ``format_html`` (``flatatt`` calls ``format_html`` for each attribute)."""
     paires = sorted((k, v) for k, v in attrs.items() if v is not None and not isinstance(v, bool))
     booleens = sorted(k for k, v in attrs.items() if v is True)
-    return "".join(f' {echapper(k)}="{echapper(v)}"' for k, v in paires) + "".join(
-        f" {echapper(k)}" for k in booleens
-    )
+    markup = ' {}="{}"' * len(paires) + " {}" * len(booleens)
+    if not markup:
+        return format_html("{}", "")
+    return format_html(markup, *(x for paire in paires for x in paire), *booleens)
 
 
 class OptionsEcrites:
@@ -56,43 +47,42 @@ class OptionsEcrites:
         return kept if kept is not None else self.joindre(selected)
 
     def joindre(self, selected) -> SafeString:
-        # Each option's markup is escaped already (``__init__``): joined as it is.
-        return SafeString(
-            "".join(choisie if value in selected else une for value, une, choisie in self.options)
-        )
+        parts = [choisie if value in selected else une for value, une, choisie in self.options]
+        return format_html("{}" * len(parts), *parts)
 
 
 class SelectRapide(Select):
     """Django's ``Select``, the same markup (``select.html``, ``select_option.html``), without
-    a template per option: written in Python, every value and label escaped (``echapper``);
-    options written once (``OptionsEcrites``) are joined as they are."""
+    a template per option: one ``format_html`` for the whole list, which escapes every value
+    and label (the format itself holds only the markup written here); options written once
+    (``OptionsEcrites``) are joined as they are."""
 
     def render(self, name, value, attrs=None, renderer=None):
         selected = set(self.format_value(value))
         attributes = attributs(self.build_attrs(self.attrs, attrs))
         ecrites = getattr(self.choices, "ecrites", None)
         if ecrites is not None:
-            options = ecrites().ecrire(selected)
-        else:
-            markup = []
-            for group_value, group_label in self.choices:
-                if isinstance(group_label, (list, tuple)):
-                    markup.append(f'<optgroup label="{echapper(group_value)}">')
-                    self.options(group_label, selected, markup)
-                    markup.append("</optgroup>")
-                else:
-                    self.options([(group_value, group_label)], selected, markup)
-            options = "".join(markup)
-        return SafeString(f'<select name="{echapper(name)}"{attributes}>{options}</select>')
+            return format_html(
+                '<select name="{}"{}>{}</select>', name, attributes, ecrites().ecrire(selected)
+            )
+        markup, args = ['<select name="{}"{}>'], [name, attributes]
+        for group_value, group_label in self.choices:
+            if isinstance(group_label, (list, tuple)):
+                markup.append('<optgroup label="{}">')
+                args.append(group_value)
+                self.options(group_label, selected, markup, args)
+                markup.append("</optgroup>")
+            else:
+                self.options([(group_value, group_label)], selected, markup, args)
+        markup.append("</select>")
+        return format_html("".join(markup), *args)
 
     @staticmethod
-    def options(choices, selected: set[str], markup: list[str]) -> None:
+    def options(choices, selected: set[str], markup: list[str], args: list) -> None:
         for option_value, label in choices:
             option_value = "" if option_value is None else str(option_value)
-            choisie = " selected" if option_value in selected else ""
-            markup.append(
-                f'<option value="{echapper(option_value)}"{choisie}>{echapper(label)}</option>'
-            )
+            markup.append(SELECTED if option_value in selected else OPTION)
+            args += [option_value, label]
 
 
 class TexteRapide(TextInput):
@@ -101,6 +91,8 @@ class TexteRapide(TextInput):
     def render(self, name, value, attrs=None, renderer=None):
         value = self.format_value(value)
         attributes = attributs(self.build_attrs(self.attrs, attrs))
-        debut = f'<input type="{echapper(self.input_type)}" name="{echapper(name)}"'
-        valeur = "" if value is None else f' value="{echapper(value)}"'
-        return SafeString(f"{debut}{valeur}{attributes}>")
+        if value is None:
+            return format_html('<input type="{}" name="{}"{}>', self.input_type, name, attributes)
+        return format_html(
+            '<input type="{}" name="{}" value="{}"{}>', self.input_type, name, value, attributes
+        )
