@@ -29,6 +29,7 @@ from actions.models import (
     livree_q,
 )
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from pvd import policy
 from pvd.cache import DATA_REWRITTEN_KEY
 from pvd.db import Emplacement
 from pvd.models import Role, User
@@ -373,8 +374,9 @@ class ClubFilter(django_filters.FilterSet):
     def a_chercher(self, lecteur) -> "Fiches | QuerySet":
         """What the search page reads (``search.Candidats``): ``club_for(lecteur)`` and the
         facets chosen, prepared (``search.Fiches``): the same SQL for every reader of the same
-        perimeter choosing the same facets (``club_for`` reads the perimeter only), each
-        facet's value a slot. None when a filter is invalid (the filter set's rule)."""
+        perimeter (``club_for`` reads the perimeter only; ``policy.perimeter_key`` differs
+        whenever it does) choosing the same facets, each facet's value a slot. None when a
+        filter is invalid (the filter set's rule)."""
         if self.is_bound and not self.is_valid():
             return FicheAction.objects.none()
         choisies = self.form.cleaned_data.items() if self.is_bound else ()
@@ -396,7 +398,8 @@ class ClubFilter(django_filters.FilterSet):
                 )
             return fiches
 
-        return Fiches(cle=(lecteur.perimeter, forme), valeurs=valeurs, construire=construire)
+        cle = (policy.perimeter_key(lecteur), forme)
+        return Fiches(cle=cle, valeurs=valeurs, construire=construire)
 
     def with_financeur(self, queryset, name, value):
         lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)

@@ -15,6 +15,7 @@ from club import search
 from club.models import MESSAGES_PAR_JOUR, MessageClub
 from club.views import RechercheView
 from communes.models import Beneficiaire
+from pvd import policy
 from pvd.models import Role, User
 from tests.conftest import count_queries
 from tests.factories import user_with_role
@@ -349,7 +350,7 @@ def test_the_prepared_search_follows_the_readers_perimeter_and_facets(
     compiled = len(search.PREPAREES)
     twin = user_with_role("cdp-ussel-bis@test.pvd.fr", Role.Kind.CHEF_PROJET)
     twin.roles.get().beneficiaires.set([ussel_la_courtine])
-    assert twin.perimeter == cdp_ussel.perimeter
+    assert policy.perimeter_key(twin) == policy.perimeter_key(cdp_ussel)
     assert titles(club(client_for(twin), q="faubourg")) == []
     assert len(search.PREPAREES) == compiled
     assert titles(club(client, q="façades", departement="36")) == [
