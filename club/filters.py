@@ -17,6 +17,8 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import JSONObject, RowNumber
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from actions.models import (
     AXE_TRANSVERSAL,
@@ -27,11 +29,13 @@ from actions.models import (
     livree_q,
 )
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire, Region
+from pvd import policy
 from pvd.cache import DATA_REWRITTEN_KEY
+from pvd.db import Parametre
 from pvd.models import Role, User
 from pvd.widgets import OptionsEcrites, SelectRapide, TexteRapide
 
-from .search import MAX_QUERY, chercher, nettoyer, ordre
+from .search import MAX_QUERY, Fiches, chercher, nettoyer, ordre
 
 # Population bands of a beneficiary (its communes together), low bound included.
 TRANCHES = {
@@ -107,10 +111,12 @@ class ChoixEnCache(django_filters.fields.ModelChoiceIterator):
 # them, written once (``OptionsEcrites``), under a version held in the cache: a save or a
 # deletion of one of these models renews it (club/signals.py), a bulk write says so through
 # ``data_rewritten``; a write without signals (``QuerySet.update``) shows within ``TIMEOUT``.
+# Callables (django-filter's form of a filter's queryset): a filter set copies its filters
+# for each request, and would copy a queryset deeply.
 LISTES = {
-    "region": lambda: Region.objects.all(),
-    "departement": lambda: Departement.objects.all(),
-    "financeur": lambda: Financeur.objects.all(),
+    "region": lambda request=None: Region.objects.all(),
+    "departement": lambda request=None: Departement.objects.all(),
+    "financeur": lambda request=None: Financeur.objects.all(),
 }
 VERSION_KEY = "club:listes:version"
 TIMEOUT = 600  # seconds a process keeps its lists at most
@@ -220,7 +226,8 @@ class FiltreModele(django_filters.ModelChoiceFilter):
 class FormulaireClub(forms.Form):
     """The Club's filters as the DSFR writes them (club/includes/filtres.html): each widget
     carries its class (Django adds ``aria-invalid`` and ``aria-describedby``, pointing to
-    the help text and the error), so that the template renders each field as it is."""
+    the help text and the error), and ``champs_html`` writes each field's group around its
+    widget (a template loop over nine fields costs more than the search)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -228,6 +235,35 @@ class FormulaireClub(forms.Form):
             choix = isinstance(field.widget, forms.Select)
             field.widget.attrs["class"] = "fr-select" if choix else "fr-input"
             field.groupe = "fr-select-group" if choix else "fr-input-group"
+
+    CHAMP = (
+        '<div class="fr-col-12 fr-col-md-6 fr-col-lg-3"><div class="{}">'
+        '<label class="fr-label" for="{}">{}{}</label>{}{}</div></div>'
+    )
+    AIDE = '<span class="fr-hint-text" id="{}_helptext">{}</span>'
+    ERREURS = '<div id="{}_error">{}</div>'
+    ERREUR = '<p class="fr-error-text">{}</p>'
+
+    def champs_html(self) -> SafeString:
+        """Each field in its DSFR group: its label, help text and errors escaped
+        (``format_html``), its widget as Django renders it."""
+        return format_html_join("", "{}", ((self.champ_html(champ),) for champ in self))
+
+    def champ_html(self, champ) -> SafeString:
+        groupe, errors, auto_id = champ.field.groupe, champ.errors, champ.auto_id
+        return format_html(
+            self.CHAMP,
+            f"{groupe} {groupe}--error" if errors else groupe,
+            champ.id_for_label,
+            champ.label,
+            format_html(self.AIDE, auto_id, champ.help_text) if champ.help_text else "",
+            champ.as_widget(),
+            format_html(
+                self.ERREURS, auto_id, format_html_join("", self.ERREUR, ((e,) for e in errors))
+            )
+            if errors
+            else "",
+        )
 
 
 class ClubFilter(django_filters.FilterSet):
@@ -240,14 +276,14 @@ class ClubFilter(django_filters.FilterSet):
     )
     region = FiltreModele(
         label="Région",
-        queryset=Region.objects.all(),
+        queryset=LISTES["region"],
         field_name="beneficiaire__departement__region",
         empty_label="Toutes",
         widget=SelectRapide,
     )
     departement = FiltreModele(
         label="Département",
-        queryset=Departement.objects.all(),
+        queryset=LISTES["departement"],
         field_name="beneficiaire__departement",
         empty_label="Tous",
         widget=SelectRapide,
@@ -273,7 +309,7 @@ class ClubFilter(django_filters.FilterSet):
     )
     financeur = FiltreModele(
         label="Financeur",
-        queryset=Financeur.objects.all(),
+        queryset=LISTES["financeur"],
         method="with_financeur",
         empty_label="Tous",
         widget=SelectRapide,
@@ -298,10 +334,24 @@ class ClubFilter(django_filters.FilterSet):
         fields: list[str] = []
         form = FormulaireClub
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        champs = ("region", "departement", "financeur")
-        ListesGardees({nom: self.filters[nom].field for nom in champs})
+    LISTES = ("region", "departement", "financeur")  # the selects of ``listes_gardees``
+
+    def get_form_class(self):
+        """The form's class, built once per process (django-filter builds it, and a field
+        for each filter, at each request): its fields are the same for every reader, and
+        each form copies them."""
+        cls = type(self)
+        form_class = cls.__dict__.get("classe_du_formulaire")
+        if form_class is None:
+            form_class = cls.classe_du_formulaire = super().get_form_class()
+        return form_class
+
+    @property
+    def form(self):
+        if not hasattr(self, "_form"):
+            form = super().form
+            ListesGardees({nom: form.fields[nom] for nom in self.LISTES})
+        return self._form
 
     def search(self, queryset, name, value):
         """The words are searched last, over the fiches the facets keep: ``resultats`` (all of
@@ -316,6 +366,40 @@ class ClubFilter(django_filters.FilterSet):
     def resultats(self):
         """Every fiche found, best first (or none when a filter is invalid)."""
         return chercher(self.qs, self.mots) if self.is_valid() else self.queryset.none()
+
+    # The facets whose value changes the SQL (a band's bounds, delivered or not): their value
+    # is part of the prepared query's key; the others' values fill its slots.
+    FORMES = frozenset({"population", "livree"})
+
+    def a_chercher(self, lecteur) -> "Fiches | QuerySet":
+        """What the search page reads (``search.Candidats``): ``club_for(lecteur)`` and the
+        facets chosen, prepared (``search.Fiches``): the same SQL for every reader of the same
+        perimeter (``club_for`` reads the perimeter only; ``policy.perimeter_key`` differs
+        whenever it does) choosing the same facets, each facet's value a slot. None when a
+        filter is invalid (the filter set's rule)."""
+        if self.is_bound and not self.is_valid():
+            return FicheAction.objects.none()
+        choisies = self.form.cleaned_data.items() if self.is_bound else ()
+        facettes = [
+            (nom, valeur)
+            for nom, valeur in choisies
+            if nom != "q" and valeur not in django_filters.constants.EMPTY_VALUES
+        ]
+        forme = tuple((nom, valeur if nom in self.FORMES else None) for nom, valeur in facettes)
+        valeurs = {
+            nom: getattr(valeur, "pk", valeur) for nom, valeur in facettes if nom not in self.FORMES
+        }
+
+        def construire() -> QuerySet:
+            fiches = FicheAction.objects.club_for(lecteur).order_by("-pk")
+            for nom, valeur in forme:
+                fiches = self.filters[nom].filter(
+                    fiches, Parametre(nom) if valeur is None else valeur
+                )
+            return fiches
+
+        cle = (policy.perimeter_key(lecteur), forme)
+        return Fiches(cle=cle, valeurs=valeurs, construire=construire)
 
     def with_financeur(self, queryset, name, value):
         lignes = LigneFinancement.objects.filter(fiche=OuterRef("pk"), financeur=value)

@@ -18,6 +18,7 @@ control characters; ``surligner`` escapes the text, then turns them into ``<mark
 """
 
 import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -28,7 +29,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
+from pvd.db import Gardees, Valeur, avec_valeurs
+
 START, STOP = "\x02", "\x03"
+SURLIGNE = re.compile(f"{START}(.*?){STOP}", re.S)
 TSQUERY = "websearch_to_tsquery('french_unaccent', %s)"
 EXTRAIT = (
     f"StartSel={START}, StopSel={STOP}, MaxFragments=2, MinWords=8, MaxWords=30, "
@@ -126,6 +130,27 @@ class Requete:
     params: tuple
     sens: str
 
+    def avec(self, valeurs: dict) -> "Requete":
+        """This query, prepared, with the values of its slots (``Valeur``)."""
+        return Requete(self.sql, tuple(avec_valeurs(self.params, valeurs)), self.sens)
+
+
+@dataclass(frozen=True)
+class Fiches:
+    """The fiches a search page reads, prepared: ``construire`` gives their queryset (the
+    visibility rule, ``club_for``, and the facets chosen) with a slot (``Parametre``) for
+    each value ``valeurs`` holds; ``cle`` is all that shapes its SQL (the reader's
+    perimeter, the facets chosen and those of their values that change the SQL). The
+    candidates' query is compiled once per process for each ``cle`` (``PREPAREES``), then
+    run with the values: building and compiling it cost more than running it."""
+
+    cle: Hashable
+    valeurs: dict
+    construire: Callable[[], QuerySet]
+
+
+PREPAREES = Gardees(500)  # compiled candidates' queries (a few kilobytes each)
+
 
 class Candidats:
     """What the search page's paginator pages: the ids of the fiches, ranked, and their count,
@@ -136,10 +161,12 @@ class Candidats:
     rather than a sequential scan betting on a ``LIMIT``; read only as far as the ``LIMIT``),
     ranked among themselves; the nearest words when they find nothing. Without words (or on
     SQLite), the first ``plafond`` + 1 in the list's order (newest first). One query gives the
-    count and a page's ids (its first row always comes back, with the count): the paginator
-    asks the count, then the page expected from ``page`` (``debut``), already read."""
+    count and a page's ids (the count even beyond the last page): the paginator asks the
+    count, then the page expected from ``page`` (``debut``), already read."""
 
-    def __init__(self, fiches: QuerySet, q: str, debut: int, taille: int, plafond: int = 0):
+    def __init__(
+        self, fiches: "QuerySet | Fiches", q: str, debut: int, taille: int, plafond: int = 0
+    ):
         self.fiches = fiches
         self.q = nettoyer(q)
         self.debut, self.taille, self.plafond = debut, taille, plafond or PLAFOND
@@ -178,7 +205,7 @@ class Candidats:
         if not self.total and self.q and full_text() and self.requete is not None:
             proche = corriger(self.q)
             if proche != self.q:
-                requete = self.par_pertinence(par_mots(proche))
+                requete = self.requete_pour(proche)
                 ids_proches, total = self.lire(requete, self.debut, self.debut + self.taille)
                 if total:
                     self.requete, self.total, self.q_effectif = requete, total, proche
@@ -187,13 +214,30 @@ class Candidats:
             self.lues[self.debut] = ids
 
     def premiere_requete(self) -> "Requete | None":
-        if self.fiches.query.is_empty():  # a filter is invalid
+        return self.requete_pour(self.q)
+
+    def requete_pour(self, q: str) -> "Requete | None":
+        """The candidates' query for the words ``q`` (typed, or the nearest ones)."""
+        if not isinstance(self.fiches, Fiches):
+            return self.compiler(self.fiches, q)
+        fiches = self.fiches
+        valeurs = {**fiches.valeurs, "q": q}
+        if not full_text():  # SQLite (the demo): a filter for each word, compiled each time
+            requete = self.compiler(fiches.construire(), q)
+        else:
+            cle = (fiches.cle, bool(q), self.plafond)
+            mots = Valeur("q") if q else ""
+            requete = PREPAREES.get(cle, lambda: self.compiler(fiches.construire(), mots))
+        return requete.avec(valeurs) if requete is not None else None
+
+    def compiler(self, fiches: QuerySet, q: "str | Valeur") -> "Requete | None":
+        if fiches.query.is_empty():  # a filter is invalid
             return None
-        if not self.q:
-            return self.dans_l_ordre(self.fiches.order_by("-pk"))
+        if not q:
+            return self.dans_l_ordre(fiches.order_by("-pk"))
         if not full_text():
-            return self.dans_l_ordre(chercher_sans_index(self.fiches, self.q))
-        return self.par_pertinence(par_mots(self.q))
+            return self.dans_l_ordre(chercher_sans_index(fiches, q))
+        return self.par_pertinence(fiches, par_mots(q))
 
     def dans_l_ordre(self, fiches: QuerySet) -> "Requete":
         """The first ``plafond`` + 1 in the list's order; ``rang`` their position."""
@@ -206,9 +250,9 @@ class Candidats:
             f"WITH liste (id, rang) AS ({sql}) SELECT id, rang FROM liste", params, "ASC"
         )
 
-    def par_pertinence(self, critere: Critere) -> "Requete":
+    def par_pertinence(self, fiches: QuerySet, critere: Critere) -> "Requete":
         matches = (
-            self.fiches.alias(correspond=critere.correspond)
+            fiches.alias(correspond=critere.correspond)
             .filter(correspond=True)
             .annotate(rang_pertinence=critere.rang)
             .values_list("pk", "rang_pertinence")
@@ -226,16 +270,18 @@ class Candidats:
         """The ids ranked ``debut`` to ``fin`` (0-based, end excluded), and the count."""
         if requete is None:
             return [], 0
+        # The count, and the page's rows beside it (none beyond the end): a sort bounded
+        # by the page's end (top-N) rather than a numbering of every candidate.
         sql = (
-            "SELECT id, total FROM (SELECT id, COUNT(*) OVER () AS total, "
-            f"ROW_NUMBER() OVER (ORDER BY rang {requete.sens}, id) AS n "
-            f"FROM ({requete.sql}) r) p WHERE n = 1 OR (n > %s AND n <= %s) ORDER BY n"
+            f"WITH r AS ({requete.sql}) SELECT c.total, p.id FROM (SELECT COUNT(*) AS total "
+            f"FROM r) c LEFT JOIN (SELECT id, rang FROM r ORDER BY rang {requete.sens}, id "
+            f"LIMIT %s OFFSET %s) p ON TRUE ORDER BY p.rang {requete.sens}, p.id"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*requete.params, debut, fin])
+            cursor.execute(sql, [*requete.params, fin - debut, debut])
             rows = cursor.fetchall()
-        total = rows[0][1] if rows else 0
-        ids = [pk for n, (pk, _) in enumerate(rows, start=1) if n > 1 or debut == 0]
+        total = rows[0][0]
+        ids = [pk for _, pk in rows if pk is not None]
         return ids, total
 
 
@@ -282,7 +328,7 @@ def chercher_sans_index(fiches: QuerySet, q: str) -> QuerySet:
 
 def surligner(text: str) -> SafeString:
     """``text`` escaped, its parts between the sentinels in ``<mark>``."""
-    parts = re.split(f"{START}(.*?){STOP}", text or "", flags=re.S)
+    parts = SURLIGNE.split(text or "")
     markup = "".join("<mark>{}</mark>" if i % 2 else "{}" for i in range(len(parts)))
     return format_html(markup, *(part.replace(START, "").replace(STOP, "") for part in parts))
 

@@ -18,6 +18,8 @@ from django.db.models.functions import Cast, Concat
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.views.generic import DetailView, FormView, ListView, UpdateView
 from django_filters.views import FilterView
 
@@ -25,6 +27,7 @@ from actions.models import FicheAction, LigneFinancement, livree_q
 from communes.models import Beneficiaire
 from pvd import policy
 from pvd.db import ArraySubquery, DansLaListe, Preparee, Valeur
+from pvd.french import euros
 from pvd.models import Role
 from pvd.pagination import LastPageMixin
 from pvd.spreadsheets import csv_response, xlsx_response
@@ -140,7 +143,9 @@ PAGE = Preparee(page_de_resultats)
 
 class Resultat:
     """A result of the search page: what it shows of a fiche, its title and extract
-    highlighted (escaped), its links written (``liens``: the page's ``Liens``)."""
+    highlighted (escaped), its links written (``liens``: the page's ``Liens``), and its
+    markup (``html``, ``ecrire``): twenty results written by the template's tags cost more
+    than the search itself."""
 
     COLONNES = (
         "pk",
@@ -160,6 +165,20 @@ class Resultat:
     SURLIGNAGES = ("titre_surligne", "extrait_surligne")
     MATURITES = dict(FicheAction.Maturite.choices)
     AVANCEMENTS = dict(FicheAction.Avancement.choices)
+    HTML = (
+        '<li class="fr-mb-3w"><h2 class="fr-h6 fr-mb-1v"><a href="{}">{}</a></h2>'
+        '<p class="fr-text--sm fr-mb-1v"><strong>{}</strong> ({}) · {} · {} · {}{}{}</p>'
+        "{}{}{}</li>"
+    )
+    COUT = " · {}"
+    BADGE = ' · <span class="fr-badge fr-badge--sm">{}</span>'
+    EXTRAIT = '<p class="fr-text--sm fr-mb-1v">{}</p>'
+    FINANCEURS = '<p class="fr-text--xs fr-mb-1v">Financeurs : {}</p>'
+    CHEFS = '<ul class="fr-text--sm">{}</ul>'
+    CHEF = (
+        '<li>{}, chef de projet — <a href="{}">Contacter<span class="fr-sr-only"> {}</span></a>'
+        "</li>"
+    )
 
     def __init__(self, ligne, liens: "Liens"):
         (
@@ -187,6 +206,31 @@ class Resultat:
         self.extrait_html = search.extrait(self)
         self.noms_financeurs = financeurs(self)
         self.chefs = chefs(self, liens.contact)
+        self.html = self.ecrire()
+
+    def ecrire(self) -> SafeString:
+        """The result's markup, in one ``format_html`` (every value escaped; the highlighted
+        title and extract are escaped already, ``search.surligner``)."""
+        chefs = format_html_join(
+            "", self.CHEF, ((c.nom or "Chef de projet", c.contact_url, c.nom) for c in self.chefs)
+        )
+        return format_html(
+            self.HTML,
+            self.url,
+            self.titre_html,
+            self.ville,
+            self.departement,
+            self.axe,
+            self.maturite,
+            self.avancement,
+            format_html(self.COUT, euros(self.cout_total)) if self.cout_total else "",
+            "" if self.partage_club else format_html(self.BADGE, "non partagée avec le Club"),
+            format_html(self.EXTRAIT, self.extrait_html) if self.extrait_html else "",
+            format_html(self.FINANCEURS, ", ".join(self.noms_financeurs))
+            if self.noms_financeurs
+            else "",
+            format_html(self.CHEFS, chefs) if chefs else "",
+        )
 
 
 class Liens:
@@ -202,7 +246,15 @@ class RechercheView(ClubMixin, LastPageMixin, FilterView):
     paginate_by = 20
 
     def get_queryset(self):
-        return FicheAction.objects.club_for(self.request.user).order_by("-pk")
+        """The filter set's queryset, never read: the page reads the fiches through
+        ``ClubFilter.a_chercher`` (``club_for`` and the facets, prepared)."""
+        return FicheAction.objects.none()
+
+    def get(self, request, *args, **kwargs):
+        self.filterset = self.get_filterset(self.get_filterset_class())
+        self.object_list = self.filterset.a_chercher(request.user)
+        context = self.get_context_data(filter=self.filterset, object_list=self.object_list)
+        return self.render_to_response(context)
 
     def paginate_queryset(self, queryset, page_size):
         """Rank and count at most ``search.PLAFOND`` fiches on their ids alone, in one query

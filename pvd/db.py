@@ -6,6 +6,8 @@ otherwise, so that the read-models write one query for both.
 """
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from django.contrib.postgres.aggregates import StringAgg as PostgresStringAgg
@@ -126,16 +128,23 @@ class Valeur:
 
 
 class Parametre(Expression):
-    """A ``Valeur`` slot as an expression of the given field's type: what a filter or an
-    annotation compares with (``date_fin_prevue__lt=Parametre("jour", DateField())``), given
-    at each run of a ``Preparee``."""
+    """A ``Valeur`` slot where a queryset expects a value, compiled to one parameter filled
+    at each run of a ``Preparee`` (or by ``avec_valeurs``):
+    ``filter(date_fin_prevue__lt=Parametre("jour", DateField()))``. With ``output_field``,
+    that field adapts the value for the database (a date on SQLite); without, the value is
+    passed as it is (text)."""
 
-    def __init__(self, nom: str, output_field: Field):
-        super().__init__(output_field=output_field)
+    def __init__(self, nom: str, output_field: Field | None = None):
+        super().__init__(output_field=output_field or TextField())
         self.nom = nom
+        self.champ = output_field
+
+    @property
+    def identity(self):
+        return (Parametre, self.nom)
 
     def as_sql(self, compiler, connection, **extra_context):
-        return "%s", [Valeur(self.nom, champ=self.output_field)]
+        return "%s", [Valeur(self.nom, champ=self.champ)]
 
     def get_group_by_cols(self):
         return []
@@ -171,7 +180,7 @@ def _valeur(slot: Valeur, valeurs: dict, connection):
     value = valeurs[slot.nom]
     if slot.en_json:
         return json.dumps(list(value))
-    if slot.champ is not None:
+    if slot.champ is not None and connection is not None:
         return slot.champ.get_db_prep_value(value, connection)
     return value
 
@@ -198,7 +207,7 @@ class Preparee:
             colonnes = [col for col, _, _ in compiler.select[: compiler.col_count]]
             compilee = self.compilees[cle] = (sql, params, compiler.get_converters(colonnes))
         sql, params, converters = compilee
-        params = [_valeur(p, valeurs, connection) if isinstance(p, Valeur) else p for p in params]
+        params = avec_valeurs(params, valeurs, connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -214,3 +223,37 @@ class Preparee:
                 row[position] = value
             converted.append(row)
         return converted
+
+
+def avec_valeurs(params, valeurs: dict, connection=None) -> list:
+    """``params`` of a prepared query, each ``Valeur`` slot replaced by its value in
+    ``valeurs`` (a list as JSON text for an ``en_json`` slot, adapted by its field for
+    ``connection`` if it has one); any other kept as it is."""
+    return [_valeur(p, valeurs, connection) if isinstance(p, Valeur) else p for p in params]
+
+
+class Gardees:
+    """At most ``taille`` values built once each, by key, per process (SQL compiled once for
+    each shape of a query): the least recently used is dropped first. Thread-safe (gunicorn's
+    threads share a process); two threads may build the same value at once, one is kept."""
+
+    def __init__(self, taille: int):
+        self.taille = taille
+        self.valeurs: OrderedDict = OrderedDict()
+        self.verrou = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.valeurs)
+
+    def get(self, cle: Hashable, construire: Callable[[], object]):
+        with self.verrou:
+            if cle in self.valeurs:
+                self.valeurs.move_to_end(cle)
+                return self.valeurs[cle]
+        valeur = construire()
+        with self.verrou:
+            self.valeurs[cle] = valeur
+            self.valeurs.move_to_end(cle)
+            while len(self.valeurs) > self.taille:
+                self.valeurs.popitem(last=False)
+        return valeur

@@ -15,6 +15,7 @@ from club import search
 from club.models import MESSAGES_PAR_JOUR, MessageClub
 from club.views import RechercheView
 from communes.models import Beneficiaire
+from pvd import policy
 from pvd.models import Role, User
 from tests.conftest import count_queries
 from tests.factories import user_with_role
@@ -336,6 +337,36 @@ def test_pages_of_a_capped_search_neither_repeat_nor_skip(
     seen = [titre for page in pages for titre in page]
     assert len(set(seen)) == 7
     assert titles(club(client, q="façades", page=99)) == pages[2]  # the last page
+
+
+def test_the_prepared_search_follows_the_readers_perimeter_and_facets(
+    client_for, cdp_ussel, cdp_le_blanc, plans, le_blanc, ussel_la_courtine
+):
+    """The candidates' query is compiled once per process for a perimeter and the facets
+    chosen, their values slots: a second reader of the same perimeter and another value of a
+    facet compile nothing more; a perimeter changed reads with its own at once."""
+    client = client_for(cdp_ussel)
+    assert titles(club(client, q="faubourg")) == []
+    compiled = len(search.PREPAREES)
+    twin = user_with_role("cdp-ussel-bis@test.pvd.fr", Role.Kind.CHEF_PROJET)
+    twin.roles.get().beneficiaires.set([ussel_la_courtine])
+    assert policy.perimeter_key(twin) == policy.perimeter_key(cdp_ussel)
+    assert titles(club(client_for(twin), q="faubourg")) == []
+    assert len(search.PREPAREES) == compiled
+    assert titles(club(client, q="façades", departement="36")) == [
+        "Rénovations des façades de la Grande Rue"
+    ]
+    assert len(search.PREPAREES) == compiled + 1
+    assert titles(club(client, q="devantures", departement="19")) == [
+        "Campagne de renovation des devantures"
+    ]
+    assert titles(club(client, q="façades", departement="19")) == []
+    assert len(search.PREPAREES) == compiled + 1
+    # Le Blanc joins Ussel's chef de projet's perimeter: its private fiche, at once.
+    cdp_ussel.roles.get().beneficiaires.add(le_blanc)
+    response = club(client_for(User.objects.get(pk=cdp_ussel.pk)), q="faubourg")
+    assert titles(response) == ["Rénovation des façades du faubourg"]
+    assert titles(club(client_for(twin), q="faubourg")) == []
 
 
 # The SQLite fallback ----------------------------------------------------------------------------

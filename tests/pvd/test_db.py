@@ -1,0 +1,52 @@
+"""pvd/db.py: prepared queries' slots and the compiled queries a process keeps."""
+
+import threading
+
+import pytest
+
+from actions.models import FicheAction
+from pvd.db import Gardees, Parametre, Valeur, avec_valeurs
+
+
+def test_gardees_builds_once_and_drops_the_least_recently_used():
+    built = []
+
+    def build(value):
+        return lambda: built.append(value) or value
+
+    kept = Gardees(2)
+    assert kept.get("a", build("A")) == "A"
+    assert kept.get("a", build("other")) == "A"
+    kept.get("b", build("B"))
+    kept.get("a", build("other"))  # « a » used again: « b » is now the oldest
+    kept.get("c", build("C"))
+    assert len(kept) == 2
+    assert kept.get("a", build("other")) == "A"
+    assert kept.get("b", build("B again")) == "B again"
+    assert built == ["A", "B", "C", "B again"]
+
+
+def test_gardees_is_shared_by_threads():
+    kept = Gardees(10)
+    results = []
+
+    def run():
+        results.extend(kept.get(n % 5, lambda n=n: n % 5) for n in range(200))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 800 and len(kept) == 5
+
+
+@pytest.mark.django_db
+def test_an_emplacement_compiles_to_a_slot_filled_at_each_run():
+    fiches = FicheAction.objects.filter(titre=Parametre("titre"), cout_total__gt=0)
+    sql, params = fiches.values_list("pk").query.sql_with_params()
+    assert sql.count("%s") == len(params) == 2
+    [slot] = [p for p in params if isinstance(p, Valeur)]
+    assert slot.nom == "titre"
+    filled = avec_valeurs(params, {"titre": "Halle"})
+    assert filled == [("Halle" if p is slot else p) for p in params]
