@@ -184,6 +184,36 @@ def _placements_sql(queryset) -> tuple[str, list]:
     return sql, [*params, *maturites]
 
 
+def _placements_portables(filterset: FicheCarteFilter) -> list[tuple]:
+    """The rows of :func:`_placements_sql` built in Python from :func:`fiches` (three
+    queries), for the databases other than PostgreSQL (SQLite, ``make run``'s default)."""
+    rangs = {value: str(n) for n, value in enumerate(FicheAction.Maturite.values)}
+    result, lieux = fiches(filterset)
+    par_commune: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for fiche in result:
+        for code in fiche["communes"]:
+            par_commune[code].append((fiche["pk"], rangs.get(fiche["maturite"], "0")))
+    total = sum(1 for fiche in result if fiche["communes"])
+    rows = []
+    for code in sorted(par_commune, key=lambda code: (lieux[code]["nom"], code)):
+        placees = sorted(par_commune[code])
+        ids = [pk for pk, _ in placees]
+        ecarts = ",".join(str(pk - avant) for pk, avant in zip(ids, [0, *ids[:-1]], strict=True))
+        lieu = lieux[code]
+        rows.append(
+            (
+                code,
+                lieu["nom"],
+                lieu["latitude"],
+                lieu["longitude"],
+                ecarts,
+                "".join(rang for _, rang in placees),
+                total,
+            )
+        )
+    return rows
+
+
 def donnees(filterset: FicheCarteFilter) -> bytes:
     """The map's data as JSON, short enough for the whole country's fiches (some 80,000)
     to stay far under 100 kB compressed, computed in one query: ``lieux``, each commune
@@ -192,14 +222,17 @@ def donnees(filterset: FicheCarteFilter) -> bytes:
     compress to almost nothing); ``nb_fiches``, how many fiches are placed (a fiche at two
     communes is drawn at each); ``maturites``, the labels the indexes point to. The popup
     fetches the fiche's title and cost when opened (:func:`popup`)."""
-    try:
-        sql, params = _placements_sql(filterset.qs)
-    except EmptyResultSet:  # no fiche can match (no perimeter, a filter in error)
-        rows = []
+    if connection.vendor != "postgresql":
+        rows = _placements_portables(filterset)
     else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        try:
+            sql, params = _placements_sql(filterset.qs)
+        except EmptyResultSet:  # no fiche can match (no perimeter, a filter in error)
+            rows = []
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
     lieux = [
         f"[{round(latitude, PRECISION)},{round(longitude, PRECISION)},{json.dumps(nom)},"
         f"[{ecarts}],{json.dumps(maturites)}]"

@@ -254,3 +254,24 @@ def test_map_data_plain_without_gzip_and_304_with_its_etag(client_for, national,
     # As a browser sends it back once the body was gzipped by a proxy: weak.
     assert client.get(DONNEES, HTTP_IF_NONE_MATCH=f"W/{etag}").status_code == 304
     assert client.get(DONNEES, HTTP_IF_NONE_MATCH='"autre"').status_code == 200
+
+
+def test_the_portable_data_is_the_postgresql_data(national, fiches_ussel, fiche_le_blanc):
+    """Away from PostgreSQL (SQLite, make run's default) the map's data is built in Python
+    from the same fiches: the same bytes as PostgreSQL's one query."""
+    from django.db import connection
+
+    from carte import fiches as carte_fiches
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the reference is PostgreSQL's query")
+    filterset = carte_fiches.filtre_fiches(national, None)
+    expected = carte_fiches.donnees(filterset)
+    vendor = connection.vendor
+    connection.vendor = "sqlite"
+    try:
+        portable = carte_fiches.donnees(carte_fiches.filtre_fiches(national, None))
+    finally:
+        connection.vendor = vendor
+    assert json.loads(portable)["nb_fiches"] == 3
+    assert portable == expected
