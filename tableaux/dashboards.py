@@ -146,12 +146,47 @@ def prefecture_rows(user, params, today):
     }
 
 
+def role_cards(user) -> list[dict]:
+    """The home's cards of the user's roles: kind, function, organisation and perimeter, as
+    plain values. Read in four queries, cached per user under their perimeter version
+    (renewed by any write to their roles and the territories these name, pvd/signals.py),
+    the versions of the beneficiaries their roles name (a beneficiary renamed) and the last
+    bulk write (the territories' names change through the importers, which say so)."""
+    scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in user.perimeter.beneficiaire_ids}
+    key = "tableaux:roles:" + dashboard_cache.fragment_key(
+        scopes, user.pk, user.perimeter_version
+    )
+    cards = cache.get(key)
+    if cards is None:
+        roles = user.roles.select_related("region", "epci").prefetch_related(
+            "departements", "communes", "beneficiaires"
+        )
+        cards = [
+            {
+                "kind": role.get_kind_display(),
+                "fonction": role.fonction,
+                "organisation": role.organisation,
+                "perimetre": role.perimeter_label,
+            }
+            for role in roles
+        ]
+        cache.set(key, cards, dashboard_cache.timeout())
+    return cards
+
+
+def territoires_cache_key(user) -> str:
+    """The key of the home's tables of the départements and communes the user's roles name
+    (their names and counts: reference data, written by the importers, which say so —
+    ``pvd.cache.data_rewritten``, in every key), rendered once per perimeter."""
+    return dashboard_cache.fragment_key(set(), policy.perimeter_key(user))
+
+
 def home_context(request) -> dict:
     """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
     user = request.user
     prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
-    context: dict = {"today": today}
+    context: dict = {"today": today, "roles": role_cards(user)}
     if policy.sees_everything(user):
         context.update(programme_context("france", None, today, user))
         if policy.is_national(user):
@@ -247,12 +282,15 @@ def programme_context(level, code, today, user) -> dict:
     )
     context.update(figures)
     chiffres = figures["chiffres"]
-    context["chart_buckets"] = charts.bars(
-        [(label, n) for _, label, n in chiffres.buckets], unit="fiches"
+    # Drawn only when the fragment is rendered (a cached one needs neither).
+    context["chart_buckets"] = SimpleLazyObject(
+        lambda: charts.bars([(label, n) for _, label, n in chiffres.buckets], unit="fiches")
     )
-    context["chart_statuts"] = charts.bars(
-        [(label, amount) for _, label, amount in chiffres.montants], unit="€"
+    context["chart_statuts"] = SimpleLazyObject(
+        lambda: charts.bars([(label, amount) for _, label, amount in chiffres.montants], unit="€")
     )
+    context["programme_cache_key"] = programme_cache_key(figures, level, code)
+    context["dashboard_cache_timeout"] = dashboard_cache.timeout()
     financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
@@ -264,8 +302,19 @@ def programme_context(level, code, today, user) -> dict:
             lambda: lecture.partenaire(level, actifs, financeurs),
         )
         context["partenaire_cache_key"] = partner_cache_key(context["partenaire"], level, code)
-        context["dashboard_cache_timeout"] = dashboard_cache.timeout()
     return context
+
+
+def programme_cache_key(figures: dict, level: str, code) -> str | None:
+    """The key of the programme's rendered figures (tiles, charts, tables by axis, funder
+    and territory): the figures kept for every national reader are rendered once per
+    computation (their « calculés le »), and again after a change that reaches every
+    territory (``tout``) or a bulk write (the territories' names). None for figures computed
+    for this reader alone."""
+    calcule_le = figures.get("calcule_le")
+    if calcule_le is None:
+        return None
+    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code)
 
 
 def partner_cache_key(partenaire: dict, level: str, code) -> str | None:
