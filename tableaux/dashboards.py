@@ -6,6 +6,7 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 from collections.abc import Callable
 
 from django.core.cache import cache
+from django.db.models import IntegerField, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
@@ -18,6 +19,8 @@ from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import policy
+from pvd.db import ArraySubquery, Parametre, Preparee
+from pvd.models import Role
 from rappels import prochains
 
 from . import cache as dashboard_cache
@@ -153,25 +156,71 @@ def role_cards(user) -> list[dict]:
     the versions of the beneficiaries their roles name (a beneficiary renamed) and the last
     bulk write (the territories' names change through the importers, which say so)."""
     scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in user.perimeter.beneficiaire_ids}
-    key = "tableaux:roles:" + dashboard_cache.fragment_key(
-        scopes, user.pk, user.perimeter_version
-    )
+    key = "tableaux:roles:" + dashboard_cache.fragment_key(scopes, user.pk, user.perimeter_version)
     cards = cache.get(key)
     if cards is None:
-        roles = user.roles.select_related("region", "epci").prefetch_related(
-            "departements", "communes", "beneficiaires"
-        )
         cards = [
             {
-                "kind": role.get_kind_display(),
-                "fonction": role.fonction,
-                "organisation": role.organisation,
-                "perimetre": role.perimeter_label,
+                "kind": Role.Kind(kind).label,
+                "fonction": fonction,
+                "organisation": organisation,
+                "perimetre": perimetre(kind, region, epci, departements, beneficiaires, communes),
             }
-            for role in roles
+            for kind, fonction, organisation, region, epci, *noms in _ROLES.lignes(user=user.pk)
+            for departements, beneficiaires, communes in [_territoires(*noms)]
         ]
         cache.set(key, cards, dashboard_cache.timeout())
     return cards
+
+
+def _construire_roles(variante) -> QuerySet:
+    """A user's roles with the names of their territories, one query (``Role.perimeter_label``
+    reads them in four)."""
+    liens = (
+        (Role.departements.through, "departement", ("code", "nom")),
+        (Role.beneficiaires.through, "beneficiaire", ("nom",)),
+        (Role.communes.through, "commune", ("nom", "code")),
+    )
+    noms = {}
+    for through, champ, ordre in liens:
+        rows = through.objects.filter(role_id=OuterRef("pk")).order_by(
+            *(f"{champ}__{o}" for o in ordre)
+        )
+        noms[f"{champ}_noms"] = ArraySubquery(rows.values(f"{champ}__nom"))
+        if champ == "departement":
+            noms["departement_codes"] = ArraySubquery(rows.values("departement__code"))
+    return (
+        Role.objects.filter(user_id=Parametre("user", IntegerField()))
+        .order_by("pk")
+        .annotate(**noms)
+        .values_list(
+            "kind",
+            "fonction",
+            "organisation",
+            "region__nom",
+            "epci__nom",
+            "departement_noms",
+            "departement_codes",
+            "beneficiaire_noms",
+            "commune_noms",
+        )
+    )
+
+
+_ROLES = Preparee(_construire_roles)
+
+
+def _territoires(dep_noms, dep_codes, beneficiaires, communes):
+    departements = [f"{nom} ({code})" for nom, code in zip(dep_noms, dep_codes, strict=True)]
+    return departements, beneficiaires, communes
+
+
+def perimetre(kind, region, epci, departements, beneficiaires, communes) -> str:
+    """``Role.perimeter_label`` from the names read with the role."""
+    if kind == Role.Kind.NATIONAL:
+        return "France entière"
+    parts = [*([region] if region else []), *departements, *([epci] if epci else [])]
+    return ", ".join([*parts, *beneficiaires, *communes]) or "France entière"
 
 
 def territoires_cache_key(user) -> str:
