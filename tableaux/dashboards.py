@@ -151,10 +151,11 @@ def prefecture_rows(user, params, today):
 
 def role_cards(user) -> list[dict]:
     """The home's cards of the user's roles: kind, function, organisation and perimeter, as
-    plain values. Read in four queries, cached per user under their perimeter version
-    (renewed by any write to their roles and the territories these name, pvd/signals.py),
-    the versions of the beneficiaries their roles name (a beneficiary renamed) and the last
-    bulk write (the territories' names change through the importers, which say so)."""
+    plain values. Read in one query (compiled once per process), cached per user under
+    their perimeter version (renewed by any write to their roles and the territories these
+    name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
+    renamed) and the last bulk write (the territories' names change through the importers,
+    which say so)."""
     scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in user.perimeter.beneficiaire_ids}
     key = "tableaux:roles:" + dashboard_cache.fragment_key(scopes, user.pk, user.perimeter_version)
     cards = cache.get(key)
