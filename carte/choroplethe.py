@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache, partial
 
@@ -35,7 +35,6 @@ from communes.models import Beneficiaire, Departement, MembreBeneficiaire
 from conventions.models import Convention
 from pvd import policy
 from pvd.db import Preparee
-from pvd.perimeter import Perimeter
 
 from . import geo
 
@@ -247,16 +246,17 @@ def _departements(user, niveau: str, code: str | None):
 
 
 @dataclass(frozen=True)
-class _Lecteur:
-    """What ``for_user`` reads of a user: their perimeter."""
+class _Variante:
+    """A variant of the map's query: the reader's perimeter (its key) and the territory;
+    the reader rides along to build it, outside the comparison."""
 
-    perimeter: Perimeter
+    cle: tuple
+    user: object = field(compare=False, hash=False)
 
 
-def _construire(variante) -> QuerySet:
-    perimeter, niveau, code = variante
-    lecteur = _Lecteur(perimeter)
-    return _requete(lecteur, _departements(lecteur, niveau, code))
+def _construire(variante: _Variante) -> QuerySet:
+    _, niveau, code = variante.cle
+    return _requete(variante.user, _departements(variante.user, niveau, code))
 
 
 # The map's query, built and compiled once per process for each perimeter and territory (its
@@ -269,7 +269,8 @@ def lignes_preparees(user, niveau: str, code: str | None) -> list[dict]:
     """``lignes`` of the départements ``choroplethe`` draws, from the compiled query."""
     if len(_LIGNES.compilees) >= MAX_COMPILEES:
         _LIGNES.compilees.clear()
-    return [_ligne(*row) for row in _LIGNES.lignes((user.perimeter, niveau, code))]
+    variante = _Variante((policy.perimeter_key(user), niveau, code), user)
+    return [_ligne(*row) for row in _LIGNES.lignes(variante)]
 
 
 def _lien(user, code: str, drill_down: bool) -> str:

@@ -156,7 +156,7 @@ def role_cards(user) -> list[dict]:
     name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
     renamed) and the last bulk write (the territories' names change through the importers,
     which say so)."""
-    scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in user.perimeter.beneficiaire_ids}
+    scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
     key = "tableaux:roles:" + dashboard_cache.fragment_key(scopes, user.pk, user.perimeter_version)
     cards = cache.get(key)
     if cards is None:
