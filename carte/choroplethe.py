@@ -11,9 +11,9 @@ table under it. The shapes themselves are served once as ``/carte/departements.s
   under the map. Read once per process.
 - :func:`choroplethe` gives what the template draws for a user and a territory: the
   départements the user reads (``Departement.objects.for_user``) are coloured and linked,
-  their neighbours drawn grey with neither name nor figure. Two queries; for the national
-  readers the drawing is cached once per period (:func:`a_cacher`), like the programme's
-  figures.
+  their neighbours drawn grey with neither name nor figure. One query, compiled once per
+  process, perimeter and territory; for the national readers the drawing is cached once
+  per period (:func:`a_cacher`), like the programme's figures.
 """
 
 from __future__ import annotations
@@ -21,19 +21,20 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache, partial
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire
 from conventions.models import Convention
 from pvd import policy
+from pvd.db import Preparee
 
 from . import geo
 
@@ -188,9 +189,9 @@ def _classe(beneficiaires: int, signees: int) -> tuple[str, str]:
     return geo.classe(signees / beneficiaires)
 
 
-def lignes(user, departements) -> list[dict]:
-    """Per département the user reads: active beneficiaries and signed conventions-cadres
-    (one query: the départements, each with its two counts as correlated subqueries)."""
+def _requete(user, departements) -> QuerySet:
+    """Per département: active beneficiaries and signed conventions-cadres (one query: the
+    départements, each with its two counts as correlated subqueries)."""
     # In force, as the map's points and their popups say (carte/geo.py): an ended or
     # terminated convention-cadre is not counted as signed.
     cadre_signee = Exists(
@@ -211,21 +212,65 @@ def lignes(user, departements) -> list[dict]:
         counted = par_departement.filter(**filters).annotate(n=Count("pk")).values("n")
         return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
-    rows = departements.order_by("code").annotate(
-        nb_beneficiaires=compte(), nb_signees=compte(cadre_signee=True)
+    return (
+        departements.order_by("code")
+        .annotate(nb_beneficiaires=compte(), nb_signees=compte(cadre_signee=True))
+        .values_list("code", "nom", "nb_beneficiaires", "nb_signees")
     )
-    return [
-        {
-            "code": row.code,
-            "nom": row.nom,
-            "beneficiaires": row.nb_beneficiaires,
-            "signees": row.nb_signees,
-            "part": (
-                round(100 * row.nb_signees / row.nb_beneficiaires) if row.nb_beneficiaires else None
-            ),
-        }
-        for row in rows.only("code", "nom")
-    ]
+
+
+def _ligne(code, nom, beneficiaires, signees) -> dict:
+    part = round(100 * signees / beneficiaires) if beneficiaires else None
+    return {
+        "code": code,
+        "nom": nom,
+        "beneficiaires": beneficiaires,
+        "signees": signees,
+        "part": part,
+    }
+
+
+def lignes(user, departements) -> list[dict]:
+    """Per département the user reads among ``departements``: active beneficiaries and
+    signed conventions-cadres."""
+    return [_ligne(*row) for row in _requete(user, departements)]
+
+
+def _departements(user, niveau: str, code: str | None):
+    departements = Departement.objects.for_user(user)
+    if niveau == "region":
+        departements = departements.filter(region_id=code)
+    elif niveau == "departement":
+        departements = departements.filter(code=code)
+    return departements
+
+
+@dataclass(frozen=True)
+class _Variante:
+    """A variant of the map's query: the reader's perimeter (its key) and the territory;
+    the reader rides along to build it, outside the comparison."""
+
+    cle: tuple
+    user: object = field(compare=False, hash=False)
+
+
+def _construire(variante: _Variante) -> QuerySet:
+    _, niveau, code = variante.cle
+    return _requete(variante.user, _departements(variante.user, niveau, code))
+
+
+# The map's query, built and compiled once per process for each perimeter and territory (its
+# values are the perimeter's, kept as compiled): building it costs more than running it.
+_LIGNES = Preparee(_construire)
+MAX_COMPILEES = 256  # perimeters and territories kept compiled per process, at most
+
+
+def lignes_preparees(user, niveau: str, code: str | None) -> list[dict]:
+    """``lignes`` of the départements ``choroplethe`` draws, from the compiled query."""
+    if len(_LIGNES.compilees) >= MAX_COMPILEES:
+        _LIGNES.compilees.clear()
+    variante = _Variante((policy.perimeter_key(user), niveau, code), user)
+    return [_ligne(*row) for row in _LIGNES.lignes(variante)]
 
 
 def _lien(user, code: str, drill_down: bool) -> str:
@@ -259,12 +304,7 @@ def _intersects(bbox, viewbox) -> bool:
 def choroplethe(user, niveau: str, code: str | None) -> dict:
     """What the choropleth draws: ``niveau`` is france, region, departement (the national
     drill-down pages) or perimetre (the user's own départements, e.g. a préfecture's)."""
-    departements = Departement.objects.for_user(user)
-    if niveau == "region":
-        departements = departements.filter(region_id=code)
-    elif niveau == "departement":
-        departements = departements.filter(code=code)
-    rows = lignes(user, departements)
+    rows = lignes_preparees(user, niveau, code)
     shapes = formes()
     drill_down = policy.may_see_synthese(user)
     if niveau == "france":

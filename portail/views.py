@@ -31,7 +31,8 @@ from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.jobs import enqueue_on_commit
 from pvd.models import Deploiement, ImportRun, Invitation, Role, User
 from pvd.pagination import LastPageMixin
-from tableaux.dashboards import home_context
+from tableaux.cache import timeout as dashboard_timeout
+from tableaux.dashboards import home_context, territoires_cache_key
 
 from . import deploiement
 from .filters import LogEntryFilter, UserFilter
@@ -115,22 +116,26 @@ class HomeView(TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user = self.request.user
-        context["roles"] = user.roles.select_related("region", "epci").prefetch_related(
-            "departements", "communes", "beneficiaires"
-        )
-        # Each role's dashboard (tableaux/dashboards.py); the programme's figures replace the
-        # counts of France's communes.
+        # Each role's dashboard and the cards of the user's roles (tableaux/dashboards.py);
+        # the programme's figures replace the counts of France's communes.
         context.update(home_context(self.request))
-        if (departements := policy.role_departements_q(user)) is not None:
+        # The tables of the territories the roles name, read only when their cached
+        # fragment misses (querysets are lazy).
+        departements = policy.role_departements_q(user)
+        communes = policy.role_communes_q(user)
+        if departements is not None:
             context["departements"] = (
                 Departement.objects.filter(departements).select_related("region").with_counts()
             )
-        if (communes := policy.role_communes_q(user)) is not None:
+        if communes is not None:
             context["communes"] = (
                 Commune.objects.filter(communes)
                 .select_related("departement", "epci")
                 .order_by("nom")
             )
+        if departements is not None or communes is not None:
+            context["territoires_cache_key"] = territoires_cache_key(user)
+            context["dashboard_cache_timeout"] = dashboard_timeout()
         return context
 
 

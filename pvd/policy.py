@@ -64,6 +64,11 @@ def works_for(user: User, beneficiaire_id: int) -> bool:
     return beneficiaire_id in user.perimeter.beneficiaire_ids
 
 
+def role_beneficiaires(user: User) -> frozenset[int]:
+    """The beneficiaries the user's roles name (a chef de projet's)."""
+    return user.perimeter.beneficiaire_ids
+
+
 def perimeter_key(user: User) -> str:
     """Differs whenever what the user reads does: keys cached fragments read per user."""
     return user.perimeter.cache_key

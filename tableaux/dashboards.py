@@ -6,6 +6,7 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 from collections.abc import Callable
 
 from django.core.cache import cache
+from django.db.models import IntegerField, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
@@ -18,6 +19,8 @@ from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import policy
+from pvd.db import ArraySubquery, Parametre, Preparee
+from pvd.models import Role
 from rappels import prochains
 
 from . import cache as dashboard_cache
@@ -146,12 +149,94 @@ def prefecture_rows(user, params, today):
     }
 
 
+def role_cards(user) -> list[dict]:
+    """The home's cards of the user's roles: kind, function, organisation and perimeter, as
+    plain values. Read in one query (compiled once per process), cached per user under
+    their perimeter version (renewed by any write to their roles and the territories these
+    name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
+    renamed) and the last bulk write (the territories' names change through the importers,
+    which say so)."""
+    scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
+    key = "tableaux:roles:" + dashboard_cache.fragment_key(scopes, user.pk, user.perimeter_version)
+    cards = cache.get(key)
+    if cards is None:
+        cards = [
+            {
+                "kind": Role.Kind(kind).label,
+                "fonction": fonction,
+                "organisation": organisation,
+                "perimetre": perimetre(kind, region, epci, departements, beneficiaires, communes),
+            }
+            for kind, fonction, organisation, region, epci, *noms in _ROLES.lignes(user=user.pk)
+            for departements, beneficiaires, communes in [_territoires(*noms)]
+        ]
+        cache.set(key, cards, dashboard_cache.timeout())
+    return cards
+
+
+def _construire_roles(variante) -> QuerySet:
+    """A user's roles with the names of their territories, one query (``Role.perimeter_label``
+    reads them in four)."""
+    liens = (
+        (Role.departements.through, "departement", ("code", "nom")),
+        (Role.beneficiaires.through, "beneficiaire", ("nom",)),
+        (Role.communes.through, "commune", ("nom", "code")),
+    )
+    noms = {}
+    for through, champ, ordre in liens:
+        rows = through.objects.filter(role_id=OuterRef("pk")).order_by(
+            *(f"{champ}__{o}" for o in ordre)
+        )
+        noms[f"{champ}_noms"] = ArraySubquery(rows.values(f"{champ}__nom"))
+        if champ == "departement":
+            noms["departement_codes"] = ArraySubquery(rows.values("departement__code"))
+    return (
+        Role.objects.filter(user_id=Parametre("user", IntegerField()))
+        .order_by("pk")
+        .annotate(**noms)
+        .values_list(
+            "kind",
+            "fonction",
+            "organisation",
+            "region__nom",
+            "epci__nom",
+            "departement_noms",
+            "departement_codes",
+            "beneficiaire_noms",
+            "commune_noms",
+        )
+    )
+
+
+_ROLES = Preparee(_construire_roles)
+
+
+def _territoires(dep_noms, dep_codes, beneficiaires, communes):
+    departements = [f"{nom} ({code})" for nom, code in zip(dep_noms, dep_codes, strict=True)]
+    return departements, beneficiaires, communes
+
+
+def perimetre(kind, region, epci, departements, beneficiaires, communes) -> str:
+    """``Role.perimeter_label`` from the names read with the role."""
+    if kind == Role.Kind.NATIONAL:
+        return "France entière"
+    parts = [*([region] if region else []), *departements, *([epci] if epci else [])]
+    return ", ".join([*parts, *beneficiaires, *communes]) or "France entière"
+
+
+def territoires_cache_key(user) -> str:
+    """The key of the home's tables of the départements and communes the user's roles name
+    (their names and counts: reference data, written by the importers, which say so —
+    ``pvd.cache.data_rewritten``, in every key), rendered once per perimeter."""
+    return dashboard_cache.fragment_key(set(), policy.perimeter_key(user))
+
+
 def home_context(request) -> dict:
     """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
     user = request.user
     prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
-    context: dict = {"today": today}
+    context: dict = {"today": today, "roles": role_cards(user)}
     if policy.sees_everything(user):
         context.update(programme_context("france", None, today, user))
         if policy.is_national(user):
@@ -247,12 +332,15 @@ def programme_context(level, code, today, user) -> dict:
     )
     context.update(figures)
     chiffres = figures["chiffres"]
-    context["chart_buckets"] = charts.bars(
-        [(label, n) for _, label, n in chiffres.buckets], unit="fiches"
+    # Drawn only when the fragment is rendered (a cached one needs neither).
+    context["chart_buckets"] = SimpleLazyObject(
+        lambda: charts.bars([(label, n) for _, label, n in chiffres.buckets], unit="fiches")
     )
-    context["chart_statuts"] = charts.bars(
-        [(label, amount) for _, label, amount in chiffres.montants], unit="€"
+    context["chart_statuts"] = SimpleLazyObject(
+        lambda: charts.bars([(label, amount) for _, label, amount in chiffres.montants], unit="€")
     )
+    context["programme_cache_key"] = programme_cache_key(figures, level, code)
+    context["dashboard_cache_timeout"] = dashboard_cache.timeout()
     financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
@@ -264,8 +352,19 @@ def programme_context(level, code, today, user) -> dict:
             lambda: lecture.partenaire(level, actifs, financeurs),
         )
         context["partenaire_cache_key"] = partner_cache_key(context["partenaire"], level, code)
-        context["dashboard_cache_timeout"] = dashboard_cache.timeout()
     return context
+
+
+def programme_cache_key(figures: dict, level: str, code) -> str | None:
+    """The key of the programme's rendered figures (tiles, charts, tables by axis, funder
+    and territory): the figures kept for every national reader are rendered once per
+    computation (their « calculés le »), and again after a change that reaches every
+    territory (``tout``) or a bulk write (the territories' names). None for figures computed
+    for this reader alone."""
+    calcule_le = figures.get("calcule_le")
+    if calcule_le is None:
+        return None
+    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code)
 
 
 def partner_cache_key(partenaire: dict, level: str, code) -> str | None:

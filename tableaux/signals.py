@@ -48,6 +48,17 @@ UNWATCHED = {
     "communes.Departement": "territorial reference data, changed by the importers only (TIMEOUT)",
     "communes.Commune": "territorial reference data, changed by the importers only (TIMEOUT)",
     "communes.EPCI": "territorial reference data, changed by the importers only (TIMEOUT)",
+    # The home's role cards (tableaux/dashboards.py role_cards) are keyed on the user's
+    # perimeter version, which pvd/signals.py renews on any write to their roles.
+    **{
+        label: "a user's roles: in the key as their perimeter version (pvd/signals.py)"
+        for label in (
+            "pvd.Role",
+            "pvd.Role_departements",
+            "pvd.Role_communes",
+            "pvd.Role_beneficiaires",
+        )
+    },
 }
 
 UID = "tableaux-{label}-{kind}"
