@@ -106,6 +106,24 @@ def lignes(beneficiaires: QuerySet) -> QuerySet:
     )
 
 
+class Lignes:
+    """The list's rows for its paginator: counted over the filtered beneficiaries alone
+    (without the joins that give the rows their département's and EPCI's names), a page
+    read as ``lignes``."""
+
+    def __init__(self, beneficiaires: QuerySet):
+        self.beneficiaires = beneficiaires
+
+    def count(self) -> int:
+        return self.beneficiaires.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, key):
+        return lignes(self.beneficiaires)[key]
+
+
 class BeneficiaireListView(LastPageMixin, FilterView):
     filterset_class = BeneficiaireFilter
     template_name = "communes/beneficiaire_list.html"
@@ -130,7 +148,7 @@ class BeneficiaireListView(LastPageMixin, FilterView):
         return exports.response(filterset.qs, export, columns, "beneficiaires-pvd")
 
     def paginate_queryset(self, queryset, page_size):
-        return super().paginate_queryset(lignes(queryset), page_size)
+        return super().paginate_queryset(Lignes(queryset), page_size)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(

@@ -28,6 +28,11 @@ from .models import (
     contrat_finissant_q,
 )
 
+# A list of at most this many posts is counted post by post (its subqueries correlated, each
+# an index lookup: a préfecture's few posts); a longer one reads each subquery's whole set
+# once (hashed): a correlated lookup per post would cost more for the whole country.
+PEU_DE_POSTES = 400
+
 # How long a vacant post has been vacant, as ANCT reports it (about three and six months).
 TROIS_MOIS = timedelta(days=91)
 SIX_MOIS = timedelta(days=182)
@@ -66,13 +71,15 @@ def derniere_annee_financee(funders: set[str] | None) -> Subquery:
     return Subquery(annees.order_by("-annee").values("annee")[:1])
 
 
-def triables(postes: QuerySet, today: date, funders: set[str] | None) -> QuerySet:
-    """The posts, with the dates the list sorts on (``alias``: computed only when sorted on)."""
-    current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(today)
-    return postes.alias(
-        fin_contrat=Subquery(current.values("date_fin_contrat")[:1]),
-        derniere_annee_financee=derniere_annee_financee(funders),
-    )
+def triables(postes: QuerySet, today: date, funders: set[str] | None, tri: str) -> QuerySet:
+    """The posts, with the dates the list sorts on when ``tri`` (the list's « tri »
+    parameter) asks for them (``alias``: not selected; not even built otherwise)."""
+    if "fin_contrat" in tri:
+        current = Occupation.objects.filter(poste=OuterRef("pk")).actuelles(today)
+        postes = postes.alias(fin_contrat=Subquery(current.values("date_fin_contrat")[:1]))
+    if "fin_financement" in tri:
+        postes = postes.alias(derniere_annee_financee=derniere_annee_financee(funders))
+    return postes
 
 
 def lignes(ids: list[int], today: date, year: int, funders: set[str] | None) -> list[dict]:
@@ -146,7 +153,7 @@ def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteur
     par_etat = {
         etat: comptes
         for etat, *comptes in COMPTEURS.lignes(
-            financement.variante(funders),
+            (financement.variante(funders), len(ids) <= PEU_DE_POSTES),
             ids=financement.ids_slot(ids),
             jour=today,
             horizon=today + HORIZON_FIN_CONTRAT,
@@ -175,19 +182,31 @@ def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteur
     )
 
 
-def comptes_par_etat(variante: tuple[str, ...] | None) -> QuerySet:
+def comptes_par_etat(variante: tuple[tuple[str, ...] | None, bool]) -> QuerySet:
     """``COMPTEURS``: the posts of the ``ids`` slot counted by state: all of them, vacant
     since after ``trois_mois``, between ``six_mois`` and ``trois_mois``, before ``six_mois``,
     whose contract ends within the horizon (``jour`` to ``horizon``), whose last funded year
-    is the ``annee`` slot."""
-    notifiees = financement.lignes_visibles(financement.lecteurs(variante)).filter(
+    is the ``annee`` slot. ``variante``: the funders read, and whether the list is short
+    (``PEU_DE_POSTES``: correlated subqueries, else sets read once)."""
+    lecteurs, peu = variante
+    notifiees = financement.lignes_visibles(financement.lecteurs(lecteurs)).filter(
         montant_notifie__gt=0
     )
-    cette_annee = notifiees.filter(annee__annee=slot("annee")).values("annee__poste")
-    apres = notifiees.filter(annee__annee__gt=slot("annee")).values("annee__poste")
+    cette_annee = notifiees.filter(annee__annee=slot("annee"))
+    apres = notifiees.filter(annee__annee__gt=slot("annee"))
     finissants = Occupation.objects.filter(
         contrat_finissant_q(slot("jour"), horizon=slot("horizon"))
-    ).values("poste")
+    )
+    if peu:
+        finit = Exists(finissants.filter(poste=OuterRef("pk")))
+        finance = Exists(cette_annee.filter(annee__poste=OuterRef("pk"))) & ~Exists(
+            apres.filter(annee__poste=OuterRef("pk"))
+        )
+    else:
+        finit = Q(pk__in=finissants.values("poste"))
+        finance = Q(pk__in=cette_annee.values("annee__poste")) & ~Q(
+            pk__in=apres.values("annee__poste")
+        )
     trois_mois, six_mois = slot("trois_mois"), slot("six_mois")
     return (
         Poste.objects.filter(DansLaListe(F("pk"), Valeur("ids")))
@@ -200,8 +219,8 @@ def comptes_par_etat(variante: tuple[str, ...] | None) -> QuerySet:
                 "pk", filter=Q(vacant_depuis__lte=trois_mois, vacant_depuis__gt=six_mois)
             ),
             plus_6_mois=Count("pk", filter=Q(vacant_depuis__lte=six_mois)),
-            fin_contrat=Count("pk", filter=Q(pk__in=finissants)),
-            fin_financement=Count("pk", filter=Q(pk__in=cette_annee) & ~Q(pk__in=apres)),
+            fin_contrat=Count("pk", filter=finit),
+            fin_financement=Count("pk", filter=finance),
         )
         .values_list(
             "etat",

@@ -56,7 +56,9 @@ class PosteListView(LastPageMixin, FilterView):
             )
             postes = tableaux.with_facts(postes, self.today, self.year, self.funders)
         else:
-            postes = tableaux.triables(postes, self.today, self.funders)
+            postes = tableaux.triables(
+                postes, self.today, self.funders, self.request.GET.get("tri", "")
+            )
         return postes.order_by("employeur_nom", "pk")
 
     def get_filterset_kwargs(self, filterset_class):

@@ -616,13 +616,23 @@ def test_arrival_and_departure_forms_propose_today_as_the_date(
     assert today in client_for(prefecture_19).get(url).content.decode()
 
 
+@pytest.mark.parametrize("peu_de_postes", [400, 0], ids=["correlated", "hashed"])
 def test_list_counts_totals_and_rows_agree_with_each_posts_facts(
-    client_for, national, le_blanc, ussel_la_courtine, regles, time_machine
+    client_for,
+    national,
+    le_blanc,
+    ussel_la_courtine,
+    regles,
+    time_machine,
+    monkeypatch,
+    peu_de_postes,
 ):
     """The list's prepared queries (counts by state, totals by région, the page's rows) give
-    what each post's own facts give (``with_facts``, which the exports read)."""
+    what each post's own facts give (``with_facts``, which the exports read), whether the
+    counts read a short list post by post or a long one set by set."""
     from postes import tableaux
 
+    monkeypatch.setattr(tableaux, "PEU_DE_POSTES", peu_de_postes)
     time_machine.move_to(datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
     today = timezone.localdate()
     pourvu = make_poste(le_blanc, etat=Poste.Etat.POURVU, employeur="A")
@@ -693,3 +703,45 @@ def test_list_counts_totals_and_rows_agree_with_each_posts_facts(
         "Le Blanc",
         "Ussel – La Courtine",
     ]
+
+
+@pytest.mark.parametrize(
+    "tri", ["fin_contrat", "-fin_contrat", "fin_financement", "-vacant_depuis"]
+)
+def test_list_sorts_on_contract_and_funding_ends(
+    client_for, national, le_blanc, ussel_la_courtine, regles, tri
+):
+    """The dates the list sorts on are computed only when asked: each order still holds
+    (PostgreSQL puts empty dates last going up, first going down)."""
+    from postes import tableaux
+
+    today = timezone.localdate()
+    for n, (fin, annee) in enumerate(((400, 2027), (30, 2025), (200, None))):
+        poste = make_poste(
+            le_blanc if n % 2 else ussel_la_courtine,
+            etat=Poste.Etat.POURVU,
+            employeur=f"Employeur {3 - n}",
+        )
+        occupation = occupe(poste, date(2022, 1, 1))
+        occupation.date_fin_contrat = today + timedelta(days=fin)
+        occupation.save()
+        if annee:
+            cofinancement = CofinancementAnnee.objects.create(
+                poste=poste, annee=annee, cout_charge=60000
+            )
+            LigneCofinancement.objects.create(
+                annee=cofinancement, financeur="anct", montant_notifie=1000
+            )
+    for jours in (9, 50):
+        make_poste(le_blanc, etat=Poste.Etat.VACANT, vacant_depuis=today - timedelta(days=jours))
+    response = client_for(national).get(reverse("postes:list") + f"?tri={tri}")
+    facts = tableaux.with_facts(Poste.objects.all(), today, today.year, None)
+    field = {"fin_contrat": "fin_contrat", "fin_financement": "derniere_annee_financee"}.get(
+        tri.lstrip("-"), tri.lstrip("-")
+    )
+    value = {p.pk: getattr(p, field) for p in facts}
+    shown = [value[row["pk"]] for row in response.context["rows"]]
+    dates = sorted(v for v in value.values() if v is not None)
+    empty = [None] * (len(value) - len(dates))
+    assert shown == (empty + dates[::-1] if tri.startswith("-") else dates + empty)
+    assert len(set(dates)) > 1
