@@ -147,7 +147,13 @@ class PlanView(PlanMixin, FilterView):
 
     def get_context_data(self, **kwargs):
         today = timezone.localdate()
-        plan = Plan(self.beneficiaire, self.object_list, today, filtered=self.filterset.filtered)
+        plan = Plan(
+            self.beneficiaire,
+            self.object_list,
+            today,
+            filtered=self.filterset.filtered,
+            whole=not self.request.GET,  # no search: the plan's fiches, all of them
+        )
         context = super().get_context_data(can_edit=self.can_edit, plan=plan, **kwargs)
         if self.request.GET:  # a search is rendered each time
             page = self.render_page(context, plan)
