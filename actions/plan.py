@@ -277,17 +277,20 @@ def totals_by_axe(fiches: QuerySet) -> dict[int, dict]:
     }
 
 
-def axes_with_totals(beneficiaire, fiches: QuerySet, par_axe: dict | None = None) -> list[Axe]:
+def axes_with_totals(
+    beneficiaire, fiches: QuerySet | None, par_axe: dict | None = None, axes: list | None = None
+) -> list[Axe]:
     """The axes of a plan, each with the count, cost, financing, reste and dépassement of
     the given fiches, abandoned ones apart (``par_axe``: their ``totals_by_axe``, when
-    already read).
+    already read; ``axes``: the plan's axes in order, when already read).
 
     Two queries (the totals by axis, then the axes): correlated subqueries per axis cost
     several times more on a national database.
     """
     if par_axe is None:
         par_axe = totals_by_axe(fiches)
-    axes = list(beneficiaire.axes.order_by("numero"))
+    if axes is None:
+        axes = list(beneficiaire.axes.order_by("numero"))
     for axe in axes:
         row = par_axe.get(axe.pk, {})
         axe.nb_fiches = row.get("nb", 0)
@@ -297,6 +300,41 @@ def axes_with_totals(beneficiaire, fiches: QuerySet, par_axe: dict | None = None
         axe.cout_abandonne = row.get("cout_abandonne", ZERO)
         axe.reste, axe.depassement = reste_et_depassement(axe.cout, axe.finance)
     return axes
+
+
+def plan_axes_with_totals(beneficiaire) -> tuple[list[Axe], dict[int, dict]]:
+    """``axes_with_totals`` over the whole plan, and its ``totals_by_axe``, in one query: the
+    axes joined to their fiches and grouped by axis (each fiche's financing a subquery
+    inside the sum, as in ``totals_by_axe``; an axis without fiches keeps its row)."""
+    lignes = (
+        LigneFinancement.objects.filter(fiche=OuterRef("fiches"))
+        .order_by()
+        .values("fiche")
+        .annotate(total=Sum("montant"))
+        .values("total")
+    )
+    comptee, abandonnee = ~abandonnee_q("fiches__"), abandonnee_q("fiches__")
+    axes = list(
+        beneficiaire.axes.annotate(
+            nb=Count("fiches", filter=comptee),
+            cout_sum=Sum("fiches__cout_total", filter=comptee),
+            finance_sum=Sum(Subquery(lignes, output_field=MONEY), filter=comptee),
+            nb_abandonnees_sum=Count("fiches", filter=abandonnee),
+            cout_abandonne_sum=Sum("fiches__cout_total", filter=abandonnee),
+        ).order_by("numero")
+    )
+    par_axe = {
+        axe.pk: {
+            "axe": axe.pk,
+            "nb": axe.nb,
+            "cout": axe.cout_sum or ZERO,
+            "finance": axe.finance_sum or ZERO,
+            "nb_abandonnees": axe.nb_abandonnees_sum,
+            "cout_abandonne": axe.cout_abandonne_sum or ZERO,
+        }
+        for axe in axes
+    }
+    return axes_with_totals(beneficiaire, None, par_axe, axes), par_axe
 
 
 def totals_of(par_axe: dict) -> dict:
@@ -476,9 +514,19 @@ class Plan:
 
     statuts = LigneFinancement.Statut.choices
 
-    def __init__(self, beneficiaire, fiches: QuerySet, today: date, *, filtered: bool = False):
+    def __init__(
+        self,
+        beneficiaire,
+        fiches: QuerySet,
+        today: date,
+        *,
+        filtered: bool = False,
+        whole: bool = False,
+    ):
+        """``whole``: ``fiches`` are all the plan's (its axes and their totals are then read
+        in one query, ``plan_axes_with_totals``)."""
         self.beneficiaire, self.queryset, self.today = beneficiaire, fiches, today
-        self.filtered = filtered
+        self.filtered, self.whole = filtered, whole
         # The empty filter form, cached with the page's parts when the view gives its
         # version (``cache_filter``).
         self.filter = self.filter_version = self.filter_key = None
@@ -575,17 +623,24 @@ class Plan:
         return fragments.rendered if fragments else {}
 
     @cached_property
+    def _axes_and_totals(self) -> tuple[list[Axe], dict[int, dict]]:
+        if self.whole:
+            return plan_axes_with_totals(self.beneficiaire)
+        par_axe = totals_by_axe(self.queryset)
+        return axes_with_totals(self.beneficiaire, self.queryset, par_axe), par_axe
+
+    @property
     def _axes(self) -> list[Axe]:
-        return axes_with_totals(self.beneficiaire, self.queryset, self._par_axe)
+        return self._axes_and_totals[0]
 
     @property
     def axes_key(self) -> str:
         """What the filter form shows of the plan: its axes (all of them, filtered or not)."""
         return repr([(axe.pk, str(axe)) for axe in self._axes])
 
-    @cached_property
+    @property
     def _par_axe(self) -> dict[int, dict]:
-        return totals_by_axe(self.queryset)
+        return self._axes_and_totals[1]
 
     @cached_property
     def totals(self) -> dict:

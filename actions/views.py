@@ -52,7 +52,7 @@ from .models import (
     ensure_axes,
 )
 from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
-from .plan_cache import cached_page, store, store_page
+from .plan_cache import cached_page, render_each, store, store_page
 
 # Access -------------------------------------------------------------------------------------
 
@@ -147,7 +147,13 @@ class PlanView(PlanMixin, FilterView):
 
     def get_context_data(self, **kwargs):
         today = timezone.localdate()
-        plan = Plan(self.beneficiaire, self.object_list, today, filtered=self.filterset.filtered)
+        plan = Plan(
+            self.beneficiaire,
+            self.object_list,
+            today,
+            filtered=self.filterset.filtered,
+            whole=not self.request.GET,  # no search: the plan's fiches, all of them
+        )
         context = super().get_context_data(can_edit=self.can_edit, plan=plan, **kwargs)
         if self.request.GET:  # a search is rendered each time
             page = self.render_page(context, plan)
@@ -188,6 +194,27 @@ class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
 
 
 # Fiches -------------------------------------------------------------------------------------
+
+
+def history_rows(rows: list[audit.HistoryRow]) -> list[str]:
+    """A fiche's « Historique », each row rendered only once for what it shows: cached on its
+    plain values (``render_each``: the date, the author's name, the object's name, the
+    changes in words, all read again on each request), so a new entry, a renamed author or
+    funder renders again only the rows it changed, and a row is never stale."""
+    contexts = [
+        {
+            "row": {
+                "when": row.when,
+                "who": row.who,
+                "action": row.action,
+                "objet": row.objet,
+                "is_creation": row.is_creation,
+                "changes": row.changes,
+            }
+        }
+        for row in rows
+    ]
+    return render_each("actions/includes/historique_row.html", contexts)
 
 
 def decisions_de_lignes():
@@ -254,21 +281,23 @@ class FicheDetailView(DetailView):
             indicateurs=indicateurs,
             points=fiche.points.select_related("auteur").order_by("-date", "-created_at"),
             audit_url=audit_url,
-            historique=audit.history(
-                fiche,
-                fiche.financements.all(),
-                fiche.indicateurs.all(),
-                Mesure.objects.filter(indicateur__fiche=fiche),
-                fiche.points.all(),
-                # Named without a query: what the entries of a fiche point at.
-                known=[
+            historique_rows=history_rows(
+                audit.history(
                     fiche,
-                    fiche.beneficiaire,
-                    fiche.axe,
-                    user,
-                    *indicateurs,
-                    *(ligne.financeur for ligne in financements),
-                ],
+                    fiche.financements.all(),
+                    fiche.indicateurs.all(),
+                    Mesure.objects.filter(indicateur__fiche=fiche),
+                    fiche.points.all(),
+                    # Named without a query: what the entries of a fiche point at.
+                    known=[
+                        fiche,
+                        fiche.beneficiaire,
+                        fiche.axe,
+                        user,
+                        *indicateurs,
+                        *(ligne.financeur for ligne in financements),
+                    ],
+                )
             ),
             **kwargs,
         )

@@ -606,3 +606,34 @@ def test_an_unknown_funder_is_a_404(client_for, national, territoires):
     client = client_for(national)
     assert client.get(reverse("actions:financeur-update", args=[999999])).status_code == 404
     assert client.post(reverse("actions:financeur-delete", args=[999999])).status_code == 404
+
+
+def test_the_fiche_history_rows_cached_show_a_change_at_once(
+    production_caches, client_for, cdp_ussel, fiche_ussel
+):
+    """Each row of the « Historique » is cached on what it shows (actions.views.history_rows):
+    a new entry and an author renamed show at once, and the rows match the shared template's."""
+    client = client_for(cdp_ussel)
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+    response = client.post(
+        reverse("actions:point-create", args=[fiche_ussel.pk]),
+        {"date": "2025-03-01", "texte": "Visite du chantier"},
+    )
+    assert response.status_code == 302
+    client.get(url)  # the message « enregistré » shown
+    page = text(client.get(url))
+    historique = page[page.index("Historique des modifications") :]
+    assert "Visite du chantier" in historique
+    assert cdp_ussel.get_full_name() in historique
+    assert text(client.get(url)) == page  # served from the cache, the same
+
+    cdp_ussel.first_name = "Mathilde"
+    cdp_ussel.save()
+    FicheAction.objects.filter(pk=fiche_ussel.pk).update(titre="Rénovation de la halle")
+    fiche_ussel.refresh_from_db()
+    fiche_ussel.titre = "Rénovation de la halle aux grains"
+    fiche_ussel.save()
+    historique = text(client.get(url))
+    historique = historique[historique.index("Historique des modifications") :]
+    assert "Mathilde" in historique
+    assert "Rénovation de la halle → Rénovation de la halle aux grains" in historique

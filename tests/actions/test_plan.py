@@ -446,3 +446,33 @@ def test_national_staff_edit_any_plan(client_for, national, le_blanc):
     assert client.post(reverse("actions:plan-start", args=[le_blanc.pk])).status_code == 302
     assert client.get(reverse("actions:axes", args=[le_blanc.pk])).status_code == 200
     assert client.get(plan_url(le_blanc)).context["can_edit"]
+
+
+def test_the_whole_plan_reads_its_axes_with_their_totals_in_one_query(plan_ussel):
+    """``plan_axes_with_totals`` (the plan's page without a search) adds up as
+    ``axes_with_totals`` over all the fiches: abandoned fiches apart, empty axes kept."""
+    from actions.plan import axes_with_totals, plan_axes_with_totals, totals_by_axe
+
+    fiche(plan_ussel, 3, "3.1", 50000, [("DSIL", 20000, "prevu")], maturite="abandonnee")
+    fiches = plan_ussel.fiches.all()
+    fields = ["pk", "numero", "nb_fiches", "cout", "finance", "reste", "depassement"]
+    fields += ["nb_abandonnees", "cout_abandonne"]
+
+    def figures(axes):
+        return [[getattr(axe, name) for name in fields] for axe in axes]
+
+    axes, par_axe = count_queries_of(lambda: plan_axes_with_totals(plan_ussel), 1)
+    assert figures(axes) == figures(axes_with_totals(plan_ussel, fiches))
+    with_fiches = {pk: row for pk, row in par_axe.items() if row["nb"] or row["nb_abandonnees"]}
+    assert with_fiches == totals_by_axe(fiches)
+    assert axes[2].nb_abandonnees == 1 and axes[2].cout_abandonne == 50000
+
+
+def count_queries_of(function, expected: int):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        result = function()
+    assert len(queries) == expected
+    return result
