@@ -27,8 +27,10 @@ class SessionStore(db.SessionStore):
 
     def _get_session_from_db(self):
         using, sql = self._select
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, [self.session_key, timezone.now()])
+        connection = connections[using]
+        now = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM writes it
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.session_key, now])
             row = cursor.fetchone()
         if row is None:
             self._session_key = None  # as Django's: a new key if this session is saved
