@@ -206,6 +206,8 @@ MFA_FORMS = {
 # Sessions end after 2 hours without a request, and 12 hours after login in any case
 # (pvd.middleware.SessionLifetimeMiddleware renews the expiry at most every 5 minutes).
 SESSION_COOKIE_AGE = 2 * 60 * 60
+# In the database (django_session), read by a plain SELECT (pvd/sessions.py).
+SESSION_ENGINE = "pvd.sessions"
 SESSION_MAX_LIFETIME = 12 * 60 * 60
 
 LANGUAGE_CODE = "fr-fr"

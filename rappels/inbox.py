@@ -15,11 +15,19 @@ def _key(user_id: int) -> str:
     return f"rappels:non-lues:{user_id}"
 
 
-def unread_count(user) -> int:
-    count = cache.get(_key(user.pk))
+def unread_key(user) -> str:
+    """The cache key of the user's count, for ``User.prefetch``."""
+    return _key(user.pk)
+
+
+def unread_count(user, prefetched: dict | None = None) -> int:
+    """``prefetched``: what ``User.prefetch`` read, the count's key among them, instead of
+    asking the cache again."""
+    key = _key(user.pk)
+    count = cache.get(key) if prefetched is None else prefetched.get(key)
     if count is None:
         count = Rappel.objects.for_user(user).non_lus().count()
-        cache.set(_key(user.pk), count, TTL)
+        cache.set(key, count, TTL)
     return count
 
 

@@ -1,11 +1,13 @@
-"""The header and the footer of every page, rendered once per kind of page and kept.
+"""The header, the footer and the assets of every page, rendered once per kind of page and kept.
 
 They are most of what a simple page renders (some twenty URLs, a few rights), yet they
 depend only on the page (its URL name), the reader's rights to the menu's sections, and three
 things of the reader's own: their name, their unread count and the logout form's CSRF token.
 So each is rendered once per process for each page and set of rights (no reader's data in
 it) and kept; the reader's own are written into the slots left for them, escaped, at every
-request. With DEBUG on, templates are read again at each request: nothing is kept then.
+request. The assets (django-dsfr's stylesheets, favicons, theme dialog and scripts, the
+portal's own) are the same on every page and every reader. With DEBUG on, templates are read
+again at each request: nothing is kept then.
 """
 
 from functools import lru_cache
@@ -19,7 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from pvd import policy
 from pvd.context_processors import portal
-from rappels.inbox import unread_count
+from rappels.inbox import unread_count, unread_key
 
 register = template.Library()
 
@@ -60,6 +62,8 @@ def portal_header(context) -> SafeString:
     request = context.get("request")
     user = getattr(request, "user", None)  # none on a 404 answered before authentication
     logged_in = user is not None and user.is_authenticated
+    # The perimeter (for the rights) and the unread count in one round trip to the cache.
+    prefetched = user.prefetch(unread_key(user)) if logged_in else None
     rights = (
         (
             not policy.is_without_territory(user),
@@ -73,7 +77,7 @@ def portal_header(context) -> SafeString:
     html = render(*_page(request), logged_in, *rights)
     if not logged_in:
         return mark_safe(html)
-    unread = unread_count(user)
+    unread = unread_count(user, prefetched)
     badge = (
         format_html(
             ' <span class="fr-badge fr-badge--sm fr-badge--new fr-ml-1w">{}'
@@ -102,3 +106,22 @@ _kept_footer = lru_cache(maxsize=KEPT)(_render_footer)
 def portal_footer(context) -> SafeString:
     render = _render_footer if settings.DEBUG else _kept_footer
     return mark_safe(render(_page(context.get("request"))[0]))
+
+
+ASSETS = {"dsfr_head", "pvd_css", "theme_modale", "dsfr_js", "pvd_js"}
+
+
+def _render_assets(name: str) -> str:
+    if name not in ASSETS:
+        raise template.TemplateSyntaxError(f"portal_assets: unknown assets {name!r}")
+    return render_to_string(f"includes/assets/{name}.html")
+
+
+_kept_assets = lru_cache(maxsize=len(ASSETS))(_render_assets)
+
+
+@register.simple_tag
+def portal_assets(name: str) -> SafeString:
+    """includes/assets/<name>.html: the same for every page and every reader."""
+    render = _render_assets if settings.DEBUG else _kept_assets
+    return mark_safe(render(name))

@@ -103,3 +103,63 @@ def test_a_visitor_gets_the_login_link_and_no_menu(client):
     assert reverse("account_login") in html
     assert "fr-navigation" not in html
     assert "csrfmiddlewaretoken" not in html
+
+
+def test_the_header_reads_the_perimeter_and_the_unread_count_in_one_cache_call(
+    client, cdp_ussel, ussel_la_courtine, monkeypatch
+):
+    from django.core.cache import cache
+
+    from rappels import inbox
+
+    client.force_login(cdp_ussel)
+    header(client)  # both are cached now
+    calls, depth = [], [0]
+    for name in ("get", "get_many"):
+        method = getattr(cache, name)
+
+        def spy(*args, _method=method, _name=name, **kwargs):
+            if not depth[0]:  # the test cache's get_many calls its own get: not a round trip
+                calls.append(_name)
+            depth[0] += 1
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(cache, name, spy)
+    assert "non lue" not in header(client)
+    assert calls == ["get_many"]
+    # What it read is the cache's: a change forgotten there shows at once.
+    Rappel.objects.create(
+        regle="essai",
+        objet="essai:prefetch",
+        echeance=timezone.localdate(),
+        destinataire=cdp_ussel,
+        categorie=Categorie.PLANS,
+        beneficiaire=ussel_la_courtine,
+        message="Rappel d'essai",
+    )
+    inbox.forget([cdp_ussel.pk])
+    assert '1<span class="fr-sr-only"> non lue</span>' in header(client)
+
+
+def test_the_kept_assets_are_django_dsfrs_and_the_portals_own(client, elu_ussel):
+    from portail.templatetags import portal
+
+    client.force_login(elu_ussel)
+    pages = [client.get(url).content.decode() for url in (PAGE, reverse("rappels:list"))]
+    for page in pages:
+        head, body = page.split("</head>")
+        assert re.search(
+            r'<link rel="stylesheet"\s+href="/static/dsfr/dist/dsfr/dsfr\.min\.css"', head
+        )
+        assert 'href="/static/dsfr/dist/favicon/favicon.svg"' in head
+        assert 'href="/static/css/pvd.css"' in head and 'name="htmx-config"' in head
+        assert 'id="fr-theme-modal"' in body
+        assert re.search(
+            r'<script type="module"\s+src="/static/dsfr/dist/dsfr/dsfr\.module\.min\.js"', body
+        )
+        assert 'src="/static/js/htmx.min.js"' in body and 'src="/static/js/pvd.js"' in body
+    with pytest.raises(Exception, match="unknown assets"):
+        portal._render_assets("../base")

@@ -37,7 +37,7 @@ def test_more_than_one_instance_requires_redis():
 def test_more_than_one_instance_with_redis_starts_with_the_redis_cache():
     env = {**PRODUCTION, "PVD_INSTANCES": "2", "REDIS_URL": "redis://127.0.0.1:6379/12"}
     assert "pvd.cache.DegradingRedisCache" in setting("CACHES", **env)
-    assert setting("SESSION_ENGINE", **env) == "django.contrib.sessions.backends.db"
+    assert setting("SESSION_ENGINE", **env) == "pvd.sessions"  # database sessions
 
 
 def test_files_go_to_the_local_directory_by_default_and_to_s3_when_a_bucket_is_set():
