@@ -214,7 +214,7 @@ def history_rows(rows: list[audit.HistoryRow]) -> list[str]:
         }
         for row in rows
     ]
-    return render_each("actions/includes/historique_row.html", contexts)
+    return render_each("includes/historique_row.html", contexts)
 
 
 def decisions_de_lignes():
