@@ -10,6 +10,7 @@ from django.db.models import IntegerField, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -20,6 +21,8 @@ from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import policy
 from pvd.db import ArraySubquery, Parametre, Preparee
+from pvd.fragments import TIMEOUT as FRAGMENT_TIMEOUT
+from pvd.fragments import content_key
 from pvd.models import Role
 from rappels import prochains
 
@@ -143,10 +146,41 @@ def prefecture_rows(user, params, today):
 
     return {
         "rows": rows,
+        "lignes": SimpleLazyObject(lambda: lignes_du_tableau(rows)),
         "sans_date_adhesion": nb_sans_date_adhesion,
         "departements": departements,
         "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
     }
+
+
+LIGNE = "tableaux/includes/prefecture_row.html"
+
+
+def lignes_du_tableau(rows: list) -> list[str]:
+    """The préfecture's table's rows rendered, each cached on what it shows: every value
+    read with the row (``vars``: the query's columns and the figures added to them), and the
+    code that renders it (``pvd.fragments.content_key``). A row is never stale, whatever
+    wrote the data, and never crosses perimeters (only a reader whose query returned these
+    very values gets it); a table computed again after a change renders only the rows it
+    changed, in one round trip to the cache for all of them."""
+    keys = [
+        "tableaux:ligne:"
+        + content_key(
+            [(name, value) for name, value in vars(row).items() if name != "_state"],
+            *dashboard_cache.RENDERED_BY,
+            "tableaux.urls",
+        )
+        for row in rows
+    ]
+    lignes = cache.get_many(keys)
+    manquantes = {key: row for key, row in zip(keys, rows, strict=True) if key not in lignes}
+    if manquantes:
+        template = get_template(LIGNE)
+        rendues = {key: template.render({"b": row}) for key, row in manquantes.items()}
+        cache.set_many(rendues, FRAGMENT_TIMEOUT)
+        lignes.update(rendues)
+    # Rendered templates are SafeStrings, and stay so through the cache's pickling.
+    return [lignes[key] for key in keys]
 
 
 def role_cards(user) -> list[dict]:

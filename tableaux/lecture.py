@@ -71,7 +71,7 @@ from conventions.models import (
     finissante_q,
 )
 from postes.models import Occupation, Poste, actuelle_q
-from pvd.db import AddMonths, ArraySubquery, DansLaListe, Parametre, Preparee, StringAgg, Valeur
+from pvd.db import ArraySubquery, DansLaListe, Parametre, Preparee, StringAgg, Valeur
 
 # The models these read-models query, each with its path to the beneficiary whose
 # territory a write touches ("": the beneficiary itself; None: every territory, the funders'
@@ -95,7 +95,6 @@ READS = {
 
 STATUTS = LigneFinancement.Statut
 PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already paid
-MOIS_CADRE = DELAI_CONVENTION_CADRE.years * 12 + DELAI_CONVENTION_CADRE.months
 # What a plan adds up to leaves abandoned fiches out (actions/plan.py).
 COMPTEE = ~abandonnee_q()
 # Part of the cache key of the programme's figures: raise it when their shape changes.
@@ -440,10 +439,7 @@ COLONNES_BENEFICIAIRE = (
     "cadre_signee",
     "date_cadre",
     "chefs_en_poste",
-    "vacant_depuis",
-    "has_vacant",
-    "date_limite_cadre",
-    "sans_date_adhesion",
+    "vacants",
 )
 COLONNES_FICHES = (
     "nb_fiches",
@@ -466,19 +462,14 @@ def _table_beneficiaires(today: date) -> QuerySet:
         .annotate(noms=StringAgg("nom", ", ", order_by=("nom",)))
         .values("noms")
     )
-    vacants = Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT)
+    # Since when each vacant post is vacant (None: unknown), one subquery for both columns
+    # the table shows (an ``Exists`` beside it made PostgreSQL hash every vacant post).
+    vacants = Poste.objects.filter(beneficiaires=OuterRef("pk"), etat=Poste.Etat.VACANT).values(
+        "vacant_depuis"
+    )
     return (
         with_echeances(Beneficiaire.objects.filter(DansLaListe(F("pk"), Valeur("ids"))))
-        .annotate(
-            chefs_en_poste=Subquery(en_poste[:1]),
-            vacant_depuis=Subquery(
-                vacants.order_by("vacant_depuis").values("vacant_depuis")[:1],
-                output_field=DateField(),
-            ),
-            has_vacant=Exists(vacants),
-            date_limite_cadre=AddMonths(F("date_adhesion"), MOIS_CADRE),
-            sans_date_adhesion=ExpressionWrapper(SANS_DATE_ADHESION, output_field=BooleanField()),
-        )
+        .annotate(chefs_en_poste=Subquery(en_poste[:1]), vacants=ArraySubquery(vacants))
         .order_by("nom")
         .values_list(*COLONNES_BENEFICIAIRE)
     )
@@ -540,13 +531,23 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date, tri: str = "nom") 
     for values in TABLE_BENEFICIAIRES.lignes(today, ids=ids):  # 4
         row = Beneficiaire(**dict(zip(COLONNES_BENEFICIAIRE[:4], values[:4], strict=True)))
         pk = row.pk
+        *dates, vacants = values[4:]
         for names, found in (
-            (COLONNES_BENEFICIAIRE[4:], values[4:]),
+            (COLONNES_BENEFICIAIRE[4:-1], dates),
             (COLONNES_FICHES, fiches.get(pk, vide_fiches)),
             (COLONNES_ARGENT, argent.get(pk, vide_argent)),
         ):
             for name, value in zip(names, found, strict=True):
                 setattr(row, name, value)
+        # The earliest known vacancy (a post vacant since an unknown day: « Vacant »), the
+        # deadline and whether it cannot be computed, from the dates read: the rules of
+        # conventions/echeances.py (``Echeance``, ``SANS_DATE_ADHESION``) on the row.
+        connues = [depuis for depuis in vacants if depuis is not None]
+        row.vacant_depuis = min(connues) if connues else None
+        row.has_vacant = bool(vacants)
+        echeance = Echeance.of(row, today)
+        row.date_limite_cadre = echeance.date_limite
+        row.sans_date_adhesion = row.statut == Beneficiaire.Statut.LAUREAT and echeance.inconnue
         row.decide = sum((getattr(row, f"m_{statut}") for statut in PAYES), ZERO)
         row.part_decidee = row.decide * 100 / row.cout if row.cout else None
         rows.append(row)
