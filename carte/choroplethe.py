@@ -35,6 +35,7 @@ from communes.models import Beneficiaire, Departement, MembreBeneficiaire
 from conventions.models import Convention
 from pvd import policy
 from pvd.db import Preparee
+from pvd.fragments import content_key
 
 from . import geo
 
@@ -325,7 +326,7 @@ def choroplethe(user, niveau: str, code: str | None) -> dict:
         for shape in shapes.values()
         if shape.code not in codes and _intersects(shape.bbox, viewbox)
     ]
-    return {
+    dessin = {
         "viewbox": " ".join(f"{round(n, 1):g}" for n in viewbox),
         "actifs": actifs,
         "voisins": voisins,
@@ -334,6 +335,11 @@ def choroplethe(user, niveau: str, code: str | None) -> dict:
         "drill_down": drill_down,
         "sprite": sprite_url(),
     }
+    # What it draws (plain values) and the code that draws it: the drawing is kept under this
+    # key too, so the map computed again after a change that left its figures as they were
+    # (another territory's, a fiche) is not drawn again (choroplethe_cache.html).
+    dessin["contenu"] = content_key(dessin, "carte.views")
+    return dessin
 
 
 def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:

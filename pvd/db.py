@@ -197,7 +197,9 @@ class Preparee:
         self.construire = construire
         self.compilees: dict = {}
 
-    def lignes(self, variante: Hashable = None, using: str = "default", **valeurs) -> list:
+    def compilee(self, variante: Hashable = None, using: str = "default") -> tuple:
+        """The query's SQL, its parameters (``Valeur`` slots among them) and its rows'
+        converters, compiled on the first call for this database and variant."""
         connection = connections[using]
         cle = (using, connection.vendor, variante)
         compilee = self.compilees.get(cle)
@@ -206,23 +208,63 @@ class Preparee:
             sql, params = compiler.as_sql()
             colonnes = [col for col, _, _ in compiler.select[: compiler.col_count]]
             compilee = self.compilees[cle] = (sql, params, compiler.get_converters(colonnes))
-        sql, params, converters = compilee
+        return compilee
+
+    def lignes(self, variante: Hashable = None, using: str = "default", **valeurs) -> list:
+        connection = connections[using]
+        sql, params, converters = self.compilee(variante, using)
         params = avec_valeurs(params, valeurs, connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        if not converters:
-            return rows
-        converted = []
-        for row in rows:
-            row = list(row)
-            for position, (functions, expression) in converters.items():
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-            converted.append(row)
-        return converted
+        return convertir(rows, converters, connection)
+
+
+def convertir(rows: list, converters: dict, connection) -> list:
+    """Rows as ``values_list`` gives them: the fields' converters applied."""
+    if not converters:
+        return rows
+    converted = []
+    for row in rows:
+        row = list(row)
+        for position, (functions, expression) in converters.items():
+            value = row[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            row[position] = value
+        converted.append(row)
+    return converted
+
+
+def ensemble(*requetes: tuple["Preparee", Hashable, dict], using: str = "default") -> list:
+    """The rows of several prepared queries, each given as (query, variant, values), in one
+    round trip to PostgreSQL (the statements sent together, as the client-side binding of
+    Django's psycopg cursor allows: each is planned and run as alone); one after the other
+    elsewhere (SQLite, or PostgreSQL with server-side binding)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.settings_dict.get("OPTIONS", {}).get(
+        "server_side_binding"
+    ):
+        return [
+            preparee.lignes(variante, using, **valeurs) for preparee, variante, valeurs in requetes
+        ]
+    compilees = [preparee.compilee(variante, using) for preparee, variante, _ in requetes]
+    sql = "; ".join(sql for sql, _, _ in compilees)
+    params = [
+        value
+        for (_, slots, _), (_, _, valeurs) in zip(compilees, requetes, strict=True)
+        for value in avec_valeurs(slots, valeurs, connection)
+    ]
+    resultats = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        resultats.append(cursor.fetchall())
+        while cursor.cursor.nextset():
+            resultats.append(cursor.fetchall())
+    return [
+        convertir(rows, converters, connection)
+        for rows, (_, _, converters) in zip(resultats, compilees, strict=True)
+    ]
 
 
 def avec_valeurs(params, valeurs: dict, connection=None) -> list:

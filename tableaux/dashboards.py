@@ -168,7 +168,6 @@ def lignes_du_tableau(rows: list) -> list[str]:
         + content_key(
             [(name, value) for name, value in vars(row).items() if name != "_state"],
             *dashboard_cache.RENDERED_BY,
-            "tableaux.urls",
         )
         for row in rows
     ]
