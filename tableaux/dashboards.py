@@ -4,6 +4,7 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 (tableaux/views.py) render these."""
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.db.models import IntegerField, OuterRef, QuerySet
@@ -110,6 +111,36 @@ def a_afficher(ville: lecture.Ville) -> lecture.Ville:
     return ville
 
 
+@dataclass(frozen=True)
+class _VarianteIds:
+    """A variant of the préfecture's query of ids: the reader's perimeter (its key) and the
+    filters given; the reader rides along to build it, outside the comparison."""
+
+    cle: tuple
+    user: object = field(compare=False, hash=False)
+
+
+def _construire_ids(variante: _VarianteIds) -> QuerySet:
+    """``prefecture_rows``'s beneficiaries (those of the reader's préfecture départements
+    they read), with the ``departement`` and ``statut`` slots when these filters are given."""
+    _, departement, statut = variante.cle
+    user = variante.user
+    beneficiaires = Beneficiaire.objects.for_user(user).filter(
+        departement_id__in=policy.prefecture_departements(user)
+    )
+    if departement:
+        beneficiaires = beneficiaires.filter(departement_id=Parametre("departement"))
+    if statut:
+        beneficiaires = beneficiaires.filter(statut=Parametre("statut"))
+    return beneficiaires.order_by().values_list("pk")
+
+
+# Built and compiled once per process for each perimeter and filter (pvd/db.py): building the
+# perimeter's query costs more than running it.
+_IDS = Preparee(_construire_ids)
+MAX_COMPILEES = 256  # perimeters and filters kept compiled per process, at most
+
+
 def prefecture_rows(user, params, today):
     """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
     may choose from."""
@@ -133,9 +164,20 @@ def prefecture_rows(user, params, today):
     tri = params.get("tri", "nom")
     if tri.lstrip("-") not in lecture.SORTS:
         tri = "nom"
+
+    def ids() -> list[int]:
+        """The beneficiaries' ids, from the query compiled once per perimeter and filter
+        (``_IDS``); a search by name builds its own."""
+        if q:
+            return list(beneficiaires.values_list("pk", flat=True))
+        if len(_IDS.compilees) >= MAX_COMPILEES:
+            _IDS.compilees.clear()
+        variante = _VarianteIds((policy.perimeter_key(user), bool(departement), bool(statut)), user)
+        return [pk for (pk,) in _IDS.lignes(variante, departement=departement, statut=statut)]
+
     # Read when the template asks (in the cached fragment): a table served from the cache
     # costs no query.
-    rows = SimpleLazyObject(lambda: lecture.beneficiaires_table(beneficiaires, today, tri))
+    rows = SimpleLazyObject(lambda: lecture.beneficiaires_table(ids(), today, tri))
 
     def nb_sans_date_adhesion() -> int:
         """The lauréats whose deadline cannot be computed, whatever the filters: counted on

@@ -520,7 +520,7 @@ TABLE_FICHES = Preparee(_table_fiches)
 TABLE_ARGENT = Preparee(_table_argent)
 
 
-def beneficiaires_table(beneficiaires: QuerySet, today: date, tri: str = "nom") -> list:
+def beneficiaires_table(beneficiaires: QuerySet | list, today: date, tri: str = "nom") -> list:
     """One row per beneficiary: adhésion and cadre dates, cost and money decided, fiches per
     bucket and late, last update of the plan, chef de projet in post or vacant since —
     four queries in two round trips whatever the number of beneficiaries: the beneficiaries'
@@ -529,7 +529,11 @@ def beneficiaires_table(beneficiaires: QuerySet, today: date, tri: str = "nom") 
     their financing lines grouped by beneficiary (a dozen correlated subqueries a row cost
     five times more to plan and run). Sorted on ``tri`` (a key of ``SORTS``, « - » first:
     descending), unknown values last, then by name."""
-    ids = list(beneficiaires.values_list("pk", flat=True))  # 1
+    ids = (  # 1 (or given: ``beneficiaires`` as a list of ids)
+        list(beneficiaires.values_list("pk", flat=True))
+        if isinstance(beneficiaires, QuerySet)
+        else beneficiaires
+    )
     if not ids:
         return []
     # 2, 3, 4: in one round trip (pvd/db.py ``ensemble``).
