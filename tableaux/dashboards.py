@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
+from actions.plan_cache import fragment_cache
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
@@ -213,12 +214,13 @@ def lignes_du_tableau(rows: list) -> list[str]:
         )
         for row in rows
     ]
-    lignes = cache.get_many(keys)
+    store = fragment_cache()
+    lignes = store.get_many(keys)
     manquantes = {key: row for key, row in zip(keys, rows, strict=True) if key not in lignes}
     if manquantes:
         template = get_template(LIGNE)
         rendues = {key: template.render({"b": row}) for key, row in manquantes.items()}
-        cache.set_many(rendues, FRAGMENT_TIMEOUT)
+        store.set_many(rendues, FRAGMENT_TIMEOUT)
         lignes.update(rendues)
     # Rendered templates are SafeStrings, and stay so through the cache's pickling.
     return [lignes[key] for key in keys]

@@ -1,0 +1,111 @@
+"""The préfecture's table computed again (cold): a fixed number of round trips to the
+database whatever the size, each row rendered only when what it shows changed, and the
+deadline, vacancy and unknown-date columns as the database's rules give them."""
+
+from datetime import date
+
+import pytest
+from django.db import connection
+from django.template.loader import render_to_string
+from django.test import RequestFactory
+from django.test.signals import template_rendered
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from communes.models import Beneficiaire
+from conventions.echeances import SANS_DATE_ADHESION, with_echeances
+from postes.models import Poste
+from tableaux import dashboards
+from tableaux.cache import renew_everything
+from tableaux.dashboards import home_context
+from tests.actions.test_plan_readmodel import text
+from tests.tableaux.test_dashboards import fill
+
+pytestmark = pytest.mark.django_db
+
+TABLE = "tableaux/includes/prefecture.html"
+
+
+def table_sql(user, query: str = "") -> list[str]:
+    """The SQL of the préfecture's table read and rendered (its fragment missing)."""
+    web = RequestFactory().get(f"/?{query}")
+    web.user = user
+    web.user.perimeter  # noqa: B018 - read once, as the middleware does
+    page = home_context(web)  # the role cards read, the table's figures not yet
+    with CaptureQueriesContext(connection) as context:
+        render_to_string(TABLE, page, request=web)
+    return [q["sql"] for q in context.captured_queries]
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    # A filter on the status also counts the lauréats without a date, whatever the filters.
+    [("", 3), ("departement=19", 3), ("statut=laureat&tri=-part", 4)],
+)
+def test_the_table_costs_three_round_trips_whatever_its_size(
+    prefecture_19, ussel_la_courtine, query, expected
+):
+    renew_everything()
+    small = table_sql(prefecture_19, query)
+    fill(ussel_la_courtine, 15, "3", "7")
+    renew_everything()
+    large = table_sql(prefecture_19, query)
+    # The ids (compiled once per perimeter and filter), then the beneficiaries with their
+    # fiches and money in one round trip (three statements), then the départements.
+    assert len(small) == len(large) == expected, "\n".join(sql[:150] for sql in large)
+    assert [sql.count("; SELECT") for sql in large].count(2) == 1
+
+
+def test_a_row_is_rendered_again_only_when_what_it_shows_changed(
+    production_caches, client_for, prefecture_19, ussel_la_courtine
+):
+    client = client_for(prefecture_19)
+    url = reverse("portail:home")
+    rendered = []
+
+    def count(sender, template, context, **kwargs):
+        if template.name == dashboards.LIGNE:
+            rendered.append(context["b"].pk)
+
+    template_rendered.connect(count)
+    try:
+        first = client.get(url).content.decode()
+        nb_rows = len(rendered)
+        assert nb_rows == Beneficiaire.objects.filter(departement_id="19").count() >= 2
+        rendered.clear()
+        renew_everything()  # every figure read again, none changed: no row rendered
+        assert client.get(url).content.decode().count("<tr>") == first.count("<tr>")
+        assert rendered == []
+        fill(ussel_la_courtine, 1, "9", "5")  # Ussel's plan changes (signals renew it)
+        again = client.get(url).content.decode()
+        assert rendered == [ussel_la_courtine.pk]
+    finally:
+        template_rendered.disconnect(count)
+    assert "Ussel" in text(again)
+
+
+def test_the_rows_give_the_deadline_vacancy_and_unknown_dates(
+    prefecture_19, ussel_la_courtine, today
+):
+    Beneficiaire.objects.filter(pk=ussel_la_courtine.pk).update(
+        date_adhesion_saisie=date(2024, 8, 31)
+    )
+    poste = Poste.objects.create(date_creation=date(2024, 1, 1))
+    poste.beneficiaires.add(ussel_la_courtine)
+    Poste.objects.filter(pk=poste.pk).update(etat=Poste.Etat.VACANT, vacant_depuis=None)
+    web = RequestFactory().get("/")
+    web.user = prefecture_19
+    rows = {row.pk: row for row in dashboards.prefecture_rows(web.user, web.GET, today)["rows"]}
+    ussel = rows[ussel_la_courtine.pk]
+    # 18 months after 31 August 2024: the end of February, as PostgreSQL's interval gives it.
+    assert ussel.date_adhesion == date(2024, 8, 31)
+    assert ussel.date_limite_cadre == date(2026, 2, 28)
+    assert ussel.has_vacant and ussel.vacant_depuis is None
+    Poste.objects.filter(pk=poste.pk).update(vacant_depuis=date(2025, 6, 1))
+    rows = {row.pk: row for row in dashboards.prefecture_rows(web.user, web.GET, today)["rows"]}
+    assert rows[ussel_la_courtine.pk].vacant_depuis == date(2025, 6, 1)
+    # The unknown-date flag is the database's rule (conventions.echeances.SANS_DATE_ADHESION).
+    sans_date = with_echeances(Beneficiaire.objects.filter(pk__in=rows)).filter(SANS_DATE_ADHESION)
+    assert {pk for pk, row in rows.items() if row.sans_date_adhesion} == set(
+        sans_date.values_list("pk", flat=True)
+    )
