@@ -5,9 +5,10 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache as cache_once
 
 from django.core.cache import cache
-from django.db.models import IntegerField, OuterRef, QuerySet
+from django.db.models import F, IntegerField, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
@@ -22,7 +23,7 @@ from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import policy
-from pvd.db import ArraySubquery, Parametre, Preparee
+from pvd.db import ArraySubquery, DansLaListe, Parametre, Preparee, Valeur, ensemble
 from pvd.fragments import TIMEOUT as FRAGMENT_TIMEOUT
 from pvd.fragments import content_key
 from pvd.models import Role
@@ -136,9 +137,19 @@ def _construire_ids(variante: _VarianteIds) -> QuerySet:
     return beneficiaires.order_by().values_list("pk")
 
 
+def _construire_departements(_variante) -> QuerySet:
+    """The départements of the ``codes`` slot (a préfecture's), by code."""
+    return (
+        Departement.objects.filter(DansLaListe(F("code"), Valeur("codes")))
+        .order_by("code")
+        .values_list("code", "nom")
+    )
+
+
 # Built and compiled once per process for each perimeter and filter (pvd/db.py): building the
 # perimeter's query costs more than running it.
 _IDS = Preparee(_construire_ids)
+_DEPARTEMENTS = Preparee(_construire_departements)
 MAX_COMPILEES = 256  # perimeters and filters kept compiled per process, at most
 
 
@@ -146,7 +157,6 @@ def prefecture_rows(user, params, today):
     """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
     may choose from."""
     codes = policy.prefecture_departements(user)
-    departements = Departement.objects.filter(code__in=codes).order_by("code")
     beneficiaires = Beneficiaire.objects.for_user(user).filter(departement_id__in=codes)
     departement = params.get("departement", "")
     if departement:
@@ -166,19 +176,27 @@ def prefecture_rows(user, params, today):
     if tri.lstrip("-") not in lecture.SORTS:
         tri = "nom"
 
-    def ids() -> list[int]:
+    @cache_once
+    def lu() -> tuple[list[int], list[Departement]]:
         """The beneficiaries' ids, from the query compiled once per perimeter and filter
-        (``_IDS``); a search by name builds its own."""
+        (``_IDS``; a search by name builds its own), and the départements, in one round trip."""
+        requetes = [(_DEPARTEMENTS, None, {"codes": sorted(codes)})]
+        if not q:
+            if len(_IDS.compilees) >= MAX_COMPILEES:
+                _IDS.compilees.clear()
+            cle = (policy.perimeter_key(user), bool(departement), bool(statut))
+            valeurs = {"departement": departement, "statut": statut}
+            requetes.append((_IDS, _VarianteIds(cle, user), valeurs))
+        lignes_departements, *lignes_ids = ensemble(*requetes)
         if q:
-            return list(beneficiaires.values_list("pk", flat=True))
-        if len(_IDS.compilees) >= MAX_COMPILEES:
-            _IDS.compilees.clear()
-        variante = _VarianteIds((policy.perimeter_key(user), bool(departement), bool(statut)), user)
-        return [pk for (pk,) in _IDS.lignes(variante, departement=departement, statut=statut)]
+            ids = list(beneficiaires.values_list("pk", flat=True))
+        else:
+            ids = [pk for (pk,) in lignes_ids[0]]
+        return ids, [Departement.from_db(None, ["code", "nom"], row) for row in lignes_departements]
 
     # Read when the template asks (in the cached fragment): a table served from the cache
     # costs no query.
-    rows = SimpleLazyObject(lambda: lecture.beneficiaires_table(ids(), today, tri))
+    rows = SimpleLazyObject(lambda: lecture.beneficiaires_table(lu()[0], today, tri))
 
     def nb_sans_date_adhesion() -> int:
         """The lauréats whose deadline cannot be computed, whatever the filters: counted on
@@ -191,7 +209,7 @@ def prefecture_rows(user, params, today):
         "rows": rows,
         "lignes": SimpleLazyObject(lambda: lignes_du_tableau(rows)),
         "sans_date_adhesion": nb_sans_date_adhesion,
-        "departements": departements,
+        "departements": SimpleLazyObject(lambda: lu()[1]),
         "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
     }
 
