@@ -53,7 +53,7 @@ def test_the_table_costs_two_round_trips_whatever_its_size(
     # The départements and the ids (compiled once per perimeter and filter) in one round
     # trip, then the beneficiaries with their fiches and money in another (three statements).
     assert len(small) == len(large) == expected, "\n".join(sql[:150] for sql in large)
-    assert [sql.count("; SELECT") for sql in large][:2] == [1, 2]
+    assert sorted(sql.count("; SELECT") for sql in large)[-2:] == [1, 2]
 
 
 def test_a_row_is_rendered_again_only_when_what_it_shows_changed(
