@@ -5,6 +5,7 @@ Each expression here compiles to PostgreSQL's own SQL there and to an SQLite equ
 otherwise, so that the read-models write one query for both.
 """
 
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -197,32 +198,92 @@ class Preparee:
         self.construire = construire
         self.compilees: dict = {}
 
-    def lignes(self, variante: Hashable = None, using: str = "default", **valeurs) -> list:
-        connection = connections[using]
-        cle = (using, connection.vendor, variante)
+    def compilee(self, variante: Hashable = None, using: str = "default") -> tuple:
+        """The SQL, the parameters (``Valeur`` slots among them) and the converters of the
+        columns, compiled on the first call."""
+        cle = (using, connections[using].vendor, variante)
         compilee = self.compilees.get(cle)
         if compilee is None:
             compiler = self.construire(variante).query.get_compiler(using=using)
             sql, params = compiler.as_sql()
             colonnes = [col for col, _, _ in compiler.select[: compiler.col_count]]
             compilee = self.compilees[cle] = (sql, params, compiler.get_converters(colonnes))
-        sql, params, converters = compilee
-        params = avec_valeurs(params, valeurs, connection)
+        return compilee
+
+    def lignes(self, variante: Hashable = None, using: str = "default", **valeurs) -> list:
+        connection = connections[using]
+        sql, params, converters = self.compilee(variante, using)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, avec_valeurs(params, valeurs, connection))
             rows = cursor.fetchall()
-        if not converters:
-            return rows
-        converted = []
-        for row in rows:
-            row = list(row)
-            for position, (functions, expression) in converters.items():
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-            converted.append(row)
-        return converted
+        return _converties(rows, converters, connection)
+
+
+def _converties(rows: list, converters: dict, connection) -> list:
+    if not converters:
+        return rows
+    converted = []
+    for row in rows:
+        row = list(row)
+        for position, (functions, expression) in converters.items():
+            value = row[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            row[position] = value
+        converted.append(row)
+    return converted
+
+
+def ensemble(requetes: dict[str, Preparee], using: str = "default", **valeurs) -> dict:
+    """The rows of several prepared queries (their default variant) run with the same
+    ``valeurs``, by name, as ``Preparee.lignes`` gives them, in one round trip to
+    PostgreSQL: sent together (psycopg's pipeline) and bound by the server, which keeps each
+    statement prepared on the connection (``prepare_threshold``, pvd/settings.py): its plan
+    is not made again at each run, most of what such small queries cost PostgreSQL. One
+    after another on SQLite."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return {nom: requete.lignes(using=using, **valeurs) for nom, requete in requetes.items()}
+    compilees = {nom: requete.compilee(using=using) for nom, requete in requetes.items()}
+    cursors = {}
+    try:
+        with connection.wrap_database_errors:
+            cursors = {nom: _curseur_lie_par_le_serveur(connection) for nom in compilees}
+            with connection.connection.pipeline():
+                for nom, (sql, params, _) in compilees.items():
+                    cursors[nom].execute(sql, avec_valeurs(params, valeurs, connection))
+            lignes = {nom: cursor.fetchall() for nom, cursor in cursors.items()}
+    finally:
+        for cursor in cursors.values():
+            cursor.close()
+    return {nom: _converties(lignes[nom], compilees[nom][2], connection) for nom in compilees}
+
+
+def _curseur_lie_par_le_serveur(connection):
+    """A Django cursor (logged and counted as any other) whose parameters PostgreSQL binds
+    (Django's own bind them in the client, which psycopg never prepares)."""
+    lie, journalise = _curseurs_lies()
+    cursor = connection.cursor()
+    cursor.cursor.close()
+    cursor.cursor = (journalise if connection.queries_logged else lie)(connection.connection)
+    return cursor
+
+
+@functools.cache
+def _curseurs_lies() -> tuple[type, type]:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class Journalise(ServerBindingCursor):
+        """Keeps, for Django's log of queries, the query of a prepared statement, which
+        psycopg forgets (``_query``: what Django's ``last_executed_query`` reads)."""
+
+        def execute(self, query, params=None, **kwargs):
+            super().execute(query, params, **kwargs)
+            if self._query is None:
+                self._query = self._convert_query(query, params)
+            return self
+
+    return ServerBindingCursor, Journalise
 
 
 def avec_valeurs(params, valeurs: dict, connection=None) -> list:
