@@ -81,6 +81,8 @@ def ville_context(user, beneficiaire, today) -> dict:
                 *dashboard_cache.RENDERED_BY,
             )
         ),
+        # Never stale (keyed on what it shows): kept as long as the lists' rows.
+        "ville_contenu_timeout": fragments.TIMEOUT,
         "dashboard_cache_timeout": dashboard_cache.timeout(),
         **bilans_context(user, beneficiaire),
         "rappels": prochains.rappels(user, [beneficiaire.pk]),
