@@ -5,6 +5,7 @@ Each expression here compiles to PostgreSQL's own SQL there and to an SQLite equ
 otherwise, so that the read-models write one query for both.
 """
 
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -215,7 +216,7 @@ class Preparee:
         sql, params, converters = self.compilee(variante, using)
         params = avec_valeurs(params, valeurs, connection)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, avec_valeurs(params, valeurs, connection))
             rows = cursor.fetchall()
         return convertir(rows, converters, connection)
 
@@ -236,35 +237,63 @@ def convertir(rows: list, converters: dict, connection) -> list:
     return converted
 
 
-def ensemble(*requetes: tuple["Preparee", Hashable, dict], using: str = "default") -> list:
-    """The rows of several prepared queries, each given as (query, variant, values), in one
-    round trip to PostgreSQL (the statements sent together, as the client-side binding of
-    Django's psycopg cursor allows: each is planned and run as alone); one after the other
-    elsewhere (SQLite, or PostgreSQL with server-side binding)."""
+def ensemble(*requetes: tuple[Preparee, Hashable, dict], using: str = "default") -> list:
+    """The rows of several prepared queries, each given as (query, variant, values), as
+    ``Preparee.lignes`` gives them, in one round trip to PostgreSQL: sent together
+    (psycopg's pipeline) and bound by the server, which keeps each statement prepared on the
+    connection (``prepare_threshold``, pvd/settings.py): its plan is not made again at each
+    run, most of what such small queries cost PostgreSQL. Each statement is logged and
+    counted as any query. One after another elsewhere (SQLite)."""
     connection = connections[using]
-    if connection.vendor != "postgresql" or connection.settings_dict.get("OPTIONS", {}).get(
-        "server_side_binding"
-    ):
+    if connection.vendor != "postgresql":
         return [
             preparee.lignes(variante, using, **valeurs) for preparee, variante, valeurs in requetes
         ]
     compilees = [preparee.compilee(variante, using) for preparee, variante, _ in requetes]
-    sql = "; ".join(sql for sql, _, _ in compilees)
-    params = [
-        value
-        for (_, slots, _), (_, _, valeurs) in zip(compilees, requetes, strict=True)
-        for value in avec_valeurs(slots, valeurs, connection)
-    ]
-    resultats = []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        resultats.append(cursor.fetchall())
-        while cursor.cursor.nextset():
-            resultats.append(cursor.fetchall())
+    cursors = []
+    try:
+        with connection.wrap_database_errors:
+            cursors = [_curseur_lie_par_le_serveur(connection) for _ in compilees]
+            with connection.connection.pipeline():
+                for cursor, (sql, params, _), (_, _, valeurs) in zip(
+                    cursors, compilees, requetes, strict=True
+                ):
+                    cursor.execute(sql, avec_valeurs(params, valeurs, connection))
+            lignes = [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
     return [
         convertir(rows, converters, connection)
-        for rows, (_, _, converters) in zip(resultats, compilees, strict=True)
+        for rows, (_, _, converters) in zip(lignes, compilees, strict=True)
     ]
+
+
+def _curseur_lie_par_le_serveur(connection):
+    """A Django cursor (logged and counted as any other) whose parameters PostgreSQL binds
+    (Django's own bind them in the client, which psycopg never prepares)."""
+    lie, journalise = _curseurs_lies()
+    cursor = connection.cursor()
+    cursor.cursor.close()
+    cursor.cursor = (journalise if connection.queries_logged else lie)(connection.connection)
+    return cursor
+
+
+@functools.cache
+def _curseurs_lies() -> tuple[type, type]:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class Journalise(ServerBindingCursor):
+        """Keeps, for Django's log of queries, the query of a prepared statement, which
+        psycopg forgets (``_query``: what Django's ``last_executed_query`` reads)."""
+
+        def execute(self, query, params=None, **kwargs):
+            super().execute(query, params, **kwargs)
+            if self._query is None:
+                self._query = self._convert_query(query, params)
+            return self
+
+    return ServerBindingCursor, Journalise
 
 
 def avec_valeurs(params, valeurs: dict, connection=None) -> list:

@@ -135,6 +135,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The read-models' compiled queries sent together (pvd/db.py ``ensemble``) are prepared
+    # on each connection after five runs, as psycopg does by default (Django turns it off for
+    # poolers): PostgreSQL keeps their plans. Off behind a pooler that cannot keep prepared
+    # statements (PgBouncer in transaction mode before 1.21). Django's own queries are bound
+    # in the client and never prepared.
+    if strict_bool("DATABASE_PREPARED_STATEMENTS", True):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "pvd.User"

@@ -3,6 +3,7 @@
 beneficiaries and the programme's figures by territory. The pages and their exports
 (tableaux/views.py) render these."""
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache as cache_once
@@ -22,7 +23,7 @@ from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
-from pvd import policy
+from pvd import fragments, policy
 from pvd.db import ArraySubquery, DansLaListe, Parametre, Preparee, Valeur, ensemble
 from pvd.fragments import TIMEOUT as FRAGMENT_TIMEOUT
 from pvd.fragments import content_key
@@ -52,11 +53,20 @@ def bilans_context(user, beneficiaire) -> dict:
 def ville_context(user, beneficiaire, today) -> dict:
     """The dashboard's figures are read lazily: served from the cached fragment (keyed on
     the data's version, the day, the beneficiary and the reader's rights), they cost no
-    query; the bilans and the reader's own reminders are read on every visit."""
+    query; the bilans and the reader's own reminders are read on every visit. When that
+    fragment misses (a new version), the figures' rows are read, and the dashboard is
+    rendered only if no fragment was rendered from the very same rows (``ville_contenu_key``,
+    pvd/fragments.py): a version renewed by a change that moved none of its figures costs
+    the queries, not the rendering."""
     chef = policy.works_for(user, beneficiaire.pk)
     may_edit_plan = policy.may_edit_plan(user, beneficiaire)
+
+    @functools.cache
+    def lignes() -> dict:
+        return lecture.ville_lignes(beneficiaire.pk, today, chef_de_projet=chef)
+
     ville = SimpleLazyObject(
-        lambda: a_afficher(lecture.ville(beneficiaire, today, chef_de_projet=chef))
+        lambda: a_afficher(lecture.ville(beneficiaire, today, chef_de_projet=chef, lignes=lignes()))
     )
     return {
         "ville": ville,
@@ -68,6 +78,17 @@ def ville_context(user, beneficiaire, today) -> dict:
             chef,
             may_edit_plan,
         ),
+        # All the rendered dashboard shows, besides the code: the rows, the day (deadlines,
+        # late fiches), the beneficiary's pk and statut (the template reads them), the
+        # reader's rights.
+        "ville_contenu_key": SimpleLazyObject(
+            lambda: fragments.content_key(
+                (lignes(), today, beneficiaire.pk, beneficiaire.statut, chef, may_edit_plan),
+                *dashboard_cache.RENDERED_BY,
+            )
+        ),
+        # Never stale (keyed on what it shows): kept as long as the lists' rows.
+        "ville_contenu_timeout": fragments.TIMEOUT,
         "dashboard_cache_timeout": dashboard_cache.timeout(),
         **bilans_context(user, beneficiaire),
         "rappels": prochains.rappels(user, [beneficiaire.pk]),

@@ -350,22 +350,36 @@ def _loaded(model, names: tuple, row) -> object:
     return model.from_db(None, list(names), row[: len(names)])
 
 
-def ville(beneficiaire: Beneficiaire, today: date, *, chef_de_projet: bool = False) -> Ville:
-    """The beneficiary's dashboard (``beneficiaire`` already checked with ``for_user``).
-
-    Six queries (seven for a chef de projet), whatever the size of the plan, each compiled
-    once per process.
-    """
+def ville_lignes(beneficiaire_pk: int, today: date, *, chef_de_projet: bool = False) -> dict:
+    """The rows of the beneficiary's dashboard as its queries return them, by query name:
+    plain values (numbers, texts, dates), what ``ville`` builds the dashboard from. Six
+    queries (seven for a chef de projet), whatever the size of the plan, each compiled once
+    per process, sent together in one round trip and prepared by PostgreSQL (``ensemble``)."""
     slots = {
-        "beneficiaire": beneficiaire.pk,
+        "beneficiaire": beneficiaire_pk,
         "jour": today,
         "horizon_convention": today + HORIZON_FIN_CONVENTION,
         "limite_mise_a_jour": today - SANS_MISE_A_JOUR,
     }
+    queries = {
+        name: query for name, query in VILLE.items() if chef_de_projet or name != "sans_nouvelles"
+    }
+    lignes = ensemble(*((query, None, slots) for query in queries.values()))
+    return dict(zip(queries, lignes, strict=True))
 
-    def rows(name: str) -> list:
-        return VILLE[name].lignes(**slots)
 
+def ville(
+    beneficiaire: Beneficiaire,
+    today: date,
+    *,
+    chef_de_projet: bool = False,
+    lignes: dict | None = None,
+) -> Ville:
+    """The beneficiary's dashboard (``beneficiaire`` already checked with ``for_user``),
+    from its rows (``ville_lignes``, read here when not given)."""
+    if lignes is None:
+        lignes = ville_lignes(beneficiaire.pk, today, chef_de_projet=chef_de_projet)
+    rows = lignes.__getitem__
     fiches = dict(zip(VILLE_FICHES, (rows("fiches") or [None])[0] or [], strict=False))  # 1
     counts = [fiches.get(f"nb_{bucket}", 0) for bucket in Livraison.values]
     lignes = [

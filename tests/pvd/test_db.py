@@ -3,9 +3,13 @@
 import threading
 
 import pytest
+from django.db import connection
+from django.db.models import IntegerField
+from django.test.utils import CaptureQueriesContext
 
 from actions.models import FicheAction
-from pvd.db import Gardees, Parametre, Valeur, avec_valeurs
+from pvd.db import Gardees, Parametre, Preparee, Valeur, avec_valeurs, ensemble
+from pvd.models import User
 
 
 def test_gardees_builds_once_and_drops_the_least_recently_used():
@@ -50,3 +54,44 @@ def test_an_emplacement_compiles_to_a_slot_filled_at_each_run():
     assert slot.nom == "titre"
     filled = avec_valeurs(params, {"titre": "Halle"})
     assert filled == [("Halle" if p is slot else p) for p in params]
+
+
+REQUETES = {
+    "nommes": Preparee(
+        lambda _: (
+            User.objects.filter(email__startswith=Parametre("debut"))
+            .order_by("email")
+            .values_list("email", "is_active")
+        )
+    ),
+    "compte": Preparee(
+        lambda _: (
+            User.objects.filter(pk__gte=Parametre("depuis", IntegerField()))
+            .order_by()
+            .values_list("pk")
+        )
+    ),
+}
+
+
+@pytest.mark.django_db
+def test_queries_sent_together_give_their_own_rows_logged_and_prepared():
+    for email in ("ensemble-b@pvd.invalid", "ensemble-a@pvd.invalid", "autre@pvd.invalid"):
+        User.objects.create(email=email)
+    valeurs = {"debut": "ensemble-", "depuis": 0}
+    alone = {nom: requete.lignes(**valeurs) for nom, requete in REQUETES.items()}
+    assert [email for email, _ in alone["nommes"]] == [
+        "ensemble-a@pvd.invalid",
+        "ensemble-b@pvd.invalid",
+    ]
+    for _ in range(6):  # prepared by PostgreSQL from the fifth run on
+        with CaptureQueriesContext(connection) as queries:
+            ensemble_ = ensemble(*((requete, None, valeurs) for requete in REQUETES.values()))
+            assert dict(zip(REQUETES, ensemble_, strict=True)) == alone
+        # Logged and counted as any query, with their SQL, prepared or not.
+        assert [q["sql"].startswith("SELECT") for q in queries.captured_queries] == [True, True]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [statement for (statement,) in cursor.fetchall()]
+        assert sum('"pvd_user"' in statement for statement in prepared) == 2

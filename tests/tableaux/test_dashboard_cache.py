@@ -2,7 +2,7 @@
 perimeter: a change shows at once, another territory's figures never show, and the reader's
 reminders are their own, about the beneficiaries they follow (rappels/prochains.py)."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,8 +12,10 @@ from django.utils import timezone
 from actions.models import FicheAction
 from conventions.models import Convention
 from postes.models import Poste
-from pvd.french import date_longue
+from pvd.french import date_heure_longue, date_longue
 from rappels.models import Categorie, Rappel
+from tableaux import lecture
+from tableaux.cache import renew_everything
 from tests.actions.test_plan_readmodel import make_fiche, text
 from tests.conftest import count_queries
 from tests.postes.conftest import make_poste, occupe
@@ -54,6 +56,33 @@ def test_a_second_visit_is_served_from_the_cache(client_for, elu_ussel, plans):
     assert warm <= cold - 6  # the dashboard's own six queries: none run
     assert home(client) == first
     assert "Chiffres au" in first
+
+
+def test_a_renewed_version_whose_figures_did_not_move_is_not_rendered_again(
+    client_for, elu_ussel, plans, monkeypatch, time_machine
+):
+    """A new version (here every territory's) sends the dashboard cold: its rows are read
+    again, but the same rows are not rendered again (tableaux/dashboards.py
+    ``ville_contenu_key``); « Chiffres au » still says when they were read."""
+    first_read = timezone.make_aware(datetime(2026, 3, 2, 10, 0))
+    time_machine.move_to(first_read, tick=False)
+    client = client_for(elu_ussel)
+    first = home(client)
+    assert f"Chiffres au {date_heure_longue(first_read)}" in first
+
+    read_again = first_read + timedelta(minutes=30)
+    time_machine.move_to(read_again, tick=False)
+    renew_everything()
+
+    def not_built_again(*args, **kwargs):
+        raise AssertionError("the dashboard was built again from the same rows")
+
+    monkeypatch.setattr(lecture, "ville", not_built_again)
+    cold = count_queries(lambda: client.get(reverse("portail:home")))
+    again = home(client)
+    assert again == first.replace(date_heure_longue(first_read), date_heure_longue(read_again))
+    warm = count_queries(lambda: client.get(reverse("portail:home")))
+    assert warm <= cold - 6  # the rows were read again (in one round trip)
 
 
 def test_every_change_to_the_plan_the_conventions_or_the_posts_shows_at_once(
