@@ -32,10 +32,13 @@ def form_key(form, request, *modules: str) -> str:
     (those read from the database by their SQL: the reader's perimeter is in it, a
     préfecture's départements) and the last bulk
     write of the reference data (the territories' names change through the importers only,
-    which say so: ``pvd.cache.data_rewritten``)."""
+    which say so: ``pvd.cache.data_rewritten``). A field whose options are read only when
+    needed says what they depend on (``cle_des_choix``: the reader's perimeter) instead."""
     choices = []
     for name, field in form.fields.items():
-        if getattr(field, "queryset", None) is not None:
+        if getattr(field, "cle_des_choix", None) is not None:
+            choices.append((name, field.cle_des_choix))
+        elif getattr(field, "queryset", None) is not None:
             choices.append((name, str(field.queryset.query)))
         elif hasattr(field, "choices"):  # a list (the years offered change with the day)
             choices.append((name, [(str(value), str(label)) for value, label in field.choices]))
