@@ -102,6 +102,13 @@ class PosteFilter(django_filters.FilterSet):
         )
         years = range(2020, timezone.localdate().year + 2)
         self.filters["annee"].extra["choices"] = [(str(y), str(y)) for y in reversed(years)]
+        self.cle_des_options = (cle, years.stop)
+
+    # What the form's options depend on beyond the code (its labels, the states, the sort
+    # orders): the reader's perimeter (régions, départements) and the years offered. The key
+    # of the cached form (pvd/fragments.py ``filter_key``) is made of it without building the
+    # form; a filter whose options read anything else must add it here.
+    cle_des_options: tuple
 
     def keep(self, queryset, name, value):
         return queryset

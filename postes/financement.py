@@ -189,9 +189,11 @@ def totaux(ids: list[int], year: int, funders: set[str] | None) -> list[TotalFin
     ]
 
 
-# A list of at most this many posts finds each line's région post by post (a subquery on the
-# post's beneficiaries, an index lookup: a préfecture's few posts); a longer one joins the
-# lines to every beneficiary of their posts once and keeps the first (an anti-join).
+# A list of at most this many posts is read post by post, each subquery correlated (an index
+# lookup: a préfecture's few posts): the counts' (postes/tableaux.py ``COMPTEURS``) and each
+# line's région in the totals; a longer one reads each subquery's whole set once (hashed),
+# and the totals join the lines to their posts' beneficiaries once and keep the first (an
+# anti-join): a lookup per post or line would cost more for the whole country.
 PEU_DE_POSTES = 400
 
 

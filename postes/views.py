@@ -98,8 +98,8 @@ class PosteListView(LastPageMixin, FilterView):
         # The rows and the filter form are cached on what they show (pvd/fragments.py).
         context["rows"] = rows
         context["rows_key"] = fragments.content_key((rows, self.year), *RENDERED_BY)
-        context["filter_key"] = fragments.form_key(
-            context["filter"].form, self.request, *RENDERED_BY
+        context["filter_key"] = fragments.filter_key(
+            self.request, context["filter"].cle_des_options, *RENDERED_BY
         )
         context["fragment_timeout"] = fragments.TIMEOUT
         return context

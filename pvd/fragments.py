@@ -42,5 +42,12 @@ def form_key(form, request, *modules: str) -> str:
             choices.append((name, str(field.queryset.query)))
         elif hasattr(field, "choices"):  # a list (the years offered change with the day)
             choices.append((name, [(str(value), str(label)) for value, label in field.choices]))
+    return filter_key(request, choices, *modules)
+
+
+def filter_key(request, choices, *modules: str) -> str:
+    """The key of a filter form rendered from the request's query, given what its options
+    depend on (``choices``, plain values) without building the form (``form_key`` reads a
+    built form's): a list whose form comes from the cache then builds none."""
     data = sorted((key, request.GET.getlist(key)) for key in request.GET if key != "page")
     return content_key((data, choices, cache.get(DATA_REWRITTEN_KEY)), *modules)
