@@ -1,22 +1,63 @@
+from collections.abc import Callable
+
 import django_filters
-from django.db.models import Exists, OuterRef, Q
+from django import forms
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from communes.models import Beneficiaire, Departement, Region
+from pvd import policy
 
 from .models import Poste
 
 
+class ChoixDuPerimetre(django_filters.fields.ModelChoiceIterator):
+    """The options of a ``ChampDuPerimetre``: its queryset is read when they are iterated."""
+
+    def __init__(self, field, *args):
+        self.field = field
+
+    @property
+    def queryset(self) -> QuerySet:
+        return self.field.queryset
+
+
+class ChampDuPerimetre(django_filters.fields.ModelChoiceField):
+    """A choice among the reader's régions or départements whose queryset (``lire``: the
+    model's ``for_user``) is built only when the form needs it, to check a value or to write
+    the options: a list without that filter whose form comes from the cache
+    (pvd/fragments.py) builds none. ``cle_des_choix`` says what the options depend on (the
+    reader's perimeter) to the form's cache key."""
+
+    iterator = ChoixDuPerimetre
+
+    def __init__(self, *args, lire: Callable[[], QuerySet], cle_des_choix: str, **kwargs):
+        self.lire, self.cle_des_choix = lire, cle_des_choix
+        super().__init__(*args, queryset=None, **kwargs)
+
+    def _get_queryset(self) -> QuerySet:
+        if self._queryset is None:
+            self._queryset = self.lire()
+        return self._queryset
+
+    queryset = property(_get_queryset, forms.ModelChoiceField._set_queryset)
+
+    def __deepcopy__(self, memo):
+        result = forms.Field.__deepcopy__(self, memo)
+        result._queryset = None if self._queryset is None else self._queryset.all()
+        result.widget.choices = result.choices
+        return result
+
+
+class FiltreDuPerimetre(django_filters.ModelChoiceFilter):
+    field_class = ChampDuPerimetre
+
+
 class PosteFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label="Bénéficiaire, employeur ou personne", method="search")
-    region = django_filters.ModelChoiceFilter(
-        label="Région", queryset=Region.objects.none(), empty_label="Toutes", method="in_region"
-    )
-    departement = django_filters.ModelChoiceFilter(
-        label="Département",
-        queryset=Departement.objects.none(),
-        empty_label="Tous",
-        method="in_departement",
+    region = FiltreDuPerimetre(label="Région", empty_label="Toutes", method="in_region")
+    departement = FiltreDuPerimetre(
+        label="Département", empty_label="Tous", method="in_departement"
     )
     etat = django_filters.ChoiceFilter(
         label="État du recrutement", choices=Poste.Etat.choices, empty_label="Tous"
@@ -52,10 +93,22 @@ class PosteFilter(django_filters.FilterSet):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.filters["region"].queryset = Region.objects.for_user(user)
-        self.filters["departement"].queryset = Departement.objects.for_user(user)
+        cle = policy.perimeter_key(user)
+        self.filters["region"].extra.update(
+            lire=lambda: Region.objects.for_user(user), cle_des_choix=cle
+        )
+        self.filters["departement"].extra.update(
+            lire=lambda: Departement.objects.for_user(user), cle_des_choix=cle
+        )
         years = range(2020, timezone.localdate().year + 2)
         self.filters["annee"].extra["choices"] = [(str(y), str(y)) for y in reversed(years)]
+        self.cle_des_options = (cle, years.stop)
+
+    # What the form's options depend on beyond the code (its labels, the states, the sort
+    # orders): the reader's perimeter (régions, départements) and the years offered. The key
+    # of the cached form (pvd/fragments.py ``filter_key``) is made of it without building the
+    # form; a filter whose options read anything else must add it here.
+    cle_des_options: tuple
 
     def keep(self, queryset, name, value):
         return queryset

@@ -67,7 +67,7 @@ def ids_slot(ids: list[int]) -> str | list[int]:
     the server reads at once, where a list is written ``ARRAY[1, 2, …]``, a node per value to
     parse and plan (1 600 ids: 1.3 ms more)."""
     if connection.vendor == "postgresql":
-        return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
+        return "{" + ",".join(map(str, map(int, ids))) + "}"
     return ids
 
 
@@ -184,33 +184,53 @@ def totaux(ids: list[int], year: int, funders: set[str] | None) -> list[TotalFin
             trop_verse=trop,
         )
         for financeur, region, demande, notifie, verse, reste, trop in TOTAUX.lignes(
-            variante(funders), ids=ids_slot(ids), annee=year
+            (variante(funders), len(ids) <= PEU_DE_POSTES), ids=ids_slot(ids), annee=year
         )
     ]
 
 
-def totaux_par_region(variante: tuple[str, ...] | None) -> QuerySet:
+# A list of at most this many posts is read post by post, each subquery correlated (an index
+# lookup: a préfecture's few posts): the counts' (postes/tableaux.py ``COMPTEURS``) and each
+# line's région in the totals; a longer one reads each subquery's whole set once (hashed),
+# and the totals join the lines to their posts' beneficiaries once and keep the first (an
+# anti-join): a lookup per post or line would cost more for the whole country.
+PEU_DE_POSTES = 400
+
+
+def totaux_par_region(variante: tuple[tuple[str, ...] | None, bool]) -> QuerySet:
     """``TOTAUX``: the ``annee`` slot's lines of the posts of the ``ids`` slot, summed by
     région and funder. A shared post counts once, in the région of its first beneficiary by
-    région code (then by pk), as the export's ``region_nom``: each line is joined to its
-    post's beneficiaries and kept with the one no other comes before (an anti-join the
-    database runs once over the lines, not a subquery per line)."""
+    région code (then by pk), as the export's ``region_nom``. ``variante``: the funders read,
+    and whether the list is short (``PEU_DE_POSTES``)."""
+    lecteurs_, peu = variante
+    lignes = lignes_visibles(lecteurs(lecteurs_)).filter(
+        DansLaListe(F("annee__poste"), Valeur("ids"), deplier=not peu),
+        annee__annee=slot("annee"),
+    )
     liens = Poste.beneficiaires.through.objects.filter(poste=OuterRef("annee__poste"))
     region = "beneficiaire__departement__region_id"
-    avant = liens.filter(
-        Q(**{f"{region}__lt": OuterRef("premiere_region")})
-        | Q(**{region: OuterRef("premiere_region"), "beneficiaire_id__lt": OuterRef("premier")})
-    )
-    return (
-        lignes_visibles(lecteurs(variante))
-        .filter(DansLaListe(F("annee__poste"), Valeur("ids")), annee__annee=slot("annee"))
-        .alias(
-            premier=F("annee__poste__beneficiaires"),
-            premiere_region=F("annee__poste__beneficiaires__departement__region_id"),
+    if peu:
+        premier = liens.order_by(region, "beneficiaire_id").values(
+            "beneficiaire__departement__region__nom"
+        )[:1]
+        lignes = lignes.values("financeur", region=Subquery(premier))
+    else:
+        # Each line joined to its post's beneficiaries, kept with the one no other comes
+        # before (an anti-join the database runs once over the lines, not a subquery per line).
+        avant = liens.filter(
+            Q(**{f"{region}__lt": OuterRef("premiere_region")})
+            | Q(**{region: OuterRef("premiere_region"), "beneficiaire_id__lt": OuterRef("premier")})
         )
-        .exclude(Exists(avant))
-        .values("financeur", region=F("annee__poste__beneficiaires__departement__region__nom"))
-        .annotate(
+        lignes = (
+            lignes.alias(
+                premier=F("annee__poste__beneficiaires"),
+                premiere_region=F("annee__poste__beneficiaires__departement__region_id"),
+            )
+            .exclude(Exists(avant))
+            .values("financeur", region=F("annee__poste__beneficiaires__departement__region__nom"))
+        )
+    return (
+        lignes.annotate(
             demande=Sum("montant_demande"),
             notifie=Sum("montant_notifie"),
             verse=Sum("montant_verse"),

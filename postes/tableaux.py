@@ -28,11 +28,6 @@ from .models import (
     contrat_finissant_q,
 )
 
-# A list of at most this many posts is counted post by post (its subqueries correlated, each
-# an index lookup: a préfecture's few posts); a longer one reads each subquery's whole set
-# once (hashed): a correlated lookup per post would cost more for the whole country.
-PEU_DE_POSTES = 400
-
 # How long a vacant post has been vacant, as ANCT reports it (about three and six months).
 TROIS_MOIS = timedelta(days=91)
 SIX_MOIS = timedelta(days=182)
@@ -153,7 +148,7 @@ def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteur
     par_etat = {
         etat: comptes
         for etat, *comptes in COMPTEURS.lignes(
-            (financement.variante(funders), len(ids) <= PEU_DE_POSTES),
+            (financement.variante(funders), len(ids) <= financement.PEU_DE_POSTES),
             ids=financement.ids_slot(ids),
             jour=today,
             horizon=today + HORIZON_FIN_CONTRAT,
@@ -187,7 +182,7 @@ def comptes_par_etat(variante: tuple[tuple[str, ...] | None, bool]) -> QuerySet:
     since after ``trois_mois``, between ``six_mois`` and ``trois_mois``, before ``six_mois``,
     whose contract ends within the horizon (``jour`` to ``horizon``), whose last funded year
     is the ``annee`` slot. ``variante``: the funders read, and whether the list is short
-    (``PEU_DE_POSTES``: correlated subqueries, else sets read once)."""
+    (``financement.PEU_DE_POSTES``: correlated subqueries, else sets read once)."""
     lecteurs, peu = variante
     notifiees = financement.lignes_visibles(financement.lecteurs(lecteurs)).filter(
         montant_notifie__gt=0

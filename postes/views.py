@@ -11,6 +11,7 @@ from django_filters.views import FilterView
 from communes.models import Beneficiaire
 from pvd import audit, files, fragments, policy
 from pvd.access import get_poste_for_user
+from pvd.cache import DATA_REWRITTEN_KEY
 from pvd.french import de_personne
 from pvd.integrity import CreateOnceMixin, create_once
 from pvd.pagination import LastPageMixin
@@ -67,6 +68,9 @@ class PosteListView(LastPageMixin, FilterView):
     def get(self, request, *args, **kwargs):
         fmt = request.GET.get("export")
         if fmt not in ("csv", "xlsx"):
+            # The last bulk write of the reference data (the filter form's key) read in the
+            # same round trip to the cache as the reader's perimeter.
+            self.prefetched = request.user.prefetch(DATA_REWRITTEN_KEY)
             return super().get(request, *args, **kwargs)
         filterset = self.get_filterset(self.get_filterset_class())
         postes = filterset.qs if filterset.is_valid() else self.get_queryset()
@@ -98,8 +102,11 @@ class PosteListView(LastPageMixin, FilterView):
         # The rows and the filter form are cached on what they show (pvd/fragments.py).
         context["rows"] = rows
         context["rows_key"] = fragments.content_key((rows, self.year), *RENDERED_BY)
-        context["filter_key"] = fragments.form_key(
-            context["filter"].form, self.request, *RENDERED_BY
+        context["filter_key"] = fragments.filter_key(
+            self.request,
+            context["filter"].cle_des_options,
+            *RENDERED_BY,
+            rewritten=self.prefetched.get(DATA_REWRITTEN_KEY),
         )
         context["fragment_timeout"] = fragments.TIMEOUT
         return context

@@ -154,16 +154,24 @@ class Parametre(Expression):
 class DansLaListe(Func):
     """``expression`` among the values of a list passed as one parameter: ``= ANY(%s)`` on
     PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite; the same SQL whatever
-    the list's length (``pk__in`` writes one placeholder per value)."""
+    the list's length (``pk__in`` writes one placeholder per value). ``deplier``: on
+    PostgreSQL, ``IN (SELECT unnest(%s))`` instead, for a long list (a thousand values and
+    more): the planner estimates ``= ANY`` value by value (milliseconds for 1 500 ids), an
+    ``unnest`` by its length."""
 
     output_field = BooleanField()
 
-    def __init__(self, expression, valeurs):
+    def __init__(self, expression, valeurs, deplier: bool = False):
         super().__init__(expression)
         self.valeurs = valeurs
+        self.deplier = deplier
 
     def as_sql(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.get_source_expressions()[0])
+        expression = self.get_source_expressions()[0]
+        sql, params = compiler.compile(expression)
+        if self.deplier:
+            type_ = expression.output_field.cast_db_type(connection)
+            return f"{sql} IN (SELECT unnest(%s::{type_}[]))", (*params, self.valeurs)
         return f"{sql} = ANY(%s)", (*params, self.valeurs)
 
     def as_sqlite(self, compiler, connection, **extra_context):

@@ -32,12 +32,29 @@ def form_key(form, request, *modules: str) -> str:
     (those read from the database by their SQL: the reader's perimeter is in it, a
     préfecture's départements) and the last bulk
     write of the reference data (the territories' names change through the importers only,
-    which say so: ``pvd.cache.data_rewritten``)."""
+    which say so: ``pvd.cache.data_rewritten``). A field whose options are read only when
+    needed says what they depend on (``cle_des_choix``: the reader's perimeter) instead."""
     choices = []
     for name, field in form.fields.items():
-        if getattr(field, "queryset", None) is not None:
+        if getattr(field, "cle_des_choix", None) is not None:
+            choices.append((name, field.cle_des_choix))
+        elif getattr(field, "queryset", None) is not None:
             choices.append((name, str(field.queryset.query)))
         elif hasattr(field, "choices"):  # a list (the years offered change with the day)
             choices.append((name, [(str(value), str(label)) for value, label in field.choices]))
+    return filter_key(request, choices, *modules)
+
+
+_READ = object()
+
+
+def filter_key(request, choices, *modules: str, rewritten=_READ) -> str:
+    """The key of a filter form rendered from the request's query, given what its options
+    depend on (``choices``, plain values) without building the form (``form_key`` reads a
+    built form's): a list whose form comes from the cache then builds none. ``rewritten``:
+    the value of ``DATA_REWRITTEN_KEY`` when the view read it already (with the perimeter,
+    ``User.prefetch``: one round trip less)."""
+    if rewritten is _READ:
+        rewritten = cache.get(DATA_REWRITTEN_KEY)
     data = sorted((key, request.GET.getlist(key)) for key in request.GET if key != "page")
-    return content_key((data, choices, cache.get(DATA_REWRITTEN_KEY)), *modules)
+    return content_key((data, choices, rewritten), *modules)

@@ -48,3 +48,38 @@ def test_the_years_offered_follow_the_day(client_for, prefecture_36, time_machin
     time_machine.move_to(datetime(2027, 1, 2, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
     client = client_for(prefecture_36)  # a new session: the old one ended
     assert '<option value="2028"' in client.get(LIST).content.decode()
+
+
+def test_a_departement_outside_the_perimeter_is_refused(
+    client_for, prefecture_36, poste_le_blanc, poste_ussel
+):
+    """The région and département options are read only when needed (postes/filters.py
+    ``ChampDuPerimetre``): a value is still checked against the reader's perimeter."""
+    client = client_for(prefecture_36)
+    client.get(LIST)
+    page = client.get(LIST, {"departement": "19"}).content.decode()
+    assert "fr-select-group--error" in filter_form(client.get(LIST, {"departement": "19"}))
+    assert "Aucun poste ne correspond." in page
+    assert (
+        "Aucun poste ne correspond." not in client.get(LIST, {"departement": "36"}).content.decode()
+    )
+
+
+def test_the_unfiltered_list_builds_no_filter_form_once_cached(client_for, prefecture_36):
+    from django_filters.filterset import BaseFilterSet
+
+    client = client_for(prefecture_36)
+    client.get(LIST)
+    built = []
+    original = BaseFilterSet.form.fget
+
+    def form(filterset):
+        built.append(filterset)
+        return original(filterset)
+
+    BaseFilterSet.form = property(form)
+    try:
+        client.get(LIST)
+    finally:
+        BaseFilterSet.form = property(original)
+    assert built == []

@@ -630,9 +630,9 @@ def test_list_counts_totals_and_rows_agree_with_each_posts_facts(
     """The list's prepared queries (counts by state, totals by région, the page's rows) give
     what each post's own facts give (``with_facts``, which the exports read), whether the
     counts read a short list post by post or a long one set by set."""
-    from postes import tableaux
+    from postes import financement, tableaux
 
-    monkeypatch.setattr(tableaux, "PEU_DE_POSTES", peu_de_postes)
+    monkeypatch.setattr(financement, "PEU_DE_POSTES", peu_de_postes)
     time_machine.move_to(datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
     today = timezone.localdate()
     pourvu = make_poste(le_blanc, etat=Poste.Etat.POURVU, employeur="A")
