@@ -23,6 +23,7 @@ import re
 import resource
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -239,5 +240,40 @@ def render_in_child(
     # worker with ``--pool=solo`` or threads to have it laid out in a child.
     if multiprocessing.current_process().daemon:
         return render(html, base_url, roots, options)
-    with _forkserver().Pool(1, maxtasksperchild=1) as pool:
-        return pool.apply(render, (html, base_url, roots, options))
+    # One process per document, its result sent back through a pipe: no Pool (its three
+    # threads, and the worker it would fork again to replace the one that exited).
+    context = _forkserver()
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_render_and_send, args=(sending, html, base_url, roots, options)
+    )
+    child.start()
+    sending.close()
+    try:
+        succeeded, result = receiving.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(
+            f"Le processus de mise en page du PDF s'est arrêté (code {child.exitcode})"
+        ) from None
+    finally:
+        receiving.close()
+    child.join()
+    if not succeeded:
+        raise result
+    return result
+
+
+def _render_and_send(sending, html: str, base_url: str, roots: Roots, options: dict) -> None:
+    """In the child: :func:`render`, its result or its exception sent to the parent."""
+    try:
+        outcome = (True, render(html, base_url, roots, options))
+    except Exception as exc:
+        exc.add_note("".join(traceback.format_exception(exc)))  # the child's traceback
+        outcome = (False, exc)
+    try:
+        sending.send(outcome)
+    except Exception:  # an exception that cannot be pickled: its text is enough
+        sending.send((False, RuntimeError(repr(outcome[1]))))
+    finally:
+        sending.close()
