@@ -198,9 +198,21 @@ def warm_up() -> None:
         "<html lang='fr'><body style='hyphens: auto; text-align: justify'>"
         "<h1>Convention</h1><p>Les parties conviennent de conduire ensemble le projet de "
         "revitalisation.</p><table><tr><th>Référence</th><td>12 345</td></tr></table>"
+        # An SVG image in a data: URL, as the bloc marque (urllib's data: handler imports
+        # the email package on first use).
+        "<img src='data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9z"
+        "dmciIHdpZHRoPSI0IiBoZWlnaHQ9IjQiPjxyZWN0IHdpZHRoPSI0IiBoZWlnaHQ9IjQiLz48L3N2Zz4='>"
         "</body></html>"
     )
     html_class()(string=sample).write_pdf()
+    # What the stylesheet's @font-face rules (woff2 fonts) need on first use, which a
+    # sample without the static files cannot load: the C type cffi parses (some 6 ms) and
+    # the font tables fontTools imports when it decompresses a woff2 font.
+    from fontTools.ttLib import getTableModule
+    from weasyprint.text.ffi import ffi
+
+    ffi.new("FcChar8 **")
+    getTableModule("OS/2"), getTableModule("hhea")
     gc.collect()
     gc.freeze()
 
