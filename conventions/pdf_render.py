@@ -256,9 +256,7 @@ def render_in_child(
     # threads, and the worker it would fork again to replace the one that exited).
     context = _forkserver()
     receiving, sending = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_render_and_send, args=(sending, html, base_url, roots, options)
-    )
+    child = context.Process(target=_render_and_send, args=(sending, html, base_url, roots, options))
     child.start()
     sending.close()
     try:
