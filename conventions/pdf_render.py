@@ -23,6 +23,7 @@ import re
 import resource
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -197,9 +198,21 @@ def warm_up() -> None:
         "<html lang='fr'><body style='hyphens: auto; text-align: justify'>"
         "<h1>Convention</h1><p>Les parties conviennent de conduire ensemble le projet de "
         "revitalisation.</p><table><tr><th>Référence</th><td>12 345</td></tr></table>"
+        # An SVG image in a data: URL, as the bloc marque (urllib's data: handler imports
+        # the email package on first use).
+        "<img src='data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9z"
+        "dmciIHdpZHRoPSI0IiBoZWlnaHQ9IjQiPjxyZWN0IHdpZHRoPSI0IiBoZWlnaHQ9IjQiLz48L3N2Zz4='>"
         "</body></html>"
     )
     html_class()(string=sample).write_pdf()
+    # What the stylesheet's @font-face rules (woff2 fonts) need on first use, which a
+    # sample without the static files cannot load: the C type cffi parses (some 6 ms) and
+    # the font tables fontTools imports when it decompresses a woff2 font.
+    from fontTools.ttLib import getTableModule
+    from weasyprint.text.ffi import ffi
+
+    ffi.new("FcChar8 **")
+    getTableModule("OS/2"), getTableModule("hhea")
     gc.collect()
     gc.freeze()
 
@@ -239,5 +252,38 @@ def render_in_child(
     # worker with ``--pool=solo`` or threads to have it laid out in a child.
     if multiprocessing.current_process().daemon:
         return render(html, base_url, roots, options)
-    with _forkserver().Pool(1, maxtasksperchild=1) as pool:
-        return pool.apply(render, (html, base_url, roots, options))
+    # One process per document, its result sent back through a pipe: no Pool (its three
+    # threads, and the worker it would fork again to replace the one that exited).
+    context = _forkserver()
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_render_and_send, args=(sending, html, base_url, roots, options))
+    child.start()
+    sending.close()
+    try:
+        succeeded, result = receiving.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(
+            f"Le processus de mise en page du PDF s'est arrêté (code {child.exitcode})"
+        ) from None
+    finally:
+        receiving.close()
+    child.join()
+    if not succeeded:
+        raise result
+    return result
+
+
+def _render_and_send(sending, html: str, base_url: str, roots: Roots, options: dict) -> None:
+    """In the child: :func:`render`, its result or its exception sent to the parent."""
+    try:
+        outcome = (True, render(html, base_url, roots, options))
+    except Exception as exc:
+        exc.add_note("".join(traceback.format_exception(exc)))  # the child's traceback
+        outcome = (False, exc)
+    try:
+        sending.send(outcome)
+    except Exception:  # an exception that cannot be pickled: its text is enough
+        sending.send((False, RuntimeError(repr(outcome[1]))))
+    finally:
+        sending.close()
