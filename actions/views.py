@@ -214,24 +214,28 @@ def history_rows(fiche: FicheAction, entries: list[audit.Entry], labels: dict) -
     names of what it points at, all read again on each request) and on the code that renders
     it, so a new entry, a renamed author or funder renders again only the rows it changed, and
     a row is never stale. The rows last shown are kept together, under the fiche, in one cache
-    value: one round trip reads them all (a hundred keys would cost more than the rows), and
-    a row found there is not made readable again."""
+    value with what they showed (``audit.history_content``): one round trip reads them all (a
+    hundred keys would cost more than the rows), and when nothing changed, neither a row nor
+    its key is computed again."""
     version = code_version()
-    contents = (repr(audit.entry_content(entry, labels)).encode() for entry in entries)
-    keys = [sha256(content).hexdigest() for content in contents]
+    content = sha256(repr(audit.history_content(entries, labels)).encode()).hexdigest()
     store_key = f"historique:{version}:{fiche.pk}"
     fragments = fragment_cache()
-    shown = fragments.get(store_key) or {}
-    missing = {key: entry for key, entry in zip(keys, entries, strict=True) if key not in shown}
-    if missing or len(shown) != len(set(keys)):
-        template = get_template(HISTORY_ROW)
-        for key, entry in missing.items():
+    shown_content, keys, rows = fragments.get(store_key) or (None, [], [])
+    if shown_content == content:
+        # Rendered templates are SafeStrings, and stay so through the cache's pickling.
+        return rows
+    shown = dict(zip(keys, rows, strict=True))
+    contents = (repr(audit.entry_content(entry, labels)).encode() for entry in entries)
+    keys = [sha256(row_content).hexdigest() for row_content in contents]
+    template = get_template(HISTORY_ROW)
+    for key, entry in zip(keys, entries, strict=True):
+        if key not in shown:
             shown[key] = template.render({"row": audit.history_row(entry, labels)})
-        # Only the rows shown now: the value stays as small as the history it holds.
-        shown = {key: shown[key] for key in keys}
-        fragments.set(store_key, shown, PAGE_TIMEOUT)
-    # Rendered templates are SafeStrings, and stay so through the cache's pickling.
-    return [shown[key] for key in keys]
+    # Only the rows shown now: the value stays as small as the history it holds.
+    rows = [shown[key] for key in keys]
+    fragments.set(store_key, (content, keys, rows), PAGE_TIMEOUT)
+    return rows
 
 
 def decisions_de_lignes():

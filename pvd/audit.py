@@ -650,12 +650,27 @@ def entry_content(entry: Entry, labels: dict) -> tuple:
     entry (its author's name included) and the names of the objects it points at. A row
     cached under it is never stale."""
     return (
-        entry._replace(content_type=entry.content_type.pk),
+        _plain(entry),
         tuple(
             (related_model._meta.label, pk, labels.get(related_model, {}).get(pk))
             for related_model, pk in _pointed_at(entry)
         ),
     )
+
+
+def history_content(entries: list[Entry], labels: dict) -> tuple:
+    """Everything the rows of these entries show depend on, but the code that renders them
+    (``entry_content`` of them all, read at once): the entries and the names of all the
+    objects they point at."""
+    return (
+        [_plain(entry) for entry in entries],
+        sorted((model._meta.label, sorted(names.items())) for model, names in labels.items()),
+    )
+
+
+def _plain(entry: Entry) -> tuple:
+    """The entry's values, its content type by id (its ``repr`` names no object)."""
+    return (*entry[:2], entry.content_type.pk, *entry[3:])
 
 
 def _pk(model_field: models.ForeignKey, value) -> object | None:
