@@ -447,9 +447,11 @@ def history_entries(
     entries = LogEntry.objects.filter(query).order_by("-timestamp", "-pk")
     values = entries.values_list(*ENTRY_COLUMNS)[:limit]
     # The content types of the targets, read once per process (ContentType's cache).
-    content_type = ContentType.objects.get_for_id
+    type_ids = {row[2] for row in values}
+    content_types = {type_id: ContentType.objects.get_for_id(type_id) for type_id in type_ids}
     entries = [
-        Entry(when, action, content_type(type_id), *rest) for when, action, type_id, *rest in values
+        Entry(when, action, content_types[type_id], *rest)
+        for when, action, type_id, *rest in values
     ]
     return entries, _related_labels(entries, known)
 
@@ -631,18 +633,26 @@ def _pointed_at(entry: Entry) -> Iterator[tuple[type[models.Model], object]]:
     model = entry.content_type.model_class()
     if model is None or entry.action == LogEntry.Action.ACCESS:
         return
+    foreign_keys = _foreign_keys(model)
     for name, values in (entry.changes or {}).items():
-        try:
-            model_field = model._meta.get_field(name)
-        except FieldDoesNotExist:
-            continue
-        if not isinstance(model_field, models.ForeignKey) or model_field.choices:
-            continue
-        if isinstance(values, list):
+        model_field = foreign_keys.get(name)
+        if model_field is not None and isinstance(values, list):
             for value in values:
                 pk = _pk(model_field, value)
                 if pk is not None:
                     yield model_field.related_model, pk
+
+
+@once
+def _foreign_keys(model: type[models.Model]) -> dict[str, models.ForeignKey]:
+    """A model's foreign keys (but those with choices, shown by their label), by the names
+    ``_meta.get_field`` finds them by: an entry's changes name its fields."""
+    return {
+        name: model_field
+        for model_field in model._meta.concrete_fields
+        if isinstance(model_field, models.ForeignKey) and not model_field.choices
+        for name in (model_field.name, model_field.attname)
+    }
 
 
 def entry_content(entry: Entry, labels: dict) -> tuple:
