@@ -1,3 +1,5 @@
+from hashlib import sha256
+
 from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
@@ -52,7 +54,14 @@ from .models import (
     ensure_axes,
 )
 from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
-from .plan_cache import cached_page, render_each, store, store_page
+from .plan_cache import (
+    PAGE_TIMEOUT,
+    cached_page,
+    code_version,
+    fragment_cache,
+    store,
+    store_page,
+)
 
 # Access -------------------------------------------------------------------------------------
 
@@ -196,25 +205,37 @@ class AxesView(PlanMixin, IntegrityErrorMixin, FormView):
 # Fiches -------------------------------------------------------------------------------------
 
 
-def history_rows(rows: list[audit.HistoryRow]) -> list[str]:
-    """A fiche's « Historique », each row rendered only once for what it shows: cached on its
-    plain values (``render_each``: the date, the author's name, the object's name, the
-    changes in words, all read again on each request), so a new entry, a renamed author or
-    funder renders again only the rows it changed, and a row is never stale."""
-    contexts = [
-        {
-            "row": {
-                "when": row.when,
-                "who": row.who,
-                "action": row.action,
-                "objet": row.objet,
-                "is_creation": row.is_creation,
-                "changes": row.changes,
-            }
-        }
-        for row in rows
-    ]
-    return render_each("includes/historique_row.html", contexts)
+HISTORY_ROW = "includes/historique_row.html"
+
+
+def history_rows(fiche: FicheAction, entries: list[audit.Entry], labels: dict) -> list[str]:
+    """A fiche's « Historique » (``audit.history_entries``), each row rendered only once:
+    cached on what it shows (``audit.entry_content``: the entry, its author's name and the
+    names of what it points at, all read again on each request) and on the code that renders
+    it, so a new entry, a renamed author or funder renders again only the rows it changed, and
+    a row is never stale. The rows last shown are kept together, under the fiche, in one cache
+    value with what they showed (``audit.history_content``): one round trip reads them all (a
+    hundred keys would cost more than the rows), and when nothing changed, neither a row nor
+    its key is computed again."""
+    version = code_version()
+    content = sha256(repr(audit.history_content(entries, labels)).encode()).hexdigest()
+    store_key = f"historique:{version}:{fiche.pk}"
+    fragments = fragment_cache()
+    shown_content, keys, rows = fragments.get(store_key) or (None, [], [])
+    if shown_content == content:
+        # Rendered templates are SafeStrings, and stay so through the cache's pickling.
+        return rows
+    shown = dict(zip(keys, rows, strict=True))
+    contents = (repr(audit.entry_content(entry, labels)).encode() for entry in entries)
+    keys = [sha256(row_content).hexdigest() for row_content in contents]
+    template = get_template(HISTORY_ROW)
+    for key, entry in zip(keys, entries, strict=True):
+        if key not in shown:
+            shown[key] = template.render({"row": audit.history_row(entry, labels)})
+    # Only the rows shown now: the value stays as small as the history it holds.
+    rows = [shown[key] for key in keys]
+    fragments.set(store_key, (content, keys, rows), PAGE_TIMEOUT)
+    return rows
 
 
 def decisions_de_lignes():
@@ -273,32 +294,36 @@ class FicheDetailView(DetailView):
                 derniere_valeur=Subquery(mesures.values("valeur")[:1]),
             )
         )
+        points = list(fiche.points.select_related("auteur").order_by("-date", "-created_at"))
+        mesures = Mesure.objects.filter(indicateur__in=indicateurs)
+        entries, labels = audit.history_entries(
+            fiche,
+            # The rows the page has read, looked up by their ids.
+            *financements,
+            *indicateurs,
+            *points,
+            *([mesures] if indicateurs else []),
+            # Named without a query: what the entries of a fiche point at.
+            known=[
+                fiche,
+                fiche.beneficiaire,
+                fiche.axe,
+                *([fiche.updated_by] if fiche.updated_by else []),
+                user,
+                *indicateurs,
+                *(ligne.financeur for ligne in financements),
+                *(point.auteur for point in points),
+            ],
+        )
         return super().get_context_data(
             can_edit=fiche.can_edit(user),
             communes=fiche.noms_communes,
             financements=financements,
             **fiche_totals(fiche),
             indicateurs=indicateurs,
-            points=fiche.points.select_related("auteur").order_by("-date", "-created_at"),
+            points=points,
             audit_url=audit_url,
-            historique_rows=history_rows(
-                audit.history(
-                    fiche,
-                    fiche.financements.all(),
-                    fiche.indicateurs.all(),
-                    Mesure.objects.filter(indicateur__fiche=fiche),
-                    fiche.points.all(),
-                    # Named without a query: what the entries of a fiche point at.
-                    known=[
-                        fiche,
-                        fiche.beneficiaire,
-                        fiche.axe,
-                        user,
-                        *indicateurs,
-                        *(ligne.financeur for ligne in financements),
-                    ],
-                )
-            ),
+            historique_rows=history_rows(fiche, entries, labels),
             **kwargs,
         )
 

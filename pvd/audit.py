@@ -3,11 +3,12 @@
 import ipaddress
 import os
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache as once
+from typing import NamedTuple
 
 from allauth.account import signals as allauth_signals
 from allauth.mfa import signals as mfa_signals
@@ -357,17 +358,63 @@ class Change:
 
 @dataclass
 class HistoryRow:
-    entry: LogEntry
     when: datetime
     who: str
     who_detail: str
     action: str
     objet: str
+    is_creation: bool
     changes: list[Change] = field(default_factory=list)
+    # The journal's entry itself (its address, its event), for the journal page only.
+    entry: LogEntry | None = None
 
-    @property
-    def is_creation(self) -> bool:
-        return self.entry.action == LogEntry.Action.CREATE
+
+class Entry(NamedTuple):
+    """What a history row shows of a journal entry, read as plain values (``ENTRY_COLUMNS``):
+    neither the entry's other columns (the serialized object, the address) nor its author's
+    account are built as objects for each row."""
+
+    timestamp: datetime
+    action: int
+    content_type: ContentType
+    object_repr: str
+    changes_text: str
+    changes: dict | None
+    actor_email: str | None
+    actor_id: int | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+
+
+ENTRY_COLUMNS = (
+    "timestamp",
+    "action",
+    "content_type_id",
+    "object_repr",
+    "changes_text",
+    "changes",
+    "actor_email",
+    "actor_id",
+    "actor__first_name",
+    "actor__last_name",
+    "actor__email",
+)
+
+
+def _entry(log_entry: LogEntry) -> Entry:
+    actor = log_entry.actor
+    return Entry(
+        log_entry.timestamp,
+        log_entry.action,
+        log_entry.content_type,
+        log_entry.object_repr,
+        log_entry.changes_text,
+        log_entry.changes,
+        log_entry.actor_email,
+        log_entry.actor_id,
+        *((actor.first_name, actor.last_name, actor.email) if actor else (None, None, None)),
+    )
 
 
 def history(
@@ -376,17 +423,41 @@ def history(
     """The readable history of objects (instances, or QuerySets of them), newest first.
     ``known``: objects the page has already read (the object itself, its rows, the reader),
     named without a query when an entry points at them."""
+    entries, labels = history_entries(*targets, limit=limit, known=known)
+    return [history_row(entry, labels) for entry in entries]
+
+
+def history_entries(
+    *targets: models.Model | QuerySet, limit: int = 100, known: Iterable[models.Model] = ()
+) -> tuple[list[Entry], dict[type[models.Model], dict]]:
+    """``history``'s entries, newest first, and the names of the objects they point at
+    (``labels``): each made a row by ``history_row``. A page that caches its rows keys each
+    on ``entry_content``."""
+    # Instances of one model are looked up together (``object_id IN (…)``): the rows a page
+    # has already read cost no subquery.
+    instances: dict[type[models.Model], list] = defaultdict(list)
     query = Q(pk__in=[])
     for target in targets:
-        query |= _entries_q(target)
-    entries = LogEntry.objects.filter(query).select_related("actor", "content_type")
-    return readable(list(entries.order_by("-timestamp", "-pk")[:limit]), known)
+        if isinstance(target, QuerySet):
+            query |= _entries_q(target.model, target.values("pk"))
+        else:
+            instances[type(target)].append(target.pk)
+    for model, pks in instances.items():
+        query |= _entries_q(model, pks)
+    entries = LogEntry.objects.filter(query).order_by("-timestamp", "-pk")
+    values = entries.values_list(*ENTRY_COLUMNS)[:limit]
+    # The content types of the targets, read once per process (ContentType's cache).
+    type_ids = {row[2] for row in values}
+    content_types = {type_id: ContentType.objects.get_for_id(type_id) for type_id in type_ids}
+    entries = [
+        Entry(when, action, content_types[type_id], *rest)
+        for when, action, type_id, *rest in values
+    ]
+    return entries, _related_labels(entries, known)
 
 
-def _entries_q(target: models.Model | QuerySet) -> Q:
-    model = target.model if isinstance(target, QuerySet) else type(target)
+def _entries_q(model: type[models.Model], pks: QuerySet | list) -> Q:
     content_type = ContentType.objects.get_for_model(model)
-    pks = target.values("pk") if isinstance(target, QuerySet) else [target.pk]
     if isinstance(model._meta.pk, models.IntegerField | models.AutoField):
         return Q(content_type=content_type, object_id__in=pks)
     return Q(content_type=content_type, object_pk__in=pks)
@@ -402,7 +473,7 @@ def readable_for_user_q(user: User) -> Q:
     for model in auditlog.get_models():
         readable_objects = _readable_objects(model, user)
         if readable_objects is not None:
-            query |= _entries_q(readable_objects)
+            query |= _entries_q(model, readable_objects.values("pk"))
     return query
 
 
@@ -425,15 +496,20 @@ def _readable_objects(model: type[models.Model], user: User, depth: int = 0) -> 
 def readable(entries: list[LogEntry], known: Iterable[models.Model] = ()) -> list[HistoryRow]:
     """Journal entries as rows people read; related objects are named with one query per
     related model for the whole list (none for the ``known`` objects, already read)."""
-    labels = _related_labels(entries, known)
-    return [_row(entry, labels) for entry in entries]
+    values = [_entry(entry) for entry in entries]
+    labels = _related_labels(values, known)
+    rows = [history_row(entry, labels) for entry in values]
+    for row, entry in zip(rows, entries, strict=True):
+        row.entry = entry
+    return rows
 
 
-def _row(entry: LogEntry, labels: dict) -> HistoryRow:
-    actor = entry.actor
-    if actor is not None:
-        who = actor.get_full_name() or actor.email
-        who_detail = actor.email if actor.get_full_name() else ""
+def history_row(entry: Entry, labels: dict) -> HistoryRow:
+    """An entry as the row people read (``labels``: from ``history_entries``)."""
+    if entry.actor_id is not None:
+        full_name = f"{entry.first_name} {entry.last_name}".strip()  # User.get_full_name()
+        who = full_name or entry.email
+        who_detail = entry.email if full_name else ""
     else:
         who, who_detail = entry.actor_email or "Système / import", ""
     model = entry.content_type.model_class()
@@ -444,17 +520,17 @@ def _row(entry: LogEntry, labels: dict) -> HistoryRow:
         action = ACTIONS.get(entry.action, "Modification")
         changes = _changes(entry, model, labels) if model else []
     return HistoryRow(
-        entry=entry,
         when=entry.timestamp,
         who=who,
         who_detail=who_detail,
         action=action,
         objet=f"{nom} « {entry.object_repr} »",
+        is_creation=entry.action == LogEntry.Action.CREATE,
         changes=changes,
     )
 
 
-def _changes(entry: LogEntry, model: type[models.Model], labels: dict) -> list[Change]:
+def _changes(entry: Entry, model: type[models.Model], labels: dict) -> list[Change]:
     changes = []
     for name, values in (entry.changes or {}).items():
         try:
@@ -531,25 +607,12 @@ def _number(model_field: models.Field, text: str) -> str:
 
 
 def _related_labels(
-    entries: list[LogEntry], known: Iterable[models.Model] = ()
+    entries: list[Entry], known: Iterable[models.Model] = ()
 ) -> dict[type[models.Model], dict]:
     wanted: dict[type[models.Model], set] = defaultdict(set)
     for entry in entries:
-        model = entry.content_type.model_class()
-        if model is None or entry.action == LogEntry.Action.ACCESS:
-            continue
-        for name, values in (entry.changes or {}).items():
-            try:
-                model_field = model._meta.get_field(name)
-            except FieldDoesNotExist:
-                continue
-            if not isinstance(model_field, models.ForeignKey) or model_field.choices:
-                continue
-            if isinstance(values, list):
-                for value in values:
-                    pk = _pk(model_field, value)
-                    if pk is not None:
-                        wanted[model_field.related_model].add(pk)
+        for related_model, pk in _pointed_at(entry):
+            wanted[related_model].add(pk)
     labels: dict[type[models.Model], dict] = defaultdict(dict)
     for obj in known:
         # ``_meta``: the model of a lazy object too (``request.user``).
@@ -562,6 +625,62 @@ def _related_labels(
             found = model._default_manager.select_related().in_bulk(pks)
             labels[model].update((pk, str(obj)) for pk, obj in found.items())
     return labels
+
+
+def _pointed_at(entry: Entry) -> Iterator[tuple[type[models.Model], object]]:
+    """The objects an entry's changes point at (a foreign key's value before and after), each
+    as (model, primary key)."""
+    model = entry.content_type.model_class()
+    if model is None or entry.action == LogEntry.Action.ACCESS:
+        return
+    foreign_keys = _foreign_keys(model)
+    for name, values in (entry.changes or {}).items():
+        model_field = foreign_keys.get(name)
+        if model_field is not None and isinstance(values, list):
+            for value in values:
+                pk = _pk(model_field, value)
+                if pk is not None:
+                    yield model_field.related_model, pk
+
+
+@once
+def _foreign_keys(model: type[models.Model]) -> dict[str, models.ForeignKey]:
+    """A model's foreign keys (but those with choices, shown by their label), by the names
+    ``_meta.get_field`` finds them by: an entry's changes name its fields."""
+    return {
+        name: model_field
+        for model_field in model._meta.concrete_fields
+        if isinstance(model_field, models.ForeignKey) and not model_field.choices
+        for name in (model_field.name, model_field.attname)
+    }
+
+
+def entry_content(entry: Entry, labels: dict) -> tuple:
+    """Everything the row of an entry shows depends on, but the code that renders it: the
+    entry (its author's name included) and the names of the objects it points at. A row
+    cached under it is never stale."""
+    return (
+        _plain(entry),
+        tuple(
+            (related_model._meta.label, pk, labels.get(related_model, {}).get(pk))
+            for related_model, pk in _pointed_at(entry)
+        ),
+    )
+
+
+def history_content(entries: list[Entry], labels: dict) -> tuple:
+    """Everything the rows of these entries show depend on, but the code that renders them
+    (``entry_content`` of them all, read at once): the entries and the names of all the
+    objects they point at."""
+    return (
+        [_plain(entry) for entry in entries],
+        sorted((model._meta.label, sorted(names.items())) for model, names in labels.items()),
+    )
+
+
+def _plain(entry: Entry) -> tuple:
+    """The entry's values, its content type by id (its ``repr`` names no object)."""
+    return (*entry[:2], entry.content_type.pk, *entry[3:])
 
 
 def _pk(model_field: models.ForeignKey, value) -> object | None:

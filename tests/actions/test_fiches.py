@@ -1,6 +1,7 @@
 from datetime import date
 
 import pytest
+from auditlog.context import set_actor
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -637,3 +638,84 @@ def test_the_fiche_history_rows_cached_show_a_change_at_once(
     historique = historique[historique.index("Historique des modifications") :]
     assert "Mathilde" in historique
     assert "Rénovation de la halle → Rénovation de la halle aux grains" in historique
+
+
+def fiche_with_a_history(fiche_ussel, cdp_ussel, national) -> None:
+    """Entries of every kind a fiche's history shows, by two authors: the fiche, a financing
+    line, an indicator and its measure, a progress note, changes pointing at a funder and an
+    axe."""
+    with set_actor(national):
+        fiche_ussel.titre = "Rénovation de la halle aux grains"
+        fiche_ussel.axe = fiche_ussel.beneficiaire.axes.get(numero=2)
+        fiche_ussel.save()
+        ligne = fiche_ussel.financements.first()
+        ligne.financeur = financeur("Département")
+        ligne.montant = 35000
+        ligne.save()
+    with set_actor(cdp_ussel):
+        indicateur = Indicateur.objects.create(
+            fiche=fiche_ussel, type="realisation", libelle="Surface", unite="m²", cible=100
+        )
+        Mesure.objects.create(indicateur=indicateur, date=date(2025, 1, 1), valeur=40)
+        PointAvancement.objects.create(fiche=fiche_ussel, texte="Visite", auteur=national)
+
+
+def test_the_fiche_page_takes_seven_queries(client_for, cdp_ussel, national, fiche_ussel):
+    """The session, the reader, the fiche (its total and communes), its lines, indicators,
+    progress notes and history: the history names what it points at from what the page has
+    read (the funders, the axe, the notes' authors) and looks up the page's rows by id; a
+    former funder or axe it names costs one query per kind of object."""
+    client = client_for(cdp_ussel)
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+    with set_actor(national):
+        fiche_ussel.titre = "Rénovation de la halle aux grains"
+        fiche_ussel.save()
+        ligne = fiche_ussel.financements.first()
+        ligne.montant = 35000
+        ligne.save()
+    with set_actor(cdp_ussel):
+        indicateur = Indicateur.objects.create(
+            fiche=fiche_ussel, type="realisation", libelle="Surface", unite="m²", cible=100
+        )
+        Mesure.objects.create(indicateur=indicateur, date=date(2025, 1, 1), valeur=40)
+        PointAvancement.objects.create(fiche=fiche_ussel, texte="Visite", auteur=national)
+    client.get(url)
+    assert count_queries(lambda: client.get(url)) == 7
+
+    fiche_with_a_history(fiche_ussel, cdp_ussel, national)
+    assert count_queries(lambda: client.get(url)) == 7 + 2
+
+
+def test_the_fiche_history_shows_what_every_history_shows(
+    production_caches, client_for, cdp_ussel, national, fiche_ussel
+):
+    """Rendered from plain values and cached row by row, the fiche's « Historique » is the one
+    includes/historique.html shows for audit.history, the first time and from the cache."""
+    from django.template.loader import render_to_string
+
+    from pvd.audit import history
+
+    fiche_with_a_history(fiche_ussel, cdp_ussel, national)
+    client = client_for(cdp_ussel)
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+
+    def historique(content: str) -> list[str]:
+        body = content[content.index("<tbody>", content.index('id="historique-titre"')) :]
+        return body[: body.index("</tbody>")].split()
+
+    expected = render_to_string(
+        "includes/historique.html",
+        {
+            "historique": history(
+                fiche_ussel,
+                fiche_ussel.financements.all(),
+                fiche_ussel.indicateurs.all(),
+                Mesure.objects.filter(indicateur__fiche=fiche_ussel),
+                fiche_ussel.points.all(),
+            )
+        },
+    )
+    first = client.get(url).content.decode()
+    assert historique(first) == historique(expected)
+    assert "Département" in first and "Visite" in first and "Surface" in first
+    assert historique(client.get(url).content.decode()) == historique(expected)
