@@ -40,7 +40,7 @@ from pvd.bounds import DATE_MAX, DATE_MIN
 from pvd.db import Parametre, Preparee
 
 from .models import Axe, FicheAction, LigneFinancement, abandonnee_q
-from .plan_cache import Fragments, content_key, fiche_row_context, render_each
+from .plan_cache import Fragments, content_key, digest, fiche_row_context, render_each
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 ZERO = Decimal("0")
@@ -348,11 +348,15 @@ def _plan_axes(_variante) -> QuerySet:
 PLAN_AXES = Preparee(_plan_axes)
 
 
-def plan_axes_with_totals(beneficiaire) -> tuple[list[Axe], dict[int, dict]]:
+def plan_axes_with_totals(
+    beneficiaire, rows: list | None = None
+) -> tuple[list[Axe], dict[int, dict]]:
     """``axes_with_totals`` over the whole plan, and its ``totals_by_axe``, in one prepared
-    query (``_plan_axes``)."""
+    query (``_plan_axes``; ``rows``: its rows, when already read)."""
+    if rows is None:
+        rows = PLAN_AXES.lignes(beneficiaire=beneficiaire.pk)
     axes, par_axe = [], {}
-    for row in PLAN_AXES.lignes(beneficiaire=beneficiaire.pk):
+    for row in rows:
         axe = Axe.from_db("default", AXE_COLUMNS, row[: len(AXE_COLUMNS)])
         nb, cout, finance, nb_abandonnees, cout_abandonne = row[len(AXE_COLUMNS) :]
         axes.append(axe)
@@ -468,11 +472,16 @@ def _plan_financeurs(_variante) -> QuerySet:
 PLAN_FINANCEURS = Preparee(_plan_financeurs)
 
 
-def plan_financement_par_financeur(beneficiaire) -> tuple[list[LigneFinanceur], list[Decimal]]:
-    """``financement_par_financeur`` over the whole plan, in one prepared query."""
+def plan_financement_par_financeur(
+    beneficiaire, rows: list | None = None
+) -> tuple[list[LigneFinanceur], list[Decimal]]:
+    """``financement_par_financeur`` over the whole plan, in one prepared query (``rows``:
+    its rows, when already read)."""
+    if rows is None:
+        rows = PLAN_FINANCEURS.lignes(beneficiaire=beneficiaire.pk)
     lignes = [
         LigneFinanceur(nom, [montant or ZERO for montant in montants], total)
-        for nom, total, *montants in PLAN_FINANCEURS.lignes(beneficiaire=beneficiaire.pk)
+        for nom, total, *montants in rows
     ]
     column_totals = [
         sum((ligne.montants[i] for ligne in lignes), ZERO) for i in range(len(STATUTS))
@@ -633,7 +642,7 @@ class Plan:
         # than the query takes to run); sorted here, not by SQL.
         if self.whole:
             fiches = []
-            for row in PLAN_FICHES.lignes(beneficiaire=self.beneficiaire.pk):
+            for row in self._whole_rows["fiches"]:
                 fiche = FicheAction.from_db("default", PAGE_COLUMNS, row[:-1])
                 fiche.finance = row[-1]
                 fiche.beneficiaire = self.beneficiaire  # as its related manager sets it
@@ -646,6 +655,30 @@ class Plan:
         for fiche in rows:
             fiche.url = fiche_url.format(fiche.pk)
         return rows
+
+    @cached_property
+    def _whole_rows(self) -> dict[str, list]:
+        """The rows of the whole plan's prepared queries: its fiches, its axes with their
+        totals, its financing by funder."""
+        pk = self.beneficiaire.pk
+        return {
+            "fiches": PLAN_FICHES.lignes(beneficiaire=pk),
+            "axes": PLAN_AXES.lignes(beneficiaire=pk),
+            "financeurs": PLAN_FINANCEURS.lignes(beneficiaire=pk),
+        }
+
+    def content(self, *more) -> str:
+        """A digest of all that the whole plan's page body shows: the rows its queries read
+        (the fiches in the order of their keys), the beneficiary, the day, the version of
+        the filter form, ``more`` (the reader's right to edit) and the code. A body rendered
+        for the same digest is the same body."""
+        rows = self._whole_rows
+        fiches = sorted(rows["fiches"], key=lambda row: row[0])
+        beneficiaire = (self.beneficiaire.pk, self.beneficiaire.nom)
+        return digest(
+            (fiches, rows["axes"], rows["financeurs"], beneficiaire, self.today),
+            (self.filter_version, more),
+        )
 
     @cached_property
     def fragments(self) -> Fragments:
@@ -717,7 +750,7 @@ class Plan:
     @cached_property
     def _axes_and_totals(self) -> tuple[list[Axe], dict[int, dict]]:
         if self.whole:
-            return plan_axes_with_totals(self.beneficiaire)
+            return plan_axes_with_totals(self.beneficiaire, self._whole_rows["axes"])
         par_axe = totals_by_axe(self.queryset)
         return axes_with_totals(self.beneficiaire, self.queryset, par_axe), par_axe
 
@@ -741,7 +774,7 @@ class Plan:
     @cached_property
     def _financement(self) -> tuple[list[LigneFinanceur], list[Decimal]]:
         if self.whole:
-            return plan_financement_par_financeur(self.beneficiaire)
+            return plan_financement_par_financeur(self.beneficiaire, self._whole_rows["financeurs"])
         return financement_par_financeur(self.queryset)
 
     @property

@@ -176,11 +176,15 @@ class PlanView(PlanMixin, FilterView):
             # there, and otherwise its parts that did not change read in one and the page
             # and its new parts stored in one (actions/plan_cache.py).
             variant = f"{today}-{self.can_edit}"
-            version, filter_version, key, page = cached_page(self.beneficiaire.pk, variant)
+            version, filter_version, key, page, earlier = cached_page(self.beneficiaire.pk, variant)
             if page is None:
                 plan.cache_filter(self.empty_filter_form, filter_version)
-                page = self.render_page(context, plan)
-                store_page(key, version, page, plan.rendered)
+                content = plan.content(self.can_edit)
+                if earlier and earlier[0] == content:
+                    page = earlier[1]  # the plan changed, not what its page shows
+                else:
+                    page = self.render_page(context, plan)
+                store_page(key, version, content, page, plan.rendered)
         return {**context, "page": page}
 
     def render_page(self, context: dict, plan: Plan) -> dict:
