@@ -14,6 +14,12 @@ the timeline, the timeline, the table by funder; and the empty filter form on th
 catalogue and the plan's axes. A change thus renders again only what it changed, and a part
 is never stale, whatever wrote the data (a form, the Excel import, an ``update()``).
 
+Right after a change, the plan's three queries run again (prepared once per process:
+actions/plan.py ``PLAN_FICHES``, ``PLAN_AXES``, ``PLAN_FINANCEURS``) and the digest of the
+rows they read (``Plan.content``) is compared with the one the page stored under the
+previous version was rendered for: the same content serves that page again, nothing is
+read nor rendered (a change the page does not show: a fiche's description, its indicators).
+
 Round trips weigh more than rendering on a busy machine: the view (actions.views.PlanView)
 reads the page (its body, the timeline's CSS, whether the plan is started) in one; right
 after a change, the rows, the table by funder, the timeline and its CSS are read in one
