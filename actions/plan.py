@@ -8,6 +8,7 @@ aggregates, subqueries), never by looping over rows in Python.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -30,14 +31,16 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, Greatest, Lower
+from django.forms import Form
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
 from pvd.bounds import DATE_MAX, DATE_MIN
+from pvd.db import Parametre, Preparee
 
 from .models import Axe, FicheAction, LigneFinancement, abandonnee_q
-from .plan_cache import Fragments, content_key, fiche_row_context, render_each
+from .plan_cache import Fragments, content_key, digest, fiche_row_context, render_each
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
 ZERO = Decimal("0")
@@ -302,10 +305,24 @@ def axes_with_totals(
     return axes
 
 
-def plan_axes_with_totals(beneficiaire) -> tuple[list[Axe], dict[int, dict]]:
-    """``axes_with_totals`` over the whole plan, and its ``totals_by_axe``, in one query: the
-    axes joined to their fiches and grouped by axis (each fiche's financing a subquery
-    inside the sum, as in ``totals_by_axe``; an axis without fiches keeps its row)."""
+# The whole plan's queries are prepared (pvd/db.py ``Preparee``): built and compiled once per
+# process, run with the beneficiary in their slot. Their subqueries and conditional aggregates
+# cost several times more to build and compile than PostgreSQL takes to run them, and the
+# plan's page runs them right after every change of the plan.
+
+
+def _beneficiaire_slot() -> Parametre:
+    return Parametre("beneficiaire", IntegerField())
+
+
+# An axis as loaded by the ORM (``from_db`` takes the fields in this order), then its totals.
+AXE_COLUMNS = tuple(field.attname for field in Axe._meta.concrete_fields)
+AXE_TOTALS = ("nb", "cout_sum", "finance_sum", "nb_abandonnees_sum", "cout_abandonne_sum")
+
+
+def _plan_axes(_variante) -> QuerySet:
+    """The axes of a plan joined to their fiches and grouped by axis (each fiche's financing
+    a subquery inside the sum, as in ``totals_by_axe``; an axis without fiches keeps its row)."""
     lignes = (
         LigneFinancement.objects.filter(fiche=OuterRef("fiches"))
         .order_by()
@@ -314,26 +331,43 @@ def plan_axes_with_totals(beneficiaire) -> tuple[list[Axe], dict[int, dict]]:
         .values("total")
     )
     comptee, abandonnee = ~abandonnee_q("fiches__"), abandonnee_q("fiches__")
-    axes = list(
-        beneficiaire.axes.annotate(
+    return (
+        Axe.objects.filter(beneficiaire_id=_beneficiaire_slot())
+        .annotate(
             nb=Count("fiches", filter=comptee),
             cout_sum=Sum("fiches__cout_total", filter=comptee),
             finance_sum=Sum(Subquery(lignes, output_field=MONEY), filter=comptee),
             nb_abandonnees_sum=Count("fiches", filter=abandonnee),
             cout_abandonne_sum=Sum("fiches__cout_total", filter=abandonnee),
-        ).order_by("numero")
+        )
+        .order_by("numero")
+        .values_list(*AXE_COLUMNS, *AXE_TOTALS)
     )
-    par_axe = {
-        axe.pk: {
+
+
+PLAN_AXES = Preparee(_plan_axes)
+
+
+def plan_axes_with_totals(
+    beneficiaire, rows: list | None = None
+) -> tuple[list[Axe], dict[int, dict]]:
+    """``axes_with_totals`` over the whole plan, and its ``totals_by_axe``, in one prepared
+    query (``_plan_axes``; ``rows``: its rows, when already read)."""
+    if rows is None:
+        rows = PLAN_AXES.lignes(beneficiaire=beneficiaire.pk)
+    axes, par_axe = [], {}
+    for row in rows:
+        axe = Axe.from_db("default", AXE_COLUMNS, row[: len(AXE_COLUMNS)])
+        nb, cout, finance, nb_abandonnees, cout_abandonne = row[len(AXE_COLUMNS) :]
+        axes.append(axe)
+        par_axe[axe.pk] = {
             "axe": axe.pk,
-            "nb": axe.nb,
-            "cout": axe.cout_sum or ZERO,
-            "finance": axe.finance_sum or ZERO,
-            "nb_abandonnees": axe.nb_abandonnees_sum,
-            "cout_abandonne": axe.cout_abandonne_sum or ZERO,
+            "nb": nb,
+            "cout": cout or ZERO,
+            "finance": finance or ZERO,
+            "nb_abandonnees": nb_abandonnees,
+            "cout_abandonne": cout_abandonne or ZERO,
         }
-        for axe in axes
-    }
     return axes_with_totals(beneficiaire, None, par_axe, axes), par_axe
 
 
@@ -412,6 +446,45 @@ def financement_par_financeur(fiches: QuerySet) -> tuple[list[LigneFinanceur], l
     ]
     column_totals = [
         sum((ligne.montants[i] for ligne in lignes), ZERO) for i in range(len(statuts))
+    ]
+    return lignes, column_totals
+
+
+STATUTS = tuple(LigneFinancement.Statut.values)
+
+
+def _plan_financeurs(_variante) -> QuerySet:
+    """``financement_par_financeur`` over a whole plan."""
+    return (
+        LigneFinancement.objects.filter(fiche__beneficiaire_id=_beneficiaire_slot())
+        .filter(~abandonnee_q("fiche__"))
+        .order_by()
+        .values("financeur__nom", "financeur__ordre")
+        .annotate(
+            total=Sum("montant"),
+            **{f"s_{statut}": Sum("montant", filter=Q(statut=statut)) for statut in STATUTS},
+        )
+        .order_by("financeur__ordre", "financeur__nom")
+        .values_list("financeur__nom", "total", *(f"s_{statut}" for statut in STATUTS))
+    )
+
+
+PLAN_FINANCEURS = Preparee(_plan_financeurs)
+
+
+def plan_financement_par_financeur(
+    beneficiaire, rows: list | None = None
+) -> tuple[list[LigneFinanceur], list[Decimal]]:
+    """``financement_par_financeur`` over the whole plan, in one prepared query (``rows``:
+    its rows, when already read)."""
+    if rows is None:
+        rows = PLAN_FINANCEURS.lignes(beneficiaire=beneficiaire.pk)
+    lignes = [
+        LigneFinanceur(nom, [montant or ZERO for montant in montants], total)
+        for nom, total, *montants in rows
+    ]
+    column_totals = [
+        sum((ligne.montants[i] for ligne in lignes), ZERO) for i in range(len(STATUTS))
     ]
     return lignes, column_totals
 
@@ -506,6 +579,27 @@ PAGE_FIELDS = [
 ]
 
 
+# A fiche as ``only(*PAGE_FIELDS)`` loads it (``from_db`` takes the fields in this order), then
+# its financing.
+PAGE_COLUMNS = tuple(
+    field.attname
+    for field in FicheAction._meta.concrete_fields
+    if field.primary_key or field.name in PAGE_FIELDS
+)
+
+
+def _plan_fiches(_variante) -> QuerySet:
+    return (
+        FicheAction.objects.filter(beneficiaire_id=_beneficiaire_slot())
+        .with_financement()
+        .order_by()
+        .values_list(*PAGE_COLUMNS, "finance")
+    )
+
+
+PLAN_FICHES = Preparee(_plan_fiches)
+
+
 class Plan:
     """A plan (or the fiches of it a search retained), as its page shows it: the fiches by
     axis in reference order with their totals, the plan's totals, the financing by funder ×
@@ -529,10 +623,11 @@ class Plan:
         self.filtered, self.whole = filtered, whole
         # The empty filter form, cached with the page's parts when the view gives its
         # version (``cache_filter``).
-        self.filter = self.filter_version = self.filter_key = None
+        self.empty_filter = self.filter_version = self.filter_key = None
 
-    def cache_filter(self, filterset, version: str) -> None:
-        self.filter, self.filter_version = filterset, version
+    def cache_filter(self, empty_filter: Callable[[], Form], version: str) -> None:
+        """``empty_filter`` builds the form, called only when its fragment is rendered."""
+        self.empty_filter, self.filter_version = empty_filter, version
 
     @property
     def filter_form(self) -> str:
@@ -545,15 +640,45 @@ class Plan:
         # cost a query per fiche: tests/actions/test_plan.py counts them) and the financing,
         # not each fiche's reste and dépassement (their CASE expressions cost more to compile
         # than the query takes to run); sorted here, not by SQL.
-        rows = sorted(
-            self.queryset.with_financement().order_by().only(*PAGE_FIELDS),
-            key=lambda fiche: reference_key(fiche.reference),
-        )
+        if self.whole:
+            fiches = []
+            for row in self._whole_rows["fiches"]:
+                fiche = FicheAction.from_db("default", PAGE_COLUMNS, row[:-1])
+                fiche.finance = row[-1]
+                fiche.beneficiaire = self.beneficiaire  # as its related manager sets it
+                fiches.append(fiche)
+        else:
+            fiches = self.queryset.with_financement().order_by().only(*PAGE_FIELDS)
+        rows = sorted(fiches, key=lambda fiche: reference_key(fiche.reference))
         # One reverse() for the page, not one per fiche and per place it is linked from.
         fiche_url = reverse("actions:fiche", args=[0]).replace("/0/", "/{}/")
         for fiche in rows:
             fiche.url = fiche_url.format(fiche.pk)
         return rows
+
+    @cached_property
+    def _whole_rows(self) -> dict[str, list]:
+        """The rows of the whole plan's prepared queries: its fiches, its axes with their
+        totals, its financing by funder."""
+        pk = self.beneficiaire.pk
+        return {
+            "fiches": PLAN_FICHES.lignes(beneficiaire=pk),
+            "axes": PLAN_AXES.lignes(beneficiaire=pk),
+            "financeurs": PLAN_FINANCEURS.lignes(beneficiaire=pk),
+        }
+
+    def content(self, *more) -> str:
+        """A digest of all that the whole plan's page body shows: the rows its queries read
+        (the fiches in the order of their keys), the beneficiary, the day, the version of
+        the filter form, ``more`` (the reader's right to edit) and the code. A body rendered
+        for the same digest is the same body."""
+        rows = self._whole_rows
+        fiches = sorted(rows["fiches"], key=lambda row: row[0])
+        beneficiaire = (self.beneficiaire.pk, self.beneficiaire.nom)
+        return digest(
+            (fiches, rows["axes"], rows["financeurs"], beneficiaire, self.today),
+            (self.filter_version, more),
+        )
 
     @cached_property
     def fragments(self) -> Fragments:
@@ -575,7 +700,7 @@ class Plan:
             key = f"plan-fragment:filter:{self.beneficiaire.pk}:{self.filter_version}:{axes}"
             wanted[key] = (
                 "actions/includes/plan_filter.html",
-                lambda: {"form": self.filter.form, "beneficiaire": self.beneficiaire},
+                lambda: {"form": self.empty_filter(), "beneficiaire": self.beneficiaire},
             )
             self.filter_key = key
         if self.financeurs:
@@ -625,7 +750,7 @@ class Plan:
     @cached_property
     def _axes_and_totals(self) -> tuple[list[Axe], dict[int, dict]]:
         if self.whole:
-            return plan_axes_with_totals(self.beneficiaire)
+            return plan_axes_with_totals(self.beneficiaire, self._whole_rows["axes"])
         par_axe = totals_by_axe(self.queryset)
         return axes_with_totals(self.beneficiaire, self.queryset, par_axe), par_axe
 
@@ -648,6 +773,8 @@ class Plan:
 
     @cached_property
     def _financement(self) -> tuple[list[LigneFinanceur], list[Decimal]]:
+        if self.whole:
+            return plan_financement_par_financeur(self.beneficiaire, self._whole_rows["financeurs"])
         return financement_par_financeur(self.queryset)
 
     @property

@@ -14,6 +14,12 @@ the timeline, the timeline, the table by funder; and the empty filter form on th
 catalogue and the plan's axes. A change thus renders again only what it changed, and a part
 is never stale, whatever wrote the data (a form, the Excel import, an ``update()``).
 
+Right after a change, the plan's three queries run again (prepared once per process:
+actions/plan.py ``PLAN_FICHES``, ``PLAN_AXES``, ``PLAN_FINANCEURS``) and the digest of the
+rows they read (``Plan.content``) is compared with the one the page stored under the
+previous version was rendered for: the same content serves that page again, nothing is
+read nor rendered (a change the page does not show: a fiche's description, its indicators).
+
 Round trips weigh more than rendering on a busy machine: the view (actions.views.PlanView)
 reads the page (its body, the timeline's CSS, whether the plan is started) in one; right
 after a change, the rows, the table by funder, the timeline and its CSS are read in one
@@ -62,12 +68,15 @@ def plan_versions(beneficiaire_id: int) -> tuple[str, str]:
     return f"{plan}-{catalogue}-{code_version()}", f"{catalogue}-{code_version()}"
 
 
-def cached_page(beneficiaire_id: int, variant: str) -> tuple[str, str, str, object]:
+def cached_page(beneficiaire_id: int, variant: str) -> tuple[str, str, str, object, tuple | None]:
     """The plan's page as ``plan_versions`` would key it, in one cache round trip (when the
-    page fragments share the default cache, as in production): the version of its filter
-    form, the page's key and what it holds, and the page's version. The page is stored under
-    a key of its own (``variant``: the day, the reader's right to edit) with the version it
-    was rendered for (``store_page``): it is served only when that is the current version."""
+    page fragments share the default cache, as in production): the page's version, the
+    version of its filter form, the page's key and what it holds, and the page stored for
+    an earlier version with the digest of its content (or None). The page is stored under a
+    key of its own (``variant``: the day, the reader's right to edit) with the version it
+    was rendered for and its content (``store_page``): it is served as it is only when that
+    is the current version, and otherwise again only for the same content (the plan
+    changed, not what its page shows)."""
     version_keys = [_version_key(beneficiaire_id), _version_key(CATALOGUE)]
     page_key = f"plan-page:{beneficiaire_id}:{variant}"
     fragments = fragment_cache()
@@ -80,15 +89,22 @@ def cached_page(beneficiaire_id: int, variant: str) -> tuple[str, str, str, obje
         cache.set_many(missing, VERSION_TIMEOUT)
     plan, catalogue = ({**found, **missing}[key] for key in version_keys)
     version = f"{plan}-{catalogue}-{code_version()}"
+    page = earlier = None
     stored = found.get(page_key)
-    page = stored[1] if isinstance(stored, tuple) and stored[0] == version else None
-    return version, f"{catalogue}-{code_version()}", page_key, page
+    if isinstance(stored, tuple) and len(stored) == 3:
+        if stored[0] == version:
+            page = stored[2]
+        else:
+            earlier = stored[1:]
+    return version, f"{catalogue}-{code_version()}", page_key, page, earlier
 
 
-def store_page(page_key: str, version: str, page: object, parts: dict[str, object]) -> None:
-    """The page (with the version it was rendered for) and the parts rendered for it, in one
-    round trip."""
-    store({**parts, page_key: (version, page)})
+def store_page(
+    page_key: str, version: str, content: str, page: object, parts: dict[str, object]
+) -> None:
+    """The page (with the version it was rendered for and the digest of its content) and the
+    parts rendered for it, in one round trip."""
+    store({**parts, page_key: (version, content, page)})
 
 
 def plan_version(beneficiaire_id: int) -> str:
@@ -168,6 +184,12 @@ def store(fragments: dict[str, object]) -> None:
 
 
 NOT_CONTENT = {"_state", "row"}
+
+
+def digest(content, *more) -> str:
+    """A digest of plain values (their ``repr``: tuples, lists, texts, numbers, dates) and of
+    the code that renders what they show."""
+    return f"{code_version()}:{hashlib.sha256(repr((content, more)).encode()).hexdigest()}"
 
 
 def content_key(value) -> str:

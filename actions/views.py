@@ -154,13 +154,26 @@ class PlanView(PlanMixin, FilterView):
         kwargs = super().get_filterset_kwargs(filterset_class)
         return {**kwargs, "beneficiaire": self.beneficiaire}
 
+    def get(self, request, *args, **kwargs):
+        if request.GET:
+            return super().get(request, *args, **kwargs)
+        # No search: no filterset (its empty form is cached with the page's parts, and built
+        # only when rendered again: ``empty_filter_form``).
+        self.object_list = self.get_queryset()
+        return self.render_to_response(
+            self.get_context_data(filter=None, object_list=self.object_list)
+        )
+
+    def empty_filter_form(self):
+        return self.get_filterset(self.get_filterset_class()).form
+
     def get_context_data(self, **kwargs):
         today = timezone.localdate()
         plan = Plan(
             self.beneficiaire,
             self.object_list,
             today,
-            filtered=self.filterset.filtered,
+            filtered=bool(self.request.GET) and self.filterset.filtered,
             whole=not self.request.GET,  # no search: the plan's fiches, all of them
         )
         context = super().get_context_data(can_edit=self.can_edit, plan=plan, **kwargs)
@@ -172,11 +185,15 @@ class PlanView(PlanMixin, FilterView):
             # there, and otherwise its parts that did not change read in one and the page
             # and its new parts stored in one (actions/plan_cache.py).
             variant = f"{today}-{self.can_edit}"
-            version, filter_version, key, page = cached_page(self.beneficiaire.pk, variant)
+            version, filter_version, key, page, earlier = cached_page(self.beneficiaire.pk, variant)
             if page is None:
-                plan.cache_filter(self.filterset, filter_version)
-                page = self.render_page(context, plan)
-                store_page(key, version, page, plan.rendered)
+                plan.cache_filter(self.empty_filter_form, filter_version)
+                content = plan.content(self.can_edit)
+                if earlier and earlier[0] == content:
+                    page = earlier[1]  # the plan changed, not what its page shows
+                else:
+                    page = self.render_page(context, plan)
+                store_page(key, version, content, page, plan.rendered)
         return {**context, "page": page}
 
     def render_page(self, context: dict, plan: Plan) -> dict:

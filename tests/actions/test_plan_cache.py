@@ -405,3 +405,84 @@ def test_a_longer_timeline_moves_the_bars_without_rendering_their_rows_again(
             f".pvd-timeline__bar--{n} {{ left: {bar['left']}; width: {bar['width']}; }}" in content
         )
     assert [name for name, _ in renders].count("timeline_bar.html") == 1
+
+
+@pytest.fixture
+def cache_calls(monkeypatch):
+    """The fragment cache's verbs, in order, as the page calls them."""
+    from django.core.cache import caches
+
+    store = caches["template_fragments"]
+    calls, inside = [], []
+
+    def counted(verb):
+        method = getattr(store, verb)
+
+        def call(*args, **kwargs):
+            if inside:  # the memory cache's get_many asks get for each key
+                return method(*args, **kwargs)
+            calls.append(verb)
+            inside.append(verb)
+            try:
+                return method(*args, **kwargs)
+            finally:
+                inside.pop()
+
+        return call
+
+    for verb in ("get", "get_many", "set", "set_many"):
+        monkeypatch.setattr(store, verb, counted(verb))
+    return calls
+
+
+def test_a_change_the_page_does_not_show_serves_it_again_without_rendering_it(
+    client_for, cdp_ussel, three_fiches, renders, cache_calls
+):
+    """The plan's queries run again (the page cannot know what changed), and the page
+    rendered for the same content is served: its parts are neither read nor rendered."""
+    client = client_for(cdp_ussel)
+    first = text(client.get(plan_url(three_fiches)))
+    renders.clear()
+    cache_calls.clear()
+    three_fiches.description = "Une halle pour le marché du samedi."
+    three_fiches.save()
+    assert text(client.get(plan_url(three_fiches))) == first
+    assert renders == []
+    assert cache_calls == ["get_many", "set_many"]  # the page, then the page for its version
+
+    # A change it shows, right after, shows at once.
+    three_fiches.titre = "Halle rénovée"
+    three_fiches.save()
+    assert "Halle rénovée" in text(client.get(plan_url(three_fiches)))
+    assert rows(renders) == ["1.1"]
+
+
+def test_right_after_a_change_the_page_runs_the_plans_three_queries_whatever_its_size(
+    client_for, cdp_ussel, three_fiches
+):
+    """Warm: none of the plan's queries. Right after a change, shown or not: its fiches, its
+    axes with their totals, its financing by funder, however many fiches it has."""
+    client = client_for(cdp_ussel)
+    url = plan_url(three_fiches)
+
+    def after_a_change(field: str, value: str) -> int:
+        client.get(url)
+        setattr(three_fiches, field, value)
+        three_fiches.save()
+        return count_queries(lambda: client.get(url))
+
+    client.get(url)
+    warm = count_queries(lambda: client.get(url))
+    assert after_a_change("titre", "Halle rénovée") == warm + 3
+    assert after_a_change("description", "Pour le marché.") == warm + 3
+    for n in range(2, 8):
+        FicheAction.objects.create(
+            beneficiaire=three_fiches.beneficiaire,
+            axe=three_fiches.axe,
+            reference=f"1.{n + 1}",
+            titre=f"Fiche 1.{n + 1}",
+            cout_total=Decimal("1000"),
+        )
+    assert count_queries(lambda: client.get(url)) == warm + 3
+    assert after_a_change("titre", "Halle du marché") == warm + 3
+    assert after_a_change("description", "Pour le marché du samedi.") == warm + 3
