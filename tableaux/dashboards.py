@@ -3,7 +3,7 @@
 beneficiaries and the programme's figures by territory. The pages and their exports
 (tableaux/views.py) render these."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.core.cache import cache
 from django.db.models import IntegerField, OuterRef, QuerySet
@@ -11,6 +11,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
 from django.urls import reverse
+from django.utils.formats import get_format
+from django.utils.html import format_html_join
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
@@ -19,6 +21,7 @@ from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import policy
+from pvd.french import euros
 from pvd.db import ArraySubquery, Parametre, Preparee
 from pvd.models import Role
 from rappels import prochains
@@ -339,6 +342,14 @@ def programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = SimpleLazyObject(
         lambda: charts.bars([(label, amount) for _, label, amount in chiffres.montants], unit="€")
     )
+    # The tables' rows written in Python, when the fragment is rendered: a template tag per
+    # cell costs more than the rest of the page (the programme has hundreds of cells).
+    context["par_axe_html"] = SimpleLazyObject(lambda: lignes_par_axe(chiffres.par_axe))
+    context["financeurs_html"] = SimpleLazyObject(lambda: lignes_financeurs(chiffres.financeurs))
+    if "lignes_territoires" in figures:
+        context["lignes_territoires_html"] = SimpleLazyObject(
+            lambda: lignes_territoires(level, figures["lignes_territoires"])
+        )
     context["programme_cache_key"] = programme_cache_key(figures, level, code)
     context["dashboard_cache_timeout"] = dashboard_cache.timeout()
     financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
@@ -353,6 +364,71 @@ def programme_context(level, code, today, user) -> dict:
         )
         context["partenaire_cache_key"] = partner_cache_key(context["partenaire"], level, code)
     return context
+
+
+def entiers(*nombres, separateur: str) -> Iterable[str]:
+    """``n|default:0|intcomma`` of each number: French grouping (« 12 358 »), the separator
+    read once for a table."""
+    return (f"{int(n or 0):,}".replace(",", separateur) for n in nombres)
+
+
+def lien_code(nom: str) -> Callable[[str], str]:
+    """The URL named ``nom`` (one ``<str:code>`` argument, a territory's code: digits and
+    letters, never quoted) for any code, reversed once."""
+    marque = "ZZ987654321ZZ"
+    debut, _, fin = reverse(nom, args=[marque]).rpartition(marque)
+    return lambda code: f"{debut}{code}{fin}"
+
+
+CELLULE = '<td class="fr-cell--right">{}</td>'
+
+
+def lignes_par_axe(par_axe: list) -> str:
+    """The rows of « Actions par axe »: each axis's fiches, then per delivery bucket."""
+    if not par_axe:
+        return ""
+    separateur = get_format("THOUSAND_SEPARATOR")
+    ligne = '<tr><th scope="row">Axe {}</th>' + CELLULE * len(par_axe[0][1]) + "</tr>"
+    return format_html_join(
+        "",
+        ligne,
+        ((numero, *entiers(*counts, separateur=separateur)) for numero, counts in par_axe),
+    )
+
+
+def lignes_financeurs(financeurs: list) -> str:
+    """The rows of « Financements par financeur et statut »."""
+    if not financeurs:
+        return ""
+    ligne = '<tr><th scope="row">{}</th>' + CELLULE * len(financeurs[0].montants) + "</tr>"
+    return format_html_join(
+        "", ligne, ((f.nom, *(euros(m) for m in f.montants)) for f in financeurs)
+    )
+
+
+LIGNE_TERRITOIRE = '<tr><th scope="row"><a href="{}">{}</a></th>' + CELLULE * 6 + "</tr>"
+COMPTES = ("nb_beneficiaires", "nb_fiches", "nb_livree", "nb_retards")
+
+
+def lignes_territoires(level: str, lignes: list) -> str:
+    """The rows of the programme's table by région (France) or by département (a région)."""
+    france = level == "france"
+    url = lien_code("tableaux:region" if france else "tableaux:departement")
+    separateur = get_format("THOUSAND_SEPARATOR")
+    return format_html_join(
+        "",
+        LIGNE_TERRITOIRE,
+        (
+            (
+                url(t.code),
+                t.nom if france else f"{t.code} – {t.nom}",
+                *entiers(*(row.get(name) for name in COMPTES), separateur=separateur),
+                euros(row.get("m_notifie") or 0),
+                euros(row.get("m_verse") or 0),
+            )
+            for t, row in lignes
+        ),
+    )
 
 
 def programme_cache_key(figures: dict, level: str, code) -> str | None:
