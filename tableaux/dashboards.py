@@ -11,18 +11,18 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
 from django.urls import reverse
-from django.utils.formats import get_format
-from django.utils.html import format_html_join
 from django.utils import timezone
+from django.utils.formats import get_format
 from django.utils.functional import SimpleLazyObject
+from django.utils.html import format_html_join
 
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import policy
-from pvd.french import euros
 from pvd.db import ArraySubquery, Parametre, Preparee
+from pvd.french import euros
 from pvd.models import Role
 from rappels import prochains
 
@@ -152,16 +152,19 @@ def prefecture_rows(user, params, today):
     }
 
 
-def role_cards(user) -> list[dict]:
+def role_cards(user, lues: dashboard_cache.Lues | None = None) -> list[dict]:
     """The home's cards of the user's roles: kind, function, organisation and perimeter, as
     plain values. Read in one query (compiled once per process), cached per user under
     their perimeter version (renewed by any write to their roles and the territories these
     name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
     renamed) and the last bulk write (the territories' names change through the importers,
-    which say so)."""
+    which say so). ``lues``: what the home read from the cache already."""
     scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
-    key = "tableaux:roles:" + dashboard_cache.fragment_key(scopes, user.pk, user.perimeter_version)
-    cards = cache.get(key)
+    lues = dashboard_cache.Lues() if lues is None else lues
+    key = "tableaux:roles:" + dashboard_cache.fragment_key(
+        scopes, user.pk, user.perimeter_version, lues=lues
+    )
+    cards = lues.get_entry(key)
     if cards is None:
         cards = [
             {
@@ -239,9 +242,12 @@ def home_context(request) -> dict:
     user = request.user
     prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
-    context: dict = {"today": today, "roles": role_cards(user)}
+    context: dict = {"today": today}
+    # What the cache holds for this home, read in as few round trips as possible: the
+    # programme's versions, figures and refresh lock together, then the role cards.
+    lues = dashboard_cache.Lues()
     if policy.sees_everything(user):
-        context.update(programme_context("france", None, today, user))
+        context.update(programme_context("france", None, today, user, lues=lues))
         if policy.is_national(user):
             context["gouvernance"] = SimpleLazyObject(
                 lambda: pilotage_cached({dashboard_cache.PROGRAMME}, today, None, "france")
@@ -279,6 +285,7 @@ def home_context(request) -> dict:
             context.update(ville_context(user, beneficiaires[0], today))
         elif beneficiaires:
             context["rappels"] = prochains.rappels(user, [b.pk for b in beneficiaires])
+    context["roles"] = role_cards(user, lues)
     return context
 
 
@@ -309,9 +316,10 @@ SORT_LABELS = [
 ]
 
 
-def programme_context(level, code, today, user) -> dict:
+def programme_context(level, code, today, user, lues: dashboard_cache.Lues | None = None) -> dict:
     """France (rows: régions), a région (rows: départements) or a département (rows:
-    beneficiaries)."""
+    beneficiaries). ``lues``: what the page reads from the cache, the programme's part read
+    in one round trip."""
     context: dict = {"niveau": level}
     if level == "france":
         context["export_url"] = reverse("tableaux:france")
@@ -330,8 +338,17 @@ def programme_context(level, code, today, user) -> dict:
     # The whole country's figures are the same for every national reader: kept in the cache
     # (tableaux/cache.py), the page says when they were computed.
     shared = policy.sees_everything(user)
+    financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
+    lues = dashboard_cache.Lues() if lues is None else lues
+    if shared:
+        dashboard_cache.read_programme(lues, level, code, financeurs)
     figures = dashboard_cache.programme_figures(
-        level, code, today, shared, lambda: lecture.programme(level, code, beneficiaires, today)
+        level,
+        code,
+        today,
+        shared,
+        lambda: lecture.programme(level, code, beneficiaires, today),
+        lues,
     )
     context.update(figures)
     chiffres = figures["chiffres"]
@@ -350,9 +367,8 @@ def programme_context(level, code, today, user) -> dict:
         context["lignes_territoires_html"] = SimpleLazyObject(
             lambda: lignes_territoires(level, figures["lignes_territoires"])
         )
-    context["programme_cache_key"] = programme_cache_key(figures, level, code)
+    context["programme_cache_key"] = programme_cache_key(figures, level, code, lues)
     context["dashboard_cache_timeout"] = dashboard_cache.timeout()
-    financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
             level,
@@ -361,8 +377,11 @@ def programme_context(level, code, today, user) -> dict:
             financeurs,
             shared,
             lambda: lecture.partenaire(level, actifs, financeurs),
+            lues,
         )
-        context["partenaire_cache_key"] = partner_cache_key(context["partenaire"], level, code)
+        context["partenaire_cache_key"] = partner_cache_key(
+            context["partenaire"], level, code, lues
+        )
     return context
 
 
@@ -431,7 +450,9 @@ def lignes_territoires(level: str, lignes: list) -> str:
     )
 
 
-def programme_cache_key(figures: dict, level: str, code) -> str | None:
+def programme_cache_key(
+    figures: dict, level: str, code, lues: dashboard_cache.Lues | None = None
+) -> str | None:
     """The key of the programme's rendered figures (tiles, charts, tables by axis, funder
     and territory): the figures kept for every national reader are rendered once per
     computation (their « calculés le »), and again after a change that reaches every
@@ -440,10 +461,12 @@ def programme_cache_key(figures: dict, level: str, code) -> str | None:
     calcule_le = figures.get("calcule_le")
     if calcule_le is None:
         return None
-    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code)
+    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code, lues=lues)
 
 
-def partner_cache_key(partenaire: dict, level: str, code) -> str | None:
+def partner_cache_key(
+    partenaire: dict, level: str, code, lues: dashboard_cache.Lues | None = None
+) -> str | None:
     """The key of the partner's rendered part: the figures kept for every partner of these
     funders are rendered once per computation (their « calculés le »), and again after a
     change that reaches every territory (``tout``: the funders' catalogue). None for figures
@@ -452,4 +475,6 @@ def partner_cache_key(partenaire: dict, level: str, code) -> str | None:
     if calcule_le is None:
         return None
     funders = dashboard_cache.funders_key(partenaire["financeurs"])
-    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code, funders)
+    return dashboard_cache.fragment_key(
+        set(), calcule_le.isoformat(), level, code, funders, lues=lues
+    )
