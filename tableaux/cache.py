@@ -157,14 +157,22 @@ class Lues(dict):
     def __init__(self, scopes: Iterable[str] | None = None, keys: Iterable[str] = ()) -> None:
         """Nothing read yet; with ``scopes``, their versions and ``keys`` read now."""
         self.asked: set[str] = set()
+        self.wanted: set[str] = set()
         super().__init__()
         if scopes is not None:
             self.read([*version_keys(scopes), DATA_REWRITTEN_KEY, *keys])
 
+    def want(self, keys: Iterable[str]) -> None:
+        """These entries will be asked: read them with the next round trip."""
+        self.wanted.update(keys)
+
     def read(self, keys: Iterable[str]) -> None:
-        """These entries too, in one more round trip (none if every one was read)."""
+        """These entries too, with those wanted, in one more round trip (none if every one
+        of these was read)."""
         keys = [key for key in dict.fromkeys(keys) if key not in self.asked]
         if keys:
+            keys = [*keys, *(key for key in self.wanted if key not in self.asked)]
+            self.wanted.clear()
             self.update(cache.get_many(keys))
             self.asked.update(keys)
 

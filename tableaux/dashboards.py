@@ -5,11 +5,13 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 
 from collections.abc import Callable, Iterable
 
-from django.core.cache import cache
+from django.core.cache import InvalidCacheBackendError, cache, caches
+from django.core.cache.utils import make_template_fragment_key
 from django.db.models import IntegerField, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import floatformat
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import get_format
@@ -382,7 +384,73 @@ def programme_context(level, code, today, user, lues: dashboard_cache.Lues | Non
         context["partenaire_cache_key"] = partner_cache_key(
             context["partenaire"], level, code, lues
         )
+    keys = {
+        "chiffres": context["programme_cache_key"],
+        "territoires": context["programme_cache_key"],
+        "partenaire": context.get("partenaire_cache_key"),
+    }
+    if any(keys.values()):
+        context["programme_rendu"] = Rendus(context, keys, lues)
     return context
+
+
+# The programme's parts cached once rendered (each as the {% cache %} tag would): their
+# names in the cache, and their templates.
+PARTIES = {
+    "chiffres": ("tableaux-programme-chiffres", "tableaux/includes/programme_chiffres.html"),
+    "partenaire": ("tableaux-partenaire", "tableaux/includes/partenaire.html"),
+    "territoires": (
+        "tableaux-programme-territoires",
+        "tableaux/includes/programme_territoires.html",
+    ),
+}
+
+
+def fragment_cache():
+    """The cache of page fragments, as for the {% cache %} tag."""
+    try:
+        return caches["template_fragments"]
+    except InvalidCacheBackendError:
+        return caches["default"]
+
+
+class Rendus:
+    """The programme's rendered parts (``programme_rendu.chiffres``…), for the figures kept for
+    every national reader or partner: read with the home's other cache entries (``lues``: one
+    round trip with the role cards), and on a miss rendered from ``context`` and stored
+    together. A part whose key is None (figures computed for one reader) is rendered by the
+    template itself."""
+
+    def __init__(self, context: dict, keys: dict, lues: dashboard_cache.Lues) -> None:
+        self.context, self.lues, self.rendus = context, lues, None
+        self.cles = {
+            name: make_template_fragment_key(PARTIES[name][0], [key])
+            for name, key in keys.items()
+            if key
+        }
+        self.store = fragment_cache()
+        if self.store is caches["default"]:
+            lues.want(self.cles.values())
+
+    def __getitem__(self, name: str) -> str | None:
+        if self.rendus is None:
+            self.rendus = self._rendus()
+        return self.rendus.get(name)
+
+    def _rendus(self) -> dict:
+        if self.store is caches["default"]:
+            self.lues.read(self.cles.values())
+            found = {key: self.lues[key] for key in self.cles.values() if key in self.lues}
+        else:
+            found = self.store.get_many(list(self.cles.values()))
+        rendus, nouveaux = {}, {}
+        for name, key in self.cles.items():
+            if key not in found:
+                found[key] = nouveaux[key] = get_template(PARTIES[name][1]).render(self.context)
+            rendus[name] = found[key]
+        if nouveaux:
+            self.store.set_many(nouveaux, dashboard_cache.timeout())
+        return rendus
 
 
 def entiers(*nombres, separateur: str) -> Iterable[str]:
