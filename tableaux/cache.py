@@ -33,6 +33,11 @@ is queued (at most one a minute per territory). Celery beat also computes them a
 they age (``refresh_programme``), one grouped query per level and figure for all the régions
 and all the départements together (tableaux/lecture.py ``programmes``).
 
+A page reads what it needs from the cache in few round trips (``Lues``: the versions of its
+scopes with the entries whose keys are known before, then those keyed on these versions):
+the national and partner homes read the programme's versions, figures and refresh lock
+together, then their role cards and the programme's rendered parts together.
+
 A version lost from the cache is replaced by a new random one, never an old one; the key
 also holds the code version (pvd/cache.py, over ``RENDERED_BY`` and what it imports), so a
 deployment never serves a fragment rendered by the previous release. Redis down: every read
