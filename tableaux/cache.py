@@ -33,6 +33,11 @@ is queued (at most one a minute per territory). Celery beat also computes them a
 they age (``refresh_programme``), one grouped query per level and figure for all the régions
 and all the départements together (tableaux/lecture.py ``programmes``).
 
+A page reads what it needs from the cache in few round trips (``Lues``: the versions of its
+scopes with the entries whose keys are known before, then those keyed on these versions):
+the national and partner homes read the programme's versions, figures and refresh lock
+together, then their role cards and the programme's rendered parts together.
+
 A version lost from the cache is replaced by a new random one, never an old one; the key
 also holds the code version (pvd/cache.py, over ``RENDERED_BY`` and what it imports), so a
 deployment never serves a fragment rendered by the previous release. Redis down: every read
@@ -147,31 +152,72 @@ def renew_everything() -> None:
     renew({TOUT})
 
 
-def versions(scopes: Iterable[str]) -> str:
+class Lues(dict):
+    """Entries read from the cache together, in one round trip (``get_many``): the versions of
+    the scopes a page's fragments read, and any entry whose key is known before (the
+    programme's figures, a refresh lock, a fragment). Passed to ``versions``,
+    ``fragment_key``, ``programme_figures``…, which ask the cache only for what was not read
+    (``asked``); a value set during the request is noted here too."""
+
+    def __init__(self, scopes: Iterable[str] | None = None, keys: Iterable[str] = ()) -> None:
+        """Nothing read yet; with ``scopes``, their versions and ``keys`` read now."""
+        self.asked: set[str] = set()
+        self.wanted: set[str] = set()
+        super().__init__()
+        if scopes is not None:
+            self.read([*version_keys(scopes), DATA_REWRITTEN_KEY, *keys])
+
+    def want(self, keys: Iterable[str]) -> None:
+        """These entries will be asked: read them with the next round trip."""
+        self.wanted.update(keys)
+
+    def read(self, keys: Iterable[str]) -> None:
+        """These entries too, with those wanted, in one more round trip (none if every one
+        of these was read)."""
+        keys = [key for key in dict.fromkeys(keys) if key not in self.asked]
+        if keys:
+            keys = [*keys, *(key for key in self.wanted if key not in self.asked)]
+            self.wanted.clear()
+            self.update(cache.get_many(keys))
+            self.asked.update(keys)
+
+    def get_entry(self, key: str):
+        """An entry, from what was read, or from the cache (None when missing)."""
+        if key not in self.asked:
+            self.read([key])
+        return self.get(key)
+
+
+def version_keys(scopes: Iterable[str]) -> list[str]:
+    return [VERSION_PREFIX + scope for scope in sorted({TOUT, *scopes})]
+
+
+def versions(scopes: Iterable[str], lues: Lues | None = None) -> str:
     """The current versions of these scopes (and of ``tout`` and the last bulk write), one
-    round trip; a missing one is set to a new random value."""
-    keys = [VERSION_PREFIX + scope for scope in sorted({TOUT, *scopes})]
-    found = cache.get_many([*keys, DATA_REWRITTEN_KEY])
+    round trip (none when ``lues`` read them); a missing one is set to a new random value."""
+    keys = version_keys(scopes)
+    lues = Lues() if lues is None else lues
+    lues.read([*keys, DATA_REWRITTEN_KEY])
     for key in keys:
-        if key not in found:
+        if key not in lues:
             current = uuid.uuid4().hex
             # Not an « only once » guard: two instances racing keep either new value, and
             # with Redis down (add refuses) the page is computed under a fresh one.
             if not cache.add(key, current, VERSION_TIMEOUT):
                 current = cache.get(key) or current  # another request set it first
-            found[key] = current
-    return ".".join([*(found[key] for key in keys), str(found.get(DATA_REWRITTEN_KEY, ""))])
+            lues[key] = current
+    return ".".join([*(lues[key] for key in keys), str(lues.get(DATA_REWRITTEN_KEY, ""))])
 
 
 def code_version() -> str:
     return cache_code_version(*RENDERED_BY)
 
 
-def fragment_key(scopes: Iterable[str], *parts) -> str:
+def fragment_key(scopes: Iterable[str], *parts, lues: Lues | None = None) -> str:
     """The key of a dashboard's cached fragment: the versions of the scopes it reads, the
     code, then what it is rendered for (the day, the perimeter, the reader's rights —
     whatever changes its content)."""
-    return ":".join([versions(scopes), code_version(), *(str(part) for part in parts)])
+    return ":".join([versions(scopes, lues), code_version(), *(str(part) for part in parts)])
 
 
 def timeout() -> int:
@@ -206,32 +252,60 @@ def _store(key: str, figures: dict, version: str, today: date) -> dict:
     return figures
 
 
-def _queue_refresh(level: str, code: str | None) -> None:
-    if cache.add(f"tableaux:rafraichir:{level}:{code}", 1, REFRESH_LOCK):
+def refresh_lock_key(level: str, code: str | None) -> str:
+    return f"tableaux:rafraichir:{level}:{code}"
+
+
+def _queue_refresh(level: str, code: str | None, lues: Lues | None = None) -> None:
+    key = refresh_lock_key(level, code)
+    if lues is not None and lues.get(key):  # read with the figures: queued less than a minute ago
+        return
+    if cache.add(key, 1, REFRESH_LOCK):
         from .tasks import refresh_territory
 
         transaction.on_commit(partial(refresh_territory.delay, level, code))
+    if lues is not None:
+        lues[key] = 1
 
 
-def _kept(key: str, level: str, code, today: date, compute: Callable[[], dict]) -> dict:
-    version = versions({territory_scope(level, code)})
-    stored = cache.get(key)
+def read_programme(lues: Lues, level: str, code: str | None, financeurs: list = ()) -> None:
+    """What ``programme_figures`` (and ``partner_figures`` for these funders) will ask, read
+    in one round trip: the territory's version, its figures and its refresh lock."""
+    keys = [programme_key(level, code), refresh_lock_key(level, code)]
+    if financeurs:
+        keys.append(programme_key(level, code, funders_key(financeurs)))
+    lues.read([*version_keys({territory_scope(level, code)}), DATA_REWRITTEN_KEY, *keys])
+
+
+def _kept(
+    key: str, level: str, code, today: date, compute: Callable[[], dict], lues: Lues | None
+) -> dict:
+    lues = lues if lues is not None else Lues()
+    lues.read([*version_keys({territory_scope(level, code)}), key, refresh_lock_key(level, code)])
+    version = versions({territory_scope(level, code)}, lues)
+    stored = lues.get_entry(key)
     if stored is None:  # never computed (or lost): the reader waits, once
         return _store(key, compute(), version, today)
     if _stale(stored, version, today):
-        _queue_refresh(level, code)
+        _queue_refresh(level, code, lues)
     return stored["figures"]
 
 
 def programme_figures(
-    level: str, code: str | None, today: date, shared: bool, compute: Callable[[], dict]
+    level: str,
+    code: str | None,
+    today: date,
+    shared: bool,
+    compute: Callable[[], dict],
+    lues: Lues | None = None,
 ) -> dict:
     """The programme's figures for a territory: the last ones computed for a national reader
     (`shared`: the same for all of them; refreshed in the background when stale), computed by
-    `compute` otherwise or when none was ever computed."""
+    `compute` otherwise or when none was ever computed. ``lues``: what the page read already
+    (the figures, their territory's version and refresh lock, read in one round trip)."""
     if not (shared and settings.PROGRAMME_CACHE_TIMEOUT > 0):
         return compute()
-    return _kept(programme_key(level, code), level, code, today, compute)
+    return _kept(programme_key(level, code), level, code, today, compute, lues)
 
 
 def partner_figures(
@@ -241,12 +315,13 @@ def partner_figures(
     financeurs: list,
     shared: bool,
     compute: Callable[[], dict],
+    lues: Lues | None = None,
 ) -> dict:
     """Where a partner's funders' money goes, kept like the programme's figures."""
     if not (shared and settings.PROGRAMME_CACHE_TIMEOUT > 0):
         return compute()
     key = programme_key(level, code, funders_key(financeurs))
-    return _kept(key, level, code, today, compute)
+    return _kept(key, level, code, today, compute, lues)
 
 
 def partner_funder_sets() -> list[list]:

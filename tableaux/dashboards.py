@@ -4,11 +4,12 @@ beneficiaries and the programme's figures by territory. The pages and their expo
 (tableaux/views.py) render these."""
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache as cache_once
 
-from django.core.cache import cache
+from django.core.cache import InvalidCacheBackendError, cache, caches
+from django.core.cache.utils import make_template_fragment_key
 from django.db.models import F, IntegerField, OuterRef, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -16,7 +17,9 @@ from django.template.defaultfilters import floatformat
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import get_format
 from django.utils.functional import SimpleLazyObject
+from django.utils.html import format_html_join
 
 from actions.plan_cache import fragment_cache
 from communes.models import Beneficiaire, Departement, Region
@@ -27,6 +30,7 @@ from pvd import fragments, policy
 from pvd.db import ArraySubquery, DansLaListe, Parametre, Preparee, Valeur, ensemble
 from pvd.fragments import TIMEOUT as FRAGMENT_TIMEOUT
 from pvd.fragments import content_key
+from pvd.french import euros
 from pvd.models import Role
 from rappels import prochains
 
@@ -265,16 +269,19 @@ def lignes_du_tableau(rows: list) -> list[str]:
     return [lignes[key] for key in keys]
 
 
-def role_cards(user) -> list[dict]:
+def role_cards(user, lues: dashboard_cache.Lues | None = None) -> list[dict]:
     """The home's cards of the user's roles: kind, function, organisation and perimeter, as
     plain values. Read in one query (compiled once per process), cached per user under
     their perimeter version (renewed by any write to their roles and the territories these
     name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
     renamed) and the last bulk write (the territories' names change through the importers,
-    which say so)."""
+    which say so). ``lues``: what the home read from the cache already."""
     scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
-    key = "tableaux:roles:" + dashboard_cache.fragment_key(scopes, user.pk, user.perimeter_version)
-    cards = cache.get(key)
+    lues = dashboard_cache.Lues() if lues is None else lues
+    key = "tableaux:roles:" + dashboard_cache.fragment_key(
+        scopes, user.pk, user.perimeter_version, lues=lues
+    )
+    cards = lues.get_entry(key)
     if cards is None:
         cards = [
             {
@@ -352,9 +359,12 @@ def home_context(request) -> dict:
     user = request.user
     prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
-    context: dict = {"today": today, "roles": role_cards(user)}
+    context: dict = {"today": today}
+    # What the cache holds for this home, read in as few round trips as possible: the
+    # programme's versions, figures and refresh lock together, then the role cards.
+    lues = dashboard_cache.Lues()
     if policy.sees_everything(user):
-        context.update(programme_context("france", None, today, user))
+        context.update(programme_context("france", None, today, user, lues=lues))
         if policy.is_national(user):
             context["gouvernance"] = SimpleLazyObject(
                 lambda: pilotage_cached({dashboard_cache.PROGRAMME}, today, None, "france")
@@ -392,6 +402,7 @@ def home_context(request) -> dict:
             context.update(ville_context(user, beneficiaires[0], today))
         elif beneficiaires:
             context["rappels"] = prochains.rappels(user, [b.pk for b in beneficiaires])
+    context["roles"] = role_cards(user, lues)
     return context
 
 
@@ -422,9 +433,10 @@ SORT_LABELS = [
 ]
 
 
-def programme_context(level, code, today, user) -> dict:
+def programme_context(level, code, today, user, lues: dashboard_cache.Lues | None = None) -> dict:
     """France (rows: régions), a région (rows: départements) or a département (rows:
-    beneficiaries)."""
+    beneficiaries). ``lues``: what the page reads from the cache, the programme's part read
+    in one round trip."""
     context: dict = {"niveau": level}
     if level == "france":
         context["export_url"] = reverse("tableaux:france")
@@ -443,8 +455,17 @@ def programme_context(level, code, today, user) -> dict:
     # The whole country's figures are the same for every national reader: kept in the cache
     # (tableaux/cache.py), the page says when they were computed.
     shared = policy.sees_everything(user)
+    financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
+    lues = dashboard_cache.Lues() if lues is None else lues
+    if shared:
+        dashboard_cache.read_programme(lues, level, code, financeurs)
     figures = dashboard_cache.programme_figures(
-        level, code, today, shared, lambda: lecture.programme(level, code, beneficiaires, today)
+        level,
+        code,
+        today,
+        shared,
+        lambda: lecture.programme(level, code, beneficiaires, today),
+        lues,
     )
     context.update(figures)
     chiffres = figures["chiffres"]
@@ -455,9 +476,16 @@ def programme_context(level, code, today, user) -> dict:
     context["chart_statuts"] = SimpleLazyObject(
         lambda: charts.bars([(label, amount) for _, label, amount in chiffres.montants], unit="€")
     )
-    context["programme_cache_key"] = programme_cache_key(figures, level, code)
+    # The tables' rows written in Python, when the fragment is rendered: a template tag per
+    # cell costs more than the rest of the page (the programme has hundreds of cells).
+    context["par_axe_html"] = SimpleLazyObject(lambda: lignes_par_axe(chiffres.par_axe))
+    context["financeurs_html"] = SimpleLazyObject(lambda: lignes_financeurs(chiffres.financeurs))
+    if "lignes_territoires" in figures:
+        context["lignes_territoires_html"] = SimpleLazyObject(
+            lambda: lignes_territoires(level, figures["lignes_territoires"])
+        )
+    context["programme_cache_key"] = programme_cache_key(figures, level, code, lues)
     context["dashboard_cache_timeout"] = dashboard_cache.timeout()
-    financeurs = policy.partner_funders(user) if not policy.is_national(user) else []
     if financeurs:
         context["partenaire"] = dashboard_cache.partner_figures(
             level,
@@ -466,12 +494,148 @@ def programme_context(level, code, today, user) -> dict:
             financeurs,
             shared,
             lambda: lecture.partenaire(level, actifs, financeurs),
+            lues,
         )
-        context["partenaire_cache_key"] = partner_cache_key(context["partenaire"], level, code)
+        context["partenaire_cache_key"] = partner_cache_key(
+            context["partenaire"], level, code, lues
+        )
+    keys = {
+        "chiffres": context["programme_cache_key"],
+        "territoires": context["programme_cache_key"],
+        "partenaire": context.get("partenaire_cache_key"),
+    }
+    if any(keys.values()):
+        context["programme_rendu"] = Rendus(context, keys, lues)
     return context
 
 
-def programme_cache_key(figures: dict, level: str, code) -> str | None:
+# The programme's parts cached once rendered (each as the {% cache %} tag would): their
+# names in the cache, and their templates.
+PARTIES = {
+    "chiffres": ("tableaux-programme-chiffres", "tableaux/includes/programme_chiffres.html"),
+    "partenaire": ("tableaux-partenaire", "tableaux/includes/partenaire.html"),
+    "territoires": (
+        "tableaux-programme-territoires",
+        "tableaux/includes/programme_territoires.html",
+    ),
+}
+
+
+def fragment_cache():
+    """The cache of page fragments, as for the {% cache %} tag."""
+    try:
+        return caches["template_fragments"]
+    except InvalidCacheBackendError:
+        return caches["default"]
+
+
+class Rendus:
+    """The programme's rendered parts (``programme_rendu.chiffres``…), for the figures kept for
+    every national reader or partner: read with the home's other cache entries (``lues``: one
+    round trip with the role cards), and on a miss rendered from ``context`` and stored
+    together. A part whose key is None (figures computed for one reader) is rendered by the
+    template itself."""
+
+    def __init__(self, context: dict, keys: dict, lues: dashboard_cache.Lues) -> None:
+        self.context, self.lues, self.rendus = context, lues, None
+        self.cles = {
+            name: make_template_fragment_key(PARTIES[name][0], [key])
+            for name, key in keys.items()
+            if key
+        }
+        self.store = fragment_cache()
+        if self.store is caches["default"]:
+            lues.want(self.cles.values())
+
+    def __getitem__(self, name: str) -> str | None:
+        if self.rendus is None:
+            self.rendus = self._rendus()
+        return self.rendus.get(name)
+
+    def _rendus(self) -> dict:
+        if self.store is caches["default"]:
+            self.lues.read(self.cles.values())
+            found = {key: self.lues[key] for key in self.cles.values() if key in self.lues}
+        else:
+            found = self.store.get_many(list(self.cles.values()))
+        rendus, nouveaux = {}, {}
+        for name, key in self.cles.items():
+            if key not in found:
+                found[key] = nouveaux[key] = get_template(PARTIES[name][1]).render(self.context)
+            rendus[name] = found[key]
+        if nouveaux:
+            self.store.set_many(nouveaux, dashboard_cache.timeout())
+        return rendus
+
+
+def entiers(*nombres, separateur: str) -> Iterable[str]:
+    """``n|default:0|intcomma`` of each number: French grouping (« 12 358 »), the separator
+    read once for a table."""
+    return (f"{int(n or 0):,}".replace(",", separateur) for n in nombres)
+
+
+def lien_code(nom: str) -> Callable[[str], str]:
+    """The URL named ``nom`` (one ``<str:code>`` argument, a territory's code: digits and
+    letters, never quoted) for any code, reversed once."""
+    marque = "ZZ987654321ZZ"
+    debut, _, fin = reverse(nom, args=[marque]).rpartition(marque)
+    return lambda code: f"{debut}{code}{fin}"
+
+
+CELLULE = '<td class="fr-cell--right">{}</td>'
+
+
+def lignes_par_axe(par_axe: list) -> str:
+    """The rows of « Actions par axe »: each axis's fiches, then per delivery bucket."""
+    if not par_axe:
+        return ""
+    separateur = get_format("THOUSAND_SEPARATOR")
+    ligne = '<tr><th scope="row">Axe {}</th>' + CELLULE * len(par_axe[0][1]) + "</tr>"
+    return format_html_join(
+        "",
+        ligne,
+        ((numero, *entiers(*counts, separateur=separateur)) for numero, counts in par_axe),
+    )
+
+
+def lignes_financeurs(financeurs: list) -> str:
+    """The rows of « Financements par financeur et statut »."""
+    if not financeurs:
+        return ""
+    ligne = '<tr><th scope="row">{}</th>' + CELLULE * len(financeurs[0].montants) + "</tr>"
+    return format_html_join(
+        "", ligne, ((f.nom, *(euros(m) for m in f.montants)) for f in financeurs)
+    )
+
+
+LIGNE_TERRITOIRE = '<tr><th scope="row"><a href="{}">{}</a></th>' + CELLULE * 6 + "</tr>"
+COMPTES = ("nb_beneficiaires", "nb_fiches", "nb_livree", "nb_retards")
+
+
+def lignes_territoires(level: str, lignes: list) -> str:
+    """The rows of the programme's table by région (France) or by département (a région)."""
+    france = level == "france"
+    url = lien_code("tableaux:region" if france else "tableaux:departement")
+    separateur = get_format("THOUSAND_SEPARATOR")
+    return format_html_join(
+        "",
+        LIGNE_TERRITOIRE,
+        (
+            (
+                url(t.code),
+                t.nom if france else f"{t.code} – {t.nom}",
+                *entiers(*(row.get(name) for name in COMPTES), separateur=separateur),
+                euros(row.get("m_notifie") or 0),
+                euros(row.get("m_verse") or 0),
+            )
+            for t, row in lignes
+        ),
+    )
+
+
+def programme_cache_key(
+    figures: dict, level: str, code, lues: dashboard_cache.Lues | None = None
+) -> str | None:
     """The key of the programme's rendered figures (tiles, charts, tables by axis, funder
     and territory): the figures kept for every national reader are rendered once per
     computation (their « calculés le »), and again after a change that reaches every
@@ -480,10 +644,12 @@ def programme_cache_key(figures: dict, level: str, code) -> str | None:
     calcule_le = figures.get("calcule_le")
     if calcule_le is None:
         return None
-    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code)
+    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code, lues=lues)
 
 
-def partner_cache_key(partenaire: dict, level: str, code) -> str | None:
+def partner_cache_key(
+    partenaire: dict, level: str, code, lues: dashboard_cache.Lues | None = None
+) -> str | None:
     """The key of the partner's rendered part: the figures kept for every partner of these
     funders are rendered once per computation (their « calculés le »), and again after a
     change that reaches every territory (``tout``: the funders' catalogue). None for figures
@@ -492,4 +658,6 @@ def partner_cache_key(partenaire: dict, level: str, code) -> str | None:
     if calcule_le is None:
         return None
     funders = dashboard_cache.funders_key(partenaire["financeurs"])
-    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code, funders)
+    return dashboard_cache.fragment_key(
+        set(), calcule_le.isoformat(), level, code, funders, lues=lues
+    )

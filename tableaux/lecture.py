@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 from operator import attrgetter
+from typing import NamedTuple
 
 from django.db.models import (
     BooleanField,
@@ -106,7 +107,7 @@ PAYES = (STATUTS.NOTIFIE, STATUTS.VERSE)  # money decided: notified or already p
 # What a plan adds up to leaves abandoned fiches out (actions/plan.py).
 COMPTEE = ~abandonnee_q()
 # Part of the cache key of the programme's figures: raise it when their shape changes.
-VERSION = 1
+VERSION = 2
 NB_RETARDS = 10  # late fiches listed on the élu's dashboard
 
 
@@ -872,6 +873,14 @@ def financement_par(fiches: QuerySet, key: str | None) -> dict:
     }
 
 
+class Territoire(NamedTuple):
+    """A région or département of the programme's rows: its code and name, as kept in the
+    cache with the figures (lighter to read back than a model instance)."""
+
+    code: str
+    nom: str
+
+
 def programme(level: str, code: str | None, beneficiaires: QuerySet, today: date) -> dict:
     """The programme's figures for France (rows: régions), a région (rows: départements) or
     a département (rows: beneficiaries); ``beneficiaires`` already restricted to the
@@ -883,7 +892,9 @@ def programme(level: str, code: str | None, beneficiaires: QuerySet, today: date
     else:
         rows, group = territoires(level, code)
         totaux = totaux_par(actifs, group, today)
-        figures["lignes_territoires"] = [(t, totaux.get(t.code, {})) for t in rows]
+        figures["lignes_territoires"] = [
+            (Territoire(*t), totaux.get(t[0], {})) for t in rows.values_list("code", "nom")
+        ]
     return figures
 
 
@@ -941,10 +952,12 @@ def programmes(level: str, beneficiaires: QuerySet, today: date, codes: list) ->
         for code in codes:
             result[code]["lignes_territoires"] = []
         totaux = totaux_par(actifs, "departement", today)
-        for departement in Departement.objects.order_by("code"):
-            if departement.region_id in result:
-                result[departement.region_id]["lignes_territoires"].append(
-                    (departement, totaux.get(departement.code, {}))
+        for departement, nom, region in Departement.objects.order_by("code").values_list(
+            "code", "nom", "region_id"
+        ):
+            if region in result:
+                result[region]["lignes_territoires"].append(
+                    (Territoire(departement, nom), totaux.get(departement, {}))
                 )
     return result
 
