@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache as cache_once
 
-from django.core.cache import InvalidCacheBackendError, cache, caches
+from django.core.cache import cache, caches
 from django.core.cache.utils import make_template_fragment_key
 from django.db.models import F, IntegerField, OuterRef, QuerySet
 from django.http import Http404
@@ -519,14 +519,6 @@ PARTIES = {
         "tableaux/includes/programme_territoires.html",
     ),
 }
-
-
-def fragment_cache():
-    """The cache of page fragments, as for the {% cache %} tag."""
-    try:
-        return caches["template_fragments"]
-    except InvalidCacheBackendError:
-        return caches["default"]
 
 
 class Rendus:
