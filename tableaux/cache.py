@@ -220,6 +220,16 @@ def fragment_key(scopes: Iterable[str], *parts, lues: Lues | None = None) -> str
     return ":".join([versions(scopes, lues), code_version(), *(str(part) for part in parts)])
 
 
+def computation_key(calcule_le, *parts, lues: Lues | None = None) -> str:
+    """The key of a part rendered from figures kept for many readers (the programme's, a
+    partner's): the time they were computed (what they show, stored with them), the last
+    bulk write of the reference data (names read with the page), the code, then ``parts``."""
+    lues = Lues() if lues is None else lues
+    lues.read([DATA_REWRITTEN_KEY])
+    rewritten = str(lues.get(DATA_REWRITTEN_KEY, ""))
+    return ":".join([calcule_le.isoformat(), rewritten, code_version(), *map(str, parts)])
+
+
 def timeout() -> int:
     return settings.DASHBOARD_CACHE_TIMEOUT
 

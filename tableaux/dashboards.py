@@ -630,26 +630,26 @@ def programme_cache_key(
 ) -> str | None:
     """The key of the programme's rendered figures (tiles, charts, tables by axis, funder
     and territory): the figures kept for every national reader are rendered once per
-    computation (their « calculés le »), and again after a change that reaches every
-    territory (``tout``) or a bulk write (the territories' names). None for figures computed
-    for this reader alone."""
+    computation (their « calculés le »), and again after a bulk write (the territory's name,
+    read with the page) or a change of code. None for figures computed for this reader
+    alone. No territory's version is in it: the part shows the kept figures and nothing
+    else, so renewing versions (``renew_everything``) serves the same rendering until the
+    figures are computed again."""
     calcule_le = figures.get("calcule_le")
     if calcule_le is None:
         return None
-    return dashboard_cache.fragment_key(set(), calcule_le.isoformat(), level, code, lues=lues)
+    return dashboard_cache.computation_key(calcule_le, level, code, lues=lues)
 
 
 def partner_cache_key(
     partenaire: dict, level: str, code, lues: dashboard_cache.Lues | None = None
 ) -> str | None:
     """The key of the partner's rendered part: the figures kept for every partner of these
-    funders are rendered once per computation (their « calculés le »), and again after a
-    change that reaches every territory (``tout``: the funders' catalogue). None for figures
-    computed for this reader alone."""
+    funders are rendered once per computation (their « calculés le »: the funders' names
+    are in them), as ``programme_cache_key``. None for figures computed for this reader
+    alone."""
     calcule_le = partenaire.get("calcule_le")
     if calcule_le is None:
         return None
     funders = dashboard_cache.funders_key(partenaire["financeurs"])
-    return dashboard_cache.fragment_key(
-        set(), calcule_le.isoformat(), level, code, funders, lues=lues
-    )
+    return dashboard_cache.computation_key(calcule_le, level, code, funders, lues=lues)

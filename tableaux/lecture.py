@@ -148,7 +148,6 @@ class Ville:
     chefs: list[Occupation]
     postes_vacants: list[date | None]  # since when each vacant post is vacant
     indicateurs: list[Indicateur]
-    derniere_mise_a_jour: object = None
     nb_sans_fin: int = 0  # not finished, no planned end: lateness unknown
     sans_nouvelles: list[FicheAction] = field(default_factory=list)
     # The next deadlines the reminders will speak of: contracts and conventions ending.
@@ -195,13 +194,14 @@ VILLE_FICHES = [
     "cout_abandonne",
     "nb_retards",
     "nb_sans_fin",
-    "derniere_maj",
 ]
 
 
 def _ville_fiches(_variante) -> QuerySet:
-    """The plan's counts and costs: per bucket, counted, abandoned, late, without an end, and
-    its last update (one row, none without a fiche)."""
+    """The plan's counts and costs: per bucket, counted, abandoned, late and without an end
+    (one row, none without a fiche). Only what the dashboard shows: its rows are the key of
+    its rendered fragment, so a figure read and not shown (the last update's time) would
+    render it again after every edit."""
     return (
         _fiches_du_beneficiaire()
         .order_by()
@@ -214,7 +214,6 @@ def _ville_fiches(_variante) -> QuerySet:
             cout_abandonne=Sum("cout_total", filter=abandonnee_q()),
             nb_retards=Count("pk", filter=en_retard_q(_jour_slot())),
             nb_sans_fin=Count("pk", filter=sans_fin_q()),
-            derniere_maj=Max("updated_at"),
         )
         .values_list(*VILLE_FICHES)
     )
@@ -424,7 +423,6 @@ def ville(
         retards=retards,
         nb_retards=fiches.get("nb_retards", 0),
         nb_sans_fin=fiches.get("nb_sans_fin", 0),
-        derniere_mise_a_jour=fiches.get("derniere_maj"),
         echeance=Echeance(date_adhesion, cadre_signee, date_cadre, today),
         chefs=chefs,
         fins_de_contrat=[chef for chef in chefs if chef.is_contrat_finissant(today)],

@@ -85,6 +85,26 @@ def test_a_renewed_version_whose_figures_did_not_move_is_not_rendered_again(
     assert warm <= cold - 6  # the rows were read again (in one round trip)
 
 
+def test_an_edit_the_dashboard_does_not_show_does_not_render_it_again(
+    client_for, elu_ussel, plans, monkeypatch
+):
+    """A fiche's description edited: its beneficiary's version is renewed and the rows read
+    again, but they hold only what the dashboard shows (no last-update time), so the same
+    rendering is served."""
+    ussel, _ = plans
+    client = client_for(elu_ussel)
+    first = home(client)
+    fiche = FicheAction.objects.filter(beneficiaire=ussel).order_by("pk").first()
+    fiche.description = "Une description que le tableau de bord ne montre pas"
+    fiche.save()
+
+    def not_built_again(*args, **kwargs):
+        raise AssertionError("the dashboard was built again from the same rows")
+
+    monkeypatch.setattr(lecture, "ville", not_built_again)
+    assert home(client) == first
+
+
 def test_every_change_to_the_plan_the_conventions_or_the_posts_shows_at_once(
     client_for, elu_ussel, plans
 ):
