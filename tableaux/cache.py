@@ -188,14 +188,15 @@ class Lues(dict):
         return self.get(key)
 
 
-def version_keys(scopes: Iterable[str]) -> list[str]:
-    return [VERSION_PREFIX + scope for scope in sorted({TOUT, *scopes})]
+def version_keys(scopes: Iterable[str], tout: bool = True) -> list[str]:
+    return [VERSION_PREFIX + scope for scope in sorted({TOUT, *scopes} if tout else set(scopes))]
 
 
-def versions(scopes: Iterable[str], lues: Lues | None = None) -> str:
-    """The current versions of these scopes (and of ``tout`` and the last bulk write), one
-    round trip (none when ``lues`` read them); a missing one is set to a new random value."""
-    keys = version_keys(scopes)
+def versions(scopes: Iterable[str], lues: Lues | None = None, tout: bool = True) -> str:
+    """The current versions of these scopes (and of ``tout`` unless told not to, and the
+    last bulk write), one round trip (none when ``lues`` read them); a missing one is set to
+    a new random value."""
+    keys = version_keys(scopes, tout)
     lues = Lues() if lues is None else lues
     lues.read([*keys, DATA_REWRITTEN_KEY])
     for key in keys:
@@ -213,11 +214,13 @@ def code_version() -> str:
     return cache_code_version(*RENDERED_BY)
 
 
-def fragment_key(scopes: Iterable[str], *parts, lues: Lues | None = None) -> str:
+def fragment_key(scopes: Iterable[str], *parts, lues: Lues | None = None, tout: bool = True) -> str:
     """The key of a dashboard's cached fragment: the versions of the scopes it reads, the
     code, then what it is rendered for (the day, the perimeter, the reader's rights —
-    whatever changes its content)."""
-    return ":".join([versions(scopes, lues), code_version(), *(str(part) for part in parts)])
+    whatever changes its content). ``tout=False`` for a fragment that reads none of the
+    rows a change of every territory stands for (the funders' catalogue)."""
+    version = versions(scopes, lues, tout)
+    return ":".join([version, code_version(), *(str(part) for part in parts)])
 
 
 def computation_key(calcule_le, *parts, lues: Lues | None = None) -> str:

@@ -275,11 +275,12 @@ def role_cards(user, lues: dashboard_cache.Lues | None = None) -> list[dict]:
     their perimeter version (renewed by any write to their roles and the territories these
     name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
     renamed) and the last bulk write (the territories' names change through the importers,
-    which say so). ``lues``: what the home read from the cache already."""
+    which say so); not under ``tout`` (the funders' catalogue, which no card shows).
+    ``lues``: what the home read from the cache already."""
     scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
     lues = dashboard_cache.Lues() if lues is None else lues
     key = "tableaux:roles:" + dashboard_cache.fragment_key(
-        scopes, user.pk, user.perimeter_version, lues=lues
+        scopes, user.pk, user.perimeter_version, lues=lues, tout=False
     )
     cards = lues.get_entry(key)
     if cards is None:
