@@ -8,7 +8,7 @@ from django_filters.views import FilterView
 
 from pvd import audit, files, fragments, policy
 from pvd.access import BeneficiaireMixin
-from pvd.db import ArraySubquery
+from pvd.db import ArraySubquery, liees_par_le_serveur
 from pvd.integrity import IntegrityErrorMixin, create_once
 from pvd.pagination import LastPageMixin
 
@@ -140,7 +140,10 @@ class BeneficiaireListView(LastPageMixin, FilterView):
     def get(self, request, *args, **kwargs):
         export = request.GET.get("export")
         if export not in ("csv", "xlsx"):
-            return super().get(request, *args, **kwargs)
+            # The count and the page's rows, prepared by PostgreSQL (planning them cost more
+            # than running them).
+            with liees_par_le_serveur():
+                return super().get(request, *args, **kwargs)
         filterset = self.get_filterset(self.get_filterset_class())
         if not filterset.is_valid():
             return super().get(request, *args, **kwargs)

@@ -5,6 +5,7 @@ Each expression here compiles to PostgreSQL's own SQL there and to an SQLite equ
 otherwise, so that the read-models write one query for both.
 """
 
+import contextlib
 import functools
 import json
 import threading
@@ -275,6 +276,33 @@ def ensemble(*requetes: tuple[Preparee, Hashable, dict], using: str = "default")
         convertir(rows, converters, connection)
         for rows, (_, _, converters) in zip(lignes, compilees, strict=True)
     ]
+
+
+@contextlib.contextmanager
+def liees_par_le_serveur(using: str = "default"):
+    """Django's queries in this block bound by PostgreSQL, which keeps each one prepared on
+    the connection after a few runs (``prepare_threshold``): a list page's count and rows,
+    whose plan costs more than their run. Only for queries whose parameters the server may
+    bind (not one repeated in a GROUP BY, which a bound parameter no longer matches: the
+    tests of the page say so). Client-bound, as always, elsewhere (SQLite, no threshold)."""
+    connection = connections[using]
+    options = connection.settings_dict.get("OPTIONS", {})
+    if connection.vendor != "postgresql" or options.get("prepare_threshold") is None:
+        yield
+        return
+    connection.ensure_connection()
+    brute = connection.connection
+    lie, journalise = _curseurs_lies()
+    avant = brute.cursor_factory
+
+    def curseur(*args, **kwargs):  # logged as Django logs it, when it does (DEBUG, tests)
+        return (journalise if connection.queries_logged else lie)(*args, **kwargs)
+
+    brute.cursor_factory = curseur
+    try:
+        yield
+    finally:
+        brute.cursor_factory = avant
 
 
 def _curseur_lie_par_le_serveur(connection):

@@ -95,3 +95,27 @@ def test_queries_sent_together_give_their_own_rows_logged_and_prepared():
             cursor.execute("SELECT statement FROM pg_prepared_statements")
             prepared = [statement for (statement,) in cursor.fetchall()]
         assert sum('"pvd_user"' in statement for statement in prepared) == 2
+
+
+@pytest.mark.django_db
+def test_queries_bound_by_the_server_in_the_block_are_prepared_and_logged():
+    from pvd.db import liees_par_le_serveur
+
+    User.objects.create(email="liee@pvd.invalid")
+
+    def read():
+        return list(User.objects.filter(email__startswith="liee@").values_list("email", flat=True))
+
+    for _ in range(6):  # prepared by PostgreSQL from the fifth run on
+        with liees_par_le_serveur(), CaptureQueriesContext(connection) as queries:
+            assert read() == ["liee@pvd.invalid"]
+        assert len(queries) == 1 and queries[0]["sql"].startswith("SELECT")
+    assert read() == ["liee@pvd.invalid"]  # client-bound again after the block
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [statement for (statement,) in cursor.fetchall()]
+        assert sum("liee@" not in s and '"pvd_user"' in s for s in prepared) == 1
+        from psycopg import ClientCursor
+
+        assert isinstance(connection.connection.cursor(), ClientCursor)
