@@ -49,11 +49,13 @@ from actions.models import (
 )
 from actions.plan import (
     MONEY,
+    PLAN_FINANCEURS,
     ZERO,
     LigneFinanceur,
     Livraison,
     lignes_comptees,
     livraison_case,
+    plan_financement_par_financeur,
     reste_et_depassement,
 )
 from communes.models import (
@@ -219,22 +221,6 @@ def _ville_fiches(_variante) -> QuerySet:
     )
 
 
-def _ville_financeurs(_variante) -> QuerySet:
-    """``financement_par_financeur`` (actions/plan.py) for the beneficiary's plan."""
-    statuts = list(STATUTS.values)
-    return (
-        lignes_comptees(_fiches_du_beneficiaire())
-        .order_by()
-        .values("financeur__nom", "financeur__ordre")
-        .annotate(
-            total=Sum("montant"),
-            **{f"s_{statut}": Sum("montant", filter=Q(statut=statut)) for statut in statuts},
-        )
-        .order_by("financeur__ordre", "financeur__nom")
-        .values_list("financeur__nom", "total", *(f"s_{statut}" for statut in statuts))
-    )
-
-
 RETARD = ("id", "reference", "titre", "date_fin_prevue")
 
 
@@ -331,16 +317,19 @@ def _ville_sans_nouvelles(_variante) -> QuerySet:
 
 
 VILLE = {
-    name: Preparee(build)
-    for name, build in {
-        "fiches": _ville_fiches,
-        "financeurs": _ville_financeurs,
-        "retards": _ville_retards,
-        "echeances": _ville_echeances,
-        "chefs": _ville_chefs,
-        "indicateurs": _ville_indicateurs,
-        "sans_nouvelles": _ville_sans_nouvelles,
-    }.items()
+    "fiches": Preparee(_ville_fiches),
+    # The plan's financing by funder: the plan page's own query (actions/plan.py).
+    "financeurs": PLAN_FINANCEURS,
+    **{
+        name: Preparee(build)
+        for name, build in {
+            "retards": _ville_retards,
+            "echeances": _ville_echeances,
+            "chefs": _ville_chefs,
+            "indicateurs": _ville_indicateurs,
+            "sans_nouvelles": _ville_sans_nouvelles,
+        }.items()
+    },
 }
 
 
@@ -382,13 +371,7 @@ def ville(
     rows = lignes.__getitem__
     fiches = dict(zip(VILLE_FICHES, (rows("fiches") or [None])[0] or [], strict=False))  # 1
     counts = [fiches.get(f"nb_{bucket}", 0) for bucket in Livraison.values]
-    lignes = [
-        LigneFinanceur(nom, [montant or ZERO for montant in montants], total)
-        for nom, total, *montants in rows("financeurs")
-    ]  # 2
-    par_statut = [
-        sum((ligne.montants[i] for ligne in lignes), ZERO) for i in range(len(STATUTS.values))
-    ]
+    lignes, par_statut = plan_financement_par_financeur(beneficiaire, rows("financeurs"))  # 2
     totals = {
         "nb_fiches": fiches.get("nb_fiches", 0),
         "cout": fiches.get("cout") or ZERO,
