@@ -295,32 +295,11 @@ def test_a_search_answer_shows_the_rows_of_its_fiches(client_for, cdp_ussel, thr
 
 
 def test_right_after_a_change_the_page_reads_and_writes_the_cache_once_each(
-    client_for, cdp_ussel, three_fiches, monkeypatch
+    client_for, cdp_ussel, three_fiches, cache_calls
 ):
     """The page, then its parts that did not change (rows, filter form, table by funder,
     timeline and its CSS) in one read; the page and its new parts in one write."""
-    from django.core.cache import caches
-
-    store = caches["template_fragments"]
-    calls, inside = [], []
-
-    def counted(verb):
-        method = getattr(store, verb)
-
-        def call(*args, **kwargs):
-            if inside:  # the memory cache's get_many asks get for each key
-                return method(*args, **kwargs)
-            calls.append(verb)
-            inside.append(verb)
-            try:
-                return method(*args, **kwargs)
-            finally:
-                inside.pop()
-
-        return call
-
-    for verb in ("get", "get_many", "set", "set_many"):
-        monkeypatch.setattr(store, verb, counted(verb))
+    calls = cache_calls
     client = client_for(cdp_ussel)
     client.get(plan_url(three_fiches))
     calls.clear()
