@@ -494,7 +494,7 @@ def test_the_signature_keeps_its_own_date_apart_from_who_recorded_it_and_when(
     cadre_ussel.refresh_from_db()
     assert cadre_ussel.date_signature == date(2022, 10, 18)
     assert cadre_ussel.signature_enregistree_par == prefecture_19
-    assert cadre_ussel.signature_enregistree_le.date() == timezone.localdate()
+    assert timezone.localdate(cadre_ussel.signature_enregistree_le) == timezone.localdate()
     page = client.get(reverse("conventions:detail", args=[cadre_ussel.pk])).content.decode()
     assert f"(enregistrée le {timezone.localdate():%d/%m/%Y} par" in page
 
