@@ -660,11 +660,17 @@ def fiche_with_a_history(fiche_ussel, cdp_ussel, national) -> None:
         PointAvancement.objects.create(fiche=fiche_ussel, texte="Visite", auteur=national)
 
 
-def test_the_fiche_page_takes_seven_queries(client_for, cdp_ussel, national, fiche_ussel):
-    """The session, the reader, the fiche (its total and communes), its lines, indicators,
-    progress notes and history: the history names what it points at from what the page has
-    read (the funders, the axe, the notes' authors) and looks up the page's rows by id; a
-    former funder or axe it names costs one query per kind of object."""
+def test_the_fiche_page_takes_one_round_trip_for_its_rows(
+    client_for, cdp_ussel, national, fiche_ussel, monkeypatch
+):
+    """The session, the reader, then the page's six queries sent together (actions/fiche.py,
+    pvd/db.py ``ensemble``: one round trip, each statement counted): the fiche (its total and
+    communes), its lines, the decisions that set them, its indicators, progress notes and
+    history. The history names what it points at from what the page has read (the funders,
+    the axe, the notes' authors); a former funder or axe it names costs one query per kind
+    of object."""
+    from actions import fiche as lecture
+
     client = client_for(cdp_ussel)
     url = reverse("actions:fiche", args=[fiche_ussel.pk])
     with set_actor(national):
@@ -680,10 +686,16 @@ def test_the_fiche_page_takes_seven_queries(client_for, cdp_ussel, national, fic
         Mesure.objects.create(indicateur=indicateur, date=date(2025, 1, 1), valeur=40)
         PointAvancement.objects.create(fiche=fiche_ussel, texte="Visite", auteur=national)
     client.get(url)
-    assert count_queries(lambda: client.get(url)) == 7
+    sent = []
+    ensemble = lecture.ensemble
+    monkeypatch.setattr(
+        lecture, "ensemble", lambda *queries: sent.append(len(queries)) or ensemble(*queries)
+    )
+    assert count_queries(lambda: client.get(url)) == 2 + 6
+    assert sent == [6]
 
     fiche_with_a_history(fiche_ussel, cdp_ussel, national)
-    assert count_queries(lambda: client.get(url)) == 7 + 2
+    assert count_queries(lambda: client.get(url)) == 2 + 6 + 2
 
 
 def test_the_fiche_history_shows_what_every_history_shows(
