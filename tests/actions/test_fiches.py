@@ -1,4 +1,5 @@
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from auditlog.context import set_actor
@@ -638,6 +639,62 @@ def test_the_fiche_history_rows_cached_show_a_change_at_once(
     historique = historique[historique.index("Historique des modifications") :]
     assert "Mathilde" in historique
     assert "Rénovation de la halle → Rénovation de la halle aux grains" in historique
+
+
+def test_the_fiche_body_is_rendered_once_per_content_and_rights(
+    production_caches,
+    client_for,
+    cdp_ussel,
+    elu_ussel,
+    prefecture_36,
+    fiche_ussel,
+    today,
+    time_machine,
+):
+    """The body of the page is cached on all it shows (actions/fiche.py ``Fiche.content``):
+    asked again, it is not rendered again; a change shows at once, even one written without
+    signals (an ``update()``: a funder renamed, a measure's value, the fiche's text); a
+    reader who may not edit never gets the editor's body; the day makes a fiche late; another
+    territory still gets a 404."""
+    from django.test.signals import template_rendered
+
+    from actions.views import FicheDetailView
+
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+    indicateur = Indicateur.objects.create(
+        fiche=fiche_ussel, type="realisation", libelle="Surface", unite="m²", cible=100
+    )
+    mesure = Mesure.objects.create(indicateur=indicateur, date=date(2025, 1, 1), valeur=40)
+    rendered = []
+
+    def count(sender, template, context, **kwargs):
+        if template.name == FicheDetailView.body_template:
+            rendered.append(context["can_edit"])
+
+    template_rendered.connect(count)
+    try:
+        page = text(client_for(cdp_ussel).get(url))
+        assert "Modifier la fiche et son financement" in page
+        assert text(client_for(cdp_ussel).get(url)) == page
+        assert rendered == [True]
+        assert "Modifier la fiche" not in text(client_for(elu_ussel).get(url))
+        assert text(client_for(cdp_ussel).get(url)) == page
+        assert rendered == [True, False]
+
+        Financeur.objects.filter(nom="DSIL").update(nom="DSIL (État)")
+        Mesure.objects.filter(pk=mesure.pk).update(valeur=55)
+        FicheAction.objects.filter(pk=fiche_ussel.pk).update(
+            description="Une halle du XIXe siècle", date_fin_prevue=date(2026, 3, 17)
+        )
+        page = text(client_for(cdp_ussel).get(url))
+        assert "DSIL (État)" in page and "Surface Réalisation 55 m²" in page
+        assert "Une halle du XIXe siècle" in page and "En retard" not in page
+        assert len(rendered) == 3
+        time_machine.move_to(datetime(2026, 3, 18, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
+        assert "En retard" in text(client_for(cdp_ussel).get(url))
+        assert client_for(prefecture_36).get(url).status_code == 404
+    finally:
+        template_rendered.disconnect(count)
 
 
 def fiche_with_a_history(fiche_ussel, cdp_ussel, national) -> None:
