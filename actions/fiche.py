@@ -18,7 +18,6 @@ content and set of rights.
 """
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
 from django.http import Http404
@@ -31,8 +30,6 @@ from pvd.models import User
 from .models import FicheAction, Financeur, Indicateur, LigneFinancement, Mesure, PointAvancement
 from .plan import fiche_totals, with_finance_of_fiche
 from .plan_cache import digest
-
-ZERO = Decimal("0")
 
 
 def _fiche_slot() -> Parametre:
@@ -55,11 +52,12 @@ Reunion = Decision._meta.get_field("reunion").related_model
 Instance = Reunion._meta.get_field("instance").related_model
 
 FICHE = _columns(FicheAction)
+AXE = _columns(Axe)
 FICHE_MORE = (
     "finance",
     "noms_communes",
     *(f"beneficiaire__{name}" for name in BENEFICIAIRE),
-    *_columns(Axe, "axe__"),
+    *(f"axe__{name}" for name in AXE),
     *(f"updated_by__{name}" for name in USER),
 )
 LIGNE = _columns(LigneFinancement)
@@ -204,7 +202,7 @@ class Fiche:
         fiche.beneficiaire = Beneficiaire.from_db(
             "default", BENEFICIAIRE, [next(more) for _ in BENEFICIAIRE]
         )
-        fiche.axe = Axe.from_db("default", _columns(Axe), [next(more) for _ in _columns(Axe)])
+        fiche.axe = Axe.from_db("default", AXE, [next(more) for _ in AXE])
         fiche.updated_by = _user([next(more) for _ in USER])
         return fiche
 
