@@ -19,7 +19,7 @@ content and set of rights.
 
 from dataclasses import dataclass, field
 
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils.functional import cached_property
 
@@ -33,7 +33,12 @@ from .plan_cache import digest
 
 
 def _fiche_slot() -> Parametre:
-    return Parametre("fiche", IntegerField())
+    return Parametre("fiche", BigIntegerField())
+
+
+# The largest id a row may have (bigint): a larger one in the address finds nothing (a 404, as
+# an ORM lookup gives), and is never sent.
+MAX_ID = 2**63 - 1
 
 
 def _columns(model, prefix: str = "") -> tuple[str, ...]:
@@ -169,6 +174,8 @@ class Fiche:
 
     def __init__(self, user, pk: int):
         self.user = user
+        if pk > MAX_ID:
+            raise Http404("Aucune fiche action ne correspond à cette adresse.")
         if len(FICHE_QUERY.compilees) >= MAX_COMPILEES:
             FICHE_QUERY.compilees.clear()
         lecteur = _Lecteur(policy.perimeter_key(user), user)

@@ -484,6 +484,13 @@ def test_other_territory_gets_404(request, client_for, who, fiche_ussel):
         assert getattr(client, method)(url).status_code == 404, (method, url)
 
 
+@pytest.mark.parametrize("pk", [0, 2**31, 2**63 - 1, 2**63, 10**23])
+def test_an_id_no_fiche_has_is_a_404(client_for, national, fiche_ussel, pk):
+    """Read through prepared queries (actions/fiche.py): an id beyond any row's, even beyond
+    a bigint, finds nothing, as an ORM lookup would."""
+    assert client_for(national).get(reverse("actions:fiche", args=[pk])).status_code == 404
+
+
 def test_chef_de_projet_cannot_reach_another_plan(client_for, cdp_ussel, le_blanc):
     ensure_axes(le_blanc)
     other = fiche(le_blanc, 1, "1.1", 1000)
