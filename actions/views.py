@@ -5,12 +5,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Count,
-    Exists,
-    OuterRef,
-    Prefetch,
     Q,
-    Subquery,
-    prefetch_related_objects,
 )
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -29,12 +24,11 @@ from pvd.access import (
     NationalRequiredMixin,
     get_beneficiaire_for_user,
     get_fiche_for_user,
-    get_for_user,
 )
-from pvd.db import ArraySubquery
 from pvd.integrity import IntegrityErrorMixin, create_once, save_or_refuse
 from pvd.pagination import LastPageMixin
 
+from .fiche import Fiche
 from .filters import FicheFilter, PlanFilter
 from .forms import (
     AxeFormSet,
@@ -49,11 +43,10 @@ from .models import (
     FicheAction,
     Financeur,
     LigneFinancement,
-    Mesure,
     PointAvancement,
     ensure_axes,
 )
-from .plan import Plan, fiche_totals, with_finance_of_fiche, with_plan_totals
+from .plan import Plan, with_plan_totals
 from .plan_cache import (
     PAGE_TIMEOUT,
     cached_page,
@@ -255,94 +248,49 @@ def history_rows(fiche: FicheAction, entries: list[audit.Entry], labels: dict) -
     return rows
 
 
-def decisions_de_lignes():
-    """The governance decisions of financing lines, with their meeting and instance: read
-    through the relation (gouvernance sits above this app and is not imported)."""
-    decision = LigneFinancement._meta.get_field("decisions").related_model
-    return decision.objects.select_related("reunion__instance")
-
-
 class FicheDetailView(DetailView):
-    """A fiche, its financing, indicators, progress and history: each list read in one
-    query without the joins of the models' default orderings (a plan's order, not needed
-    within one fiche); the financing total and the communes read with the fiche."""
+    """A fiche, its financing, indicators, progress and history: read in one round trip
+    (actions/fiche.py), its body rendered once per content and kept in the fragment cache."""
 
     template_name = "actions/fiche_detail.html"
+    body_template = "actions/includes/fiche_body.html"
 
     def get_object(self, queryset=None):
-        fiches = FicheAction.objects.for_user(self.request.user).select_related(
-            "beneficiaire", "axe", "updated_by"
-        )
-        communes = FicheAction.communes.through.objects.filter(ficheaction=OuterRef("pk"))
-        fiches = with_finance_of_fiche(fiches).annotate(
-            noms_communes=ArraySubquery(
-                communes.order_by("commune__nom", "commune__code").values("commune__nom")
-            )
-        )
-        return get_for_user(self.request, fiches, self.kwargs["pk"])
+        self.lue = Fiche(self.request.user, self.kwargs["pk"])  # 404 outside the perimeter
+        return self.lue.fiche
 
     def get_context_data(self, **kwargs):
-        fiche = self.object
-        user = self.request.user
+        lue, user = self.lue, self.request.user
         audit_url = None
         if policy.may_read_audit_log(user):
             content_type = ContentType.objects.get_for_model(FicheAction)
             audit_url = f"{reverse('portail:audit-log')}?content_type={content_type.pk}"
-        # The governance decisions that set a line (gouvernance.Decision.lignes): where its
-        # amount comes from; read only for the lines that have one.
-        decidee = LigneFinancement.decisions.through.objects.filter(lignefinancement=OuterRef("pk"))
-        financements = list(
-            fiche.financements.select_related("financeur")
-            .annotate(decidee=Exists(decidee))
-            .order_by("financeur__ordre", "pk")
-        )
-        decidees = [ligne for ligne in financements if ligne.decidee]
-        prefetch_related_objects(
-            decidees, Prefetch("decisions", decisions_de_lignes(), to_attr="decisions_lues")
-        )
-        for ligne in financements:
-            if not ligne.decidee:
-                ligne.decisions_lues = []
-        # Each indicator with its last measure, which is what the page shows of its measures.
-        mesures = Mesure.objects.filter(indicateur=OuterRef("pk")).order_by("-date", "-pk")
-        indicateurs = list(
-            fiche.indicateurs.order_by("type", "pk").annotate(
-                derniere_date=Subquery(mesures.values("date")[:1]),
-                derniere_valeur=Subquery(mesures.values("valeur")[:1]),
-            )
-        )
-        points = list(fiche.points.select_related("auteur").order_by("-date", "-created_at"))
-        mesures = Mesure.objects.filter(indicateur__in=indicateurs)
-        entries, labels = audit.history_entries(
-            fiche,
-            # The rows the page has read, looked up by their ids.
-            *financements,
-            *indicateurs,
-            *points,
-            *([mesures] if indicateurs else []),
-            # Named without a query: what the entries of a fiche point at.
-            known=[
-                fiche,
-                fiche.beneficiaire,
-                fiche.axe,
-                *([fiche.updated_by] if fiche.updated_by else []),
-                user,
-                *indicateurs,
-                *(ligne.financeur for ligne in financements),
-                *(point.auteur for point in points),
-            ],
-        )
+        key = f"fiche-page:{lue.content(lue.can_edit, audit_url)}"
+        fragments = fragment_cache()
+        body = fragments.get(key)
+        if body is None:
+            body = self.render_body(lue, audit_url)
+            fragments.set(key, body, PAGE_TIMEOUT)
         return super().get_context_data(
-            can_edit=fiche.can_edit(user),
-            communes=fiche.noms_communes,
-            financements=financements,
-            **fiche_totals(fiche),
-            indicateurs=indicateurs,
-            points=points,
-            audit_url=audit_url,
-            historique_rows=history_rows(fiche, entries, labels),
-            **kwargs,
+            body=body, can_edit=lue.can_edit, audit_url=audit_url, **kwargs
         )
+
+    def render_body(self, lue: Fiche, audit_url: str | None) -> str:
+        fiche = lue.fiche
+        entries, labels = lue.history
+        context = {
+            "object": fiche,
+            "can_edit": lue.can_edit,
+            "communes": fiche.noms_communes,
+            "financements": lue.financements,
+            **lue.totals(),
+            "indicateurs": lue.indicateurs,
+            "points": lue.points,
+            "audit_url": audit_url,
+            "historique_rows": history_rows(fiche, entries, labels),
+        }
+        # Rendered templates are SafeStrings, and stay so through the cache's pickling.
+        return get_template(self.body_template).render(context)
 
 
 class FicheFormMixin:

@@ -22,7 +22,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, models
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -32,6 +32,7 @@ from django.utils.formats import number_format
 from django.utils.text import capfirst
 
 from . import policy
+from .db import DansLaSousRequete
 from .french import date_longue, euros
 from .models import Role, User
 
@@ -433,19 +434,33 @@ def history_entries(
     """``history``'s entries, newest first, and the names of the objects they point at
     (``labels``): each made a row by ``history_row``. A page that caches its rows keys each
     on ``entry_content``."""
+    return entries_of(history_query(*targets, limit=limit), known)
+
+
+def history_query(*targets: models.Model | QuerySet, limit: int = 100) -> QuerySet:
+    """The values (``ENTRY_COLUMNS``) of the entries about these objects, newest first: what
+    ``history_entries`` reads, as a query a page may prepare (pvd/db.py ``Preparee``: its
+    targets then QuerySets with a slot, the fiche's rows)."""
     # Instances of one model are looked up together (``object_id IN (…)``): the rows a page
     # has already read cost no subquery.
     instances: dict[type[models.Model], list] = defaultdict(list)
     query = Q(pk__in=[])
     for target in targets:
         if isinstance(target, QuerySet):
-            query |= _entries_q(target.model, target.values("pk"))
+            query |= _entries_q(target.model, target.values("pk"), array=True)
         else:
             instances[type(target)].append(target.pk)
     for model, pks in instances.items():
         query |= _entries_q(model, pks)
     entries = LogEntry.objects.filter(query).order_by("-timestamp", "-pk")
-    values = entries.values_list(*ENTRY_COLUMNS)[:limit]
+    return entries.values_list(*ENTRY_COLUMNS)[:limit]
+
+
+def entries_of(
+    values: Iterable[tuple], known: Iterable[models.Model] = ()
+) -> tuple[list[Entry], dict[type[models.Model], dict]]:
+    """``history_entries`` of the rows of ``history_query``, however they were read."""
+    values = list(values)
     # The content types of the targets, read once per process (ContentType's cache).
     type_ids = {row[2] for row in values}
     content_types = {type_id: ContentType.objects.get_for_id(type_id) for type_id in type_ids}
@@ -456,9 +471,16 @@ def history_entries(
     return entries, _related_labels(entries, known)
 
 
-def _entries_q(model: type[models.Model], pks: QuerySet | list) -> Q:
+def _entries_q(model: type[models.Model], pks: QuerySet | list, array: bool = False) -> Q:
+    """The entries about these objects. ``array``: ``pks``, a QuerySet of a few rows (an
+    object's own), read first as an array (``DansLaSousRequete``): on PostgreSQL the index on
+    the entries' object id then finds them, where ``IN (subquery)`` in a disjunction filters
+    every entry of the model."""
     content_type = ContentType.objects.get_for_model(model)
-    if isinstance(model._meta.pk, models.IntegerField | models.AutoField):
+    integer = isinstance(model._meta.pk, models.IntegerField | models.AutoField)
+    if array and integer:
+        return Q(content_type=content_type) & Q(DansLaSousRequete(F("object_id"), pks))
+    if integer:
         return Q(content_type=content_type, object_id__in=pks)
     return Q(content_type=content_type, object_pk__in=pks)
 

@@ -23,6 +23,7 @@ from django.db.models import (
     Field,
     Func,
     QuerySet,
+    Subquery,
     TextField,
 )
 
@@ -184,6 +185,26 @@ class DansLaListe(Func):
             else json.dumps(list(valeurs))
         )
         return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, valeurs)
+
+
+class DansLaSousRequete(Func):
+    """``expression`` among the values of a one-column subquery of a few rows, read first as
+    an array: ``= ANY(ARRAY(subquery))`` on PostgreSQL (an InitPlan run once, then the
+    index on ``expression`` finds the rows, even in a disjunction, where ``IN (subquery)``
+    there filters every row against the subquery's), ``IN (subquery)`` on SQLite."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, queryset: QuerySet):
+        super().__init__(expression, Subquery(queryset.order_by()))
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler, connection, template="%(expressions)s)", arg_joiner=" = ANY(ARRAY"
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, template="%(expressions)s", arg_joiner=" IN ")
 
 
 def _valeur(slot: Valeur, valeurs: dict, connection):

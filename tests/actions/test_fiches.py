@@ -1,4 +1,5 @@
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from auditlog.context import set_actor
@@ -483,6 +484,13 @@ def test_other_territory_gets_404(request, client_for, who, fiche_ussel):
         assert getattr(client, method)(url).status_code == 404, (method, url)
 
 
+@pytest.mark.parametrize("pk", [0, 2**31, 2**63 - 1, 2**63, 10**23])
+def test_an_id_no_fiche_has_is_a_404(client_for, national, fiche_ussel, pk):
+    """Read through prepared queries (actions/fiche.py): an id beyond any row's, even beyond
+    a bigint, finds nothing, as an ORM lookup would."""
+    assert client_for(national).get(reverse("actions:fiche", args=[pk])).status_code == 404
+
+
 def test_chef_de_projet_cannot_reach_another_plan(client_for, cdp_ussel, le_blanc):
     ensure_axes(le_blanc)
     other = fiche(le_blanc, 1, "1.1", 1000)
@@ -640,6 +648,62 @@ def test_the_fiche_history_rows_cached_show_a_change_at_once(
     assert "Rénovation de la halle → Rénovation de la halle aux grains" in historique
 
 
+def test_the_fiche_body_is_rendered_once_per_content_and_rights(
+    production_caches,
+    client_for,
+    cdp_ussel,
+    elu_ussel,
+    prefecture_36,
+    fiche_ussel,
+    today,
+    time_machine,
+):
+    """The body of the page is cached on all it shows (actions/fiche.py ``Fiche.content``):
+    asked again, it is not rendered again; a change shows at once, even one written without
+    signals (an ``update()``: a funder renamed, a measure's value, the fiche's text); a
+    reader who may not edit never gets the editor's body; the day makes a fiche late; another
+    territory still gets a 404."""
+    from django.test.signals import template_rendered
+
+    from actions.views import FicheDetailView
+
+    url = reverse("actions:fiche", args=[fiche_ussel.pk])
+    indicateur = Indicateur.objects.create(
+        fiche=fiche_ussel, type="realisation", libelle="Surface", unite="m²", cible=100
+    )
+    mesure = Mesure.objects.create(indicateur=indicateur, date=date(2025, 1, 1), valeur=40)
+    rendered = []
+
+    def count(sender, template, context, **kwargs):
+        if template.name == FicheDetailView.body_template:
+            rendered.append(context["can_edit"])
+
+    template_rendered.connect(count)
+    try:
+        page = text(client_for(cdp_ussel).get(url))
+        assert "Modifier la fiche et son financement" in page
+        assert text(client_for(cdp_ussel).get(url)) == page
+        assert rendered == [True]
+        assert "Modifier la fiche" not in text(client_for(elu_ussel).get(url))
+        assert text(client_for(cdp_ussel).get(url)) == page
+        assert rendered == [True, False]
+
+        Financeur.objects.filter(nom="DSIL").update(nom="DSIL (État)")
+        Mesure.objects.filter(pk=mesure.pk).update(valeur=55)
+        FicheAction.objects.filter(pk=fiche_ussel.pk).update(
+            description="Une halle du XIXe siècle", date_fin_prevue=date(2026, 3, 17)
+        )
+        page = text(client_for(cdp_ussel).get(url))
+        assert "DSIL (État)" in page and "Surface Réalisation 55 m²" in page
+        assert "Une halle du XIXe siècle" in page and "En retard" not in page
+        assert len(rendered) == 3
+        time_machine.move_to(datetime(2026, 3, 18, 10, 0, tzinfo=ZoneInfo("Europe/Paris")))
+        assert "En retard" in text(client_for(cdp_ussel).get(url))
+        assert client_for(prefecture_36).get(url).status_code == 404
+    finally:
+        template_rendered.disconnect(count)
+
+
 def fiche_with_a_history(fiche_ussel, cdp_ussel, national) -> None:
     """Entries of every kind a fiche's history shows, by two authors: the fiche, a financing
     line, an indicator and its measure, a progress note, changes pointing at a funder and an
@@ -660,11 +724,17 @@ def fiche_with_a_history(fiche_ussel, cdp_ussel, national) -> None:
         PointAvancement.objects.create(fiche=fiche_ussel, texte="Visite", auteur=national)
 
 
-def test_the_fiche_page_takes_seven_queries(client_for, cdp_ussel, national, fiche_ussel):
-    """The session, the reader, the fiche (its total and communes), its lines, indicators,
-    progress notes and history: the history names what it points at from what the page has
-    read (the funders, the axe, the notes' authors) and looks up the page's rows by id; a
-    former funder or axe it names costs one query per kind of object."""
+def test_the_fiche_page_takes_one_round_trip_for_its_rows(
+    client_for, cdp_ussel, national, fiche_ussel, monkeypatch
+):
+    """The session, the reader, then the page's six queries sent together (actions/fiche.py,
+    pvd/db.py ``ensemble``: one round trip, each statement counted): the fiche (its total and
+    communes), its lines, the decisions that set them, its indicators, progress notes and
+    history. The history names what it points at from what the page has read (the funders,
+    the axe, the notes' authors); a former funder or axe it names costs one query per kind
+    of object."""
+    from actions import fiche as lecture
+
     client = client_for(cdp_ussel)
     url = reverse("actions:fiche", args=[fiche_ussel.pk])
     with set_actor(national):
@@ -680,10 +750,16 @@ def test_the_fiche_page_takes_seven_queries(client_for, cdp_ussel, national, fic
         Mesure.objects.create(indicateur=indicateur, date=date(2025, 1, 1), valeur=40)
         PointAvancement.objects.create(fiche=fiche_ussel, texte="Visite", auteur=national)
     client.get(url)
-    assert count_queries(lambda: client.get(url)) == 7
+    sent = []
+    ensemble = lecture.ensemble
+    monkeypatch.setattr(
+        lecture, "ensemble", lambda *queries: sent.append(len(queries)) or ensemble(*queries)
+    )
+    assert count_queries(lambda: client.get(url)) == 2 + 6
+    assert sent == [6]
 
     fiche_with_a_history(fiche_ussel, cdp_ussel, national)
-    assert count_queries(lambda: client.get(url)) == 7 + 2
+    assert count_queries(lambda: client.get(url)) == 2 + 6 + 2
 
 
 def test_the_fiche_history_shows_what_every_history_shows(

@@ -105,6 +105,22 @@ def test_history_names_the_object(fiche_ussel):
     assert rows[0].objet.startswith("Fiche") and "Halle" in rows[0].objet
 
 
+def test_the_entries_of_an_objects_rows_are_found_through_their_object_id(fiche_ussel):
+    """The rows of an object given as a QuerySet are read first as an array
+    (``= ANY(ARRAY(subquery))``): PostgreSQL then finds their entries through the index on
+    the object id, where ``IN (subquery)`` in the disjunction filtered every entry of the
+    journal against it (0.7 ms against 860 ms among two million entries)."""
+    from pvd.audit import history_query
+
+    query = history_query(fiche_ussel, fiche_ussel.financements.all())
+    sql = str(query.query)
+    assert '"object_id" = ANY(ARRAY(SELECT' in sql
+    assert "IN (SELECT" not in sql
+    objets = {row[3] for row in query}  # each entry's object_repr
+    assert "4.1 – Halle" in objets
+    assert any(objet.startswith("DSIL :") for objet in objets)
+
+
 def test_prefecture_reads_the_journal_of_its_departement_only(
     client_for, prefecture_19, prefecture_36, fiche_ussel
 ):
