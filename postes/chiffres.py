@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from pvd import policy
 from pvd.cache import DATA_REWRITTEN_KEY, code_version
+from pvd.db import ensemble
 
 from . import financement, tableaux
 from .models import Poste
@@ -138,25 +139,50 @@ def partage(user, ids: list[int]) -> bool:
     )
 
 
-def chiffres(
-    key: str,
-    stored: dict | None,
-    version_: str,
-    shared: bool,
-    ids: list[int],
-    today: date,
-    year: int,
-    funders: set[str] | None,
-) -> Chiffres:
-    """The figures of the posts of ``ids``: ``stored`` (the entry of ``key``, read by the
-    view) when computed under ``version_``, or, ``shared``, whatever their age (a refresh
-    queued); computed and stored otherwise."""
+def page(
+    user, ids: list[int], page_ids: list[int], today: date, year: int, funders, lues: dict
+) -> tuple[Chiffres, list[dict]]:
+    """The figures of the posts of ``ids`` and the rows of those of ``page_ids``: from the
+    cache (one round trip) when computed under the current version (``lues``: what the view
+    read with the reader's perimeter) or, the figures of a list ``partage`` with ``user``,
+    whatever their age (a refresh queued); otherwise computed, what is missing in one round
+    trip to the database when the list is short (pvd/db.py ``ensemble``: PostgreSQL keeps
+    these statements prepared on the connection, their planning cost most of what they
+    cost), a long list's figures planned for its ids."""
+    version_ = version(lues)
+    key = chiffres_key(ids, today, year, funders)
+    rows_key = lignes_key(page_ids, today, year, funders, version_)
+    found = cache.get_many([key, rows_key])
+    rows, stored, figures = found.get(rows_key), found.get(key), None
     if stored is not None and stored["version"] == version_:
-        return stored["chiffres"]
-    if stored is not None and shared:
+        figures = stored["chiffres"]
+    elif stored is not None and partage(user, ids):
         _queue_refresh(key, ids, today, year, funders)
-        return Chiffres(**{**vars(stored["chiffres"]), "a_jour": False})
-    return store(key, compute(ids, today, year, funders), version_)
+        figures = Chiffres(**{**vars(stored["chiffres"]), "a_jour": False})
+    short = len(ids) <= financement.PEU_DE_POSTES
+    requetes = []
+    if rows is None:
+        requetes.append(tableaux.lignes_requete(page_ids, today, year, funders))
+    if figures is None and short:
+        requetes.append(tableaux.compteurs_requete(ids, today, funders))
+        requetes.append(financement.totaux_requete(ids, year, funders))
+    resultats = ensemble(*requetes) if requetes else []
+    computed = {}
+    if rows is None:
+        rows = computed[rows_key] = tableaux.lignes_de(resultats.pop(0), page_ids)
+    if figures is None:
+        if short:
+            figures = Chiffres(
+                compteurs=tableaux.compteurs_de(resultats[0], today),
+                totaux=financement.totaux_de(resultats[1]),
+                calcule_le=timezone.now(),
+            )
+        else:
+            figures = compute(ids, today, year, funders)
+        computed[key] = {"version": version_, "chiffres": figures}
+    if computed:
+        cache.set_many(computed, KEEP)
+    return figures, rows
 
 
 def _queue_refresh(key: str, ids: list[int], today: date, year: int, funders) -> None:

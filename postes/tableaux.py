@@ -80,9 +80,18 @@ def triables(postes: QuerySet, today: date, funders: set[str] | None, tri: str) 
 def lignes(ids: list[int], today: date, year: int, funders: set[str] | None) -> list[dict]:
     """What a page of the list shows of each of its posts (``ids``, in that order), as plain
     values, in one prepared query (``LIGNES``)."""
-    found = LIGNES.lignes(
-        financement.variante(funders), ids=financement.ids_slot(ids), jour=today, annee=year
-    )
+    preparee, variante, valeurs = lignes_requete(ids, today, year, funders)
+    return lignes_de(preparee.lignes(variante, **valeurs), ids)
+
+
+def lignes_requete(ids: list[int], today: date, year: int, funders: set[str] | None) -> tuple:
+    """``lignes``' query as (prepared query, variant, values), for pvd/db.py ``ensemble``."""
+    valeurs = {"ids": financement.ids_slot(ids), "jour": today, "annee": year}
+    return LIGNES, financement.variante(funders), valeurs
+
+
+def lignes_de(found: list, ids: list[int]) -> list[dict]:
+    """The rows of ``lignes_requete``'s query, in the order of ``ids``."""
     rows = [dict(zip(LIGNES_COLONNES, ligne, strict=True)) for ligne in found]
     rang = {pk: n for n, pk in enumerate(ids)}
     return sorted(rows, key=lambda row: rang[row["pk"]])
@@ -145,18 +154,30 @@ def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteur
     """The counts ANCT reports over the posts of ``ids`` (the filtered list), in one prepared
     query grouped by state (``COMPTEURS``): the posts whose contract or funding ends soon are
     sets the database reads once (``IN``), not a subquery per post."""
-    par_etat = {
-        etat: comptes
-        for etat, *comptes in COMPTEURS.lignes(
-            (financement.variante(funders), len(ids) <= financement.PEU_DE_POSTES),
-            ids=financement.ids_slot(ids),
-            jour=today,
-            horizon=today + HORIZON_FIN_CONTRAT,
-            trois_mois=today - TROIS_MOIS,
-            six_mois=today - SIX_MOIS,
-            annee=today.year,
-        )
+    preparee, variante, valeurs = compteurs_requete(ids, today, funders)
+    return compteurs_de(preparee.lignes(variante, **valeurs), today)
+
+
+def compteurs_requete(ids: list[int], today: date, funders: set[str] | None) -> tuple:
+    """``compteurs``' query as (prepared query, variant, values), for pvd/db.py ``ensemble``."""
+    valeurs = {
+        "ids": financement.ids_slot(ids),
+        "jour": today,
+        "horizon": today + HORIZON_FIN_CONTRAT,
+        "trois_mois": today - TROIS_MOIS,
+        "six_mois": today - SIX_MOIS,
+        "annee": today.year,
     }
+    return (
+        COMPTEURS,
+        (financement.variante(funders), len(ids) <= financement.PEU_DE_POSTES),
+        valeurs,
+    )
+
+
+def compteurs_de(found: list, today: date) -> Compteurs:
+    """The counts from the rows of ``compteurs_requete``'s query."""
+    par_etat = {etat: comptes for etat, *comptes in found}
     zero = [0] * 6
 
     def total(position: int) -> int:

@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404
@@ -84,19 +83,18 @@ class PosteListView(LastPageMixin, FilterView):
         # The filtered posts' ids in the list's order, once: the page is a slice of them,
         # and the counts, the totals and the page's rows are prepared queries over them
         # (built and compiled once per process, tableaux.py), kept in the cache on these ids
-        # and the posts' data version (postes/chiffres.py), read in one round trip.
+        # and the posts' data version (postes/chiffres.py).
         self.ids = list(queryset.values_list("pk", flat=True))
         paginator, page, ids, others = super().paginate_queryset(self.ids, page_size)
-        ids = list(ids)
-        self.version = chiffres.version(self.prefetched)
-        self.chiffres_key = chiffres.chiffres_key(self.ids, self.today, self.year, self.funders)
-        lignes_key = chiffres.lignes_key(ids, self.today, self.year, self.funders, self.version)
-        self.found = cache.get_many([self.chiffres_key, lignes_key])
-        lignes = self.found.get(lignes_key)
-        if lignes is None:
-            lignes = tableaux.lignes(ids, self.today, self.year, self.funders)
-            cache.set(lignes_key, lignes, chiffres.KEEP)
-        page.object_list = lignes
+        self.figures, page.object_list = chiffres.page(
+            self.request.user,
+            self.ids,
+            list(ids),
+            self.today,
+            self.year,
+            self.funders,
+            self.prefetched,
+        )
         return paginator, page, page.object_list, others
 
     def get_context_data(self, **kwargs):
@@ -106,16 +104,7 @@ class PosteListView(LastPageMixin, FilterView):
             {**ligne, "etat_label": etats.get(ligne["etat"], ligne["etat"])}
             for ligne in context["object_list"]
         ]
-        figures = chiffres.chiffres(
-            self.chiffres_key,
-            self.found.get(self.chiffres_key),
-            self.version,
-            chiffres.partage(self.request.user, self.ids),
-            self.ids,
-            self.today,
-            self.year,
-            self.funders,
-        )
+        figures = self.figures
         context["year"] = self.year
         context["compteurs"] = figures.compteurs
         context["totaux"] = figures.totaux
