@@ -5,7 +5,8 @@ The page reads the filtered posts' ids once, in its order; its counts (``compteu
 totals (postes/financement.py ``totaux``) and its rows (``lignes``: a post's person, dates
 and amounts, for the rows shown only) are prepared queries over them, built and compiled
 once per process (pvd/db.py ``Preparee``): for these pages, building the querysets cost
-more than running them. The exports read ``with_facts``: the same facts, post by post.
+more than running them; the list keeps what they return in the cache (postes/chiffres.py).
+The exports read ``with_facts``: the same facts, post by post.
 """
 
 from dataclasses import dataclass
