@@ -15,7 +15,7 @@ The figures of a long list (more than ``financement.PEU_DE_POSTES`` posts: the w
 country's, a whole état's) asked by a reader who sees every post cost the database tens of
 milliseconds; the same for every such reader, they are served stale-while-revalidate, as the
 programme's figures are (tableaux/cache.py): a reader gets the last ones computed for these
-posts, the page saying when they were computed (« Chiffres au … ») while one refresh is
+posts, the page saying when they were computed (« Compteurs et totaux au … ») while one refresh is
 queued (``postes.tasks.refresh_chiffres``, one pending at a time per entry: its lock is
 released when it starts). Beat also computes the whole country's figures before they age
 (``precompute``), and a write queues it too, so that its author finds them current. Only
