@@ -173,6 +173,18 @@ class TotalFinanceur:
 def totaux(ids: list[int], year: int, funders: set[str] | None) -> list[TotalFinanceur]:
     """The year's amounts of the posts of ``ids`` (the filtered list) by région and funder,
     in one prepared query (``TOTAUX``)."""
+    preparee, variante_, valeurs = totaux_requete(ids, year, funders)
+    return totaux_de(preparee.lignes(variante_, **valeurs))
+
+
+def totaux_requete(ids: list[int], year: int, funders: set[str] | None) -> tuple:
+    """``totaux``' query as (prepared query, variant, values), for pvd/db.py ``ensemble``."""
+    valeurs = {"ids": ids_slot(ids), "annee": year}
+    return TOTAUX, (variante(funders), len(ids) <= PEU_DE_POSTES), valeurs
+
+
+def totaux_de(found: list) -> list[TotalFinanceur]:
+    """The totals from the rows of ``totaux_requete``'s query."""
     return [
         TotalFinanceur(
             region=region or "—",
@@ -183,9 +195,7 @@ def totaux(ids: list[int], year: int, funders: set[str] | None) -> list[TotalFin
             reste=reste,
             trop_verse=trop,
         )
-        for financeur, region, demande, notifie, verse, reste, trop in TOTAUX.lignes(
-            (variante(funders), len(ids) <= PEU_DE_POSTES), ids=ids_slot(ids), annee=year
-        )
+        for financeur, region, demande, notifie, verse, reste, trop in found
     ]
 
 

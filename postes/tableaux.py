@@ -5,7 +5,8 @@ The page reads the filtered posts' ids once, in its order; its counts (``compteu
 totals (postes/financement.py ``totaux``) and its rows (``lignes``: a post's person, dates
 and amounts, for the rows shown only) are prepared queries over them, built and compiled
 once per process (pvd/db.py ``Preparee``): for these pages, building the querysets cost
-more than running them. The exports read ``with_facts``: the same facts, post by post.
+more than running them; the list keeps what they return in the cache (postes/chiffres.py).
+The exports read ``with_facts``: the same facts, post by post.
 """
 
 from dataclasses import dataclass
@@ -80,9 +81,18 @@ def triables(postes: QuerySet, today: date, funders: set[str] | None, tri: str) 
 def lignes(ids: list[int], today: date, year: int, funders: set[str] | None) -> list[dict]:
     """What a page of the list shows of each of its posts (``ids``, in that order), as plain
     values, in one prepared query (``LIGNES``)."""
-    found = LIGNES.lignes(
-        financement.variante(funders), ids=financement.ids_slot(ids), jour=today, annee=year
-    )
+    preparee, variante, valeurs = lignes_requete(ids, today, year, funders)
+    return lignes_de(preparee.lignes(variante, **valeurs), ids)
+
+
+def lignes_requete(ids: list[int], today: date, year: int, funders: set[str] | None) -> tuple:
+    """``lignes``' query as (prepared query, variant, values), for pvd/db.py ``ensemble``."""
+    valeurs = {"ids": financement.ids_slot(ids), "jour": today, "annee": year}
+    return LIGNES, financement.variante(funders), valeurs
+
+
+def lignes_de(found: list, ids: list[int]) -> list[dict]:
+    """The rows of ``lignes_requete``'s query, in the order of ``ids``."""
     rows = [dict(zip(LIGNES_COLONNES, ligne, strict=True)) for ligne in found]
     rang = {pk: n for n, pk in enumerate(ids)}
     return sorted(rows, key=lambda row: rang[row["pk"]])
@@ -145,18 +155,30 @@ def compteurs(ids: list[int], today: date, funders: set[str] | None) -> Compteur
     """The counts ANCT reports over the posts of ``ids`` (the filtered list), in one prepared
     query grouped by state (``COMPTEURS``): the posts whose contract or funding ends soon are
     sets the database reads once (``IN``), not a subquery per post."""
-    par_etat = {
-        etat: comptes
-        for etat, *comptes in COMPTEURS.lignes(
-            (financement.variante(funders), len(ids) <= financement.PEU_DE_POSTES),
-            ids=financement.ids_slot(ids),
-            jour=today,
-            horizon=today + HORIZON_FIN_CONTRAT,
-            trois_mois=today - TROIS_MOIS,
-            six_mois=today - SIX_MOIS,
-            annee=today.year,
-        )
+    preparee, variante, valeurs = compteurs_requete(ids, today, funders)
+    return compteurs_de(preparee.lignes(variante, **valeurs), today)
+
+
+def compteurs_requete(ids: list[int], today: date, funders: set[str] | None) -> tuple:
+    """``compteurs``' query as (prepared query, variant, values), for pvd/db.py ``ensemble``."""
+    valeurs = {
+        "ids": financement.ids_slot(ids),
+        "jour": today,
+        "horizon": today + HORIZON_FIN_CONTRAT,
+        "trois_mois": today - TROIS_MOIS,
+        "six_mois": today - SIX_MOIS,
+        "annee": today.year,
     }
+    return (
+        COMPTEURS,
+        (financement.variante(funders), len(ids) <= financement.PEU_DE_POSTES),
+        valeurs,
+    )
+
+
+def compteurs_de(found: list, today: date) -> Compteurs:
+    """The counts from the rows of ``compteurs_requete``'s query."""
+    par_etat = {etat: comptes for etat, *comptes in found}
     zero = [0] * 6
 
     def total(position: int) -> int:

@@ -16,7 +16,7 @@ from pvd.french import de_personne
 from pvd.integrity import CreateOnceMixin, create_once
 from pvd.pagination import LastPageMixin
 
-from . import exports, financement, tableaux
+from . import chiffres, exports, financement, tableaux
 from .filters import PosteFilter
 from .forms import (
     CofinancementForm,
@@ -68,9 +68,10 @@ class PosteListView(LastPageMixin, FilterView):
     def get(self, request, *args, **kwargs):
         fmt = request.GET.get("export")
         if fmt not in ("csv", "xlsx"):
-            # The last bulk write of the reference data (the filter form's key) read in the
-            # same round trip to the cache as the reader's perimeter.
-            self.prefetched = request.user.prefetch(DATA_REWRITTEN_KEY)
+            # The last bulk write of the reference data (the filter form's key) and the
+            # posts' data version (postes/chiffres.py) read in the same round trip to the
+            # cache as the reader's perimeter.
+            self.prefetched = request.user.prefetch(DATA_REWRITTEN_KEY, chiffres.VERSION_KEY)
             return super().get(request, *args, **kwargs)
         filterset = self.get_filterset(self.get_filterset_class())
         postes = filterset.qs if filterset.is_valid() else self.get_queryset()
@@ -81,10 +82,19 @@ class PosteListView(LastPageMixin, FilterView):
     def paginate_queryset(self, queryset, page_size):
         # The filtered posts' ids in the list's order, once: the page is a slice of them,
         # and the counts, the totals and the page's rows are prepared queries over them
-        # (built and compiled once per process, tableaux.py).
+        # (built and compiled once per process, tableaux.py), kept in the cache on these ids
+        # and the posts' data version (postes/chiffres.py).
         self.ids = list(queryset.values_list("pk", flat=True))
         paginator, page, ids, others = super().paginate_queryset(self.ids, page_size)
-        page.object_list = tableaux.lignes(list(ids), self.today, self.year, self.funders)
+        self.figures, page.object_list = chiffres.page(
+            self.request.user,
+            self.ids,
+            list(ids),
+            self.today,
+            self.year,
+            self.funders,
+            self.prefetched,
+        )
         return paginator, page, page.object_list, others
 
     def get_context_data(self, **kwargs):
@@ -94,9 +104,12 @@ class PosteListView(LastPageMixin, FilterView):
             {**ligne, "etat_label": etats.get(ligne["etat"], ligne["etat"])}
             for ligne in context["object_list"]
         ]
+        figures = self.figures
         context["year"] = self.year
-        context["compteurs"] = tableaux.compteurs(self.ids, self.today, self.funders)
-        context["totaux"] = financement.totaux(self.ids, self.year, self.funders)
+        context["compteurs"] = figures.compteurs
+        context["totaux"] = figures.totaux
+        # Figures served while their refresh is queued say when they were computed.
+        context["chiffres_au"] = None if figures.a_jour else figures.calcule_le
         context["may_create"] = policy.may_create_posts(self.request.user)
         context["query"] = self.request.GET.urlencode()
         # The rows and the filter form are cached on what they show (pvd/fragments.py).

@@ -444,6 +444,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "carte.tasks.refresh_carte",
         "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
     },
+    # The whole country's posts list figures, recomputed once stale (postes/chiffres.py):
+    # served stale meanwhile, a write queues the same refresh.
+    "precompute-postes-chiffres": {
+        "task": "postes.tasks.precompute_chiffres",
+        "schedule": max(PROGRAMME_CACHE_TIMEOUT // 2, 60),
+    },
     # The national rollout's invitations, INVITATIONS_PAR_MINUTE a minute (portail/deploiement.py).
     "send-rollout-invitations": {
         "task": "portail.tasks.envoyer_invitations",

@@ -148,8 +148,12 @@ def renew(scopes: Iterable[str]) -> None:
 
 
 def renew_everything() -> None:
-    """Every territory's fragments read again (``tout`` is in every key)."""
+    """Every territory's fragments read again (``tout`` is in every key), and the posts
+    list's figures and rows (postes/chiffres.py)."""
+    from postes import chiffres
+
     renew({TOUT})
+    chiffres.renew()
 
 
 class Lues(dict):

@@ -507,12 +507,14 @@ def test_national_list_keeps_its_query_count_at_two_sizes(
                 )
 
     url = reverse("postes:list") + "?annee=2024"
+    client.get(url)  # the reader's session and perimeter, read once
     add_posts(beneficiaires[:2])
-    client.get(url)  # the first request computes what the next ones read from the cache
+    small_cold = count_queries(lambda: client.get(url))  # computes what the next ones read
     small = count_queries(lambda: client.get(url))
     add_posts(beneficiaires[2:])
+    large_cold = count_queries(lambda: client.get(url))
     large = count_queries(lambda: client.get(url))
-    assert small == large
+    assert (small_cold, small) == (large_cold, large)
     assert client.get(url).context["paginator"].count == 8
 
 

@@ -16,6 +16,9 @@ CACHE_ADD_ALLOWED = {
     "tableaux/cache.py",
     # Only one refresh of the map's data queued at a time: a second one recomputes the same.
     "carte/precalcul.py",
+    # The posts' data version is a random value, and one refresh of the posts list's figures
+    # queued at a time: a second one recomputes the same.
+    "postes/chiffres.py",
 }
 
 
