@@ -3,6 +3,9 @@ from django import forms
 from django.db.models import Q
 from django.http import QueryDict
 
+from pvd import policy
+from pvd.filtres import FiltreDuPerimetre
+
 from .models import (
     EPCI,
     SEUIL_POPULATION,
@@ -63,15 +66,10 @@ class CommuneFilter(django_filters.FilterSet):
 
 class BeneficiaireFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label="Nom ou commune", method="search")
-    region = django_filters.ModelChoiceFilter(
-        label="Région",
-        field_name="departement__region",
-        queryset=Region.objects.none(),
-        empty_label="Toutes",
+    region = FiltreDuPerimetre(
+        label="Région", field_name="departement__region", empty_label="Toutes"
     )
-    departement = django_filters.ModelChoiceFilter(
-        label="Département", queryset=Departement.objects.none(), empty_label="Tous"
-    )
+    departement = FiltreDuPerimetre(label="Département", empty_label="Tous")
     epci = django_filters.CharFilter(label="EPCI (nom ou SIREN)", method="in_epci")
     statut = django_filters.ChoiceFilter(
         label="Statut", choices=Beneficiaire.Statut.choices, empty_label="Tous"
@@ -106,8 +104,20 @@ class BeneficiaireFilter(django_filters.FilterSet):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.filters["region"].queryset = Region.objects.for_user(user)
-        self.filters["departement"].queryset = Departement.objects.for_user(user)
+        cle = policy.perimeter_key(user)
+        self.filters["region"].extra.update(
+            lire=lambda: Region.objects.for_user(user), cle_des_choix=cle
+        )
+        self.filters["departement"].extra.update(
+            lire=lambda: Departement.objects.for_user(user), cle_des_choix=cle
+        )
+        self.cle_des_options = (cle,)
+
+    # What the form's options depend on beyond the code (its labels, the statuses, the sort
+    # orders): the reader's perimeter (régions, départements). The key of the cached form
+    # (pvd/fragments.py ``filter_key``) is made of it without building the form; a filter
+    # whose options read anything else must add it here.
+    cle_des_options: tuple
 
     def search(self, queryset, name, value):
         matching = MembreBeneficiaire.objects.filter(

@@ -179,7 +179,9 @@ class BeneficiaireListView(LastPageMixin, FilterView):
             **context,
             "rows": rows,
             "rows_key": fragments.content_key(rows, *RENDERED_BY),
-            "filter_key": fragments.form_key(context["filter"].form, self.request, *RENDERED_BY),
+            "filter_key": fragments.filter_key(
+                self.request, context["filter"].cle_des_options, *RENDERED_BY
+            ),
             "fragment_timeout": fragments.TIMEOUT,
         }
 
