@@ -134,9 +134,17 @@ class HomeView(TemplateView):
                 .order_by("nom")
             )
         if departements is not None or communes is not None:
-            context["territoires_cache_key"] = territoires_cache_key(user)
+            context["territoires_cache_key"] = territoires_cache_key(user, context.get("lues"))
             context["dashboard_cache_timeout"] = dashboard_timeout()
         return context
+
+    def render_to_response(self, context, **response_kwargs):
+        response = super().render_to_response(context, **response_kwargs)
+        # The cache entries the page computed again, written together once it is rendered
+        # (tableaux.dashboards.prefecture_context).
+        if (lues := context.get("lues")) is not None:
+            response.add_post_render_callback(lambda _: lues.write())
+        return response
 
 
 def not_found(request: HttpRequest) -> HttpResponse:

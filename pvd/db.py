@@ -277,6 +277,44 @@ def ensemble(*requetes: tuple[Preparee, Hashable, dict], using: str = "default")
     ]
 
 
+class Lot:
+    """The prepared queries a page will read, sent together (``ensemble``: one round trip)
+    the first time one of them is read: a page whose cached fragments missed announces the
+    queries of each (``annonce``) once it knows which missed, and each part reads its own
+    (``lignes``) where it needs them. A query read but not announced is sent then, with those
+    still waiting; a query is identified by (query, variant, values)."""
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self.attente: dict = {}
+        self.lues: dict = {}
+
+    @staticmethod
+    def _cle(requete: tuple) -> tuple:
+        preparee, variante, valeurs = requete
+        return (id(preparee), variante, repr(sorted(valeurs.items())))
+
+    def annonce(self, *requetes: tuple[Preparee, Hashable, dict]) -> None:
+        for requete in requetes:
+            self.attente[self._cle(requete)] = requete
+
+    def lignes(self, requete: tuple[Preparee, Hashable, dict]) -> list:
+        """The rows of the query (query, variant, values), as ``ensemble`` gives them."""
+        cle = self._cle(requete)
+        if cle not in self.lues:
+            self.attente[cle] = requete
+            cles = list(self.attente)
+            resultats = ensemble(*self.attente.values(), using=self.using)
+            self.lues.update(zip(cles, resultats, strict=True))
+            self.attente.clear()
+        return self.lues.pop(cle)
+
+    def ensemble(self, *requetes: tuple[Preparee, Hashable, dict]) -> list:
+        """The rows of each query, as ``ensemble`` gives them, sent with those waiting."""
+        self.annonce(*requetes)
+        return [self.lignes(requete) for requete in requetes]
+
+
 def _curseur_lie_par_le_serveur(connection):
     """A Django cursor (logged and counted as any other) whose parameters PostgreSQL binds
     (Django's own bind them in the client, which psycopg never prepares)."""
