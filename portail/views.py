@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import (
@@ -23,7 +24,7 @@ from django.views.generic import (
 )
 from django_filters.views import FilterView
 
-from communes.models import Commune, Departement, MiseAJourReferentiel
+from communes.models import Commune, MiseAJourReferentiel
 from pvd import health, policy, proconnect, spreadsheets
 from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
@@ -32,7 +33,7 @@ from pvd.jobs import enqueue_on_commit
 from pvd.models import Deploiement, ImportRun, Invitation, Role, User
 from pvd.pagination import LastPageMixin
 from tableaux.cache import timeout as dashboard_timeout
-from tableaux.dashboards import home_context, territoires_cache_key
+from tableaux.dashboards import home_context, territoires_cache_key, territoires_departements
 
 from . import deploiement
 from .filters import LogEntryFilter, UserFilter
@@ -124,8 +125,8 @@ class HomeView(TemplateView):
         departements = policy.role_departements_q(user)
         communes = policy.role_communes_q(user)
         if departements is not None:
-            context["departements"] = (
-                Departement.objects.filter(departements).select_related("region").with_counts()
+            context["departements"] = SimpleLazyObject(
+                lambda: territoires_departements(user, context.get("lot"))
             )
         if communes is not None:
             context["communes"] = (

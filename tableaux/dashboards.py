@@ -374,6 +374,57 @@ def perimetre(kind, region, epci, departements, beneficiaires, communes) -> str:
     return ", ".join([*parts, *beneficiaires, *communes]) or "France entière"
 
 
+@dataclass(frozen=True)
+class _Lecteur:
+    """A variant of a query over the reader's perimeter (its key); the reader rides along
+    to build it, outside the comparison."""
+
+    cle: str
+    user: object = field(compare=False, hash=False)
+
+
+def _construire_territoires(variante: _Lecteur) -> QuerySet:
+    """The départements and régions the reader's roles name, with their counts."""
+    return (
+        Departement.objects.filter(policy.role_departements_q(variante.user))
+        .with_counts()
+        .order_by("code")
+        .values_list(
+            "code", "nom", "region_id", "region__nom", "nb_communes", "nb_petites", "nb_epci"
+        )
+    )
+
+
+_TERRITOIRES = Preparee(_construire_territoires)
+
+
+def territoires_requete(user) -> tuple | None:
+    """The query of ``territoires_departements``, as (query, variant, values) (pvd/db.py);
+    None when the roles name no département nor région."""
+    if policy.role_departements_q(user) is None:
+        return None
+    if len(_TERRITOIRES.compilees) >= MAX_COMPILEES:
+        _TERRITOIRES.compilees.clear()
+    return (_TERRITOIRES, _Lecteur(policy.perimeter_key(user), user), {})
+
+
+def territoires_departements(user, lot: Lot | None = None) -> list[Departement]:
+    """The home's table of the départements the user's roles name (``role_departements_q``):
+    each with its région and counts (``with_counts``), from the query compiled once per
+    perimeter, sent with the page's other queries when given their ``lot``."""
+    requete = territoires_requete(user)
+    if requete is None:
+        return []
+    preparee, variante, _ = requete
+    rows = lot.lignes(requete) if lot is not None else preparee.lignes(variante)
+    departements = []
+    for code, nom, region_id, region_nom, *counts in rows:
+        departement = Departement(code=code, nom=nom, region=Region(code=region_id, nom=region_nom))
+        departement.nb_communes, departement.nb_petites, departement.nb_epci = counts
+        departements.append(departement)
+    return departements
+
+
 def territoires_cache_key(user, lues: dashboard_cache.Lues | None = None) -> str:
     """The key of the home's tables of the départements and communes the user's roles name
     (their names and counts: reference data, written by the importers, which say so —
@@ -456,6 +507,8 @@ def prefecture_context(request, prefecture, today, lues: dashboard_cache.Lues) -
         lot.annonce(*table["requetes"])
     if "carte" in manquent:
         lot.annonce(choroplethe.requete(user, "perimetre", None))
+    if "territoires" in manquent and (territoires := territoires_requete(user)) is not None:
+        lot.annonce(territoires)
 
     def totaux_departements():
         totaux = lecture.totaux_du_tableau(table["rows"])

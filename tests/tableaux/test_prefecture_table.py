@@ -92,10 +92,10 @@ def test_the_prefecture_home_reads_in_a_few_round_trips(
     """Cold (every version renewed), the préfecture's home reads the cache in five round
     trips (the perimeter; the versions with the unread count; the fragments — table,
     governance, map, role cards, territories; the table's rows; the map's drawing) and
-    writes what it computed in one per duration; the database in five: the session, the
-    user, the queries of every part that missed together (pvd/db.py ``Lot``), the
-    territories, the table. Whatever the size of the plans. (Before: 19 calls to the cache,
-    8 round trips to the database.)"""
+    writes what it computed in one per duration; the database in four: the session, the
+    user, the queries of every part that missed together (pvd/db.py ``Lot``), the table.
+    Whatever the size of the plans. (Before: 19 calls to the cache, 8 round trips to the
+    database.)"""
     client = client_for(prefecture_19)
     home = reverse("portail:home")
     client.get(home)
@@ -120,9 +120,9 @@ def test_the_prefecture_home_reads_in_a_few_round_trips(
         writes = ["set_many"] * (2 if size else 1)
         assert cache_calls == ["get", *["get_many"] * 4, *writes], " ".join(cache_calls)
         assert text(client.get(home).content.decode()) == first
-    # The session, the user, the territories; the lot (role cards, three of governance,
-    # départements, ids, map), then the table (fiches, money, beneficiaries).
-    assert counts[0] == counts[1] == (5, 13), counts
+    # The session, the user; the lot (role cards, three of governance, départements, ids,
+    # map, territories), then the table (fiches, money, beneficiaries).
+    assert counts[0] == counts[1] == (4, 13), counts
 
 
 def test_a_row_is_rendered_again_only_when_what_it_shows_changed(
