@@ -261,8 +261,9 @@ def _construire(variante: _Variante) -> QuerySet:
 
 
 # The map's query, built and compiled once per process for each perimeter and territory (its
-# values are the perimeter's, kept as compiled): building it costs more than running it.
-_LIGNES = Preparee(_construire)
+# values are the perimeter's, written in its SQL: planned once per connection): building it
+# costs more than running it.
+_LIGNES = Preparee(_construire, litterale=True)
 MAX_COMPILEES = 256  # perimeters and territories kept compiled per process, at most
 
 

@@ -202,8 +202,14 @@ class Preparee:
     takes the variant and returns a ``values_list`` queryset whose parameters that change
     from run to run are ``Valeur`` slots; any other parameter is kept as compiled."""
 
-    def __init__(self, construire: Callable[[Hashable], QuerySet]):
+    def __init__(self, construire: Callable[[Hashable], QuerySet], litterale: bool = False):
+        """``litterale``: a query without ``Valeur`` slots whose values PostgreSQL plans
+        better knowing them (a perimeter's codes) is written with its values in its SQL
+        (quoted by psycopg): its statement, prepared on the connection, is then planned once
+        (with parameters, PostgreSQL plans it again at every run when a plan made for any
+        values would cost more)."""
         self.construire = construire
+        self.litterale = litterale
         self.compilees: dict = {}
 
     def compilee(self, variante: Hashable = None, using: str = "default") -> tuple:
@@ -215,6 +221,13 @@ class Preparee:
         if compilee is None:
             compiler = self.construire(variante).query.get_compiler(using=using)
             sql, params = compiler.as_sql()
+            if self.litterale and connection.vendor == "postgresql":
+                if any(isinstance(param, Valeur) for param in params):
+                    raise ValueError("A query written with its values has no Valeur slot.")
+                from psycopg import ClientCursor  # PostgreSQL only: not in the SQLite demo
+
+                connection.ensure_connection()
+                sql, params = ClientCursor(connection.connection).mogrify(sql, params), ()
             colonnes = [col for col, _, _ in compiler.select[: compiler.col_count]]
             compilee = self.compilees[cle] = (sql, params, compiler.get_converters(colonnes))
         return compilee
@@ -224,7 +237,8 @@ class Preparee:
         sql, params, converters = self.compilee(variante, using)
         params = avec_valeurs(params, valeurs, connection)
         with connection.cursor() as cursor:
-            cursor.execute(sql, avec_valeurs(params, valeurs, connection))
+            # No parameters: None, so that a « % » written in the SQL is left as it is.
+            cursor.execute(sql, avec_valeurs(params, valeurs, connection) or None)
             rows = cursor.fetchall()
         return convertir(rows, converters, connection)
 
@@ -266,7 +280,7 @@ def ensemble(*requetes: tuple[Preparee, Hashable, dict], using: str = "default")
                 for cursor, (sql, params, _), (_, _, valeurs) in zip(
                     cursors, compilees, requetes, strict=True
                 ):
-                    cursor.execute(sql, avec_valeurs(params, valeurs, connection))
+                    cursor.execute(sql, avec_valeurs(params, valeurs, connection) or None)
             lignes = [cursor.fetchall() for cursor in cursors]
     finally:
         for cursor in cursors:

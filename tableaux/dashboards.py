@@ -152,16 +152,16 @@ class _VarianteIds:
 
 def _construire_ids(variante: _VarianteIds) -> QuerySet:
     """``prefecture_rows``'s beneficiaries (those of the reader's préfecture départements
-    they read), with the ``departement`` and ``statut`` slots when these filters are given."""
+    they read), of the ``departement`` and ``statut`` given (filters)."""
     _, departement, statut = variante.cle
     user = variante.user
     beneficiaires = Beneficiaire.objects.for_user(user).filter(
         departement_id__in=policy.prefecture_departements(user)
     )
     if departement:
-        beneficiaires = beneficiaires.filter(departement_id=Parametre("departement"))
+        beneficiaires = beneficiaires.filter(departement_id=departement)
     if statut:
-        beneficiaires = beneficiaires.filter(statut=Parametre("statut"))
+        beneficiaires = beneficiaires.filter(statut=statut)
     return beneficiaires.order_by().values_list("pk")
 
 
@@ -175,8 +175,9 @@ def _construire_departements(_variante) -> QuerySet:
 
 
 # Built and compiled once per process for each perimeter and filter (pvd/db.py): building the
-# perimeter's query costs more than running it.
-_IDS = Preparee(_construire_ids)
+# perimeter's query costs more than running it. Its values (the perimeter's codes, the filters:
+# a few per préfecture) are written in its SQL: planned once per connection.
+_IDS = Preparee(_construire_ids, litterale=True)
 _DEPARTEMENTS = Preparee(_construire_departements)
 MAX_COMPILEES = 256  # perimeters and filters kept compiled per process, at most
 
@@ -212,9 +213,8 @@ def prefecture_rows(user, params, today, lot: Lot | None = None, lues=None):
     if not q:
         if len(_IDS.compilees) >= MAX_COMPILEES:
             _IDS.compilees.clear()
-        cle = (policy.perimeter_key(user), bool(departement), bool(statut))
-        valeurs = {"departement": departement, "statut": statut}
-        requetes.append((_IDS, _VarianteIds(cle, user), valeurs))
+        cle = (policy.perimeter_key(user), departement, statut)
+        requetes.append((_IDS, _VarianteIds(cle, user), {}))
 
     @cache_once
     def lu() -> tuple[list[int], list[Departement]]:
@@ -395,7 +395,8 @@ def _construire_territoires(variante: _Lecteur) -> QuerySet:
     )
 
 
-_TERRITOIRES = Preparee(_construire_territoires)
+# The perimeter's codes written in its SQL: planned once per connection (pvd/db.py).
+_TERRITOIRES = Preparee(_construire_territoires, litterale=True)
 
 
 def territoires_requete(user) -> tuple | None:
