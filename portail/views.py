@@ -5,6 +5,7 @@ from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache.utils import make_template_fragment_key
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -24,6 +25,7 @@ from django.views.generic import (
 )
 from django_filters.views import FilterView
 
+from carte import choroplethe
 from communes.models import Commune, MiseAJourReferentiel
 from pvd import health, policy, proconnect, spreadsheets
 from pvd.access import NationalRequiredMixin
@@ -119,7 +121,7 @@ class HomeView(TemplateView):
         user = self.request.user
         # Each role's dashboard and the cards of the user's roles (tableaux/dashboards.py);
         # the programme's figures replace the counts of France's communes.
-        context.update(home_context(self.request))
+        context.update(home_context(self.request, parts=[carte_du_tableau_de_bord]))
         # The tables of the territories the roles name, read only when their cached
         # fragment misses (querysets are lazy).
         departements = policy.role_departements_q(user)
@@ -146,6 +148,17 @@ class HomeView(TemplateView):
         if (lues := context.get("lues")) is not None:
             response.add_post_render_callback(lambda _: lues.write())
         return response
+
+
+def carte_du_tableau_de_bord(user, today, lues, lot) -> tuple[str, tuple] | None:
+    """The key of the préfecture home's map fragment (carte/includes/choroplethe_cache.html,
+    as its ``{% carte_embed %}`` keys it) and its query, for the home to read it with its
+    other fragments and send its query with theirs (tableaux.dashboards.prefecture_context)."""
+    carte = choroplethe.a_cacher(user, "perimetre", None, today, lues, lot)
+    if not carte["cle"]:
+        return None
+    key = make_template_fragment_key("carte_choroplethe", [carte["cle"]])
+    return key, choroplethe.requete(user, "perimetre", None)
 
 
 def not_found(request: HttpRequest) -> HttpResponse:

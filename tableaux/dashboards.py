@@ -22,7 +22,6 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html_join
 
 from actions.plan_cache import fragment_cache
-from carte import choroplethe
 from communes.models import Beneficiaire, Departement, Region
 from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
@@ -433,8 +432,9 @@ def territoires_cache_key(user, lues: dashboard_cache.Lues | None = None) -> str
     return dashboard_cache.fragment_key(set(), policy.perimeter_key(user), lues=lues)
 
 
-def home_context(request) -> dict:
-    """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
+def home_context(request, parts: Iterable[Callable] = ()) -> dict:
+    """What each role's home shows (one dashboard per role, ≤ 12 queries). ``parts``: the
+    préfecture home's parts of other apps (``prefecture_context``)."""
     user = request.user
     prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
@@ -449,7 +449,7 @@ def home_context(request) -> dict:
                 lambda: pilotage_cached({dashboard_cache.PROGRAMME}, today, None, "france")
             )
     elif prefecture:
-        context.update(prefecture_context(request, prefecture, today, lues))
+        context.update(prefecture_context(request, prefecture, today, lues, parts))
     else:
         beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
         context["mes_beneficiaires"] = beneficiaires
@@ -461,14 +461,18 @@ def home_context(request) -> dict:
     return context
 
 
-def prefecture_context(request, prefecture, today, lues: dashboard_cache.Lues) -> dict:
+def prefecture_context(
+    request, prefecture, today, lues: dashboard_cache.Lues, parts: Iterable[Callable] = ()
+) -> dict:
     """The préfecture's home: its table, governance figures and map, each cached under the
     versions of its départements (each family's), read with the role cards and the
     territories' tables in two round trips to the cache (the versions, then the fragments:
     ``lues``, the fragments read by ``{% cache_lu %}``); the queries of every part that
     missed sent together (``lot``: one round trip, then the table's own); the parts computed
     again written to the cache together once the page is rendered (``Lues.write``,
-    portail.views.HomeView)."""
+    portail.views.HomeView). ``parts``: the parts of other apps the home shows (the map),
+    each a function of (user, today, lues, lot) giving its fragment's key and its query, or
+    None when it is not cached."""
     user = request.user
     departements = sorted(prefecture)
     scopes = {dashboard_cache.departement_scope(code) for code in prefecture}
@@ -485,7 +489,7 @@ def prefecture_context(request, prefecture, today, lues: dashboard_cache.Lues) -
     table = prefecture_rows(user, request.GET, today, lot, lues)
     # The template's cached fragment also varies on the query string (filters, sort).
     prefecture_cache_key = dashboard_cache.fragment_key(scopes, today, *departements, lues=lues)
-    carte = choroplethe.a_cacher(user, "perimetre", None, today, lues, lot)
+    autres = [part(user, today, lues, lot) for part in parts]
     fragments = {
         "prefecture": make_template_fragment_key(
             "tableaux-prefecture", [prefecture_cache_key, request.GET.urlencode()]
@@ -496,9 +500,8 @@ def prefecture_context(request, prefecture, today, lues: dashboard_cache.Lues) -
             "portail-territoires", [territoires_cache_key(user, lues)]
         ),
     }
-    if carte["cle"]:
-        fragments["carte"] = make_template_fragment_key("carte_choroplethe", [carte["cle"]])
-    lues.read(fragments.values())
+    autres = {key: requete for key, requete in filter(None, autres)}
+    lues.read([*fragments.values(), *autres])
     manquent = {name for name, key in fragments.items() if lues.get(key) is None}
     if "roles" in manquent:
         lot.annonce(roles_requete(user))
@@ -506,8 +509,7 @@ def prefecture_context(request, prefecture, today, lues: dashboard_cache.Lues) -
         lot.annonce(*gouvernance_pilotage.requetes(departements, today))
     if "prefecture" in manquent:
         lot.annonce(*table["requetes"])
-    if "carte" in manquent:
-        lot.annonce(choroplethe.requete(user, "perimetre", None))
+    lot.annonce(*(requete for key, requete in autres.items() if lues.get(key) is None))
     if "territoires" in manquent and (territoires := territoires_requete(user)) is not None:
         lot.annonce(territoires)
 
