@@ -34,7 +34,7 @@ from django.urls import reverse
 from communes.models import Beneficiaire, Departement, MembreBeneficiaire
 from conventions.models import Convention
 from pvd import policy
-from pvd.db import Preparee
+from pvd.db import Lot, Preparee
 from pvd.fragments import content_key
 
 from . import geo
@@ -261,17 +261,25 @@ def _construire(variante: _Variante) -> QuerySet:
 
 
 # The map's query, built and compiled once per process for each perimeter and territory (its
-# values are the perimeter's, kept as compiled): building it costs more than running it.
-_LIGNES = Preparee(_construire)
+# values are the perimeter's, written in its SQL: planned once per connection): building it
+# costs more than running it.
+_LIGNES = Preparee(_construire, litterale=True)
 MAX_COMPILEES = 256  # perimeters and territories kept compiled per process, at most
 
 
-def lignes_preparees(user, niveau: str, code: str | None) -> list[dict]:
-    """``lignes`` of the départements ``choroplethe`` draws, from the compiled query."""
+def requete(user, niveau: str, code: str | None) -> tuple:
+    """The query of ``lignes_preparees``, as (query, variant, values) (pvd/db.py)."""
     if len(_LIGNES.compilees) >= MAX_COMPILEES:
         _LIGNES.compilees.clear()
-    variante = _Variante((policy.perimeter_key(user), niveau, code), user)
-    return [_ligne(*row) for row in _LIGNES.lignes(variante)]
+    return (_LIGNES, _Variante((policy.perimeter_key(user), niveau, code), user), {})
+
+
+def lignes_preparees(user, niveau: str, code: str | None, lot: Lot | None = None) -> list[dict]:
+    """``lignes`` of the départements ``choroplethe`` draws, from the compiled query (sent
+    with the page's others when given their ``lot``)."""
+    preparee, variante, _ = lu = requete(user, niveau, code)
+    rows = lot.lignes(lu) if lot is not None else preparee.lignes(variante)
+    return [_ligne(*row) for row in rows]
 
 
 def _lien(user, code: str, drill_down: bool) -> str:
@@ -302,10 +310,10 @@ def _intersects(bbox, viewbox) -> bool:
     return bbox[2] >= x and bbox[0] <= x + w and bbox[3] >= y and bbox[1] <= y + h
 
 
-def choroplethe(user, niveau: str, code: str | None) -> dict:
+def choroplethe(user, niveau: str, code: str | None, lot: Lot | None = None) -> dict:
     """What the choropleth draws: ``niveau`` is france, region, departement (the national
     drill-down pages) or perimetre (the user's own départements, e.g. a préfecture's)."""
-    rows = lignes_preparees(user, niveau, code)
+    rows = lignes_preparees(user, niveau, code, lot)
     shapes = formes()
     drill_down = policy.may_see_synthese(user)
     if niveau == "france":
@@ -342,12 +350,13 @@ def choroplethe(user, niveau: str, code: str | None) -> dict:
     return dessin
 
 
-def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
+def a_cacher(user, niveau: str, code: str | None, today: date, lues=None, lot=None) -> dict:
     """What ``carte/includes/choroplethe_cache.html`` needs: the choropleth, computed only
     when drawn (a callable: the template calls it), and its cache key and duration. For
     national readers, the drawing is the same for all and kept as long as the programme's
     figures; for the others it is kept per perimeter under the dashboards' version
-    (tableaux/cache.py), so a signed convention or a new beneficiary shows at once."""
+    (tableaux/cache.py), so a signed convention or a new beneficiary shows at once. ``lues``
+    and ``lot``: what the page read from the cache and the queries it sends together."""
     from tableaux import cache as dashboard_cache
 
     if policy.sees_everything(user) and settings.PROGRAMME_CACHE_TIMEOUT > 0:
@@ -358,8 +367,11 @@ def a_cacher(user, niveau: str, code: str | None, today: date) -> dict:
     elif dashboard_cache.timeout() > 0:
         scopes = dashboard_cache.scopes_for(user, "carte")
         perimetre = policy.perimeter_key(user)
-        cle = dashboard_cache.fragment_key(scopes, today, VERSION, niveau, code, perimetre)
+        cle = dashboard_cache.fragment_key(
+            scopes, today, VERSION, niveau, code, perimetre, lues=lues
+        )
         duree = dashboard_cache.timeout()
     else:
         cle, duree = None, 0
-    return {"calcul": partial(choroplethe, user, niveau, code), "cle": cle, "duree": duree}
+    calcul = partial(choroplethe, user, niveau, code, lot)
+    return {"calcul": calcul, "cle": cle, "duree": duree}

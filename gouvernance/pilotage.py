@@ -9,7 +9,7 @@ from datetime import date
 from django.db.models import Count, F, QuerySet, Window
 
 from communes.models import Beneficiaire
-from pvd.db import DansLaListe, Preparee, Valeur, ensemble
+from pvd.db import DansLaListe, Lot, Preparee, Valeur, ensemble
 
 from .models import Decision, Instance, Releve, Reunion, Suite
 
@@ -81,15 +81,18 @@ def _suites(variante: tuple) -> QuerySet:
 EN_RETARD, RELEVES, SUITES = Preparee(_en_retard), Preparee(_releves), Preparee(_suites)
 
 
-def pilotage(departements: list[str] | None, today: date) -> Pilotage:
-    """The figures over the instances of these départements (a préfecture's), or of France
-    (``None``)."""
+def requetes(departements: list[str] | None, today: date) -> list[tuple]:
+    """The three queries of ``pilotage``, as (query, variant, values)."""
     variante = (departements is None, today)
     codes = list(departements or [])
-    # The three in one round trip (pvd/db.py ``ensemble``).
-    en_retard, releves, suites = ensemble(
-        *((requete, variante, {"codes": codes}) for requete in (EN_RETARD, RELEVES, SUITES))
-    )
+    return [(requete, variante, {"codes": codes}) for requete in (EN_RETARD, RELEVES, SUITES)]
+
+
+def pilotage(departements: list[str] | None, today: date, lot: Lot | None = None) -> Pilotage:
+    """The figures over the instances of these départements (a préfecture's), or of France
+    (``None``). ``lot``: the page's queries, these sent with them."""
+    # The three in one round trip (pvd/db.py ``ensemble``), with the page's others if given.
+    en_retard, releves, suites = (lot.ensemble if lot else ensemble)(*requetes(departements, today))
     late = []
     for pk, nom, echeance, derniere, total in en_retard:
         instance = Instance(pk=pk, nom=nom)

@@ -5,12 +5,14 @@ from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache.utils import make_template_fragment_key
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import (
@@ -23,7 +25,8 @@ from django.views.generic import (
 )
 from django_filters.views import FilterView
 
-from communes.models import Commune, Departement, MiseAJourReferentiel
+from carte import choroplethe
+from communes.models import Commune, MiseAJourReferentiel
 from pvd import health, policy, proconnect, spreadsheets
 from pvd.access import NationalRequiredMixin
 from pvd.audit import readable, readable_for_user_q
@@ -32,7 +35,7 @@ from pvd.jobs import enqueue_on_commit
 from pvd.models import Deploiement, ImportRun, Invitation, Role, User
 from pvd.pagination import LastPageMixin
 from tableaux.cache import timeout as dashboard_timeout
-from tableaux.dashboards import home_context, territoires_cache_key
+from tableaux.dashboards import home_context, territoires_cache_key, territoires_departements
 
 from . import deploiement
 from .filters import LogEntryFilter, UserFilter
@@ -118,14 +121,14 @@ class HomeView(TemplateView):
         user = self.request.user
         # Each role's dashboard and the cards of the user's roles (tableaux/dashboards.py);
         # the programme's figures replace the counts of France's communes.
-        context.update(home_context(self.request))
+        context.update(home_context(self.request, parts=[carte_du_tableau_de_bord]))
         # The tables of the territories the roles name, read only when their cached
         # fragment misses (querysets are lazy).
         departements = policy.role_departements_q(user)
         communes = policy.role_communes_q(user)
         if departements is not None:
-            context["departements"] = (
-                Departement.objects.filter(departements).select_related("region").with_counts()
+            context["departements"] = SimpleLazyObject(
+                lambda: territoires_departements(user, context.get("lot"))
             )
         if communes is not None:
             context["communes"] = (
@@ -134,9 +137,28 @@ class HomeView(TemplateView):
                 .order_by("nom")
             )
         if departements is not None or communes is not None:
-            context["territoires_cache_key"] = territoires_cache_key(user)
+            context["territoires_cache_key"] = territoires_cache_key(user, context.get("lues"))
             context["dashboard_cache_timeout"] = dashboard_timeout()
         return context
+
+    def render_to_response(self, context, **response_kwargs):
+        response = super().render_to_response(context, **response_kwargs)
+        # The cache entries the page computed again, written together once it is rendered
+        # (tableaux.dashboards.prefecture_context).
+        if (lues := context.get("lues")) is not None:
+            response.add_post_render_callback(lambda _: lues.write())
+        return response
+
+
+def carte_du_tableau_de_bord(user, today, lues, lot) -> tuple[str, tuple] | None:
+    """The key of the préfecture home's map fragment (carte/includes/choroplethe_cache.html,
+    as its ``{% carte_embed %}`` keys it) and its query, for the home to read it with its
+    other fragments and send its query with theirs (tableaux.dashboards.prefecture_context)."""
+    carte = choroplethe.a_cacher(user, "perimetre", None, today, lues, lot)
+    if not carte["cle"]:
+        return None
+    key = make_template_fragment_key("carte_choroplethe", [carte["cle"]])
+    return key, choroplethe.requete(user, "perimetre", None)
 
 
 def not_found(request: HttpRequest) -> HttpResponse:

@@ -224,8 +224,14 @@ class Preparee:
     takes the variant and returns a ``values_list`` queryset whose parameters that change
     from run to run are ``Valeur`` slots; any other parameter is kept as compiled."""
 
-    def __init__(self, construire: Callable[[Hashable], QuerySet]):
+    def __init__(self, construire: Callable[[Hashable], QuerySet], litterale: bool = False):
+        """``litterale``: a query without ``Valeur`` slots whose values PostgreSQL plans
+        better knowing them (a perimeter's codes) is written with its values in its SQL
+        (quoted by psycopg): its statement, prepared on the connection, is then planned once
+        (with parameters, PostgreSQL plans it again at every run when a plan made for any
+        values would cost more)."""
         self.construire = construire
+        self.litterale = litterale
         self.compilees: dict = {}
 
     def compilee(self, variante: Hashable = None, using: str = "default") -> tuple:
@@ -237,6 +243,13 @@ class Preparee:
         if compilee is None:
             compiler = self.construire(variante).query.get_compiler(using=using)
             sql, params = compiler.as_sql()
+            if self.litterale and connection.vendor == "postgresql":
+                if any(isinstance(param, Valeur) for param in params):
+                    raise ValueError("A query written with its values has no Valeur slot.")
+                from psycopg import ClientCursor  # PostgreSQL only: not in the SQLite demo
+
+                connection.ensure_connection()
+                sql, params = ClientCursor(connection.connection).mogrify(sql, params), ()
             colonnes = [col for col, _, _ in compiler.select[: compiler.col_count]]
             compilee = self.compilees[cle] = (sql, params, compiler.get_converters(colonnes))
         return compilee
@@ -246,7 +259,8 @@ class Preparee:
         sql, params, converters = self.compilee(variante, using)
         params = avec_valeurs(params, valeurs, connection)
         with connection.cursor() as cursor:
-            cursor.execute(sql, avec_valeurs(params, valeurs, connection))
+            # No parameters: None, so that a « % » written in the SQL is left as it is.
+            cursor.execute(sql, avec_valeurs(params, valeurs, connection) or None)
             rows = cursor.fetchall()
         return convertir(rows, converters, connection)
 
@@ -288,7 +302,7 @@ def ensemble(*requetes: tuple[Preparee, Hashable, dict], using: str = "default")
                 for cursor, (sql, params, _), (_, _, valeurs) in zip(
                     cursors, compilees, requetes, strict=True
                 ):
-                    cursor.execute(sql, avec_valeurs(params, valeurs, connection))
+                    cursor.execute(sql, avec_valeurs(params, valeurs, connection) or None)
             lignes = [cursor.fetchall() for cursor in cursors]
     finally:
         for cursor in cursors:
@@ -324,6 +338,44 @@ def liees_par_le_serveur(using: str = "default"):
         yield
     finally:
         brute.cursor_factory = avant
+
+
+class Lot:
+    """The prepared queries a page will read, sent together (``ensemble``: one round trip)
+    the first time one of them is read: a page whose cached fragments missed announces the
+    queries of each (``annonce``) once it knows which missed, and each part reads its own
+    (``lignes``) where it needs them. A query read but not announced is sent then, with those
+    still waiting; a query is identified by (query, variant, values)."""
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+        self.attente: dict = {}
+        self.lues: dict = {}
+
+    @staticmethod
+    def _cle(requete: tuple) -> tuple:
+        preparee, variante, valeurs = requete
+        return (id(preparee), variante, repr(sorted(valeurs.items())))
+
+    def annonce(self, *requetes: tuple[Preparee, Hashable, dict]) -> None:
+        for requete in requetes:
+            self.attente[self._cle(requete)] = requete
+
+    def lignes(self, requete: tuple[Preparee, Hashable, dict]) -> list:
+        """The rows of the query (query, variant, values), as ``ensemble`` gives them."""
+        cle = self._cle(requete)
+        if cle not in self.lues:
+            self.attente[cle] = requete
+            cles = list(self.attente)
+            resultats = ensemble(*self.attente.values(), using=self.using)
+            self.lues.update(zip(cles, resultats, strict=True))
+            self.attente.clear()
+        return self.lues.pop(cle)
+
+    def ensemble(self, *requetes: tuple[Preparee, Hashable, dict]) -> list:
+        """The rows of each query, as ``ensemble`` gives them, sent with those waiting."""
+        self.annonce(*requetes)
+        return [self.lignes(requete) for requete in requetes]
 
 
 def _curseur_lie_par_le_serveur(connection):

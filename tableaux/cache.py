@@ -167,6 +167,8 @@ class Lues(dict):
         """Nothing read yet; with ``scopes``, their versions and ``keys`` read now."""
         self.asked: set[str] = set()
         self.wanted: set[str] = set()
+        # What ``keep`` holds back until ``write``, by duration (None: written at once).
+        self.to_write: dict[int, dict] | None = None
         super().__init__()
         if scopes is not None:
             self.read([*version_keys(scopes), DATA_REWRITTEN_KEY, *keys])
@@ -190,6 +192,30 @@ class Lues(dict):
         if key not in self.asked:
             self.read([key])
         return self.get(key)
+
+    def write_later(self) -> None:
+        """From now on, ``keep`` holds the entries back until ``write`` (the page, once
+        rendered): the entries a cold page computes are written in one round trip per
+        duration, not one each."""
+        if self.to_write is None:
+            self.to_write = {}
+
+    def keep(self, key: str, value, timeout: int) -> None:
+        """An entry computed by the page: noted as read, and written to the cache now, or
+        with the others by ``write`` after ``write_later``."""
+        self[key] = value
+        self.asked.add(key)
+        if self.to_write is None:
+            cache.set(key, value, timeout)
+        else:
+            self.to_write.setdefault(timeout, {})[key] = value
+
+    def write(self) -> None:
+        """The entries held back by ``keep``, one round trip per duration."""
+        for timeout, entries in (self.to_write or {}).items():
+            cache.set_many(entries, timeout)
+        if self.to_write is not None:
+            self.to_write.clear()
 
 
 def version_keys(scopes: Iterable[str], tout: bool = True) -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache as cache_once
 
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from django.core.cache.utils import make_template_fragment_key
 from django.db.models import F, IntegerField, OuterRef, QuerySet
 from django.http import Http404
@@ -27,12 +27,14 @@ from conventions.echeances import sans_date_adhesion
 from gouvernance import pilotage as gouvernance_pilotage
 from gouvernance.pilotage import pilotage
 from pvd import fragments, policy
-from pvd.db import ArraySubquery, DansLaListe, Parametre, Preparee, Valeur, ensemble
+from pvd.cache import DATA_REWRITTEN_KEY
+from pvd.db import ArraySubquery, DansLaListe, Lot, Parametre, Preparee, Valeur, ensemble
 from pvd.fragments import TIMEOUT as FRAGMENT_TIMEOUT
 from pvd.fragments import content_key
 from pvd.french import euros
 from pvd.models import Role
 from rappels import prochains
+from rappels.inbox import unread_key
 
 from . import cache as dashboard_cache
 from . import charts, lecture
@@ -149,16 +151,16 @@ class _VarianteIds:
 
 def _construire_ids(variante: _VarianteIds) -> QuerySet:
     """``prefecture_rows``'s beneficiaries (those of the reader's préfecture départements
-    they read), with the ``departement`` and ``statut`` slots when these filters are given."""
+    they read), of the ``departement`` and ``statut`` given (filters)."""
     _, departement, statut = variante.cle
     user = variante.user
     beneficiaires = Beneficiaire.objects.for_user(user).filter(
         departement_id__in=policy.prefecture_departements(user)
     )
     if departement:
-        beneficiaires = beneficiaires.filter(departement_id=Parametre("departement"))
+        beneficiaires = beneficiaires.filter(departement_id=departement)
     if statut:
-        beneficiaires = beneficiaires.filter(statut=Parametre("statut"))
+        beneficiaires = beneficiaires.filter(statut=statut)
     return beneficiaires.order_by().values_list("pk")
 
 
@@ -172,15 +174,18 @@ def _construire_departements(_variante) -> QuerySet:
 
 
 # Built and compiled once per process for each perimeter and filter (pvd/db.py): building the
-# perimeter's query costs more than running it.
-_IDS = Preparee(_construire_ids)
+# perimeter's query costs more than running it. Its values (the perimeter's codes, the filters:
+# a few per préfecture) are written in its SQL: planned once per connection.
+_IDS = Preparee(_construire_ids, litterale=True)
 _DEPARTEMENTS = Preparee(_construire_departements)
 MAX_COMPILEES = 256  # perimeters and filters kept compiled per process, at most
 
 
-def prefecture_rows(user, params, today):
+def prefecture_rows(user, params, today, lot: Lot | None = None, lues=None):
     """The préfecture's beneficiaries, filtered and sorted as asked; the départements it
-    may choose from."""
+    may choose from. ``requetes``: the queries of the ids and départements, which the home
+    announces to its ``lot`` when the table's fragment missed (``lues``: what it read from
+    the cache, where its rows' cached renderings are kept)."""
     codes = policy.prefecture_departements(user)
     beneficiaires = Beneficiaire.objects.for_user(user).filter(departement_id__in=codes)
     departement = params.get("departement", "")
@@ -201,18 +206,18 @@ def prefecture_rows(user, params, today):
     if tri.lstrip("-") not in lecture.SORTS:
         tri = "nom"
 
+    # The beneficiaries' ids, from the query compiled once per perimeter and filter (``_IDS``;
+    # a search by name builds its own), and the départements, in one round trip.
+    requetes = [(_DEPARTEMENTS, None, {"codes": sorted(codes)})]
+    if not q:
+        if len(_IDS.compilees) >= MAX_COMPILEES:
+            _IDS.compilees.clear()
+        cle = (policy.perimeter_key(user), departement, statut)
+        requetes.append((_IDS, _VarianteIds(cle, user), {}))
+
     @cache_once
     def lu() -> tuple[list[int], list[Departement]]:
-        """The beneficiaries' ids, from the query compiled once per perimeter and filter
-        (``_IDS``; a search by name builds its own), and the départements, in one round trip."""
-        requetes = [(_DEPARTEMENTS, None, {"codes": sorted(codes)})]
-        if not q:
-            if len(_IDS.compilees) >= MAX_COMPILEES:
-                _IDS.compilees.clear()
-            cle = (policy.perimeter_key(user), bool(departement), bool(statut))
-            valeurs = {"departement": departement, "statut": statut}
-            requetes.append((_IDS, _VarianteIds(cle, user), valeurs))
-        lignes_departements, *lignes_ids = ensemble(*requetes)
+        lignes_departements, *lignes_ids = (lot.ensemble if lot else ensemble)(*requetes)
         if q:
             ids = list(beneficiaires.values_list("pk", flat=True))
         else:
@@ -232,23 +237,25 @@ def prefecture_rows(user, params, today):
 
     return {
         "rows": rows,
-        "lignes": SimpleLazyObject(lambda: lignes_du_tableau(rows)),
+        "lignes": SimpleLazyObject(lambda: lignes_du_tableau(rows, lues)),
         "sans_date_adhesion": nb_sans_date_adhesion,
         "departements": SimpleLazyObject(lambda: lu()[1]),
         "filtre": {"departement": departement, "statut": statut, "q": q, "tri": tri},
+        "requetes": requetes,
     }
 
 
 LIGNE = "tableaux/includes/prefecture_row.html"
 
 
-def lignes_du_tableau(rows: list) -> list[str]:
+def lignes_du_tableau(rows: list, lues: dashboard_cache.Lues | None = None) -> list[str]:
     """The préfecture's table's rows rendered, each cached on what it shows: every value
     read with the row (``vars``: the query's columns and the figures added to them), and the
     code that renders it (``pvd.fragments.content_key``). A row is never stale, whatever
     wrote the data, and never crosses perimeters (only a reader whose query returned these
     very values gets it); a table computed again after a change renders only the rows it
-    changed, in one round trip to the cache for all of them."""
+    changed, in one round trip to the cache for all of them (those rendered written with the
+    page's other entries when it holds them back: ``lues``)."""
     keys = [
         "tableaux:ligne:"
         + content_key(
@@ -263,27 +270,46 @@ def lignes_du_tableau(rows: list) -> list[str]:
     if manquantes:
         template = get_template(LIGNE)
         rendues = {key: template.render({"b": row}) for key, row in manquantes.items()}
-        store.set_many(rendues, FRAGMENT_TIMEOUT)
+        if lues is not None and lues.to_write is not None and store is caches["default"]:
+            for key, ligne in rendues.items():
+                lues.keep(key, ligne, FRAGMENT_TIMEOUT)
+        else:
+            store.set_many(rendues, FRAGMENT_TIMEOUT)
         lignes.update(rendues)
     # Rendered templates are SafeStrings, and stay so through the cache's pickling.
     return [lignes[key] for key in keys]
 
 
-def role_cards(user, lues: dashboard_cache.Lues | None = None) -> list[dict]:
+def role_cards_key(user, lues: dashboard_cache.Lues) -> str:
+    """The cache key of ``role_cards``."""
+    scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
+    return "tableaux:roles:" + dashboard_cache.fragment_key(
+        scopes, user.pk, user.perimeter_version, lues=lues, tout=False
+    )
+
+
+def roles_requete(user) -> tuple:
+    """The query of ``role_cards``, as (query, variant, values) (pvd/db.py)."""
+    return (_ROLES, None, {"user": user.pk})
+
+
+def role_cards(
+    user, lues: dashboard_cache.Lues | None = None, lot: Lot | None = None
+) -> list[dict]:
     """The home's cards of the user's roles: kind, function, organisation and perimeter, as
     plain values. Read in one query (compiled once per process), cached per user under
     their perimeter version (renewed by any write to their roles and the territories these
     name, pvd/signals.py), the versions of the beneficiaries their roles name (a beneficiary
     renamed) and the last bulk write (the territories' names change through the importers,
     which say so); not under ``tout`` (the funders' catalogue, which no card shows).
-    ``lues``: what the home read from the cache already."""
-    scopes = {dashboard_cache.beneficiaire_scope(pk) for pk in policy.role_beneficiaires(user)}
+    ``lues``: what the home read from the cache already; ``lot``: the queries it sends
+    together."""
     lues = dashboard_cache.Lues() if lues is None else lues
-    key = "tableaux:roles:" + dashboard_cache.fragment_key(
-        scopes, user.pk, user.perimeter_version, lues=lues, tout=False
-    )
+    key = role_cards_key(user, lues)
     cards = lues.get_entry(key)
     if cards is None:
+        preparee, _, valeurs = requete = roles_requete(user)
+        lignes = lot.lignes(requete) if lot is not None else preparee.lignes(**valeurs)
         cards = [
             {
                 "kind": Role.Kind(kind).label,
@@ -291,10 +317,10 @@ def role_cards(user, lues: dashboard_cache.Lues | None = None) -> list[dict]:
                 "organisation": organisation,
                 "perimetre": perimetre(kind, region, epci, departements, beneficiaires, communes),
             }
-            for kind, fonction, organisation, region, epci, *noms in _ROLES.lignes(user=user.pk)
+            for kind, fonction, organisation, region, epci, *noms in lignes
             for departements, beneficiaires, communes in [_territoires(*noms)]
         ]
-        cache.set(key, cards, dashboard_cache.timeout())
+        lues.keep(key, cards, dashboard_cache.timeout())
     return cards
 
 
@@ -348,15 +374,68 @@ def perimetre(kind, region, epci, departements, beneficiaires, communes) -> str:
     return ", ".join([*parts, *beneficiaires, *communes]) or "France entière"
 
 
-def territoires_cache_key(user) -> str:
+@dataclass(frozen=True)
+class _Lecteur:
+    """A variant of a query over the reader's perimeter (its key); the reader rides along
+    to build it, outside the comparison."""
+
+    cle: str
+    user: object = field(compare=False, hash=False)
+
+
+def _construire_territoires(variante: _Lecteur) -> QuerySet:
+    """The départements and régions the reader's roles name, with their counts."""
+    return (
+        Departement.objects.filter(policy.role_departements_q(variante.user))
+        .with_counts()
+        .order_by("code")
+        .values_list(
+            "code", "nom", "region_id", "region__nom", "nb_communes", "nb_petites", "nb_epci"
+        )
+    )
+
+
+# The perimeter's codes written in its SQL: planned once per connection (pvd/db.py).
+_TERRITOIRES = Preparee(_construire_territoires, litterale=True)
+
+
+def territoires_requete(user) -> tuple | None:
+    """The query of ``territoires_departements``, as (query, variant, values) (pvd/db.py);
+    None when the roles name no département nor région."""
+    if policy.role_departements_q(user) is None:
+        return None
+    if len(_TERRITOIRES.compilees) >= MAX_COMPILEES:
+        _TERRITOIRES.compilees.clear()
+    return (_TERRITOIRES, _Lecteur(policy.perimeter_key(user), user), {})
+
+
+def territoires_departements(user, lot: Lot | None = None) -> list[Departement]:
+    """The home's table of the départements the user's roles name (``role_departements_q``):
+    each with its région and counts (``with_counts``), from the query compiled once per
+    perimeter, sent with the page's other queries when given their ``lot``."""
+    requete = territoires_requete(user)
+    if requete is None:
+        return []
+    preparee, variante, _ = requete
+    rows = lot.lignes(requete) if lot is not None else preparee.lignes(variante)
+    departements = []
+    for code, nom, region_id, region_nom, *counts in rows:
+        departement = Departement(code=code, nom=nom, region=Region(code=region_id, nom=region_nom))
+        departement.nb_communes, departement.nb_petites, departement.nb_epci = counts
+        departements.append(departement)
+    return departements
+
+
+def territoires_cache_key(user, lues: dashboard_cache.Lues | None = None) -> str:
     """The key of the home's tables of the départements and communes the user's roles name
     (their names and counts: reference data, written by the importers, which say so —
     ``pvd.cache.data_rewritten``, in every key), rendered once per perimeter."""
-    return dashboard_cache.fragment_key(set(), policy.perimeter_key(user))
+    return dashboard_cache.fragment_key(set(), policy.perimeter_key(user), lues=lues)
 
 
-def home_context(request) -> dict:
-    """What each role's home shows (one dashboard per role, ≤ 12 queries)."""
+def home_context(request, parts: Iterable[Callable] = ()) -> dict:
+    """What each role's home shows (one dashboard per role, ≤ 12 queries). ``parts``: the
+    préfecture home's parts of other apps (``prefecture_context``)."""
     user = request.user
     prefecture = policy.prefecture_departements(user)
     today = timezone.localdate()
@@ -371,31 +450,7 @@ def home_context(request) -> dict:
                 lambda: pilotage_cached({dashboard_cache.PROGRAMME}, today, None, "france")
             )
     elif prefecture:
-        table = prefecture_rows(user, request.GET, today)
-        context["prefecture"] = table
-        context["statuts"] = Beneficiaire.Statut.choices
-        context["sorts"] = SORT_LABELS
-        # The template's cached fragment also varies on the query string (filters, sort).
-        context["prefecture_cache_key"] = dashboard_cache.fragment_key(
-            {dashboard_cache.departement_scope(code) for code in prefecture},
-            today,
-            *sorted(prefecture),
-        )
-        context["dashboard_cache_timeout"] = dashboard_cache.timeout()
-
-        def totaux_departements():
-            totaux = lecture.totaux_du_tableau(table["rows"])
-            return [(d, totaux.get(d.code, {})) for d in table["departements"]]
-
-        context["totaux_departements"] = SimpleLazyObject(totaux_departements)
-        context["gouvernance"] = SimpleLazyObject(
-            lambda: pilotage_cached(
-                {dashboard_cache.departement_scope(code) for code in prefecture},
-                today,
-                sorted(prefecture),
-                *sorted(prefecture),
-            )
-        )
+        context.update(prefecture_context(request, prefecture, today, lues, parts))
     else:
         beneficiaires = list(Beneficiaire.objects.for_user(user).order_by("nom")[:21])
         context["mes_beneficiaires"] = beneficiaires
@@ -403,23 +458,104 @@ def home_context(request) -> dict:
             context.update(ville_context(user, beneficiaires[0], today))
         elif beneficiaires:
             context["rappels"] = prochains.rappels(user, [b.pk for b in beneficiaires])
-    context["roles"] = role_cards(user, lues)
+    context["roles"] = role_cards(user, lues, context.get("lot"))
     return context
 
 
-def pilotage_cached(scopes: set[str], today, departements, *perimeter):
+def prefecture_context(
+    request, prefecture, today, lues: dashboard_cache.Lues, parts: Iterable[Callable] = ()
+) -> dict:
+    """The préfecture's home: its table, governance figures and map, each cached under the
+    versions of its départements (each family's), read with the role cards and the
+    territories' tables in two round trips to the cache (the versions, then the fragments:
+    ``lues``, the fragments read by ``{% cache_lu %}``); the queries of every part that
+    missed sent together (``lot``: one round trip, then the table's own); the parts computed
+    again written to the cache together once the page is rendered (``Lues.write``,
+    portail.views.HomeView). ``parts``: the parts of other apps the home shows (the map),
+    each a function of (user, today, lues, lot) giving its fragment's key and its query, or
+    None when it is not cached."""
+    user = request.user
+    departements = sorted(prefecture)
+    scopes = {dashboard_cache.departement_scope(code) for code in prefecture}
+    familles = {
+        dashboard_cache.family_scope(famille, scope)
+        for famille in (gouvernance_pilotage.FAMILLE, "carte")
+        for scope in scopes
+    }
+    lues.write_later()
+    # With the header's unread count (portail/templatetags/portal.py).
+    versions = dashboard_cache.version_keys(scopes | familles)
+    lues.read([*versions, DATA_REWRITTEN_KEY, unread_key(user)])
+    lot = Lot()
+    table = prefecture_rows(user, request.GET, today, lot, lues)
+    # The template's cached fragment also varies on the query string (filters, sort).
+    prefecture_cache_key = dashboard_cache.fragment_key(scopes, today, *departements, lues=lues)
+    autres = [part(user, today, lues, lot) for part in parts]
+    fragments = {
+        "prefecture": make_template_fragment_key(
+            "tableaux-prefecture", [prefecture_cache_key, request.GET.urlencode()]
+        ),
+        "pilotage": pilotage_key(scopes, today, *departements, lues=lues),
+        "roles": role_cards_key(user, lues),
+        "territoires": make_template_fragment_key(
+            "portail-territoires", [territoires_cache_key(user, lues)]
+        ),
+    }
+    autres = {key: requete for key, requete in filter(None, autres)}
+    lues.read([*fragments.values(), *autres])
+    manquent = {name for name, key in fragments.items() if lues.get(key) is None}
+    if "roles" in manquent:
+        lot.annonce(roles_requete(user))
+    if "pilotage" in manquent:
+        lot.annonce(*gouvernance_pilotage.requetes(departements, today))
+    if "prefecture" in manquent:
+        lot.annonce(*table["requetes"])
+    lot.annonce(*(requete for key, requete in autres.items() if lues.get(key) is None))
+    if "territoires" in manquent and (territoires := territoires_requete(user)) is not None:
+        lot.annonce(territoires)
+
+    def totaux_departements():
+        totaux = lecture.totaux_du_tableau(table["rows"])
+        return [(d, totaux.get(d.code, {})) for d in table["departements"]]
+
+    return {
+        "prefecture": table,
+        "statuts": Beneficiaire.Statut.choices,
+        "sorts": SORT_LABELS,
+        "prefecture_cache_key": prefecture_cache_key,
+        "dashboard_cache_timeout": dashboard_cache.timeout(),
+        "totaux_departements": SimpleLazyObject(totaux_departements),
+        "gouvernance": SimpleLazyObject(
+            lambda: pilotage_cached(scopes, today, departements, *departements, lues=lues, lot=lot)
+        ),
+        "lues": lues,
+        "lot": lot,
+    }
+
+
+def pilotage_key(scopes: set[str], today, *perimeter, lues=None) -> str:
+    """The cache key of ``pilotage_cached``."""
+    famille = gouvernance_pilotage.FAMILLE
+    return "tableaux:pilotage:" + dashboard_cache.fragment_key(
+        {dashboard_cache.family_scope(famille, scope) for scope in scopes},
+        today,
+        *perimeter,
+        lues=lues,
+    )
+
+
+def pilotage_cached(scopes: set[str], today, departements, *perimeter, lues=None, lot=None):
     """Governance's steering figures over the instances of ``departements`` (None: France),
     cached under the governance versions of the territories they read
     (gouvernance/pilotage.py ``READS``: a meeting held in the Indre renews the Indre's, its
-    région's and France's, never the Corrèze's)."""
-    famille = gouvernance_pilotage.FAMILLE
-    key = "tableaux:pilotage:" + dashboard_cache.fragment_key(
-        {dashboard_cache.family_scope(famille, scope) for scope in scopes}, today, *perimeter
-    )
-    figures = cache.get(key)
+    région's and France's, never the Corrèze's). ``lues``, ``lot``: what the page read from
+    the cache, the queries it sends together."""
+    lues = dashboard_cache.Lues() if lues is None else lues
+    key = pilotage_key(scopes, today, *perimeter, lues=lues)
+    figures = lues.get_entry(key)
     if figures is None:
-        figures = pilotage(departements, today)
-        cache.set(key, figures, dashboard_cache.timeout())
+        figures = pilotage(departements, today, lot)
+        lues.keep(key, figures, dashboard_cache.timeout())
     return figures
 
 

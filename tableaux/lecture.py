@@ -480,21 +480,53 @@ def _table_beneficiaires(today: date) -> QuerySet:
 
 
 def _table_fiches(today: date) -> QuerySet:
-    """The fiches of the ``ids`` slot's beneficiaries, counted and added up per beneficiary."""
+    """The fiches of the ``ids`` slot's beneficiaries, counted and added up per beneficiary
+    and delivery bucket (None: abandoned), which ``beneficiaires_table`` adds up per
+    beneficiary: the bucket's ``CASE`` is computed once a fiche, not once per bucket."""
     return (
         FicheAction.objects.filter(DansLaListe(F("beneficiaire_id"), Valeur("ids")))
         .order_by()
-        .values("beneficiaire")
+        .annotate(livraison=livraison_case())
+        .values("beneficiaire", "livraison")
         .annotate(
-            nb_fiches=Count("pk", filter=COMPTEE),
+            nb=Count("pk"),
             nb_retards=Count("pk", filter=en_retard_q(today)),
             nb_sans_fin=Count("pk", filter=sans_fin_q()),
             derniere_maj=Max("updated_at"),
-            cout=Coalesce(Sum("cout_total", filter=COMPTEE), Value(ZERO), output_field=MONEY),
-            **_bucket_counts(""),
+            cout=Sum("cout_total"),
         )
-        .values_list("beneficiaire", *COLONNES_FICHES)
+        .values_list(
+            "beneficiaire", "livraison", "nb", "nb_retards", "nb_sans_fin", "derniere_maj", "cout"
+        )
     )
+
+
+def _fiches_par_beneficiaire(lignes: list) -> dict[int, list]:
+    """``_table_fiches``'s rows added up per beneficiary, in ``COLONNES_FICHES``'s order: the
+    fiches counted (abandoned ones left out, as their cost), late and without end date, the
+    last update (of any fiche), the cost, and the fiches per bucket."""
+    par_beneficiaire: dict[int, dict] = {}
+    for pk, bucket, nb, retards, sans_fin, maj, cout in lignes:
+        total = par_beneficiaire.get(pk)
+        if total is None:
+            total = par_beneficiaire[pk] = {
+                **dict.fromkeys(COLONNES_FICHES, 0),
+                "derniere_maj": None,
+                "cout": None,
+            }
+        total["nb_retards"] += retards
+        total["nb_sans_fin"] += sans_fin
+        if maj is not None and (total["derniere_maj"] is None or maj > total["derniere_maj"]):
+            total["derniere_maj"] = maj
+        if bucket is not None:  # counted: not abandoned
+            total["nb_fiches"] += nb
+            total[f"nb_{bucket}"] += nb
+            if cout is not None:
+                total["cout"] = cout if total["cout"] is None else total["cout"] + cout
+    for total in par_beneficiaire.values():
+        if total["cout"] is None:  # no counted fiche with a cost
+            total["cout"] = ZERO
+    return {pk: [total[name] for name in COLONNES_FICHES] for pk, total in par_beneficiaire.items()}
 
 
 def _table_argent(_) -> QuerySet:
@@ -538,7 +570,7 @@ def beneficiaires_table(beneficiaires: QuerySet | list, today: date, tri: str = 
         (TABLE_ARGENT, None, {"ids": ids}),
         (TABLE_BENEFICIAIRES, today, {"ids": ids}),
     )
-    fiches = {pk: values for pk, *values in lignes_fiches}
+    fiches = _fiches_par_beneficiaire(lignes_fiches)
     argent = {pk: values for pk, *values in lignes_argent}
     vide_fiches = [0, 0, 0, None, ZERO, *(0 for _ in Livraison.values)]
     vide_argent = [ZERO] * len(COLONNES_ARGENT)

@@ -24,7 +24,10 @@ def carte_embed(context) -> dict:
         niveau = "perimetre"
     query = f"?{niveau}={code}" if code else ""
     return {
-        "choroplethe": choroplethe.a_cacher(user, niveau, code, timezone.localdate()),
+        # What the page read from the cache and the queries it sends together, if it did.
+        "choroplethe": choroplethe.a_cacher(
+            user, niveau, code, timezone.localdate(), context.get("lues"), context.get("lot")
+        ),
         "geojson_url": reverse("carte:geojson") + query,
         "liste_url": reverse("carte:carte") + query,
         "tile_url": settings.MAP_TILE_URL,

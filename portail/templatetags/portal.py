@@ -62,8 +62,13 @@ def portal_header(context) -> SafeString:
     request = context.get("request")
     user = getattr(request, "user", None)  # none on a 404 answered before authentication
     logged_in = user is not None and user.is_authenticated
-    # The perimeter (for the rights) and the unread count in one round trip to the cache.
-    prefetched = user.prefetch(unread_key(user)) if logged_in else None
+    # The perimeter (for the rights) and the unread count in one round trip to the cache, or
+    # the count read with the page's other entries (``lues``: the préfecture's home).
+    lues = context.get("lues")
+    if logged_in and lues is not None and unread_key(user) in lues.asked:
+        prefetched = lues
+    else:
+        prefetched = user.prefetch(unread_key(user)) if logged_in else None
     rights = (
         (
             not policy.is_without_territory(user),

@@ -5,6 +5,7 @@ deadline, vacancy and unknown-date columns as the database's rules give them."""
 from datetime import date
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test import RequestFactory
@@ -15,7 +16,8 @@ from django.urls import reverse
 from communes.models import Beneficiaire
 from conventions.echeances import SANS_DATE_ADHESION, with_echeances
 from postes.models import Poste
-from tableaux import dashboards
+from pvd import db
+from tableaux import dashboards, lecture
 from tableaux.cache import renew_everything
 from tableaux.dashboards import home_context
 from tests.actions.test_plan_readmodel import text
@@ -40,7 +42,7 @@ def table_sql(user, query: str = "") -> list[str]:
 @pytest.mark.parametrize(
     "query,expected",
     # A filter on the status also counts the lauréats without a date, whatever the filters.
-    [("", 5), ("departement=19", 5), ("statut=laureat&tri=-part", 6)],
+    [("", 3), ("departement=19", 3), ("statut=laureat&tri=-part", 4)],
 )
 def test_the_table_costs_the_same_statements_whatever_its_size(
     prefecture_19, ussel_la_courtine, query, expected
@@ -50,10 +52,87 @@ def test_the_table_costs_the_same_statements_whatever_its_size(
     fill(ussel_la_courtine, 15, "3", "7")
     renew_everything()
     large = table_sql(prefecture_19, query)
-    # The départements and the ids (compiled once per perimeter and filter) sent together,
-    # then the beneficiaries with their fiches and money (pvd/db.py ``ensemble``: one round
-    # trip each, every statement counted).
+    # The départements and the ids (compiled once per perimeter and filter) were sent with the
+    # home's other queries (``home_context``: the role cards read them); the table reads the
+    # beneficiaries with their fiches and money (pvd/db.py ``ensemble``: one round trip,
+    # every statement counted).
     assert len(small) == len(large) == expected, "\n".join(sql[:150] for sql in large)
+
+
+@pytest.fixture
+def one_cache(settings):
+    """One cache for everything, as in production (Redis): versions and fragments."""
+    before = settings.CACHES
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    caches["default"].clear()
+    yield caches["default"]
+    caches["default"].clear()
+    settings.CACHES = before
+
+
+def counted(calls: list, name: str, method, depth: list):
+    """``method``, each outermost call noted in ``calls`` (a round trip: locmem's
+    ``get_many`` calls its ``get``; ``depth`` is shared by the methods counted together)."""
+
+    def call(*args, **kwargs):
+        if not depth[0]:
+            calls.append(name)
+        depth[0] += 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            depth[0] -= 1
+
+    return call
+
+
+def test_the_prefecture_home_reads_in_a_few_round_trips(
+    one_cache, client_for, prefecture_19, ussel_la_courtine, monkeypatch
+):
+    """Cold (every version renewed), the préfecture's home reads the cache in five round
+    trips (the perimeter; the versions with the unread count; the fragments — table,
+    governance, map, role cards, territories; the table's rows; the map's drawing) and
+    writes what it computed in one per duration; the database in four: the session, the
+    user, the queries of every part that missed together (pvd/db.py ``Lot``), the table.
+    Whatever the size of the plans. (Before: 19 calls to the cache, 8 round trips to the
+    database.)"""
+    client = client_for(prefecture_19)
+    home = reverse("portail:home")
+    client.get(home)
+    cache_calls, round_trips = [], []
+    depth = [0]
+    for name in ("get", "get_many", "set", "set_many", "add", "delete"):
+        method = getattr(one_cache, name)
+        monkeypatch.setattr(one_cache, name, counted(cache_calls, name, method, depth))
+    sent = []  # the statements sent together
+
+    def together(ensemble):
+        def call(*requetes, **kwargs):
+            sent.extend(requetes)
+            return ensemble(*requetes, **kwargs)
+
+        return counted(round_trips, "", call, [0])
+
+    for module in (db, lecture):
+        monkeypatch.setattr(module, "ensemble", together(module.ensemble))
+    counts = []
+    for size in (0, 15):
+        fill(ussel_la_courtine, size, f"s{size}", "7")
+        renew_everything()
+        cache_calls.clear()
+        round_trips.clear()
+        sent.clear()
+        with CaptureQueriesContext(connection) as queries:
+            first = text(client.get(home).content.decode())
+        alone = len(queries) - len(sent)  # each its own round trip
+        counts.append((len(round_trips) + alone, len(queries)))
+        # The rows rendered again (Ussel's plan changed) are kept longer: one more write.
+        writes = ["set_many"] * (2 if size else 1)
+        assert cache_calls == ["get", *["get_many"] * 4, *writes], " ".join(cache_calls)
+        assert text(client.get(home).content.decode()) == first
+    # The session, the user; the lot (role cards, three of governance, départements, ids,
+    # map, territories), then the table (fiches, money, beneficiaries).
+    assert counts[0] == counts[1] == (4, 13), counts
 
 
 def test_a_row_is_rendered_again_only_when_what_it_shows_changed(
