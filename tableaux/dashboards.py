@@ -429,8 +429,9 @@ def territoires_departements(user, lot: Lot | None = None) -> list[Departement]:
 def territoires_cache_key(user, lues: dashboard_cache.Lues | None = None) -> str:
     """The key of the home's tables of the départements and communes the user's roles name
     (their names and counts: reference data, written by the importers, which say so —
-    ``pvd.cache.data_rewritten``, in every key), rendered once per perimeter."""
-    return dashboard_cache.fragment_key(set(), policy.perimeter_key(user), lues=lues)
+    ``pvd.cache.data_rewritten``, in every key), rendered once per perimeter; not under
+    ``tout`` (the funders' catalogue, which they do not show)."""
+    return dashboard_cache.fragment_key(set(), policy.perimeter_key(user), lues=lues, tout=False)
 
 
 def home_context(request, parts: Iterable[Callable] = ()) -> dict:

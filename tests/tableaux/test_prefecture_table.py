@@ -130,10 +130,10 @@ def test_the_prefecture_home_reads_in_a_few_round_trips(
         writes = ["set_many"] * (2 if size else 1)
         assert cache_calls == ["get", *["get_many"] * 4, *writes], " ".join(cache_calls)
         assert text(client.get(home).content.decode()) == first
-    # The session, the user; the lot (three of governance, départements, ids, map,
-    # territories), then the table (fiches, money, beneficiaries). The role cards are not
-    # read again: nothing they show is renewed by renew_everything.
-    assert counts[0] == counts[1] == (4, 12), counts
+    # The session, the user; the lot (three of governance, départements, ids, map), then
+    # the table (fiches, money, beneficiaries). The role cards and the territories' table
+    # are not read again: nothing they show is renewed by renew_everything.
+    assert counts[0] == counts[1] == (4, 11), counts
 
 
 def test_a_row_is_rendered_again_only_when_what_it_shows_changed(
