@@ -163,17 +163,6 @@ def test_the_maps_compiled_query_reads_what_the_query_reads(request, plans, read
         )
 
 
-@pytest.fixture
-def one_cache(settings):
-    """One cache for everything, as in production (Redis): figures, versions and fragments."""
-    before = settings.CACHES
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    caches["default"].clear()
-    yield caches["default"]
-    caches["default"].clear()
-    settings.CACHES = before
-
-
 @pytest.mark.parametrize(("reader", "cold", "warm"), [("national", 9, 7), ("partenaire", 6, 5)])
 def test_the_programme_homes_read_the_cache_in_a_few_round_trips(
     request, one_cache, plans, settings, today, monkeypatch, reader, cold, warm

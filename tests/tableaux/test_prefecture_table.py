@@ -5,7 +5,6 @@ deadline, vacancy and unknown-date columns as the database's rules give them."""
 from datetime import date
 
 import pytest
-from django.core.cache import caches
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test import RequestFactory
@@ -57,17 +56,6 @@ def test_the_table_costs_the_same_statements_whatever_its_size(
     # beneficiaries with their fiches and money (pvd/db.py ``ensemble``: one round trip,
     # every statement counted).
     assert len(small) == len(large) == expected, "\n".join(sql[:150] for sql in large)
-
-
-@pytest.fixture
-def one_cache(settings):
-    """One cache for everything, as in production (Redis): versions and fragments."""
-    before = settings.CACHES
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    caches["default"].clear()
-    yield caches["default"]
-    caches["default"].clear()
-    settings.CACHES = before
 
 
 def counted(calls: list, name: str, method, depth: list):
