@@ -795,3 +795,17 @@ def test_the_fiche_history_shows_what_every_history_shows(
     assert historique(first) == historique(expected)
     assert "Département" in first and "Visite" in first and "Surface" in first
     assert historique(client.get(url).content.decode()) == historique(expected)
+
+
+def test_a_hostile_title_is_escaped_in_the_body_served_from_the_cache(
+    production_caches, client_for, cdp_ussel, fiche_ussel
+):
+    """The fiche's body is cached once rendered (autoescaped): the cached body serves the
+    escaped title, never markup."""
+    fiche_ussel.titre = '<img src=x onerror="alert(1)"> Halle'
+    fiche_ussel.save()
+    client = client_for(cdp_ussel)
+    for _ in range(2):  # rendered, then from the cache
+        html = client.get(reverse("actions:fiche", args=[fiche_ussel.pk])).content.decode()
+        assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; Halle" in html
+        assert "<img src=x" not in html

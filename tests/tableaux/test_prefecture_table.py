@@ -177,3 +177,17 @@ def test_the_rows_give_the_deadline_vacancy_and_unknown_dates(
     assert {pk for pk, row in rows.items() if row.sans_date_adhesion} == set(
         sans_date.values_list("pk", flat=True)
     )
+
+
+def test_a_hostile_name_is_escaped_in_a_row_rendered_and_served_from_the_cache(
+    production_caches, client_for, prefecture_19, ussel_la_courtine
+):
+    """A row is rendered by the template (autoescaped) and stored as such: the cached row
+    serves the escaped name, never markup."""
+    ussel_la_courtine.nom = '<script>alert("x")</script> Ussel'
+    ussel_la_courtine.save()
+    client = client_for(prefecture_19)
+    for _ in range(2):  # rendered, then from the cache
+        html = client.get(reverse("portail:home")).content.decode()
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; Ussel" in html
+        assert "<script>alert" not in html
